@@ -1,0 +1,59 @@
+//! C ABI types of the driver API used across families (values from cuda.h 12.9). Family-specific
+//! enums and structs live in the family's module.
+
+use std::ffi::c_void;
+
+/// `CUdevice`
+pub type CUdevice = i32;
+/// `CUdeviceptr` (v2: 64-bit)
+pub type CUdeviceptr = u64;
+/// `CUcontext`
+pub type CUcontext = *mut c_void;
+/// `CUmodule`
+pub type CUmodule = *mut c_void;
+/// `CUfunction`
+pub type CUfunction = *mut c_void;
+/// `CUstream`
+pub type CUstream = *mut c_void;
+/// `CUevent`
+pub type CUevent = *mut c_void;
+/// `CUlibrary`
+pub type CUlibrary = *mut c_void;
+/// `CUkernel`
+pub type CUkernel = *mut c_void;
+
+/// `CU_STREAM_LEGACY`
+pub const CU_STREAM_LEGACY: u64 = 0x1;
+/// `CU_STREAM_PER_THREAD`
+pub const CU_STREAM_PER_THREAD: u64 = 0x2;
+
+/// The driver version this CPU device reports (`cuDriverGetVersion`): CUDA 12.9.
+pub const DRIVER_VERSION: i32 = 12090;
+
+/// Writes `value` through an out-pointer, failing with `INVALID_VALUE` on NULL.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for a write of `T`.
+pub unsafe fn write_out<T>(ptr: *mut T, value: T) -> crate::error::CuResult {
+    if ptr.is_null() {
+        return Err(crate::error::CuError::INVALID_VALUE);
+    }
+    // SAFETY: non-null, and the caller guarantees validity for a write of T. Unaligned writes are
+    // tolerated because C callers sometimes pass packed structures.
+    unsafe { ptr.write_unaligned(value) };
+    Ok(())
+}
+
+/// Reads a NUL-terminated C string argument; NULL or invalid UTF-8 gives `INVALID_VALUE`.
+///
+/// # Safety
+/// `ptr` must be NULL or point to a NUL-terminated string that outlives `'a`.
+pub unsafe fn c_str<'a>(ptr: *const std::ffi::c_char) -> crate::error::CuResult<&'a str> {
+    if ptr.is_null() {
+        return Err(crate::error::CuError::INVALID_VALUE);
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_str()
+        .map_err(|_| crate::error::CuError::INVALID_VALUE)
+}

@@ -28,8 +28,8 @@ mod types;
 
 pub use error::{ExecError, MemFault, PtxError};
 pub use exec::{
-    launch, ExecOptions, GlobalMemory, LaunchConfig, LaunchStats, TimeSource,
-    GENERIC_LOCAL_BASE, GENERIC_LOCAL_SIZE, GENERIC_SHARED_BASE, GENERIC_SHARED_SIZE,
-    MAX_DYNAMIC_SHARED_BYTES, MAX_SHARED_BYTES_PER_BLOCK, MAX_THREADS_PER_BLOCK, WARP_SIZE,
+    launch, ExecOptions, GlobalMemory, LaunchConfig, LaunchStats, TimeSource, GENERIC_LOCAL_BASE,
+    GENERIC_LOCAL_SIZE, GENERIC_SHARED_BASE, GENERIC_SHARED_SIZE, MAX_DYNAMIC_SHARED_BYTES,
+    MAX_SHARED_BYTES_PER_BLOCK, MAX_THREADS_PER_BLOCK, WARP_SIZE,
 };
 pub use module::{GlobalSpace, GlobalVar, Kernel, Module, ParamInfo, Reloc};

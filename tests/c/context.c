@@ -115,7 +115,7 @@ static void primary_context(CUdevice dev)
     CHECK(cuDevicePrimaryCtxGetState(dev, &flags, &active));
     EXPECT(active == 0, "released as often as retained: must be inactive");
 
-    /* Reset back to default flags (only allowed state-changing call while inactive here). */
+    /* Back to the default flags for the rest of the program. */
     CHECK(cuDevicePrimaryCtxSetFlags(dev, 0));
     CHECK(cuDevicePrimaryCtxGetState(dev, &flags, &active));
     EXPECT((flags & CU_CTX_SCHED_MASK) == 0, "flags %u after SetFlags(0)", flags);

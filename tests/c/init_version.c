@@ -9,6 +9,9 @@
  *  - cuGetErrorName/cuGetErrorString: "If the error code is not recognized,
  *    CUDA_ERROR_INVALID_VALUE will be returned and *pStr will be set to the NULL value."
  *    They do not require cuInit.
+ *  - The strings are the driver's short messages ("invalid argument", "out of memory", ...: what
+ *    e.g. CuPy and PyTorch print for driver errors), not the longer descriptions in cuda.h's
+ *    comments.
  */
 #include "common.h"
 
@@ -32,7 +35,7 @@ static const struct known_error KNOWN[] = {
     {CUDA_ERROR_NOT_FOUND, "CUDA_ERROR_NOT_FOUND", NULL},
     {CUDA_ERROR_INVALID_PTX, "CUDA_ERROR_INVALID_PTX", NULL},
     {CUDA_ERROR_INVALID_IMAGE, "CUDA_ERROR_INVALID_IMAGE", NULL},
-    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", NULL},
+    {CUDA_ERROR_NOT_SUPPORTED, "CUDA_ERROR_NOT_SUPPORTED", "operation not supported"},
     {CUDA_ERROR_LAUNCH_FAILED, "CUDA_ERROR_LAUNCH_FAILED", NULL},
     {CUDA_ERROR_UNKNOWN, "CUDA_ERROR_UNKNOWN", NULL},
 };

@@ -58,11 +58,12 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         79 | 80 => 1,                           // GLOBAL/LOCAL_L1_CACHE_SUPPORTED
         81 => p.shared_per_sm as i64,           // MAX_SHARED_MEMORY_PER_MULTIPROCESSOR
         82 => 65536,                            // MAX_REGISTERS_PER_MULTIPROCESSOR
-        83 => 0,                                // MANAGED_MEMORY: not supported
+        83 => 1,                                // MANAGED_MEMORY (host-visible arena mappings)
         84 | 85 => 0,                           // MULTI_GPU_BOARD(_GROUP_ID)
         86 => 0,                                // HOST_NATIVE_ATOMIC_SUPPORTED
         87 => 2,                                // SINGLE_TO_DOUBLE_PRECISION_PERF_RATIO
-        88 | 89 => 0,                           // PAGEABLE_MEMORY_ACCESS, CONCURRENT_MANAGED_ACCESS
+        88 => 0,                                // PAGEABLE_MEMORY_ACCESS
+        89 => 1,                                // CONCURRENT_MANAGED_ACCESS
         90 => 1,                                // COMPUTE_PREEMPTION_SUPPORTED
         91 => 1,                                // CAN_USE_HOST_POINTER_FOR_REGISTERED_MEM
         92..=94 => 0,                           // stream memory operations (v1)

@@ -1,24 +1,160 @@
-//! Streams, events, modules and the executor (being written).
+//! Streams, events, modules and the executor that runs queued work and models its timing.
+//!
+//! - [`executor`]: the executor thread, ops and completion tracking.
+//! - [`timing`]: the timing model (pure).
+//! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
+//! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.
+//!
+//! See docs/cpu-device.md, sections "Execution" and "Timing model".
+
+pub mod event;
+pub mod executor;
+pub mod fatbin;
+pub mod image;
+pub mod module;
+pub mod stream;
+pub mod timing;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+use dashmap::DashMap;
 
 use crate::error::CuResult;
+use crate::handles::{HandleKind, HandleTable};
 use crate::profile::DeviceProfile;
 
-/// Executes queued work and models its timing.
-pub struct Executor {}
+pub use event::Event;
+pub use executor::OpState;
+pub use module::{Function, KernelObj, Library, LoadedModule};
+pub use stream::{Stream, StreamKind};
 
-impl Executor {
-    /// A new executor for `profile`.
-    pub fn new(_profile: &DeviceProfile) -> CuResult<Self> {
-        Ok(Executor {})
+/// The work queue (ops in submission order).
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub(crate) ops: VecDeque<executor::Op>,
+    pub(crate) next_seq: u64,
+}
+
+/// Executes queued work and models its timing; owns streams, events, modules and libraries.
+pub struct Executor {
+    /// The modelled device.
+    pub profile: DeviceProfile,
+    /// `GPUSHARE_CPU_PACING=1`: completions become visible only at their modelled end.
+    pub pacing: bool,
+    /// Host threads a kernel's blocks run on (`GPUSHARE_CPU_THREADS`, default: available cores).
+    pub worker_threads: usize,
+    pub(crate) queue: Mutex<Queue>,
+    pub(crate) queue_cv: Condvar,
+    pub(crate) done_lock: Mutex<()>,
+    pub(crate) done_cv: Condvar,
+    /// Set once the executor thread is started (false if it could not be).
+    pub(crate) worker: OnceLock<bool>,
+    /// Created streams.
+    pub streams: HandleTable<Stream>,
+    /// Events.
+    pub events: HandleTable<Event>,
+    /// Module instances.
+    pub modules: HandleTable<LoadedModule>,
+    /// Functions.
+    pub functions: HandleTable<Function>,
+    /// Libraries.
+    pub libraries: HandleTable<Library>,
+    /// Library kernels.
+    pub kernels: HandleTable<KernelObj>,
+    /// Per-context legacy/per-thread streams and last op.
+    pub(crate) contexts: DashMap<u64, Arc<stream::CtxStreams>>,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| matches!(v.trim(), "1" | "true" | "yes" | "on"))
+}
+
+fn env_threads() -> usize {
+    let default = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match std::env::var("GPUSHARE_CPU_THREADS") {
+        Err(_) => default,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => {
+                tracing::warn!(
+                    "GPUSHARE_CPU_THREADS={v:?} is not a positive number; using {default}"
+                );
+                default
+            }
+        },
     }
-
-    /// Destroys every stream, event and module owned by context `ctx`, after its work drains.
-    pub fn release_context(&self, _ctx: u64) {}
 }
 
 impl Executor {
-    /// Waits for every stream of context `ctx` to drain.
-    pub fn synchronize_context(&self, _ctx: &crate::state::Context) -> CuResult {
-        Ok(())
+    /// A new executor for `profile`. Reads `GPUSHARE_CPU_PACING` and `GPUSHARE_CPU_THREADS`. The
+    /// executor thread starts with the first submitted op.
+    pub fn new(profile: &DeviceProfile) -> CuResult<Self> {
+        let pacing = env_flag("GPUSHARE_CPU_PACING");
+        let worker_threads = env_threads();
+        if pacing {
+            tracing::info!("pacing on: completions wait for their modelled end time");
+        }
+        Ok(Executor {
+            profile: profile.clone(),
+            pacing,
+            worker_threads,
+            queue: Mutex::new(Queue::default()),
+            queue_cv: Condvar::new(),
+            done_lock: Mutex::new(()),
+            done_cv: Condvar::new(),
+            worker: OnceLock::new(),
+            streams: HandleTable::new(HandleKind::Stream),
+            events: HandleTable::new(HandleKind::Event),
+            modules: HandleTable::new(HandleKind::Module),
+            functions: HandleTable::new(HandleKind::Function),
+            libraries: HandleTable::new(HandleKind::Library),
+            kernels: HandleTable::new(HandleKind::Kernel),
+            contexts: DashMap::new(),
+        })
+    }
+
+    /// Waits for all work of `ctx` (with pacing: until its latest modelled end). The caller checks
+    /// the context's sticky error afterwards.
+    pub fn synchronize_context(&self, ctx: &crate::state::Context) -> CuResult {
+        let last = self
+            .contexts
+            .get(&ctx.id())
+            .and_then(|cs| cs.last.lock().ok().and_then(|l| l.clone()));
+        match last {
+            Some(op) => self.wait(&op, executor::Until::Horizon),
+            None => Ok(()),
+        }
+    }
+
+    /// Drains the work of context `ctx`, then destroys its streams, events and modules (freeing
+    /// module variables).
+    pub fn release_context(&self, ctx: u64) {
+        let cs = self.contexts.get(&ctx).map(|c| Arc::clone(c.value()));
+        if let Some(cs) = &cs {
+            let last = cs.last.lock().ok().and_then(|l| l.clone());
+            if let Some(op) = last {
+                if !Self::on_executor_thread() {
+                    // Without pacing: the functional work only.
+                    let _ = self.wait(&op, executor::Until::Done);
+                }
+            }
+        }
+        let mut forgotten: Vec<u64> = self
+            .streams
+            .remove_where(|s| s.ctx == ctx)
+            .into_iter()
+            .map(|(_, s)| s.key)
+            .collect();
+        if let Some(cs) = cs {
+            forgotten.extend(cs.streams().iter().map(|s| s.key));
+        }
+        self.events.remove_where(|e| e.ctx == ctx);
+        self.release_modules(ctx);
+        self.contexts.remove(&ctx);
+        for key in forgotten {
+            self.submit_forget(Some(key), None);
+        }
+        self.submit_forget(None, Some(ctx));
     }
 }

@@ -42,7 +42,11 @@ pub(crate) enum InitVal {
     F64(u64),
     Float(f64),
     /// Address of a symbol plus addend (`sym`, `sym+8`, `generic(sym)`).
-    Sym { name: String, addend: i64, generic: bool },
+    Sym {
+        name: String,
+        addend: i64,
+        generic: bool,
+    },
 }
 
 /// Variable initializer: scalar or brace list.
@@ -141,7 +145,11 @@ fn fmt_operand(o: &Operand, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             None => write!(f, "[{offset}]"),
         },
         Operand::Vec(v) | Operand::List(v) => {
-            let (open, close) = if matches!(o, Operand::Vec(_)) { ('{', '}') } else { ('(', ')') };
+            let (open, close) = if matches!(o, Operand::Vec(_)) {
+                ('{', '}')
+            } else {
+                ('(', ')')
+            };
             write!(f, "{open}")?;
             for (i, x) in v.iter().enumerate() {
                 if i > 0 {

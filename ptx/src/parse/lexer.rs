@@ -95,7 +95,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, PtxError> {
                 }
                 let s = String::from_utf8_lossy(&b[start..i]).into_owned();
                 i += 1;
-                out.push(Token { tok: Tok::Str(s), line, col });
+                out.push(Token {
+                    tok: Tok::Str(s),
+                    line,
+                    col,
+                });
             }
             b'.' if b.get(i + 1).is_some_and(|&n| is_follow(n)) => {
                 let start = i + 1;
@@ -112,7 +116,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, PtxError> {
                     break;
                 }
                 let s = std::str::from_utf8(&b[start..i]).unwrap_or("").to_string();
-                out.push(Token { tok: Tok::Dot(s), line, col });
+                out.push(Token {
+                    tok: Tok::Dot(s),
+                    line,
+                    col,
+                });
             }
             b'0'..=b'9' => {
                 let (tok, n) = lex_number(&b[i..]).map_err(|m| err(line, col as usize, m))?;
@@ -126,16 +134,28 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, PtxError> {
                     i += 1;
                 }
                 let s = std::str::from_utf8(&b[start..i]).unwrap_or("").to_string();
-                out.push(Token { tok: Tok::Ident(s), line, col });
+                out.push(Token {
+                    tok: Tok::Ident(s),
+                    line,
+                    col,
+                });
             }
             b',' | b';' | b':' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'<' | b'>' | b'+'
             | b'-' | b'|' | b'!' | b'@' | b'=' | b'*' | b'~' | b'&' | b'^' | b'/' => {
-                out.push(Token { tok: Tok::P(c as char), line, col });
+                out.push(Token {
+                    tok: Tok::P(c as char),
+                    line,
+                    col,
+                });
                 i += 1;
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
-                return Err(err(line, col as usize, format!("unexpected character {ch:?}")));
+                return Err(err(
+                    line,
+                    col as usize,
+                    format!("unexpected character {ch:?}"),
+                ));
             }
         }
     }
@@ -228,7 +248,9 @@ mod tests {
 
     #[test]
     fn idents_and_dots() {
-        let t = tokenize("ld.global.L1::no_allocate.f32 %f1, [%rd1+-4]; // c\n/* x\n */ $L__BB0_2:").unwrap();
+        let t =
+            tokenize("ld.global.L1::no_allocate.f32 %f1, [%rd1+-4]; // c\n/* x\n */ $L__BB0_2:")
+                .unwrap();
         assert_eq!(t[0].tok, Tok::Ident("ld".into()));
         assert_eq!(t[2].tok, Tok::Dot("L1::no_allocate".into()));
         assert_eq!(t[4].tok, Tok::Ident("%f1".into()));

@@ -27,7 +27,10 @@ impl Parser {
         self.toks.get(self.pos).map(|t| &t.tok).unwrap_or(&EOF_TOK)
     }
     fn peek_at(&self, k: usize) -> &Tok {
-        self.toks.get(self.pos + k).map(|t| &t.tok).unwrap_or(&EOF_TOK)
+        self.toks
+            .get(self.pos + k)
+            .map(|t| &t.tok)
+            .unwrap_or(&EOF_TOK)
     }
     fn at_eof(&self) -> bool {
         self.pos >= self.toks.len()
@@ -35,12 +38,20 @@ impl Parser {
     fn pos_info(&self) -> (u32, u32) {
         match self.toks.get(self.pos) {
             Some(t) => (t.line, t.col),
-            None => self.toks.last().map(|t| (t.line, t.col + 1)).unwrap_or((1, 1)),
+            None => self
+                .toks
+                .last()
+                .map(|t| (t.line, t.col + 1))
+                .unwrap_or((1, 1)),
         }
     }
     fn err<T>(&self, msg: impl Into<String>) -> Result<T, PtxError> {
         let (line, col) = self.pos_info();
-        Err(PtxError::Parse { line, col, msg: msg.into() })
+        Err(PtxError::Parse {
+            line,
+            col,
+            msg: msg.into(),
+        })
     }
     fn bump(&mut self) -> Tok {
         let t = self.peek().clone();
@@ -128,7 +139,10 @@ impl Parser {
     }
 
     fn module(&mut self) -> Result<AstModule, PtxError> {
-        let mut m = AstModule { address_size: 64, ..Default::default() };
+        let mut m = AstModule {
+            address_size: 64,
+            ..Default::default()
+        };
         while !self.at_eof() {
             let (line, col) = self.pos_info();
             match self.peek().clone() {
@@ -144,7 +158,13 @@ impl Parser {
                                 (a, b)
                             }
                             Tok::Int(v) => (v as u32, 0),
-                            _ => return Err(PtxError::Parse { line, col, msg: "bad .version".into() }),
+                            _ => {
+                                return Err(PtxError::Parse {
+                                    line,
+                                    col,
+                                    msg: "bad .version".into(),
+                                })
+                            }
                         };
                     }
                     "target" => {

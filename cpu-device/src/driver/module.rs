@@ -1,0 +1,335 @@
+//! Modules, libraries, kernels and functions: `cuModule*`, `cuLibrary*`, `cuKernel*`, `cuFunc*`.
+//!
+//! Images may be NUL-terminated PTX, a fatbin (or the wrapper nvcc emits) carrying PTX, or a file
+//! holding either; cubins (SASS) give `NO_BINARY_FOR_GPU`, anything else `INVALID_IMAGE`. A
+//! `CUkernel` is accepted wherever a `CUfunction` is (the runtime passes them interchangeably).
+
+use std::ffi::{c_char, c_void};
+use std::sync::Mutex;
+
+use crate::error::{CuError, CuResult};
+use crate::exec::image;
+use crate::exec::module::{FuncAttrs, LoadError};
+use crate::state::{self, Driver};
+use crate::sys::{c_str, write_out, CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule};
+
+/// `CUjit_option` values this device looks at.
+const JIT_WALL_TIME: u32 = 2;
+const JIT_INFO_LOG_BUFFER: u32 = 3;
+const JIT_INFO_LOG_BUFFER_SIZE_BYTES: u32 = 4;
+const JIT_ERROR_LOG_BUFFER: u32 = 5;
+const JIT_ERROR_LOG_BUFFER_SIZE_BYTES: u32 = 6;
+
+/// The JIT log buffers named in a `CUjit_option` list.
+struct JitLogs {
+    values: *mut *mut c_void,
+    info: Option<(*mut u8, usize)>,
+    error: Option<(*mut u8, usize)>,
+    info_size_slot: Option<usize>,
+    error_size_slot: Option<usize>,
+    wall_time_slot: Option<usize>,
+}
+
+impl JitLogs {
+    /// No options.
+    fn none() -> JitLogs {
+        JitLogs {
+            values: std::ptr::null_mut(),
+            info: None,
+            error: None,
+            info_size_slot: None,
+            error_size_slot: None,
+            wall_time_slot: None,
+        }
+    }
+
+    /// Reads the options; unknown ones are accepted and ignored.
+    ///
+    /// # Safety
+    /// `options` and `values` must hold `n` entries when non-NULL.
+    unsafe fn parse(n: u32, options: *const u32, values: *mut *mut c_void) -> CuResult<JitLogs> {
+        let mut logs = JitLogs {
+            values,
+            ..JitLogs::none()
+        };
+        if n == 0 {
+            return Ok(logs);
+        }
+        if options.is_null() || values.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let (mut info_buf, mut err_buf, mut info_len, mut err_len) = (None, None, 0, 0);
+        for i in 0..n as usize {
+            // SAFETY: both arrays hold `n` entries.
+            let (opt, val) = unsafe { (options.add(i).read(), values.add(i).read()) };
+            match opt {
+                JIT_INFO_LOG_BUFFER => info_buf = Some(val.cast::<u8>()),
+                JIT_ERROR_LOG_BUFFER => err_buf = Some(val.cast::<u8>()),
+                JIT_INFO_LOG_BUFFER_SIZE_BYTES => {
+                    info_len = val as usize;
+                    logs.info_size_slot = Some(i);
+                }
+                JIT_ERROR_LOG_BUFFER_SIZE_BYTES => {
+                    err_len = val as usize;
+                    logs.error_size_slot = Some(i);
+                }
+                JIT_WALL_TIME => logs.wall_time_slot = Some(i),
+                _ => {}
+            }
+        }
+        logs.info = info_buf
+            .filter(|p| !p.is_null() && info_len > 0)
+            .map(|p| (p, info_len));
+        logs.error = err_buf
+            .filter(|p| !p.is_null() && err_len > 0)
+            .map(|p| (p, err_len));
+        Ok(logs)
+    }
+
+    /// Writes the logs and output options.
+    fn finish(&self, info: &str, error: &str) {
+        // SAFETY (all blocks below): the buffers and the value array come from the caller's option
+        // list, with the sizes it declared.
+        let put = |buf: Option<(*mut u8, usize)>, slot: Option<usize>, text: &str| {
+            let Some((p, cap)) = buf else { return };
+            let n = text.len().min(cap - 1);
+            // SAFETY: see above; `n + 1 <= cap`.
+            unsafe {
+                std::ptr::copy_nonoverlapping(text.as_ptr(), p, n);
+                p.add(n).write(0);
+            }
+            if let Some(i) = slot {
+                // SAFETY: see above.
+                unsafe { self.values.add(i).write((n + 1) as *mut c_void) };
+            }
+        };
+        put(self.info, self.info_size_slot, info);
+        put(self.error, self.error_size_slot, error);
+        if let Some(i) = self.wall_time_slot {
+            // SAFETY: see above. The wall time is a float stored in the value slot itself.
+            unsafe { self.values.add(i).cast::<f32>().write_unaligned(0.0) };
+        }
+    }
+}
+
+fn sm(d: &Driver) -> u32 {
+    let (major, minor) = d.profile.compute_capability;
+    major * 10 + minor
+}
+
+/// Loads the image at `image` into the current context, writing the JIT logs.
+fn load_data(out: *mut CUmodule, image: *const c_void, logs: &JitLogs) -> CuResult {
+    let (d, ctx) = state::current()?;
+    if out.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: the caller passes a valid image.
+    let result = unsafe { image::ptx_from_ptr(image, sm(d)) }
+        .map_err(LoadError::from)
+        .and_then(|text| d.exec.load_module(d, &ctx, &text));
+    finish_load(out, result, logs)
+}
+
+fn finish_load<T>(out: *mut T, result: Result<u64, LoadError>, logs: &JitLogs) -> CuResult {
+    match result {
+        Ok(h) => {
+            logs.finish("gpushare CPU device: PTX loaded for interpretation", "");
+            // SAFETY: out-pointer from the caller, checked non-null by the callers.
+            unsafe { write_out(out.cast::<u64>(), h) }
+        }
+        Err(e) => {
+            logs.finish("", &e.message);
+            Err(e.code)
+        }
+    }
+}
+
+fn read_file(path: *const c_char) -> CuResult<Vec<u8>> {
+    // SAFETY: the caller passes a NUL-terminated path.
+    let path = unsafe { c_str(path) }?;
+    std::fs::read(path).map_err(|e| {
+        tracing::warn!("cannot read module file {path:?}: {e}");
+        CuError::FILE_NOT_FOUND
+    })
+}
+
+fn load_library(out: *mut CUlibrary, text: CuResult<String>, logs: &JitLogs) -> CuResult {
+    let d = state::driver()?;
+    if out.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    let result = text
+        .map_err(LoadError::from)
+        .and_then(|t| d.exec.load_library(&t));
+    finish_load(out, result, logs)
+}
+
+/// `CUfunction_attribute` values.
+mod attr {
+    pub const MAX_THREADS_PER_BLOCK: i32 = 0;
+    pub const SHARED_SIZE_BYTES: i32 = 1;
+    pub const CONST_SIZE_BYTES: i32 = 2;
+    pub const LOCAL_SIZE_BYTES: i32 = 3;
+    pub const NUM_REGS: i32 = 4;
+    pub const PTX_VERSION: i32 = 5;
+    pub const BINARY_VERSION: i32 = 6;
+    pub const CACHE_MODE_CA: i32 = 7;
+    pub const MAX_DYNAMIC_SHARED_SIZE_BYTES: i32 = 8;
+    pub const PREFERRED_SHARED_MEMORY_CARVEOUT: i32 = 9;
+    pub const CLUSTER_SIZE_MUST_BE_SET: i32 = 10;
+    pub const CLUSTER_SCHEDULING_POLICY_PREFERENCE: i32 = 15;
+}
+
+/// What a function attribute query needs.
+struct FuncView<'a> {
+    kernel: &'a gpushare_ptx::Kernel,
+    ptx: &'a gpushare_ptx::Module,
+    target: u32,
+    attrs: &'a Mutex<FuncAttrs>,
+}
+
+fn get_attribute(v: &FuncView<'_>, attrib: i32) -> CuResult<i32> {
+    let a = *v.attrs.lock().map_err(|_| CuError::UNKNOWN)?;
+    let k = v.kernel;
+    let clamp = |x: u64| x.min(i32::MAX as u64) as i32;
+    Ok(match attrib {
+        attr::MAX_THREADS_PER_BLOCK => clamp(u64::from(k.max_threads_per_block())),
+        attr::SHARED_SIZE_BYTES => clamp(u64::from(k.static_shared_bytes())),
+        attr::CONST_SIZE_BYTES => clamp(
+            v.ptx
+                .globals()
+                .iter()
+                .filter(|g| g.space == gpushare_ptx::GlobalSpace::Const)
+                .map(|g| g.size as u64)
+                .sum(),
+        ),
+        attr::LOCAL_SIZE_BYTES => clamp(u64::from(k.local_bytes_per_thread())),
+        attr::NUM_REGS => clamp(u64::from(k.num_regs().min(255))),
+        attr::PTX_VERSION | attr::BINARY_VERSION => clamp(u64::from(v.target)),
+        attr::CACHE_MODE_CA => 0,
+        attr::MAX_DYNAMIC_SHARED_SIZE_BYTES => clamp(u64::from(a.max_dynamic_shared)),
+        attr::PREFERRED_SHARED_MEMORY_CARVEOUT => a.carveout,
+        attr::CLUSTER_SIZE_MUST_BE_SET..=attr::CLUSTER_SCHEDULING_POLICY_PREFERENCE => 0,
+        _ => {
+            tracing::warn!("unknown function attribute {attrib}");
+            return Err(CuError::INVALID_VALUE);
+        }
+    })
+}
+
+fn set_attribute(d: &Driver, v: &FuncView<'_>, attrib: i32, value: i32) -> CuResult {
+    let mut a = v.attrs.lock().map_err(|_| CuError::UNKNOWN)?;
+    match attrib {
+        attr::MAX_DYNAMIC_SHARED_SIZE_BYTES => {
+            let limit = d
+                .profile
+                .shared_per_block_optin
+                .saturating_sub(v.kernel.static_shared_bytes());
+            match u32::try_from(value) {
+                Ok(n) if n <= limit => a.max_dynamic_shared = n,
+                _ => {
+                    tracing::warn!("MAX_DYNAMIC_SHARED_SIZE_BYTES {value} is outside 0..={limit}");
+                    return Err(CuError::INVALID_VALUE);
+                }
+            }
+        }
+        attr::PREFERRED_SHARED_MEMORY_CARVEOUT if (-1..=100).contains(&value) => a.carveout = value,
+        // Cluster attributes are accepted and have no effect.
+        attr::CLUSTER_SIZE_MUST_BE_SET..=attr::CLUSTER_SCHEDULING_POLICY_PREFERENCE => {}
+        _ => {
+            tracing::warn!("function attribute {attrib} cannot be set to {value}");
+            return Err(CuError::INVALID_VALUE);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on the function behind `func` (a `CUfunction`, or a `CUkernel` resolved in the
+/// current context).
+fn with_function<T>(
+    func: CUfunction,
+    f: impl FnOnce(&Driver, &crate::exec::Function) -> CuResult<T>,
+) -> CuResult<T> {
+    let d = state::driver()?;
+    let func = match d.exec.functions.get(func as u64) {
+        Some(func) => func,
+        None => {
+            let (_, ctx) = state::current()?;
+            d.exec.resolve_function(d, &ctx, func as u64)?
+        }
+    };
+    f(d, &func)
+}
+
+fn function_view<'a>(func: &'a crate::exec::Function) -> CuResult<FuncView<'a>> {
+    Ok(FuncView {
+        kernel: func.kernel()?,
+        ptx: &func.module.ptx,
+        target: func.module.target,
+        attrs: &func.attrs,
+    })
+}
+
+fn with_kernel<T>(
+    kernel: CUkernel,
+    f: impl FnOnce(&Driver, &crate::exec::KernelObj) -> CuResult<T>,
+) -> CuResult<T> {
+    let d = state::driver()?;
+    let k = d.exec.kernels.get(kernel as u64).ok_or_else(|| {
+        tracing::warn!("invalid kernel handle {:#x}", kernel as u64);
+        CuError::INVALID_HANDLE
+    })?;
+    f(d, &k)
+}
+
+fn kernel_view(k: &crate::exec::KernelObj) -> CuResult<FuncView<'_>> {
+    Ok(FuncView {
+        kernel: k.kernel()?,
+        ptx: &k.library.ptx,
+        target: k.library.target,
+        attrs: &k.attrs,
+    })
+}
+
+fn param_info(
+    k: &gpushare_ptx::Kernel,
+    index: usize,
+    offset: *mut usize,
+    size: *mut usize,
+) -> CuResult {
+    let Some(p) = k.params().get(index) else {
+        return Err(CuError::INVALID_VALUE);
+    };
+    if !offset.is_null() {
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(offset, p.offset) }?;
+    }
+    if !size.is_null() {
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(size, p.size) }?;
+    }
+    Ok(())
+}
+
+fn write_global(dptr: *mut CUdeviceptr, bytes: *mut usize, found: (u64, u64)) -> CuResult {
+    if !dptr.is_null() {
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(dptr, found.0) }?;
+    }
+    if !bytes.is_null() {
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(bytes, found.1 as usize) }?;
+    }
+    Ok(())
+}
+
+fn check_cache_config(config: i32) -> CuResult {
+    if (0..=3).contains(&config) {
+        Ok(())
+    } else {
+        Err(CuError::INVALID_VALUE)
+    }
+}
+
+pub mod exports;
+pub use exports::*;

@@ -1,0 +1,548 @@
+//! Driver entry-point access: `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable`.
+//!
+//! libcudart does not `dlsym` the driver: it resolves every entry point through
+//! `cuGetProcAddress_v2(base name, &pfn, cudaVersion, flags, &status)`. Resolution follows the
+//! generated [`PROC_TABLE`] (from NVIDIA's cudaTypedefs.h and cuda.h):
+//!
+//! - `symbol` is a base name (`cuMemAlloc`, not `cuMemAlloc_v2`). The answer is the newest legacy
+//!   variant introduced at or before `cudaVersion` (`cuMemAlloc` for 2000..3019, `cuMemAlloc_v2`
+//!   from 3020).
+//! - `flags`: `CU_GET_PROC_ADDRESS_DEFAULT` (0) and `_LEGACY_STREAM` (1) give legacy-stream
+//!   variants. The documented default follows the caller's compile-time per-thread setting, which
+//!   the driver cannot see: cuda.h's inline wrapper adds `_PER_THREAD_DEFAULT_STREAM` itself when
+//!   the caller compiles with per-thread default streams, so 0 reaching the driver means legacy.
+//!   `_PER_THREAD_DEFAULT_STREAM` (2) gives the `_ptds`/`_ptsz` form of the chosen variant where
+//!   one exists by `cudaVersion`, else the legacy one. Other bits, or 1 and 2 together:
+//!   `CUDA_ERROR_INVALID_VALUE`.
+//! - Unknown base name (including libcudart's first probe, the empty string): `*pfn = NULL`, status
+//!   `CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND`. Known, but every variant newer than `cudaVersion`:
+//!   `*pfn = NULL`, status `CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT`. Both return
+//!   `CUDA_ERROR_NOT_FOUND`, as NVIDIA's driver does (cuda.h's comment says `CUDA_SUCCESS`; callers
+//!   that follow it check `pfn`/status, which are set either way).
+//! - A variant the CPU device does not implement resolves to its exported stub (status SUCCESS),
+//!   which returns `CUDA_ERROR_NOT_SUPPORTED` when called. NVIDIA's driver hands out a pointer for
+//!   every name it knows and libcudart looks up hundreds of them at start-up, treating a missing
+//!   one as a driver too old for the runtime; a stub keeps start-up working and fails only the
+//!   calls that are actually made, with a log line naming them.
+//! - NULL `symbol` or `pfn`: `CUDA_ERROR_INVALID_VALUE` (and `*pfn = NULL` where `pfn` is not).
+//!
+//! The lookup is a `HashMap` from base name to its variants (with addresses from
+//! [`super::all_exports`] and the stubs of [`super::unsupported`]), built once.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void, CStr};
+use std::sync::OnceLock;
+
+use super::device::CUuuid;
+use super::proc_table::PROC_TABLE;
+use crate::error::{CuError, CuResult};
+use crate::sys::write_out;
+
+/// `CU_GET_PROC_ADDRESS_LEGACY_STREAM`
+pub const CU_GET_PROC_ADDRESS_LEGACY_STREAM: u64 = 1 << 0;
+/// `CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM`
+pub const CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM: u64 = 1 << 1;
+
+/// `CUdriverProcAddressQueryResult`
+pub type CUdriverProcAddressQueryResult = i32;
+/// `CU_GET_PROC_ADDRESS_SUCCESS`
+pub const CU_GET_PROC_ADDRESS_SUCCESS: CUdriverProcAddressQueryResult = 0;
+/// `CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND`
+pub const CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND: CUdriverProcAddressQueryResult = 1;
+/// `CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT`
+pub const CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT: CUdriverProcAddressQueryResult = 2;
+
+/// One resolvable variant of a base name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resolved {
+    /// The CUDA version that introduced it.
+    pub version: i32,
+    /// The exported symbol, e.g. `cuMemAlloc_v2`.
+    pub symbol: &'static str,
+    /// A `_ptds`/`_ptsz` variant.
+    pub per_thread: bool,
+    /// The function's address.
+    pub addr: usize,
+    /// Implemented by a family module (false: an unsupported stub).
+    pub supported: bool,
+}
+
+/// Why a lookup found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// No such base name.
+    SymbolNotFound,
+    /// Every variant is newer than the requested version.
+    VersionNotSufficient,
+}
+
+impl Miss {
+    fn status(self) -> CUdriverProcAddressQueryResult {
+        match self {
+            Miss::SymbolNotFound => CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND,
+            Miss::VersionNotSufficient => CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT,
+        }
+    }
+}
+
+/// Base name -> its variants, oldest first.
+fn table() -> &'static HashMap<&'static str, Vec<Resolved>> {
+    static TABLE: OnceLock<HashMap<&'static str, Vec<Resolved>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut addrs: HashMap<&'static str, (usize, bool)> = HashMap::new();
+        for e in super::all_exports() {
+            addrs.insert(e.name, (e.addr as usize, true));
+        }
+        for e in super::unsupported::EXPORTS {
+            addrs.entry(e.name).or_insert((e.addr as usize, false));
+        }
+        let mut map: HashMap<&'static str, Vec<Resolved>> = HashMap::with_capacity(PROC_TABLE.len());
+        // PROC_TABLE is sorted by base, then version, so each list is oldest first.
+        for e in PROC_TABLE {
+            let Some(&(addr, supported)) = addrs.get(e.symbol) else {
+                // Only when the generated files are stale (or an entry point bypasses
+                // cuda_exports!): scripts/gen-proc-table.py --check reports it.
+                tracing::warn!(target: "gpushare::api", "cuGetProcAddress: {} has no address", e.symbol);
+                continue;
+            };
+            map.entry(e.base).or_default().push(Resolved {
+                version: e.version,
+                symbol: e.symbol,
+                per_thread: e.per_thread,
+                addr,
+                supported,
+            });
+        }
+        map
+    })
+}
+
+/// Whether `pt` is the `_ptds`/`_ptsz` form of `legacy`.
+fn is_per_thread_form_of(pt: &str, legacy: &str) -> bool {
+    pt.strip_prefix(legacy)
+        .is_some_and(|rest| rest == "_ptds" || rest == "_ptsz")
+}
+
+/// Resolves `base` as `cuGetProcAddress` does for `version` and the per-thread flag.
+pub(crate) fn resolve(base: &str, version: i32, per_thread: bool) -> Result<Resolved, Miss> {
+    let variants = table().get(base).ok_or(Miss::SymbolNotFound)?;
+    let legacy = variants
+        .iter()
+        .rev()
+        .find(|v| !v.per_thread && v.version <= version)
+        .ok_or(Miss::VersionNotSufficient)?;
+    if per_thread {
+        if let Some(pt) = variants.iter().rev().find(|v| {
+            v.per_thread && v.version <= version && is_per_thread_form_of(v.symbol, legacy.symbol)
+        }) {
+            return Ok(*pt);
+        }
+    }
+    Ok(*legacy)
+}
+
+/// The shared body of both `cuGetProcAddress` entry points.
+///
+/// # Safety
+/// `symbol` must be NULL or NUL-terminated; `pfn` and `status` NULL or valid for writes.
+unsafe fn get_proc_address(
+    symbol: *const c_char,
+    pfn: *mut *mut c_void,
+    version: i32,
+    flags: u64,
+    status: *mut CUdriverProcAddressQueryResult,
+) -> CuResult {
+    if pfn.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: non-null and valid for a write per the caller's contract. Every failure leaves NULL.
+    unsafe { write_out(pfn, std::ptr::null_mut()) }?;
+    if symbol.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    let known = CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
+    if flags & !known != 0 || flags == known {
+        return Err(CuError::INVALID_VALUE);
+    }
+    let per_thread = flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM != 0;
+    // SAFETY: non-null and NUL-terminated per the caller's contract.
+    let name = unsafe { CStr::from_ptr(symbol) };
+    // A name that is not UTF-8 is no driver symbol.
+    let found = name
+        .to_str()
+        .map_err(|_| Miss::SymbolNotFound)
+        .and_then(|base| resolve(base, version, per_thread));
+    let (addr, query) = match found {
+        Ok(r) => {
+            tracing::trace!(target: "gpushare::api",
+                "cuGetProcAddress({name:?}, {version}, {flags}) -> {}{}",
+                r.symbol, if r.supported { "" } else { " (unsupported stub)" });
+            (r.addr as *mut c_void, CU_GET_PROC_ADDRESS_SUCCESS)
+        }
+        Err(miss) => {
+            tracing::debug!(target: "gpushare::api",
+                "cuGetProcAddress({name:?}, {version}, {flags}) -> {miss:?}");
+            (std::ptr::null_mut(), miss.status())
+        }
+    };
+    // SAFETY: `pfn` is non-null and valid for a write per the caller's contract.
+    unsafe { write_out(pfn, addr) }?;
+    if !status.is_null() {
+        // SAFETY: non-null, valid for a write per the caller's contract.
+        unsafe { write_out(status, query) }?;
+    }
+    if query == CU_GET_PROC_ADDRESS_SUCCESS {
+        Ok(())
+    } else {
+        Err(CuError::NOT_FOUND)
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` from the 16 bytes in memory order.
+fn uuid_string(bytes: &[u8; 16]) -> String {
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex[0..4].concat(),
+        hex[4..6].concat(),
+        hex[6..8].concat(),
+        hex[8..10].concat(),
+        hex[10..16].concat()
+    )
+}
+
+cuda_exports! {
+    /// `cuGetProcAddress` (CUDA 11.3 ABI, no status out-parameter).
+    fn cuGetProcAddress(symbol: *const c_char, pfn: *mut *mut c_void, cuda_version: i32, flags: u64) {
+        // SAFETY: the caller's pointers, passed on under the same contract.
+        unsafe { get_proc_address(symbol, pfn, cuda_version, flags, std::ptr::null_mut()) }
+    }
+
+    /// `cuGetProcAddress_v2` (CUDA 12.0 ABI): also reports a `CUdriverProcAddressQueryResult`.
+    fn cuGetProcAddress_v2(
+        symbol: *const c_char,
+        pfn: *mut *mut c_void,
+        cuda_version: i32,
+        flags: u64,
+        symbol_status: *mut CUdriverProcAddressQueryResult,
+    ) {
+        // SAFETY: the caller's pointers, passed on under the same contract.
+        unsafe { get_proc_address(symbol, pfn, cuda_version, flags, symbol_status) }
+    }
+
+    /// `cuGetExportTable`: the CPU device has no private export tables yet, so every UUID gets
+    /// `CUDA_ERROR_NOT_SUPPORTED` and a NULL table (libcudart tolerates this for its first probe;
+    /// it needs CUDART_INTERFACE 6bd5fb6c-5bf4-e74a-8987-d93912fd9df9 after `cuInit`).
+    fn cuGetExportTable(table: *mut *const c_void, id: *const CUuuid) {
+        if table.is_null() || id.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        // SAFETY: non-null; a CUuuid is 16 plain bytes.
+        let uuid = unsafe { id.read_unaligned() };
+        tracing::debug!(target: "gpushare::api",
+            "cuGetExportTable({}): no such export table", uuid_string(&uuid.bytes));
+        // SAFETY: non-null out-pointer from the caller.
+        unsafe { write_out(table, std::ptr::null()) }?;
+        Err(CuError::NOT_SUPPORTED)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::proc_table::{ProcEntry, EXPORTED_SYMBOLS};
+    use std::collections::HashSet;
+    use std::ffi::CString;
+
+    /// Calls `cuGetProcAddress_v2`: (result, pfn, status).
+    fn lookup(symbol: &str, version: i32, flags: u64) -> (u32, usize, i32) {
+        let name = CString::new(symbol).unwrap();
+        let mut pfn: *mut c_void = std::ptr::dangling_mut();
+        let mut status = -1;
+        let (name, out) = (name.as_ptr(), &mut status);
+        // SAFETY: valid NUL-terminated name and out-pointers.
+        let rc = unsafe { cuGetProcAddress_v2(name, &mut pfn, version, flags, out) };
+        (rc, pfn as usize, status)
+    }
+
+    /// The address of an exported symbol, from the family tables or the stubs.
+    fn addr_of(symbol: &str) -> usize {
+        super::super::all_exports()
+            .chain(super::super::unsupported::EXPORTS)
+            .find(|e| e.name == symbol)
+            .map(|e| e.addr as usize)
+            .unwrap_or_else(|| panic!("{symbol} is not exported"))
+    }
+
+    /// Reference resolution, straight from the generated table (linear scan).
+    fn expected(base: &str, version: i32, per_thread: bool) -> Result<&'static str, i32> {
+        let all: Vec<&ProcEntry> = PROC_TABLE.iter().filter(|e| e.base == base).collect();
+        if all.is_empty() {
+            return Err(CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+        }
+        let legacy = all
+            .iter()
+            .filter(|e| !e.per_thread && e.version <= version)
+            .max_by_key(|e| e.version)
+            .ok_or(CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT)?;
+        let pt = all
+            .iter()
+            .filter(|e| e.per_thread && e.version <= version)
+            .filter(|e| {
+                ["_ptds", "_ptsz"]
+                    .map(|s| legacy.symbol.to_owned() + s)
+                    .contains(&e.symbol.to_owned())
+            })
+            .max_by_key(|e| e.version);
+        Ok(match pt {
+            Some(pt) if per_thread => pt.symbol,
+            _ => legacy.symbol,
+        })
+    }
+
+    const NOT_FOUND: u32 = 500;
+
+    /// What a successful lookup of `symbol` returns: (CUDA_SUCCESS, its address, SUCCESS).
+    fn ok(symbol: &str) -> (u32, usize, i32) {
+        (0, addr_of(symbol), CU_GET_PROC_ADDRESS_SUCCESS)
+    }
+
+    #[test]
+    fn picks_the_newest_variant_for_the_version() {
+        assert_eq!(lookup("cuMemAlloc", 12090, 0), ok("cuMemAlloc_v2"));
+        assert_eq!(lookup("cuMemAlloc", 3020, 0), ok("cuMemAlloc_v2"));
+        assert_eq!(lookup("cuMemAlloc", 3010, 0), ok("cuMemAlloc"));
+        assert_eq!(lookup("cuMemAlloc", 2000, 0), ok("cuMemAlloc"));
+        assert_eq!(lookup("cuGetProcAddress", 11030, 0), ok("cuGetProcAddress"));
+        assert_eq!(
+            lookup("cuGetProcAddress", 12090, 0),
+            ok("cuGetProcAddress_v2")
+        );
+        assert_eq!(lookup("cuCtxCreate", 12090, 0), ok("cuCtxCreate_v4"));
+        assert_eq!(lookup("cuCtxCreate", 3020, 0), ok("cuCtxCreate_v2"));
+        let capture = "cuStreamGetCaptureInfo";
+        assert_eq!(lookup(capture, 10010, 0), ok("cuStreamGetCaptureInfo"));
+        assert_eq!(lookup(capture, 11030, 0), ok("cuStreamGetCaptureInfo_v2"));
+        assert_eq!(lookup(capture, 12030, 0), ok("cuStreamGetCaptureInfo_v3"));
+        let instantiate = "cuGraphInstantiate";
+        assert_eq!(lookup(instantiate, 11000, 0), ok("cuGraphInstantiate_v2"));
+        assert_eq!(
+            lookup(instantiate, 12000, 0),
+            ok("cuGraphInstantiateWithFlags")
+        );
+    }
+
+    #[test]
+    fn per_thread_flag_picks_the_ptds_form() {
+        let copy = "cuMemcpyHtoDAsync";
+        assert_eq!(lookup(copy, 12090, 2), ok("cuMemcpyHtoDAsync_v2_ptsz"));
+        assert_eq!(lookup(copy, 7000, 2), ok("cuMemcpyHtoDAsync_v2_ptsz"));
+        assert_eq!(lookup(copy, 12090, 0), ok("cuMemcpyHtoDAsync_v2"));
+        assert_eq!(lookup(copy, 12090, 1), ok("cuMemcpyHtoDAsync_v2"));
+        // No per-thread form yet at 3020: the legacy one.
+        assert_eq!(lookup(copy, 3020, 2), ok("cuMemcpyHtoDAsync_v2"));
+        assert_eq!(lookup("cuMemcpyHtoD", 7000, 2), ok("cuMemcpyHtoD_v2_ptds"));
+        let capture = "cuStreamGetCaptureInfo";
+        assert_eq!(
+            lookup(capture, 12030, 2),
+            ok("cuStreamGetCaptureInfo_v3_ptsz")
+        );
+        assert_eq!(
+            lookup(capture, 11030, 2),
+            ok("cuStreamGetCaptureInfo_v2_ptsz")
+        );
+        // A function without a per-thread form.
+        assert_eq!(lookup("cuMemAlloc", 12090, 2), ok("cuMemAlloc_v2"));
+    }
+
+    #[test]
+    fn misses_set_null_and_a_status() {
+        let unknown = (NOT_FOUND, 0, CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND);
+        assert_eq!(lookup("cuNoSuchFunction", 12090, 0), unknown);
+        assert_eq!(lookup("", 12090, 0), unknown);
+        // Symbols are base names: a versioned name is not one.
+        assert_eq!(lookup("cuMemAlloc_v2", 12090, 0), unknown);
+        assert_eq!(lookup("cumemalloc", 12090, 0), unknown);
+        let too_old = (NOT_FOUND, 0, CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT);
+        assert_eq!(lookup("cuGetProcAddress", 11020, 0), too_old);
+        assert_eq!(lookup("cuMemAlloc", 0, 0), too_old);
+        assert_eq!(lookup("cuMemAlloc", -1, 2), too_old);
+    }
+
+    #[test]
+    fn invalid_arguments() {
+        let mut pfn: *mut c_void = std::ptr::null_mut();
+        let mut status = 0;
+        let name = CString::new("cuInit").unwrap();
+        // SAFETY: NULL arguments are what is under test; the others are valid.
+        unsafe {
+            let null = std::ptr::null();
+            assert_eq!(
+                cuGetProcAddress_v2(null, &mut pfn, 12090, 0, &mut status),
+                1
+            );
+            let no_pfn = std::ptr::null_mut();
+            assert_eq!(
+                cuGetProcAddress_v2(name.as_ptr(), no_pfn, 12090, 0, &mut status),
+                1
+            );
+            pfn = std::ptr::dangling_mut();
+            assert_eq!(
+                cuGetProcAddress_v2(null, &mut pfn, 12090, 0, &mut status),
+                1
+            );
+            assert!(pfn.is_null());
+            for flags in [3, 4, 1 << 40] {
+                assert_eq!(
+                    cuGetProcAddress_v2(name.as_ptr(), &mut pfn, 12090, flags, &mut status),
+                    1
+                );
+            }
+            // A NULL status is allowed.
+            let no_status = std::ptr::null_mut();
+            assert_eq!(
+                cuGetProcAddress_v2(name.as_ptr(), &mut pfn, 12090, 0, no_status),
+                0
+            );
+            assert_eq!(pfn as usize, addr_of("cuInit"));
+        }
+    }
+
+    #[test]
+    fn v1_resolves_like_v2() {
+        let v1 = |symbol: &str| {
+            let name = CString::new(symbol).unwrap();
+            let mut pfn: *mut c_void = std::ptr::dangling_mut();
+            // SAFETY: valid name and out-pointer.
+            let rc = unsafe { cuGetProcAddress(name.as_ptr(), &mut pfn, 12090, 0) };
+            (rc, pfn as usize)
+        };
+        assert_eq!(v1("cuMemAlloc"), (0, addr_of("cuMemAlloc_v2")));
+        assert_eq!(v1("cuNoSuchFunction"), (NOT_FOUND, 0));
+    }
+
+    #[test]
+    fn unsupported_variants_resolve_to_stubs_that_fail() {
+        // GL interop will stay unsupported on the CPU device.
+        let (rc, pfn, status) = lookup("cuGLInit", 12090, 0);
+        assert_eq!((rc, status), (0, CU_GET_PROC_ADDRESS_SUCCESS));
+        assert!(super::super::unsupported::EXPORTS
+            .iter()
+            .any(|e| e.addr as usize == pfn));
+        assert!(!resolve("cuGLInit", 12090, false).unwrap().supported);
+        // SAFETY: a stub takes no arguments and returns a CUresult.
+        let stub: unsafe extern "C" fn() -> u32 = unsafe { std::mem::transmute(pfn) };
+        // SAFETY: as above.
+        assert_eq!(unsafe { stub() }, 801);
+        assert!(resolve("cuInit", 12090, false).unwrap().supported);
+    }
+
+    #[test]
+    fn every_exported_symbol_has_exactly_one_definition() {
+        let mut names = HashSet::new();
+        for e in super::super::all_exports().chain(super::super::unsupported::EXPORTS) {
+            assert!(names.insert(e.name), "{} is defined twice", e.name);
+        }
+        for name in EXPORTED_SYMBOLS {
+            assert!(
+                names.contains(name),
+                "{name} has neither an implementation nor a stub"
+            );
+        }
+        let listed: HashSet<&str> = EXPORTED_SYMBOLS.iter().copied().collect();
+        for e in super::super::unsupported::EXPORTS {
+            assert!(
+                listed.contains(e.name),
+                "stub {} is not a driver symbol",
+                e.name
+            );
+        }
+        for e in PROC_TABLE {
+            assert!(listed.contains(e.symbol), "{} is not exported", e.symbol);
+            let found = resolve(e.base, e.version, e.per_thread).map(|r| r.symbol);
+            assert_eq!(found, Ok(e.symbol), "{}@{}", e.base, e.version);
+        }
+    }
+
+    #[test]
+    fn every_libcudart_12_9_start_up_lookup_resolves() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/cudart-12.9.79-init-lookups.txt");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            println!("skipped: {} not found", path.display());
+            return;
+        };
+        let (mut lines, mut stubs) = (0, 0);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [name, version, flags] = fields[..] else {
+                panic!("malformed line {line:?}");
+            };
+            let (version, flags): (i32, u64) = (version.parse().unwrap(), flags.parse().unwrap());
+            let (rc, pfn, status) = lookup(name, version, flags);
+            match expected(name, version, flags == 2) {
+                Ok(symbol) => {
+                    assert_eq!(
+                        (rc, pfn, status),
+                        (0, addr_of(symbol), 0),
+                        "{line} -> {symbol}"
+                    );
+                    if !resolve(name, version, flags == 2).unwrap().supported {
+                        stubs += 1;
+                    }
+                }
+                Err(want) => assert_eq!((rc, pfn, status), (NOT_FOUND, 0, want), "{line}"),
+            }
+            lines += 1;
+        }
+        assert_eq!(lines, 418);
+        println!("{lines} lookups resolved, {stubs} of them to unsupported stubs");
+    }
+
+    #[test]
+    fn export_table_is_refused() {
+        let id = CUuuid {
+            bytes: [
+                0x6b, 0xd5, 0xfb, 0x6c, 0x5b, 0xf4, 0xe7, 0x4a, 0x89, 0x87, 0xd9, 0x39, 0x12, 0xfd,
+                0x9d, 0xf9,
+            ],
+        };
+        assert_eq!(
+            uuid_string(&id.bytes),
+            "6bd5fb6c-5bf4-e74a-8987-d93912fd9df9"
+        );
+        let mut table: *const c_void = std::ptr::dangling();
+        // SAFETY: valid pointers.
+        assert_eq!(unsafe { cuGetExportTable(&mut table, &id) }, 801);
+        assert!(table.is_null());
+        // SAFETY: NULL arguments are what is under test.
+        assert_eq!(unsafe { cuGetExportTable(std::ptr::null_mut(), &id) }, 1);
+    }
+
+    #[test]
+    fn generated_files_are_current() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let headers = root.join(".deps/cuda/nvidia/cuda_runtime/include/cudaTypedefs.h");
+        if !headers.exists() {
+            println!(
+                "skipped: {} not found (scripts/setup-cuda-deps.sh)",
+                headers.display()
+            );
+            return;
+        }
+        let script = root.join("scripts/gen-proc-table.py");
+        let Ok(out) = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("--check")
+            .output()
+        else {
+            println!("skipped: python3 not available");
+            return;
+        };
+        assert!(
+            out.status.success(),
+            "{}: run python3 scripts/gen-proc-table.py",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

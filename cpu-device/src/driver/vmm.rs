@@ -1,0 +1,385 @@
+//! Virtual memory management: `cuMemAddressReserve`/`Free`, `cuMemCreate`/`Release`,
+//! `cuMemMap`/`Unmap`, `cuMemSetAccess`/`GetAccess`, `cuMemExportToShareableHandle`,
+//! `cuMemImportFromShareableHandle`, `cuMemGetAllocationGranularity`,
+//! `cuMemGetAllocationPropertiesFromHandle`, `cuMemRetainAllocationHandle`.
+//!
+//! Supported: pinned device allocations on device 0, exportable as POSIX file descriptors
+//! (handle type 1) or not at all (0); Win32 and fabric handles are `NOT_SUPPORTED`. VMM objects
+//! are process-wide: they are not owned by a context. See [`crate::memory`] for the mechanics.
+
+use std::ffi::c_void;
+use std::os::fd::IntoRawFd;
+
+use crate::error::{CuError, CuResult};
+use crate::memory::GRANULARITY;
+use crate::state;
+use crate::sys::{write_out, CUdeviceptr};
+
+/// `CUmemLocation`
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CUmemLocation {
+    /// `CUmemLocationType`
+    pub type_: i32,
+    /// Device ordinal (for `CU_MEM_LOCATION_TYPE_DEVICE`).
+    pub id: i32,
+}
+
+/// The anonymous `allocFlags` struct of `CUmemAllocationProp`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CUmemAllocFlags {
+    /// `CUmemAllocationCompType` hint (ignored: never compressible here).
+    pub compression_type: u8,
+    /// GPUDirect RDMA hint (ignored).
+    pub gpu_direct_rdma_capable: u8,
+    /// `CU_MEM_CREATE_USAGE_*` bits (ignored).
+    pub usage: u16,
+    /// Reserved.
+    pub reserved: [u8; 4],
+}
+
+/// `CUmemAllocationProp`
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CUmemAllocationProp {
+    /// `CUmemAllocationType` (must be PINNED).
+    pub type_: i32,
+    /// `CUmemAllocationHandleType` bits the allocation may be exported as.
+    pub requested_handle_types: i32,
+    /// Where the memory lives.
+    pub location: CUmemLocation,
+    /// Windows only; must be NULL.
+    pub win32_handle_meta_data: *mut c_void,
+    /// Hints.
+    pub alloc_flags: CUmemAllocFlags,
+}
+
+/// `CUmemAccessDesc`
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CUmemAccessDesc {
+    /// Who gets the access.
+    pub location: CUmemLocation,
+    /// `CUmemAccess_flags`
+    pub flags: i32,
+}
+
+/// `CU_MEM_ALLOCATION_TYPE_PINNED`
+const ALLOCATION_TYPE_PINNED: i32 = 1;
+/// `CU_MEM_LOCATION_TYPE_DEVICE`
+const LOCATION_DEVICE: i32 = 1;
+/// `CU_MEM_LOCATION_TYPE_HOST`, `_HOST_NUMA`, `_HOST_NUMA_CURRENT`
+const LOCATION_HOST_TYPES: [i32; 3] = [2, 3, 4];
+/// `CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR`
+const HANDLE_POSIX_FD: i32 = 0x1;
+/// `CU_MEM_HANDLE_TYPE_WIN32 | _WIN32_KMT | _FABRIC`
+const HANDLE_UNSUPPORTED: i32 = 0x2 | 0x4 | 0x8;
+
+/// Checks a `CUmemAllocationProp` for a device allocation; returns its handle types.
+///
+/// # Safety
+/// `prop` must be NULL or point to a `CUmemAllocationProp`.
+unsafe fn check_prop(prop: *const CUmemAllocationProp) -> CuResult<u32> {
+    if prop.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: non-null, and the caller passes a CUmemAllocationProp.
+    let p = unsafe { prop.read_unaligned() };
+    if p.type_ != ALLOCATION_TYPE_PINNED {
+        tracing::debug!("CUmemAllocationProp.type {} is not PINNED", p.type_);
+        return Err(CuError::INVALID_VALUE);
+    }
+    check_location(&p.location)?;
+    let types = p.requested_handle_types;
+    if types & HANDLE_UNSUPPORTED != 0 {
+        tracing::warn!("requestedHandleTypes {types:#x}: only POSIX file descriptors are supported by the CPU device");
+        return Err(CuError::NOT_SUPPORTED);
+    }
+    if types & !HANDLE_POSIX_FD != 0 {
+        tracing::debug!("requestedHandleTypes {types:#x} has unknown bits");
+        return Err(CuError::INVALID_VALUE);
+    }
+    Ok(types as u32)
+}
+
+/// Accepts device 0; host locations are `NOT_SUPPORTED`, anything else invalid.
+fn check_location(loc: &CUmemLocation) -> CuResult {
+    match loc.type_ {
+        LOCATION_DEVICE if loc.id == 0 => Ok(()),
+        LOCATION_DEVICE => Err(CuError::INVALID_DEVICE),
+        t if LOCATION_HOST_TYPES.contains(&t) => {
+            tracing::warn!("host-located VMM allocations are not supported by the CPU device");
+            Err(CuError::NOT_SUPPORTED)
+        }
+        t => {
+            tracing::debug!("CUmemLocation.type {t} is not valid");
+            Err(CuError::INVALID_VALUE)
+        }
+    }
+}
+
+cuda_exports! {
+    /// `cuMemGetAllocationGranularity`: 2 MiB, minimum and recommended.
+    fn cuMemGetAllocationGranularity(granularity: *mut usize, prop: *const CUmemAllocationProp, option: i32) {
+        state::driver()?;
+        if !matches!(option, 0 | 1) {
+            return Err(CuError::INVALID_VALUE);
+        }
+        // SAFETY: the caller passes NULL or a CUmemAllocationProp.
+        unsafe { check_prop(prop) }?;
+        // SAFETY: out-pointer from the caller.
+        unsafe { write_out(granularity, GRANULARITY as usize) }
+    }
+
+    /// `cuMemAddressReserve`: `addr` is a hint; flags must be 0.
+    fn cuMemAddressReserve(ptr: *mut CUdeviceptr, size: usize, alignment: usize, addr: CUdeviceptr, flags: u64) {
+        let d = state::driver()?;
+        if ptr.is_null() || flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let va = d.memory.reserve(state::current_handle(), size as u64, alignment as u64, addr)?;
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(ptr, va) }
+    }
+
+    /// `cuMemAddressFree`: exactly a reservation, with nothing mapped in it.
+    fn cuMemAddressFree(ptr: CUdeviceptr, size: usize) {
+        state::driver()?.memory.address_free(ptr, size as u64)
+    }
+
+    /// `cuMemCreate`: flags must be 0.
+    fn cuMemCreate(handle: *mut u64, size: usize, prop: *const CUmemAllocationProp, flags: u64) {
+        let d = state::driver()?;
+        if handle.is_null() || flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        // SAFETY: the caller passes NULL or a CUmemAllocationProp.
+        let types = unsafe { check_prop(prop) }?;
+        let h = d.memory.create(size as u64, types)?;
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(handle, h) }
+    }
+
+    /// `cuMemRelease`
+    fn cuMemRelease(handle: u64) {
+        state::driver()?.memory.release(handle)
+    }
+
+    /// `cuMemMap`: offset and flags must be 0; no access until `cuMemSetAccess`.
+    fn cuMemMap(ptr: CUdeviceptr, size: usize, offset: usize, handle: u64, flags: u64) {
+        let d = state::driver()?;
+        if flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        d.memory.map(state::current_handle(), ptr, size as u64, offset as u64, handle)
+    }
+
+    /// `cuMemUnmap`: whole mappings only; waits for the current context's work first.
+    fn cuMemUnmap(ptr: CUdeviceptr, size: usize) {
+        let d = state::driver()?;
+        if let Ok((_, ctx)) = state::current_unchecked() {
+            let _ = d.exec.synchronize_context(&ctx);
+        }
+        d.memory.unmap(ptr, size as u64)
+    }
+
+    /// `cuMemSetAccess`: device 0 with PROT_NONE (0), PROT_READ (1) or PROT_READWRITE (3).
+    fn cuMemSetAccess(ptr: CUdeviceptr, size: usize, desc: *const CUmemAccessDesc, count: usize) {
+        let d = state::driver()?;
+        if desc.is_null() || count == 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let mut perm = None;
+        for i in 0..count {
+            // SAFETY: the caller passes `count` descriptors.
+            let a = unsafe { desc.add(i).read_unaligned() };
+            match a.location.type_ {
+                LOCATION_DEVICE if a.location.id != 0 => return Err(CuError::INVALID_DEVICE),
+                LOCATION_DEVICE if matches!(a.flags, 0 | 1 | 3) => perm = Some(a.flags as u8),
+                _ => {
+                    tracing::debug!("cuMemSetAccess: location type {} / flags {} not supported for device memory", a.location.type_, a.flags);
+                    return Err(CuError::INVALID_VALUE);
+                }
+            }
+        }
+        match perm {
+            Some(p) => d.memory.set_access(ptr, size as u64, p),
+            None => Err(CuError::INVALID_VALUE),
+        }
+    }
+
+    /// `cuMemGetAccess`: the device's access; host locations report none.
+    fn cuMemGetAccess(flags: *mut u64, location: *const CUmemLocation, ptr: CUdeviceptr) {
+        let d = state::driver()?;
+        if flags.is_null() || location.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        // SAFETY: non-null, and the caller passes a CUmemLocation.
+        let loc = unsafe { location.read_unaligned() };
+        let perm = d.memory.access(ptr)?;
+        let v = match loc.type_ {
+            LOCATION_DEVICE if loc.id == 0 => u64::from(perm),
+            LOCATION_DEVICE => return Err(CuError::INVALID_DEVICE),
+            t if LOCATION_HOST_TYPES.contains(&t) => 0,
+            _ => return Err(CuError::INVALID_VALUE),
+        };
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(flags, v) }
+    }
+
+    /// `cuMemExportToShareableHandle`: POSIX file descriptors only (an `int` the caller owns).
+    fn cuMemExportToShareableHandle(shareable: *mut c_void, handle: u64, handle_type: i32, flags: u64) {
+        let d = state::driver()?;
+        if shareable.is_null() || flags != 0 {
+            return Err(CuError::INVALID_VALUE);
+        }
+        match handle_type {
+            HANDLE_POSIX_FD => {
+                let fd = d.memory.export_fd(handle)?;
+                // SAFETY: for POSIX_FILE_DESCRIPTOR the caller passes a pointer to an int.
+                unsafe { write_out(shareable.cast::<i32>(), fd.into_raw_fd()) }
+            }
+            t if t & HANDLE_UNSUPPORTED != 0 => {
+                tracing::warn!("cuMemExportToShareableHandle: handle type {t:#x} is not supported by the CPU device");
+                Err(CuError::NOT_SUPPORTED)
+            }
+            _ => Err(CuError::INVALID_VALUE),
+        }
+    }
+
+    /// `cuMemImportFromShareableHandle`: `os_handle` is the file descriptor cast to a pointer;
+    /// the caller keeps its descriptor.
+    fn cuMemImportFromShareableHandle(handle: *mut u64, os_handle: *mut c_void, handle_type: i32) {
+        let d = state::driver()?;
+        if handle.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        match handle_type {
+            HANDLE_POSIX_FD => {
+                let fd = i32::try_from(os_handle as usize).map_err(|_| CuError::INVALID_VALUE)?;
+                let h = d.memory.import_fd(fd)?;
+                // SAFETY: out-pointer from the caller, checked non-null.
+                unsafe { write_out(handle, h) }
+            }
+            t if t & HANDLE_UNSUPPORTED != 0 => {
+                tracing::warn!("cuMemImportFromShareableHandle: handle type {t:#x} is not supported by the CPU device");
+                Err(CuError::NOT_SUPPORTED)
+            }
+            _ => Err(CuError::INVALID_VALUE),
+        }
+    }
+
+    /// `cuMemGetAllocationPropertiesFromHandle`
+    fn cuMemGetAllocationPropertiesFromHandle(prop: *mut CUmemAllocationProp, handle: u64) {
+        let d = state::driver()?;
+        let (_, types) = d.memory.handle_properties(handle)?;
+        let p = CUmemAllocationProp {
+            type_: ALLOCATION_TYPE_PINNED,
+            requested_handle_types: types as i32,
+            location: CUmemLocation { type_: LOCATION_DEVICE, id: 0 },
+            win32_handle_meta_data: std::ptr::null_mut(),
+            alloc_flags: CUmemAllocFlags::default(),
+        };
+        // SAFETY: out-pointer from the caller.
+        unsafe { write_out(prop, p) }
+    }
+
+    /// `cuMemRetainAllocationHandle`: the handle mapped at `addr`, with a reference to release.
+    fn cuMemRetainAllocationHandle(handle: *mut u64, addr: *mut c_void) {
+        let d = state::driver()?;
+        if handle.is_null() {
+            return Err(CuError::INVALID_VALUE);
+        }
+        let h = d.memory.retain_handle(addr as u64)?;
+        // SAFETY: out-pointer from the caller, checked non-null.
+        unsafe { write_out(handle, h) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::*;
+
+    /// Layouts as cuda.h 12.9 defines them (checked with gcc: sizeof/offsetof on x86-64 Linux).
+    #[test]
+    fn struct_layouts_match_cuda_h() {
+        assert_eq!(size_of::<CUmemLocation>(), 8);
+        assert_eq!(offset_of!(CUmemLocation, id), 4);
+        assert_eq!(
+            (size_of::<CUmemAllocFlags>(), align_of::<CUmemAllocFlags>()),
+            (8, 2)
+        );
+        assert_eq!(offset_of!(CUmemAllocFlags, gpu_direct_rdma_capable), 1);
+        assert_eq!(offset_of!(CUmemAllocFlags, usage), 2);
+        assert_eq!(offset_of!(CUmemAllocFlags, reserved), 4);
+        assert_eq!(
+            (
+                size_of::<CUmemAllocationProp>(),
+                align_of::<CUmemAllocationProp>()
+            ),
+            (32, 8)
+        );
+        assert_eq!(offset_of!(CUmemAllocationProp, requested_handle_types), 4);
+        assert_eq!(offset_of!(CUmemAllocationProp, location), 8);
+        assert_eq!(offset_of!(CUmemAllocationProp, win32_handle_meta_data), 16);
+        assert_eq!(offset_of!(CUmemAllocationProp, alloc_flags), 24);
+        assert_eq!(
+            (size_of::<CUmemAccessDesc>(), align_of::<CUmemAccessDesc>()),
+            (12, 4)
+        );
+        assert_eq!(offset_of!(CUmemAccessDesc, flags), 8);
+    }
+
+    /// The same layouts measured by a C compiler against the real header, where both exist.
+    #[test]
+    fn struct_layouts_match_the_c_compiler() {
+        let include = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../.deps/cuda/nvidia/cuda_runtime/include"
+        );
+        if !std::path::Path::new(include).join("cuda.h").exists() {
+            eprintln!("skipped: no cuda.h (run scripts/setup-cuda-deps.sh)");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("gpushare-layout-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = dir.join("layout.c");
+        std::fs::write(&src, concat!(
+            "#include <stdio.h>\n#include <stddef.h>\n#include \"cuda.h\"\n",
+            "int main(void) { printf(\"%zu %zu %zu %zu %zu %zu %zu %zu %zu\",\n",
+            " sizeof(CUmemLocation), sizeof(CUmemAllocationProp), _Alignof(CUmemAllocationProp),\n",
+            " offsetof(CUmemAllocationProp, location), offsetof(CUmemAllocationProp, win32HandleMetaData),\n",
+            " offsetof(CUmemAllocationProp, allocFlags), offsetof(CUmemAllocationProp, allocFlags.usage),\n",
+            " sizeof(CUmemAccessDesc), offsetof(CUmemAccessDesc, flags)); return 0; }\n",
+        )).unwrap();
+        let exe = dir.join("layout");
+        let built = std::process::Command::new("cc")
+            .args(["-I", include, "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .status();
+        if !built.is_ok_and(|s| s.success()) {
+            eprintln!("skipped: no working C compiler");
+            return;
+        }
+        let out = std::process::Command::new(&exe).output().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let rust = [
+            size_of::<CUmemLocation>(),
+            size_of::<CUmemAllocationProp>(),
+            align_of::<CUmemAllocationProp>(),
+            offset_of!(CUmemAllocationProp, location),
+            offset_of!(CUmemAllocationProp, win32_handle_meta_data),
+            offset_of!(CUmemAllocationProp, alloc_flags),
+            offset_of!(CUmemAllocationProp, alloc_flags) + offset_of!(CUmemAllocFlags, usage),
+            size_of::<CUmemAccessDesc>(),
+            offset_of!(CUmemAccessDesc, flags),
+        ]
+        .map(|v| v.to_string())
+        .join(" ");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), rust);
+    }
+}

@@ -1,0 +1,556 @@
+//! The executor: one thread per device runs every queued operation in global submission order,
+//! computes its modelled start and end with the [`Timeline`], and publishes completion.
+//!
+//! Submission order is always a valid CUDA order (stream FIFO, legacy-stream barriers and event
+//! waits all point backwards), so the functional result is right without a dependency graph; the
+//! timing model supplies the overlap a GPU would have. Completion is tracked per op ([`OpState`]);
+//! waiters block on a condition variable, and with pacing (`GPUSHARE_CPU_PACING=1`) an op is only
+//! complete once the driver clock has also passed its modelled end.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::module::LoadedModule;
+use super::stream::Stream;
+use super::timing::{self, CopyKind, EngineUse, KernelCost, ModelOp, Nanos, Span, Timeline};
+use super::Executor;
+use crate::error::{CUresult, CuError, CuResult};
+use crate::state::{self, Context, Driver};
+
+/// Completion record of one submitted operation.
+#[derive(Debug)]
+pub struct OpState {
+    /// Global submission sequence number.
+    pub seq: u64,
+    done: AtomicBool,
+    start: AtomicU64,
+    end: AtomicU64,
+    horizon: AtomicU64,
+    error: AtomicU32,
+}
+
+impl OpState {
+    pub(crate) fn new(seq: u64) -> Self {
+        OpState {
+            seq,
+            done: AtomicBool::new(false),
+            start: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            horizon: AtomicU64::new(0),
+            error: AtomicU32::new(0),
+        }
+    }
+
+    /// True once the executor has run (or skipped) the op.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Modelled interval (valid once done).
+    pub fn span(&self) -> Span {
+        Span {
+            start: self.start.load(Ordering::Acquire),
+            end: self.end.load(Ordering::Acquire),
+        }
+    }
+
+    /// Latest modelled end of any op of the same context up to and including this one.
+    pub fn horizon(&self) -> Nanos {
+        self.horizon.load(Ordering::Acquire)
+    }
+
+    /// The error the op failed with, if any.
+    pub fn error(&self) -> Option<CuError> {
+        CuError::from_code(self.error.load(Ordering::Acquire))
+    }
+
+    fn finish(&self, span: Span, horizon: Nanos, error: Option<CuError>) {
+        self.start.store(span.start, Ordering::Release);
+        self.end.store(span.end, Ordering::Release);
+        self.horizon.store(horizon, Ordering::Release);
+        self.error
+            .store(error.map_or(0, CuError::code), Ordering::Release);
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+/// A raw pointer carried to the executor thread.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SendPtr(pub *mut c_void);
+
+// SAFETY: the pointer is only dereferenced on the executor thread, at the point in stream order where
+// CUDA requires the caller to keep it valid (host buffers of async copies, host-function user data).
+unsafe impl Send for SendPtr {}
+
+/// `CUhostFn`
+pub type HostFn = unsafe extern "C" fn(*mut c_void);
+/// `CUstreamCallback`
+pub type StreamCallback = unsafe extern "C" fn(*mut c_void, CUresult, *mut c_void);
+
+/// A kernel launch with its parameters copied at submission.
+pub(crate) struct KernelWork {
+    pub module: Arc<LoadedModule>,
+    pub kernel: String,
+    pub config: gpushare_ptx::LaunchConfig,
+    pub params: Vec<u8>,
+    pub shared_per_block: u32,
+}
+
+/// A (possibly 2-D) copy. Addresses are device addresses or host pointers depending on `kind`.
+pub(crate) struct CopyWork {
+    pub kind: CopyKind,
+    pub dst: u64,
+    pub src: u64,
+    /// Bytes per row.
+    pub width: u64,
+    /// Rows (1 for linear copies).
+    pub height: u64,
+    pub dst_pitch: u64,
+    pub src_pitch: u64,
+    /// Whether the host side is page-locked.
+    pub pinned: bool,
+    /// Source bytes captured at submission (pageable async H2D), packed rows.
+    pub staged: Option<Vec<u8>>,
+}
+
+/// A (possibly 2-D) memset of `elem`-byte elements.
+pub(crate) struct MemsetWork {
+    pub dst: u64,
+    pub pitch: u64,
+    /// Elements per row.
+    pub width: u64,
+    pub height: u64,
+    pub elem: u8,
+    pub value: u32,
+}
+
+/// What an op does.
+pub(crate) enum Work {
+    Kernel(Box<KernelWork>),
+    Copy(CopyWork),
+    Memset(MemsetWork),
+    HostFn(HostFn, SendPtr),
+    Callback(StreamCallback, SendPtr, SendPtr),
+    /// Event record: no work, its end is the event's timestamp.
+    Marker,
+    /// Stream wait on an event record.
+    Wait(Arc<OpState>),
+    /// Drop timeline state of a destroyed stream or released context.
+    Forget {
+        stream: Option<u64>,
+        ctx: Option<u64>,
+    },
+}
+
+pub(crate) struct Op {
+    state: Arc<OpState>,
+    ctx: Option<Arc<Context>>,
+    stream: Option<Arc<Stream>>,
+    submit: Nanos,
+    work: Work,
+}
+
+/// What a wait waits for beyond functional completion (with pacing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Until {
+    /// The op's modelled end.
+    End,
+    /// The latest modelled end of its context's work up to it.
+    Horizon,
+    /// Functional completion only.
+    Done,
+}
+
+thread_local! {
+    static ON_EXECUTOR: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The driver clock, ns (0 before `cuInit`).
+pub(crate) fn now_ns() -> Nanos {
+    state::driver().map_or(0, Driver::now_ns)
+}
+
+fn sleep_until(t: Nanos) {
+    loop {
+        let now = now_ns();
+        if now >= t {
+            return;
+        }
+        std::thread::sleep(Duration::from_nanos(t - now));
+    }
+}
+
+impl Executor {
+    fn enqueue(
+        &self,
+        ctx: Option<&Arc<Context>>,
+        stream: Option<&Arc<Stream>>,
+        work: Work,
+    ) -> CuResult<Arc<OpState>> {
+        let submit = now_ns();
+        let mut q = self.queue.lock().map_err(|_| CuError::UNKNOWN)?;
+        let state = Arc::new(OpState::new(q.next_seq));
+        q.next_seq += 1;
+        if let Some(s) = stream {
+            *s.last.lock().map_err(|_| CuError::UNKNOWN)? = Some(Arc::clone(&state));
+        }
+        if let Some(c) = ctx {
+            let cs = self.ctx_streams(c.id());
+            *cs.last.lock().map_err(|_| CuError::UNKNOWN)? = Some(Arc::clone(&state));
+        }
+        q.ops.push_back(Op {
+            state: Arc::clone(&state),
+            ctx: ctx.cloned(),
+            stream: stream.cloned(),
+            submit,
+            work,
+        });
+        drop(q);
+        self.queue_cv.notify_one();
+        self.ensure_thread()?;
+        Ok(state)
+    }
+
+    /// Appends `work` to `stream` of `ctx`.
+    pub(crate) fn submit(
+        &self,
+        ctx: &Arc<Context>,
+        stream: &Arc<Stream>,
+        work: Work,
+    ) -> CuResult<Arc<OpState>> {
+        self.enqueue(Some(ctx), Some(stream), work)
+    }
+
+    /// Queues a timeline clean-up (no context, no stream).
+    pub(crate) fn submit_forget(&self, stream: Option<u64>, ctx: Option<u64>) {
+        let _ = self.enqueue(None, None, Work::Forget { stream, ctx });
+    }
+
+    fn ensure_thread(&self) -> CuResult {
+        let ok = self.worker.get_or_init(|| {
+            std::thread::Builder::new()
+                .name("gpushare-exec".into())
+                .spawn(|| {
+                    if let Ok(d) = state::driver() {
+                        d.exec.run(d);
+                    }
+                })
+                .map_err(|e| tracing::error!("cannot start the executor thread: {e}"))
+                .is_ok()
+        });
+        if *ok {
+            Ok(())
+        } else {
+            Err(CuError::OPERATING_SYSTEM)
+        }
+    }
+
+    /// True on the executor thread (host functions run there and must not wait for the executor).
+    pub fn on_executor_thread() -> bool {
+        ON_EXECUTOR.with(Cell::get)
+    }
+
+    /// Waits until `op` is done and, with pacing, until the driver clock reaches the modelled time
+    /// `until` names.
+    pub(crate) fn wait(&self, op: &OpState, until: Until) -> CuResult {
+        if Self::on_executor_thread() {
+            if op.is_done() {
+                return Ok(());
+            }
+            tracing::error!("a host function or stream callback waited for device work (CUDA forbids API calls there)");
+            return Err(CuError::NOT_PERMITTED);
+        }
+        let mut g = self.done_lock.lock().map_err(|_| CuError::UNKNOWN)?;
+        while !op.is_done() {
+            g = self.done_cv.wait(g).map_err(|_| CuError::UNKNOWN)?;
+        }
+        drop(g);
+        if self.pacing {
+            match until {
+                Until::End => sleep_until(op.span().end),
+                Until::Horizon => sleep_until(op.horizon()),
+                Until::Done => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `op` is complete as seen from outside (done, and with pacing past its modelled end).
+    pub(crate) fn is_complete(&self, op: &OpState) -> bool {
+        op.is_done() && (!self.pacing || now_ns() >= op.span().end)
+    }
+
+    /// Waits for the last op submitted to `stream`.
+    pub fn synchronize_stream(&self, stream: &Stream) -> CuResult {
+        match stream.last_op() {
+            Some(op) => self.wait(&op, Until::End),
+            None => Ok(()),
+        }
+    }
+
+    /// `NOT_READY` while `stream` has pending work.
+    pub fn query_stream(&self, stream: &Stream) -> CuResult {
+        match stream.last_op() {
+            Some(op) if !self.is_complete(&op) => Err(CuError::NOT_READY),
+            _ => Ok(()),
+        }
+    }
+
+    fn run(&self, driver: &Driver) {
+        ON_EXECUTOR.with(|c| c.set(true));
+        let mut timeline = Timeline::new();
+        loop {
+            let op = {
+                let Ok(mut q) = self.queue.lock() else { return };
+                loop {
+                    if let Some(op) = q.ops.pop_front() {
+                        break op;
+                    }
+                    q = match self.queue_cv.wait(q) {
+                        Ok(q) => q,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let state = Arc::clone(&op.state);
+            let result = catch_unwind(AssertUnwindSafe(|| self.execute(driver, &mut timeline, op)));
+            if result.is_err() {
+                tracing::error!("internal error while executing op {}", state.seq);
+                if !state.is_done() {
+                    state.finish(Span::default(), 0, Some(CuError::UNKNOWN));
+                }
+            }
+            // Publish: take the lock so that a waiter between its check and its wait is not missed.
+            drop(self.done_lock.lock());
+            self.done_cv.notify_all();
+        }
+    }
+
+    fn execute(&self, driver: &Driver, timeline: &mut Timeline, op: Op) {
+        let Op {
+            state,
+            ctx,
+            stream,
+            submit,
+            work,
+        } = op;
+        let (Some(ctx), Some(stream)) = (ctx, stream) else {
+            if let Work::Forget { stream, ctx } = work {
+                if let Some(s) = stream {
+                    timeline.forget_stream(s);
+                }
+                if let Some(c) = ctx {
+                    timeline.forget_context(c);
+                }
+            }
+            state.finish(
+                Span {
+                    start: submit,
+                    end: submit,
+                },
+                0,
+                None,
+            );
+            return;
+        };
+        let mut m = ModelOp {
+            ctx: ctx.id(),
+            stream: stream.key,
+            class: stream.class(),
+            submit,
+            engine: EngineUse::None,
+            duration: 0,
+            after: 0,
+        };
+        if let Work::Wait(target) = &work {
+            m.after = target.span().end;
+        }
+        let skipped = if ctx.is_active() {
+            ctx.sticky_error()
+        } else {
+            Some(CuError::CONTEXT_IS_DESTROYED)
+        };
+        let mut error = skipped;
+        if skipped.is_none() {
+            match work {
+                Work::Kernel(k) => {
+                    m.engine = EngineUse::Compute;
+                    let start = timeline.peek_start(&m);
+                    match self.run_kernel(driver, &k, start) {
+                        Ok(cost) => m.duration = timing::kernel_duration(&self.profile, &cost),
+                        Err(e) => {
+                            m.duration = self.profile.rates.launch_latency_ns;
+                            error = Some(e);
+                            ctx.poison(e);
+                        }
+                    }
+                }
+                Work::Copy(c) => {
+                    let bytes = c.width.saturating_mul(c.height);
+                    (m.engine, m.duration) =
+                        timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
+                    if let Err(e) = run_copy(driver, &c) {
+                        error = Some(e);
+                        ctx.poison(e);
+                    }
+                }
+                Work::Memset(s) => {
+                    let bytes = s.width * u64::from(s.elem) * s.height;
+                    m.engine = EngineUse::Compute;
+                    m.duration = timing::memset_cost(&self.profile.rates, bytes);
+                    if let Err(e) = run_memset(driver, &s) {
+                        error = Some(e);
+                        ctx.poison(e);
+                    }
+                }
+                Work::HostFn(f, data) => {
+                    let span = timeline.schedule(&m);
+                    if self.pacing {
+                        sleep_until(span.start);
+                    }
+                    // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
+                    unsafe { f(data.0) };
+                    state.finish(span, timeline.context_horizon(ctx.id()), None);
+                    return;
+                }
+                Work::Callback(f, handle, data) => {
+                    let span = timeline.schedule(&m);
+                    if self.pacing {
+                        sleep_until(span.start);
+                    }
+                    // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
+                    unsafe { f(handle.0, 0, data.0) };
+                    state.finish(span, timeline.context_horizon(ctx.id()), None);
+                    return;
+                }
+                Work::Marker | Work::Wait(_) | Work::Forget { .. } => {}
+            }
+        } else if let Work::Callback(f, handle, data) = work {
+            // Stream callbacks still run after an error, and are told about it.
+            let code = skipped.map_or(0, CuError::code);
+            // SAFETY: as above.
+            unsafe { f(handle.0, code, data.0) };
+        }
+        let span = timeline.schedule(&m);
+        state.finish(span, timeline.context_horizon(ctx.id()), error);
+    }
+
+    fn run_kernel(&self, driver: &Driver, k: &KernelWork, start: Nanos) -> CuResult<KernelCost> {
+        let ptx = &k.module.ptx;
+        let kernel = ptx.kernel(&k.kernel).ok_or(CuError::INVALID_HANDLE)?;
+        let opts = gpushare_ptx::ExecOptions {
+            worker_threads: self.worker_threads,
+            time_source: gpushare_ptx::TimeSource::Offset(start),
+            ..Default::default()
+        };
+        let stats = gpushare_ptx::launch(
+            ptx,
+            kernel,
+            &k.config,
+            &k.params,
+            &k.module.global_addrs,
+            &driver.memory,
+            &opts,
+        )
+        .map_err(|e| {
+            let code = exec_error_code(&e);
+            tracing::error!("kernel `{}` failed: {e} -> {}", k.kernel, code.name());
+            code
+        })?;
+        let [gx, gy, gz] = k.config.grid;
+        let [bx, by, bz] = k.config.block;
+        let named = stats.fp32 + stats.fp64 + stats.sfu;
+        Ok(KernelCost {
+            fp32: stats.fp32,
+            fp64: stats.fp64,
+            sfu: stats.sfu,
+            other: stats.thread_instructions.saturating_sub(named),
+            global_bytes: stats.global_load_bytes + stats.global_store_bytes,
+            max_block_sleep_ns: stats.sleep_ns_max,
+            blocks: u64::from(gx) * u64::from(gy) * u64::from(gz),
+            threads_per_block: bx * by * bz,
+            shared_per_block: k.shared_per_block,
+        })
+    }
+}
+
+/// The `CUresult` a kernel failure surfaces as.
+pub fn exec_error_code(e: &gpushare_ptx::ExecError) -> CuError {
+    use gpushare_ptx::ExecError as E;
+    match e {
+        E::IllegalAddress { .. } => CuError::ILLEGAL_ADDRESS,
+        E::MisalignedAddress { .. } => CuError::MISALIGNED_ADDRESS,
+        E::IllegalInstruction { .. } => CuError::ILLEGAL_INSTRUCTION,
+        E::Trap { .. } | E::Deadlock { .. } => CuError::LAUNCH_FAILED,
+        E::Aborted { .. } => CuError::LAUNCH_TIMEOUT,
+        E::InvalidConfig(_) => CuError::LAUNCH_OUT_OF_RESOURCES,
+    }
+}
+
+/// Host pointer for one side of a copy.
+fn side(driver: &Driver, addr: u64, len: u64, device: bool, write: bool) -> CuResult<*mut u8> {
+    if device {
+        driver.memory.device_range(addr, len, write).map_err(|_| {
+            tracing::error!("copy touches {addr:#x}+{len}, which is no longer valid device memory");
+            CuError::ILLEGAL_ADDRESS
+        })
+    } else {
+        Ok(addr as *mut u8)
+    }
+}
+
+fn run_copy(driver: &Driver, c: &CopyWork) -> CuResult {
+    let (dst_dev, src_dev) = match c.kind {
+        CopyKind::H2D => (true, false),
+        CopyKind::D2H => (false, true),
+        CopyKind::D2D => (true, true),
+        CopyKind::H2H => (false, false),
+    };
+    for row in 0..c.height {
+        let d = side(driver, c.dst + row * c.dst_pitch, c.width, dst_dev, true)?;
+        let s: *const u8 = match &c.staged {
+            Some(buf) => {
+                let off = (row * c.width) as usize;
+                buf[off..off + c.width as usize].as_ptr()
+            }
+            None => side(driver, c.src + row * c.src_pitch, c.width, src_dev, false)?,
+        };
+        // SAFETY: both ranges were validated (device sides through the memory module; host sides are
+        // the caller's buffers, valid until the copy completes per CUDA's rules). `copy` tolerates
+        // overlap (device-to-device copies within one allocation).
+        unsafe { std::ptr::copy(s, d, c.width as usize) };
+    }
+    Ok(())
+}
+
+fn run_memset(driver: &Driver, s: &MemsetWork) -> CuResult {
+    let row_bytes = s.width * u64::from(s.elem);
+    for row in 0..s.height {
+        let p = side(driver, s.dst + row * s.pitch, row_bytes, true, true)?;
+        match s.elem {
+            1 => {
+                // SAFETY: `p` is valid for `row_bytes` bytes of writes.
+                unsafe { std::ptr::write_bytes(p, s.value as u8, row_bytes as usize) }
+            }
+            2 => {
+                let v = (s.value as u16).to_ne_bytes();
+                for i in 0..s.width as usize {
+                    // SAFETY: element i lies within the validated row.
+                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(i * 2), 2) }
+                }
+            }
+            _ => {
+                let v = s.value.to_ne_bytes();
+                for i in 0..s.width as usize {
+                    // SAFETY: element i lies within the validated row.
+                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p.add(i * 4), 4) }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,247 @@
+//! [`launch`]: configuration checks, per-launch register templates, and the
+//! worker pool that hands out blocks.
+
+use super::program::{Class, Counters, Env, Init, Special, LANES};
+use super::warp::{BlockRunner, LaunchCtx};
+use super::{
+    ExecOptions, GlobalMemory, LaunchConfig, LaunchStats, MAX_SHARED_BYTES_PER_BLOCK,
+    MAX_THREADS_PER_BLOCK,
+};
+use crate::error::ExecError;
+use crate::module::{Kernel, Module};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+
+fn check_config(
+    module: &Module,
+    k: &Kernel,
+    cfg: &LaunchConfig,
+    params: &[u8],
+    addrs: &[u64],
+) -> Result<(), ExecError> {
+    let bad = |m: String| Err(ExecError::InvalidConfig(m));
+    let [gx, gy, gz] = cfg.grid;
+    let [bx, by, bz] = cfg.block;
+    if gx == 0 || gy == 0 || gz == 0 {
+        return bad(format!(
+            "grid dimensions must be nonzero, got {:?}",
+            cfg.grid
+        ));
+    }
+    if gx > i32::MAX as u32 || gy > 65535 || gz > 65535 {
+        return bad(format!(
+            "grid dimensions {:?} exceed (2^31-1, 65535, 65535)",
+            cfg.grid
+        ));
+    }
+    if bx == 0 || by == 0 || bz == 0 {
+        return bad(format!(
+            "block dimensions must be nonzero, got {:?}",
+            cfg.block
+        ));
+    }
+    if bx > 1024 || by > 1024 || bz > 64 {
+        return bad(format!(
+            "block dimensions {:?} exceed (1024, 1024, 64)",
+            cfg.block
+        ));
+    }
+    let threads = bx as u64 * by as u64 * bz as u64;
+    if threads > MAX_THREADS_PER_BLOCK as u64 || threads > k.max_threads as u64 {
+        return bad(format!(
+            "block of {threads} threads exceeds the limit of {} for kernel `{}`",
+            k.max_threads.min(MAX_THREADS_PER_BLOCK),
+            k.name
+        ));
+    }
+    if let Some(r) = k.reqntid {
+        if r != cfg.block {
+            return bad(format!(
+                "kernel `{}` requires block {:?} (.reqntid), got {:?}",
+                k.name, r, cfg.block
+            ));
+        }
+    }
+    let shared = k.prog.static_shared.next_multiple_of(16) as u64 + cfg.dynamic_shared_bytes as u64;
+    if shared > MAX_SHARED_BYTES_PER_BLOCK as u64 {
+        return bad(format!(
+            "shared memory {shared} bytes (static {} + dynamic {}) exceeds {MAX_SHARED_BYTES_PER_BLOCK}",
+            k.prog.static_shared, cfg.dynamic_shared_bytes
+        ));
+    }
+    if params.len() < k.param_bytes {
+        return bad(format!(
+            "parameter buffer is {} bytes, kernel `{}` needs {}",
+            params.len(),
+            k.name,
+            k.param_bytes
+        ));
+    }
+    for (_, init) in &k.prog.inits {
+        if let Init::GlobalAddr(idx, _) = init {
+            if *idx as usize >= addrs.len() {
+                return bad(format!(
+                    "kernel `{}` uses module global #{idx} (`{}`) but only {} global addresses were given",
+                    k.name,
+                    module.globals.get(*idx as usize).map(|g| g.name.as_str()).unwrap_or("?"),
+                    addrs.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Run `kernel` over the grid described by `cfg`.
+///
+/// `params` is the packed parameter buffer (see [`Kernel::params`]);
+/// `global_addrs[i]` is the device address of `module.globals()[i]`.
+pub fn launch<M: GlobalMemory>(
+    module: &Module,
+    kernel: &Kernel,
+    cfg: &LaunchConfig,
+    params: &[u8],
+    global_addrs: &[u64],
+    mem: &M,
+    opts: &ExecOptions,
+) -> Result<LaunchStats, ExecError> {
+    check_config(module, kernel, cfg, params, global_addrs)?;
+    let prog = &kernel.prog;
+    let threads = cfg.block.iter().product::<u32>();
+    let nwarps = threads.div_ceil(LANES as u32);
+    let static_sh = prog.static_shared.next_multiple_of(16);
+    let shared_bytes = (static_sh + cfg.dynamic_shared_bytes) as usize;
+    let mut uniform = Vec::new();
+    let mut specials = Vec::new();
+    for &(r, init) in &prog.inits {
+        let v = match init {
+            Init::Const(v) => v,
+            Init::GlobalAddr(idx, add) => global_addrs[idx as usize].wrapping_add(add as u64),
+            Init::Special(s) => match s {
+                Special::Ntid(d) => cfg.block[d as usize] as u64,
+                Special::Nctaid(d) => cfg.grid[d as usize] as u64,
+                Special::NWarpId => nwarps as u64,
+                Special::SmId => 0,
+                Special::NSmId => opts.worker_threads.max(1) as u64,
+                Special::GridId => 1,
+                Special::DynSmem => cfg.dynamic_shared_bytes as u64,
+                Special::TotalSmem => shared_bytes as u64,
+                Special::DynSharedBase => static_sh as u64,
+                Special::Zero => 0,
+                Special::One => 1,
+                _ => {
+                    specials.push((r, s));
+                    continue;
+                }
+            },
+        };
+        uniform.push((r, v));
+    }
+    let lc = LaunchCtx {
+        prog,
+        kernel: &kernel.name,
+        env: Env {
+            mem,
+            params,
+            time: &opts.time_source,
+            t0: std::time::Instant::now(),
+        },
+        grid: cfg.grid,
+        block: cfg.block,
+        uniform,
+        specials,
+        shared_bytes,
+        abort: AtomicBool::new(false),
+        cancel: opts.cancel.as_deref(),
+        limit: opts.instruction_limit.unwrap_or(u64::MAX),
+        executed: AtomicU64::new(0),
+    };
+    let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
+    let next = AtomicU64::new(0);
+    let error: Mutex<Option<ExecError>> = Mutex::new(None);
+    let worker = || -> (Counters, u64, u64) {
+        let mut runner = BlockRunner::new(&lc);
+        loop {
+            if lc.abort.load(Relaxed) {
+                break;
+            }
+            let b = next.fetch_add(1, Relaxed);
+            if b >= nblocks {
+                break;
+            }
+            let [gx, gy, _] = cfg.grid;
+            let ctaid = [
+                (b % gx as u64) as u32,
+                ((b / gx as u64) % gy as u64) as u32,
+                (b / (gx as u64 * gy as u64)) as u32,
+            ];
+            if let Err(e) = runner.run_block(ctaid) {
+                lc.abort.store(true, Relaxed);
+                let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+                let replace = match &*slot {
+                    None => true,
+                    Some(ExecError::Aborted { .. }) => !matches!(e, ExecError::Aborted { .. }),
+                    Some(_) => false,
+                };
+                if replace {
+                    *slot = Some(e);
+                }
+                break;
+            }
+        }
+        (runner.cnt.clone(), runner.sleep_max, runner.sleep_block_sum)
+    };
+    let workers = opts.worker_threads.max(1).min(nblocks.min(1024) as usize);
+    let results: Vec<(Counters, u64, u64)> = if workers <= 1 {
+        vec![worker()]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers - 1).map(|_| s.spawn(worker)).collect();
+            let mut out = vec![worker()];
+            for h in handles {
+                match h.join() {
+                    Ok(r) => out.push(r),
+                    Err(_) => {
+                        let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+                        if slot.is_none() {
+                            *slot = Some(ExecError::Aborted {
+                                kernel: kernel.name.clone(),
+                                msg: "internal error: worker thread panicked".into(),
+                            });
+                        }
+                    }
+                }
+            }
+            out
+        })
+    };
+    if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let mut st = LaunchStats {
+        blocks: nblocks,
+        threads: nblocks * threads as u64,
+        ..Default::default()
+    };
+    for (c, smax, ssum) in results {
+        let cl = |k: Class| c.class[k as usize];
+        st.warp_instructions += c.warp_insts;
+        st.int_alu += cl(Class::Int);
+        st.fp32 += cl(Class::Fp32);
+        st.fp64 += cl(Class::Fp64);
+        st.sfu += cl(Class::Sfu);
+        st.global_loads += cl(Class::GlobalLd);
+        st.global_stores += cl(Class::GlobalSt);
+        st.shared_accesses += cl(Class::Shared);
+        st.local_accesses += cl(Class::Local);
+        st.atomics += cl(Class::Atomic);
+        st.control += cl(Class::Control);
+        st.other += cl(Class::Misc);
+        st.thread_instructions += c.class.iter().sum::<u64>();
+        st.global_load_bytes += c.ld_bytes;
+        st.global_store_bytes += c.st_bytes;
+        st.sleep_ns_max = st.sleep_ns_max.max(smax);
+        st.sleep_ns_block_max_sum += ssum;
+    }
+    Ok(st)
+}

@@ -1,0 +1,169 @@
+/*
+ * Family e: page-locked host memory: cuMemHostAlloc, cuMemAllocHost, cuMemHostRegister.
+ *
+ * Semantics assumed (CUDA Driver API reference, 12.9):
+ *  - cuMemHostAlloc(CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP) returns host memory that
+ *    kernels can access. With unified addressing (CU_DEVICE_ATTRIBUTE_UNIFIED_ADDRESSING = 1) the
+ *    device pointer of cuMemHostAlloc/cuMemAllocHost memory is the host pointer itself, and
+ *    cuMemHostGetDevicePointer returns it; its Flags argument must be 0 (else INVALID_VALUE).
+ *  - cuMemHostGetFlags returns the flags given to cuMemHostAlloc.
+ *  - cuMemHostRegister(DEVICEMAP) page-locks existing memory (any alignment since CUDA 4.1);
+ *    registering it again -> CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED; unregistering memory that is
+ *    not registered -> CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED.
+ *  - Pointer attributes of page-locked memory: CU_MEMORYTYPE_HOST, HOST_POINTER = the pointer.
+ *  - cuMemFreeHost of memory not from cuMemHostAlloc/cuMemAllocHost -> CUDA_ERROR_INVALID_VALUE.
+ */
+#include "common.h"
+
+static void launch_vector_add(CUfunction f, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int n)
+{
+    void *params[] = {&a, &b, &c, &n};
+    CHECK(cuLaunchKernel(f, (unsigned)((n + 127) / 128), 1, 1, 128, 1, 1, 0, NULL, params, NULL));
+}
+
+static void expect_host_memtype(void *p, const char *what)
+{
+    unsigned mt = 0;
+    void *hp = NULL;
+    CHECK(cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)p));
+    EXPECT(mt == CU_MEMORYTYPE_HOST, "%s: memory type %u, want CU_MEMORYTYPE_HOST", what, mt);
+    CHECK(cuPointerGetAttribute(&hp, CU_POINTER_ATTRIBUTE_HOST_POINTER, (CUdeviceptr)(uintptr_t)p));
+    EXPECT(hp == p, "%s: host pointer %p, want %p", what, hp, p);
+}
+
+int main(void)
+{
+    watchdog(120);
+    CUdevice dev;
+    init_primary(&dev);
+    CUmodule m = load_module("vector_add");
+    CUfunction vadd = get_function(m, "vector_add");
+    CUmodule ms = load_module("saxpy");
+    CUfunction saxpy = get_function(ms, "saxpy");
+
+    const int n = 10000;
+    const size_t bytes = (size_t)n * sizeof(float);
+
+    /* --- cuMemHostAlloc, mapped --- */
+    float *ha = NULL, *hb = NULL, *hc = NULL;
+    CHECK(cuMemHostAlloc((void **)&ha, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
+    CHECK(cuMemHostAlloc((void **)&hb, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
+    CHECK(cuMemHostAlloc((void **)&hc, bytes, CU_MEMHOSTALLOC_DEVICEMAP));
+    EXPECT(ha && hb && hc, "NULL host allocation");
+    unsigned fl = 0;
+    CHECK(cuMemHostGetFlags(&fl, ha));
+    EXPECT((fl & (CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP)) ==
+               (CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP),
+           "cuMemHostGetFlags = %#x", fl);
+    for (int i = 0; i < n; i++) {
+        ha[i] = (float)i;
+        hb[i] = 0.5f * (float)i + 1.0f;
+        hc[i] = -1.0f;
+    }
+    CUdeviceptr da = 0, db = 0, dc = 0;
+    CHECK(cuMemHostGetDevicePointer(&da, ha, 0));
+    CHECK(cuMemHostGetDevicePointer(&db, hb, 0));
+    CHECK(cuMemHostGetDevicePointer(&dc, hc, 0));
+    EXPECT(da == (CUdeviceptr)(uintptr_t)ha, "UVA: device pointer %#llx != host pointer %p",
+           (unsigned long long)da, (void *)ha);
+    EXPECT_ERR(cuMemHostGetDevicePointer(&da, ha, 1), CUDA_ERROR_INVALID_VALUE);
+    expect_host_memtype(ha, "cuMemHostAlloc");
+
+    /* A kernel reads and writes mapped host memory directly. */
+    launch_vector_add(vadd, da, db, dc, n);
+    CHECK(cuCtxSynchronize());
+    for (int i = 0; i < n; i++) {
+        EXPECT(hc[i] == ha[i] + hb[i], "mapped vector_add c[%d] = %f", i, hc[i]);
+    }
+    OK("cuMemHostAlloc(PORTABLE|DEVICEMAP) memory used by a kernel");
+
+    /* Copies from/to pinned memory (as a plain host pointer). */
+    CUdeviceptr dd = 0;
+    CHECK(cuMemAlloc(&dd, bytes));
+    CHECK(cuMemcpyHtoD(dd, ha, bytes));
+    memset(hc, 0, bytes);
+    CHECK(cuMemcpyDtoH(hc, dd, bytes));
+    EXPECT(memcmp(hc, ha, bytes) == 0, "pinned HtoD/DtoH round trip");
+    /* ... and with the device pointer of mapped memory as a DtoD source. */
+    CHECK(cuMemsetD32(dd, 0, (size_t)n));
+    CHECK(cuMemcpyDtoD(dd, db, bytes));
+    CHECK(cuMemcpyDtoH(hc, dd, bytes));
+    EXPECT(memcmp(hc, hb, bytes) == 0, "DtoD from mapped host memory");
+    OK("memcpy with cuMemHostAlloc memory");
+
+    CHECK(cuMemFreeHost(ha));
+    CHECK(cuMemFreeHost(hb));
+    CHECK(cuMemFreeHost(hc));
+
+    /* --- cuMemAllocHost --- */
+    float *pinned = NULL;
+    CHECK(cuMemAllocHost((void **)&pinned, bytes));
+    EXPECT(pinned != NULL, "cuMemAllocHost NULL");
+    for (int i = 0; i < n; i++) {
+        pinned[i] = 3.0f * (float)i;
+    }
+    expect_host_memtype(pinned, "cuMemAllocHost");
+    CHECK(cuMemcpyHtoD(dd, pinned, bytes));
+    memset(pinned, 0, bytes);
+    CHECK(cuMemcpyDtoH(pinned, dd, bytes));
+    for (int i = 0; i < n; i++) {
+        EXPECT(pinned[i] == 3.0f * (float)i, "cuMemAllocHost round trip [%d] = %f", i, pinned[i]);
+    }
+    CUdeviceptr dpinned = 0;
+    CHECK(cuMemHostGetDevicePointer(&dpinned, pinned, 0));
+    EXPECT(dpinned == (CUdeviceptr)(uintptr_t)pinned, "UVA: cuMemAllocHost device pointer");
+    CHECK(cuMemFreeHost(pinned));
+    OK("cuMemAllocHost / cuMemFreeHost");
+
+    /* --- cuMemHostRegister on malloc'd memory --- */
+    float *reg = (float *)malloc(bytes + 3 * sizeof(float));
+    float *y = (float *)malloc(bytes);
+    EXPECT(reg && y, "malloc");
+    float *x = reg + 3; /* deliberately not page aligned */
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)(i % 100);
+        y[i] = 1.0f;
+    }
+    CHECK(cuMemHostRegister(x, bytes, CU_MEMHOSTREGISTER_DEVICEMAP));
+    EXPECT_ERR(cuMemHostRegister(x, bytes, CU_MEMHOSTREGISTER_DEVICEMAP),
+               CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED);
+    expect_host_memtype(x, "cuMemHostRegister");
+    CUdeviceptr dx = 0;
+    CHECK(cuMemHostGetDevicePointer(&dx, x, 0));
+    EXPECT(dx != 0, "registered device pointer 0");
+
+    /* saxpy: y_dev = 2 * x(registered, via dx) + y_dev */
+    CHECK(cuMemcpyHtoD(dd, y, bytes));
+    float a = 2.0f;
+    void *params[] = {&a, &dx, &dd, (void *)&n};
+    CHECK(cuLaunchKernel(saxpy, 8, 1, 1, 256, 1, 1, 0, NULL, params, NULL));
+    CHECK(cuMemcpyDtoH(y, dd, bytes));
+    for (int i = 0; i < n; i++) {
+        EXPECT(y[i] == 2.0f * (float)(i % 100) + 1.0f, "saxpy with registered x: y[%d] = %f", i, y[i]);
+    }
+    /* A device-side write into registered memory is visible to the host after synchronisation. */
+    CHECK(cuMemsetD32(dd, 0x40490fdbu, (size_t)n)); /* 3.14159274f */
+    CHECK(cuMemcpyDtoD(dx, dd, bytes));
+    CHECK(cuCtxSynchronize());
+    for (int i = 0; i < n; i++) {
+        EXPECT(x[i] == 3.14159274f, "registered x[%d] = %f after DtoD", i, x[i]);
+    }
+    OK("cuMemHostRegister(DEVICEMAP) memory used by a kernel and a copy");
+
+    CHECK(cuMemHostUnregister(x));
+    EXPECT_ERR(cuMemHostUnregister(x), CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED);
+    unsigned mt = 0;
+    EXPECT_ERR(cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, (CUdeviceptr)(uintptr_t)x),
+               CUDA_ERROR_INVALID_VALUE);
+    EXPECT_ERR(cuMemHostRegister(x, 0, 0), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_ERR(cuMemFreeHost(y), CUDA_ERROR_INVALID_VALUE);
+    OK("register/unregister error cases");
+
+    free(reg);
+    free(y);
+    CHECK(cuMemFree(dd));
+    CHECK(cuModuleUnload(m));
+    CHECK(cuModuleUnload(ms));
+    CHECK(cuDevicePrimaryCtxRelease(dev));
+    return 0;
+}

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
 # Installs the NVIDIA client pieces the tests need, from PyPI wheels, into .deps/ (no GPU needed):
-#   nvidia-cuda-runtime-cu12 12.9.79  -> cuda.h, cuda_runtime_api.h, libcudart.so.12
-#   nvidia-cuda-nvrtc-cu12   12.9.86  -> libnvrtc.so.12 (CUDA C++ -> PTX)
+#   .deps/cuda:
+#     nvidia-cuda-runtime-cu12 12.9.79  -> cuda.h, cuda_runtime_api.h, libcudart.so.12
+#     nvidia-cuda-nvrtc-cu12   12.9.86  -> libnvrtc.so.12 (CUDA C++ -> PTX)
+#   .deps/cuda-nvcc:
+#     nvidia-cuda-nvcc-cu12    12.9.86  -> crt/host_config.h, crt/host_defines.h, ... which
+#                                          cuda_runtime_api.h and cuda_runtime.h include (C programs
+#                                          linked against libcudart), fatbinary_section.h
+# The nvcc wheel goes to its own directory: `pip install --target` does not merge a second
+# package into an existing `nvidia/` directory.
 # Idempotent: does nothing when the pinned versions are already there.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dest="$root/.deps/cuda"
-stamp="$dest/.installed-12.9"
-if [ -f "$stamp" ]; then exit 0; fi
-mkdir -p "$dest"
-python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dest" \
+
+install() { # <dest> <stamp name> <requirements...>
+  local dest="$1" stamp="$1/$2"
+  shift 2
+  if [ -f "$stamp" ]; then return 0; fi
+  mkdir -p "$dest"
+  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dest" "$@"
+  touch "$stamp"
+  echo "CUDA client wheels installed in $dest: $*" >&2
+}
+
+install "$root/.deps/cuda" .installed-12.9 \
   nvidia-cuda-runtime-cu12==12.9.79 nvidia-cuda-nvrtc-cu12==12.9.86
-touch "$stamp"
-echo "CUDA client wheels installed in $dest" >&2
+install "$root/.deps/cuda-nvcc" .installed-12.9.86 nvidia-cuda-nvcc-cu12==12.9.86

@@ -240,10 +240,11 @@ impl Driver {
         ctx
     }
 
-    /// Frees everything a context owns (memory, streams, events, modules) and deactivates it.
+    /// Lets the context's queued work finish (as `cuCtxDestroy` does; a poisoned context's work is
+    /// skipped), then frees everything it owns (streams, events, modules, memory) and deactivates it.
     pub fn teardown_context(&self, ctx: &Context) {
-        ctx.set_active(false);
         self.exec.release_context(ctx.id());
+        ctx.set_active(false);
         self.memory.release_context(ctx.id());
     }
 

@@ -177,6 +177,19 @@ impl<'a> Mods<'a> {
         }
     }
 
+    /// Consume the first type modifier only.
+    pub fn first_type(&mut self) -> Option<Ty> {
+        for it in self.items.iter_mut() {
+            if !it.1 {
+                if let Some(t) = Ty::parse(it.0) {
+                    it.1 = true;
+                    return Some(t);
+                }
+            }
+        }
+        None
+    }
+
     /// Consume all type modifiers, in order.
     pub fn types(&mut self) -> Vec<Ty> {
         let mut v = Vec::new();

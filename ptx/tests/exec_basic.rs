@@ -204,3 +204,60 @@ fn trap_and_deadlock() {
         assert_eq!(*v, 63 - i as i32);
     }
 }
+
+#[test]
+fn warps_are_time_sliced() {
+    let m = Module::load(&fixture("spin.ptx")).unwrap();
+    let mut mem = VecMem::new(1 << 16);
+    let p = mem.alloc(4);
+    run(
+        &m,
+        "spin_flag",
+        cfg([1, 1, 1], [64, 1, 1]),
+        &[Arg::U64(p)],
+        &mem,
+        1,
+    )
+    .unwrap();
+    assert_eq!(mem.read_u32(p, 1)[0], 20000);
+    // a kernel that never terminates is stopped by the instruction limit
+    let k = m.kernel("spin_flag").unwrap();
+    let opts = gpushare_ptx::ExecOptions {
+        instruction_limit: Some(100_000),
+        ..Default::default()
+    };
+    let params = pack(k, &[Arg::U64(p)]);
+    let c = cfg([1, 1, 1], [32, 1, 1]);
+    let e = gpushare_ptx::launch(&m, k, &c, &params, &[], &mem, &opts).unwrap_err();
+    assert!(matches!(e, ExecError::Aborted { .. }), "{e:?}");
+}
+
+#[test]
+fn cancel_flag_aborts() {
+    let m = Module::load(&fixture("spin.ptx")).unwrap();
+    let mut mem = VecMem::new(1 << 16);
+    let p = mem.alloc(4);
+    let k = m.kernel("spin_flag").unwrap();
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = flag.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        f2.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let opts = gpushare_ptx::ExecOptions {
+        cancel: Some(flag),
+        ..Default::default()
+    };
+    // one warp spins forever on a flag nobody sets
+    let e = gpushare_ptx::launch(
+        &m,
+        k,
+        &cfg([1, 1, 1], [32, 1, 1]),
+        &pack(k, &[Arg::U64(p)]),
+        &[],
+        &mem,
+        &opts,
+    );
+    t.join().unwrap();
+    assert!(matches!(e, Err(ExecError::Aborted { .. })), "{e:?}");
+}

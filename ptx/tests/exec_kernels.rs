@@ -317,7 +317,7 @@ fn divergent_branches() {
         }
         v
     };
-    for w in 0..(n + 31) / 32 {
+    for w in 0..n.div_ceil(32) {
         let lanes: Vec<i32> = (w * 32..((w + 1) * 32).min(n)).map(|i| i as i32).collect();
         let mut ballot = 0u32;
         for (l, &i) in lanes.iter().enumerate() {
@@ -359,5 +359,30 @@ fn device_function_call() {
             r = r.mul_add(0.5, 1.0);
         }
         assert_eq!(got[i], r, "at {i}");
+    }
+}
+
+#[test]
+fn grid_constant_param_generic_address() {
+    let m = Module::load(&fixture("grid_constant.ptx")).unwrap();
+    let mut blob = Vec::new();
+    for k in 0..64 {
+        blob.extend((k as f32 * 1.5).to_le_bytes());
+    }
+    blob.extend(1000i32.to_le_bytes());
+    let mut mem = VecMem::new(1 << 16);
+    let po = mem.alloc(64 * 4);
+    run(
+        &m,
+        "grid_const",
+        cfg([1, 1, 1], [64, 1, 1]),
+        &[Arg::Bytes(blob), Arg::U64(po)],
+        &mem,
+        1,
+    )
+    .unwrap();
+    let got = mem.read_f32(po, 64);
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(*g, ((i * 7) % 64) as f32 * 1.5 + 1000.0);
     }
 }

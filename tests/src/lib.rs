@@ -209,6 +209,44 @@ pub fn lib_dir() -> &'static Path {
 /// Compiles `tests/c/<name>.c` once per process (gcc, `-Wall -Werror`, NVIDIA's `cuda.h`,
 /// `-lcuda` from [`lib_dir`]) and returns the executable.
 pub fn compile_c(name: &str) -> PathBuf {
+    compile_c_program(name, false)
+}
+
+/// The directory holding NVIDIA's `libcudart.so.12` (from the runtime wheel).
+pub fn cudart_lib_dir() -> PathBuf {
+    let dir = cuda_include_dir()
+        .parent()
+        .expect("include dir has a parent")
+        .join("lib");
+    assert!(
+        dir.join("libcudart.so.12").is_file(),
+        "{} has no libcudart.so.12 (scripts/setup-cuda-deps.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// The nvcc wheel's include directory (`crt/host_defines.h` and friends, which
+/// `cuda_runtime_api.h` includes).
+pub fn cuda_nvcc_include_dir() -> PathBuf {
+    let _ = cuda_include_dir(); // runs scripts/setup-cuda-deps.sh
+    let dir = repo_root().join(".deps/cuda-nvcc/nvidia/cuda_nvcc/include");
+    assert!(
+        dir.join("crt/host_defines.h").is_file(),
+        "{} has no crt/host_defines.h (scripts/setup-cuda-deps.sh)",
+        dir.display()
+    );
+    dir
+}
+
+/// Compiles `tests/c/<name>.c` once per process as a CUDA runtime program: NVIDIA's
+/// `cuda_runtime_api.h`, linked against NVIDIA's real `libcudart.so.12` with an rpath to it (so
+/// [`run_program`]'s `LD_LIBRARY_PATH` only has to provide `libcuda.so.1`).
+pub fn compile_cudart_c(name: &str) -> PathBuf {
+    compile_c_program(name, true)
+}
+
+fn compile_c_program(name: &str, cudart: bool) -> PathBuf {
     type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
     static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
     let slot: Slot = {
@@ -222,18 +260,29 @@ pub fn compile_c(name: &str) -> PathBuf {
         let src_dir = repo_root().join("tests").join("c");
         let src = src_dir.join(format!("{name}.c"));
         let out = work_dir().join("bin").join(name);
-        let output = Command::new("gcc")
-            .args(["-std=gnu11", "-O1", "-g", "-Wall", "-Werror"])
+        let mut cmd = Command::new("gcc");
+        cmd.args(["-std=gnu11", "-O1", "-g", "-Wall", "-Werror"])
             .arg("-I")
-            .arg(cuda_include_dir())
-            .arg("-I")
+            .arg(cuda_include_dir());
+        if cudart {
+            cmd.arg("-I").arg(cuda_nvcc_include_dir());
+        }
+        cmd.arg("-I")
             .arg(&src_dir)
             .arg(&src)
             .arg("-o")
-            .arg(&out)
-            .arg("-L")
-            .arg(lib_dir())
-            .args(["-lcuda", "-lpthread", "-ldl", "-lm"])
+            .arg(&out);
+        if cudart {
+            let rt = cudart_lib_dir();
+            cmd.arg("-L")
+                .arg(&rt)
+                .arg(format!("-Wl,-rpath,{}", rt.display()))
+                .arg("-l:libcudart.so.12");
+        } else {
+            cmd.arg("-L").arg(lib_dir()).arg("-lcuda");
+        }
+        let output = cmd
+            .args(["-lpthread", "-ldl", "-lm"])
             .output()
             .map_err(|e| format!("cannot run gcc: {e}"))?;
         if output.status.success() {
@@ -401,6 +450,21 @@ pub fn run_c_test(name: &str, args: &[&str], env: &[(&str, &str)], timeout: Dura
     let out = run_program(&exe, args, env, timeout);
     assert!(out.success(), "conformance program `{name}` failed\n{out}");
     // Visible with `cargo test -- --nocapture`.
+    println!("{out}");
+    out
+}
+
+/// Compiles `tests/c/<name>.c` as a CUDA runtime program ([`compile_cudart_c`]) and runs it,
+/// panicking with its output unless it exits 0.
+pub fn run_cudart_test(
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    timeout: Duration,
+) -> RunOutput {
+    let exe = compile_cudart_c(name);
+    let out = run_program(&exe, args, env, timeout);
+    assert!(out.success(), "CUDA runtime program `{name}` failed\n{out}");
     println!("{out}");
     out
 }

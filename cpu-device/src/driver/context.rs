@@ -195,14 +195,19 @@ cuda_exports! {
         destroy(ctx)
     }
 
-    /// `cuCtxSetCurrent`: NULL unbinds.
+    /// `cuCtxSetCurrent`: NULL unbinds. A primary context may be made current before it is
+    /// retained (libcudart's `cudaSetDevice` does so with the handle from its export table);
+    /// calls that need the context fail until it is.
     fn cuCtxSetCurrent(ctx: CUcontext) {
         let d = state::driver()?;
         if ctx.is_null() {
             state::set_current_handle(0);
             return Ok(());
         }
-        let c = lookup(d, ctx)?;
+        let c = match d.contexts.get(handle_of(ctx)) {
+            Some(c) if c.primary => c,
+            _ => lookup(d, ctx)?,
+        };
         state::set_current_handle(c.id());
         Ok(())
     }

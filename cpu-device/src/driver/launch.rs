@@ -11,7 +11,6 @@ use std::ffi::c_void;
 use super::stream::work_stream;
 use crate::error::{CuError, CuResult};
 use crate::exec::executor::{HostFn, KernelWork, SendPtr, Work};
-use crate::state::Driver;
 use crate::sys::{CUfunction, CUstream};
 
 /// `CU_LAUNCH_PARAM_END`
@@ -239,20 +238,11 @@ fn launch_ex(
 fn host_func(stream: CUstream, f: Option<HostFn>, data: *mut c_void, per_thread: bool) -> CuResult {
     let (d, ctx, s) = work_stream(stream, per_thread)?;
     let Some(f) = f else {
+        tracing::warn!("cuLaunchHostFunc with a NULL function");
         return Err(CuError::INVALID_VALUE);
     };
-    submit_host(d, &ctx, &s, f, data)
-}
-
-fn submit_host(
-    d: &Driver,
-    ctx: &std::sync::Arc<crate::state::Context>,
-    s: &std::sync::Arc<crate::exec::Stream>,
-    f: HostFn,
-    data: *mut c_void,
-) -> CuResult {
     d.exec
-        .submit(ctx, s, Work::HostFn(f, SendPtr(data)))
+        .submit(&ctx, &s, Work::HostFn(f, SendPtr(data)))
         .map(|_| ())
 }
 

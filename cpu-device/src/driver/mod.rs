@@ -6,6 +6,7 @@ pub mod context;
 pub mod copy;
 pub mod device;
 pub mod event;
+pub mod export_table;
 pub mod host_memory;
 pub mod init;
 pub mod launch;

@@ -1,4 +1,5 @@
-//! Driver entry-point access: `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable`.
+//! Driver entry-point access: `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable` (whose
+//! tables live in [`super::export_table`]).
 //!
 //! libcudart does not `dlsym` the driver: it resolves every entry point through
 //! `cuGetProcAddress_v2(base name, &pfn, cudaVersion, flags, &status)`. Resolution follows the
@@ -198,19 +199,6 @@ unsafe fn get_proc_address(
     }
 }
 
-/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` from the 16 bytes in memory order.
-fn uuid_string(bytes: &[u8; 16]) -> String {
-    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex[0..4].concat(),
-        hex[4..6].concat(),
-        hex[6..8].concat(),
-        hex[8..10].concat(),
-        hex[10..16].concat()
-    )
-}
-
 cuda_exports! {
     /// `cuGetProcAddress` (CUDA 11.3 ABI, no status out-parameter).
     fn cuGetProcAddress(symbol: *const c_char, pfn: *mut *mut c_void, cuda_version: i32, flags: u64) {
@@ -230,20 +218,10 @@ cuda_exports! {
         unsafe { get_proc_address(symbol, pfn, cuda_version, flags, symbol_status) }
     }
 
-    /// `cuGetExportTable`: the CPU device has no private export tables yet, so every UUID gets
-    /// `CUDA_ERROR_NOT_SUPPORTED` and a NULL table (libcudart tolerates this for its first probe;
-    /// it needs CUDART_INTERFACE 6bd5fb6c-5bf4-e74a-8987-d93912fd9df9 after `cuInit`).
+    /// `cuGetExportTable`: the hidden tables libcudart needs (see [`super::export_table`]).
     fn cuGetExportTable(table: *mut *const c_void, id: *const CUuuid) {
-        if table.is_null() || id.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        // SAFETY: non-null; a CUuuid is 16 plain bytes.
-        let uuid = unsafe { id.read_unaligned() };
-        tracing::debug!(target: "gpushare::api",
-            "cuGetExportTable({}): no such export table", uuid_string(&uuid.bytes));
-        // SAFETY: non-null out-pointer from the caller.
-        unsafe { write_out(table, std::ptr::null()) }?;
-        Err(CuError::NOT_SUPPORTED)
+        // SAFETY: the caller's pointers, passed on under the same contract.
+        unsafe { super::export_table::cpu_device_get_export_table(table, id) }
     }
 }
 
@@ -497,26 +475,6 @@ mod tests {
         }
         assert_eq!(lines, 418);
         println!("{lines} lookups resolved, {stubs} of them to unsupported stubs");
-    }
-
-    #[test]
-    fn export_table_is_refused() {
-        let id = CUuuid {
-            bytes: [
-                0x6b, 0xd5, 0xfb, 0x6c, 0x5b, 0xf4, 0xe7, 0x4a, 0x89, 0x87, 0xd9, 0x39, 0x12, 0xfd,
-                0x9d, 0xf9,
-            ],
-        };
-        assert_eq!(
-            uuid_string(&id.bytes),
-            "6bd5fb6c-5bf4-e74a-8987-d93912fd9df9"
-        );
-        let mut table: *const c_void = std::ptr::dangling();
-        // SAFETY: valid pointers.
-        assert_eq!(unsafe { cuGetExportTable(&mut table, &id) }, 801);
-        assert!(table.is_null());
-        // SAFETY: NULL arguments are what is under test.
-        assert_eq!(unsafe { cuGetExportTable(std::ptr::null_mut(), &id) }, 1);
     }
 
     #[test]

@@ -380,7 +380,12 @@ impl Executor {
                 Work::Kernel(k) => {
                     m.engine = EngineUse::Compute;
                     let start = timeline.peek_start(&m);
-                    match self.run_kernel(driver, &k, start) {
+                    let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(driver, &k, start)));
+                    let result = run.unwrap_or_else(|_| {
+                        tracing::error!("internal error in the interpreter running `{}`", k.kernel);
+                        Err(CuError::LAUNCH_FAILED)
+                    });
+                    match result {
                         Ok(cost) => m.duration = timing::kernel_duration(&self.profile, &cost),
                         Err(e) => {
                             m.duration = self.profile.rates.launch_latency_ns;

@@ -2,7 +2,7 @@
 //! `.ftz`) and half-precision (f16 / bf16, scalar and x2) arithmetic.
 
 use super::fround::{self, round_f64, round_int, Fmt, Rnd};
-use super::program::{lanes, Cx, Inst, Op1, FULL, LANES, R};
+use super::program::{lanes, Cx, Inst, Op1, R};
 use crate::exec::int::IntT;
 use crate::types::Ty;
 use std::marker::PhantomData;
@@ -13,6 +13,153 @@ impl<D: IntT, S: IntT> Op1 for CvtInt<D, S> {
     #[inline(always)]
     fn f(a: u64) -> u64 {
         D::from_i128(S::from_r(a).to_i128()).to_r()
+    }
+}
+
+/// Integer → f32 / f64 conversion with round-to-nearest (hardware `as` casts).
+pub(crate) struct I2F<S, const F64: bool>(PhantomData<S>);
+impl<S: IntT, const F64: bool> Op1 for I2F<S, F64> {
+    #[inline(always)]
+    fn f(a: u64) -> u64 {
+        let v = S::from_r(a);
+        if F64 {
+            v.to_f64().to_bits()
+        } else {
+            v.to_f32().to_bits() as u64
+        }
+    }
+}
+
+/// Float → integer with integer rounding (0 rni, 1 rzi, 2 rmi, 3 rpi); saturating, NaN → 0.
+pub(crate) struct F2I<D, const F64: bool, const RM: u8>(PhantomData<D>);
+impl<D: IntT, const F64: bool, const RM: u8> Op1 for F2I<D, F64, RM> {
+    #[inline(always)]
+    fn f(a: u64) -> u64 {
+        let x = if F64 {
+            f64::from_bits(a)
+        } else {
+            f32::from_bits(a as u32) as f64
+        };
+        let r = match RM {
+            0 => x.round_ties_even(),
+            1 => x.trunc(),
+            2 => x.floor(),
+            _ => x.ceil(),
+        };
+        D::from_f64_sat(r).to_r()
+    }
+}
+
+/// Float → float conversions: 0 f32→f64, 1 f64→f32 (rn), 2..=5 f32 round to integral
+/// (rni, rzi, rmi, rpi), 6..=9 the same for f64.
+pub(crate) struct F2F<const K: u8>;
+impl<const K: u8> Op1 for F2F<K> {
+    #[inline(always)]
+    fn f(a: u64) -> u64 {
+        let f = f32::from_bits(a as u32);
+        let d = f64::from_bits(a);
+        match K {
+            0 => (f as f64).to_bits(),
+            1 => {
+                let r = d as f32;
+                (if r.is_nan() {
+                    f32::from_bits(0x7fff_ffff)
+                } else {
+                    r
+                })
+                .to_bits() as u64
+            }
+            2 => f.round_ties_even().to_bits() as u64,
+            3 => f.trunc().to_bits() as u64,
+            4 => f.floor().to_bits() as u64,
+            5 => f.ceil().to_bits() as u64,
+            6 => d.round_ties_even().to_bits(),
+            7 => d.trunc().to_bits(),
+            8 => d.floor().to_bits(),
+            _ => d.ceil().to_bits(),
+        }
+    }
+}
+
+/// f32 → f16 with round-to-nearest-even (bit manipulation).
+#[inline(always)]
+pub(crate) fn f32_to_f16_rn(x: f32) -> u16 {
+    let b = x.to_bits();
+    let sign = ((b >> 16) & 0x8000) as u16;
+    let e = ((b >> 23) & 0xff) as i32;
+    let m = b & 0x7f_ffff;
+    if e == 0xff {
+        return if m == 0 { sign | 0x7c00 } else { 0x7fff };
+    }
+    let e16 = e - 127 + 15;
+    if e16 >= 31 {
+        return sign | 0x7c00;
+    }
+    if e16 <= 0 {
+        if e16 < -10 {
+            return sign;
+        }
+        let full = m | 0x80_0000;
+        let shift = (14 - e16) as u32;
+        let q = full >> shift;
+        let rem = full & ((1 << shift) - 1);
+        let half = 1 << (shift - 1);
+        let q = if rem > half || (rem == half && q & 1 == 1) {
+            q + 1
+        } else {
+            q
+        };
+        return sign | q as u16;
+    }
+    let q = (((e16 as u32) << 10) | (m >> 13)) as u16;
+    let rem = m & 0x1fff;
+    let q = if rem > 0x1000 || (rem == 0x1000 && q & 1 == 1) {
+        q + 1
+    } else {
+        q
+    };
+    sign | q
+}
+
+/// f16 → f32 (exact, bit manipulation).
+#[inline(always)]
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h as u32) & 0x8000) << 16;
+    let e = ((h >> 10) & 0x1f) as u32;
+    let m = (h & 0x3ff) as u32;
+    let bits = if e == 0 {
+        if m == 0 {
+            sign
+        } else {
+            return f32::from_bits(sign)
+                + (m as f32) * (1.0 / 16_777_216.0) * if sign != 0 { -1.0 } else { 1.0 };
+        }
+    } else if e == 31 {
+        sign | 0x7f80_0000 | (m << 13)
+    } else {
+        sign | ((e + 112) << 23) | (m << 13)
+    };
+    f32::from_bits(bits)
+}
+
+/// Half ↔ f32 conversions: 0 f16→f32, 1 f32→f16 (rn), 2 bf16→f32, 3 f32→bf16 (rn).
+pub(crate) struct HCvt<const K: u8>;
+impl<const K: u8> Op1 for HCvt<K> {
+    #[inline(always)]
+    fn f(a: u64) -> u64 {
+        match K {
+            0 => f16_to_f32(a as u16).to_bits() as u64,
+            1 => f32_to_f16_rn(f32::from_bits(a as u32)) as u64,
+            2 => (a & 0xffff) << 16,
+            _ => {
+                let b = a as u32;
+                if f32::from_bits(b).is_nan() {
+                    0x7fff
+                } else {
+                    (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u64
+                }
+            }
+        }
     }
 }
 
@@ -213,113 +360,6 @@ pub(crate) fn h_cvt_pack2(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
     Ok(())
 }
 
-/// Half-precision arithmetic op codes (in `aux` bits 0..4).
-pub(crate) mod hop {
-    pub const ADD: u32 = 0;
-    pub const SUB: u32 = 1;
-    pub const MUL: u32 = 2;
-    pub const FMA: u32 = 3;
-    pub const MIN: u32 = 4;
-    pub const MAX: u32 = 5;
-    pub const NEG: u32 = 6;
-    pub const ABS: u32 = 7;
-    /// aux flag: bf16 instead of f16
-    pub const BF16: u32 = 1 << 8;
-    /// aux flag: packed x2
-    pub const X2: u32 = 1 << 9;
-    pub const SAT: u32 = 1 << 10;
-    pub const FTZ: u32 = 1 << 11;
-    /// `.relu` (clamp negatives to 0)
-    pub const RELU: u32 = 1 << 12;
-}
-
-fn half_one(op: u32, a: u16, b: u16, c: u16, aux: u32) -> u16 {
-    let bf = aux & hop::BF16 != 0;
-    let dec = |h: u16| -> f64 {
-        let v = if bf {
-            fround::bf16_to_f32(h) as f64
-        } else {
-            fround::f16_to_f64(h)
-        };
-        if aux & hop::FTZ != 0 && !bf && h & 0x7c00 == 0 {
-            0.0f64.copysign(v)
-        } else {
-            v
-        }
-    };
-    let fmt = if bf { fround::BF16 } else { fround::F16 };
-    match op {
-        hop::NEG => return a ^ 0x8000,
-        hop::ABS => return a & 0x7fff,
-        _ => {}
-    }
-    let (x, y, z) = (dec(a), dec(b), dec(c));
-    let mut r = match op {
-        hop::ADD => (x as f32 + y as f32) as f64,
-        hop::SUB => (x as f32 - y as f32) as f64,
-        hop::MUL => (x as f32 * y as f32) as f64,
-        hop::FMA => x.mul_add(y, z),
-        hop::MIN => crate::exec::float::fmin(x, y),
-        _ => crate::exec::float::fmax(x, y),
-    };
-    if aux & hop::SAT != 0 {
-        r = if r.is_nan() || r <= 0.0 {
-            0.0
-        } else {
-            r.min(1.0)
-        };
-    }
-    if aux & hop::RELU != 0 && (r < 0.0 || r.is_nan()) {
-        r = if r.is_nan() { r } else { 0.0 };
-    }
-    let out = round_f64(r, fmt, Rnd::Rn) as u16;
-    if aux & hop::FTZ != 0 && !bf && out & 0x7c00 == 0 {
-        out & 0x8000
-    } else {
-        out
-    }
-}
-
-/// Half (or bf16 with `hop::BF16` in `aux`) addition on raw bits.
-pub(crate) fn half_add_bits(a: u16, b: u16, aux: u32) -> u16 {
-    half_one(hop::ADD, a, b, 0, aux & hop::BF16)
-}
-
-/// f16/bf16 (x2) arithmetic: `r[0] = op(r[1], r[2], r[3])`.
-pub(crate) fn h_half(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
-    let op = i.aux & 0xff;
-    let pair = i.aux & hop::X2 != 0;
-    let a = cx.regs[i.r[1] as usize];
-    let b = if i.r[2] != u32::MAX {
-        cx.regs[i.r[2] as usize]
-    } else {
-        [0; LANES]
-    };
-    let c = if i.r[3] != u32::MAX {
-        cx.regs[i.r[3] as usize]
-    } else {
-        [0; LANES]
-    };
-    let d = &mut cx.regs[i.r[0] as usize];
-    let mm = if m == FULL { FULL } else { m };
-    for l in lanes(mm) {
-        let lo = half_one(op, a[l] as u16, b[l] as u16, c[l] as u16, i.aux) as u64;
-        d[l] = if pair {
-            let hi = half_one(
-                op,
-                (a[l] >> 16) as u16,
-                (b[l] >> 16) as u16,
-                (c[l] >> 16) as u16,
-                i.aux,
-            ) as u64;
-            (hi << 16) | lo
-        } else {
-            lo
-        };
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,10 +429,23 @@ mod tests {
     }
 
     #[test]
-    fn halves() {
-        let one = 0x3c00u16;
-        assert_eq!(half_one(hop::ADD, one, one, 0, 0), 0x4000);
-        assert_eq!(half_one(hop::MUL, 0x4000, 0x4200, 0, 0), 0x4600);
-        assert_eq!(half_one(hop::ADD, 0x3f80, 0x3f80, 0, hop::BF16), 0x4000);
+    fn fast_half_conversions() {
+        for bits in (0u32..0xffff_ffff).step_by(65_521) {
+            let x = f32::from_bits(bits);
+            let want = round_f64(x as f64, fround::F16, Rnd::Rn) as u16;
+            let got = f32_to_f16_rn(x);
+            assert!(
+                got == want || (x.is_nan() && got == 0x7fff),
+                "{x:e}: {got:#x} vs {want:#x}"
+            );
+        }
+        for h in 0..=0xffffu16 {
+            let a = f16_to_f32(h);
+            let b = fround::f16_to_f64(h) as f32;
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{h:#x}"
+            );
+        }
     }
 }

@@ -16,7 +16,6 @@ pub(crate) trait FloatT:
     + Neg<Output = Self>
     + 'static
 {
-    const IS_F32: bool;
     fn from_r(v: u64) -> Self;
     fn to_r(self) -> u64;
     fn fma(self, b: Self, c: Self) -> Self;
@@ -34,14 +33,12 @@ pub(crate) trait FloatT:
     fn canon_nan() -> Self;
     fn is_subnormal(self) -> bool;
     fn to_f64(self) -> f64;
-    fn from_f64(v: f64) -> Self;
     fn copysign(self, s: Self) -> Self;
 }
 
 macro_rules! float_t {
-    ($t:ty, $bits:ty, $is32:expr, $nan:expr) => {
+    ($t:ty, $bits:ty, $nan:expr) => {
         impl FloatT for $t {
-            const IS_F32: bool = $is32;
             #[inline(always)]
             fn from_r(v: u64) -> Self {
                 <$t>::from_bits(v as $bits)
@@ -103,18 +100,14 @@ macro_rules! float_t {
                 self as f64
             }
             #[inline(always)]
-            fn from_f64(v: f64) -> Self {
-                v as $t
-            }
-            #[inline(always)]
             fn copysign(self, s: Self) -> Self {
                 <$t>::copysign(self, s)
             }
         }
     };
 }
-float_t!(f32, u32, true, 0x7fff_ffff);
-float_t!(f64, u64, false, 0x7fff_ffff_ffff_ffff);
+float_t!(f32, u32, 0x7fff_ffff);
+float_t!(f64, u64, 0x7fff_ffff_ffff_ffff);
 
 /// PTX `min`: NaN operands are ignored; `-0 < +0`.
 #[inline(always)]
@@ -125,13 +118,7 @@ pub(crate) fn fmin<T: FloatT>(a: T, b: T) -> T {
         } else {
             b
         }
-    } else if b.is_nan() {
-        a
-    } else if a < b {
-        a
-    } else if b < a {
-        b
-    } else if a.sign() {
+    } else if b.is_nan() || a < b || (a == b && a.sign()) {
         a
     } else {
         b
@@ -147,16 +134,10 @@ pub(crate) fn fmax<T: FloatT>(a: T, b: T) -> T {
         } else {
             b
         }
-    } else if b.is_nan() {
+    } else if b.is_nan() || a > b || (a == b && !a.sign()) {
         a
-    } else if a > b {
-        a
-    } else if b > a {
-        b
-    } else if a.sign() {
-        b
     } else {
-        a
+        b
     }
 }
 
@@ -237,6 +218,7 @@ f2!(FMaxNan, |a, b| if a.is_nan() || b.is_nan() {
 // copysign d, a, b: sign of a, magnitude of b
 f2!(FCopysign, |a, b| b.copysign(a));
 f1!(FNeg, |a| -a);
+f1!(FId, |a| a);
 f1!(FAbs, |a| a.abs());
 f1!(FSqrt, |a| a.sqrt());
 f1!(FRcp, |a| T::one() / a);
@@ -246,8 +228,6 @@ f1!(FCos, |a| a.cos());
 f1!(FLg2, |a| a.log2());
 f1!(FEx2, |a| a.exp2());
 f1!(FTanh, |a| a.tanh());
-f1!(FMov, |a| a);
-f1!(FSat, |a| sat(a));
 
 /// `fma` / `mad.rn`.
 pub(crate) struct FFma;
@@ -383,7 +363,7 @@ mod tests {
         assert_eq!(fmin(f32::NAN, 1.0), 1.0);
         assert!(fmin(-0.0f32, 0.0).is_sign_negative());
         assert!(fmax(-0.0f32, 0.0).is_sign_positive());
-        let r = <L<f32, FSat, false, false> as Op1>::f(2.5f32.to_bits() as u64);
+        let r = <L<f32, FAbs, false, true> as Op1>::f((-2.5f32).to_bits() as u64);
         assert_eq!(f32::from_bits(r as u32), 1.0);
     }
 }

@@ -15,9 +15,15 @@ pub(crate) trait IntT: Copy + Ord + Eq + 'static {
     fn wsub(self, o: Self) -> Self;
     fn wmul(self, o: Self) -> Self;
     fn wneg(self) -> Self;
+    /// High half of the full product.
+    fn mul_hi(self, o: Self) -> Self;
     fn div_(self, o: Self) -> Self;
     fn rem_(self, o: Self) -> Self;
     fn min_v() -> Self;
+    fn to_f32(self) -> f32;
+    fn to_f64(self) -> f64;
+    /// Saturating conversion from an integral f64 (NaN → 0).
+    fn from_f64_sat(v: f64) -> Self;
     fn max_v() -> Self;
 }
 
@@ -59,6 +65,14 @@ macro_rules! int_t {
                 self.wrapping_neg()
             }
             #[inline(always)]
+            fn mul_hi(self, o: Self) -> Self {
+                if $signed {
+                    ((self as i128).wrapping_mul(o as i128) >> <$t>::BITS) as $t
+                } else {
+                    ((self as u128).wrapping_mul(o as u128) >> <$t>::BITS) as $t
+                }
+            }
+            #[inline(always)]
             fn div_(self, o: Self) -> Self {
                 // Division by zero yields all ones (matches hardware for unsigned).
                 if o == 0 {
@@ -77,6 +91,18 @@ macro_rules! int_t {
             }
             fn min_v() -> Self {
                 <$t>::MIN
+            }
+            #[inline(always)]
+            fn to_f32(self) -> f32 {
+                self as f32
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_f64_sat(v: f64) -> Self {
+                v as $t
             }
             fn max_v() -> Self {
                 <$t>::MAX
@@ -122,10 +148,7 @@ macro_rules! op1 {
 op2!(Add, |a, b| a.wadd(b).to_r());
 op2!(Sub, |a, b| a.wsub(b).to_r());
 op2!(MulLo, |a, b| a.wmul(b).to_r());
-op2!(MulHi, |a, b| T::from_i128(
-    (a.to_i128() * b.to_i128()) >> T::BITS
-)
-.to_r());
+op2!(MulHi, |a, b| a.mul_hi(b).to_r());
 op2!(Min, |a, b| a.min(b).to_r());
 op2!(Max, |a, b| a.max(b).to_r());
 op2!(Div, |a, b| a.div_(b).to_r());
@@ -138,14 +161,14 @@ op2!(SubSat, |a, b| T::from_i128(
     (a.to_i128() - b.to_i128()).clamp(T::min_v().to_i128(), T::max_v().to_i128())
 )
 .to_r());
-op2!(MulWide, |a, b| (a.to_i128() * b.to_i128()) as u64
+op2!(MulWide, |a, b| a.to_i128().wrapping_mul(b.to_i128()) as u64
     & wide_mask(T::BITS));
 op1!(Neg, |a| a.wneg().to_r());
 op1!(Abs, |a| (if a < T::from_i128(0) { a.wneg() } else { a })
     .to_r());
 op1!(Popc, |a| (a.to_r().count_ones()) as u64);
 op1!(Clz, |a| (a.to_r().leading_zeros() - (64 - T::BITS)) as u64);
-op1!(Brev, |a| (a.to_r().reverse_bits() >> (64 - T::BITS)));
+op1!(Brev, |a| a.to_r().reverse_bits() >> (64 - T::BITS));
 op1!(Not, |a| (!a.to_r()) & mask(T::BITS));
 op1!(Cnot, |a| (a.to_r() == 0) as u64);
 op1!(Mov, |a| a.to_r());
@@ -224,8 +247,7 @@ pub(crate) struct MadHi<T>(PhantomData<T>);
 impl<T: IntT> Op3 for MadHi<T> {
     #[inline(always)]
     fn f(a: u64, b: u64, c: u64) -> u64 {
-        let h = T::from_i128((T::from_r(a).to_i128() * T::from_r(b).to_i128()) >> T::BITS);
-        h.wadd(T::from_r(c)).to_r()
+        T::from_r(a).mul_hi(T::from_r(b)).wadd(T::from_r(c)).to_r()
     }
 }
 /// `mad.wide`: double-width `a*b + c`.
@@ -233,7 +255,7 @@ pub(crate) struct MadWide<T>(PhantomData<T>);
 impl<T: IntT> Op3 for MadWide<T> {
     #[inline(always)]
     fn f(a: u64, b: u64, c: u64) -> u64 {
-        let p = (T::from_r(a).to_i128() * T::from_r(b).to_i128()) as u64;
+        let p = T::from_r(a).to_i128().wrapping_mul(T::from_r(b).to_i128()) as u64;
         p.wrapping_add(c) & wide_mask(T::BITS)
     }
 }

@@ -145,8 +145,8 @@ pub fn launch<M: GlobalMemory>(
             params,
             time: &opts.time_source,
             t0: std::time::Instant::now(),
+            printf: opts.printf.clone(),
         },
-        grid: cfg.grid,
         block: cfg.block,
         uniform,
         specials,
@@ -175,7 +175,20 @@ pub fn launch<M: GlobalMemory>(
                 ((b / gx as u64) % gy as u64) as u32,
                 (b / (gx as u64 * gy as u64)) as u32,
             ];
-            if let Err(e) = runner.run_block(ctaid) {
+            let res =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run_block(ctaid)))
+                    .unwrap_or_else(|p| {
+                        let what = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(ExecError::Aborted {
+                            kernel: kernel.name.clone(),
+                            msg: format!("internal interpreter error: {what}"),
+                        })
+                    });
+            if let Err(e) = res {
                 lc.abort.store(true, Relaxed);
                 let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
                 let replace = match &*slot {

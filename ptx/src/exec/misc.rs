@@ -4,7 +4,7 @@
 
 use super::float::FloatT;
 use super::int::IntT;
-use super::program::{lanes, Cx, Inst, Op3, FULL, LANES, NONE, R};
+use super::program::{lanes, pack_bools, Cx, Inst, Op3, FULL, LANES, NONE, R};
 use super::TimeSource;
 use std::marker::PhantomData;
 
@@ -91,10 +91,11 @@ pub(crate) fn h_setp<C: Cmp>(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
 fn setp_impl<C: Cmp>(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
     let av = &cx.regs[i.r[1] as usize];
     let bv = &cx.regs[i.r[2] as usize];
-    let mut bits = 0u32;
+    let mut b = [0u8; LANES];
     for l in 0..LANES {
-        bits |= (C::f(av[l], bv[l]) as u32) << l;
+        b[l] = C::f(av[l], bv[l]) as u8;
     }
+    let bits = pack_bools(&b);
     finish_pred(i, cx, m, bits);
     Ok(())
 }
@@ -183,18 +184,6 @@ pub(crate) fn h_plogic(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
         _ => a,
     };
     cx.set_pred(i.r[0], v, m);
-    Ok(())
-}
-
-/// Predicate from register: `r[0]` (pred) = low bit of `r[1]` (used for `mov.pred p, imm`,
-/// `cvt`-like moves); aux = 1 tests any nonzero bit.
-pub(crate) fn h_reg_to_pred(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
-    let a = &cx.regs[i.r[1] as usize];
-    let mut bits = 0u32;
-    for l in 0..LANES {
-        bits |= ((a[l] & 1 != 0) as u32) << l;
-    }
-    cx.set_pred(i.r[0], bits, m);
     Ok(())
 }
 
@@ -374,6 +363,23 @@ impl<const A_S: bool, const B_S: bool> Op3 for Dp4a<A_S, B_S> {
             let x = (a >> (8 * k)) as u8;
             let y = (b >> (8 * k)) as u8;
             let x = if A_S { x as i8 as i64 } else { x as i64 };
+            let y = if B_S { y as i8 as i64 } else { y as i64 };
+            acc += x * y;
+        }
+        acc as u32 as u64
+    }
+}
+
+/// `dp2a.{lo,hi}` with operand signedness (A_S for the 16-bit halves, B_S for the bytes).
+pub(crate) struct Dp2a<const A_S: bool, const B_S: bool, const HI: bool>;
+impl<const A_S: bool, const B_S: bool, const HI: bool> Op3 for Dp2a<A_S, B_S, HI> {
+    #[inline(always)]
+    fn f(a: u64, b: u64, c: u64) -> u64 {
+        let mut acc = c as u32 as i64;
+        for k in 0..2 {
+            let x = (a >> (16 * k)) as u16;
+            let y = (b >> (8 * (k + 2 * HI as u64))) as u8;
+            let x = if A_S { x as i16 as i64 } else { x as i64 };
             let y = if B_S { y as i8 as i64 } else { y as i64 };
             acc += x * y;
         }

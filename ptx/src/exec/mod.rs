@@ -1,12 +1,17 @@
 //! Kernel execution: public launch API, configuration, statistics.
+// Lane loops index several per-lane arrays in lockstep; iterator chains obscure that.
+#![allow(clippy::needless_range_loop)]
 
+pub(crate) mod atomic;
 pub(crate) mod cvt;
 pub(crate) mod float;
 pub(crate) mod fround;
+pub(crate) mod half;
 pub(crate) mod int;
 mod launch;
 pub(crate) mod mem;
 pub(crate) mod misc;
+pub(crate) mod printf;
 pub(crate) mod program;
 mod raw;
 mod warp;
@@ -36,6 +41,11 @@ pub const GENERIC_SHARED_SIZE: u64 = 1 << 32;
 pub const GENERIC_LOCAL_BASE: u64 = 0xFFFF_FD00_0000_0000;
 /// Size of the generic local window.
 pub const GENERIC_LOCAL_SIZE: u64 = 1 << 32;
+/// Base of the generic-address window that maps to the kernel parameter buffer
+/// (`cvta.param`, read-only). Device allocations must not overlap it either.
+pub const GENERIC_PARAM_BASE: u64 = 0xFFFF_FC00_0000_0000;
+/// Size of the generic param window.
+pub const GENERIC_PARAM_SIZE: u64 = 1 << 32;
 
 /// Access to device global memory, provided by the caller of [`launch`].
 ///
@@ -82,6 +92,17 @@ impl std::fmt::Debug for TimeSource {
     }
 }
 
+/// Receiver of device `printf` output (one call per `printf` instruction executed by a
+/// warp, with the text of every active thread in lane order).
+#[derive(Clone)]
+pub struct PrintfSink(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for PrintfSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrintfSink(..)")
+    }
+}
+
 /// Execution options.
 #[derive(Debug, Clone)]
 pub struct ExecOptions {
@@ -94,6 +115,8 @@ pub struct ExecOptions {
     pub instruction_limit: Option<u64>,
     /// Set to `true` from another thread to abort the launch ([`ExecError::Aborted`]).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Where device `printf` output goes (`None`: the process's stdout, as CUDA does).
+    pub printf: Option<PrintfSink>,
 }
 
 impl Default for ExecOptions {
@@ -103,6 +126,7 @@ impl Default for ExecOptions {
             time_source: TimeSource::Host,
             instruction_limit: None,
             cancel: None,
+            printf: None,
         }
     }
 }
@@ -155,7 +179,8 @@ pub struct LaunchStats {
 }
 
 impl LaunchStats {
-    pub(crate) fn add(&mut self, o: &LaunchStats) {
+    /// Add another launch's statistics (sums; maxima for `sleep_ns_max`).
+    pub fn accumulate(&mut self, o: &LaunchStats) {
         self.thread_instructions += o.thread_instructions;
         self.warp_instructions += o.warp_instructions;
         self.int_alu += o.int_alu;

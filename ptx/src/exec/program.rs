@@ -30,8 +30,17 @@ pub(crate) enum Fault {
     Illegal(u64),
     Misaligned(u64),
     Trap,
-    Illegal2(&'static str),
+    /// Illegal instruction; the code indexes [`ILLEGAL_MSG`].
+    IllegalInst(u8),
 }
+
+/// Messages of [`Fault::IllegalInst`] (kept out of the enum so that handler results
+/// fit in two registers).
+pub(crate) const ILLEGAL_MSG: [&str; 3] = [
+    "fell off the end of the program",
+    "brx.idx index out of range",
+    "barrier id out of range",
+];
 
 /// How the warp loop treats an instruction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +154,7 @@ pub(crate) struct Env<'a> {
     pub params: &'a [u8],
     pub time: &'a TimeSource,
     pub t0: std::time::Instant,
+    pub printf: Option<super::PrintfSink>,
 }
 
 /// Per-warp mutable state visible to handlers besides registers.
@@ -195,6 +205,19 @@ impl Cx<'_> {
             *r = (*r & !mask) | (bits & mask);
         }
     }
+}
+
+/// Pack 32 booleans (0/1 bytes) into a lane mask.
+#[inline(always)]
+pub(crate) fn pack_bools(b: &[u8; LANES]) -> u32 {
+    let mut bits = 0u32;
+    for c in 0..LANES / 8 {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[c * 8..c * 8 + 8]);
+        let v = u64::from_le_bytes(x) & 0x0101_0101_0101_0101;
+        bits |= ((v.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32) << (c * 8);
+    }
+    bits
 }
 
 /// Iterate over set bits of `m` (lane indices).
@@ -327,4 +350,20 @@ pub(crate) fn h3<O: Op3>(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
 /// Handler that does nothing (accepted no-op instructions).
 pub(crate) fn h_nop(_: &Inst, _: &mut Cx<'_>, _: u32) -> R {
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack() {
+        let mut b = [0u8; LANES];
+        for l in (0..LANES).step_by(3) {
+            b[l] = 1;
+        }
+        let want: u32 = (0..LANES).step_by(3).map(|l| 1u32 << l).sum();
+        assert_eq!(pack_bools(&b), want);
+        assert_eq!(pack_bools(&[1; LANES]), u32::MAX);
+    }
 }

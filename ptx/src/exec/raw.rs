@@ -136,17 +136,6 @@ impl HostSpan {
 
 use super::program::{lanes, FULL, LANES};
 
-/// Highest address among the lanes of `m` (0 if none).
-#[inline(always)]
-pub(crate) fn max_addr(a: &[u64; LANES], m: u32) -> u64 {
-    let mut mx = 0u64;
-    for l in 0..LANES {
-        let v = if (m >> l) & 1 != 0 { a[l] } else { 0 };
-        mx = mx.max(v);
-    }
-    mx
-}
-
 /// First lane of `m` whose access `[a+off, a+off+size)` does not fit in `len` bytes.
 fn first_bad(a: &[u64; LANES], m: u32, off: usize, size: usize, len: usize) -> usize {
     lanes(m)
@@ -259,9 +248,32 @@ pub(crate) fn gather<const SIZE: usize>(
     win_check(a, m, off, SIZE, align, s.len())?;
     let p = s.as_ptr().wrapping_add(off);
     if m == FULL {
-        for l in 0..LANES {
-            // `a[l] + off + SIZE <= s.len()` for every lane (checked above).
-            out[l] = read_le::<SIZE>(p.wrapping_add(a[l] as usize));
+        // `a[l] + off + SIZE <= s.len()` for every lane (checked above). Chunks of 8
+        // lanes that read one address (broadcast) or consecutive elements (the common
+        // coalesced pattern) avoid the per-lane gather.
+        for c in 0..LANES / 8 {
+            let ch = &a[c * 8..c * 8 + 8];
+            let a0 = ch[0];
+            let (mut uni, mut con) = (0u64, 0u64);
+            for k in 0..8 {
+                uni |= ch[k] ^ a0;
+                con |= ch[k] ^ a0.wrapping_add((k * SIZE) as u64);
+            }
+            let o = &mut out[c * 8..c * 8 + 8];
+            if uni == 0 {
+                let v = read_le::<SIZE>(p.wrapping_add(a0 as usize));
+                o.fill(v);
+            } else if con == 0 {
+                // lanes a0 .. a0 + 7*SIZE are all in bounds, so the whole run is
+                let q = p.wrapping_add(a0 as usize);
+                for k in 0..8 {
+                    o[k] = read_le::<SIZE>(q.wrapping_add(k * SIZE));
+                }
+            } else {
+                for k in 0..8 {
+                    o[k] = read_le::<SIZE>(p.wrapping_add(ch[k] as usize));
+                }
+            }
         }
     } else {
         for l in lanes(m) {
@@ -284,7 +296,7 @@ pub(crate) fn scatter<const SIZE: usize>(
 ) -> Result<(), WinFault> {
     win_check(a, m, off, SIZE, align, s.len())?;
     let p = s.as_mut_ptr().wrapping_add(off);
-    let mut put = |l: usize| {
+    let put = |l: usize| {
         let q = p.wrapping_add(a[l] as usize);
         // SAFETY: every active lane satisfies a[l] + off + SIZE <= s.len() (checked above),
         // and `s` is borrowed mutably for the duration of the call.

@@ -13,7 +13,6 @@ pub(crate) struct LaunchCtx<'a> {
     pub prog: &'a Program,
     pub kernel: &'a str,
     pub env: Env<'a>,
-    pub grid: [u32; 3],
     pub block: [u32; 3],
     /// Registers with the same value in every warp of the launch.
     pub uniform: Vec<(u32, u64)>,
@@ -149,10 +148,17 @@ impl<'a> BlockRunner<'a> {
         self.init_block(ctaid);
         let total_threads: u32 = self.warps.iter().map(|w| w.live.count_ones()).sum();
         loop {
+            // Round-robin time slices, so warps spinning on a flag set by another warp of
+            // the block still let that warp run.
+            let mut more = false;
             for w in 0..self.warps.len() {
-                if self.warps[w].live & !self.warps[w].blocked != 0 {
-                    self.run_warp(w)?;
+                if self.warps[w].live & !self.warps[w].blocked != 0 && !self.run_slice(w)? {
+                    self.check_abort()?;
+                    more = true;
                 }
+            }
+            if more {
+                continue;
             }
             let live: u32 = self.warps.iter().map(|w| w.live.count_ones()).sum();
             if live == 0 {
@@ -254,11 +260,15 @@ impl<'a> BlockRunner<'a> {
                 instruction: text,
                 line,
             },
-            Fault::Illegal2(msg) => ExecError::IllegalInstruction {
+            Fault::IllegalInst(code) => ExecError::IllegalInstruction {
                 kernel,
                 instruction: text,
                 line,
-                msg: msg.to_string(),
+                msg: super::program::ILLEGAL_MSG
+                    .get(code as usize)
+                    .copied()
+                    .unwrap_or("illegal instruction")
+                    .to_string(),
             },
         }
     }
@@ -281,14 +291,6 @@ impl<'a> BlockRunner<'a> {
         })
     }
 
-    /// Run warp `w` until none of its lanes can make progress (exited or at a barrier).
-    fn run_warp(&mut self, w: usize) -> Result<(), ExecError> {
-        while !self.run_slice(w)? {
-            self.check_abort()?;
-        }
-        Ok(())
-    }
-
     /// Run warp `w` for at most `CHECK_EVERY` steps; `Ok(true)` when it cannot progress.
     fn run_slice(&mut self, w: usize) -> Result<bool, ExecError> {
         super::raw::with_simd(
@@ -302,6 +304,8 @@ impl<'a> BlockRunner<'a> {
         let code: &[Inst] = &self.lc.prog.code;
         let lstride = self.lstride;
         let mut steps = self.steps;
+        // the first step of a slice is always allowed (the abort check just ran)
+        let mut budget_ok = true;
         let result;
         let (mut pc, mut converged, mut live, mut blocked);
         {
@@ -338,10 +342,11 @@ impl<'a> BlockRunner<'a> {
                 if runnable == 0 {
                     break Ok(());
                 }
-                steps += 1;
-                if steps % CHECK_EVERY == 0 {
+                if steps % CHECK_EVERY == CHECK_EVERY - 1 && !budget_ok {
                     break Err((NONE, None));
                 }
+                budget_ok = false;
+                steps += 1;
                 let group;
                 let gcount;
                 if converged {
@@ -360,7 +365,7 @@ impl<'a> BlockRunner<'a> {
                     }
                 }
                 let Some(inst) = code.get(pc as usize) else {
-                    break Err((pc, Some(Fault::Illegal2("fell off the end of the program"))));
+                    break Err((pc, Some(Fault::IllegalInst(0))));
                 };
                 let exec = if inst.guard == NO_GUARD {
                     group
@@ -368,7 +373,6 @@ impl<'a> BlockRunner<'a> {
                     group & cx.pred(inst.guard)
                 };
                 cx.cnt.class[inst.class as usize] += gcount;
-                cx.cnt.warp_insts += 1;
                 // Next pc for lanes that do not branch.
                 let next = pc + 1;
                 match inst.ctl {
@@ -418,7 +422,7 @@ impl<'a> BlockRunner<'a> {
                             }
                         }
                         if bad.is_some() {
-                            break Err((pc, Some(Fault::Illegal2("brx.idx index out of range"))));
+                            break Err((pc, Some(Fault::IllegalInst(1))));
                         }
                     }
                     Ctl::Exit => {
@@ -451,7 +455,7 @@ impl<'a> BlockRunner<'a> {
                             let first = exec.trailing_zeros() as usize;
                             let id = cx.regs[inst.r[1] as usize][first] as usize;
                             if id >= 16 {
-                                break Err((pc, Some(Fault::Illegal2("barrier id out of range"))));
+                                break Err((pc, Some(Fault::IllegalInst(2))));
                             }
                             let count = if inst.r[2] != NONE {
                                 Some(cx.regs[inst.r[2] as usize][first] as u32)
@@ -498,6 +502,7 @@ impl<'a> BlockRunner<'a> {
             warp.blocked = blocked;
         }
         self.steps = steps;
+        self.cnt.warp_insts = steps;
         match result {
             Ok(()) => Ok(true),
             Err((_, None)) => Ok(false),
@@ -535,17 +540,11 @@ fn set_pcs(lane_pc: &mut [u32; LANES], m: u32, v: u32) {
 /// Write the `bar.red` result for lane `l` of `warp` on release.
 fn write_bar_result(inst: &Inst, warp: &mut Warp, l: usize, b: &Bar) {
     match inst.aux {
-        2 => {
-            if inst.r[0] != NONE {
-                warp.regs[inst.r[0] as usize][l] = b.popc as u64;
-            }
-        }
-        3 | 4 => {
-            if inst.r[0] != NONE {
-                let v = if inst.aux == 3 { b.and_all } else { b.or_any };
-                let p = &mut warp.preds[inst.r[0] as usize];
-                *p = (*p & !(1 << l)) | ((v as u32) << l);
-            }
+        2 if inst.r[0] != NONE => warp.regs[inst.r[0] as usize][l] = b.popc as u64,
+        3 | 4 if inst.r[0] != NONE => {
+            let v = if inst.aux == 3 { b.and_all } else { b.or_any };
+            let p = &mut warp.preds[inst.r[0] as usize];
+            *p = (*p & !(1 << l)) | ((v as u32) << l);
         }
         _ => {}
     }

@@ -18,7 +18,7 @@ impl KLower<'_> {
             match st {
                 Stmt::Reg(d) => self.decl_regs(&mut frame, d)?,
                 Stmt::Var(v) => self.decl_var(&mut frame, v)?,
-                Stmt::Label(n, _) => {
+                Stmt::Label(n) => {
                     frame.labels.insert(n.clone(), self.code.len() as u32);
                 }
                 Stmt::BranchTargets(n, targets, line) => {
@@ -382,6 +382,20 @@ impl KLower<'_> {
         }
     }
 
+    fn emit_local_load(&mut self, dst: u32, addr: u32, size: u32) {
+        use crate::exec::mem::{h_ld_local, lf};
+        let f = match size {
+            4 => h_ld_local::<4>,
+            _ => h_ld_local::<8>,
+        };
+        self.emit(
+            I::new(f, Class::Local)
+                .r([NONE, addr, NONE, NONE])
+                .x([dst, NONE, NONE, NONE])
+                .aux(1 << lf::N_SHIFT),
+        );
+    }
+
     fn emit_local_store(&mut self, addr: u32, val: u32, size: u32) {
         use crate::exec::mem::{h_st_local, lf};
         let f = match size {
@@ -405,7 +419,7 @@ impl KLower<'_> {
         ai: &AstInst,
         callee: &str,
         rets: &[Operand],
-        _params: &[Operand],
+        params: &[Operand],
     ) -> Res<()> {
         match callee {
             "__assertfail" | "__assert_fail" => {
@@ -413,12 +427,37 @@ impl KLower<'_> {
                 Ok(())
             }
             "vprintf" => {
-                // printf output is discarded; it returns 0 (characters are not counted).
+                // args: generic address of the format string and of the packed arguments
+                let mut vals = [NONE; 2];
+                for (k, p) in params.iter().take(2).enumerate() {
+                    vals[k] = match p {
+                        Operand::Name(n) => match self.lookup(frame, n) {
+                            Some(Sym::Var(VarLoc::Local(off))) => {
+                                let a = self.const_reg(off as u64);
+                                let t = self.new_reg(Ty::B64);
+                                self.emit_local_load(t, a, 8);
+                                t
+                            }
+                            _ => self.src(frame, ai, p, Ty::B64)?,
+                        },
+                        p => self.src(frame, ai, p, Ty::B64)?,
+                    };
+                }
+                if vals[1] == NONE {
+                    vals[1] = self.const_reg(0);
+                }
+                if vals[0] == NONE {
+                    return invalid(ai.line, "vprintf needs a format argument");
+                }
+                let res = self.new_reg(Ty::B32);
+                self.emit(
+                    I::new(crate::exec::printf::h_vprintf, Class::Misc)
+                        .r([res, vals[0], vals[1], NONE]),
+                );
                 if let Some(Operand::Name(n)) = rets.first() {
                     if let Some(Sym::Var(VarLoc::Local(off))) = self.lookup(frame, n) {
                         let a = self.const_reg(off as u64);
-                        let z = self.const_reg(0);
-                        self.emit_local_store(a, z, 4);
+                        self.emit_local_store(a, res, 4);
                     }
                 }
                 Ok(())

@@ -3,8 +3,7 @@
 
 use super::arith::{finish, nargs, one_type};
 use super::{invalid, unsupported, Frame, KLower, Res, VarLoc, I};
-use crate::exec::cvt::{h_cvt, h_cvt_pack2, CvtInt, CvtSpec};
-use crate::exec::fround::Rnd;
+use crate::exec::atomic::*;
 use crate::exec::int::Mov;
 use crate::exec::mem::*;
 use crate::exec::misc::{h_pack, h_plogic, h_unpack};
@@ -20,21 +19,6 @@ macro_rules! mem_pick {
             4 => Some($h::<4> as ExecFn),
             8 => Some($h::<8> as ExecFn),
             _ => None,
-        }
-    };
-}
-
-macro_rules! cvt_int_pick {
-    ($d:ty, $s:expr) => {
-        match $s {
-            Ty::U8 | Ty::B8 => h1::<CvtInt<$d, u8>> as ExecFn,
-            Ty::S8 => h1::<CvtInt<$d, i8>> as ExecFn,
-            Ty::U16 | Ty::B16 => h1::<CvtInt<$d, u16>> as ExecFn,
-            Ty::S16 => h1::<CvtInt<$d, i16>> as ExecFn,
-            Ty::U32 | Ty::B32 => h1::<CvtInt<$d, u32>> as ExecFn,
-            Ty::S32 => h1::<CvtInt<$d, i32>> as ExecFn,
-            Ty::S64 => h1::<CvtInt<$d, i64>> as ExecFn,
-            _ => h1::<CvtInt<$d, u64>> as ExecFn,
         }
     };
 }
@@ -96,6 +80,7 @@ impl KLower<'_> {
                     Some("global") => 0,
                     Some("shared") => 1,
                     Some("local") => 2,
+                    Some("param") => 3,
                     _ => return unsupported(ai, "space"),
                 };
                 let d = self.pred_dst(frame, ai, &ai.args[0])?;
@@ -177,101 +162,6 @@ impl KLower<'_> {
         Ok(())
     }
 
-    fn lower_cvt(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
-        let mut m = Mods::new(&ai.mods);
-        let ftz = m.has("ftz");
-        let sat = m.has("sat");
-        let relu = m.has("relu");
-        let (rnd, int_rnd) = match m.one_of(&["rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi"]) {
-            None => (None, false),
-            Some("rn") => (Some(Rnd::Rn), false),
-            Some("rz") => (Some(Rnd::Rz), false),
-            Some("rm") => (Some(Rnd::Rm), false),
-            Some("rp") => (Some(Rnd::Rp), false),
-            Some("rni") => (Some(Rnd::Rn), true),
-            Some("rzi") => (Some(Rnd::Rz), true),
-            Some("rmi") => (Some(Rnd::Rm), true),
-            Some(_) => (Some(Rnd::Rp), true),
-        };
-        let tys = m.types();
-        finish(&m, ai)?;
-        let (dst, src) = match tys.as_slice() {
-            [d, s] => (*d, *s),
-            _ => return invalid(ai.line, "cvt needs destination and source types"),
-        };
-        if relu {
-            return unsupported(ai, ".relu");
-        }
-        if matches!(dst, Ty::F16x2 | Ty::Bf16x2) {
-            if src != Ty::F32 {
-                return unsupported(ai, "packed conversion source");
-            }
-            nargs(ai, 3)?;
-            let d = self.dst(frame, ai, &ai.args[0])?;
-            let a = self.src(frame, ai, &ai.args[1], src)?;
-            let b = self.src(frame, ai, &ai.args[2], src)?;
-            let one = if dst == Ty::F16x2 { Ty::F16 } else { Ty::Bf16 };
-            let spec = CvtSpec {
-                dst: one,
-                src,
-                rnd: rnd.unwrap_or(Rnd::Rn),
-                int_rnd: false,
-                ftz,
-                sat,
-            };
-            self.emit(
-                I::new(h_cvt_pack2, Class::Fp32)
-                    .r([d, a, b, NONE])
-                    .aux(spec.pack()),
-            );
-            return Ok(());
-        }
-        if matches!(src, Ty::F16x2 | Ty::Bf16x2 | Ty::B128 | Ty::Pred)
-            || matches!(dst, Ty::B128 | Ty::Pred)
-        {
-            return unsupported(ai, "conversion types");
-        }
-        nargs(ai, 2)?;
-        let d = self.dst(frame, ai, &ai.args[0])?;
-        let a = self.src(frame, ai, &ai.args[1], src)?;
-        let class = if dst == Ty::F64 || src == Ty::F64 {
-            Class::Fp64
-        } else if dst.is_float() || src.is_float() {
-            Class::Fp32
-        } else {
-            Class::Int
-        };
-        if dst.is_int() && src.is_int() && !sat {
-            let f = match dst {
-                Ty::U8 | Ty::B8 => cvt_int_pick!(u8, src),
-                Ty::S8 => cvt_int_pick!(i8, src),
-                Ty::U16 | Ty::B16 => cvt_int_pick!(u16, src),
-                Ty::S16 => cvt_int_pick!(i16, src),
-                Ty::U32 | Ty::B32 => cvt_int_pick!(u32, src),
-                Ty::S32 => cvt_int_pick!(i32, src),
-                Ty::S64 => cvt_int_pick!(i64, src),
-                _ => cvt_int_pick!(u64, src),
-            };
-            self.emit(I::new(f, class).r([d, a, NONE, NONE]));
-            return Ok(());
-        }
-        let default_rnd = if dst.is_int() && src.is_float() {
-            Rnd::Rz
-        } else {
-            Rnd::Rn
-        };
-        let spec = CvtSpec {
-            dst,
-            src,
-            rnd: rnd.unwrap_or(default_rnd),
-            int_rnd,
-            ftz,
-            sat,
-        };
-        self.emit(I::new(h_cvt, class).r([d, a, NONE, NONE]).aux(spec.pack()));
-        Ok(())
-    }
-
     fn lower_cvta(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
         let mut m = Mods::new(&ai.mods);
         let to = m.has("to");
@@ -293,6 +183,8 @@ impl KLower<'_> {
             (Some("shared"), true) => 1,
             (Some("local"), false) => 2,
             (Some("local"), true) => 3,
+            (Some("param"), false) => 4,
+            (Some("param"), true) => 5,
             _ => return unsupported(ai, "state space"),
         };
         self.emit(I::new(h_cvta, Class::Int).r([d, a, NONE, NONE]).aux(aux));

@@ -4,7 +4,9 @@
 mod arith;
 mod body;
 mod control;
+mod convert;
 mod data;
+mod fparith;
 mod operands;
 
 use crate::error::PtxError;
@@ -17,6 +19,9 @@ use crate::types::Ty;
 use std::collections::HashMap;
 
 pub(crate) type Res<T> = Result<T, PtxError>;
+
+/// Largest local memory per thread a kernel may use (as on CUDA devices).
+const MAX_LOCAL_BYTES: u32 = 512 * 1024;
 
 pub(crate) fn invalid<T>(line: u32, msg: impl Into<String>) -> Res<T> {
     Err(PtxError::Invalid {
@@ -361,14 +366,14 @@ impl<'a> KLower<'a> {
 
     pub fn alloc_local(&mut self, size: usize, align: usize) -> u32 {
         let off = (self.local_off as usize).next_multiple_of(align.max(1));
-        self.local_off = (off + size) as u32;
-        off as u32
+        self.local_off = off.saturating_add(size).min(u32::MAX as usize) as u32;
+        off.min(u32::MAX as usize) as u32
     }
 
     pub fn alloc_shared(&mut self, size: usize, align: usize) -> u32 {
         let off = (self.shared_off as usize).next_multiple_of(align.max(1));
-        self.shared_off = (off + size) as u32;
-        off as u32
+        self.shared_off = off.saturating_add(size).min(u32::MAX as usize) as u32;
+        off.min(u32::MAX as usize) as u32
     }
 }
 
@@ -423,6 +428,27 @@ fn lower_kernel(m: &ModCtx<'_>, f: &Function) -> Res<Kernel> {
     k.guard = NO_GUARD;
     k.cur_text = (0, "exit (implicit end of kernel)".into());
     k.emit(I::new(crate::exec::program::h_nop, Class::Control).ctl(Ctl::Exit));
+    if k.local_off > MAX_LOCAL_BYTES {
+        return Err(PtxError::Unsupported {
+            line: f.line,
+            instruction: format!(".entry {}", f.name),
+            reason: format!(
+                "{} bytes of local memory per thread (limit {MAX_LOCAL_BYTES})",
+                k.local_off
+            ),
+        });
+    }
+    if k.shared_off > crate::exec::MAX_SHARED_BYTES_PER_BLOCK {
+        return Err(PtxError::Unsupported {
+            line: f.line,
+            instruction: format!(".entry {}", f.name),
+            reason: format!(
+                "{} bytes of static shared memory (limit {})",
+                k.shared_off,
+                crate::exec::MAX_SHARED_BYTES_PER_BLOCK
+            ),
+        });
+    }
     let max_threads = f
         .reqntid
         .or(f.maxntid)

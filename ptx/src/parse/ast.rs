@@ -117,7 +117,6 @@ pub(crate) struct AstInst {
     pub mods: Vec<String>,
     pub args: Vec<Operand>,
     pub line: u32,
-    pub col: u32,
 }
 
 impl AstInst {
@@ -183,7 +182,7 @@ impl fmt::Display for AstInst {
 pub(crate) enum Stmt {
     Reg(RegDecl),
     Var(VarDecl),
-    Label(String, u32),
+    Label(String),
     Inst(AstInst),
     /// `label: .branchtargets a, b, c;`
     BranchTargets(String, Vec<String>, u32),
@@ -198,7 +197,6 @@ pub(crate) enum Stmt {
 pub(crate) struct Function {
     pub name: String,
     pub is_entry: bool,
-    pub linkage: Linkage,
     pub params: Vec<VarDecl>,
     pub rets: Vec<VarDecl>,
     pub body: Option<Vec<Stmt>>,

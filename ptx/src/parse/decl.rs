@@ -5,6 +5,9 @@ use super::lexer::Tok;
 use super::{describe, Parser};
 use crate::error::PtxError;
 
+/// Declared name, array dimensions, and `<count>` of a register range.
+type Declarator = (String, Vec<Option<u64>>, Option<u32>);
+
 const TYPES: &[&str] = &[
     "b8", "b16", "b32", "b64", "b128", "u8", "u16", "u32", "u64", "s8", "s16", "s32", "s64", "f16",
     "f16x2", "bf16", "bf16x2", "f32", "f64", "pred", "e4m3", "e5m2", "e4m3x2", "e5m2x2", "tf32",
@@ -24,7 +27,7 @@ fn space_of(d: &str) -> Option<Space> {
 
 impl Parser {
     /// `.entry` / `.func` definition or prototype.
-    pub(super) fn function(&mut self, linkage: Linkage) -> Result<Function, PtxError> {
+    pub(super) fn function(&mut self) -> Result<Function, PtxError> {
         let line = self.line();
         let is_entry = self.is_dot("entry");
         self.pos += 1;
@@ -40,7 +43,6 @@ impl Parser {
         let mut f = Function {
             name,
             is_entry,
-            linkage,
             params,
             rets,
             body: None,
@@ -190,10 +192,7 @@ impl Parser {
     }
 
     /// Name, optional `<count>` and array dimensions.
-    fn declarator(
-        &mut self,
-        allow_range: bool,
-    ) -> Result<(String, Vec<Option<u64>>, Option<u32>), PtxError> {
+    fn declarator(&mut self, allow_range: bool) -> Result<Declarator, PtxError> {
         let name = self.ident()?;
         let mut count = None;
         if allow_range && self.eat_p('<') {
@@ -262,6 +261,25 @@ impl Parser {
         })
     }
 
+    /// Optional `+N` / `-N` sequence.
+    fn addend(&mut self) -> Result<i64, PtxError> {
+        let mut addend = 0i64;
+        while self.is_p('+') || self.is_p('-') {
+            let sign = if self.eat_p('-') {
+                -1
+            } else {
+                self.pos += 1;
+                if self.eat_p('-') {
+                    -1
+                } else {
+                    1
+                }
+            };
+            addend += sign * self.int()? as i64;
+        }
+        Ok(addend)
+    }
+
     fn init(&mut self) -> Result<Init, PtxError> {
         if self.eat_p('{') {
             let mut v = Vec::new();
@@ -283,23 +301,16 @@ impl Parser {
             Tok::F64(b) => InitVal::F64(if neg { b ^ (1 << 63) } else { b }),
             Tok::Float(f) => InitVal::Float(if neg { -f } else { f }),
             Tok::Ident(s) if !neg => {
+                let mut addend = 0i64;
                 let (name, generic) = if s == "generic" && self.eat_p('(') {
                     let n = self.ident()?;
+                    addend += self.addend()?;
                     self.expect_p(')')?;
                     (n, true)
                 } else {
                     (s, false)
                 };
-                let mut addend = 0i64;
-                while self.is_p('+') || self.is_p('-') {
-                    let sign = if self.eat_p('-') {
-                        -1
-                    } else {
-                        self.pos += 1;
-                        1
-                    };
-                    addend += sign * self.int()? as i64;
-                }
+                addend += self.addend()?;
                 InitVal::Sym {
                     name,
                     addend,
@@ -379,7 +390,7 @@ impl Parser {
                     } else if self.is_dot("callprototype") || self.is_dot("calltargets") {
                         self.skip_stmt();
                     } else {
-                        out.push(Stmt::Label(name, line));
+                        out.push(Stmt::Label(name));
                     }
                 }
                 Tok::Ident(_) | Tok::P('@') => out.push(Stmt::Inst(self.instruction()?)),
@@ -389,7 +400,7 @@ impl Parser {
     }
 
     fn instruction(&mut self) -> Result<AstInst, PtxError> {
-        let (line, col) = self.pos_info();
+        let line = self.line();
         let mut guard = None;
         if self.eat_p('@') {
             let neg = self.eat_p('!');
@@ -422,7 +433,6 @@ impl Parser {
             mods,
             args,
             line,
-            col,
         })
     }
 
@@ -462,6 +472,17 @@ impl Parser {
                     }
                     let v = self.int()? as i64;
                     offset = offset.wrapping_add(if neg { v.wrapping_neg() } else { v });
+                }
+                if self.eat_p(',') {
+                    // texture / surface form `[tex, {coords}]`
+                    let mut v = vec![Operand::Addr { base, offset }];
+                    loop {
+                        v.push(self.operand()?);
+                        if self.eat_p(']') {
+                            return Ok(Operand::List(v));
+                        }
+                        self.expect_p(',')?;
+                    }
                 }
                 self.expect_p(']')?;
                 Ok(Operand::Addr { base, offset })

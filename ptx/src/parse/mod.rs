@@ -224,7 +224,8 @@ impl Parser {
             self.pos += 1;
         }
         if self.is_dot("entry") || self.is_dot("func") {
-            let f = self.function(linkage)?;
+            let _ = linkage;
+            let f = self.function()?;
             m.funcs.push(f);
             return Ok(());
         }

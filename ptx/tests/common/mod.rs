@@ -174,7 +174,7 @@ pub fn cfg(grid: [u32; 3], block: [u32; 3]) -> LaunchConfig {
     }
 }
 
-/// Launch `name` from `m` with `workers` host threads.
+/// Launch `name` from `m` with `workers` host threads (module without globals).
 pub fn run(
     m: &Module,
     name: &str,
@@ -182,6 +182,33 @@ pub fn run(
     args: &[Arg],
     mem: &VecMem,
     workers: usize,
+) -> Result<LaunchStats, ExecError> {
+    run_g(m, name, c, args, mem, workers, &[])
+}
+
+/// Allocate and initialise every module global; returns their addresses.
+pub fn load_globals(m: &Module, mem: &mut VecMem) -> Vec<u64> {
+    let addrs: Vec<u64> = m
+        .globals()
+        .iter()
+        .map(|g| mem.alloc(g.size.max(1)))
+        .collect();
+    for (g, &a) in m.globals().iter().zip(&addrs) {
+        let init = g.resolved_init(&addrs);
+        mem.write(a, &init);
+    }
+    addrs
+}
+
+/// Launch with module global addresses.
+pub fn run_g(
+    m: &Module,
+    name: &str,
+    c: LaunchConfig,
+    args: &[Arg],
+    mem: &VecMem,
+    workers: usize,
+    globals: &[u64],
 ) -> Result<LaunchStats, ExecError> {
     let k = m
         .kernel(name)
@@ -192,7 +219,7 @@ pub fn run(
         instruction_limit: Some(1 << 36),
         ..Default::default()
     };
-    launch(m, k, &c, &params, &[], mem, &opts)
+    launch(m, k, &c, &params, globals, mem, &opts)
 }
 
 /// Small deterministic PRNG for test data.

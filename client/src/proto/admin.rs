@@ -1,0 +1,60 @@
+//! Admin status: what the broker reports to `Status` requests (admin tools, monitoring).
+
+use serde::{Deserialize, Serialize};
+
+/// The broker's state at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Broker build version.
+    pub broker_version: String,
+    /// Milliseconds since the broker started.
+    pub uptime_ms: u64,
+    /// Devices the broker drives.
+    pub devices: Vec<DeviceStatus>,
+    /// Connected tenant sessions.
+    pub tenants: Vec<TenantStatus>,
+}
+
+/// One device's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceStatus {
+    /// Device ordinal.
+    pub ordinal: i32,
+    /// Device name.
+    pub name: String,
+    /// Total memory in bytes.
+    pub total_mem: u64,
+    /// Memory in use by all tenants (bytes).
+    pub used_mem: u64,
+    /// Busy time over the last second, in per mille.
+    pub busy_permille: u32,
+}
+
+/// One tenant session's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantStatus {
+    /// Session id.
+    pub session_id: u64,
+    /// Tenant name from `Hello`.
+    pub name: String,
+    /// Process id (from `SO_PEERCRED`).
+    pub pid: u32,
+    /// User id (from `SO_PEERCRED`).
+    pub uid: u32,
+    /// Device memory held (bytes).
+    pub memory_bytes: u64,
+    /// Memory quota (bytes, 0 = none).
+    pub memory_quota: u64,
+    /// Streams created.
+    pub streams: u32,
+    /// Commands received but not yet submitted to the device.
+    pub queued_ops: u64,
+    /// Commands submitted to the device.
+    pub submitted_ops: u64,
+    /// Commands completed.
+    pub completed_ops: u64,
+    /// Device time consumed (nanoseconds).
+    pub gpu_time_ns: u64,
+    /// Scheduling weight.
+    pub weight: u32,
+}

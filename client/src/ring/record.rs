@@ -1,0 +1,529 @@
+//! Ring records: fixed-layout `#[repr(C)]` structures behind an 8-byte [`RecordHeader`], and the
+//! borrowed [`Command`] view the producer encodes from and the consumer decodes into.
+//!
+//! A record is `header | fixed part | variable bytes | padding to 8`. `header.len` is the whole
+//! record including padding; it must equal `align8(8 + fixed size + variable length)`, so a
+//! record's length is fully determined by its kind and its own length field — anything else is a
+//! malformed record. All integers are little-endian.
+//!
+//! | kind | value | fixed part | variable part |
+//! |---|---|---|---|
+//! | PAD | 1 | — (fills to the end of the ring) | — |
+//! | LAUNCH | 2 | [`LaunchHeader`] (48) | kernel parameter bytes (`param_len` ≤ 4096) |
+//! | MEMCPY_HTOD | 3 | [`CopyHost`] (40) | — |
+//! | MEMCPY_DTOH | 4 | [`CopyHost`] (40) | — |
+//! | MEMCPY_DTOD | 5 | [`CopyDevice`] (32) | — |
+//! | MEMSET | 6 | [`Memset`] (48) | — |
+//! | EVENT_RECORD | 7 | [`EventRecord`] (24) | — |
+//! | STREAM_WAIT_EVENT | 8 | [`StreamWait`] (24) | — |
+//! | HOST_FN | 9 | [`HostFn`] (16) | — |
+//! | HOST_FN_DONE | 10 | [`HostFnDone`] (8) | — |
+//! | CALL | 11 | [`CallHeader`] (16) | postcard `RequestEnvelope` (`payload_len`) |
+//! | HOST_FN_READY | 32 | [`HostFnReady`] (24) | — (notify ring) |
+//! | ASYNC_ERROR | 33 | [`AsyncError`] (16) | — (notify ring) |
+//!
+//! A 64-byte launch record is the 8-byte header, the 48-byte launch header and 8 parameter bytes.
+
+use crate::fixed_layout;
+
+/// Records start and end on this alignment.
+pub const RECORD_ALIGN: usize = 8;
+/// Largest kernel parameter block carried inline in a launch record (CUDA's classic limit).
+pub const MAX_PARAM_BYTES: usize = 4096;
+/// Largest fixed part plus header (buffer size the producer encodes the fixed part into).
+pub const FIXED_MAX: usize = 64;
+
+/// Record kinds (`RecordHeader::kind`).
+pub mod kind {
+    /// Padding to the end of the ring; skipped by the consumer.
+    pub const PAD: u16 = 1;
+    /// Kernel launch.
+    pub const LAUNCH: u16 = 2;
+    /// Asynchronous host-to-device copy.
+    pub const MEMCPY_HTOD: u16 = 3;
+    /// Asynchronous device-to-host copy.
+    pub const MEMCPY_DTOH: u16 = 4;
+    /// Asynchronous device-to-device copy.
+    pub const MEMCPY_DTOD: u16 = 5;
+    /// Asynchronous memset.
+    pub const MEMSET: u16 = 6;
+    /// Event record.
+    pub const EVENT_RECORD: u16 = 7;
+    /// Stream wait on an event.
+    pub const STREAM_WAIT_EVENT: u16 = 8;
+    /// Host function (callback) enqueued on a stream.
+    pub const HOST_FN: u16 = 9;
+    /// The tenant finished running a host function.
+    pub const HOST_FN_DONE: u16 = 10;
+    /// Synchronous call: a postcard request whose reply goes to a reply slot.
+    pub const CALL: u16 = 11;
+    /// Notify ring: a stream reached a host function; the tenant must run it.
+    pub const HOST_FN_READY: u16 = 32;
+    /// Notify ring: an asynchronous error.
+    pub const ASYNC_ERROR: u16 = 33;
+}
+
+/// Errors of record encoding and decoding.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    /// Fewer bytes than a header.
+    #[error("record of {0} bytes is shorter than its header")]
+    Short(usize),
+    /// `header.len` disagrees with the record's kind and variable length.
+    #[error("record length {found} does not match its contents ({expected} expected)")]
+    LengthMismatch {
+        /// Length in the header (or bytes available).
+        found: usize,
+        /// Length the contents call for.
+        expected: usize,
+    },
+    /// A kind this build does not know.
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    /// Kernel parameters larger than [`MAX_PARAM_BYTES`].
+    #[error("kernel parameter block of {0} bytes exceeds {MAX_PARAM_BYTES}")]
+    ParamsTooLarge(usize),
+    /// A memset element size other than 1, 2 or 4.
+    #[error("memset element size {0} (1, 2 or 4 expected)")]
+    BadElementSize(u32),
+    /// The record would exceed the ring's largest record.
+    #[error("record of {len} bytes exceeds the largest record ({max})")]
+    TooLarge {
+        /// Encoded length.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+}
+
+fixed_layout! {
+    /// Every record starts with this.
+    pub struct RecordHeader {
+        /// Whole record length in bytes, a multiple of 8.
+        pub len: u32,
+        /// One of [`kind`].
+        pub kind: u16,
+        /// Reserved, 0.
+        pub flags: u16,
+    }
+}
+
+fixed_layout! {
+    /// Fixed part of a kernel launch; `param_len` parameter bytes follow.
+    pub struct LaunchHeader {
+        /// Function handle (from `ModuleGetFunction`).
+        pub function: u64,
+        /// Stream handle (0 = the tenant's legacy default stream).
+        pub stream: u64,
+        /// Grid dimensions.
+        pub grid: [u32; 3],
+        /// Block dimensions.
+        pub block: [u32; 3],
+        /// Dynamic shared memory bytes.
+        pub shared_mem_bytes: u32,
+        /// Parameter bytes that follow (laid out per the function's parameter layout).
+        pub param_len: u32,
+    }
+}
+
+/// [`CopyHost::flags`]: the broker frees the staging chunks covering the host span once the
+/// copy no longer needs them (only for `host_region` 0, the staging area).
+pub const COPY_RELEASE_STAGING: u32 = 1;
+
+fixed_layout! {
+    /// Asynchronous copy between device memory and shared host memory (staging or a registered
+    /// host region).
+    pub struct CopyHost {
+        /// Stream handle.
+        pub stream: u64,
+        /// Device address (destination of HtoD, source of DtoH).
+        pub device_ptr: u64,
+        /// Offset in the host region (for region 0: from the start of the staging area).
+        pub host_offset: u64,
+        /// Bytes to copy.
+        pub len: u64,
+        /// Host region id (0 = this region's staging area).
+        pub host_region: u32,
+        /// [`COPY_RELEASE_STAGING`] or 0.
+        pub flags: u32,
+    }
+}
+
+fixed_layout! {
+    /// Asynchronous device-to-device copy.
+    pub struct CopyDevice {
+        /// Stream handle.
+        pub stream: u64,
+        /// Destination device address.
+        pub dst: u64,
+        /// Source device address.
+        pub src: u64,
+        /// Bytes to copy.
+        pub len: u64,
+    }
+}
+
+fixed_layout! {
+    /// Asynchronous memset (`cuMemsetD8/16/32Async` and the 2D forms; 1D: `height` 1).
+    pub struct Memset {
+        /// Stream handle.
+        pub stream: u64,
+        /// Destination device address.
+        pub dst: u64,
+        /// Row pitch in bytes (ignored when `height` is 1).
+        pub pitch: u64,
+        /// Elements per row.
+        pub width: u64,
+        /// Rows.
+        pub height: u64,
+        /// Value (low `element_size` bytes used).
+        pub value: u32,
+        /// 1, 2 or 4.
+        pub element_size: u32,
+    }
+}
+
+fixed_layout! {
+    /// `cuEventRecord(event, stream)` / `cuEventRecordWithFlags`.
+    pub struct EventRecord {
+        /// Event handle.
+        pub event: u64,
+        /// Stream handle.
+        pub stream: u64,
+        /// Record flags.
+        pub flags: u32,
+        /// Reserved, 0.
+        pub reserved: u32,
+    }
+}
+
+fixed_layout! {
+    /// `cuStreamWaitEvent(stream, event, flags)`.
+    pub struct StreamWait {
+        /// Stream that waits.
+        pub stream: u64,
+        /// Event waited for.
+        pub event: u64,
+        /// Wait flags.
+        pub flags: u32,
+        /// Reserved, 0.
+        pub reserved: u32,
+    }
+}
+
+fixed_layout! {
+    /// `cuLaunchHostFunc(stream, fn, data)`: the function stays in the tenant; the token names it.
+    pub struct HostFn {
+        /// Stream handle.
+        pub stream: u64,
+        /// Tenant-chosen token identifying the callback.
+        pub token: u64,
+    }
+}
+
+fixed_layout! {
+    /// The tenant ran the host function with this token; the stream may proceed.
+    pub struct HostFnDone {
+        /// Token from [`HostFn`].
+        pub token: u64,
+    }
+}
+
+fixed_layout! {
+    /// Fixed part of a synchronous call; `payload_len` bytes of postcard request follow.
+    pub struct CallHeader {
+        /// Ticket the reply slot will carry (the request id).
+        pub ticket: u64,
+        /// Reply slot index.
+        pub slot: u32,
+        /// Payload bytes that follow.
+        pub payload_len: u32,
+    }
+}
+
+fixed_layout! {
+    /// Notify ring: `stream` reached the host function `token`.
+    pub struct HostFnReady {
+        /// Stream handle.
+        pub stream: u64,
+        /// Token from [`HostFn`].
+        pub token: u64,
+        /// Sequence number of the `HOST_FN` command.
+        pub seq: u64,
+    }
+}
+
+fixed_layout! {
+    /// Notify ring: the command with sequence number `seq` failed asynchronously.
+    pub struct AsyncError {
+        /// Sequence number of the failed command.
+        pub seq: u64,
+        /// `CUresult` code.
+        pub code: u32,
+        /// Reserved, 0.
+        pub reserved: u32,
+    }
+}
+
+/// A kernel launch with its parameter bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Launch<'a> {
+    /// Function handle.
+    pub function: u64,
+    /// Stream handle.
+    pub stream: u64,
+    /// Grid dimensions.
+    pub grid: [u32; 3],
+    /// Block dimensions.
+    pub block: [u32; 3],
+    /// Dynamic shared memory bytes.
+    pub shared_mem_bytes: u32,
+    /// Packed parameter bytes (≤ [`MAX_PARAM_BYTES`]).
+    pub params: &'a [u8],
+}
+
+/// A synchronous call with its encoded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Call<'a> {
+    /// Ticket (request id) the reply slot will carry.
+    pub ticket: u64,
+    /// Reply slot index.
+    pub slot: u32,
+    /// Postcard-encoded `RequestEnvelope`.
+    pub payload: &'a [u8],
+}
+
+/// One record, borrowed: what producers push and consumers pop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command<'a> {
+    /// Kernel launch.
+    Launch(Launch<'a>),
+    /// Asynchronous host-to-device copy.
+    MemcpyHtoD(CopyHost),
+    /// Asynchronous device-to-host copy.
+    MemcpyDtoH(CopyHost),
+    /// Asynchronous device-to-device copy.
+    MemcpyDtoD(CopyDevice),
+    /// Asynchronous memset.
+    Memset(Memset),
+    /// Event record.
+    EventRecord(EventRecord),
+    /// Stream waits for an event.
+    StreamWaitEvent(StreamWait),
+    /// Host function on a stream.
+    HostFn(HostFn),
+    /// Host function finished.
+    HostFnDone(HostFnDone),
+    /// Synchronous call.
+    Call(Call<'a>),
+    /// Notify: run a host function.
+    HostFnReady(HostFnReady),
+    /// Notify: asynchronous error.
+    AsyncError(AsyncError),
+}
+
+/// Rounds up to [`RECORD_ALIGN`].
+#[inline]
+pub const fn align_record(n: usize) -> usize {
+    (n + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+}
+
+impl<'a> Command<'a> {
+    /// The record kind.
+    pub fn kind(&self) -> u16 {
+        match self {
+            Command::Launch(_) => kind::LAUNCH,
+            Command::MemcpyHtoD(_) => kind::MEMCPY_HTOD,
+            Command::MemcpyDtoH(_) => kind::MEMCPY_DTOH,
+            Command::MemcpyDtoD(_) => kind::MEMCPY_DTOD,
+            Command::Memset(_) => kind::MEMSET,
+            Command::EventRecord(_) => kind::EVENT_RECORD,
+            Command::StreamWaitEvent(_) => kind::STREAM_WAIT_EVENT,
+            Command::HostFn(_) => kind::HOST_FN,
+            Command::HostFnDone(_) => kind::HOST_FN_DONE,
+            Command::Call(_) => kind::CALL,
+            Command::HostFnReady(_) => kind::HOST_FN_READY,
+            Command::AsyncError(_) => kind::ASYNC_ERROR,
+        }
+    }
+
+    /// The variable-length bytes that follow the fixed part.
+    #[inline]
+    pub fn variable(&self) -> &'a [u8] {
+        match self {
+            Command::Launch(l) => l.params,
+            Command::Call(c) => c.payload,
+            _ => &[],
+        }
+    }
+
+    /// Size of the fixed part (without header).
+    fn fixed_size(kind: u16) -> Option<usize> {
+        Some(match kind {
+            kind::LAUNCH => LaunchHeader::SIZE,
+            kind::MEMCPY_HTOD | kind::MEMCPY_DTOH => CopyHost::SIZE,
+            kind::MEMCPY_DTOD => CopyDevice::SIZE,
+            kind::MEMSET => Memset::SIZE,
+            kind::EVENT_RECORD => EventRecord::SIZE,
+            kind::STREAM_WAIT_EVENT => StreamWait::SIZE,
+            kind::HOST_FN => HostFn::SIZE,
+            kind::HOST_FN_DONE => HostFnDone::SIZE,
+            kind::CALL => CallHeader::SIZE,
+            kind::HOST_FN_READY => HostFnReady::SIZE,
+            kind::ASYNC_ERROR => AsyncError::SIZE,
+            _ => return None,
+        })
+    }
+
+    /// Whole encoded record length (header, fixed part, variable part, padding).
+    #[inline]
+    pub fn encoded_len(&self) -> usize {
+        let fixed = Self::fixed_size(self.kind()).unwrap_or(0);
+        align_record(RecordHeader::SIZE + fixed + self.variable().len())
+    }
+
+    /// Encodes the header and fixed part into `out`; returns their length. The variable part
+    /// ([`Command::variable`]) goes right after, then padding up to [`Command::encoded_len`].
+    pub fn encode_fixed(&self, out: &mut [u8; FIXED_MAX]) -> Result<usize, RecordError> {
+        let len = self.encoded_len();
+        if let Command::Launch(l) = self {
+            if l.params.len() > MAX_PARAM_BYTES {
+                return Err(RecordError::ParamsTooLarge(l.params.len()));
+            }
+        }
+        let len32 = u32::try_from(len).map_err(|_| RecordError::TooLarge {
+            len,
+            max: u32::MAX as usize,
+        })?;
+        RecordHeader {
+            len: len32,
+            kind: self.kind(),
+            flags: 0,
+        }
+        .write_to(out);
+        let body = &mut out[RecordHeader::SIZE..];
+        let var_len = self.variable().len() as u32;
+        match self {
+            Command::Launch(l) => LaunchHeader {
+                function: l.function,
+                stream: l.stream,
+                grid: l.grid,
+                block: l.block,
+                shared_mem_bytes: l.shared_mem_bytes,
+                param_len: var_len,
+            }
+            .write_to(body),
+            Command::MemcpyHtoD(r) | Command::MemcpyDtoH(r) => r.write_to(body),
+            Command::MemcpyDtoD(r) => r.write_to(body),
+            Command::Memset(r) => r.write_to(body),
+            Command::EventRecord(r) => r.write_to(body),
+            Command::StreamWaitEvent(r) => r.write_to(body),
+            Command::HostFn(r) => r.write_to(body),
+            Command::HostFnDone(r) => r.write_to(body),
+            Command::Call(c) => CallHeader {
+                ticket: c.ticket,
+                slot: c.slot,
+                payload_len: var_len,
+            }
+            .write_to(body),
+            Command::HostFnReady(r) => r.write_to(body),
+            Command::AsyncError(r) => r.write_to(body),
+        };
+        Ok(RecordHeader::SIZE + Self::fixed_size(self.kind()).unwrap_or(0))
+    }
+
+    /// Encodes the whole record (with zero padding) into a new vector.
+    pub fn to_vec(&self) -> Result<Vec<u8>, RecordError> {
+        let mut fixed = [0u8; FIXED_MAX];
+        let n = self.encode_fixed(&mut fixed)?;
+        let mut v = Vec::with_capacity(self.encoded_len());
+        v.extend_from_slice(&fixed[..n]);
+        v.extend_from_slice(self.variable());
+        v.resize(self.encoded_len(), 0);
+        Ok(v)
+    }
+
+    /// Decodes one whole record (`bytes.len()` must equal the header's `len`). PAD records are
+    /// not commands: the ring skips them before decoding.
+    pub fn decode(bytes: &'a [u8]) -> Result<Command<'a>, RecordError> {
+        let header = RecordHeader::read_from(bytes).ok_or(RecordError::Short(bytes.len()))?;
+        let fixed = Self::fixed_size(header.kind).ok_or(RecordError::UnknownKind(header.kind))?;
+        let body = &bytes[RecordHeader::SIZE..];
+        let short = || RecordError::LengthMismatch {
+            found: bytes.len(),
+            expected: align_record(RecordHeader::SIZE + fixed),
+        };
+        let var_len = match header.kind {
+            kind::LAUNCH => {
+                let h = LaunchHeader::read_from(body).ok_or_else(short)?;
+                let n = h.param_len as usize;
+                if n > MAX_PARAM_BYTES {
+                    return Err(RecordError::ParamsTooLarge(n));
+                }
+                n
+            }
+            kind::CALL => CallHeader::read_from(body).ok_or_else(short)?.payload_len as usize,
+            _ => 0,
+        };
+        let expected = align_record(RecordHeader::SIZE + fixed + var_len);
+        if header.len as usize != expected || bytes.len() != expected {
+            return Err(RecordError::LengthMismatch {
+                found: (header.len as usize).min(bytes.len()),
+                expected,
+            });
+        }
+        let var = &body[fixed..fixed + var_len];
+        // Lengths are checked above, so every read_from below has its bytes.
+        let cmd = match header.kind {
+            kind::LAUNCH => {
+                let h = LaunchHeader::read_from(body).ok_or_else(short)?;
+                Command::Launch(Launch {
+                    function: h.function,
+                    stream: h.stream,
+                    grid: h.grid,
+                    block: h.block,
+                    shared_mem_bytes: h.shared_mem_bytes,
+                    params: var,
+                })
+            }
+            kind::MEMCPY_HTOD => Command::MemcpyHtoD(CopyHost::read_from(body).ok_or_else(short)?),
+            kind::MEMCPY_DTOH => Command::MemcpyDtoH(CopyHost::read_from(body).ok_or_else(short)?),
+            kind::MEMCPY_DTOD => {
+                Command::MemcpyDtoD(CopyDevice::read_from(body).ok_or_else(short)?)
+            }
+            kind::MEMSET => {
+                let m = Memset::read_from(body).ok_or_else(short)?;
+                if !matches!(m.element_size, 1 | 2 | 4) {
+                    return Err(RecordError::BadElementSize(m.element_size));
+                }
+                Command::Memset(m)
+            }
+            kind::EVENT_RECORD => {
+                Command::EventRecord(EventRecord::read_from(body).ok_or_else(short)?)
+            }
+            kind::STREAM_WAIT_EVENT => {
+                Command::StreamWaitEvent(StreamWait::read_from(body).ok_or_else(short)?)
+            }
+            kind::HOST_FN => Command::HostFn(HostFn::read_from(body).ok_or_else(short)?),
+            kind::HOST_FN_DONE => {
+                Command::HostFnDone(HostFnDone::read_from(body).ok_or_else(short)?)
+            }
+            kind::CALL => {
+                let h = CallHeader::read_from(body).ok_or_else(short)?;
+                Command::Call(Call {
+                    ticket: h.ticket,
+                    slot: h.slot,
+                    payload: var,
+                })
+            }
+            kind::HOST_FN_READY => {
+                Command::HostFnReady(HostFnReady::read_from(body).ok_or_else(short)?)
+            }
+            kind::ASYNC_ERROR => {
+                Command::AsyncError(AsyncError::read_from(body).ok_or_else(short)?)
+            }
+            other => return Err(RecordError::UnknownKind(other)),
+        };
+        Ok(cmd)
+    }
+}

@@ -1,0 +1,498 @@
+//! Lowering of floating-point arithmetic (f32/f64 with rounding, `.ftz`,
+//! `.sat`; f16/bf16 scalar and packed), `setp` / `set` comparisons.
+
+use super::arith::{finish, nargs};
+use super::{invalid, unsupported, Frame, KLower, Res, I};
+use crate::exec::float::*;
+use crate::exec::half::{h_half, hop};
+use crate::exec::misc::*;
+use crate::exec::program::{h1, h2, h3, Class, ExecFn, NONE};
+use crate::parse::ast::{AstInst, Operand};
+use crate::types::{Mods, Ty};
+
+macro_rules! flt_pick {
+    ($h:ident, $op:ty, $ty:expr, $ftz:expr, $sat:expr) => {
+        match ($ty, $ftz, $sat) {
+            (Ty::F32, false, false) => Some($h::<L<f32, $op, false, false>> as ExecFn),
+            (Ty::F32, true, false) => Some($h::<L<f32, $op, true, false>> as ExecFn),
+            (Ty::F32, false, true) => Some($h::<L<f32, $op, false, true>> as ExecFn),
+            (Ty::F32, true, true) => Some($h::<L<f32, $op, true, true>> as ExecFn),
+            (Ty::F64, _, false) => Some($h::<L<f64, $op, false, false>> as ExecFn),
+            (Ty::F64, _, true) => Some($h::<L<f64, $op, false, true>> as ExecFn),
+            _ => None,
+        }
+    };
+}
+
+macro_rules! dir_pick {
+    ($h:ident, $op:expr, $ty:expr, $r:expr) => {
+        match ($ty, $r) {
+            (Ty::F32, 1) => Some($h::<D32<$op, 1>> as ExecFn),
+            (Ty::F32, 2) => Some($h::<D32<$op, 2>> as ExecFn),
+            (Ty::F32, 3) => Some($h::<D32<$op, 3>> as ExecFn),
+            (Ty::F64, 1) => Some($h::<D64<$op, 1>> as ExecFn),
+            (Ty::F64, 2) => Some($h::<D64<$op, 2>> as ExecFn),
+            (Ty::F64, 3) => Some($h::<D64<$op, 3>> as ExecFn),
+            _ => None,
+        }
+    };
+}
+
+macro_rules! cmp_pick {
+    ($h:ident, $cmp:ident, $t:ty, $op:expr) => {
+        match $op {
+            0 => $h::<$cmp<$t, 0>> as ExecFn,
+            1 => $h::<$cmp<$t, 1>> as ExecFn,
+            2 => $h::<$cmp<$t, 2>> as ExecFn,
+            3 => $h::<$cmp<$t, 3>> as ExecFn,
+            4 => $h::<$cmp<$t, 4>> as ExecFn,
+            5 => $h::<$cmp<$t, 5>> as ExecFn,
+            6 => $h::<$cmp<$t, 6>> as ExecFn,
+            7 => $h::<$cmp<$t, 7>> as ExecFn,
+            8 => $h::<$cmp<$t, 8>> as ExecFn,
+            9 => $h::<$cmp<$t, 9>> as ExecFn,
+            10 => $h::<$cmp<$t, 10>> as ExecFn,
+            11 => $h::<$cmp<$t, 11>> as ExecFn,
+            12 => $h::<$cmp<$t, 12>> as ExecFn,
+            _ => $h::<$cmp<$t, 13>> as ExecFn,
+        }
+    };
+}
+
+fn rnd_mod(m: &mut Mods<'_>) -> Option<u8> {
+    m.one_of(&["rn", "rz", "rm", "rp"]).map(|r| match r {
+        "rn" => 0,
+        "rz" => 1,
+        "rm" => 2,
+        _ => 3,
+    })
+}
+
+pub(super) fn is_half(t: Ty) -> bool {
+    matches!(t, Ty::F16 | Ty::F16x2 | Ty::Bf16 | Ty::Bf16x2)
+}
+
+fn fclass(t: Ty) -> Class {
+    if t == Ty::F64 {
+        Class::Fp64
+    } else {
+        Class::Fp32
+    }
+}
+
+/// Comparison operator code for `setp`/`set` (see [`crate::exec::misc::FCmp`]).
+fn cmp_code(m: &mut Mods<'_>, ty: Ty) -> Option<u8> {
+    let c = m.one_of(&[
+        "eq", "ne", "lt", "le", "gt", "ge", "lo", "ls", "hi", "hs", "equ", "neu", "ltu", "leu",
+        "gtu", "geu", "num", "nan",
+    ])?;
+    Some(match c {
+        "eq" => 0,
+        "ne" => 1,
+        "lt" | "lo" => 2,
+        "le" | "ls" => 3,
+        "gt" | "hi" => 4,
+        "ge" | "hs" => 5,
+        "equ" => 6,
+        "neu" => 7,
+        "ltu" => 8,
+        "leu" => 9,
+        "gtu" => 10,
+        "geu" => 11,
+        "num" => 12,
+        _ => {
+            let _ = ty;
+            13
+        }
+    })
+}
+
+fn cmp_fn(setp: bool, ty: Ty, op: u8, unsigned_form: bool) -> Option<ExecFn> {
+    let ty = if unsigned_form {
+        match ty {
+            Ty::S16 => Ty::U16,
+            Ty::S32 => Ty::U32,
+            Ty::S64 => Ty::U64,
+            t => t,
+        }
+    } else {
+        ty
+    };
+    if !ty.is_float() && op > 5 {
+        return None;
+    }
+    Some(match (setp, ty) {
+        (true, Ty::U16 | Ty::B16) => cmp_pick!(h_setp, ICmp, u16, op),
+        (true, Ty::S16) => cmp_pick!(h_setp, ICmp, i16, op),
+        (true, Ty::U32 | Ty::B32) => cmp_pick!(h_setp, ICmp, u32, op),
+        (true, Ty::S32) => cmp_pick!(h_setp, ICmp, i32, op),
+        (true, Ty::U64 | Ty::B64) => cmp_pick!(h_setp, ICmp, u64, op),
+        (true, Ty::S64) => cmp_pick!(h_setp, ICmp, i64, op),
+        (true, Ty::F32) => cmp_pick!(h_setp, FCmp, f32, op),
+        (true, Ty::F64) => cmp_pick!(h_setp, FCmp, f64, op),
+        (true, Ty::F16) => cmp_pick!(h_setp, HCmp, F16Tag, op),
+        (true, Ty::Bf16) => cmp_pick!(h_setp, HCmp, Bf16Tag, op),
+        (false, Ty::U16 | Ty::B16) => cmp_pick!(h_set, ICmp, u16, op),
+        (false, Ty::S16) => cmp_pick!(h_set, ICmp, i16, op),
+        (false, Ty::U32 | Ty::B32) => cmp_pick!(h_set, ICmp, u32, op),
+        (false, Ty::S32) => cmp_pick!(h_set, ICmp, i32, op),
+        (false, Ty::U64 | Ty::B64) => cmp_pick!(h_set, ICmp, u64, op),
+        (false, Ty::S64) => cmp_pick!(h_set, ICmp, i64, op),
+        (false, Ty::F32) => cmp_pick!(h_set, FCmp, f32, op),
+        (false, Ty::F64) => cmp_pick!(h_set, FCmp, f64, op),
+        _ => return None,
+    })
+}
+
+impl KLower<'_> {
+    pub(super) fn lower_float(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        mut m: Mods<'_>,
+        ty: Ty,
+    ) -> Res<()> {
+        let op = ai.op.as_str();
+        let ftz = m.has("ftz");
+        let sat = m.has("sat");
+        let rnd = rnd_mod(&mut m);
+        let approx = m.has("approx");
+        let full = m.has("full");
+        let p = Ty::Pred;
+        let directed = matches!(rnd, Some(1..=3));
+        if directed
+            && (ftz && ty == Ty::F32 || sat)
+            && matches!(
+                op,
+                "add" | "sub" | "mul" | "fma" | "mad" | "div" | "sqrt" | "rcp"
+            )
+        {
+            return unsupported(ai, "directed rounding combined with .ftz/.sat");
+        }
+        let r = rnd.unwrap_or(0);
+        let class = fclass(ty);
+        let (f, srcs, class): (Option<ExecFn>, Vec<Ty>, Class) = match op {
+            "add" if directed => (dir_pick!(h2, 0, ty, r), vec![p, p], class),
+            "sub" if directed => (dir_pick!(h2, 1, ty, r), vec![p, p], class),
+            "mul" if directed => (dir_pick!(h2, 2, ty, r), vec![p, p], class),
+            "fma" | "mad" if directed => (dir_pick!(h3, 4, ty, r), vec![p, p, p], class),
+            "add" => (flt_pick!(h2, FAdd, ty, ftz, sat), vec![p, p], class),
+            "sub" => (flt_pick!(h2, FSub, ty, ftz, sat), vec![p, p], class),
+            "mul" => (flt_pick!(h2, FMul, ty, ftz, sat), vec![p, p], class),
+            "fma" | "mad" => (flt_pick!(h3, FFma, ty, ftz, sat), vec![p, p, p], class),
+            "div" => {
+                let f = if directed {
+                    dir_pick!(h2, 3, ty, r)
+                } else if (approx && ty == Ty::F32) || full || rnd.is_some() {
+                    flt_pick!(h2, FDiv, ty, ftz, sat)
+                } else {
+                    return invalid(
+                        ai.line,
+                        "div on floats needs .approx, .full or a rounding mode",
+                    );
+                };
+                (f, vec![p, p], Class::Sfu)
+            }
+            "min" | "max" => {
+                let nan = m.has("NaN");
+                if m.has("xorsign") {
+                    return unsupported(ai, ".xorsign.abs");
+                }
+                let f = match (op, nan) {
+                    ("min", false) => flt_pick!(h2, FMin, ty, ftz, sat),
+                    ("max", false) => flt_pick!(h2, FMax, ty, ftz, sat),
+                    ("min", true) => flt_pick!(h2, FMinNan, ty, ftz, sat),
+                    _ => flt_pick!(h2, FMaxNan, ty, ftz, sat),
+                };
+                (f, vec![p, p], class)
+            }
+            "abs" => (flt_pick!(h1, FAbs, ty, ftz, false), vec![p], class),
+            "neg" => (flt_pick!(h1, FNeg, ty, ftz, false), vec![p], class),
+            "copysign" => (
+                flt_pick!(h2, FCopysign, ty, false, false),
+                vec![p, p],
+                class,
+            ),
+            "sqrt" => {
+                let f = if directed {
+                    dir_pick!(h1, 5, ty, r)
+                } else {
+                    flt_pick!(h1, FSqrt, ty, ftz, false)
+                };
+                (f, vec![p], Class::Sfu)
+            }
+            "rcp" => {
+                let f = if directed {
+                    dir_pick!(h1, 6, ty, r)
+                } else {
+                    flt_pick!(h1, FRcp, ty, ftz, false)
+                };
+                (f, vec![p], Class::Sfu)
+            }
+            "rsqrt" => (flt_pick!(h1, FRsqrt, ty, ftz, false), vec![p], Class::Sfu),
+            "sin" => (flt_pick!(h1, FSin, ty, ftz, false), vec![p], Class::Sfu),
+            "cos" => (flt_pick!(h1, FCos, ty, ftz, false), vec![p], Class::Sfu),
+            "lg2" => (flt_pick!(h1, FLg2, ty, ftz, false), vec![p], Class::Sfu),
+            "ex2" => (flt_pick!(h1, FEx2, ty, ftz, false), vec![p], Class::Sfu),
+            "tanh" => (flt_pick!(h1, FTanh, ty, ftz, false), vec![p], Class::Sfu),
+            "testp" => {
+                let c = match m.one_of(&[
+                    "finite",
+                    "infinite",
+                    "number",
+                    "notanumber",
+                    "normal",
+                    "subnormal",
+                ]) {
+                    Some("finite") => 0,
+                    Some("infinite") => 1,
+                    Some("number") => 2,
+                    Some("notanumber") => 3,
+                    Some("normal") => 4,
+                    Some(_) => 5,
+                    None => return invalid(ai.line, "testp needs a class"),
+                };
+                finish(&m, ai)?;
+                nargs(ai, 2)?;
+                let d = self.pred_dst(frame, ai, &ai.args[0])?;
+                let a = self.src(frame, ai, &ai.args[1], ty)?;
+                let aux = c | if ty == Ty::F64 { 0x100 } else { 0 };
+                self.emit(I::new(h_testp, class).r([d, a, NONE, NONE]).aux(aux));
+                return Ok(());
+            }
+            _ => return unsupported(ai, "floating-point form"),
+        };
+        finish(&m, ai)?;
+        let Some(f) = f else {
+            return unsupported(ai, "type/modifier combination");
+        };
+        self.emit_n(frame, ai, f, class, ty, &srcs)
+    }
+
+    pub(super) fn lower_half(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        mut m: Mods<'_>,
+        ty: Ty,
+    ) -> Res<()> {
+        let mut aux = 0u32;
+        if matches!(ty, Ty::Bf16 | Ty::Bf16x2) {
+            aux |= hop::BF16;
+        }
+        if matches!(ty, Ty::F16x2 | Ty::Bf16x2) {
+            aux |= hop::X2;
+        }
+        if m.has("sat") {
+            aux |= hop::SAT;
+        }
+        if m.has("ftz") {
+            aux |= hop::FTZ;
+        }
+        if m.has("relu") {
+            aux |= hop::RELU;
+        }
+        if let Some(r) = rnd_mod(&mut m) {
+            if r != 0 {
+                return unsupported(ai, "directed rounding on half precision");
+            }
+        }
+        let (op, n) = match ai.op.as_str() {
+            "add" => (hop::ADD, 2),
+            "sub" => (hop::SUB, 2),
+            "mul" => (hop::MUL, 2),
+            "fma" | "mad" => (hop::FMA, 3),
+            "min" => (hop::MIN, 2),
+            "max" => (hop::MAX, 2),
+            "neg" => (hop::NEG, 1),
+            "abs" => (hop::ABS, 1),
+            "ex2" if m.has("approx") => (hop::EX2, 1),
+            "tanh" if m.has("approx") => (hop::TANH, 1),
+            _ => return unsupported(ai, "half-precision form"),
+        };
+        finish(&m, ai)?;
+        nargs(ai, n + 1)?;
+        let d = self.dst(frame, ai, &ai.args[0])?;
+        let mut r = [d, NONE, NONE, NONE];
+        for k in 0..n {
+            r[k + 1] = self.src(frame, ai, &ai.args[k + 1], ty)?;
+        }
+        self.emit(I::new(h_half, Class::Fp32).r(r).aux(op | aux));
+        Ok(())
+    }
+
+    pub(super) fn lower_setp(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        mut m: Mods<'_>,
+    ) -> Res<()> {
+        let setp = ai.op == "setp";
+        let tys = m.types();
+        let (dty, ty) = match (setp, tys.as_slice()) {
+            (true, [t]) => (Ty::Pred, *t),
+            (false, [d, s]) => (*d, *s),
+            _ => return invalid(ai.line, format!("bad type modifiers on `{}`", ai.opcode())),
+        };
+        let unsigned_form = ai
+            .mods
+            .iter()
+            .any(|x| matches!(x.as_str(), "lo" | "ls" | "hi" | "hs"));
+        let Some(op) = cmp_code(&mut m, ty) else {
+            return invalid(ai.line, "missing comparison operator");
+        };
+        let comb = match m.one_of(&["and", "or", "xor"]) {
+            None => 0,
+            Some("and") => 1,
+            Some("or") => 2,
+            Some(_) => 3,
+        };
+        m.has("ftz");
+        finish(&m, ai)?;
+        let half_src = is_half(ty);
+        let half_dst = matches!(
+            dty,
+            Ty::F16 | Ty::Bf16 | Ty::F16x2 | Ty::Bf16x2 | Ty::U16 | Ty::S16
+        );
+        if (half_src && !(setp && matches!(ty, Ty::F16 | Ty::Bf16))) || (!setp && half_dst) {
+            return self.lower_hcmp(frame, ai, setp, dty, ty, op, comb);
+        }
+        let Some(f) = cmp_fn(setp, ty, op, unsigned_form) else {
+            return unsupported(ai, "comparison type");
+        };
+        let want = 3 + (comb != 0) as usize;
+        nargs(ai, want)?;
+        let (d, q) = if setp {
+            match &ai.args[0] {
+                Operand::Pair(p, q) => (
+                    self.pred_dst(frame, ai, &Operand::Name(p.clone()))?,
+                    self.pred_dst(frame, ai, &Operand::Name(q.clone()))?,
+                ),
+                o => (self.pred_dst(frame, ai, o)?, NONE),
+            }
+        } else {
+            (self.dst(frame, ai, &ai.args[0])?, NONE)
+        };
+        let a = self.src(frame, ai, &ai.args[1], ty)?;
+        let b = self.src(frame, ai, &ai.args[2], ty)?;
+        let c = if comb != 0 {
+            self.pred_src(frame, ai, &ai.args[3])?
+        } else {
+            NONE
+        };
+        let mut aux = comb;
+        if !setp {
+            if dty == Ty::F32 {
+                aux |= 0x100;
+            } else if !matches!(dty, Ty::U32 | Ty::S32 | Ty::B32) {
+                return unsupported(ai, "set destination type");
+            }
+        }
+        let class = if ty.is_float() {
+            fclass(ty)
+        } else {
+            Class::Int
+        };
+        self.emit(
+            I::new(f, class)
+                .r([d, a, b, NONE])
+                .x([q, c, NONE, NONE])
+                .aux(aux),
+        );
+        Ok(())
+    }
+}
+
+/// Tag types selecting f16 / bf16 decoding in [`HCmp`].
+pub(crate) struct F16Tag;
+/// See [`F16Tag`].
+pub(crate) struct Bf16Tag;
+
+/// Half-precision comparison (decoded to f64, then compared like [`FCmp`]).
+pub(crate) struct HCmp<T, const OP: u8>(std::marker::PhantomData<T>);
+trait HalfTag {
+    const BF: bool;
+}
+impl HalfTag for F16Tag {
+    const BF: bool = false;
+}
+impl HalfTag for Bf16Tag {
+    const BF: bool = true;
+}
+impl<T: HalfTag, const OP: u8> Cmp for HCmp<T, OP> {
+    fn f(a: u64, b: u64) -> bool {
+        let dec = |v: u64| {
+            if T::BF {
+                crate::exec::fround::bf16_to_f32(v as u16) as f64
+            } else {
+                crate::exec::fround::f16_to_f64(v as u16)
+            }
+        };
+        <FCmp<f64, OP> as Cmp>::f(dec(a).to_bits(), dec(b).to_bits())
+    }
+}
+
+impl KLower<'_> {
+    /// `setp` / `set` with half-precision operands or destination.
+    #[allow(clippy::too_many_arguments)]
+    fn lower_hcmp(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        setp: bool,
+        dty: Ty,
+        ty: Ty,
+        op: u8,
+        comb: u32,
+    ) -> Res<()> {
+        use crate::exec::half::{h_hcmp, hc};
+        if !is_half(ty) {
+            return unsupported(
+                ai,
+                "set with a half-precision destination and non-half source",
+            );
+        }
+        nargs(ai, 3 + (comb != 0) as usize)?;
+        let mut aux = op as u32 | comb << hc::COMB_SHIFT;
+        if matches!(ty, Ty::Bf16 | Ty::Bf16x2) {
+            aux |= hc::BF16;
+        }
+        if matches!(ty, Ty::F16x2 | Ty::Bf16x2) {
+            aux |= hc::X2;
+        }
+        let (d, q) = if setp {
+            aux |= hc::SETP;
+            match &ai.args[0] {
+                Operand::Pair(p, q) => (
+                    self.pred_dst(frame, ai, &Operand::Name(p.clone()))?,
+                    self.pred_dst(frame, ai, &Operand::Name(q.clone()))?,
+                ),
+                o => (self.pred_dst(frame, ai, o)?, NONE),
+            }
+        } else {
+            let dk = match dty {
+                Ty::U32 | Ty::S32 | Ty::B32 => 0,
+                Ty::U16 | Ty::S16 | Ty::B16 => 1,
+                Ty::F16 | Ty::F16x2 => 2,
+                Ty::Bf16 | Ty::Bf16x2 => 3,
+                _ => return unsupported(ai, "set destination type"),
+            };
+            aux |= dk << hc::DK_SHIFT;
+            (self.dst(frame, ai, &ai.args[0])?, NONE)
+        };
+        let a = self.src(frame, ai, &ai.args[1], ty)?;
+        let b = self.src(frame, ai, &ai.args[2], ty)?;
+        let c = if comb != 0 {
+            self.pred_src(frame, ai, &ai.args[3])?
+        } else {
+            NONE
+        };
+        self.emit(
+            I::new(h_hcmp, Class::Fp32)
+                .r([d, a, b, NONE])
+                .x([q, c, NONE, NONE])
+                .aux(aux),
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! NVIDIA's real `libcudart.so.12` (12.9.79, from the PyPI wheel) running unmodified programs on the
+//! CPU device: one test per C program `tests/c/cudart_*.c`. Each links `-lcudart` (rpath to the
+//! wheel) and finds the CPU device as `libcuda.so.1` on `LD_LIBRARY_PATH`; libcudart reaches it
+//! through `cuGetProcAddress_v2` and the hidden export tables (`cuGetExportTable`).
+//!
+//! Prerequisite: `cargo build --release -p gpushare-cpu` (or `GPUSHARE_CPU_LIB=/path/libcuda.so.1`).
+
+use std::time::Duration;
+
+use gpushare_tests::{run_cudart_test, shared};
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn cudart_device_and_memory_h200() {
+    let _g = shared();
+    run_cudart_test("cudart_device_memory", &["h200"], &[], secs(120));
+}
+
+#[test]
+fn cudart_device_and_memory_small_profile() {
+    let _g = shared();
+    run_cudart_test(
+        "cudart_device_memory",
+        &["small"],
+        &[("GPUSHARE_CPU_PROFILE", "small")],
+        secs(120),
+    );
+}

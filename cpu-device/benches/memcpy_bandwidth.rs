@@ -45,7 +45,10 @@ fn measure(case: &Case<'_>, bytes: usize, reps: usize) {
         check("cuStreamSynchronize", cuStreamSynchronize(stream));
         let wall_s = wall.elapsed().as_secs_f64();
         let mut ms = 0f32;
-        check("cuEventElapsedTime", cuEventElapsedTime(&mut ms, start, stop));
+        check(
+            "cuEventElapsedTime",
+            cuEventElapsedTime(&mut ms, start, stop),
+        );
         let total = (bytes * reps) as f64;
         println!(
             "{:<28} {:>8} MiB  wall {:>7.2} GB/s   modelled {:>8.2} GB/s",
@@ -70,7 +73,10 @@ fn main() {
     unsafe {
         check("cuInit", cuInit(0));
         let mut ctx = null_mut();
-        check("cuDevicePrimaryCtxRetain", cuDevicePrimaryCtxRetain(&mut ctx, 0));
+        check(
+            "cuDevicePrimaryCtxRetain",
+            cuDevicePrimaryCtxRetain(&mut ctx, 0),
+        );
         check("cuCtxSetCurrent", cuCtxSetCurrent(ctx));
         let (mut dev_a, mut dev_b) = (0u64, 0u64);
         check("cuMemAlloc", cuMemAlloc_v2(&mut dev_a, bytes));
@@ -89,7 +95,9 @@ fn main() {
         let cases = [
             Case {
                 label: "HtoD pageable",
-                run: Box::new(|s| check("HtoD", cuMemcpyHtoDAsync_v2(dev_a, pageable_ptr, bytes, s))),
+                run: Box::new(|s| {
+                    check("HtoD", cuMemcpyHtoDAsync_v2(dev_a, pageable_ptr, bytes, s))
+                }),
             },
             Case {
                 label: "HtoD pinned",
@@ -97,7 +105,9 @@ fn main() {
             },
             Case {
                 label: "DtoH pageable",
-                run: Box::new(|s| check("DtoH", cuMemcpyDtoHAsync_v2(pageable_ptr, dev_a, bytes, s))),
+                run: Box::new(|s| {
+                    check("DtoH", cuMemcpyDtoHAsync_v2(pageable_ptr, dev_a, bytes, s))
+                }),
             },
             Case {
                 label: "DtoH pinned",

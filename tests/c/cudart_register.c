@@ -14,7 +14,8 @@
  *
  * Semantics assumed (CUDA Runtime API reference, 12.9): cudaMemcpyToSymbol/FromSymbol and
  * cudaGetSymbolAddress/Size take the host shadow address of a registered variable;
- * cudaFuncGetAttributes takes the host stub.
+ * cudaFuncGetAttributes takes the host stub; after cudaDeviceReset the registered kernels work
+ * again and __device__ variables have their initial values.
  */
 #include "cudart_common.h"
 
@@ -171,6 +172,13 @@ int main(void)
 {
     watchdog(120);
     register_all();
+    test_vector_add();
+    test_globals();
+    /* cudaDeviceReset destroys the primary context's state (the driver runs libcudart's
+     * context-local-storage destructors); the next call sets everything up again, including the
+     * registered kernels and variables (back to their initial values). */
+    CHECK(cudaDeviceReset());
+    OK("cudaDeviceReset");
     test_vector_add();
     test_globals();
     CHECK(cudaDeviceSynchronize());

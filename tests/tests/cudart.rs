@@ -29,3 +29,46 @@ fn cudart_device_and_memory_small_profile() {
         secs(120),
     );
 }
+
+#[test]
+fn cudart_streams_and_events() {
+    let _g = shared();
+    run_cudart_test("cudart_stream_event", &[], &[], secs(120));
+}
+
+#[test]
+fn cudart_library_load_and_launch() {
+    let _g = shared();
+    run_cudart_test("cudart_launch", &[], &[], secs(120));
+}
+
+#[test]
+fn cudart_launch_single_worker_thread() {
+    let _g = shared();
+    run_cudart_test(
+        "cudart_launch",
+        &[],
+        &[("GPUSHARE_CPU_THREADS", "1")],
+        secs(120),
+    );
+}
+
+/// The calls nvcc-generated host code makes: `__cudaRegisterFatBinary`/`Function`/`Var`, then
+/// `cudaLaunchKernel(host stub)`, symbols, `cudaDeviceReset` and everything again.
+#[test]
+fn cudart_nvcc_registration_path() {
+    let _g = shared();
+    run_cudart_test("cudart_register", &[], &[], secs(120));
+}
+
+/// libcudart loads registered fatbins eagerly with `CUDA_MODULE_LOADING=EAGER`.
+#[test]
+fn cudart_nvcc_registration_path_eager_loading() {
+    let _g = shared();
+    run_cudart_test(
+        "cudart_register",
+        &[],
+        &[("CUDA_MODULE_LOADING", "EAGER")],
+        secs(120),
+    );
+}

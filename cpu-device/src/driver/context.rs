@@ -55,6 +55,8 @@ fn destroy(ctx: CUcontext) -> CuResult {
     if c.primary {
         return Err(CuError::INVALID_CONTEXT);
     }
+    // libcudart's per-context state goes first (its destructors may still use the context).
+    super::export_table::context_destroyed(ctx);
     d.teardown_context(&c);
     d.contexts.remove(c.id());
     if state::current_handle() == c.id() {
@@ -88,6 +90,15 @@ fn primary_retain(dev: CUdevice) -> CuResult<u64> {
 
 fn primary_release(dev: CUdevice) -> CuResult {
     let d = device(dev)?;
+    // The last release destroys the context: libcudart's per-context state goes first, with no
+    // lock held (its destructors call back into the driver).
+    let last = {
+        let p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
+        p.handle.filter(|_| p.refcount == 1)
+    };
+    if let Some(h) = last {
+        super::export_table::context_destroyed(ptr_of(h));
+    }
     let mut p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     if p.refcount == 0 {
         return Err(CuError::INVALID_CONTEXT);
@@ -103,6 +114,11 @@ fn primary_release(dev: CUdevice) -> CuResult {
 
 fn primary_reset(dev: CUdevice) -> CuResult {
     let d = device(dev)?;
+    // As in primary_release: libcudart's per-context state goes first, with no lock held.
+    let handle = d.primary.lock().map_err(|_| CuError::UNKNOWN)?.handle;
+    if let Some(h) = handle {
+        super::export_table::context_destroyed(ptr_of(h));
+    }
     let p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     if let Some(c) = p.handle.and_then(|h| d.contexts.get(h)) {
         d.teardown_context(&c);

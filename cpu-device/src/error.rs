@@ -145,7 +145,10 @@ mod tests {
     #[test]
     fn names_come_from_the_header_table() {
         assert_eq!(CuError::INVALID_VALUE.name(), "CUDA_ERROR_INVALID_VALUE");
-        assert_eq!(CuError::ILLEGAL_ADDRESS.name(), "CUDA_ERROR_ILLEGAL_ADDRESS");
+        assert_eq!(
+            CuError::ILLEGAL_ADDRESS.name(),
+            "CUDA_ERROR_ILLEGAL_ADDRESS"
+        );
         assert_eq!(name_of(0), Some("CUDA_SUCCESS"));
         assert_eq!(name_of(12345), None);
         assert!(CuError::ILLEGAL_ADDRESS.is_sticky());
@@ -155,7 +158,11 @@ mod tests {
 
     #[test]
     fn every_constant_is_a_header_code() {
-        for e in [CuError::INVALID_PTX, CuError::NOT_SUPPORTED, CuError::MISALIGNED_ADDRESS] {
+        for e in [
+            CuError::INVALID_PTX,
+            CuError::NOT_SUPPORTED,
+            CuError::MISALIGNED_ADDRESS,
+        ] {
             assert!(name_of(e.code()).is_some(), "{e:?}");
         }
     }

@@ -29,11 +29,11 @@ unsafe impl Send for Export {}
 /// Runs an entry point's body: converts its result to a code and catches panics.
 #[inline]
 pub fn guard(name: &'static str, body: impl FnOnce() -> CuResult) -> CUresult {
-    crate::log::init();
+    log_quietly(crate::log::init);
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => 0,
         Ok(Err(e)) => {
-            tracing::debug!(target: "gpushare::api", "{name} -> {e}");
+            log_quietly(|| tracing::debug!(target: "gpushare::api", "{name} -> {e}"));
             e.code()
         }
         Err(payload) => {
@@ -42,22 +42,34 @@ pub fn guard(name: &'static str, body: impl FnOnce() -> CuResult) -> CUresult {
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            tracing::error!(target: "gpushare::api", "internal error in {name}: {what}");
+            log_quietly(
+                || tracing::error!(target: "gpushare::api", "internal error in {name}: {what}"),
+            );
             CuError::UNKNOWN.code()
         }
     }
 }
 
+/// Runs a logging statement so that it can never unwind into the C caller: during process exit
+/// (libcudart's atexit handlers call the driver) the subscriber's thread-locals may already be
+/// destroyed, and touching them panics.
+#[inline]
+pub fn log_quietly(log: impl FnOnce()) {
+    let _ = catch_unwind(AssertUnwindSafe(log));
+}
+
 /// Body of every exported entry point the CPU device does not implement: logs the name once.
 pub fn not_supported(name: &'static str) -> CUresult {
     static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
-    crate::log::init();
+    log_quietly(crate::log::init);
     let first = SEEN
         .lock()
         .map(|mut seen| seen.get_or_insert_with(HashSet::new).insert(name))
         .unwrap_or(false);
     if first {
-        tracing::warn!(target: "gpushare::api", "{name} is not supported by the CPU device");
+        log_quietly(
+            || tracing::warn!(target: "gpushare::api", "{name} is not supported by the CPU device"),
+        );
     }
     CuError::NOT_SUPPORTED.code()
 }

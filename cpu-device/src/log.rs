@@ -11,8 +11,9 @@ pub fn init() {
         let Ok(spec) = std::env::var("GPUSHARE_LOG") else {
             return;
         };
-        let filter = tracing_subscriber::EnvFilter::try_new(if spec.is_empty() { "info" } else { &spec })
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let filter =
+            tracing_subscriber::EnvFilter::try_new(if spec.is_empty() { "info" } else { &spec })
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
         // Fails harmlessly if the host process already installed a global subscriber.
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)

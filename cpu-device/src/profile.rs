@@ -188,7 +188,10 @@ mod tests {
     #[test]
     fn profiles_by_name() {
         assert_eq!(DeviceProfile::by_name("H200").unwrap().sm_count, 132);
-        assert_eq!(DeviceProfile::by_name("small").unwrap().total_memory, 1 << 30);
+        assert_eq!(
+            DeviceProfile::by_name("small").unwrap().total_memory,
+            1 << 30
+        );
         assert!(DeviceProfile::by_name("a100").is_none());
         assert_eq!(DeviceProfile::h200().pci_bus_id(), "0000:19:00.0");
     }

@@ -267,11 +267,7 @@ fn compile_c_program(name: &str, cudart: bool) -> PathBuf {
         if cudart {
             cmd.arg("-I").arg(cuda_nvcc_include_dir());
         }
-        cmd.arg("-I")
-            .arg(&src_dir)
-            .arg(&src)
-            .arg("-o")
-            .arg(&out);
+        cmd.arg("-I").arg(&src_dir).arg(&src).arg("-o").arg(&out);
         if cudart {
             let rt = cudart_lib_dir();
             cmd.arg("-L")

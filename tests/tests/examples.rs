@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use gpushare_tests::{cuda_include_dir, kernels_dir, lib_dir, repo_root, run_program, shared, work_dir};
+use gpushare_tests::{
+    cuda_include_dir, kernels_dir, lib_dir, repo_root, run_program, shared, work_dir,
+};
 
 /// Compiles examples/mlp/mlp.c against NVIDIA's cuda.h and the CPU device's libcuda.
 fn build_mlp() -> PathBuf {
@@ -44,7 +46,10 @@ fn mlp_matches_the_cpu_reference_and_is_deterministic() {
     assert!(one.success(), "{one}");
     let lines: Vec<&str> = one.stdout.lines().collect();
     assert_eq!(lines.len(), 3, "{one}");
-    assert!(lines.iter().all(|l| l.ends_with("matches CPU reference")), "{one}");
+    assert!(
+        lines.iter().all(|l| l.ends_with("matches CPU reference")),
+        "{one}"
+    );
     // Several host threads for the blocks: same answers, bit for bit.
     let four = run_program(
         &exe,

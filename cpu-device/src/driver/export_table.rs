@@ -9,11 +9,11 @@
 //!
 //! | table | UUID | slots libcudart 12.9 calls |
 //! |---|---|---|
-//! | CUDART_INTERFACE | 6bd5fb6c-5bf4-e74a-8987-d93912fd9df9 | 2 primary context (not retained); 1, 6, 8 module from fatbin |
+//! | CUDART_INTERFACE | 6bd5fb6c-5bf4-e74a-8987-d93912fd9df9 | 2: primary context, not retained (1, 6, 8 load a module from a fatbin; 12.9 uses `cuLibraryLoadData` instead) |
 //! | TOOLS_RUNTIME_CALLBACK_HOOKS | a094798c-2e74-2e74-93f2-0800200c0a66 | 2, 6: hook buffers |
 //! | TOOLS_TLS | 42d85a81-23f6-cb47-8298-f6e78a3aecdc | none (slot 0, the size, only) |
 //! | CONTEXT_LOCAL_STORAGE | c693336e-1121-df11-a8c3-68f355d89593 | 0 put, 1 delete, 2 get |
-//! | CONTEXT_CHECKS | 263e8860-7cd2-6143-92f6-bbd5006dfa7e | 3 (returns 0) |
+//! | CONTEXT_CHECKS | 263e8860-7cd2-6143-92f6-bbd5006dfa7e | 3 at start-up (returns 0); 2 per context |
 //! | INTEGRITY_CHECK | d4082055-bde6-704b-8d34-ba123c66e1f2 | 1: keyed hash, versions 12090..12092 |
 //!
 //! Slot 0 of every table except CONTEXT_LOCAL_STORAGE is the table's size in bytes. Slots whose
@@ -303,8 +303,10 @@ unsafe extern "C" fn cudart_get_primary_context(out: *mut CUcontext, dev: CUdevi
 /// Slots 6 and 8 take three more arguments, which every observed call passes as NULL, NULL, 0.
 fn check_extra_args(what: &str, a: *mut c_void, b: *mut c_void, c: u32) {
     if !(a.is_null() && b.is_null() && c == 0) {
-        log!(warn,
-            "{what}: unexpected extra arguments {a:p} {b:p} {c}; ignored");
+        log!(
+            warn,
+            "{what}: unexpected extra arguments {a:p} {b:p} {c}; ignored"
+        );
     }
 }
 
@@ -317,8 +319,10 @@ unsafe extern "C" fn cudart_get_module_from_cubin_ext1(
     c: u32,
 ) -> CUresult {
     guard("CUDART_INTERFACE[6] module from fatbin", || {
-        log!(debug,
-            "CUDART_INTERFACE[6]({out:p}, {wrapper:p}, {a:p}, {b:p}, {c})");
+        log!(
+            debug,
+            "CUDART_INTERFACE[6]({out:p}, {wrapper:p}, {a:p}, {b:p}, {c})"
+        );
         check_extra_args("CUDART_INTERFACE[6]", a, b, c);
         load_module(out, wrapper)
     })
@@ -340,8 +344,10 @@ unsafe extern "C" fn cudart_get_module_from_cubin_ext2(
     c: u32,
 ) -> CUresult {
     guard("CUDART_INTERFACE[8] module from fatbin", || {
-        log!(debug,
-            "CUDART_INTERFACE[8]({fatbin:p}, {out:p}, {a:p}, {b:p}, {c})");
+        log!(
+            debug,
+            "CUDART_INTERFACE[8]({fatbin:p}, {out:p}, {a:p}, {b:p}, {c})"
+        );
         check_extra_args("CUDART_INTERFACE[8]", a, b, c);
         load_module(out, fatbin)
     })
@@ -483,8 +489,10 @@ unsafe extern "C" fn cls_put(
             Ok(c) => c,
             Err(e) => return e,
         };
-        log!(debug,
-            "CONTEXT_LOCAL_STORAGE put ({ctx:#x}, {key:p}) = {value:p}");
+        log!(
+            debug,
+            "CONTEXT_LOCAL_STORAGE put ({ctx:#x}, {key:p}) = {value:p}"
+        );
         let entry = StorageEntry {
             value: value as usize,
             dtor,
@@ -501,8 +509,7 @@ unsafe extern "C" fn cls_delete(ctx: CUcontext, key: *mut c_void) -> CUresult {
             Ok(c) => c,
             Err(e) => return e,
         };
-        log!(debug,
-            "CONTEXT_LOCAL_STORAGE delete ({ctx:#x}, {key:p})");
+        log!(debug, "CONTEXT_LOCAL_STORAGE delete ({ctx:#x}, {key:p})");
         match with_storage(|s| s.remove(&(ctx, key as usize))) {
             Some(_) => SUCCESS,
             None => INVALID_HANDLE,
@@ -512,7 +519,11 @@ unsafe extern "C" fn cls_delete(ctx: CUcontext, key: *mut c_void) -> CUresult {
 
 /// Slot 2: `(void **value, CUcontext ctx, void *key)`: the stored value; a missing entry fails
 /// (`CUDA_ERROR_INVALID_HANDLE`), which is how libcudart learns that a context is new to it.
-unsafe extern "C" fn cls_get(value: *mut *mut c_void, ctx: CUcontext, key: *mut c_void) -> CUresult {
+unsafe extern "C" fn cls_get(
+    value: *mut *mut c_void,
+    ctx: CUcontext,
+    key: *mut c_void,
+) -> CUresult {
     guard("CONTEXT_LOCAL_STORAGE[2] get", || {
         if value.is_null() {
             return INVALID_VALUE;
@@ -522,8 +533,11 @@ unsafe extern "C" fn cls_get(value: *mut *mut c_void, ctx: CUcontext, key: *mut 
             Err(e) => return e,
         };
         let found = with_storage(|s| s.get(&(ctx, key as usize)).copied());
-        log!(debug,
-            "CONTEXT_LOCAL_STORAGE get ({ctx:#x}, {key:p}) = {:?}", found.map(|e| e.value as *const c_void));
+        log!(
+            debug,
+            "CONTEXT_LOCAL_STORAGE get ({ctx:#x}, {key:p}) = {:?}",
+            found.map(|e| e.value as *const c_void)
+        );
         match found {
             Some(e) => {
                 // SAFETY: checked non-null out-pointer from libcudart.
@@ -557,10 +571,19 @@ pub fn context_destroyed(ctx: CUcontext) {
     gone.sort_by_key(|(k, _)| k.1);
     for ((c, key), entry) in gone {
         if let Some(dtor) = entry.dtor {
-            log!(debug,
-                "CONTEXT_LOCAL_STORAGE destructor ({c:#x}, {key:#x}, {:#x})", entry.value);
+            log!(
+                debug,
+                "CONTEXT_LOCAL_STORAGE destructor ({c:#x}, {key:#x}, {:#x})",
+                entry.value
+            );
             // SAFETY: the destructor and its arguments are what libcudart registered.
-            unsafe { dtor(c as CUcontext, key as *mut c_void, entry.value as *mut c_void) };
+            unsafe {
+                dtor(
+                    c as CUcontext,
+                    key as *mut c_void,
+                    entry.value as *mut c_void,
+                )
+            };
         }
     }
 }
@@ -602,7 +625,7 @@ pub static CONTEXT_CHECKS_TABLE: Table<4> = Table([
 // INTEGRITY_CHECK
 
 /// What [`integrity_hash`] mixes in besides the call's own arguments.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct IntegrityInputs {
     /// `cuDriverGetVersion`
     pub driver_version: u32,
@@ -639,7 +662,12 @@ pub fn integrity_hash(version: u32, unix_seconds: u64, inputs: &IntegrityInputs)
         0x9F,
     ];
     let mut msg = Vec::with_capacity(48 + 28 * inputs.devices.len());
-    for v in [inputs.driver_version, version, inputs.process, inputs.thread] {
+    for v in [
+        inputs.driver_version,
+        version,
+        inputs.process,
+        inputs.thread,
+    ] {
         msg.extend_from_slice(&v.to_le_bytes());
     }
     for v in [
@@ -667,7 +695,7 @@ pub fn integrity_hash(version: u32, unix_seconds: u64, inputs: &IntegrityInputs)
 fn integrity_inputs(eps: &DriverEntryPoints) -> Result<IntegrityInputs, CUresult> {
     let check = |r: CUresult| if r == SUCCESS { Ok(()) } else { Err(r) };
     let mut driver_version = 0;
-    // SAFETY (all calls below): valid out-pointers.
+    // SAFETY: all calls: valid out-pointers.
     check(unsafe { (eps.driver_get_version)(&mut driver_version) })?;
     let mut count = 0;
     // SAFETY: as above.
@@ -678,9 +706,9 @@ fn integrity_inputs(eps: &DriverEntryPoints) -> Result<IntegrityInputs, CUresult
         // SAFETY: as above.
         check(unsafe { (eps.device_get_uuid)(&mut uuid, dev) })?;
         let mut ids = [0i32; 3];
-        for (slot, attr) in ids
-            .iter_mut()
-            .zip([ATTR_PCI_DOMAIN_ID, ATTR_PCI_BUS_ID, ATTR_PCI_DEVICE_ID])
+        for (slot, attr) in
+            ids.iter_mut()
+                .zip([ATTR_PCI_DOMAIN_ID, ATTR_PCI_BUS_ID, ATTR_PCI_DEVICE_ID])
         {
             // SAFETY: as above.
             check(unsafe { (eps.device_get_attribute)(slot, attr, dev) })?;
@@ -701,7 +729,11 @@ fn integrity_inputs(eps: &DriverEntryPoints) -> Result<IntegrityInputs, CUresult
 }
 
 /// Slot 1: `(unsigned version, unsigned long long unix_seconds, unsigned long long result[2])`.
-unsafe extern "C" fn integrity_check(version: u32, unix_seconds: u64, result: *mut [u64; 2]) -> CUresult {
+unsafe extern "C" fn integrity_check(
+    version: u32,
+    unix_seconds: u64,
+    result: *mut [u64; 2],
+) -> CUresult {
     guard("INTEGRITY_CHECK[1]", || {
         if result.is_null() {
             return INVALID_VALUE;
@@ -717,26 +749,14 @@ unsafe extern "C" fn integrity_check(version: u32, unix_seconds: u64, result: *m
                 Err(e) => return e,
             }
         };
-        log!(debug,
-            "INTEGRITY_CHECK[1]({version}, {unix_seconds}) = {hash:#x?}");
+        log!(
+            debug,
+            "INTEGRITY_CHECK[1]({version}, {unix_seconds}) = {hash:#x?}"
+        );
         // SAFETY: checked non-null out-pointer from libcudart.
         unsafe { result.write_unaligned(hash) };
         SUCCESS
     })
-}
-
-impl Default for IntegrityInputs {
-    fn default() -> Self {
-        IntegrityInputs {
-            driver_version: 0,
-            process: 0,
-            thread: 0,
-            cudart_table: 0,
-            integrity_table: 0,
-            integrity_fn: 0,
-            devices: Vec::new(),
-        }
-    }
 }
 
 /// INTEGRITY_CHECK: 3 slots (slot 2 unknown).
@@ -791,9 +811,9 @@ mod md2 {
 
         fn compress(&mut self) {
             let block = self.block;
-            for j in 0..16 {
-                self.x[16 + j] = block[j];
-                self.x[32 + j] = block[j] ^ self.x[j];
+            for (j, &b) in block.iter().enumerate() {
+                self.x[16 + j] = b;
+                self.x[32 + j] = b ^ self.x[j];
             }
             let mut t = 0u8;
             for round in 0..18u8 {
@@ -804,9 +824,9 @@ mod md2 {
                 t = t.wrapping_add(round);
             }
             let mut l = self.checksum[15];
-            for j in 0..16 {
-                self.checksum[j] ^= S[usize::from(block[j] ^ l)];
-                l = self.checksum[j];
+            for (c, &b) in self.checksum.iter_mut().zip(&block) {
+                *c ^= S[usize::from(b ^ l)];
+                l = *c;
             }
         }
 
@@ -897,10 +917,17 @@ pub unsafe fn get_export_table(table: *mut *const c_void, id: *const [u8; 16]) -
     let uuid = unsafe { id.read_unaligned() };
     let found = lookup(&uuid);
     match found {
-        Some(t) => log!(debug,
-            "cuGetExportTable({}) = {} at {t:p}", uuid_string(&uuid), table_name(&uuid).unwrap_or("?")),
-        None => log!(debug,
-            "cuGetExportTable({}): no such export table", uuid_string(&uuid)),
+        Some(t) => log!(
+            debug,
+            "cuGetExportTable({}) = {} at {t:p}",
+            uuid_string(&uuid),
+            table_name(&uuid).unwrap_or("?")
+        ),
+        None => log!(
+            debug,
+            "cuGetExportTable({}): no such export table",
+            uuid_string(&uuid)
+        ),
     }
     // SAFETY: non-null out-pointer from the caller.
     unsafe { table.write_unaligned(found.unwrap_or(std::ptr::null())) };
@@ -966,7 +993,10 @@ mod tests {
     fn md2_matches_rfc_1319_test_suite() {
         assert_eq!(hex(&md2::digest(b"")), "8350e5a3e24c153df2275c9f80692773");
         assert_eq!(hex(&md2::digest(b"a")), "32ec01ec4a6dac72c0ab96fb34c0b5d1");
-        assert_eq!(hex(&md2::digest(b"abc")), "da853b0d3f88d99b30283a69e6ded6bb");
+        assert_eq!(
+            hex(&md2::digest(b"abc")),
+            "da853b0d3f88d99b30283a69e6ded6bb"
+        );
         assert_eq!(
             hex(&md2::digest(b"message digest")),
             "ab4f496bfb2a530b219ff33031fe06b0"
@@ -975,8 +1005,12 @@ mod tests {
             hex(&md2::digest(b"abcdefghijklmnopqrstuvwxyz")),
             "4e8ddff3650292ab5a4108c3aa47940b"
         );
-        let digits = b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
-        assert_eq!(hex(&md2::digest(digits)), "d5976f79d83d3a0dc9806c3c66f3efd8");
+        let digits =
+            b"12345678901234567890123456789012345678901234567890123456789012345678901234567890";
+        assert_eq!(
+            hex(&md2::digest(digits)),
+            "d5976f79d83d3a0dc9806c3c66f3efd8"
+        );
     }
 
     #[test]
@@ -1005,7 +1039,10 @@ mod tests {
             uuid_string(&INTEGRITY_CHECK),
             "d4082055-bde6-704b-8d34-ba123c66e1f2"
         );
-        assert_eq!(uuid_string(&uuid("f8cff951-2146-8b4e-b9e2-fb469e7c0dd9")), "f8cff951-2146-8b4e-b9e2-fb469e7c0dd9");
+        assert_eq!(
+            uuid_string(&uuid("f8cff951-2146-8b4e-b9e2-fb469e7c0dd9")),
+            "f8cff951-2146-8b4e-b9e2-fb469e7c0dd9"
+        );
     }
 
     #[test]
@@ -1056,15 +1093,27 @@ mod tests {
         let probe = uuid("f8cff951-2146-8b4e-b9e2-fb469e7c0dd9");
         let mut table: *const c_void = std::ptr::dangling();
         // SAFETY: valid pointers.
-        assert_eq!(unsafe { get_export_table(&mut table, &probe) }, INVALID_VALUE);
+        assert_eq!(
+            unsafe { get_export_table(&mut table, &probe) },
+            INVALID_VALUE
+        );
         assert!(table.is_null());
         // SAFETY: NULL arguments are what is under test.
         unsafe {
-            assert_eq!(get_export_table(std::ptr::null_mut(), &CUDART_INTERFACE), INVALID_VALUE);
-            assert_eq!(get_export_table(&mut table, std::ptr::null()), INVALID_VALUE);
+            assert_eq!(
+                get_export_table(std::ptr::null_mut(), &CUDART_INTERFACE),
+                INVALID_VALUE
+            );
+            assert_eq!(
+                get_export_table(&mut table, std::ptr::null()),
+                INVALID_VALUE
+            );
         }
         // SAFETY: valid pointers.
-        assert_eq!(unsafe { get_export_table(&mut table, &CUDART_INTERFACE) }, SUCCESS);
+        assert_eq!(
+            unsafe { get_export_table(&mut table, &CUDART_INTERFACE) },
+            SUCCESS
+        );
         assert_eq!(table, CUDART_INTERFACE_TABLE.as_ptr());
     }
 
@@ -1075,7 +1124,7 @@ mod tests {
         let other = 0x5150_0008usize as CUcontext;
         let key = 0x77usize as *mut c_void;
         let mut out: *mut c_void = std::ptr::null_mut();
-        // SAFETY (all calls): valid pointers; the contexts are only map keys.
+        // SAFETY: all calls: valid pointers; the contexts are only map keys.
         unsafe {
             assert_eq!(cls_get(&mut out, ctx, key), INVALID_HANDLE);
             assert_eq!(cls_put(ctx, key, 0x1234usize as *mut c_void, None), SUCCESS);
@@ -1105,18 +1154,24 @@ mod tests {
     fn destroying_a_context_runs_its_destructors() {
         let ctx = 0x6160_0000usize as CUcontext;
         let other = 0x6160_0008usize as CUcontext;
-        let (k1, k2) = (1usize as *mut c_void, 2usize as *mut c_void);
-        // SAFETY (all calls): valid pointers; the contexts are only map keys.
+        let (k1, k2) = (
+            std::ptr::without_provenance_mut(1),
+            std::ptr::without_provenance_mut(2),
+        );
+        // SAFETY: all calls: valid pointers; the contexts are only map keys.
         unsafe {
-            assert_eq!(cls_put(ctx, k1, 10usize as *mut c_void, Some(record)), SUCCESS);
+            assert_eq!(
+                cls_put(ctx, k1, 10usize as *mut c_void, Some(record)),
+                SUCCESS
+            );
             assert_eq!(cls_put(ctx, k2, 20usize as *mut c_void, None), SUCCESS);
-            assert_eq!(cls_put(other, k1, 30usize as *mut c_void, Some(record)), SUCCESS);
+            assert_eq!(
+                cls_put(other, k1, 30usize as *mut c_void, Some(record)),
+                SUCCESS
+            );
         }
         context_destroyed(ctx);
-        assert_eq!(
-            *DESTROYED.lock().unwrap(),
-            vec![(ctx as usize, 1, 10)]
-        );
+        assert_eq!(*DESTROYED.lock().unwrap(), vec![(ctx as usize, 1, 10)]);
         let mut out: *mut c_void = std::ptr::null_mut();
         // SAFETY: valid pointers.
         unsafe {

@@ -19,7 +19,10 @@ const DRIVER_STRINGS: &[(u32, &str)] = &[
     (101, "invalid device ordinal"),
     (200, "device kernel image is invalid"),
     (201, "invalid device context"),
-    (209, "no kernel image is available for execution on the device"),
+    (
+        209,
+        "no kernel image is available for execution on the device",
+    ),
     (218, "a PTX JIT compilation failed"),
     (300, "invalid source"),
     (301, "file not found"),

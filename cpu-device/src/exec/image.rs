@@ -52,10 +52,16 @@ fn text(bytes: &[u8]) -> CuResult<String> {
     Ok(s.to_owned())
 }
 
+/// [`fatbin::select_ptx`], except that a compressed PTX entry it would pick is decompressed
+/// ([`super::decompress`]).
+fn select_ptx(bytes: &[u8], sm: u32) -> CuResult<String> {
+    super::decompress::select_ptx(bytes, sm).unwrap_or_else(|| fatbin::select_ptx(bytes, sm))
+}
+
 /// The PTX text in an image of known length (a file's contents).
 pub fn ptx_from_bytes(bytes: &[u8], sm: u32) -> CuResult<String> {
     match kind_of(bytes) {
-        Kind::Fatbin => fatbin::select_ptx(bytes, sm),
+        Kind::Fatbin => select_ptx(bytes, sm),
         Kind::Elf => Err(no_cubin()),
         Kind::Wrapper => {
             tracing::warn!("a fatbin wrapper is not a file image");
@@ -129,10 +135,10 @@ pub unsafe fn ptx_from_ptr(image: *const c_void, sm: u32) -> CuResult<String> {
                 return Err(CuError::INVALID_IMAGE);
             }
             // SAFETY: as above; the container outlives this call.
-            fatbin::select_ptx(unsafe { container(data) }?, sm)
+            select_ptx(unsafe { container(data) }?, sm)
         }
         // SAFETY: the image is a fatbin container.
-        Kind::Fatbin => fatbin::select_ptx(unsafe { container(p) }?, sm),
+        Kind::Fatbin => select_ptx(unsafe { container(p) }?, sm),
         Kind::Elf => Err(no_cubin()),
         Kind::Text => {
             // SAFETY: not a binary image, so the C API promises NUL-terminated text.

@@ -7,6 +7,7 @@
 //!
 //! See docs/cpu-device.md, sections "Execution" and "Timing model".
 
+pub mod decompress;
 pub mod event;
 pub mod executor;
 pub mod fatbin;

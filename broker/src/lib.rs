@@ -1,0 +1,21 @@
+//! gpushare broker: the only process that talks to the GPU.
+//!
+//! Tenants (through the shim and the `gpushare-client` protocol) connect over a Unix socket;
+//! each gets a session with its own shared-memory region, handle tables and memory accounting.
+//! Their asynchronous commands arrive in the region's command ring, are resolved and checked by
+//! the session, ordered across tenants by the [`scheduler`], and submitted to the device through
+//! the [`device`] layer (cudarc's driver API types, the real driver or the CPU device).
+//!
+//! Modules:
+//! - [`device`]: the driver (the only `unsafe` code).
+//! - [`handles`], [`memory`]: per-tenant handle tables and memory ownership.
+//! - [`work`], [`scheduler`]: device operations and their submission order.
+//! - `session`: one tenant or admin connection (threads, ring, requests).
+//! - `broker`: the listener, the session registry, status and shutdown.
+//! - `policy`, `paths`, `admin`, `logging`: configuration and the CLI's helpers.
+
+pub mod device;
+pub mod handles;
+pub mod memory;
+pub mod scheduler;
+pub mod work;

@@ -1,0 +1,2 @@
+//! The `gpushare` command.
+fn main() {}

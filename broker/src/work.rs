@@ -1,0 +1,200 @@
+//! Units of device work: what a tenant's asynchronous commands become once their handles are
+//! resolved and their memory checked, and what the scheduler orders.
+//!
+//! An [`Op`] names only broker-side objects (driver handles, [`Stream`]s, [`HostMem`]), so it
+//! can be submitted by any thread. Submitting never waits for the device: every variant is an
+//! asynchronous driver call.
+
+use std::sync::Arc;
+
+use gpushare_client::proto::ParamInfo;
+
+use crate::device::{DResult, Device, Event, FunctionRaw, HostMem, Stream};
+
+/// Errors of work submission are [`crate::device::DeviceError`]s; this module defines no others.
+pub type WorkResult = DResult<()>;
+
+/// One asynchronous driver operation.
+pub enum Op {
+    /// `cuLaunchKernel`.
+    Launch {
+        /// Kernel.
+        function: FunctionRaw,
+        /// Grid.
+        grid: [u32; 3],
+        /// Block.
+        block: [u32; 3],
+        /// Dynamic shared memory.
+        shared: u32,
+        /// Stream.
+        stream: Arc<Stream>,
+        /// Packed parameter bytes.
+        params: Vec<u8>,
+        /// Parameter layout (empty: pass `params` through `extra`).
+        layout: Arc<[ParamInfo]>,
+    },
+    /// Host-to-device copy from shared memory.
+    CopyHtoD {
+        /// Destination.
+        dst: u64,
+        /// Source.
+        src: HostMem,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
+    /// Device-to-host copy into shared memory.
+    CopyDtoH {
+        /// Destination.
+        dst: HostMem,
+        /// Source.
+        src: u64,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
+    /// Device-to-device copy.
+    CopyDtoD {
+        /// Destination.
+        dst: u64,
+        /// Source.
+        src: u64,
+        /// Bytes.
+        len: u64,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
+    /// Memset (1-D when `height` is 1).
+    Memset {
+        /// Destination.
+        dst: u64,
+        /// Row pitch.
+        pitch: u64,
+        /// Value.
+        value: u32,
+        /// 1, 2 or 4.
+        element_size: u32,
+        /// Elements per row.
+        width: u64,
+        /// Rows.
+        height: u64,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
+    /// `cuEventRecordWithFlags`.
+    EventRecord {
+        /// Event.
+        event: Arc<Event>,
+        /// Stream.
+        stream: Arc<Stream>,
+        /// Flags.
+        flags: u32,
+    },
+    /// `cuStreamWaitEvent`.
+    StreamWait {
+        /// Waiting stream.
+        stream: Arc<Stream>,
+        /// Event.
+        event: Arc<Event>,
+        /// Flags.
+        flags: u32,
+    },
+    /// Orders `waiter` after the work submitted so far to `from` (record `event` on `from`,
+    /// make `waiter` wait for it): the per-tenant legacy default stream semantics.
+    Join {
+        /// Stream that waits.
+        waiter: Arc<Stream>,
+        /// Stream waited for.
+        from: Arc<Stream>,
+        /// The join event of `from`.
+        event: Arc<Event>,
+    },
+    /// A host function: runs once the stream's earlier work completed (must not call the
+    /// driver). Completion markers and tenant host functions.
+    HostFn {
+        /// Stream.
+        stream: Arc<Stream>,
+        /// The function.
+        f: Box<dyn FnOnce() + Send>,
+    },
+    /// Nothing (scheduler tests).
+    Nop,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Op {
+    /// Short name, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Launch { .. } => "launch",
+            Op::CopyHtoD { .. } => "memcpy_htod",
+            Op::CopyDtoH { .. } => "memcpy_dtoh",
+            Op::CopyDtoD { .. } => "memcpy_dtod",
+            Op::Memset { .. } => "memset",
+            Op::EventRecord { .. } => "event_record",
+            Op::StreamWait { .. } => "stream_wait_event",
+            Op::Join { .. } => "join",
+            Op::HostFn { .. } => "host_fn",
+            Op::Nop => "nop",
+        }
+    }
+
+    /// True for operations a tenant counts as commands (not broker bookkeeping).
+    pub fn is_tenant_op(&self) -> bool {
+        !matches!(self, Op::Join { .. } | Op::HostFn { .. } | Op::Nop)
+    }
+
+    /// Submits the operation to the device.
+    pub fn execute(self, dev: &Device) -> WorkResult {
+        match self {
+            Op::Launch {
+                function,
+                grid,
+                block,
+                shared,
+                stream,
+                params,
+                layout,
+            } => dev.launch(function, grid, block, shared, &stream, &params, &layout),
+            Op::CopyHtoD { dst, src, stream } => dev.memcpy_htod_async(dst, src, &stream),
+            Op::CopyDtoH { dst, src, stream } => dev.memcpy_dtoh_async(dst, src, &stream),
+            Op::CopyDtoD {
+                dst,
+                src,
+                len,
+                stream,
+            } => dev.memcpy_dtod_async(dst, src, len, &stream),
+            Op::Memset {
+                dst,
+                pitch,
+                value,
+                element_size,
+                width,
+                height,
+                stream,
+            } => dev.memset_async(dst, pitch, value, element_size, width, height, &stream),
+            Op::EventRecord {
+                event,
+                stream,
+                flags,
+            } => dev.event_record(&event, &stream, flags),
+            Op::StreamWait {
+                stream,
+                event,
+                flags,
+            } => dev.stream_wait_event(&stream, &event, flags),
+            Op::Join {
+                waiter,
+                from,
+                event,
+            } => dev
+                .event_record(&event, &from, 0)
+                .and_then(|()| dev.stream_wait_event(&waiter, &event, 0)),
+            Op::HostFn { stream, f } => dev.launch_host_fn(&stream, f),
+            Op::Nop => Ok(()),
+        }
+    }
+}

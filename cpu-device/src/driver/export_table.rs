@@ -1093,10 +1093,8 @@ mod tests {
         let probe = uuid("f8cff951-2146-8b4e-b9e2-fb469e7c0dd9");
         let mut table: *const c_void = std::ptr::dangling();
         // SAFETY: valid pointers.
-        assert_eq!(
-            unsafe { get_export_table(&mut table, &probe) },
-            INVALID_VALUE
-        );
+        let refused = unsafe { get_export_table(&mut table, &probe) };
+        assert_eq!(refused, INVALID_VALUE);
         assert!(table.is_null());
         // SAFETY: NULL arguments are what is under test.
         unsafe {
@@ -1110,10 +1108,8 @@ mod tests {
             );
         }
         // SAFETY: valid pointers.
-        assert_eq!(
-            unsafe { get_export_table(&mut table, &CUDART_INTERFACE) },
-            SUCCESS
-        );
+        let found = unsafe { get_export_table(&mut table, &CUDART_INTERFACE) };
+        assert_eq!(found, SUCCESS);
         assert_eq!(table, CUDART_INTERFACE_TABLE.as_ptr());
     }
 

@@ -130,6 +130,11 @@ impl<T> Table<T> {
         self.map.iter()
     }
 
+    /// Live handles and values, mutably.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (&u64, &mut T)> {
+        self.map.iter_mut()
+    }
+
     /// Removes every entry matching `pred`, returning them.
     pub fn extract(&mut self, mut pred: impl FnMut(&T) -> bool) -> Vec<(u64, T)> {
         let keys: Vec<u64> = self

@@ -10,12 +10,26 @@
 //! - [`device`]: the driver (the only `unsafe` code).
 //! - [`handles`], [`memory`]: per-tenant handle tables and memory ownership.
 //! - [`work`], [`scheduler`]: device operations and their submission order.
-//! - `session`: one tenant or admin connection (threads, ring, requests).
-//! - `broker`: the listener, the session registry, status and shutdown.
-//! - `policy`, `paths`, `admin`, `logging`: configuration and the CLI's helpers.
+//! - [`session`]: one tenant or admin connection (threads, ring, requests).
+//! - [`broker`]: the listener, the session registry, status and shutdown.
+//! - [`policy`], [`paths`], [`admin`], [`run`], [`logging`]: configuration and the CLI's
+//!   helpers.
 
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod broker;
+#[allow(unsafe_code)]
 pub mod device;
 pub mod handles;
+pub mod logging;
 pub mod memory;
+pub mod paths;
+pub mod policy;
+pub mod run;
 pub mod scheduler;
+pub mod session;
 pub mod work;
+
+pub use broker::{Broker, BrokerConfig, BrokerError, StopHandle};
+pub use device::DeviceChoice;

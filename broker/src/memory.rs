@@ -11,7 +11,7 @@
 //!
 //! Charged bytes: `MemAlloc` sizes (rounded to the granularity) and `MemCreate` sizes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use gpushare_client::code::{self, CuCode};
 
@@ -245,9 +245,6 @@ impl TenantMemory {
         std::mem::take(&mut self.reservations).into_iter().collect()
     }
 }
-
-/// Physical allocations by tenant handle (kept apart so they can live in a handle table).
-pub type PhysTable = HashMap<u64, PhysAlloc>;
 
 #[cfg(test)]
 mod tests {

@@ -126,6 +126,17 @@ pub fn find_cpu_lib() -> Result<PathBuf, DeviceError> {
         })
 }
 
+/// A loading error with its causes (libloading's `Display` omits `dlerror()`'s text).
+fn describe(e: &libloading::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(c) = src {
+        s += &format!(": {c}");
+        src = c.source();
+    }
+    s
+}
+
 fn resolve(lib: Library, what: &str) -> Result<Api, DeviceError> {
     Api::resolve(lib).map_err(|missing| {
         DeviceError::Load(format!(
@@ -140,8 +151,9 @@ pub fn load_cpu() -> Result<(Api, Backend), DeviceError> {
     let path = find_cpu_lib()?;
     // SAFETY: loading runs the library's initialisers; the CPU device's are Rust statics with no
     // preconditions on the caller. The library stays loaded for the life of the `Api`.
-    let lib = unsafe { UnixLibrary::open(Some(&path), RTLD_NOW | RTLD_GLOBAL) }
-        .map_err(|e| DeviceError::Load(format!("cannot load {}: {e}", path.display())))?;
+    let lib = unsafe { UnixLibrary::open(Some(&path), RTLD_NOW | RTLD_GLOBAL) }.map_err(|e| {
+        DeviceError::Load(format!("cannot load {}: {}", path.display(), describe(&e)))
+    })?;
     let api = resolve(lib.into(), &path.display().to_string())?;
     Ok((api, Backend::Cpu(path)))
 }
@@ -151,7 +163,7 @@ pub fn load_cuda() -> Result<(Api, Backend), DeviceError> {
     // SAFETY: loading the system's CUDA driver runs its initialisers, which have no
     // preconditions on the caller; the library stays loaded for the life of the `Api`.
     let lib = unsafe { UnixLibrary::open(Some(CUDA_LIB_NAME), RTLD_NOW | RTLD_LOCAL) }
-        .map_err(|e| DeviceError::Load(format!("cannot load {CUDA_LIB_NAME}: {e}")))?;
+        .map_err(|e| DeviceError::Load(format!("cannot load {CUDA_LIB_NAME}: {}", describe(&e))))?;
     let api = resolve(lib.into(), CUDA_LIB_NAME)?;
     Ok((api, Backend::Cuda))
 }

@@ -16,6 +16,7 @@
 pub mod api;
 mod calls;
 pub mod loader;
+mod memory;
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -24,8 +25,8 @@ use cudarc::driver::sys::CUdevice;
 use gpushare_client::os::Mapping;
 use gpushare_client::proto::DeviceInfo;
 
-pub use calls::{AccessFlags, VmmAlloc};
 pub use loader::{Backend, DeviceChoice};
+pub use memory::{AccessFlags, VmmAlloc};
 
 /// Errors of the device layer. [`DeviceError::code`] gives the `CUresult` for replies.
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,8 @@ use crate::work::Op;
 pub const STREAM_NON_BLOCKING: u32 = 0x1;
 /// `CU_STREAM_LEGACY` as a handle value: the legacy default stream, like 0.
 pub const STREAM_LEGACY_HANDLE: u64 = 0x1;
+/// Join events: `CU_EVENT_DISABLE_TIMING`.
+pub const JOIN_EVENT_FLAGS: u32 = 0x2;
 
 /// Errors of the tenant tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

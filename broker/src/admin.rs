@@ -1,0 +1,192 @@
+//! Admin queries: `gpushare status` connects as an admin session, asks for `Status`, and prints
+//! a table.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use gpushare_client::proto::{Hello, Reply, Request, StatusReport};
+use gpushare_client::{Client, ClientError, ClientOptions, WaitPolicy};
+
+/// Errors of admin queries.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No broker answers at the socket.
+    #[error("cannot reach a broker at {path}: {source} (start one with `gpushare broker`)")]
+    Connect {
+        /// Socket path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The session failed.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The broker answered with an error code or an unexpected reply.
+    #[error("the broker answered Status with {0}")]
+    Unexpected(String),
+}
+
+/// Asks the broker at `socket` for its status (every wait bounded by `timeout`).
+pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, AdminError> {
+    let connect = |source| AdminError::Connect {
+        path: socket.display().to_string(),
+        source,
+    };
+    let stream = UnixStream::connect(socket).map_err(connect)?;
+    stream.set_read_timeout(Some(timeout)).map_err(connect)?;
+    stream.set_write_timeout(Some(timeout)).map_err(connect)?;
+    let options = ClientOptions {
+        wait: WaitPolicy::default().timeout(timeout),
+        ..ClientOptions::default()
+    };
+    let client = Client::from_stream(stream, &Hello::admin("gpushare-status"), options)?;
+    let reply = client.call(Request::Status)?;
+    let _ = client.goodbye("done");
+    match reply.into_result() {
+        Ok(Reply::Status(s)) => Ok(s),
+        Ok(other) => Err(AdminError::Unexpected(format!("{other:?}"))),
+        Err(code) => Err(AdminError::Unexpected(format!(
+            "{} ({code})",
+            gpushare_client::code::name(code).unwrap_or("unknown CUresult")
+        ))),
+    }
+}
+
+/// Bytes as a short human-readable figure (binary units).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The status as a human-readable report: the device line(s), then one row per tenant.
+pub fn format_status(s: &StatusReport) -> String {
+    let mut out = format!(
+        "gpushare broker {} — up {:.1} s\n",
+        s.broker_version,
+        s.uptime_ms as f64 / 1000.0
+    );
+    for d in &s.devices {
+        out += &format!(
+            "device {}: {} — {} used of {}\n",
+            d.ordinal,
+            d.name,
+            human_bytes(d.used_mem),
+            human_bytes(d.total_mem)
+        );
+    }
+    if s.tenants.is_empty() {
+        out += "no tenants\n";
+        return out;
+    }
+    let header = [
+        "SESSION",
+        "NAME",
+        "PID",
+        "UID",
+        "MEMORY",
+        "QUOTA",
+        "STREAMS",
+        "QUEUED",
+        "SUBMITTED",
+        "DONE",
+        "WEIGHT",
+    ];
+    let rows: Vec<Vec<String>> = s
+        .tenants
+        .iter()
+        .map(|t| {
+            vec![
+                t.session_id.to_string(),
+                t.name.clone(),
+                t.pid.to_string(),
+                t.uid.to_string(),
+                human_bytes(t.memory_bytes),
+                if t.memory_quota == 0 {
+                    "-".to_string()
+                } else {
+                    human_bytes(t.memory_quota)
+                },
+                t.streams.to_string(),
+                t.queued_ops.to_string(),
+                t.submitted_ops.to_string(),
+                t.completed_ops.to_string(),
+                t.weight.to_string(),
+            ]
+        })
+        .collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    out += &line(header.to_vec());
+    for r in &rows {
+        out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpushare_client::proto::{DeviceStatus, TenantStatus};
+
+    #[test]
+    fn status_table() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+        let mut s = StatusReport {
+            broker_version: "0.1.0".into(),
+            uptime_ms: 1500,
+            devices: vec![DeviceStatus {
+                ordinal: 0,
+                name: "GPU".into(),
+                total_mem: 8 << 30,
+                used_mem: 1 << 20,
+                busy_permille: 0,
+            }],
+            tenants: vec![],
+        };
+        assert!(format_status(&s).contains("no tenants"));
+        s.tenants.push(TenantStatus {
+            session_id: 7,
+            name: "llm".into(),
+            pid: 42,
+            memory_bytes: 1 << 20,
+            weight: 1,
+            ..Default::default()
+        });
+        let text = format_status(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("1.0 MiB used of 8.0 GiB"), "{text}");
+        assert!(lines[2].starts_with("SESSION  NAME"), "{text}");
+        assert!(lines[3].starts_with("7        llm "), "{text}");
+    }
+}

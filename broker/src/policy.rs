@@ -1,0 +1,207 @@
+//! The policy file (`gpushare broker --policy FILE`, TOML): per-tenant scheduling weights and
+//! memory quotas, matched by the tenant name from `Hello`.
+//!
+//! ```toml
+//! [default]
+//! weight = 1
+//! memory_quota = "0"          # bytes, or with a unit: "512MiB", "8GiB"; 0 = no quota
+//!
+//! [tenants.llm-small]
+//! weight = 2
+//! memory_quota = "4GiB"
+//! ```
+//!
+//! Today the quota is enforced (`MemAlloc`/`MemCreate` beyond it fail with
+//! `CUDA_ERROR_OUT_OF_MEMORY`; `MemGetInfo` and the device's total memory show the quota) and the
+//! weight is reported in `Status` and passed to the scheduler, whose FIFO policy ignores it.
+//! The file is read once at start-up.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Errors of the policy file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The file could not be read.
+    #[error("cannot read policy file {path}: {source}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a policy.
+    #[error("invalid policy file {path}: {message}")]
+    Parse {
+        /// Path.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Rules for one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rules {
+    /// Scheduling weight (≥ 1).
+    pub weight: u32,
+    /// Device memory quota in bytes (0: none).
+    pub memory_quota: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            weight: 1,
+            memory_quota: 0,
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    weight: Option<u32>,
+    memory_quota: Option<Size>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    default: RawRules,
+    #[serde(default)]
+    tenants: HashMap<String, RawRules>,
+}
+
+/// The parsed policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Policy {
+    default: Rules,
+    tenants: HashMap<String, Rules>,
+}
+
+/// Parses a size: bytes, or a number with a unit (`K`, `KiB`, `M`, `MiB`, `G`, `GiB`, `T`,
+/// `TiB`; powers of 1024; `KB`/`MB`/`GB`/`TB` are powers of 1000).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn rules(raw: &RawRules, base: Rules, what: &str) -> Result<Rules, String> {
+    let weight = raw.weight.unwrap_or(base.weight);
+    if weight == 0 {
+        return Err(format!("{what}: weight must be at least 1"));
+    }
+    let memory_quota = match &raw.memory_quota {
+        None => base.memory_quota,
+        Some(Size::Bytes(b)) => *b,
+        Some(Size::Text(s)) => {
+            parse_size(s).ok_or_else(|| format!("{what}: bad memory_quota {s:?}"))?
+        }
+    };
+    Ok(Rules {
+        weight,
+        memory_quota,
+    })
+}
+
+impl Policy {
+    /// Parses policy TOML (`path` names it in errors).
+    pub fn parse(text: &str, path: &str) -> Result<Policy, PolicyError> {
+        let err = |message: String| PolicyError::Parse {
+            path: path.to_string(),
+            message,
+        };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let default = rules(&raw.default, Rules::default(), "[default]").map_err(err)?;
+        let mut tenants = HashMap::new();
+        for (name, r) in &raw.tenants {
+            tenants.insert(
+                name.clone(),
+                rules(r, default, &format!("[tenants.{name}]")).map_err(err)?,
+            );
+        }
+        Ok(Policy { default, tenants })
+    }
+
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> Result<Policy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Policy::parse(&text, &path.display().to_string())
+    }
+
+    /// The rules for tenant `name`.
+    pub fn rules_for(&self, name: &str) -> Rules {
+        self.tenants.get(name).copied().unwrap_or(self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rules_and_sizes() {
+        let p = Policy::parse(
+            "[default]\nweight = 2\n[tenants.a]\nmemory_quota = \"4GiB\"\n[tenants.b]\nweight = 5\nmemory_quota = 1024\n",
+            "test",
+        )
+        .unwrap();
+        assert_eq!(
+            p.rules_for("a"),
+            Rules {
+                weight: 2,
+                memory_quota: 4 << 30
+            }
+        );
+        assert_eq!(
+            p.rules_for("b"),
+            Rules {
+                weight: 5,
+                memory_quota: 1024
+            }
+        );
+        assert_eq!(
+            p.rules_for("zzz"),
+            Rules {
+                weight: 2,
+                memory_quota: 0
+            }
+        );
+        assert!(Policy::parse("[default]\nweight = 0\n", "t").is_err());
+        assert!(Policy::parse("[default]\nbogus = 1\n", "t").is_err());
+        assert!(Policy::parse("[tenants.x]\nmemory_quota = \"3 parsecs\"\n", "t").is_err());
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_size("x"), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! `gpushare run -- CMD...`: runs a command as a tenant of the broker.
+//!
+//! The command gets `GPUSHARE_SOCKET` and `GPUSHARE_TENANT_NAME`, the shim in `LD_PRELOAD`, and a
+//! directory whose `libcuda.so.1` and `libcuda.so` are symlinks to the shim first on
+//! `LD_LIBRARY_PATH` — `LD_PRELOAD` covers `DT_NEEDED libcuda.so.1` and `dlopen("libcuda.so.1")`
+//! (the shim's SONAME), the directory covers `dlopen("libcuda.so")` (cudarc's first candidate).
+//! Then `gpushare` replaces itself with the command (`exec`), so signals and the exit status
+//! are the command's own.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::paths::{self, PathError, SOCKET_ENV, TENANT_NAME_ENV};
+
+/// Errors of `gpushare run`.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// No command given.
+    #[error("no command to run (usage: gpushare run [--name NAME] -- CMD [ARGS...])")]
+    NoCommand,
+    /// The shim is missing.
+    #[error(transparent)]
+    Shim(#[from] PathError),
+    /// No broker socket.
+    #[error("no broker socket at {0} (start one with `gpushare broker`, or pass --socket)")]
+    NoBroker(String),
+    /// Preparing the library directory failed.
+    #[error("cannot prepare {path}: {source}")]
+    LibDir {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `exec` failed.
+    #[error("cannot run {cmd}: {source}")]
+    Exec {
+        /// Command.
+        cmd: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn lib_dir(shim: &Path) -> Result<PathBuf, RunError> {
+    let dir = std::env::temp_dir()
+        .join(format!("gpushare-run-{}", paths::uid()))
+        .join("lib");
+    let err = |source| RunError::LibDir {
+        path: dir.display().to_string(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    for name in ["libcuda.so.1", "libcuda.so"] {
+        let link = dir.join(name);
+        let current = std::fs::read_link(&link).ok();
+        if current.as_deref() != Some(shim) {
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(shim, &link).map_err(err)?;
+        }
+    }
+    Ok(dir)
+}
+
+fn prepend(var: &str, first: &OsStr, sep: &str) -> OsString {
+    let mut v = first.to_os_string();
+    if let Some(old) = std::env::var_os(var).filter(|o| !o.is_empty()) {
+        v.push(sep);
+        v.push(old);
+    }
+    v
+}
+
+/// Replaces this process with `cmd` running as a tenant; returns only on failure.
+pub fn run(socket: &Path, name: Option<String>, cmd: &[OsString]) -> RunError {
+    let Some((program, args)) = cmd.split_first() else {
+        return RunError::NoCommand;
+    };
+    let shim = match paths::find_shim() {
+        Ok(s) => s.canonicalize().unwrap_or(s),
+        Err(e) => return e.into(),
+    };
+    if !socket.exists() {
+        return RunError::NoBroker(socket.display().to_string());
+    }
+    let socket = socket
+        .canonicalize()
+        .unwrap_or_else(|_| socket.to_path_buf());
+    let dir = match lib_dir(&shim) {
+        Ok(d) => d,
+        Err(e) => return e,
+    };
+    let name = name.unwrap_or_else(|| {
+        Path::new(program)
+            .file_name()
+            .map_or_else(|| "tenant".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let err = Command::new(program)
+        .args(args)
+        .env(SOCKET_ENV, &socket)
+        .env(TENANT_NAME_ENV, &name)
+        .env("LD_PRELOAD", prepend("LD_PRELOAD", shim.as_os_str(), " "))
+        .env(
+            "LD_LIBRARY_PATH",
+            prepend("LD_LIBRARY_PATH", dir.as_os_str(), ":"),
+        )
+        .exec();
+    RunError::Exec {
+        cmd: program.to_string_lossy().into_owned(),
+        source: err,
+    }
+}

@@ -1,0 +1,267 @@
+//! The socket thread of a session: handshake, the socket lane, and the session's end.
+//!
+//! Tenants: after the handshake (region created, `Welcome` sent with the memfd) the thread
+//! starts the ring thread and the executor, then reads frames: socket-lane requests go to the
+//! executor (fenced after the ring), `Goodbye` or end of stream end the session, and a truncated,
+//! oversized or malformed frame, a second `Hello` or unexpected descriptors close it with a log
+//! line (frames whose request id can still be read but whose body cannot be decoded — a newer
+//! client's request — are answered `CUDA_ERROR_NOT_SUPPORTED`). Then it waits for the other two
+//! threads and frees everything the tenant held.
+//!
+//! Admin sessions get no region: `Status` and `Ping` on the socket; anything else is
+//! `CUDA_ERROR_NOT_PERMITTED`.
+
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gpushare_client::code;
+use gpushare_client::frame::{self, FrameError};
+use gpushare_client::handshake::{self, HandshakeError};
+use gpushare_client::os;
+use gpushare_client::proto::{
+    self, BrokerMessage, ClientMessage, Reply, ReplyEnvelope, Request, SessionKind, Welcome,
+};
+use gpushare_client::shm::{Region, SessionState};
+
+use super::exec::{self, CallJob};
+use super::{ring, ReplyTo, SessionError, SessionInfo, Tenant};
+use crate::broker::Env;
+
+/// How long a new connection may take to say `Hello`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How a session's socket loop ended.
+#[derive(Debug)]
+enum End {
+    /// The peer said goodbye.
+    Goodbye(String),
+    /// End of stream (the peer exited or died).
+    Eof,
+    /// The broker closed the session (shutdown or a violation found by another thread).
+    Closed,
+    /// The peer broke the protocol.
+    Violation(String),
+}
+
+fn frame_end(e: FrameError, closing: bool) -> End {
+    match e {
+        _ if closing => End::Closed,
+        FrameError::Closed => End::Eof,
+        FrameError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionReset => End::Eof,
+        other => End::Violation(format!("bad frame: {other}")),
+    }
+}
+
+/// Serves one connection until it ends.
+pub fn serve(env: Arc<Env>, mut stream: UnixStream) {
+    let id = env.next_session_id();
+    let creds = os::peer_credentials(&stream).ok();
+    let writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(session = id, "cannot clone the socket: {e}");
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let mut tenant: Option<Arc<Tenant>> = None;
+    let mut info_out: Option<SessionInfo> = None;
+    let accepted = handshake::broker_handshake(&mut stream, |hello| {
+        if env.is_shutting_down() {
+            return Err("the broker is shutting down".to_string());
+        }
+        let rules = env.policy.rules_for(&hello.tenant_name);
+        let info = SessionInfo {
+            id,
+            name: hello.tenant_name.clone(),
+            pid: creds.map_or(hello.pid, |c| c.pid as u32),
+            uid: creds.map_or(0, |c| c.uid),
+            gid: creds.map_or(0, |c| c.gid),
+            weight: rules.weight,
+        };
+        let mut device = env.dev.info().clone();
+        if rules.memory_quota != 0 {
+            device.total_mem = device.total_mem.min(rules.memory_quota);
+        }
+        let mut welcome = Welcome {
+            protocol_version: hello.protocol_version,
+            session_id: id,
+            shm: None,
+            driver_version: env.dev.driver_version(),
+            devices: vec![device],
+            broker_version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        info_out = Some(info.clone());
+        match hello.kind {
+            SessionKind::Admin => Ok((welcome, None)),
+            SessionKind::Tenant => {
+                let (region, fd) = Region::create(&env.shm, false)
+                    .map_err(|e| format!("cannot create the shared-memory region: {e}"))?;
+                welcome.shm = Some(*region.layout());
+                let w = writer
+                    .try_clone()
+                    .map_err(|e| format!("cannot clone the socket: {e}"))?;
+                let t = Tenant::create(Arc::clone(&env), info, region, w, rules.memory_quota)
+                    .map_err(|e: SessionError| e.to_string())?;
+                tenant = Some(t);
+                Ok((welcome, Some(fd)))
+            }
+        }
+    });
+    let (hello, info) = match (accepted, info_out) {
+        (Ok(h), Some(info)) => (h, info),
+        (result, _) => {
+            match result {
+                Err(HandshakeError::Frame(FrameError::Closed)) => {}
+                Err(e) => tracing::info!(session = id, "handshake failed: {e}"),
+                Ok(_) => {}
+            }
+            if let Some(t) = tenant {
+                t.teardown();
+            }
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(None);
+    tracing::info!(
+        session = id,
+        tenant = %info.name,
+        pid = info.pid,
+        uid = info.uid,
+        kind = ?hello.kind,
+        "session opened"
+    );
+    let shutdown_handle = writer.try_clone().ok();
+    env.register(info.clone(), tenant.clone(), shutdown_handle);
+    match tenant {
+        Some(t) => serve_tenant(&t, stream),
+        None => serve_admin(&env, &info, stream, writer),
+    }
+    env.unregister(id);
+}
+
+fn serve_tenant(t: &Arc<Tenant>, mut stream: UnixStream) {
+    let id = t.info.id;
+    let consumer = match t.region.command_consumer() {
+        Ok(c) => c,
+        Err(e) => {
+            t.hang_up(&format!("cannot open the command ring: {e}"));
+            t.teardown();
+            return;
+        }
+    };
+    let (tx, rx) = mpsc::channel::<CallJob>();
+    let spawned = {
+        let (t1, t2, tx1) = (Arc::clone(t), Arc::clone(t), tx.clone());
+        let ring = std::thread::Builder::new()
+            .name(format!("gpushare-ring-{id}"))
+            .spawn(move || ring::run(t1, consumer, tx1));
+        let exec = std::thread::Builder::new()
+            .name(format!("gpushare-exec-{id}"))
+            .spawn(move || exec::run(t2, rx));
+        (ring, exec)
+    };
+    let end = match &spawned {
+        (Ok(_), Ok(_)) => socket_loop(t, &mut stream, &tx),
+        _ => End::Violation("cannot start the session's threads".into()),
+    };
+    drop(tx);
+    match &end {
+        End::Goodbye(reason) => {
+            tracing::info!(session = id, tenant = %t.info.name, "tenant said goodbye: {reason}");
+            t.close(SessionState::ClosedByTenant);
+        }
+        End::Eof => {
+            tracing::info!(session = id, tenant = %t.info.name, "tenant disconnected");
+            t.close(SessionState::ClosedByBroker);
+        }
+        End::Closed => t.close(SessionState::ClosedByBroker),
+        End::Violation(reason) => t.violation(reason),
+    }
+    let (ring, exec) = spawned;
+    if let Ok(h) = ring {
+        let _ = h.join();
+    }
+    if let Ok(h) = exec {
+        let _ = h.join();
+    }
+    t.teardown();
+}
+
+fn socket_loop(t: &Arc<Tenant>, stream: &mut UnixStream, tx: &Sender<CallJob>) -> End {
+    loop {
+        let (payload, fds) = match frame::recv_frame_with_fds(stream, os::MAX_FDS) {
+            Ok(x) => x,
+            Err(e) => return frame_end(e, t.is_closing()),
+        };
+        match proto::decode::<ClientMessage>(&payload) {
+            Ok(ClientMessage::Request(env)) => {
+                let fence = env.fence;
+                t.calls_pending(1);
+                let job = CallJob {
+                    env,
+                    to: ReplyTo::Socket,
+                    fds,
+                    target: None,
+                    fence: Some(fence),
+                };
+                if tx.send(job).is_err() {
+                    t.calls_pending(-1);
+                    return End::Closed;
+                }
+            }
+            Ok(ClientMessage::Goodbye { reason }) => return End::Goodbye(reason),
+            Ok(ClientMessage::Hello(_)) => return End::Violation("a second Hello".into()),
+            Err(e) => match proto::peek_request_id(&payload) {
+                Some(id) => {
+                    tracing::debug!(session = t.info.id, "undecodable request {id}: {e}");
+                    t.reply(
+                        ReplyTo::Socket,
+                        ReplyEnvelope::error(id, code::ERROR_NOT_SUPPORTED),
+                    );
+                }
+                None => return End::Violation(format!("malformed frame: {e}")),
+            },
+        }
+    }
+}
+
+fn serve_admin(env: &Arc<Env>, info: &SessionInfo, mut stream: UnixStream, mut writer: UnixStream) {
+    let end = loop {
+        let payload = match frame::recv_frame(&mut stream) {
+            Ok(p) => p,
+            Err(e) => break frame_end(e, env.is_shutting_down()),
+        };
+        let reply = match proto::decode::<ClientMessage>(&payload) {
+            Ok(ClientMessage::Request(req)) => match req.body {
+                Request::Status => ReplyEnvelope::ok(req.id, Reply::Status(env.status())),
+                Request::Ping => ReplyEnvelope::ok(req.id, Reply::Pong),
+                _ => ReplyEnvelope::error(req.id, code::ERROR_NOT_PERMITTED),
+            },
+            Ok(ClientMessage::Goodbye { reason }) => break End::Goodbye(reason),
+            Ok(ClientMessage::Hello(_)) => break End::Violation("a second Hello".into()),
+            Err(e) => match proto::peek_request_id(&payload) {
+                Some(id) => ReplyEnvelope::error(id, code::ERROR_NOT_SUPPORTED),
+                None => break End::Violation(format!("malformed frame: {e}")),
+            },
+        };
+        if frame::send_message(&mut writer, &BrokerMessage::Reply(reply)).is_err() {
+            break End::Eof;
+        }
+    };
+    if let End::Violation(reason) = &end {
+        tracing::warn!(
+            session = info.id,
+            "closing admin session: protocol violation: {reason}"
+        );
+        let _ = frame::send_message(
+            &mut writer,
+            &BrokerMessage::Goodbye {
+                reason: format!("protocol violation: {reason}"),
+            },
+        );
+    }
+    let _ = writer.shutdown(std::net::Shutdown::Both);
+}

@@ -1,0 +1,117 @@
+//! Queueing a tenant's operations in the scheduler, and learning their outcome: the tenant is
+//! the [`JobSink`] of its ring commands (failures become its asynchronous errors); the
+//! executor's synchronous operations report to a [`CallSink`] it waits on.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::Duration;
+
+use super::{lock, SessionError, Tenant};
+use crate::device::DResult;
+use crate::scheduler::{Job, JobSink, SchedError};
+use crate::work::Op;
+
+impl Tenant {
+    /// Queues `ops` (in order) for command `seq`; outcomes go to the tenant's async error.
+    pub fn enqueue(&self, seq: u64, ops: Vec<Op>) -> Result<(), SchedError> {
+        let Some(me) = self.arc() else {
+            return Err(SchedError::Closed(self.info.id));
+        };
+        let sink: Arc<dyn JobSink> = me;
+        self.enqueue_with(seq, ops, &sink)
+    }
+
+    fn enqueue_with(
+        &self,
+        seq: u64,
+        ops: Vec<Op>,
+        sink: &Arc<dyn JobSink>,
+    ) -> Result<(), SchedError> {
+        for op in ops {
+            let is_tenant_op = op.is_tenant_op();
+            lock(&self.progress).enqueued += 1;
+            let job = Job {
+                tenant: self.info.id,
+                seq: if is_tenant_op { seq } else { 0 },
+                op,
+                sink: Arc::clone(sink),
+            };
+            if let Err(e) = self.env.sched.enqueue(job) {
+                lock(&self.progress).enqueued -= 1;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues `ops` and waits until all are submitted; returns the first submission error.
+    pub fn submit_and_wait(&self, ops: Vec<Op>) -> Result<DResult<()>, SessionError> {
+        let Some(me) = self.arc() else {
+            return Err(SessionError::Closed);
+        };
+        let n = ops.len();
+        let sink = Arc::new(CallSink {
+            tenant: Arc::downgrade(&me),
+            state: Mutex::new((n, Ok(()))),
+            cv: Condvar::new(),
+        });
+        let dyn_sink: Arc<dyn JobSink> = sink.clone();
+        self.enqueue_with(0, ops, &dyn_sink)
+            .map_err(|_| SessionError::Closed)?;
+        let mut st = lock(&sink.state);
+        while st.0 > 0 {
+            if self.is_closing() {
+                return Err(SessionError::Closed);
+            }
+            st = sink
+                .cv
+                .wait_timeout(st, Duration::from_millis(100))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        Ok(std::mem::replace(&mut st.1, Ok(())))
+    }
+}
+
+impl JobSink for Tenant {
+    fn submitted(&self, seq: u64, op: &'static str, result: DResult<()>) {
+        {
+            let mut p = lock(&self.progress);
+            p.submitted += 1;
+            self.progress_cv.notify_all();
+        }
+        if seq != 0 {
+            self.submitted_ops.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Err(e) = result {
+            if seq != 0 {
+                self.async_error(seq, e.code());
+            } else {
+                tracing::warn!(session = self.info.id, "{op}: {e}");
+            }
+        }
+    }
+}
+
+/// Collects the outcome of a group of operations the executor waits for.
+struct CallSink {
+    tenant: Weak<Tenant>,
+    state: Mutex<(usize, DResult<()>)>,
+    cv: Condvar,
+}
+
+impl JobSink for CallSink {
+    fn submitted(&self, _seq: u64, _op: &'static str, result: DResult<()>) {
+        if let Some(t) = self.tenant.upgrade() {
+            let mut p = lock(&t.progress);
+            p.submitted += 1;
+            t.progress_cv.notify_all();
+        }
+        let mut st = lock(&self.state);
+        st.0 = st.0.saturating_sub(1);
+        if st.1.is_ok() {
+            st.1 = result;
+        }
+        self.cv.notify_all();
+    }
+}

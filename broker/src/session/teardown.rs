@@ -1,0 +1,63 @@
+//! Freeing everything a tenant held when its session ends.
+
+use gpushare_client::shm::SessionState;
+
+use super::{lock, Tenant};
+
+impl Tenant {
+    /// Frees everything the tenant holds: queued work is dropped, the device finishes the
+    /// tenant's submitted work, then memory, modules, streams, events and host registrations
+    /// are released. Runs on the socket thread once the ring thread and executor have stopped.
+    pub fn teardown(&self) {
+        self.close(SessionState::ClosedByBroker);
+        drop(self.env.sched.remove_tenant(self.info.id));
+        self.drop_open_batches();
+        let Some(mut st) = self.state().take() else {
+            return;
+        };
+        let dev = &self.env.dev;
+        let charged = st.memory.charged();
+        for s in st.all_streams() {
+            if let Err(e) = dev.stream_synchronize(&s) {
+                tracing::warn!(session = self.info.id, "teardown: {e}");
+            }
+        }
+        let mut errors = 0u32;
+        let mut note = |r: crate::device::DResult<()>| {
+            if let Err(e) = r {
+                errors += 1;
+                tracing::warn!(session = self.info.id, "teardown: {e}");
+            }
+        };
+        for r in st.memory.remove_ranges(|_| true) {
+            match r.owner {
+                crate::memory::Owner::Alloc(a) => note(dev.vmm_free(&a)),
+                crate::memory::Owner::Mapped { .. } => note(dev.mem_unmap(r.base, r.len)),
+                crate::memory::Owner::Global { .. } | crate::memory::Owner::Host { .. } => {}
+            }
+        }
+        for (_, p) in st.phys.drain() {
+            note(dev.mem_release(p.raw));
+        }
+        for (base, size) in st.memory.take_reservations() {
+            note(dev.address_free(base, size));
+        }
+        for (_, h) in st.host_regions.drain() {
+            note(dev.host_unregister(h.reg));
+        }
+        for (_, m) in st.modules.drain() {
+            note(dev.module_unload(m.raw));
+        }
+        drop(st);
+        if let Some(reg) = lock(&self.staging_reg).take() {
+            note(dev.host_unregister(reg));
+        }
+        tracing::info!(
+            session = self.info.id,
+            tenant = %self.info.name,
+            freed_bytes = charged,
+            errors,
+            "session resources freed"
+        );
+    }
+}

@@ -18,7 +18,7 @@ install() { # <dest> <stamp name> <requirements...>
   shift 2
   if [ -f "$stamp" ]; then return 0; fi
   mkdir -p "$dest"
-  python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$dest" "$@"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --target "$dest" "$@"
   touch "$stamp"
   echo "CUDA client wheels installed in $dest: $*" >&2
 }

@@ -20,6 +20,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include "test_util.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -28,16 +30,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#define FAIL_AT(...)                                                              \
-    do {                                                                          \
-        fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                      \
-        fprintf(stderr, __VA_ARGS__);                                             \
-        fprintf(stderr, "\n");                                                    \
-        fflush(stdout);                                                           \
-        fflush(stderr);                                                           \
-        exit(1);                                                                  \
-    } while (0)
 
 /* The call must return cudaSuccess. */
 #define CHECK(call)                                                               \
@@ -60,72 +52,11 @@
         }                                                                         \
     } while (0)
 
-/* A plain condition, with a printf-style explanation. */
-#define EXPECT(cond, ...)                                                         \
-    do {                                                                          \
-        if (!(cond)) {                                                            \
-            fprintf(stderr, "FAIL %s:%d: expected %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                         \
-            fprintf(stderr, "\n");                                                \
-            fflush(stdout);                                                       \
-            fflush(stderr);                                                       \
-            exit(1);                                                              \
-        }                                                                         \
-    } while (0)
-
-#define OK(...)                                                                   \
-    do {                                                                          \
-        printf("ok: ");                                                           \
-        printf(__VA_ARGS__);                                                      \
-        printf("\n");                                                             \
-        fflush(stdout);                                                           \
-    } while (0)
-
-/* Fails the program after `seconds` (a hang must fail, not block). */
-static inline void watchdog(unsigned seconds)
-{
-    alarm(seconds);
-}
-
-static inline double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* Reads a whole file and NUL-terminates it; *len (optional) gets the size without the NUL. */
-static inline char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        FAIL_AT("cannot open %s: %s", path, strerror(errno));
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = (char *)malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        FAIL_AT("cannot read %s", path);
-    }
-    buf[n] = '\0';
-    fclose(f);
-    if (len != NULL) {
-        *len = (size_t)n;
-    }
-    return buf;
-}
-
-/* PTX text of examples/kernels/<name>.ptx (malloc'd, NUL-terminated). */
+/* PTX text of examples/kernels/<name>.ptx (malloc'd, NUL-terminated); *len (optional) gets the
+ * size without the NUL. */
 static inline char *kernel_ptx(const char *name, size_t *len)
 {
-    const char *dir = getenv("GPUSHARE_KERNELS_DIR");
-    if (dir == NULL || dir[0] == '\0') {
-        FAIL_AT("GPUSHARE_KERNELS_DIR is not set (the harness sets it to examples/kernels)");
-    }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s.ptx", dir, name);
-    return read_file(path, len);
+    return read_file(kernel_path(name), len);
 }
 
 static inline float frand(uint32_t *state, float lo, float hi)

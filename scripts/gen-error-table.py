@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates cpu-device/src/error_table.rs from NVIDIA's cuda.h (the CUresult enum).
+"""Generates driver-abi/src/error_table.rs from NVIDIA's cuda.h (the CUresult enum).
 
 Each CUDA_ERROR_* value becomes a row (code, name, description); the description is the first
 sentence of the header's doc comment. Facts only: the numbers and names are the public ABI.
@@ -27,5 +27,5 @@ out = ["//! CUresult codes, names and descriptions, generated from cuda.h by scr
 for code, name, desc in rows:
     out.append(f'    ({code}, "{name}", "{desc}"),')
 out.append("];")
-(root / "cpu-device/src/error_table.rs").write_text("\n".join(out) + "\n")
+(root / "driver-abi/src/error_table.rs").write_text("\n".join(out) + "\n")
 print(f"{len(rows)} codes", file=sys.stderr)

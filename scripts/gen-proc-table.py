@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Generates the cuGetProcAddress table and the unsupported-entry-point stubs of the CPU device.
+"""Generates the cuGetProcAddress table and the unsupported-entry-point stubs of the driver libraries.
 
-Outputs (both committed, both "do not edit"):
-  cpu-device/src/driver/proc_table.rs   every driver API base name with its variants
+Outputs (all committed, all "do not edit"):
+  driver-abi/src/proc_table.rs          every driver API base name with its variants
                                         (base, introduced-in CUDA version, exported symbol,
                                         per-thread-default-stream or not), and the list of every
                                         driver symbol libcuda exports that these headers declare.
-  cpu-device/src/driver/unsupported.rs  a NOT_SUPPORTED stub for every symbol of that list that no
-                                        family module implements.
+  <library>/src/driver/unsupported.rs   for each driver library (the CPU device, the shim): a
+                                        NOT_SUPPORTED stub for every symbol of that list that none
+                                        of its family modules implements.
 
 Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh):
   - cudaTypedefs.h and the interop typedef headers (GL, EGL, VDPAU, profiler): one
@@ -21,7 +22,7 @@ Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh
     (__CUDA_API_VERSION_INTERNAL defined, so __CUDA_API_PTDS(x) is x_ptds): the set of exported
     symbols. Every variant symbol must be in it (or come from a typedef header without a function
     header, i.e. the profiler); every `#define <base> <symbol>` must name one of the base's variants.
-The implemented entry points are found by scanning cpu-device/src/driver/*.rs for functions declared
+A library's implemented entry points are found by scanning its src/driver/*.rs for functions declared
 inside `cuda_exports! { ... }` blocks (plus any hand-written #[no_mangle] cu* function in the crate).
 
 Run:    python3 scripts/gen-proc-table.py           (rewrites both files if they changed)
@@ -37,11 +38,10 @@ from collections import defaultdict
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / ".deps/cuda/nvidia/cuda_runtime/include"
-DRIVER = ROOT / "cpu-device/src/driver"
-CRATE_SRC = ROOT / "cpu-device/src"
-PROC_TABLE_RS = DRIVER / "proc_table.rs"
-UNSUPPORTED_RS = DRIVER / "unsupported.rs"
-GENERATED = {PROC_TABLE_RS.name, UNSUPPORTED_RS.name}
+PROC_TABLE_RS = ROOT / "driver-abi/src/proc_table.rs"
+# (crate source folder, how its log lines name it)
+LIBRARIES = [(ROOT / "cpu-device/src", "the CPU device"), (ROOT / "shim/src", "the shim")]
+GENERATED = {"unsupported.rs"}
 
 # (function header or None, typedef header). The profiler's function header is not in the wheel.
 HEADERS = [
@@ -337,7 +337,7 @@ def strip_rust_comments_and_literals(src):
     return "".join(out)
 
 
-def unregistered_families():
+def unregistered_families(DRIVER):
     """Driver modules with a `cuda_exports!` block whose `EXPORTS` driver/mod.rs does not name
     (their entry points are then neither stubbed nor reachable through cuGetProcAddress)."""
     mod_rs = strip_rust_comments_and_literals((DRIVER / "mod.rs").read_text())
@@ -355,7 +355,7 @@ def unregistered_families():
     return out
 
 
-def implemented_entry_points():
+def implemented_entry_points(DRIVER, CRATE_SRC):
     """{symbol: file} for functions declared inside `cuda_exports!` blocks of driver/*.rs, and
     {symbol: file} for hand-written #[no_mangle] cu* functions anywhere in the crate."""
     in_macro, hand_written = {}, {}
@@ -454,32 +454,32 @@ def render_proc_table(rows, exported, dropped, not_in_table):
     return "\n".join(out)
 
 
-def render_unsupported(stubs, implemented_count, total):
+def render_unsupported(stubs, implemented_count, total, library):
     out = [
-        "//! Exported stubs for the driver API entry points the CPU device does not implement, generated",
+        f"//! Exported stubs for the driver API entry points {library} does not implement, generated",
         "//! by scripts/gen-proc-table.py. Do not edit by hand: re-run the script whenever a family module",
         "//! gains or loses an entry point (a stub and an implementation of the same name do not link).",
         "//!",
-        f"//! {len(stubs)} of the {total} symbols in [`crate::driver::proc_table::EXPORTED_SYMBOLS`] are",
+        f"//! {len(stubs)} of the {total} symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are",
         f"//! stubs; the family modules implemented the other {implemented_count} when this file was",
         "//! generated. A stub takes no arguments (the C ABI lets a callee ignore its caller's), logs its",
         "//! name once and returns `CUDA_ERROR_NOT_SUPPORTED`. `EXPORTS` lists them so that",
         "//! `cuGetProcAddress` hands them out.",
         "",
-        "use crate::error::CUresult;",
-        "use crate::export::Export;",
+        "use gpushare_driver_abi::error::CUresult;",
+        "use gpushare_driver_abi::export::Export;",
         "",
         "macro_rules! unsupported {",
         "    ($($name:ident)*) => {",
         "        $(",
-        '            #[doc = concat!("`", stringify!($name), "`: not supported by the CPU device.")]',
+        f'            #[doc = concat!("`", stringify!($name), "`: not supported by {library}.")]',
         "            ///",
         "            /// # Safety",
         "            /// Reads no arguments, so any call is sound.",
         "            #[no_mangle]",
         "            #[allow(non_snake_case)]",
         "            pub unsafe extern \"C\" fn $name() -> CUresult {",
-        "                crate::export::not_supported(stringify!($name))",
+        f'                gpushare_driver_abi::export::not_supported(stringify!($name), "{library}")',
         "            }",
         "        )*",
         "        /// The stubs, for `cuGetProcAddress`.",
@@ -503,25 +503,30 @@ def main():
     args = ap.parse_args()
 
     rows, exported, dropped, not_in_table = build_table()
-    in_macro, hand_written = implemented_entry_points()
-    for name, where in sorted(hand_written.items()):
-        print(f"warning: {name} in {where} is exported outside cuda_exports!, so cuGetProcAddress "
-              "cannot resolve it", file=sys.stderr)
-    for module in unregistered_families():
-        print(f"note: driver/mod.rs does not list {module}::EXPORTS in all_exports() (yet)", file=sys.stderr)
-    implemented = set(in_macro) | set(hand_written)
-    for name in sorted(set(in_macro) - set(exported)):
-        print(f"note: {in_macro[name]} implements {name}, which libcuda 12.9 does not export", file=sys.stderr)
-    stubs = [name for name in exported if name not in implemented]
-    files = {
-        PROC_TABLE_RS: render_proc_table(rows, exported, dropped, not_in_table),
-        UNSUPPORTED_RS: render_unsupported(stubs, len(exported) - len(stubs), len(exported)),
-    }
-    summary = (f"{len({r[0] for r in rows})} base names, {len(rows)} variants "
-               f"({sum(r[3] for r in rows)} per-thread), {len(exported)} exported symbols, "
-               f"{len(exported) - len(stubs)} implemented, {len(stubs)} stubs")
-    if args.verbose:
-        print("implemented:", " ".join(sorted(implemented & set(exported))), file=sys.stderr)
+    files = {PROC_TABLE_RS: render_proc_table(rows, exported, dropped, not_in_table)}
+    summary = [f"{len({r[0] for r in rows})} base names, {len(rows)} variants "
+               f"({sum(r[3] for r in rows)} per-thread), {len(exported)} exported symbols"]
+    for crate_src, library in LIBRARIES:
+        driver = crate_src / "driver"
+        if not driver.is_dir():
+            continue
+        in_macro, hand_written = implemented_entry_points(driver, crate_src)
+        for name, where in sorted(hand_written.items()):
+            print(f"warning: {name} in {where} is exported outside cuda_exports!, so cuGetProcAddress "
+                  "cannot resolve it", file=sys.stderr)
+        for module in unregistered_families(driver):
+            print(f"note: {driver.relative_to(ROOT)}/mod.rs does not list {module}::EXPORTS in all_exports() (yet)",
+                  file=sys.stderr)
+        implemented = set(in_macro) | set(hand_written)
+        for name in sorted(set(in_macro) - set(exported)):
+            print(f"note: {in_macro[name]} implements {name}, which libcuda 12.9 does not export", file=sys.stderr)
+        stubs = [name for name in exported if name not in implemented]
+        files[driver / "unsupported.rs"] = render_unsupported(
+            stubs, len(exported) - len(stubs), len(exported), library)
+        summary.append(f"{library}: {len(exported) - len(stubs)} implemented, {len(stubs)} stubs")
+        if args.verbose:
+            print(f"{library} implemented:", " ".join(sorted(implemented & set(exported))), file=sys.stderr)
+    summary = "; ".join(summary)
     stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
     if args.check:
         if stale:

@@ -5,21 +5,20 @@
 //! `gpushare-cpu` re-exports them under the SONAME `libcuda.so.1`.
 //!
 //! Layers, bottom up:
-//! - [`error`]: `CUresult` as `Result<(), CuError>`.
+//! - [`error`], [`export`], [`sys`], [`log`]: shared with the shim, from `gpushare-driver-abi`:
+//!   `CUresult` as `Result<(), CuError>`, the export macro, C types, logging.
 //! - [`handles`]: opaque handles validated through per-kind tables (a stale or foreign handle is an error).
 //! - [`profile`]: the modelled device (H200 by default, a small one for tests).
 //! - [`state`]: the driver-global state created by `cuInit`, and contexts.
 //! - [`driver`]: the C ABI.
 
-pub mod error;
-pub mod error_table;
 #[macro_use]
-pub mod export;
+extern crate gpushare_driver_abi;
+
+pub use gpushare_driver_abi::{error, error_table, export, log, sys};
 pub mod handles;
-pub mod log;
 pub mod profile;
 pub mod state;
-pub mod sys;
 
 pub mod driver;
 pub mod exec;

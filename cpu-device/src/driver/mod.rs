@@ -6,14 +6,14 @@ pub mod context;
 pub mod copy;
 pub mod device;
 pub mod event;
-pub mod export_table;
+pub use gpushare_driver_abi::export_table;
 pub mod host_memory;
 pub mod init;
 pub mod launch;
 pub mod memory;
 pub mod module;
 pub mod pointer;
-pub mod proc_table;
+pub use gpushare_driver_abi::proc_table;
 pub mod procaddress;
 pub mod stream;
 /// Generated NOT_SUPPORTED stubs for every other driver symbol; not part of [`all_exports`].

@@ -1,151 +1,37 @@
-//! Driver entry-point access: `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable` (whose
-//! tables live in [`super::export_table`]).
+//! Driver entry-point access: `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable`.
 //!
-//! libcudart does not `dlsym` the driver: it resolves every entry point through
-//! `cuGetProcAddress_v2(base name, &pfn, cudaVersion, flags, &status)`. Resolution follows the
-//! generated [`PROC_TABLE`] (from NVIDIA's cudaTypedefs.h and cuda.h):
-//!
-//! - `symbol` is a base name (`cuMemAlloc`, not `cuMemAlloc_v2`). The answer is the newest legacy
-//!   variant introduced at or before `cudaVersion` (`cuMemAlloc` for 2000..3019, `cuMemAlloc_v2`
-//!   from 3020).
-//! - `flags`: `CU_GET_PROC_ADDRESS_DEFAULT` (0) and `_LEGACY_STREAM` (1) give legacy-stream
-//!   variants. The documented default follows the caller's compile-time per-thread setting, which
-//!   the driver cannot see: cuda.h's inline wrapper adds `_PER_THREAD_DEFAULT_STREAM` itself when
-//!   the caller compiles with per-thread default streams, so 0 reaching the driver means legacy.
-//!   `_PER_THREAD_DEFAULT_STREAM` (2) gives the `_ptds`/`_ptsz` form of the chosen variant where
-//!   one exists by `cudaVersion`, else the legacy one. Other bits, or 1 and 2 together:
-//!   `CUDA_ERROR_INVALID_VALUE`.
-//! - Unknown base name (including libcudart's first probe, the empty string): `*pfn = NULL`, status
-//!   `CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND`. Known, but every variant newer than `cudaVersion`:
-//!   `*pfn = NULL`, status `CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT`. Both return
-//!   `CUDA_ERROR_NOT_FOUND`, as NVIDIA's driver does (cuda.h's comment says `CUDA_SUCCESS`; callers
-//!   that follow it check `pfn`/status, which are set either way).
-//! - A variant the CPU device does not implement resolves to its exported stub (status SUCCESS),
-//!   which returns `CUDA_ERROR_NOT_SUPPORTED` when called. NVIDIA's driver hands out a pointer for
-//!   every name it knows and libcudart looks up hundreds of them at start-up, treating a missing
-//!   one as a driver too old for the runtime; a stub keeps start-up working and fails only the
-//!   calls that are actually made, with a log line naming them.
-//! - NULL `symbol` or `pfn`: `CUDA_ERROR_INVALID_VALUE` (and `*pfn = NULL` where `pfn` is not).
-//!
-//! The lookup is a `HashMap` from base name to its variants (with addresses from
-//! [`super::all_exports`] and the stubs of [`super::unsupported`]), built once.
+//! Resolution rules and the generated table are shared with the shim
+//! ([`gpushare_driver_abi::procaddress`]); this module builds the CPU device's resolver once, over
+//! [`super::all_exports`] and the stubs of [`super::unsupported`]. The hidden export tables are
+//! [`gpushare_driver_abi::export_table`], bound to the CPU device's own entry points.
 
-use std::collections::HashMap;
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::{c_char, c_void};
 use std::sync::OnceLock;
 
+use gpushare_driver_abi::export_table::{self, DriverEntryPoints};
+pub use gpushare_driver_abi::procaddress::*;
+
 use super::device::CUuuid;
+#[cfg(test)]
 use super::proc_table::PROC_TABLE;
 use crate::error::{CuError, CuResult};
-use crate::sys::write_out;
 
-/// `CU_GET_PROC_ADDRESS_LEGACY_STREAM`
-pub const CU_GET_PROC_ADDRESS_LEGACY_STREAM: u64 = 1 << 0;
-/// `CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM`
-pub const CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM: u64 = 1 << 1;
-
-/// `CUdriverProcAddressQueryResult`
-pub type CUdriverProcAddressQueryResult = i32;
-/// `CU_GET_PROC_ADDRESS_SUCCESS`
-pub const CU_GET_PROC_ADDRESS_SUCCESS: CUdriverProcAddressQueryResult = 0;
-/// `CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND`
-pub const CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND: CUdriverProcAddressQueryResult = 1;
-/// `CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT`
-pub const CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT: CUdriverProcAddressQueryResult = 2;
-
-/// One resolvable variant of a base name.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Resolved {
-    /// The CUDA version that introduced it.
-    pub version: i32,
-    /// The exported symbol, e.g. `cuMemAlloc_v2`.
-    pub symbol: &'static str,
-    /// A `_ptds`/`_ptsz` variant.
-    pub per_thread: bool,
-    /// The function's address.
-    pub addr: usize,
-    /// Implemented by a family module (false: an unsupported stub).
-    pub supported: bool,
+/// The CPU device's resolver, built on first use.
+fn resolver() -> &'static ProcResolver {
+    static RESOLVER: OnceLock<ProcResolver> = OnceLock::new();
+    RESOLVER.get_or_init(|| ProcResolver::new(super::all_exports(), super::unsupported::EXPORTS))
 }
 
-/// Why a lookup found nothing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Miss {
-    /// No such base name.
-    SymbolNotFound,
-    /// Every variant is newer than the requested version.
-    VersionNotSufficient,
-}
-
-impl Miss {
-    fn status(self) -> CUdriverProcAddressQueryResult {
-        match self {
-            Miss::SymbolNotFound => CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND,
-            Miss::VersionNotSufficient => CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT,
-        }
-    }
-}
-
-/// Base name -> its variants, oldest first.
-fn table() -> &'static HashMap<&'static str, Vec<Resolved>> {
-    static TABLE: OnceLock<HashMap<&'static str, Vec<Resolved>>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let mut addrs: HashMap<&'static str, (usize, bool)> = HashMap::new();
-        for e in super::all_exports() {
-            addrs.insert(e.name, (e.addr as usize, true));
-        }
-        for e in super::unsupported::EXPORTS {
-            addrs.entry(e.name).or_insert((e.addr as usize, false));
-        }
-        let mut map: HashMap<&'static str, Vec<Resolved>> = HashMap::with_capacity(PROC_TABLE.len());
-        // PROC_TABLE is sorted by base, then version, so each list is oldest first.
-        for e in PROC_TABLE {
-            let Some(&(addr, supported)) = addrs.get(e.symbol) else {
-                // Only when the generated files are stale (or an entry point bypasses
-                // cuda_exports!): scripts/gen-proc-table.py --check reports it.
-                tracing::warn!(target: "gpushare::api", "cuGetProcAddress: {} has no address", e.symbol);
-                continue;
-            };
-            map.entry(e.base).or_default().push(Resolved {
-                version: e.version,
-                symbol: e.symbol,
-                per_thread: e.per_thread,
-                addr,
-                supported,
-            });
-        }
-        map
-    })
-}
-
-/// Whether `pt` is the `_ptds`/`_ptsz` form of `legacy`.
-fn is_per_thread_form_of(pt: &str, legacy: &str) -> bool {
-    pt.strip_prefix(legacy)
-        .is_some_and(|rest| rest == "_ptds" || rest == "_ptsz")
-}
-
-/// Resolves `base` as `cuGetProcAddress` does for `version` and the per-thread flag.
+#[cfg(test)]
+/// Resolves `base` as the CPU device's `cuGetProcAddress` does.
 pub(crate) fn resolve(base: &str, version: i32, per_thread: bool) -> Result<Resolved, Miss> {
-    let variants = table().get(base).ok_or(Miss::SymbolNotFound)?;
-    let legacy = variants
-        .iter()
-        .rev()
-        .find(|v| !v.per_thread && v.version <= version)
-        .ok_or(Miss::VersionNotSufficient)?;
-    if per_thread {
-        if let Some(pt) = variants.iter().rev().find(|v| {
-            v.per_thread && v.version <= version && is_per_thread_form_of(v.symbol, legacy.symbol)
-        }) {
-            return Ok(*pt);
-        }
-    }
-    Ok(*legacy)
+    resolver().resolve(base, version, per_thread)
 }
 
 /// The shared body of both `cuGetProcAddress` entry points.
 ///
 /// # Safety
-/// `symbol` must be NULL or NUL-terminated; `pfn` and `status` NULL or valid for writes.
+/// As [`ProcResolver::get_proc_address`].
 unsafe fn get_proc_address(
     symbol: *const c_char,
     pfn: *mut *mut c_void,
@@ -153,49 +39,30 @@ unsafe fn get_proc_address(
     flags: u64,
     status: *mut CUdriverProcAddressQueryResult,
 ) -> CuResult {
-    if pfn.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: non-null and valid for a write per the caller's contract. Every failure leaves NULL.
-    unsafe { write_out(pfn, std::ptr::null_mut()) }?;
-    if symbol.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let known = CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM;
-    if flags & !known != 0 || flags == known {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let per_thread = flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM != 0;
-    // SAFETY: non-null and NUL-terminated per the caller's contract.
-    let name = unsafe { CStr::from_ptr(symbol) };
-    // A name that is not UTF-8 is no driver symbol.
-    let found = name
-        .to_str()
-        .map_err(|_| Miss::SymbolNotFound)
-        .and_then(|base| resolve(base, version, per_thread));
-    let (addr, query) = match found {
-        Ok(r) => {
-            tracing::trace!(target: "gpushare::api",
-                "cuGetProcAddress({name:?}, {version}, {flags}) -> {}{}",
-                r.symbol, if r.supported { "" } else { " (unsupported stub)" });
-            (r.addr as *mut c_void, CU_GET_PROC_ADDRESS_SUCCESS)
-        }
-        Err(miss) => {
-            tracing::debug!(target: "gpushare::api",
-                "cuGetProcAddress({name:?}, {version}, {flags}) -> {miss:?}");
-            (std::ptr::null_mut(), miss.status())
-        }
+    // SAFETY: the caller's pointers, passed on under the same contract.
+    unsafe { resolver().get_proc_address(symbol, pfn, version, flags, status) }
+}
+
+/// The CPU device's own exports as [`DriverEntryPoints`].
+pub fn cpu_device_entry_points() -> DriverEntryPoints {
+    use super::{context, device, init, module};
+    // SAFETY: `CUuuid` is `#[repr(C)]` around `[u8; 16]`, so the two function types have the same
+    // ABI.
+    let get_uuid = unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut device::CUuuid, i32) -> u32,
+            unsafe extern "C" fn(*mut [u8; 16], i32) -> u32,
+        >(device::cuDeviceGetUuid)
     };
-    // SAFETY: `pfn` is non-null and valid for a write per the caller's contract.
-    unsafe { write_out(pfn, addr) }?;
-    if !status.is_null() {
-        // SAFETY: non-null, valid for a write per the caller's contract.
-        unsafe { write_out(status, query) }?;
-    }
-    if query == CU_GET_PROC_ADDRESS_SUCCESS {
-        Ok(())
-    } else {
-        Err(CuError::NOT_FOUND)
+    DriverEntryPoints {
+        driver_get_version: init::cuDriverGetVersion,
+        device_get_count: device::cuDeviceGetCount,
+        device_get_uuid: get_uuid,
+        device_get_attribute: device::cuDeviceGetAttribute,
+        primary_ctx_retain: context::cuDevicePrimaryCtxRetain,
+        primary_ctx_release: context::cuDevicePrimaryCtxRelease_v2,
+        ctx_get_current: context::cuCtxGetCurrent,
+        module_load_data: module::cuModuleLoadData,
     }
 }
 
@@ -218,10 +85,12 @@ cuda_exports! {
         unsafe { get_proc_address(symbol, pfn, cuda_version, flags, symbol_status) }
     }
 
-    /// `cuGetExportTable`: the hidden tables libcudart needs (see [`super::export_table`]).
+    /// `cuGetExportTable`: the hidden tables libcudart needs (see [`export_table`]).
     fn cuGetExportTable(table: *mut *const c_void, id: *const CUuuid) {
-        // SAFETY: the caller's pointers, passed on under the same contract.
-        unsafe { super::export_table::cpu_device_get_export_table(table, id) }
+        export_table::install(cpu_device_entry_points());
+        // SAFETY: the caller's pointers, under the same contract; CUuuid is 16 plain bytes.
+        let r = unsafe { export_table::get_export_table(table, id.cast()) };
+        CuError::from_code(r).map_or(Ok(()), Err)
     }
 }
 

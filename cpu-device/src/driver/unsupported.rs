@@ -2,14 +2,14 @@
 //! by scripts/gen-proc-table.py. Do not edit by hand: re-run the script whenever a family module
 //! gains or loses an entry point (a stub and an implementation of the same name do not link).
 //!
-//! 434 of the 654 symbols in [`crate::driver::proc_table::EXPORTED_SYMBOLS`] are
+//! 434 of the 654 symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are
 //! stubs; the family modules implemented the other 220 when this file was
 //! generated. A stub takes no arguments (the C ABI lets a callee ignore its caller's), logs its
 //! name once and returns `CUDA_ERROR_NOT_SUPPORTED`. `EXPORTS` lists them so that
 //! `cuGetProcAddress` hands them out.
 
-use crate::error::CUresult;
-use crate::export::Export;
+use gpushare_driver_abi::error::CUresult;
+use gpushare_driver_abi::export::Export;
 
 macro_rules! unsupported {
     ($($name:ident)*) => {
@@ -21,7 +21,7 @@ macro_rules! unsupported {
             #[no_mangle]
             #[allow(non_snake_case)]
             pub unsafe extern "C" fn $name() -> CUresult {
-                crate::export::not_supported(stringify!($name))
+                gpushare_driver_abi::export::not_supported(stringify!($name), "the CPU device")
             }
         )*
         /// The stubs, for `cuGetProcAddress`.

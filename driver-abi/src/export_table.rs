@@ -938,49 +938,6 @@ pub unsafe fn get_export_table(table: *mut *const c_void, id: *const [u8; 16]) -
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// The CPU device's binding
-
-/// The CPU device's own exports as [`DriverEntryPoints`].
-pub fn cpu_device_entry_points() -> DriverEntryPoints {
-    use super::{context, device, init, module};
-    // SAFETY: `CUuuid` is `#[repr(C)]` around `[u8; 16]`, so the two function types have the same
-    // ABI.
-    let get_uuid = unsafe {
-        std::mem::transmute::<
-            unsafe extern "C" fn(*mut device::CUuuid, CUdevice) -> CUresult,
-            unsafe extern "C" fn(*mut [u8; 16], CUdevice) -> CUresult,
-        >(device::cuDeviceGetUuid)
-    };
-    DriverEntryPoints {
-        driver_get_version: init::cuDriverGetVersion,
-        device_get_count: device::cuDeviceGetCount,
-        device_get_uuid: get_uuid,
-        device_get_attribute: device::cuDeviceGetAttribute,
-        primary_ctx_retain: context::cuDevicePrimaryCtxRetain,
-        primary_ctx_release: context::cuDevicePrimaryCtxRelease_v2,
-        ctx_get_current: context::cuCtxGetCurrent,
-        module_load_data: module::cuModuleLoadData,
-    }
-}
-
-/// `cuGetExportTable` of the CPU device.
-///
-/// # Safety
-/// As [`get_export_table`].
-pub unsafe fn cpu_device_get_export_table(
-    table: *mut *const c_void,
-    id: *const super::device::CUuuid,
-) -> crate::error::CuResult {
-    install(cpu_device_entry_points());
-    // SAFETY: the caller's pointers, under the same contract; CUuuid is 16 plain bytes.
-    let r = unsafe { get_export_table(table, id.cast()) };
-    match crate::error::CuError::from_code(r) {
-        None => Ok(()),
-        Some(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

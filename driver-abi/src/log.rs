@@ -1,5 +1,5 @@
 //! Logging: off unless `GPUSHARE_LOG` is set (e.g. `GPUSHARE_LOG=debug`), always to stderr, never stdout.
-//! The CPU device lives inside other people's processes, so it installs a subscriber only when asked
+//! The CPU device and the shim live inside other people's processes, so it installs a subscriber only when asked
 //! and only if the process has none.
 
 use std::sync::Once;

@@ -27,7 +27,7 @@ pub const CU_STREAM_LEGACY: u64 = 0x1;
 /// `CU_STREAM_PER_THREAD`
 pub const CU_STREAM_PER_THREAD: u64 = 0x2;
 
-/// The driver version this CPU device reports (`cuDriverGetVersion`): CUDA 12.9.
+/// The driver API version gpushare implements (`cuDriverGetVersion` of the CPU device): CUDA 12.9.
 pub const DRIVER_VERSION: i32 = 12090;
 
 /// Writes `value` through an out-pointer, failing with `INVALID_VALUE` on NULL.

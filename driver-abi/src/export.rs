@@ -58,8 +58,9 @@ pub fn log_quietly(log: impl FnOnce()) {
     let _ = catch_unwind(AssertUnwindSafe(log));
 }
 
-/// Body of every exported entry point the CPU device does not implement: logs the name once.
-pub fn not_supported(name: &'static str) -> CUresult {
+/// Body of every exported entry point a library (`library`: "the CPU device", "the shim") does not
+/// implement: logs the name once.
+pub fn not_supported(name: &'static str, library: &'static str) -> CUresult {
     static SEEN: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
     log_quietly(crate::log::init);
     let first = SEEN
@@ -68,7 +69,7 @@ pub fn not_supported(name: &'static str) -> CUresult {
         .unwrap_or(false);
     if first {
         log_quietly(
-            || tracing::warn!(target: "gpushare::api", "{name} is not supported by the CPU device"),
+            || tracing::warn!(target: "gpushare::api", "{name} is not supported by {library}"),
         );
     }
     CuError::NOT_SUPPORTED.code()

@@ -1,0 +1,23 @@
+//! gpushare driver ABI: what the libraries that stand in for `libcuda.so.1` share.
+//!
+//! Two libraries export the CUDA driver API: the CPU device (`gpushare-cpu-device`, which executes
+//! it) and the shim (`gpushare-shim`, which forwards it to the broker). Both declare their entry
+//! points with [`cuda_exports!`] and resolve `cuGetProcAddress` with [`procaddress::ProcResolver`]
+//! over the generated [`proc_table`]; both hand libcudart the same hidden tables
+//! ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item here would be
+//! exported twice by a process that loads both), so it can be linked into either.
+//!
+//! - [`error`]: `CUresult` as `Result<(), CuError>`, and [`error_table`] (names, descriptions).
+//! - [`export`]: the export macro and its panic guard; the NOT_SUPPORTED stub body.
+//! - [`sys`]: C ABI types shared by every family, out-pointer helpers.
+//! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
+
+pub mod error;
+pub mod error_table;
+#[macro_use]
+pub mod export;
+pub mod export_table;
+pub mod log;
+pub mod proc_table;
+pub mod procaddress;
+pub mod sys;

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-cuda-deps.sh
-cargo build --release -q -p gpushare-cpu -p gpushare-example-cudarc
+cargo build --release -q -p gpushare-cpu -p gpushare-example-cudarc -p gpushare-example-cudarc-mlp
 work=target/release/demo
 mkdir -p "$work/lib"
 ln -sf ../../libgpushare_cpu.so "$work/lib/libcuda.so.1"

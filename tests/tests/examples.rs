@@ -1,16 +1,29 @@
 //! The examples run unmodified on the CPU device and give the CPU reference's answers.
 //! (Through shim + broker they must print the same lines; that comparison joins when the shim exists.)
+//!
+//! The cudarc MLP (`examples/cudarc-mlp`, binary `gpushare-example-cudarc-mlp`) is not built
+//! here: build it (and the CPU device) first, e.g.
+//!
+//!     cargo build --release -p gpushare-cpu -p gpushare-example-cudarc-mlp
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use gpushare_tests::{
-    cuda_include_dir, kernels_dir, lib_dir, repo_root, run_program, shared, work_dir,
+    cuda_include_dir, find_build_output, kernels_dir, lib_dir, repo_root, run_program, shared,
+    work_dir,
 };
 
-/// Compiles examples/mlp/mlp.c against NVIDIA's cuda.h and the CPU device's libcuda.
+/// Compiles examples/mlp/mlp.c against NVIDIA's cuda.h and the CPU device's libcuda, once per
+/// process (tests running concurrently share the executable).
 fn build_mlp() -> PathBuf {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(compile_mlp).clone()
+}
+
+fn compile_mlp() -> PathBuf {
     let exe = work_dir().join("bin").join("example-mlp");
     std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
     let out = Command::new("gcc")
@@ -59,4 +72,92 @@ fn mlp_matches_the_cpu_reference_and_is_deterministic() {
     );
     assert!(four.success(), "{four}");
     assert_eq!(one.stdout, four.stdout);
+}
+
+const CUDARC_MLP: &str = "gpushare-example-cudarc-mlp";
+
+/// The cudarc MLP from the target directory (built by cargo, not by this test).
+fn cudarc_mlp() -> PathBuf {
+    match find_build_output(CUDARC_MLP) {
+        Ok(p) => p,
+        Err(searched) => panic!(
+            "{CUDARC_MLP} not found. Build it first:\n\n    cargo build --release -p {CUDARC_MLP}\n\nSearched:\n{}",
+            searched
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+#[test]
+fn cudarc_mlp_prints_exactly_what_mlp_c_prints() {
+    let _guard = shared();
+    let c = build_mlp();
+    let rust = cudarc_mlp();
+    let kernels = kernels_dir();
+    let kernels = kernels.to_str().unwrap();
+    let run = |exe: &Path, args: &[&str]| {
+        let out = run_program(
+            exe,
+            args,
+            &[("GPUSHARE_CPU_THREADS", "2")],
+            Duration::from_secs(120),
+        );
+        assert!(out.success(), "{out}");
+        out
+    };
+    for args in [
+        &[kernels, "--name", "cudarc", "--batches", "3"][..],
+        // mlp.c's defaults (name "mlp", 4 batches) and its argument quirks: unknown flags are
+        // skipped, the last occurrence wins, --batches goes through atoi.
+        &[kernels][..],
+        &[
+            kernels,
+            "--x",
+            "y",
+            "--batches",
+            "9",
+            "--batches",
+            "2abc",
+            "--name",
+            "q",
+        ][..],
+    ] {
+        let want = run(&c, args);
+        let got = run(&rust, args);
+        assert_eq!(
+            got.stdout, want.stdout,
+            "cudarc MLP and mlp.c disagree\n== mlp.c\n{want}\n== cudarc\n{got}"
+        );
+        assert!(!got.stdout.is_empty(), "{got}");
+        assert!(
+            got.stdout
+                .lines()
+                .all(|l| l.ends_with("matches CPU reference")),
+            "{got}"
+        );
+    }
+}
+
+#[test]
+fn cudarc_mlp_reports_bad_arguments_without_panicking() {
+    let _guard = shared();
+    let rust = cudarc_mlp();
+    let missing = work_dir().join("no-such-kernels-dir");
+    let out = run_program(
+        &rust,
+        &[missing.to_str().unwrap(), "--batches", "1"],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.is_empty(), "{out}");
+    assert!(out.stderr.contains("sgemm_tiled.ptx"), "{out}");
+    assert!(!out.stderr.contains("panicked"), "{out}");
+    // No arguments: usage, exit status 2 (as mlp.c).
+    let out = run_program(&rust, &[], &[], Duration::from_secs(60));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.contains("usage:"), "{out}");
 }

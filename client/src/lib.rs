@@ -23,7 +23,7 @@
 //! - [`ring`]: the command ring and its records.
 //! - [`shm`]: the region layout, staging allocator, reply slots, host buffers.
 //! - [`proto`]: control messages; [`frame`]: socket framing; [`handshake`]: Hello/Welcome.
-//! - [`client`]: the tenant-side session the shim holds.
+//! - [`client`]: the tenant-side session the shim holds; [`paths`]: where the broker listens.
 
 #![deny(unsafe_code)]
 
@@ -34,6 +34,7 @@ pub mod frame;
 pub mod handshake;
 #[allow(unsafe_code)]
 pub mod os;
+pub mod paths;
 pub mod proto;
 pub mod ring;
 pub mod shm;

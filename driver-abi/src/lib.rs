@@ -13,10 +13,12 @@
 //! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
 
 pub mod error;
+pub mod error_strings;
 pub mod error_table;
 #[macro_use]
 pub mod export;
 pub mod export_table;
+pub mod image;
 pub mod log;
 pub mod proc_table;
 pub mod procaddress;

@@ -449,7 +449,9 @@ fn device_info(api: &Api, dev: i32) -> DResult<DeviceInfo> {
         }
     }
     let max = CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MAX as c_int;
-    let mut attributes = vec![0i32; max as usize];
+    // Attributes the driver rejects (and 0, which is none) stay UNSUPPORTED, so the shim answers
+    // them with CUDA_ERROR_INVALID_VALUE as the driver would.
+    let mut attributes = vec![DeviceInfo::UNSUPPORTED; max as usize];
     for (i, slot) in attributes.iter_mut().enumerate().skip(1) {
         let mut v: c_int = 0;
         // SAFETY: out-pointer to a live local.
@@ -457,7 +459,13 @@ fn device_info(api: &Api, dev: i32) -> DResult<DeviceInfo> {
             *slot = v;
         }
     }
-    let attr = |a: CUdevice_attribute_enum| attributes.get(a as usize).copied().unwrap_or(0);
+    let attr = |a: CUdevice_attribute_enum| {
+        attributes
+            .get(a as usize)
+            .copied()
+            .filter(|&v| v != DeviceInfo::UNSUPPORTED)
+            .unwrap_or(0)
+    };
     Ok(DeviceInfo {
         ordinal: 0,
         name: c_string(&name),

@@ -85,17 +85,21 @@ pub struct DeviceInfo {
     pub cc_minor: i32,
     /// `cuDeviceGetPCIBusId`.
     pub pci_bus_id: String,
-    /// `cuDeviceGetAttribute` values indexed by `CUdevice_attribute`; entries past the end are
-    /// unsupported attributes.
+    /// `cuDeviceGetAttribute` values indexed by `CUdevice_attribute`; entries past the end, and
+    /// entries holding [`DeviceInfo::UNSUPPORTED`], are attributes the driver rejects.
     pub attributes: Vec<i32>,
 }
 
 impl DeviceInfo {
-    /// The value of attribute `attr`, if known.
+    /// Marks an attribute the driver does not support.
+    pub const UNSUPPORTED: i32 = i32::MIN;
+
+    /// The value of attribute `attr`, if the driver supports it.
     pub fn attribute(&self, attr: i32) -> Option<i32> {
         usize::try_from(attr)
             .ok()
             .and_then(|i| self.attributes.get(i).copied())
+            .filter(|&v| v != DeviceInfo::UNSUPPORTED)
     }
 }
 

@@ -1,0 +1,3 @@
+//! copy family (in progress).
+
+cuda_exports! {}

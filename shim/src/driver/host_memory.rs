@@ -1,0 +1,3 @@
+//! host_memory family (in progress).
+
+cuda_exports! {}

@@ -1,0 +1,3 @@
+//! memory family (in progress).
+
+cuda_exports! {}

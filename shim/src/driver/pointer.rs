@@ -1,0 +1,3 @@
+//! pointer family (in progress).
+
+cuda_exports! {}

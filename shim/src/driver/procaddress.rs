@@ -1,0 +1,69 @@
+//! `cuGetProcAddress` (v1 and `_v2`) and `cuGetExportTable`: the shared resolver and hidden
+//! tables of `gpushare-driver-abi`, bound to the shim's own entry points.
+
+use std::ffi::{c_char, c_void};
+use std::sync::OnceLock;
+
+use gpushare_driver_abi::error::CuError;
+use gpushare_driver_abi::export_table::{self, DriverEntryPoints};
+use gpushare_driver_abi::procaddress::{CUdriverProcAddressQueryResult, ProcResolver};
+
+use super::device::CUuuid;
+
+/// The shim's resolver, built on first use.
+pub fn resolver() -> &'static ProcResolver {
+    static RESOLVER: OnceLock<ProcResolver> = OnceLock::new();
+    RESOLVER.get_or_init(|| ProcResolver::new(super::all_exports(), super::unsupported::EXPORTS))
+}
+
+/// The shim's exports as [`DriverEntryPoints`] for the hidden tables.
+pub fn shim_entry_points() -> DriverEntryPoints {
+    use super::{context, device, init, module};
+    // SAFETY: `CUuuid` is `#[repr(C)]` around `[u8; 16]`, so the two function types have the same
+    // ABI.
+    let get_uuid = unsafe {
+        std::mem::transmute::<
+            unsafe extern "C" fn(*mut CUuuid, i32) -> u32,
+            unsafe extern "C" fn(*mut [u8; 16], i32) -> u32,
+        >(device::cuDeviceGetUuid)
+    };
+    DriverEntryPoints {
+        driver_get_version: init::cuDriverGetVersion,
+        device_get_count: device::cuDeviceGetCount,
+        device_get_uuid: get_uuid,
+        device_get_attribute: device::cuDeviceGetAttribute,
+        primary_ctx_retain: context::cuDevicePrimaryCtxRetain,
+        primary_ctx_release: context::cuDevicePrimaryCtxRelease_v2,
+        ctx_get_current: context::cuCtxGetCurrent,
+        module_load_data: module::cuModuleLoadData,
+    }
+}
+
+cuda_exports! {
+    /// `cuGetProcAddress` (CUDA 11.3 ABI, no status out-parameter).
+    fn cuGetProcAddress(symbol: *const c_char, pfn: *mut *mut c_void, cuda_version: i32, flags: u64) {
+        // SAFETY: the caller's pointers, passed on under the same contract.
+        unsafe { resolver().get_proc_address(symbol, pfn, cuda_version, flags, std::ptr::null_mut()) }
+    }
+
+    /// `cuGetProcAddress_v2` (CUDA 12.0 ABI): also reports a `CUdriverProcAddressQueryResult`.
+    fn cuGetProcAddress_v2(
+        symbol: *const c_char,
+        pfn: *mut *mut c_void,
+        cuda_version: i32,
+        flags: u64,
+        symbol_status: *mut CUdriverProcAddressQueryResult,
+    ) {
+        // SAFETY: the caller's pointers, passed on under the same contract.
+        unsafe { resolver().get_proc_address(symbol, pfn, cuda_version, flags, symbol_status) }
+    }
+
+    /// `cuGetExportTable`: the hidden tables libcudart needs (see [`export_table`]).
+    fn cuGetExportTable(table: *mut *const c_void, id: *const CUuuid) {
+        export_table::install(shim_entry_points());
+        // SAFETY: the caller's pointers, under the same contract; CUuuid is 16 plain bytes.
+        let r = unsafe { export_table::get_export_table(table, id.cast()) };
+        CuError::from_code(r).map_or(Ok(()), Err)
+    }
+}
+

@@ -1,0 +1,3 @@
+//! vmm family (in progress).
+
+cuda_exports! {}

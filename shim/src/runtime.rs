@@ -33,9 +33,12 @@ use crate::driver::context;
 /// Everything the shim knows about one kernel.
 #[derive(Debug)]
 pub struct FunctionInfo {
-    /// Broker handle (also the `CUfunction`/`CUkernel` value the application holds).
+    /// The `CUfunction`/`CUkernel` value the application holds (the broker's handle when the
+    /// kernel was first looked up; stable across a library's reload).
+    pub key: u64,
+    /// The broker's current handle (what launches name).
     pub handle: u64,
-    /// Module (or library) it came from.
+    /// Module (or library) it came from, as the application names it.
     pub module: u64,
     /// Mangled name (NUL-terminated, for `cuFuncGetName`).
     pub name: std::ffi::CString,
@@ -49,6 +52,17 @@ pub struct FunctionInfo {
     pub static_shared: u32,
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (the application may raise it).
     pub max_dynamic_shared: std::sync::atomic::AtomicU32,
+}
+
+/// A loaded module or library.
+#[derive(Debug)]
+pub struct ModuleState {
+    /// The broker's current handle. The application keeps naming the module by the first one: a
+    /// library outlives a primary-context reset (as CUDA's are context-independent) and is
+    /// reloaded under a new broker handle.
+    pub wire: AtomicU64,
+    /// A library's image, kept for that reload; `None` for modules.
+    pub image: Option<Vec<u8>>,
 }
 
 /// A stream: its wire handle and its completion slot.
@@ -137,8 +151,8 @@ pub struct Runtime {
     pub events: DashMap<u64, Arc<EventState>>,
     /// Kernels by handle.
     pub functions: DashMap<u64, Arc<FunctionInfo>>,
-    /// Loaded modules (and libraries) by handle.
-    pub modules: DashMap<u64, ()>,
+    /// Loaded modules (and libraries) by the handle the application holds.
+    pub modules: DashMap<u64, Arc<ModuleState>>,
     /// Device address ranges this tenant owns (allocations, module globals): base -> size. Used
     /// to tell device pointers from host pointers (`cuMemcpy`, pointer attributes).
     pub device_ranges: RwLock<BTreeMap<u64, u64>>,

@@ -50,6 +50,25 @@ thread_local! {
     static PER_THREAD_STREAM: RefCell<Option<Arc<StreamState>>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` on the calling thread's context stack. While the thread (or, at exit, the process)
+/// is tearing its thread-locals down there is none: `CUDA_ERROR_DEINITIALIZED`, never a panic.
+fn stack<T>(f: impl FnOnce(&mut Vec<u64>) -> T) -> CuResult<T> {
+    STACK
+        .try_with(|s| s.try_borrow_mut().map(|mut s| f(&mut s)).ok())
+        .ok()
+        .flatten()
+        .ok_or(CuError::DEINITIALIZED)
+}
+
+/// Runs `f` on the calling thread's per-thread default stream slot (see [`stack`]).
+fn per_thread_slot<T>(f: impl FnOnce(&mut Option<Arc<StreamState>>) -> T) -> CuResult<T> {
+    PER_THREAD_STREAM
+        .try_with(|p| p.try_borrow_mut().map(|mut p| f(&mut p)).ok())
+        .ok()
+        .flatten()
+        .ok_or(CuError::DEINITIALIZED)
+}
+
 fn ptr_of(h: u64) -> CUcontext {
     h as usize as CUcontext
 }
@@ -69,7 +88,7 @@ fn lookup(ctx: CUcontext) -> CuResult<Arc<ContextState>> {
 #[inline]
 pub fn current() -> CuResult<Arc<ContextState>> {
     runtime()?;
-    let top = STACK.with(|s| s.borrow().last().copied());
+    let top = stack(|s| s.last().copied())?;
     let h = top.filter(|&h| h != 0).ok_or(CuError::INVALID_CONTEXT)?;
     CONTEXTS
         .get(&h)
@@ -82,7 +101,7 @@ pub fn current() -> CuResult<Arc<ContextState>> {
 #[inline]
 pub fn require_current() -> CuResult<&'static Runtime> {
     let rt = runtime()?;
-    let has = STACK.with(|s| s.borrow().last().is_some_and(|&h| h != 0));
+    let has = stack(|s| s.last().is_some_and(|&h| h != 0))?;
     if has {
         Ok(rt)
     } else {
@@ -90,24 +109,21 @@ pub fn require_current() -> CuResult<&'static Runtime> {
     }
 }
 
-fn set_current(h: u64) {
-    STACK.with(|s| {
-        let mut s = s.borrow_mut();
-        match s.last_mut() {
-            Some(top) => *top = h,
-            None => s.push(h),
-        }
-    });
+fn set_current(h: u64) -> CuResult {
+    stack(|s| match s.last_mut() {
+        Some(top) => *top = h,
+        None => s.push(h),
+    })
 }
 
 /// The calling thread's per-thread default stream (created on first use, as a blocking stream:
 /// it synchronises with the legacy default stream like CUDA's does).
 pub fn per_thread_stream(rt: &Runtime) -> CuResult<Arc<StreamState>> {
-    if let Some(s) = PER_THREAD_STREAM.with(|p| p.borrow().clone()) {
+    if let Some(s) = per_thread_slot(|p| p.clone())? {
         return Ok(s);
     }
     let s = super::stream::create(rt, 0, 0)?;
-    PER_THREAD_STREAM.with(|p| *p.borrow_mut() = Some(s.clone()));
+    per_thread_slot(|p| *p = Some(s.clone()))?;
     Ok(s)
 }
 
@@ -130,7 +146,7 @@ fn create(dev: CUdevice, flags: u32) -> CuResult<u64> {
             primary: false,
         }),
     );
-    STACK.with(|s| s.borrow_mut().push(handle));
+    stack(|s| s.push(handle))?;
     Ok(handle)
 }
 
@@ -142,7 +158,7 @@ fn destroy(ctx: CUcontext) -> CuResult {
     }
     rt.call_empty(Request::CtxDestroy { ctx: c.handle })?;
     CONTEXTS.remove(&c.handle);
-    STACK.with(|s| s.borrow_mut().retain(|&h| h != c.handle));
+    let _ = stack(|s| s.retain(|&h| h != c.handle));
     export_table::context_destroyed(ctx);
     Ok(())
 }
@@ -243,18 +259,16 @@ cuda_exports! {
     fn cuCtxSetCurrent(ctx: CUcontext) {
         runtime()?;
         if ctx.is_null() {
-            set_current(0);
-            return Ok(());
+            return set_current(0);
         }
         let c = lookup(ctx)?;
-        set_current(c.handle);
-        Ok(())
+        set_current(c.handle)
     }
 
     /// `cuCtxGetCurrent`: NULL when none is current.
     fn cuCtxGetCurrent(pctx: *mut CUcontext) {
         runtime()?;
-        let top = STACK.with(|s| s.borrow().last().copied()).unwrap_or(0);
+        let top = stack(|s| s.last().copied())?.unwrap_or(0);
         // SAFETY: out-pointer from the caller.
         unsafe { write_out(pctx, ptr_of(top)) }
     }
@@ -263,22 +277,20 @@ cuda_exports! {
     fn cuCtxPushCurrent(ctx: CUcontext) {
         runtime()?;
         let c = lookup(ctx)?;
-        STACK.with(|s| s.borrow_mut().push(c.handle));
-        Ok(())
+        stack(|s| s.push(c.handle))
     }
 
     /// `cuCtxPushCurrent_v2`
     fn cuCtxPushCurrent_v2(ctx: CUcontext) {
         runtime()?;
         let c = lookup(ctx)?;
-        STACK.with(|s| s.borrow_mut().push(c.handle));
-        Ok(())
+        stack(|s| s.push(c.handle))
     }
 
     /// `cuCtxPopCurrent` (v1)
     fn cuCtxPopCurrent(pctx: *mut CUcontext) {
         runtime()?;
-        let h = STACK.with(|s| s.borrow_mut().pop()).ok_or(CuError::INVALID_CONTEXT)?;
+        let h = stack(|s| s.pop())?.ok_or(CuError::INVALID_CONTEXT)?;
         if !pctx.is_null() {
             // SAFETY: out-pointer from the caller, checked non-null.
             unsafe { write_out(pctx, ptr_of(h)) }?;
@@ -289,7 +301,7 @@ cuda_exports! {
     /// `cuCtxPopCurrent_v2`
     fn cuCtxPopCurrent_v2(pctx: *mut CUcontext) {
         runtime()?;
-        let h = STACK.with(|s| s.borrow_mut().pop()).ok_or(CuError::INVALID_CONTEXT)?;
+        let h = stack(|s| s.pop())?.ok_or(CuError::INVALID_CONTEXT)?;
         if !pctx.is_null() {
             // SAFETY: out-pointer from the caller, checked non-null.
             unsafe { write_out(pctx, ptr_of(h)) }?;
@@ -481,7 +493,41 @@ cuda_exports! {
     }
 }
 
+/// The primary context's handle if it exists and `pred(refs)` holds (no state changed).
+fn primary_if(dev: CUdevice, pred: impl FnOnce(u32) -> bool) -> CuResult<Option<u64>> {
+    with_primary(dev, |_, p| {
+        Ok(p.ctx.as_ref().map(|c| c.handle).filter(|_| pred(p.refs)))
+    })
+}
+
+/// Destroys what the tenant created in the primary context — modules, streams, events, memory
+/// — as a real context teardown does. libcudart's per-context state goes first (its storage
+/// destructors call back into the driver, so no lock is held).
+fn teardown_primary(ctx: u64) -> CuResult {
+    export_table::context_destroyed(ptr_of(ctx));
+    let rt = runtime()?;
+    rt.call_empty(Request::CtxSynchronize { ctx })?;
+    super::module::reset_all(rt);
+    let streams: Vec<u64> = rt.streams.iter().map(|s| *s.key()).collect();
+    for stream in streams {
+        let _ = rt.call_empty(Request::StreamDestroy { stream });
+        rt.streams.remove(&stream);
+    }
+    let _ = per_thread_slot(|p| p.take());
+    let events: Vec<u64> = rt.events.iter().map(|e| *e.key()).collect();
+    for event in events {
+        let _ = rt.call_empty(Request::EventDestroy { event });
+        rt.events.remove(&event);
+    }
+    // FREE_ALL_PENDING
+    Ok(())
+}
+
+/// `cuDevicePrimaryCtxRelease`: the last release destroys the context's resources.
 fn primary_release(dev: CUdevice) -> CuResult {
+    if let Some(ctx) = primary_if(dev, |refs| refs == 1)? {
+        teardown_primary(ctx)?;
+    }
     with_primary(dev, |_, p| {
         if p.refs == 0 {
             return Err(CuError::INVALID_CONTEXT);
@@ -491,9 +537,12 @@ fn primary_release(dev: CUdevice) -> CuResult {
     })
 }
 
+/// `cuDevicePrimaryCtxReset`: destroys the context's resources; the handle stays valid.
 fn primary_reset(dev: CUdevice) -> CuResult {
+    if let Some(ctx) = primary_if(dev, |_| true)? {
+        teardown_primary(ctx)?;
+    }
     with_primary(dev, |_, p| {
-        p.refs = 0;
         p.flags = 0;
         if let Some(c) = &p.ctx {
             c.flags.store(0, Ordering::Relaxed);

@@ -9,7 +9,7 @@
 //! nothing but the shim's table.
 
 use std::ffi::{c_char, c_void, CString};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use gpushare_client::proto::{HostSpan, Reply, Request, STAGING_REGION};
@@ -21,7 +21,7 @@ use gpushare_driver_abi::sys::{
 };
 
 use super::context::require_current;
-use crate::runtime::{FunctionInfo, Runtime};
+use crate::runtime::{FunctionInfo, ModuleState, Runtime};
 
 /// `CU_MODULE_EAGER_LOADING`
 const MODULE_EAGER_LOADING: i32 = 1;
@@ -88,26 +88,50 @@ fn load_bytes(rt: &Runtime, bytes: &[u8]) -> CuResult<u64> {
         let _ = rt.call(Request::HostUnregister { region });
         result?
     };
-    let module = match reply {
-        Reply::Module { module } => module,
-        _ => return Err(CuError::UNKNOWN),
-    };
-    rt.modules.insert(module, ());
-    Ok(module)
+    match reply {
+        Reply::Module { module } => Ok(module),
+        _ => Err(CuError::UNKNOWN),
+    }
 }
 
-/// Loads the image at a C pointer.
+/// Registers a freshly loaded module (`image`: a library's, kept for reloads).
+fn register(rt: &Runtime, wire: u64, image: Option<Vec<u8>>) -> u64 {
+    let state = ModuleState {
+        wire: AtomicU64::new(wire),
+        image,
+    };
+    rt.modules.insert(wire, Arc::new(state));
+    wire
+}
+
+/// The broker's current handle of the module the application calls `module`.
+fn wire_of(rt: &Runtime, module: u64) -> CuResult<u64> {
+    rt.modules
+        .get(&module)
+        .map(|m| m.wire.load(Ordering::Acquire))
+        .ok_or(CuError::INVALID_HANDLE)
+}
+
+/// Loads the image at a C pointer as a module, or as a library (`library`: the image is kept).
 ///
 /// # Safety
 /// `image` must be NULL or a valid image (see [`image_bytes`]).
-unsafe fn load_ptr(rt: &Runtime, image: *const c_void) -> CuResult<u64> {
+unsafe fn load_ptr(rt: &Runtime, image: *const c_void, library: bool) -> CuResult<u64> {
     // SAFETY: the caller's image, under the same contract.
     let (_, bytes) = unsafe { image_bytes(image) }?;
-    load_bytes(rt, bytes)
+    let wire = load_bytes(rt, bytes)?;
+    Ok(register(rt, wire, library.then(|| bytes.to_vec())))
 }
 
-/// Loads the image in a file (PTX gains its NUL terminator).
-fn load_file(rt: &Runtime, path: *const c_char) -> CuResult<u64> {
+/// Loads the image in a file as a module or a library.
+fn load_file(rt: &Runtime, path: *const c_char, library: bool) -> CuResult<u64> {
+    let bytes = read_file(path)?;
+    let wire = load_bytes(rt, &bytes)?;
+    Ok(register(rt, wire, library.then_some(bytes)))
+}
+
+/// A module file's bytes (PTX gains its NUL terminator).
+fn read_file(path: *const c_char) -> CuResult<Vec<u8>> {
     // SAFETY: NUL-terminated path from the caller.
     let path = unsafe { c_str(path) }?;
     let mut bytes = std::fs::read(path).map_err(|e| {
@@ -117,7 +141,7 @@ fn load_file(rt: &Runtime, path: *const c_char) -> CuResult<u64> {
     if file_kind(&bytes)? == ImageKind::Ptx && bytes.last() != Some(&0) {
         bytes.push(0);
     }
-    load_bytes(rt, &bytes)
+    Ok(bytes)
 }
 
 fn finish_load(out: *mut *mut c_void, module: CuResult<u64>) -> CuResult {
@@ -127,13 +151,53 @@ fn finish_load(out: *mut *mut c_void, module: CuResult<u64>) -> CuResult {
 }
 
 fn unload(rt: &Runtime, module: u64) -> CuResult {
-    if !rt.modules.contains_key(&module) {
-        return Err(CuError::INVALID_HANDLE);
-    }
-    rt.call_empty(Request::ModuleUnload { module })?;
+    let wire = wire_of(rt, module)?;
+    rt.call_empty(Request::ModuleUnload { module: wire })?;
     rt.modules.remove(&module);
     rt.functions.retain(|_, f| f.module != module);
     Ok(())
+}
+
+/// A primary-context teardown: modules go away; libraries are reloaded from their images (fresh
+/// globals, as CUDA reloads a context-independent library in the next context) and their kernels
+/// keep the handles the application holds.
+pub(crate) fn reset_all(rt: &Runtime) {
+    let all: Vec<(u64, Arc<ModuleState>)> = rt
+        .modules
+        .iter()
+        .map(|m| (*m.key(), m.value().clone()))
+        .collect();
+    for (key, m) in all {
+        let _ = rt.call_empty(Request::ModuleUnload {
+            module: m.wire.load(Ordering::Acquire),
+        });
+        let reloaded = m.image.as_deref().map(|image| load_bytes(rt, image));
+        match reloaded {
+            Some(Ok(wire)) => {
+                m.wire.store(wire, Ordering::Release);
+                let kernels: Vec<Arc<FunctionInfo>> = rt
+                    .functions
+                    .iter()
+                    .filter(|f| f.module == key)
+                    .map(|f| f.value().clone())
+                    .collect();
+                for f in kernels {
+                    match resolve(rt, key, f.key, &f.name) {
+                        Ok(info) => {
+                            rt.functions.insert(f.key, info);
+                        }
+                        Err(_) => {
+                            rt.functions.remove(&f.key);
+                        }
+                    }
+                }
+            }
+            _ => {
+                rt.modules.remove(&key);
+                rt.functions.retain(|_, f| f.module != key);
+            }
+        }
+    }
 }
 
 fn function_attribute(rt: &Runtime, function: u64, attribute: i32) -> CuResult<i32> {
@@ -146,32 +210,45 @@ fn function_attribute(rt: &Runtime, function: u64, attribute: i32) -> CuResult<i
     }
 }
 
-/// Looks a kernel up (once per handle) with its parameter layout and launch limits.
+/// Looks a kernel up (once per name) with its parameter layout and launch limits.
 fn get_function(rt: &Runtime, module: u64, name: *const c_char) -> CuResult<Arc<FunctionInfo>> {
     // SAFETY: NUL-terminated name from the caller.
     let name = unsafe { c_str(name) }?;
-    if !rt.modules.contains_key(&module) {
-        return Err(CuError::INVALID_HANDLE);
+    wire_of(rt, module)?;
+    let cname = CString::new(name).map_err(|_| CuError::INVALID_VALUE)?;
+    let known = rt
+        .functions
+        .iter()
+        .find(|f| f.module == module && f.name == cname)
+        .map(|f| f.value().clone());
+    if let Some(f) = known {
+        return Ok(f);
     }
+    let info = resolve(rt, module, 0, &cname)?;
+    rt.functions.insert(info.key, info.clone());
+    Ok(info)
+}
+
+/// Asks the broker for kernel `name` of `module` (application handle); `key` 0 makes the
+/// broker's handle the application's.
+fn resolve(rt: &Runtime, module: u64, key: u64, name: &CString) -> CuResult<Arc<FunctionInfo>> {
     let (handle, params) = match rt.call(Request::ModuleGetFunction {
-        module,
-        name: name.to_string(),
+        module: wire_of(rt, module)?,
+        name: name.to_string_lossy().into_owned(),
     })? {
         Reply::Function { function, params } => (function, params),
         _ => return Err(CuError::UNKNOWN),
     };
-    if let Some(f) = rt.functions.get(&handle) {
-        return Ok(f.clone());
-    }
     let param_bytes = params
         .iter()
         .map(|p| (p.offset + p.size) as usize)
         .max()
         .unwrap_or(0);
-    let info = Arc::new(FunctionInfo {
+    Ok(Arc::new(FunctionInfo {
+        key: if key == 0 { handle } else { key },
         handle,
         module,
-        name: CString::new(name).map_err(|_| CuError::INVALID_VALUE)?,
+        name: name.clone(),
         params,
         param_bytes,
         max_threads: function_attribute(rt, handle, ATTR_MAX_THREADS)? as u32,
@@ -179,9 +256,7 @@ fn get_function(rt: &Runtime, module: u64, name: *const c_char) -> CuResult<Arc<
         max_dynamic_shared: AtomicU32::new(
             function_attribute(rt, handle, ATTR_MAX_DYNAMIC_SHARED)? as u32,
         ),
-    });
-    rt.functions.insert(handle, info.clone());
-    Ok(info)
+    }))
 }
 
 fn get_global(
@@ -193,11 +268,8 @@ fn get_global(
 ) -> CuResult {
     // SAFETY: NUL-terminated name from the caller.
     let name = unsafe { c_str(name) }?;
-    if !rt.modules.contains_key(&module) {
-        return Err(CuError::INVALID_HANDLE);
-    }
     let (ptr, size) = match rt.call(Request::ModuleGetGlobal {
-        module,
+        module: wire_of(rt, module)?,
         name: name.to_string(),
     })? {
         Reply::Global { ptr, size } => (ptr, size),
@@ -259,7 +331,7 @@ cuda_exports! {
         if out.is_null() {
             return Err(CuError::INVALID_VALUE);
         }
-        finish_load(out, load_file(rt, path))
+        finish_load(out, load_file(rt, path, false))
     }
 
     /// `cuModuleLoadData`: PTX text, a cubin, a fatbin or a fatbin wrapper.
@@ -269,7 +341,7 @@ cuda_exports! {
             return Err(CuError::INVALID_VALUE);
         }
         // SAFETY: the caller's image.
-        finish_load(out, unsafe { load_ptr(rt, image) })
+        finish_load(out, unsafe { load_ptr(rt, image, false) })
     }
 
     /// `cuModuleLoadDataEx`: JIT options are accepted and not forwarded.
@@ -279,7 +351,7 @@ cuda_exports! {
             return Err(CuError::INVALID_VALUE);
         }
         // SAFETY: the caller's image.
-        finish_load(out, unsafe { load_ptr(rt, image) })
+        finish_load(out, unsafe { load_ptr(rt, image, false) })
     }
 
     /// `cuModuleLoadFatBinary`
@@ -289,7 +361,7 @@ cuda_exports! {
             return Err(CuError::INVALID_VALUE);
         }
         // SAFETY: the caller's image.
-        finish_load(out, unsafe { load_ptr(rt, fatbin) })
+        finish_load(out, unsafe { load_ptr(rt, fatbin, false) })
     }
 
     /// `cuModuleUnload`
@@ -315,7 +387,7 @@ cuda_exports! {
         }
         let f = get_function(rt, h(module), name)?;
         // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(out, f.handle as usize as CUfunction) }
+        unsafe { write_out(out, f.key as usize as CUfunction) }
     }
 
     /// `cuModuleGetGlobal_v2`: address and size of a module variable (both outputs optional).
@@ -332,7 +404,7 @@ cuda_exports! {
             return Err(CuError::INVALID_VALUE);
         }
         // SAFETY: the caller's image.
-        finish_load(out, unsafe { load_ptr(rt, code) })
+        finish_load(out, unsafe { load_ptr(rt, code, true) })
     }
 
     /// `cuLibraryLoadFromFile`
@@ -342,7 +414,7 @@ cuda_exports! {
         if out.is_null() {
             return Err(CuError::INVALID_VALUE);
         }
-        finish_load(out, load_file(rt, path))
+        finish_load(out, load_file(rt, path, true))
     }
 
     /// `cuLibraryUnload`
@@ -359,15 +431,13 @@ cuda_exports! {
         }
         let f = get_function(rt, h(library), name)?;
         // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(out, f.handle as usize as CUkernel) }
+        unsafe { write_out(out, f.key as usize as CUkernel) }
     }
 
     /// `cuLibraryGetModule`: the library's module is the library.
     fn cuLibraryGetModule(out: *mut CUmodule, library: CUlibrary) {
         let rt = crate::runtime::runtime()?;
-        if !rt.modules.contains_key(&h(library)) {
-            return Err(CuError::INVALID_HANDLE);
-        }
+        wire_of(rt, h(library))?;
         // SAFETY: out-pointer from the caller.
         unsafe { write_out(out, library) }
     }
@@ -383,7 +453,7 @@ cuda_exports! {
         let rt = require_current()?;
         let f = rt.function(h(kernel))?;
         // SAFETY: out-pointer from the caller.
-        unsafe { write_out(out, f.handle as usize as CUfunction) }
+        unsafe { write_out(out, f.key as usize as CUfunction) }
     }
 
     /// `cuKernelGetLibrary`

@@ -43,8 +43,7 @@ const DRIVER_STRINGS: &[(u32, &str)] = &[
 
 /// NUL-terminated copies of the names and descriptions, built once (the table's strings are not).
 fn c_strings() -> &'static [(u32, CString, CString)] {
-    static TABLE: std::sync::OnceLock<Vec<(u32, CString, CString)>> =
-        std::sync::OnceLock::new();
+    static TABLE: std::sync::OnceLock<Vec<(u32, CString, CString)>> = std::sync::OnceLock::new();
     TABLE.get_or_init(|| {
         crate::error_table::ERROR_TABLE
             .iter()
@@ -53,16 +52,11 @@ fn c_strings() -> &'static [(u32, CString, CString)] {
                     .iter()
                     .find(|(c, _)| c == code)
                     .map_or(*desc, |(_, s)| *s);
-                Some((
-                    *code,
-                    CString::new(*name).ok()?,
-                    CString::new(text).ok()?,
-                ))
+                Some((*code, CString::new(*name).ok()?, CString::new(text).ok()?))
             })
             .collect()
     })
 }
-
 
 /// The body of `cuGetErrorName`: unknown code gives `INVALID_VALUE` and a NULL string.
 ///

@@ -60,7 +60,7 @@ unsafe fn container<'a>(ptr: *const u8) -> CuResult<&'a [u8]> {
     let body = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default()) as usize;
     let size = header_size
         .checked_add(body)
-        .filter(|&s| s >= FATBIN_HEADER_SIZE && s <= MAX_IMAGE)
+        .filter(|s| (FATBIN_HEADER_SIZE..=MAX_IMAGE).contains(s))
         .ok_or_else(|| bad("fatbin header is malformed"))?;
     // SAFETY: the caller guarantees the container is readable for its declared size.
     Ok(unsafe { std::slice::from_raw_parts(ptr, size) })
@@ -81,7 +81,9 @@ unsafe fn elf<'a>(ptr: *const u8) -> CuResult<&'a [u8]> {
     let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as u64;
     let (phoff, shoff) = (u64_at(32), u64_at(40));
     let (phentsize, phnum, shentsize, shnum) = (u16_at(54), u16_at(56), u16_at(58), u16_at(60));
-    let end = (phoff + phentsize * phnum).max(shoff + shentsize * shnum).max(64) as usize;
+    let end = (phoff + phentsize * phnum)
+        .max(shoff + shentsize * shnum)
+        .max(64) as usize;
     if end > MAX_IMAGE {
         return Err(bad("ELF headers out of range"));
     }
@@ -162,7 +164,7 @@ mod tests {
         fat.extend_from_slice(&8u64.to_le_bytes());
         fat.extend_from_slice(&[7u8; 8]);
         fat.extend_from_slice(&[9u8; 32]); // past the container: must not be included
-        // SAFETY: a complete container.
+                                           // SAFETY: a complete container.
         let (kind, bytes) = unsafe { image_bytes(fat.as_ptr().cast()) }.unwrap();
         assert_eq!((kind, bytes.len()), (ImageKind::Fatbin, 24));
         let mut wrapper = Vec::new();
@@ -172,19 +174,31 @@ mod tests {
         wrapper.extend_from_slice(&0u64.to_le_bytes());
         // SAFETY: a wrapper pointing at the container above.
         let (kind, bytes) = unsafe { image_bytes(wrapper.as_ptr().cast()) }.unwrap();
-        assert_eq!((kind, bytes.as_ptr(), bytes.len()), (ImageKind::Fatbin, fat.as_ptr(), 24));
+        assert_eq!(
+            (kind, bytes.as_ptr(), bytes.len()),
+            (ImageKind::Fatbin, fat.as_ptr(), 24)
+        );
     }
 
     #[test]
     fn null_and_malformed_images_are_errors() {
         // SAFETY: NULL is handled before any read.
-        assert_eq!(unsafe { image_bytes(std::ptr::null()) }.unwrap_err(), CuError::INVALID_VALUE);
+        assert_eq!(
+            unsafe { image_bytes(std::ptr::null()) }.unwrap_err(),
+            CuError::INVALID_VALUE
+        );
         let mut fat = Vec::new();
         fat.extend_from_slice(&FATBIN_MAGIC.to_le_bytes());
         fat.extend_from_slice(&[1, 0, 0, 0]); // header size 0
         fat.extend_from_slice(&u64::MAX.to_le_bytes());
         // SAFETY: 16 readable bytes; the size is rejected before the body is touched.
-        assert_eq!(unsafe { image_bytes(fat.as_ptr().cast()) }.unwrap_err(), CuError::INVALID_IMAGE);
-        assert_eq!(file_kind(&WRAPPER_MAGIC.to_le_bytes()).unwrap_err(), CuError::INVALID_IMAGE);
+        assert_eq!(
+            unsafe { image_bytes(fat.as_ptr().cast()) }.unwrap_err(),
+            CuError::INVALID_IMAGE
+        );
+        assert_eq!(
+            file_kind(&WRAPPER_MAGIC.to_le_bytes()).unwrap_err(),
+            CuError::INVALID_IMAGE
+        );
     }
 }

@@ -24,7 +24,7 @@ use gpushare_client::proto::{DeviceInfo, ParamInfo, Reply, Request};
 use gpushare_client::ring::record::HostFnDone;
 use gpushare_client::ring::{Command, RecordBuf};
 use gpushare_client::shm::{HostBuffer, Region, LEGACY_STREAM_SLOT};
-use gpushare_client::wait::{Cancel, SeqWord, WaitPolicy};
+use gpushare_client::wait::{Cancel, SeqWord, WaitError, WaitPolicy};
 use gpushare_client::{paths, Client, ClientError, ClientOptions, Hello};
 use gpushare_driver_abi::error::{CuError, CuResult};
 
@@ -97,8 +97,9 @@ pub struct EventState {
     pub handle: u64,
     /// `CU_EVENT_*` flags.
     pub flags: u32,
-    /// (stream slot, seq of the `EVENT_RECORD`) of the last record; `None` before the first.
-    pub recorded: Mutex<Option<(SeqWord, u64)>>,
+    /// (stream slot, seq of the `EVENT_RECORD`, stream wire handle) of the last record; `None`
+    /// before the first.
+    pub recorded: Mutex<Option<(SeqWord, u64, u64)>>,
 }
 
 /// Pinned host memory the shim allocated (`cuMemHostAlloc`, `cuMemAllocHost`): a sealed memfd
@@ -175,6 +176,9 @@ impl std::fmt::Debug for Runtime {
 
 static RUNTIME: OnceLock<Result<Runtime, CuError>> = OnceLock::new();
 
+/// How long a completion wait runs before the shim asks the broker whether the stream failed.
+pub const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The state, once `cuInit` succeeded.
 #[inline]
 pub fn runtime() -> CuResult<&'static Runtime> {
@@ -213,15 +217,19 @@ fn tenant_name() -> String {
 fn connect() -> Result<Runtime, CuError> {
     let socket = paths::default_socket();
     let name = tenant_name();
-    let client = Client::connect(&socket, &Hello::tenant(name.clone()), ClientOptions::default())
-        .map_err(|e| {
-            crate::log(|| {
-                tracing::error!(target: "gpushare::shim",
+    let client = Client::connect(
+        &socket,
+        &Hello::tenant(name.clone()),
+        ClientOptions::default(),
+    )
+    .map_err(|e| {
+        crate::log(|| {
+            tracing::error!(target: "gpushare::shim",
                 "cannot reach the gpushare broker at {} ({e}); start one with `gpushare broker` \
                  or set {}", socket.display(), paths::SOCKET_ENV)
-            });
-            CuError::NO_DEVICE
-        })?;
+        });
+        CuError::NO_DEVICE
+    })?;
     let region = client.region().ok_or(CuError::UNKNOWN)?;
     let legacy = Arc::new(StreamState {
         handle: 0,
@@ -274,9 +282,9 @@ fn start_threads(rt: &'static Runtime) {
         .name("gpushare-notify".into())
         .spawn(move || notify_loop(rt));
     if watcher.is_err() || notifier.is_err() {
-        crate::log(|| {
-            tracing::error!(target: "gpushare::shim", "cannot start the shim's helper threads")
-        });
+        crate::log(
+            || tracing::error!(target: "gpushare::shim", "cannot start the shim's helper threads"),
+        );
     }
 }
 
@@ -315,9 +323,7 @@ fn notify_loop(rt: &'static Runtime) {
                     unsafe { (call.func)(call.data) }
                 });
                 let _ = std::panic::catch_unwind(run);
-                let _ = rt
-                    .client
-                    .submit(&Command::HostFnDone(HostFnDone { token }));
+                let _ = rt.client.submit(&Command::HostFnDone(HostFnDone { token }));
             }
             Command::AsyncError(e) => {
                 crate::log(|| {
@@ -389,15 +395,40 @@ impl Runtime {
         }
     }
 
-    /// Waits until `word` reaches `seq` (spin, then futex; cancelled if the broker goes away),
-    /// then reports the sticky error.
-    pub fn wait_for(&self, word: &SeqWord, seq: u64) -> CuResult {
+    /// Waits until `word` (the completion slot of stream `stream`, a wire handle) reaches `seq`
+    /// (spin, then futex; cancelled if the broker goes away), then reports the sticky error.
+    ///
+    /// A device fault can stop a stream for good (nothing on it completes again), so a wait that
+    /// lasts longer than [`PROBE_INTERVAL`] asks the broker about the stream; a fault it reports
+    /// becomes the tenant's sticky error and ends the wait, as CUDA's synchronising calls return it.
+    pub fn wait_for(&self, word: &SeqWord, seq: u64, stream: u64) -> CuResult {
         if seq > 0 {
             let cancel = &self.cancel;
-            word.wait_until_or(|v| v >= seq, &self.policy, || cancel.is_cancelled())
-                .map_err(|_| CuError::DEVICE_UNAVAILABLE)?;
+            let policy = self.policy.timeout(PROBE_INTERVAL);
+            loop {
+                match word.wait_until_or(|v| v >= seq, &policy, || cancel.is_cancelled()) {
+                    Ok(_) => break,
+                    Err(WaitError::TimedOut) => self.probe(stream)?,
+                    Err(_) => return Err(CuError::DEVICE_UNAVAILABLE),
+                }
+            }
         }
         self.sticky()
+    }
+
+    /// Asks the broker whether `stream` failed; a sticky failure is recorded in the sticky word.
+    fn probe(&self, stream: u64) -> CuResult {
+        self.sticky()?;
+        match self.call(Request::StreamQuery { stream }) {
+            Ok(_) => Ok(()),
+            Err(e) if e == CuError::NOT_READY => Ok(()),
+            Err(e) => {
+                if e.is_sticky() {
+                    let _ = self.async_error.compare_publish(0, u64::from(e.code()));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Device `ordinal`'s snapshot.

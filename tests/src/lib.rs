@@ -15,6 +15,9 @@
 //!   inherited environment so each test sets exactly what it needs; `GPUSHARE_LOG` is passed
 //!   through for debugging.
 //! * Timing-sensitive tests run exclusively ([`exclusive`]); all others share ([`shared`]).
+//! * The shim + broker end-to-end tests (`tests/shim.rs`) use the fixtures of [`broker`].
+
+pub mod broker;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -109,10 +109,14 @@ pub fn require_current() -> CuResult<&'static Runtime> {
     }
 }
 
+/// `cuCtxSetCurrent`: replaces the top of the stack; NULL pops it (a no-op on an empty stack).
 fn set_current(h: u64) -> CuResult {
-    stack(|s| match s.last_mut() {
-        Some(top) => *top = h,
-        None => s.push(h),
+    stack(|s| match (h, s.last_mut()) {
+        (0, _) => {
+            s.pop();
+        }
+        (_, Some(top)) => *top = h,
+        (_, None) => s.push(h),
     })
 }
 
@@ -163,7 +167,10 @@ fn destroy(ctx: CUcontext) -> CuResult {
     Ok(())
 }
 
-fn with_primary<T>(dev: CUdevice, f: impl FnOnce(&Runtime, &mut Primary) -> CuResult<T>) -> CuResult<T> {
+fn with_primary<T>(
+    dev: CUdevice,
+    f: impl FnOnce(&Runtime, &mut Primary) -> CuResult<T>,
+) -> CuResult<T> {
     let rt = runtime()?;
     rt.device(dev)?;
     let mut all = PRIMARY.lock().map_err(|_| CuError::UNKNOWN)?;
@@ -519,7 +526,7 @@ fn teardown_primary(ctx: u64) -> CuResult {
         let _ = rt.call_empty(Request::EventDestroy { event });
         rt.events.remove(&event);
     }
-    // FREE_ALL_PENDING
+    super::memory::free_all(rt);
     Ok(())
 }
 

@@ -43,7 +43,7 @@ fn record(event: CUevent, stream: CUstream, flags: u32, per_thread: bool) -> CuR
             reserved: 0,
         }),
     )?;
-    *last = Some((s.slot.clone(), seq));
+    *last = Some((s.slot.clone(), seq, s.handle));
     Ok(())
 }
 
@@ -101,7 +101,7 @@ cuda_exports! {
         rt.sticky()?;
         let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
         match last {
-            Some((slot, seq)) if slot.load() < seq => Err(CuError::NOT_READY),
+            Some((slot, seq, _)) if slot.load() < seq => Err(CuError::NOT_READY),
             _ => Ok(()),
         }
     }
@@ -112,7 +112,7 @@ cuda_exports! {
         let e = rt.event(handle(event))?;
         let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
         match last {
-            Some((slot, seq)) => rt.wait_for(&slot, seq),
+            Some((slot, seq, stream)) => rt.wait_for(&slot, seq, stream),
             None => rt.sticky(),
         }
     }

@@ -42,9 +42,9 @@ struct LaunchArgs {
 }
 
 fn invalid(f: &FunctionInfo, msg: std::fmt::Arguments<'_>) -> CuError {
-    crate::log(|| {
-        tracing::warn!(target: "gpushare::shim", "launch of {:?} rejected: {msg}", f.name)
-    });
+    crate::log(
+        || tracing::warn!(target: "gpushare::shim", "launch of {:?} rejected: {msg}", f.name),
+    );
     CuError::INVALID_VALUE
 }
 
@@ -55,8 +55,12 @@ fn check_shape(
     l: &LaunchArgs,
 ) -> CuResult {
     for i in 0..3 {
-        let max_block = dev.attribute(ATTR_MAX_BLOCK_DIM_X + i as i32).unwrap_or(1024) as u32;
-        let max_grid = dev.attribute(ATTR_MAX_BLOCK_DIM_X + 3 + i as i32).unwrap_or(65535) as u32;
+        let max_block = dev
+            .attribute(ATTR_MAX_BLOCK_DIM_X + i as i32)
+            .unwrap_or(1024) as u32;
+        let max_grid = dev
+            .attribute(ATTR_MAX_BLOCK_DIM_X + 3 + i as i32)
+            .unwrap_or(65535) as u32;
         if l.block[i] == 0 || l.block[i] > max_block {
             return Err(invalid(f, format_args!("block {:?} out of range", l.block)));
         }
@@ -87,13 +91,20 @@ fn check_shape(
 }
 
 /// Packs the arguments into `buf` by the kernel's parameter layout; returns the length.
-fn pack_params(f: &FunctionInfo, l: &LaunchArgs, buf: &mut [u8; MAX_PARAM_BYTES]) -> CuResult<usize> {
+fn pack_params(
+    f: &FunctionInfo,
+    l: &LaunchArgs,
+    buf: &mut [u8; MAX_PARAM_BYTES],
+) -> CuResult<usize> {
     let need = f.param_bytes;
     if need > MAX_PARAM_BYTES {
         return Err(invalid(f, format_args!("{need} bytes of parameters")));
     }
     match (l.params.is_null(), l.extra.is_null()) {
-        (false, false) => Err(invalid(f, format_args!("both kernelParams and extra given"))),
+        (false, false) => Err(invalid(
+            f,
+            format_args!("both kernelParams and extra given"),
+        )),
         (true, true) if f.params.is_empty() => Ok(0),
         (true, true) => Err(invalid(
             f,
@@ -127,7 +138,10 @@ fn pack_params(f: &FunctionInfo, l: &LaunchArgs, buf: &mut [u8; MAX_PARAM_BYTES]
                         // SAFETY: as above; the value points to a size_t.
                         let sp = unsafe { l.extra.add(i + 1).read() }.cast::<usize>();
                         if sp.is_null() {
-                            return Err(invalid(f, format_args!("NULL CU_LAUNCH_PARAM_BUFFER_SIZE")));
+                            return Err(invalid(
+                                f,
+                                format_args!("NULL CU_LAUNCH_PARAM_BUFFER_SIZE"),
+                            ));
                         }
                         // SAFETY: non-null pointer to the buffer size.
                         size = Some(unsafe { sp.read_unaligned() });
@@ -147,7 +161,10 @@ fn pack_params(f: &FunctionInfo, l: &LaunchArgs, buf: &mut [u8; MAX_PARAM_BYTES]
             }
             if need > 0 {
                 if ptr.is_null() {
-                    return Err(invalid(f, format_args!("NULL CU_LAUNCH_PARAM_BUFFER_POINTER")));
+                    return Err(invalid(
+                        f,
+                        format_args!("NULL CU_LAUNCH_PARAM_BUFFER_POINTER"),
+                    ));
                 }
                 // SAFETY: the buffer holds `size >= need` bytes.
                 buf[..need].copy_from_slice(unsafe { std::slice::from_raw_parts(ptr, need) });
@@ -159,6 +176,7 @@ fn pack_params(f: &FunctionInfo, l: &LaunchArgs, buf: &mut [u8; MAX_PARAM_BYTES]
 
 fn launch(l: LaunchArgs, per_thread: bool) -> CuResult {
     let rt = require_current()?;
+    rt.sticky()?;
     let f = rt.function(l.func as usize as u64)?;
     let dev = rt.device(0)?;
     check_shape(dev, &f, &l)?;

@@ -31,7 +31,7 @@ pub fn all_exports() -> impl Iterator<Item = &'static Export> {
         procaddress::EXPORTS,
         stream::EXPORTS,
         event::EXPORTS,
-        copy::EXPORTS,
+        copy::exports::EXPORTS,
         module::EXPORTS,
         launch::EXPORTS,
         memory::EXPORTS,

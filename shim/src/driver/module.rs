@@ -312,6 +312,49 @@ fn param_info(f: &FunctionInfo, index: usize, offset: *mut usize, size: *mut usi
     Ok(())
 }
 
+/// `CU_JIT_ERROR_LOG_BUFFER`
+const JIT_ERROR_LOG_BUFFER: u32 = 5;
+/// `CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES`
+const JIT_ERROR_LOG_BUFFER_SIZE_BYTES: u32 = 6;
+
+/// Writes a one-line description of a failed load into the caller's JIT error log, if it gave
+/// one, and its length into the size option (as the driver reports the bytes written).
+///
+/// # Safety
+/// `options` and `values` must hold `n` entries each.
+unsafe fn write_error_log(n: u32, options: *const u32, values: *mut *mut c_void, e: CuError) {
+    let (mut buf, mut cap, mut size_slot) = (std::ptr::null_mut::<u8>(), 0usize, None);
+    for i in 0..n as usize {
+        // SAFETY: both arrays hold `n` entries.
+        let (opt, val) = unsafe { (options.add(i).read(), values.add(i).read()) };
+        match opt {
+            JIT_ERROR_LOG_BUFFER => buf = val.cast(),
+            JIT_ERROR_LOG_BUFFER_SIZE_BYTES => {
+                cap = val as usize;
+                size_slot = Some(i);
+            }
+            _ => {}
+        }
+    }
+    if buf.is_null() || cap == 0 {
+        return;
+    }
+    let text = format!(
+        "gpushare: the broker could not load the module ({}); its log (GPUSHARE_LOG) has the details",
+        e.name()
+    );
+    let len = text.len().min(cap - 1);
+    // SAFETY: the caller's buffer holds `cap` > len bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf, len);
+        *buf.add(len) = 0;
+    }
+    if let Some(i) = size_slot {
+        // SAFETY: slot `i` of the value array, which holds `n` entries.
+        unsafe { values.add(i).write(len as *mut c_void) };
+    }
+}
+
 fn check_cache_config(config: i32) -> CuResult {
     if (0..=3).contains(&config) {
         Ok(())
@@ -344,14 +387,20 @@ cuda_exports! {
         finish_load(out, unsafe { load_ptr(rt, image, false) })
     }
 
-    /// `cuModuleLoadDataEx`: JIT options are accepted and not forwarded.
+    /// `cuModuleLoadDataEx`: JIT options are not forwarded; a failure is described in the
+    /// error log buffer when one is given (the broker's log holds the details).
     fn cuModuleLoadDataEx(out: *mut CUmodule, image: *const c_void, n: u32, options: *const u32, values: *mut *mut c_void) {
         let rt = require_current()?;
         if out.is_null() || (n > 0 && (options.is_null() || values.is_null())) {
             return Err(CuError::INVALID_VALUE);
         }
         // SAFETY: the caller's image.
-        finish_load(out, unsafe { load_ptr(rt, image, false) })
+        let loaded = unsafe { load_ptr(rt, image, false) };
+        if let Err(e) = loaded {
+            // SAFETY: `options` and `values` hold `n` entries (checked non-NULL when n > 0).
+            unsafe { write_error_log(n, options, values, e) };
+        }
+        finish_load(out, loaded)
     }
 
     /// `cuModuleLoadFatBinary`

@@ -66,4 +66,3 @@ cuda_exports! {
         CuError::from_code(r).map_or(Ok(()), Err)
     }
 }
-

@@ -77,7 +77,7 @@ fn query(stream: CUstream, per_thread: bool) -> CuResult {
 fn synchronize(stream: CUstream, per_thread: bool) -> CuResult {
     let rt = require_current()?;
     let s = rt.stream(handle(stream), per_thread)?;
-    rt.wait_for(&s.slot, s.last.load(Ordering::Acquire))
+    rt.wait_for(&s.slot, s.last.load(Ordering::Acquire), s.handle)
 }
 
 fn wait_event(stream: CUstream, event: CUevent, flags: u32, per_thread: bool) -> CuResult {

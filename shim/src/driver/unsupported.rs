@@ -2,8 +2,8 @@
 //! by scripts/gen-proc-table.py. Do not edit by hand: re-run the script whenever a family module
 //! gains or loses an entry point (a stub and an implementation of the same name do not link).
 //!
-//! 517 of the 654 symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are
-//! stubs; the family modules implemented the other 137 when this file was
+//! 443 of the 654 symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are
+//! stubs; the family modules implemented the other 211 when this file was
 //! generated. A stub takes no arguments (the C ABI lets a callee ignore its caller's), logs its
 //! name once and returns `CUDA_ERROR_NOT_SUPPORTED`. `EXPORTS` lists them so that
 //! `cuGetProcAddress` hands them out.
@@ -256,37 +256,20 @@ unsupported! {
     cuLogsDumpToMemory
     cuLogsRegisterCallback
     cuLogsUnregisterCallback
-    cuMemAddressFree
-    cuMemAddressReserve
     cuMemAdvise
     cuMemAdvise_v2
     cuMemAllocAsync
     cuMemAllocAsync_ptsz
     cuMemAllocFromPoolAsync
     cuMemAllocFromPoolAsync_ptsz
-    cuMemAllocHost
-    cuMemAllocHost_v2
     cuMemAllocManaged
     cuMemBatchDecompressAsync
     cuMemBatchDecompressAsync_ptsz
-    cuMemCreate
     cuMemExportToShareableHandle
     cuMemFreeAsync
     cuMemFreeAsync_ptsz
-    cuMemFreeHost
-    cuMemGetAccess
-    cuMemGetAllocationGranularity
-    cuMemGetAllocationPropertiesFromHandle
     cuMemGetHandleForAddressRange
-    cuMemHostAlloc
-    cuMemHostGetDevicePointer
-    cuMemHostGetDevicePointer_v2
-    cuMemHostGetFlags
-    cuMemHostRegister
-    cuMemHostRegister_v2
-    cuMemHostUnregister
     cuMemImportFromShareableHandle
-    cuMemMap
     cuMemMapArrayAsync
     cuMemMapArrayAsync_ptsz
     cuMemPoolCreate
@@ -306,20 +289,9 @@ unsupported! {
     cuMemPrefetchAsync_v2_ptsz
     cuMemRangeGetAttribute
     cuMemRangeGetAttributes
-    cuMemRelease
-    cuMemRetainAllocationHandle
-    cuMemSetAccess
-    cuMemUnmap
-    cuMemcpy
     cuMemcpy2D
     cuMemcpy2DAsync
-    cuMemcpy2DAsync_v2
-    cuMemcpy2DAsync_v2_ptsz
     cuMemcpy2DUnaligned
-    cuMemcpy2DUnaligned_v2
-    cuMemcpy2DUnaligned_v2_ptds
-    cuMemcpy2D_v2
-    cuMemcpy2D_v2_ptds
     cuMemcpy3D
     cuMemcpy3DAsync
     cuMemcpy3DAsync_v2
@@ -332,8 +304,6 @@ unsupported! {
     cuMemcpy3DPeer_ptds
     cuMemcpy3D_v2
     cuMemcpy3D_v2_ptds
-    cuMemcpyAsync
-    cuMemcpyAsync_ptsz
     cuMemcpyAtoA
     cuMemcpyAtoA_v2
     cuMemcpyAtoA_v2_ptds
@@ -353,16 +323,8 @@ unsupported! {
     cuMemcpyDtoA_v2_ptds
     cuMemcpyDtoD
     cuMemcpyDtoDAsync
-    cuMemcpyDtoDAsync_v2
-    cuMemcpyDtoDAsync_v2_ptsz
-    cuMemcpyDtoD_v2
-    cuMemcpyDtoD_v2_ptds
     cuMemcpyDtoH
     cuMemcpyDtoHAsync
-    cuMemcpyDtoHAsync_v2
-    cuMemcpyDtoHAsync_v2_ptsz
-    cuMemcpyDtoH_v2
-    cuMemcpyDtoH_v2_ptds
     cuMemcpyHtoA
     cuMemcpyHtoAAsync
     cuMemcpyHtoAAsync_v2
@@ -371,45 +333,12 @@ unsupported! {
     cuMemcpyHtoA_v2_ptds
     cuMemcpyHtoD
     cuMemcpyHtoDAsync
-    cuMemcpyHtoDAsync_v2
-    cuMemcpyHtoDAsync_v2_ptsz
-    cuMemcpyHtoD_v2
-    cuMemcpyHtoD_v2_ptds
-    cuMemcpyPeer
-    cuMemcpyPeerAsync
-    cuMemcpyPeerAsync_ptsz
-    cuMemcpyPeer_ptds
-    cuMemcpy_ptds
     cuMemsetD16
-    cuMemsetD16Async
-    cuMemsetD16Async_ptsz
-    cuMemsetD16_v2
-    cuMemsetD16_v2_ptds
     cuMemsetD2D16
-    cuMemsetD2D16Async
-    cuMemsetD2D16Async_ptsz
-    cuMemsetD2D16_v2
-    cuMemsetD2D16_v2_ptds
     cuMemsetD2D32
-    cuMemsetD2D32Async
-    cuMemsetD2D32Async_ptsz
-    cuMemsetD2D32_v2
-    cuMemsetD2D32_v2_ptds
     cuMemsetD2D8
-    cuMemsetD2D8Async
-    cuMemsetD2D8Async_ptsz
-    cuMemsetD2D8_v2
-    cuMemsetD2D8_v2_ptds
     cuMemsetD32
-    cuMemsetD32Async
-    cuMemsetD32Async_ptsz
-    cuMemsetD32_v2
-    cuMemsetD32_v2_ptds
     cuMemsetD8
-    cuMemsetD8Async
-    cuMemsetD8Async_ptsz
-    cuMemsetD8_v2
-    cuMemsetD8_v2_ptds
     cuMipmappedArrayCreate
     cuMipmappedArrayDestroy
     cuMipmappedArrayGetLevel
@@ -438,9 +367,6 @@ unsupported! {
     cuParamSetf
     cuParamSeti
     cuParamSetv
-    cuPointerGetAttribute
-    cuPointerGetAttributes
-    cuPointerSetAttribute
     cuProfilerInitialize
     cuProfilerStart
     cuProfilerStop

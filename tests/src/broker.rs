@@ -1,0 +1,673 @@
+//! Harness for the shim + broker end-to-end tests (`tests/tests/shim.rs`): a broker process on the
+//! CPU device, tenants run through `gpushare run` (or with the shim put in place by hand), and
+//! background processes whose output can be watched while they run.
+//!
+//! * Everything is found in the same target directory as the CPU device library
+//!   ([`crate::find_build_output`]): the `gpushare` executable (`$GPUSHARE_BIN` overrides) and the
+//!   shim `libgpushare_shim.so` (`$GPUSHARE_SHIM_LIB` overrides). Build them with
+//!   `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
+//! * Each [`Broker`] has a private directory under the system temporary directory (socket, log,
+//!   and the `TMPDIR` of the `gpushare run` commands it starts, so concurrent tests never share
+//!   `gpushare run`'s library directory). It is killed, with its process group, when dropped; its
+//!   log (standard error, `GPUSHARE_LOG=info` unless `$GPUSHARE_E2E_BROKER_LOG` says otherwise) is
+//!   printed when a test panics.
+//! * Tenants get a clean environment: no inherited `LD_PRELOAD`, `LD_LIBRARY_PATH`, CPU-device
+//!   variables or `GPUSHARE_LOG` (the shim must be silent without it). To see the shim's own log,
+//!   set `$GPUSHARE_E2E_TENANT_LOG` (e.g. `debug`): tenants get it as `GPUSHARE_LOG`, and tests
+//!   skip their "standard error is empty" checks.
+//! * Every wait is bounded; every process is killed with its process group on timeout or drop.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use gpushare_client::proto::{Hello, Reply, Request, StatusReport};
+use gpushare_client::{Client, ClientOptions, WaitPolicy};
+
+use crate::{cpu_lib, cuda_include_dir, find_build_output, kernels_dir, lib_dir, repo_root};
+use crate::{work_dir, RunOutput};
+
+/// File name of the shim library (`cargo build --release -p gpushare-shim`).
+pub const SHIM_LIB_NAME: &str = "libgpushare_shim.so";
+
+/// Environment variables a tenant never inherits from the test process.
+const TENANT_CLEARED_ENV: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "GPUSHARE_SOCKET",
+    "GPUSHARE_TENANT_NAME",
+    "GPUSHARE_SHIM_LIB",
+    "GPUSHARE_LOG",
+    "GPUSHARE_CPU_PROFILE",
+    "GPUSHARE_CPU_PACING",
+    "GPUSHARE_CPU_THREADS",
+    "GPUSHARE_CPU_LIB",
+];
+
+fn locate(env: &str, file: &str, build: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env).filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "{env}={} does not exist", p.display());
+        return p.canonicalize().expect("canonicalize");
+    }
+    match find_build_output(file) {
+        Ok(p) => p.canonicalize().expect("canonicalize"),
+        Err(searched) => panic!(
+            "{file} not found. Build it first:\n\n    {build}\n\n(or set {env}=/path/to/{file}). \
+             Searched:\n{}",
+            searched
+                .iter()
+                .map(|p| format!("  {}", p.display()))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// The `gpushare` executable: `$GPUSHARE_BIN`, else next to the CPU device library.
+pub fn gpushare_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        locate(
+            "GPUSHARE_BIN",
+            "gpushare",
+            "cargo build --release -p gpushare-broker",
+        )
+    })
+}
+
+/// The shim: `$GPUSHARE_SHIM_LIB`, else `libgpushare_shim.so` next to the CPU device library.
+pub fn shim_lib() -> &'static Path {
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        locate(
+            "GPUSHARE_SHIM_LIB",
+            SHIM_LIB_NAME,
+            "cargo build --release -p gpushare-shim",
+        )
+    })
+}
+
+/// A directory whose `libcuda.so.1` and `libcuda.so` are symlinks to the shim (what `gpushare run`
+/// puts first on `LD_LIBRARY_PATH`), for tenants started without `gpushare run`.
+pub fn shim_lib_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let shim = shim_lib();
+        let dir = work_dir().join("shim-lib");
+        std::fs::create_dir_all(&dir).expect("create shim lib dir");
+        for name in ["libcuda.so", "libcuda.so.1"] {
+            let link = dir.join(name);
+            let _ = std::fs::remove_file(&link);
+            std::os::unix::fs::symlink(shim, &link).unwrap_or_else(|e| {
+                panic!("symlink {} -> {}: {e}", link.display(), shim.display())
+            });
+        }
+        dir
+    })
+}
+
+/// The tenant log level from `$GPUSHARE_E2E_TENANT_LOG`, if set.
+pub fn tenant_log() -> Option<String> {
+    std::env::var("GPUSHARE_E2E_TENANT_LOG")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Prepares `cmd` to run as a tenant: cleared inherited variables, the kernel corpus, the given
+/// environment, and `GPUSHARE_LOG` only when [`tenant_log`] asks for it.
+pub fn tenant_env(cmd: &mut Command, env: &[(&str, &str)]) {
+    for var in TENANT_CLEARED_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.env("GPUSHARE_KERNELS_DIR", kernels_dir());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(level) = tenant_log() {
+        cmd.env("GPUSHARE_LOG", level);
+    }
+}
+
+/// Compiles `examples/mlp/mlp.c` once per process (gcc, NVIDIA's `cuda.h`, `-lcuda` from
+/// [`lib_dir`], as `tests/tests/examples.rs` does).
+pub fn compile_mlp() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = work_dir().join("bin").join("e2e-mlp");
+        std::fs::create_dir_all(exe.parent().expect("bin dir")).expect("create bin dir");
+        let out = Command::new("gcc")
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(cuda_include_dir())
+            .arg(repo_root().join("examples/mlp/mlp.c"))
+            .arg("-L")
+            .arg(lib_dir())
+            .args(["-lcuda", "-lm", "-o"])
+            .arg(&exe)
+            .output()
+            .expect("run gcc");
+        assert!(
+            out.status.success(),
+            "gcc failed for examples/mlp/mlp.c:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        exe
+    })
+}
+
+/// Shell-like rendering of a command for messages.
+pub fn describe(cmd: &Command) -> String {
+    let envs: String = cmd
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| format!("{}={} ", k.to_string_lossy(), v.to_string_lossy())))
+        .collect();
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!(
+        "{envs}{} {}",
+        cmd.get_program().to_string_lossy(),
+        args.join(" ")
+    )
+}
+
+fn kill_group(pid: u32, sig: i32) {
+    // SAFETY: kill(2) with a negative pid signals the process group led by our child (spawned with
+    // process_group(0)); it touches no memory of ours.
+    unsafe {
+        libc::kill(-(pid as libc::pid_t), sig);
+    }
+}
+
+type Sink = Arc<Mutex<Vec<u8>>>;
+
+fn drain_into<R: Read + Send + 'static>(
+    r: Option<R>,
+    sink: Sink,
+) -> Option<thread::JoinHandle<()>> {
+    let mut r = r?;
+    Some(thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(&buf[..n]),
+            }
+        }
+    }))
+}
+
+/// A background process in its own process group, whose output is collected while it runs;
+/// killed (with its group) when dropped.
+pub struct Proc {
+    child: Child,
+    command: String,
+    start: Instant,
+    stdin: Option<ChildStdin>,
+    stdout: Sink,
+    stderr: Sink,
+    readers: Vec<thread::JoinHandle<()>>,
+    done: bool,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped standard streams in a new process group.
+    pub fn spawn(mut cmd: Command) -> Proc {
+        let command = describe(&cmd);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
+        let (stdout, stderr): (Sink, Sink) = Default::default();
+        let readers = [
+            drain_into(child.stdout.take(), Arc::clone(&stdout)),
+            drain_into(child.stderr.take(), Arc::clone(&stderr)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        Proc {
+            stdin: child.stdin.take(),
+            child,
+            command,
+            start,
+            stdout,
+            stderr,
+            readers,
+            done: false,
+        }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line, for messages.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Standard output so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap_or_else(|e| e.into_inner())).into()
+    }
+
+    /// Standard error so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).into()
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits (bounded) for a complete stdout line satisfying `pred`; returns it. Fails early when
+    /// the process exits without printing it.
+    pub fn wait_line(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Result<String, String> {
+        let start = Instant::now();
+        loop {
+            let out = self.stdout();
+            if let Some(line) = out
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .map(str::trim_end)
+                .find(|l| pred(l))
+            {
+                return Ok(line.to_string());
+            }
+            if !self.running() {
+                thread::sleep(Duration::from_millis(50)); // let the readers catch up
+                if let Some(line) = self.stdout().lines().find(|l| pred(l)) {
+                    return Ok(line.to_string());
+                }
+                return Err(format!(
+                    "`{}` exited before printing the expected line\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.command,
+                    self.stdout(),
+                    self.stderr()
+                ));
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "`{}` printed no expected line within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.command,
+                    self.stdout(),
+                    self.stderr()
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Writes `text` to the process's standard input.
+    pub fn write_stdin(&mut self, text: &str) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(text.as_bytes());
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Sends `sig` to the process (not its group).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid; it touches no memory of ours.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; on timeout kills its group. The returned
+    /// `elapsed` is measured from the spawn.
+    pub fn wait(mut self, timeout: Duration) -> RunOutput {
+        let start = Instant::now();
+        let mut timed_out = false;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) if start.elapsed() >= timeout => {
+                    timed_out = true;
+                    kill_group(self.child.id(), libc::SIGKILL);
+                    break self.child.wait().expect("wait");
+                }
+                Ok(None) => thread::sleep(Duration::from_millis(5)),
+                Err(e) => panic!("wait for `{}`: {e}", self.command),
+            }
+        };
+        let elapsed = self.start.elapsed();
+        self.done = true;
+        // Leftover members of the group may hold the pipes open.
+        kill_group(self.child.id(), libc::SIGKILL);
+        self.stdin = None;
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        RunOutput {
+            command: self.command.clone(),
+            code: status.code(),
+            signal: status.signal(),
+            timed_out,
+            elapsed,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if !self.done {
+            kill_group(self.child.id(), libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs `cmd` to completion (bounded by `timeout`, process group killed on timeout).
+pub fn run_command(cmd: Command, timeout: Duration) -> RunOutput {
+    let mut p = Proc::spawn(cmd);
+    p.stdin = None; // standard input at EOF, as for a non-interactive run
+    p.wait(timeout)
+}
+
+/// One tenant session as the broker logged it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoggedSession {
+    /// The `session opened` line was logged.
+    pub opened: bool,
+    /// `freed_bytes` of the `session resources freed` line, once logged.
+    pub freed_bytes: Option<u64>,
+}
+
+/// `key=value` of a log line's fields.
+fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A `gpushare broker --device cpu` process on a private socket; killed on drop.
+pub struct Broker {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    killed: bool,
+}
+
+impl Broker {
+    /// Starts a broker on the CPU device with extra environment (e.g. `GPUSHARE_CPU_PROFILE`) and
+    /// waits (bounded) until it accepts connections.
+    pub fn start(env: &[(&str, &str)]) -> Broker {
+        let dir = std::env::temp_dir().join(format!(
+            "gpushare-e2e-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tmp")).expect("create broker dir");
+        let socket = dir.join("sock");
+        let log = dir.join("broker.log");
+        let mut cmd = Command::new(gpushare_bin());
+        cmd.args(["broker", "--device", "cpu", "--socket"])
+            .arg(&socket)
+            .env("GPUSHARE_CPU_LIB", cpu_lib())
+            .env_remove("GPUSHARE_CPU_PROFILE")
+            .env_remove("GPUSHARE_CPU_PACING")
+            .env_remove("GPUSHARE_CPU_THREADS")
+            .env_remove("GPUSHARE_SOCKET")
+            .env(
+                "GPUSHARE_LOG",
+                std::env::var("GPUSHARE_E2E_BROKER_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.join("broker.out")).expect("stdout file"))
+            .stderr(File::create(&log).expect("log file"))
+            .process_group(0);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn the gpushare broker");
+        let mut b = Broker {
+            child,
+            dir,
+            socket,
+            log,
+            killed: false,
+        };
+        let start = Instant::now();
+        while UnixStream::connect(&b.socket).is_err() {
+            if let Ok(Some(st)) = b.child.try_wait() {
+                panic!("broker exited early ({st}):\n{}", b.log_text());
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "broker did not start listening within 30 s:\n{}",
+                b.log_text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        b
+    }
+
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// The broker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The broker's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last `n` lines of the log.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = self.log_text();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// SIGKILLs the broker (its whole process group) and reaps it.
+    pub fn kill(&mut self) {
+        kill_group(self.child.id(), libc::SIGKILL);
+        let _ = self.child.wait();
+        self.killed = true;
+    }
+
+    /// True while the broker has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The broker's status through an admin session (every wait bounded by 10 s).
+    pub fn status(&self) -> Result<StatusReport, String> {
+        query_status(&self.socket, Duration::from_secs(10))
+    }
+
+    /// Polls the status until `pred` holds; the last report, or an error naming `what`.
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&StatusReport) -> bool,
+    ) -> Result<StatusReport, String> {
+        let start = Instant::now();
+        loop {
+            let last = match self.status() {
+                Ok(s) if pred(&s) => return Ok(s),
+                Ok(s) => format!("{s:#?}"),
+                Err(e) => e,
+            };
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "broker status: {what} did not happen within {timeout:?}; last status:\n{last}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the log says about the tenant sessions named `name`, in order.
+    pub fn logged_sessions(&self, name: &str) -> Vec<LoggedSession> {
+        let mut ids: Vec<(String, LoggedSession)> = Vec::new();
+        for line in self.log_text().lines() {
+            if field(line, "tenant") != Some(name) {
+                continue;
+            }
+            let Some(id) = field(line, "session") else {
+                continue;
+            };
+            let pos = match ids.iter().position(|(i, _)| i == id) {
+                Some(p) => p,
+                None => {
+                    ids.push((id.to_string(), LoggedSession::default()));
+                    ids.len() - 1
+                }
+            };
+            if line.contains("session opened") {
+                ids[pos].1.opened = true;
+            }
+            if line.contains("session resources freed") {
+                ids[pos].1.freed_bytes = field(line, "freed_bytes").and_then(|v| v.parse().ok());
+            }
+        }
+        ids.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// Waits (bounded) until the log shows a session of `name` whose resources were freed;
+    /// returns its `freed_bytes`.
+    pub fn wait_session_freed(&self, name: &str, timeout: Duration) -> Result<u64, String> {
+        let start = Instant::now();
+        loop {
+            if let Some(b) = self
+                .logged_sessions(name)
+                .iter()
+                .find_map(|s| s.freed_bytes.filter(|_| s.opened))
+            {
+                return Ok(b);
+            }
+            if start.elapsed() > timeout {
+                return Err(format!(
+                    "the broker logged no opened-and-freed session of tenant {name:?} within \
+                     {timeout:?}"
+                ));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `gpushare run --socket S --name NAME -- PROGRAM ARGS` with a tenant environment
+    /// ([`tenant_env`]), the shim named explicitly and a private `TMPDIR`.
+    pub fn tenant_command<S: AsRef<OsStr>>(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Command {
+        let mut cmd = Command::new(gpushare_bin());
+        cmd.arg("run")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("--name")
+            .arg(name)
+            .arg("--")
+            .arg(program)
+            .args(args);
+        tenant_env(&mut cmd, env);
+        cmd.env("GPUSHARE_SHIM_LIB", shim_lib())
+            .env("TMPDIR", self.dir.join("tmp"));
+        cmd
+    }
+
+    /// Runs a tenant through `gpushare run` to completion (bounded).
+    pub fn run_tenant<S: AsRef<OsStr>>(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> RunOutput {
+        run_command(self.tenant_command(name, program, args, env), timeout)
+    }
+
+    /// Starts a tenant through `gpushare run` in the background.
+    pub fn spawn_tenant<S: AsRef<OsStr>>(
+        &self,
+        name: &str,
+        program: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> Proc {
+        Proc::spawn(self.tenant_command(name, program, args, env))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if !self.killed {
+            kill_group(self.child.id(), libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            eprintln!(
+                "--- broker log ({}) ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Asks the broker at `socket` for its status through an admin session (what `gpushare status`
+/// prints), every wait bounded by `timeout`.
+pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, String> {
+    let stream = UnixStream::connect(socket)
+        .map_err(|e| format!("cannot connect to {}: {e}", socket.display()))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(|e| e.to_string())?;
+    let options = ClientOptions {
+        wait: WaitPolicy::default().timeout(timeout),
+        ..ClientOptions::default()
+    };
+    let client = Client::from_stream(stream, &Hello::admin("gpushare-e2e-status"), options)
+        .map_err(|e| format!("admin handshake: {e}"))?;
+    let reply = client
+        .call(Request::Status)
+        .map_err(|e| format!("Status: {e}"))?;
+    let _ = client.goodbye("done");
+    match reply.into_result() {
+        Ok(Reply::Status(s)) => Ok(s),
+        other => Err(format!("Status answered {other:?}")),
+    }
+}

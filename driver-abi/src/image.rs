@@ -183,19 +183,15 @@ mod tests {
     #[test]
     fn null_and_malformed_images_are_errors() {
         // SAFETY: NULL is handled before any read.
-        assert_eq!(
-            unsafe { image_bytes(std::ptr::null()) }.unwrap_err(),
-            CuError::INVALID_VALUE
-        );
+        let null = unsafe { image_bytes(std::ptr::null()) };
+        assert_eq!(null.unwrap_err(), CuError::INVALID_VALUE);
         let mut fat = Vec::new();
         fat.extend_from_slice(&FATBIN_MAGIC.to_le_bytes());
         fat.extend_from_slice(&[1, 0, 0, 0]); // header size 0
         fat.extend_from_slice(&u64::MAX.to_le_bytes());
         // SAFETY: 16 readable bytes; the size is rejected before the body is touched.
-        assert_eq!(
-            unsafe { image_bytes(fat.as_ptr().cast()) }.unwrap_err(),
-            CuError::INVALID_IMAGE
-        );
+        let bad = unsafe { image_bytes(fat.as_ptr().cast()) };
+        assert_eq!(bad.unwrap_err(), CuError::INVALID_IMAGE);
         assert_eq!(
             file_kind(&WRAPPER_MAGIC.to_le_bytes()).unwrap_err(),
             CuError::INVALID_IMAGE

@@ -13,6 +13,10 @@
  *                       outside the timed part)
  *  stream_query_p50_us  cuStreamQuery on an idle stream, each of Q calls timed alone: median
  *  stream_query_p99_us  ... and 99th percentile
+ *  call_p50_us          cuCtxGetStreamPriorityRange, each of Q calls timed alone: median (through
+ *                       the shim a synchronous round trip to the broker: a CALL record on the
+ *                       ring, the reply in a reply slot; directly, a local function call)
+ *  call_p99_us          ... and 99th percentile
  *  h2d_pageable_gbps    cuMemcpyHtoD of M MiB from malloc'd memory (median of R, after a warm-up)
  *  d2h_pageable_gbps    cuMemcpyDtoH of M MiB into malloc'd memory
  *  h2d_pinned_gbps      the same from cuMemAllocHost memory
@@ -126,6 +130,18 @@ int main(int argc, char **argv)
     }
     printf("stream_query_p50_us %.3f us\n", quantile(q, queries, 0.5));
     printf("stream_query_p99_us %.3f us\n", quantile(q, queries, 0.99));
+
+    /* (ii-b) A synchronous call that returns values: a round trip through the shim. */
+    for (unsigned long i = 0; i < queries; i++) {
+        int least = 0, greatest = 0;
+        double t0 = now_ns();
+        CUresult r = cuCtxGetStreamPriorityRange(&least, &greatest);
+        double t1 = now_ns();
+        EXPECT(r == CUDA_SUCCESS, "cuCtxGetStreamPriorityRange -> %s", cu_name(r));
+        q[i] = (t1 - t0) / 1e3;
+    }
+    printf("call_p50_us %.3f us\n", quantile(q, queries, 0.5));
+    printf("call_p99_us %.3f us\n", quantile(q, queries, 0.99));
     free(q);
 
     /* (iii) Copy bandwidth, pageable and pinned. */

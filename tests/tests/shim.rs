@@ -900,6 +900,8 @@ const BENCH_KEYS: &[&str] = &[
     "launch_async_ns",
     "stream_query_p50_us",
     "stream_query_p99_us",
+    "call_p50_us",
+    "call_p99_us",
     "h2d_pageable_gbps",
     "d2h_pageable_gbps",
     "h2d_pinned_gbps",

@@ -178,6 +178,20 @@ fn get_ctx(stream: CUstream, out: *mut CUcontext, per_thread: bool) -> CuResult 
     unsafe { write_out(out, ctx as usize as CUcontext) }
 }
 
+fn get_ctx_v2(
+    stream: CUstream,
+    out: *mut CUcontext,
+    green: *mut *mut c_void,
+    per_thread: bool,
+) -> CuResult {
+    get_ctx(stream, out, per_thread)?;
+    if !green.is_null() {
+        // SAFETY: out-pointer from the caller, checked non-null: no green contexts here.
+        unsafe { write_out(green, std::ptr::null_mut()) }?;
+    }
+    Ok(())
+}
+
 fn get_id(stream: CUstream, out: *mut u64, per_thread: bool) -> CuResult {
     let rt = require_current()?;
     let s = rt.stream(handle(stream), per_thread)?;
@@ -276,6 +290,11 @@ cuda_exports! {
     fn cuStreamGetCtx(stream: CUstream, out: *mut CUcontext) { get_ctx(stream, out, false) }
     /// `cuStreamGetCtx_ptsz`
     fn cuStreamGetCtx_ptsz(stream: CUstream, out: *mut CUcontext) { get_ctx(stream, out, true) }
+
+    /// `cuStreamGetCtx_v2`: no green contexts, so that output is NULL.
+    fn cuStreamGetCtx_v2(stream: CUstream, out: *mut CUcontext, green: *mut *mut c_void) { get_ctx_v2(stream, out, green, false) }
+    /// `cuStreamGetCtx_v2_ptsz`
+    fn cuStreamGetCtx_v2_ptsz(stream: CUstream, out: *mut CUcontext, green: *mut *mut c_void) { get_ctx_v2(stream, out, green, true) }
 
     /// `cuStreamGetId`
     fn cuStreamGetId(stream: CUstream, out: *mut u64) { get_id(stream, out, false) }

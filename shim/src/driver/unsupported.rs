@@ -2,8 +2,8 @@
 //! by scripts/gen-proc-table.py. Do not edit by hand: re-run the script whenever a family module
 //! gains or loses an entry point (a stub and an implementation of the same name do not link).
 //!
-//! 443 of the 654 symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are
-//! stubs; the family modules implemented the other 211 when this file was
+//! 441 of the 654 symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are
+//! stubs; the family modules implemented the other 213 when this file was
 //! generated. A stub takes no arguments (the C ABI lets a callee ignore its caller's), logs its
 //! name once and returns `CUDA_ERROR_NOT_SUPPORTED`. `EXPORTS` lists them so that
 //! `cuGetProcAddress` hands them out.
@@ -396,8 +396,6 @@ unsupported! {
     cuStreamGetCaptureInfo_v2_ptsz
     cuStreamGetCaptureInfo_v3
     cuStreamGetCaptureInfo_v3_ptsz
-    cuStreamGetCtx_v2
-    cuStreamGetCtx_v2_ptsz
     cuStreamGetGreenCtx
     cuStreamSetAttribute
     cuStreamSetAttribute_ptsz

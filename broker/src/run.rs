@@ -46,10 +46,16 @@ pub enum RunError {
     },
 }
 
+/// The directory of `libcuda.so.1`/`libcuda.so` links to `shim`: one per user and shim path
+/// (named by a hash of the path), so concurrent runs with different shims never flip each
+/// other's links. A link is created under a temporary name and renamed into place (atomic).
 fn lib_dir(shim: &Path) -> Result<PathBuf, RunError> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    shim.hash(&mut h);
     let dir = std::env::temp_dir()
         .join(format!("gpushare-run-{}", paths::uid()))
-        .join("lib");
+        .join(format!("lib-{:016x}", h.finish()));
     let err = |source| RunError::LibDir {
         path: dir.display().to_string(),
         source,
@@ -59,8 +65,10 @@ fn lib_dir(shim: &Path) -> Result<PathBuf, RunError> {
         let link = dir.join(name);
         let current = std::fs::read_link(&link).ok();
         if current.as_deref() != Some(shim) {
-            let _ = std::fs::remove_file(&link);
-            std::os::unix::fs::symlink(shim, &link).map_err(err)?;
+            let tmp = dir.join(format!(".{name}.{}", std::process::id()));
+            let _ = std::fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(shim, &tmp).map_err(err)?;
+            std::fs::rename(&tmp, &link).map_err(err)?;
         }
     }
     Ok(dir)

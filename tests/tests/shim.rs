@@ -558,6 +558,47 @@ fn both_ways_in_reach_the_broker() {
     fail_all(&failures);
 }
 
+/// A libcudart program (the real `libcudart.so.12`, which `dlopen`s `libcuda.so.1`) reaches the
+/// broker both ways in too, with the same output as directly on the CPU device.
+#[test]
+fn libcudart_program_both_ways_in() {
+    let _g = shared();
+    let broker = Broker::start(&[]);
+    let exe = compile_cudart_c("cudart_launch");
+    let kernels = kernels_dir().display().to_string();
+    let env = [("GPUSHARE_KERNELS_DIR", kernels.as_str())];
+    let direct = run_program(&exe, &[], &env, RUN);
+    assert!(direct.success(), "direct run failed\n{direct}");
+    let mut failures = Vec::new();
+    for way in ["cudart-ld-library-path", "cudart-preload-over-real-libcuda"] {
+        let mut cmd = Command::new(&exe);
+        tenant_env(&mut cmd, &env);
+        cmd.env("GPUSHARE_SOCKET", broker.socket())
+            .env("GPUSHARE_TENANT_NAME", way);
+        if way == "cudart-ld-library-path" {
+            cmd.env("LD_LIBRARY_PATH", shim_lib_dir());
+        } else {
+            cmd.env("LD_PRELOAD", shim_lib())
+                .env("LD_LIBRARY_PATH", lib_dir());
+        }
+        let got = run_command(cmd, RUN);
+        if !got.success() || got.stdout != direct.stdout {
+            failures.push(format!(
+                "{way}: exit {:?}, first difference: {}\n{got}",
+                got.code,
+                first_difference(&direct.stdout, &got.stdout)
+            ));
+        }
+        if !broker.logged_sessions(way).iter().any(|s| s.opened) {
+            failures.push(format!(
+                "{way}: the broker logged no session of that name: the program's CUDA calls did \
+                 not go through the broker"
+            ));
+        }
+    }
+    fail_all(&failures);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (c) Four tenants at once
 // ---------------------------------------------------------------------------------------------

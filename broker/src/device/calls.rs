@@ -8,6 +8,7 @@
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::panic::AssertUnwindSafe;
 use std::ptr::null_mut;
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::{Arc, Mutex};
 
 use cudarc::driver::sys::CUdevice_attribute_enum;
@@ -256,6 +257,13 @@ impl Device {
         }
         // SAFETY: the driver refused the callback, so `data` was not handed over; reclaim it.
         let job = unsafe { Box::from_raw(data) };
+        // Before the job runs: a completion marker reports the failure with the batch.
+        let _ = stream.failed.compare_exchange(
+            0,
+            rc,
+            AtomicOrdering::AcqRel,
+            AtomicOrdering::Acquire,
+        );
         // SAFETY: plain driver call on a live stream.
         let _ = unsafe { (self.api.stream_synchronize)(stream.raw as _) };
         job();
@@ -271,6 +279,7 @@ impl Device {
             (self.api.stream_create_with_priority)(&mut s, flags | STREAM_NON_BLOCKING, priority)
         })?;
         Ok(Arc::new(Stream {
+            failed: std::sync::atomic::AtomicU32::new(0),
             dev: Arc::clone(self),
             raw: s as usize,
             keep: Mutex::new(Vec::new()),

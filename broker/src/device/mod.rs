@@ -111,6 +111,9 @@ pub struct Stream {
     dev: Arc<Device>,
     raw: usize,
     keep: Mutex<Vec<HostMem>>,
+    /// The first error the driver gave when a host function could not be enqueued (a device
+    /// fault poisons the context): host functions then run inline, and can report it.
+    failed: std::sync::atomic::AtomicU32,
 }
 
 impl std::fmt::Debug for Stream {
@@ -123,6 +126,14 @@ impl Stream {
     /// The raw handle, for logs.
     pub fn raw(&self) -> usize {
         self.raw
+    }
+
+    /// The driver error that made a host function on this stream run inline, if any.
+    pub fn failure(&self) -> Option<u32> {
+        match self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            0 => None,
+            code => Some(code),
+        }
     }
 
     fn keep(&self, m: HostMem) {

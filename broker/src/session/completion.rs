@@ -84,8 +84,15 @@ impl Tenant {
         let weak = self.me.clone();
         let stream = Arc::clone(&b.stream);
         let (first, last, ops, slot, releases) = (b.first, b.last, b.ops, b.slot, b.releases);
+        let marked = Arc::clone(&stream);
         let f = Box::new(move || {
             if let Some(t) = weak.upgrade() {
+                // A marker that could not be enqueued runs inline: the stream failed (a device
+                // fault). The tenant's sticky error is set before the slot says "complete", so a
+                // tenant woken by the slot sees the error too.
+                if let Some(code) = marked.failure() {
+                    t.async_error(last, code);
+                }
                 t.batch_done(first, last, ops, slot, &releases);
             }
         });

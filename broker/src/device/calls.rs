@@ -258,12 +258,10 @@ impl Device {
         // SAFETY: the driver refused the callback, so `data` was not handed over; reclaim it.
         let job = unsafe { Box::from_raw(data) };
         // Before the job runs: a completion marker reports the failure with the batch.
-        let _ = stream.failed.compare_exchange(
-            0,
-            rc,
-            AtomicOrdering::AcqRel,
-            AtomicOrdering::Acquire,
-        );
+        let _ =
+            stream
+                .failed
+                .compare_exchange(0, rc, AtomicOrdering::AcqRel, AtomicOrdering::Acquire);
         // SAFETY: plain driver call on a live stream.
         let _ = unsafe { (self.api.stream_synchronize)(stream.raw as _) };
         job();

@@ -376,7 +376,7 @@ def implemented_entry_points(DRIVER, CRATE_SRC):
                 elif depth == 1:
                     f = re.match(r"\bfn\s+(cu\w+)\s*\(", src[i:])
                     if f and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
-                        in_macro[f.group(1)] = path.name
+                        in_macro[f.group(1)] = str(path.relative_to(DRIVER))
                 i += 1
     for path in sorted(CRATE_SRC.rglob("*.rs")):
         if path.name in GENERATED and path.parent == DRIVER:
@@ -509,11 +509,11 @@ SHIM_HOW = {
     "event.rs": "create/destroy/elapsed forwarded; record on the ring; query/synchronise local",
     "memory.rs": "forwarded",
     "copy.rs": "forwarded: ring records (async) or calls (sync); bytes through shared memory",
-    "exports.rs": "forwarded: ring records (async) or calls (sync); bytes through shared memory",
+    "copy/exports.rs": "forwarded: ring records (async) or calls (sync); bytes through shared memory",
     "host_memory.rs": "emulated: shared memfd registered with the broker (registration of existing memory: staged)",
     "pointer.rs": "local for the shim's host memory, else forwarded",
-    "vmm.rs": "forwarded",
-    "module.rs": "forwarded (image staged in shared memory; layouts and limits cached)",
+    "vmm/exports.rs": "forwarded",
+    "module/exports.rs": "forwarded (image staged in shared memory; layouts and limits cached)",
     "launch.rs": "ring record, no round trip (host functions run on the shim's notify thread)",
 }
 

@@ -9,9 +9,11 @@
 //!
 //! - [`error`]: `CUresult` as `Result<(), CuError>`, and [`error_table`] (names, descriptions).
 //! - [`export`]: the export macro and its panic guard; the NOT_SUPPORTED stub body.
-//! - [`sys`]: C ABI types shared by every family, out-pointer helpers.
+//! - [`sys`]: C ABI types shared by every family, out-pointer helpers; [`cuda_h`]: the
+//!   structures and enumerator values of cuda.h both libraries read.
 //! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
 
+pub mod cuda_h;
 pub mod error;
 pub mod error_strings;
 pub mod error_table;

@@ -57,3 +57,25 @@ pub unsafe fn c_str<'a>(ptr: *const std::ffi::c_char) -> crate::error::CuResult<
         .to_str()
         .map_err(|_| crate::error::CuError::INVALID_VALUE)
 }
+
+/// Copies `text` into a caller buffer of `len` bytes, truncating, always NUL-terminated
+/// (`cuDeviceGetName`, `cuDeviceGetPCIBusId`); NULL or `len <= 0` gives `INVALID_VALUE`.
+///
+/// # Safety
+/// `buf` must be NULL or valid for `len` bytes of writes.
+pub unsafe fn write_c_string(
+    buf: *mut std::ffi::c_char,
+    len: i32,
+    text: &str,
+) -> crate::error::CuResult {
+    if buf.is_null() || len <= 0 {
+        return Err(crate::error::CuError::INVALID_VALUE);
+    }
+    let n = text.len().min(len as usize - 1);
+    // SAFETY: `buf` holds `len` bytes per the caller; n + 1 <= len bytes are written.
+    unsafe {
+        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+        *buf.add(n) = 0;
+    }
+    Ok(())
+}

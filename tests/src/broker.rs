@@ -1,6 +1,6 @@
 //! Harness for the shim + broker end-to-end tests (`tests/tests/shim.rs`): a broker process on the
-//! CPU device, tenants run through `gpushare run` (or with the shim put in place by hand), and
-//! background processes whose output can be watched while they run.
+//! CPU device, and tenants run through `gpushare run` (or with the shim put in place by hand) as
+//! background processes ([`crate::process`]) whose output can be watched while they run.
 //!
 //! * Everything is found in the same target directory as the CPU device library
 //!   ([`crate::find_build_output`]): the `gpushare` executable (`$GPUSHARE_BIN` overrides) and the
@@ -19,20 +19,22 @@
 
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use gpushare_client::proto::{Hello, Reply, Request, StatusReport};
 use gpushare_client::{Client, ClientOptions, WaitPolicy};
 
-use crate::{cpu_lib, cuda_include_dir, find_build_output, kernels_dir, lib_dir, repo_root};
+pub use crate::compile_mlp;
+use crate::process::kill_group;
+pub use crate::process::{describe, run_command, Proc};
+use crate::{cpu_lib, find_build_output, kernels_dir};
 use crate::{work_dir, RunOutput};
 
 /// File name of the shim library (`cargo build --release -p gpushare-shim`).
@@ -135,259 +137,6 @@ pub fn tenant_env(cmd: &mut Command, env: &[(&str, &str)]) {
     if let Some(level) = tenant_log() {
         cmd.env("GPUSHARE_LOG", level);
     }
-}
-
-/// Compiles `examples/mlp/mlp.c` once per process (gcc, NVIDIA's `cuda.h`, `-lcuda` from
-/// [`lib_dir`], as `tests/tests/examples.rs` does).
-pub fn compile_mlp() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let exe = work_dir().join("bin").join("e2e-mlp");
-        std::fs::create_dir_all(exe.parent().expect("bin dir")).expect("create bin dir");
-        let out = Command::new("gcc")
-            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(cuda_include_dir())
-            .arg(repo_root().join("examples/mlp/mlp.c"))
-            .arg("-L")
-            .arg(lib_dir())
-            .args(["-lcuda", "-lm", "-o"])
-            .arg(&exe)
-            .output()
-            .expect("run gcc");
-        assert!(
-            out.status.success(),
-            "gcc failed for examples/mlp/mlp.c:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        exe
-    })
-}
-
-/// Shell-like rendering of a command for messages.
-pub fn describe(cmd: &Command) -> String {
-    let envs: String = cmd
-        .get_envs()
-        .filter_map(|(k, v)| v.map(|v| format!("{}={} ", k.to_string_lossy(), v.to_string_lossy())))
-        .collect();
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    format!(
-        "{envs}{} {}",
-        cmd.get_program().to_string_lossy(),
-        args.join(" ")
-    )
-}
-
-fn kill_group(pid: u32, sig: i32) {
-    // SAFETY: kill(2) with a negative pid signals the process group led by our child (spawned with
-    // process_group(0)); it touches no memory of ours.
-    unsafe {
-        libc::kill(-(pid as libc::pid_t), sig);
-    }
-}
-
-type Sink = Arc<Mutex<Vec<u8>>>;
-
-fn drain_into<R: Read + Send + 'static>(
-    r: Option<R>,
-    sink: Sink,
-) -> Option<thread::JoinHandle<()>> {
-    let mut r = r?;
-    Some(thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => sink
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .extend_from_slice(&buf[..n]),
-            }
-        }
-    }))
-}
-
-/// A background process in its own process group, whose output is collected while it runs;
-/// killed (with its group) when dropped.
-pub struct Proc {
-    child: Child,
-    command: String,
-    start: Instant,
-    stdin: Option<ChildStdin>,
-    stdout: Sink,
-    stderr: Sink,
-    readers: Vec<thread::JoinHandle<()>>,
-    done: bool,
-}
-
-impl Proc {
-    /// Spawns `cmd` with piped standard streams in a new process group.
-    pub fn spawn(mut cmd: Command) -> Proc {
-        let command = describe(&cmd);
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        let start = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{command}`: {e}"));
-        let (stdout, stderr): (Sink, Sink) = Default::default();
-        let readers = [
-            drain_into(child.stdout.take(), Arc::clone(&stdout)),
-            drain_into(child.stderr.take(), Arc::clone(&stderr)),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        Proc {
-            stdin: child.stdin.take(),
-            child,
-            command,
-            start,
-            stdout,
-            stderr,
-            readers,
-            done: false,
-        }
-    }
-
-    /// Process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The command line, for messages.
-    pub fn command(&self) -> &str {
-        &self.command
-    }
-
-    /// Standard output so far.
-    pub fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap_or_else(|e| e.into_inner())).into()
-    }
-
-    /// Standard error so far.
-    pub fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner())).into()
-    }
-
-    /// True while the process has not exited.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits (bounded) for a complete stdout line satisfying `pred`; returns it. Fails early when
-    /// the process exits without printing it.
-    pub fn wait_line(
-        &mut self,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
-        let start = Instant::now();
-        loop {
-            let out = self.stdout();
-            if let Some(line) = out
-                .split_inclusive('\n')
-                .filter(|l| l.ends_with('\n'))
-                .map(str::trim_end)
-                .find(|l| pred(l))
-            {
-                return Ok(line.to_string());
-            }
-            if !self.running() {
-                thread::sleep(Duration::from_millis(50)); // let the readers catch up
-                if let Some(line) = self.stdout().lines().find(|l| pred(l)) {
-                    return Ok(line.to_string());
-                }
-                return Err(format!(
-                    "`{}` exited before printing the expected line\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    self.command,
-                    self.stdout(),
-                    self.stderr()
-                ));
-            }
-            if start.elapsed() > timeout {
-                return Err(format!(
-                    "`{}` printed no expected line within {timeout:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    self.command,
-                    self.stdout(),
-                    self.stderr()
-                ));
-            }
-            thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Writes `text` to the process's standard input.
-    pub fn write_stdin(&mut self, text: &str) {
-        if let Some(stdin) = self.stdin.as_mut() {
-            let _ = stdin.write_all(text.as_bytes());
-            let _ = stdin.flush();
-        }
-    }
-
-    /// Sends `sig` to the process (not its group).
-    pub fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on our own child's pid; it touches no memory of ours.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, sig);
-        }
-    }
-
-    /// Waits (bounded) for the process to exit; on timeout kills its group. The returned
-    /// `elapsed` is measured from the spawn.
-    pub fn wait(mut self, timeout: Duration) -> RunOutput {
-        let start = Instant::now();
-        let mut timed_out = false;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(st)) => break st,
-                Ok(None) if start.elapsed() >= timeout => {
-                    timed_out = true;
-                    kill_group(self.child.id(), libc::SIGKILL);
-                    break self.child.wait().expect("wait");
-                }
-                Ok(None) => thread::sleep(Duration::from_millis(5)),
-                Err(e) => panic!("wait for `{}`: {e}", self.command),
-            }
-        };
-        let elapsed = self.start.elapsed();
-        self.done = true;
-        // Leftover members of the group may hold the pipes open.
-        kill_group(self.child.id(), libc::SIGKILL);
-        self.stdin = None;
-        for r in self.readers.drain(..) {
-            let _ = r.join();
-        }
-        RunOutput {
-            command: self.command.clone(),
-            code: status.code(),
-            signal: status.signal(),
-            timed_out,
-            elapsed,
-            stdout: self.stdout(),
-            stderr: self.stderr(),
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if !self.done {
-            kill_group(self.child.id(), libc::SIGKILL);
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// Runs `cmd` to completion (bounded by `timeout`, process group killed on timeout).
-pub fn run_command(cmd: Command, timeout: Duration) -> RunOutput {
-    let mut p = Proc::spawn(cmd);
-    p.stdin = None; // standard input at EOF, as for a non-interactive run
-    p.wait(timeout)
 }
 
 /// One tenant session as the broker logged it.
@@ -670,4 +419,37 @@ pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, St
         Ok(Reply::Status(s)) => Ok(s),
         other => Err(format!("Status answered {other:?}")),
     }
+}
+
+/// The first differing line of two outputs, for messages.
+pub fn first_difference(want: &str, got: &str) -> String {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    for i in 0..w.len().max(g.len()) {
+        let (a, b) = (w.get(i), g.get(i));
+        if a != b {
+            return format!(
+                "line {}: direct {:?}, through the shim {:?}",
+                i + 1,
+                a.copied().unwrap_or("<none>"),
+                b.copied().unwrap_or("<none>")
+            );
+        }
+    }
+    "none".into()
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// True when a tenant's standard error must be empty: `GPUSHARE_LOG` is not given to tenants.
+pub fn stderr_must_be_silent() -> bool {
+    tenant_log().is_none()
+}
+
+/// Fails with every collected problem (the broker's log follows: `Broker` prints it on drop
+/// during a panic).
+pub fn fail_all(failures: &[String]) {
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -18,6 +18,7 @@
 //! * The shim + broker end-to-end tests (`tests/shim.rs`) use the fixtures of [`broker`].
 
 pub mod broker;
+pub mod process;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -478,6 +479,32 @@ pub fn shared() -> RwLockReadGuard<'static, ()> {
 /// Held by timing-sensitive tests: nothing else in this process runs meanwhile.
 pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
     TIMING_LOCK.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Compiles `examples/mlp/mlp.c` once per process (gcc, NVIDIA's `cuda.h`, `-lcuda` from
+/// [`lib_dir`]); tests running concurrently share the executable.
+pub fn compile_mlp() -> &'static Path {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = work_dir().join("bin").join("example-mlp");
+        std::fs::create_dir_all(exe.parent().expect("bin dir")).expect("create bin dir");
+        let out = Command::new("gcc")
+            .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(cuda_include_dir())
+            .arg(repo_root().join("examples/mlp/mlp.c"))
+            .arg("-L")
+            .arg(lib_dir())
+            .args(["-lcuda", "-lm", "-o"])
+            .arg(&exe)
+            .output()
+            .expect("run gcc");
+        assert!(
+            out.status.success(),
+            "gcc failed for examples/mlp/mlp.c:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        exe
+    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! The examples run unmodified on the CPU device and give the CPU reference's answers.
-//! (Through shim + broker they must print the same lines; that comparison joins when the shim exists.)
+//! (Through shim + broker they print the same lines: `tests/tests/shim.rs`.)
 //!
 //! The cudarc MLP (`examples/cudarc-mlp`, binary `gpushare-example-cudarc-mlp`) is not built
 //! here: build it (and the CPU device) first, e.g.
@@ -7,47 +7,14 @@
 //!     cargo build --release -p gpushare-cpu -p gpushare-example-cudarc-mlp
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use gpushare_tests::{
-    cuda_include_dir, find_build_output, kernels_dir, lib_dir, repo_root, run_program, shared,
-    work_dir,
-};
-
-/// Compiles examples/mlp/mlp.c against NVIDIA's cuda.h and the CPU device's libcuda, once per
-/// process (tests running concurrently share the executable).
-fn build_mlp() -> PathBuf {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(compile_mlp).clone()
-}
-
-fn compile_mlp() -> PathBuf {
-    let exe = work_dir().join("bin").join("example-mlp");
-    std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
-    let out = Command::new("gcc")
-        .args(["-O2", "-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(cuda_include_dir())
-        .arg(repo_root().join("examples/mlp/mlp.c"))
-        .arg("-L")
-        .arg(lib_dir())
-        .args(["-lcuda", "-lm", "-o"])
-        .arg(&exe)
-        .output()
-        .expect("run gcc");
-    assert!(
-        out.status.success(),
-        "gcc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    exe
-}
+use gpushare_tests::{compile_mlp, find_build_output, kernels_dir, run_program, shared, work_dir};
 
 #[test]
 fn mlp_matches_the_cpu_reference_and_is_deterministic() {
     let _guard = shared();
-    let exe = build_mlp();
+    let exe = compile_mlp().to_path_buf();
     let kernels = kernels_dir();
     let kernels = kernels.to_str().unwrap();
     let one = run_program(
@@ -94,7 +61,7 @@ fn cudarc_mlp() -> PathBuf {
 #[test]
 fn cudarc_mlp_prints_exactly_what_mlp_c_prints() {
     let _guard = shared();
-    let c = build_mlp();
+    let c = compile_mlp().to_path_buf();
     let rust = cudarc_mlp();
     let kernels = kernels_dir();
     let kernels = kernels.to_str().unwrap();

@@ -12,9 +12,7 @@ use crate::state::{self, Context, Driver};
 use crate::sys::{write_out, CUcontext, CUdevice};
 
 use super::device::device;
-
-/// Scheduling and other `CU_CTX_*` flags a caller may pass.
-const CTX_FLAGS_MASK: u32 = 0x07 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
+use gpushare_driver_abi::cuda_h::CTX_FLAGS_MASK;
 
 fn handle_of(ctx: CUcontext) -> u64 {
     ctx as u64

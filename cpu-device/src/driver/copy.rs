@@ -18,6 +18,10 @@ use crate::exec::timing::CopyKind;
 use crate::memory::MemoryKind;
 use crate::state::{self, Driver};
 use crate::sys::{CUcontext, CUdeviceptr, CUstream};
+pub use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
+use gpushare_driver_abi::cuda_h::{
+    MEMORYTYPE_ARRAY, MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, MEMORYTYPE_UNIFIED,
+};
 
 /// How an entry point waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -204,34 +208,6 @@ fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
         ctx.check_usable()?;
     }
     Ok(())
-}
-
-/// `CUmemorytype`
-const MEMORYTYPE_HOST: u32 = 1;
-const MEMORYTYPE_DEVICE: u32 = 2;
-const MEMORYTYPE_ARRAY: u32 = 3;
-const MEMORYTYPE_UNIFIED: u32 = 4;
-
-/// `CUDA_MEMCPY2D`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CudaMemcpy2D {
-    src_x_in_bytes: usize,
-    src_y: usize,
-    src_memory_type: u32,
-    src_host: *const c_void,
-    src_device: CUdeviceptr,
-    src_array: *mut c_void,
-    src_pitch: usize,
-    dst_x_in_bytes: usize,
-    dst_y: usize,
-    dst_memory_type: u32,
-    dst_host: *mut c_void,
-    dst_device: CUdeviceptr,
-    dst_array: *mut c_void,
-    dst_pitch: usize,
-    width_in_bytes: usize,
-    height: usize,
 }
 
 /// Resolves one side of a 2-D copy: (address of its first byte, on device?).

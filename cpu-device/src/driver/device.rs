@@ -7,6 +7,8 @@ use crate::error::{CuError, CuResult};
 use crate::profile::DeviceProfile;
 use crate::state::{self, Driver};
 use crate::sys::{c_str, write_out, CUdevice};
+pub use gpushare_driver_abi::cuda_h::CUuuid;
+use gpushare_driver_abi::sys::write_c_string;
 
 /// The driver, and a check that `dev` names the one device.
 pub(crate) fn device(dev: CUdevice) -> CuResult<&'static Driver> {
@@ -102,31 +104,6 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
     Ok(v as i32)
 }
 
-/// Copies `text` into a caller buffer of `len` bytes, NUL-terminated, truncating as CUDA does.
-///
-/// # Safety
-/// `buf` must be NULL or valid for `len` bytes of writes.
-unsafe fn copy_c_string(buf: *mut c_char, len: i32, text: &str) -> CuResult {
-    if buf.is_null() || len <= 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let n = text.len().min(len as usize - 1);
-    // SAFETY: `buf` holds `len` bytes per the caller; we write n + 1 <= len bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
-        *buf.add(n) = 0;
-    }
-    Ok(())
-}
-
-/// `CUuuid`
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct CUuuid {
-    /// 16 bytes.
-    pub bytes: [u8; 16],
-}
-
 cuda_exports! {
     /// `cuDeviceGetCount`
     fn cuDeviceGetCount(count: *mut i32) {
@@ -152,7 +129,7 @@ cuda_exports! {
     fn cuDeviceGetName(name: *mut c_char, len: i32, dev: CUdevice) {
         let d = device(dev)?;
         // SAFETY: caller buffer of `len` bytes.
-        unsafe { copy_c_string(name, len, d.profile.name) }
+        unsafe { write_c_string(name, len, d.profile.name) }
     }
 
     /// `cuDeviceTotalMem` (v1: 32-bit size, saturated).
@@ -209,7 +186,7 @@ cuda_exports! {
     fn cuDeviceGetPCIBusId(bus_id: *mut c_char, len: i32, dev: CUdevice) {
         let d = device(dev)?;
         // SAFETY: caller buffer of `len` bytes.
-        unsafe { copy_c_string(bus_id, len, &d.profile.pci_bus_id()) }
+        unsafe { write_c_string(bus_id, len, &d.profile.pci_bus_id()) }
     }
 
     /// `cuDeviceGetByPCIBusId`: accepts `domain:bus:device.function` and `bus:device.function`,

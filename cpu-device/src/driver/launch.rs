@@ -12,13 +12,8 @@ use super::stream::work_stream;
 use crate::error::{CuError, CuResult};
 use crate::exec::executor::{HostFn, KernelWork, SendPtr, Work};
 use crate::sys::{CUfunction, CUstream};
-
-/// `CU_LAUNCH_PARAM_END`
-const PARAM_END: usize = 0x00;
-/// `CU_LAUNCH_PARAM_BUFFER_POINTER`
-const PARAM_BUFFER_POINTER: usize = 0x01;
-/// `CU_LAUNCH_PARAM_BUFFER_SIZE`
-const PARAM_BUFFER_SIZE: usize = 0x02;
+use gpushare_driver_abi::cuda_h::read_launch_extra;
+pub use gpushare_driver_abi::cuda_h::CuLaunchConfig;
 
 /// Block dimension limits (x, y, z) and the grid's.
 const MAX_BLOCK: [u32; 3] = [1024, 1024, 64];
@@ -104,30 +99,9 @@ fn pack_params(
             Ok(buf)
         }
         (true, false) => {
-            let (mut ptr, mut size): (*const u8, Option<usize>) = (std::ptr::null(), None);
-            let mut i = 0;
-            loop {
-                // SAFETY: `extra` is a key/value list terminated by CU_LAUNCH_PARAM_END.
-                let key = unsafe { extra.add(i).read() } as usize;
-                match key {
-                    PARAM_END => break,
-                    // SAFETY: every key but END is followed by its value.
-                    PARAM_BUFFER_POINTER => ptr = unsafe { extra.add(i + 1).read() }.cast(),
-                    PARAM_BUFFER_SIZE => {
-                        // SAFETY: as above; the value points to a size_t.
-                        let sp = unsafe { extra.add(i + 1).read() }.cast::<usize>();
-                        if sp.is_null() {
-                            return Err(invalid(format!(
-                                "{name}: NULL CU_LAUNCH_PARAM_BUFFER_SIZE"
-                            )));
-                        }
-                        // SAFETY: non-null pointer to the buffer size.
-                        size = Some(unsafe { sp.read_unaligned() });
-                    }
-                    other => return Err(invalid(format!("{name}: unknown extra key {other:#x}"))),
-                }
-                i += 2;
-            }
+            // SAFETY: `extra` is a key/value list terminated by CU_LAUNCH_PARAM_END.
+            let (ptr, size) =
+                unsafe { read_launch_extra(extra) }.map_err(|e| invalid(format!("{name}: {e}")))?;
             let size = size.unwrap_or(0);
             // A C struct mirroring the parameters may carry tail padding up to its alignment.
             let align = k.params().iter().map(|p| p.align).max().unwrap_or(1).max(1);
@@ -188,18 +162,6 @@ fn launch(l: Launch, per_thread: bool) -> CuResult {
     d.exec
         .submit(&ctx, &s, Work::Kernel(Box::new(work)))
         .map(|_| ())
-}
-
-/// `CUlaunchConfig`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CuLaunchConfig {
-    grid: [u32; 3],
-    block: [u32; 3],
-    shared: u32,
-    stream: CUstream,
-    attrs: *mut c_void,
-    num_attrs: u32,
 }
 
 fn launch_ex(

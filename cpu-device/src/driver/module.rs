@@ -12,13 +12,12 @@ use crate::exec::image;
 use crate::exec::module::{FuncAttrs, LoadError};
 use crate::state::{self, Driver};
 use crate::sys::{c_str, write_out, CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule};
+use gpushare_driver_abi::cuda_h::{JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
 
 /// `CUjit_option` values this device looks at.
 const JIT_WALL_TIME: u32 = 2;
 const JIT_INFO_LOG_BUFFER: u32 = 3;
 const JIT_INFO_LOG_BUFFER_SIZE_BYTES: u32 = 4;
-const JIT_ERROR_LOG_BUFFER: u32 = 5;
-const JIT_ERROR_LOG_BUFFER_SIZE_BYTES: u32 = 6;
 
 /// The JIT log buffers named in a `CUjit_option` list.
 struct JitLogs {

@@ -12,35 +12,8 @@ use crate::error::{CuError, CuResult};
 use crate::memory::{MemoryKind, PointerInfo};
 use crate::state;
 use crate::sys::{write_out, CUdeviceptr};
-
-const CONTEXT: i32 = 1;
-const MEMORY_TYPE: i32 = 2;
-const DEVICE_POINTER: i32 = 3;
-const HOST_POINTER: i32 = 4;
-const P2P_TOKENS: i32 = 5;
-const SYNC_MEMOPS: i32 = 6;
-const BUFFER_ID: i32 = 7;
-const IS_MANAGED: i32 = 8;
-const DEVICE_ORDINAL: i32 = 9;
-const IS_LEGACY_CUDA_IPC_CAPABLE: i32 = 10;
-const RANGE_START_ADDR: i32 = 11;
-const RANGE_SIZE: i32 = 12;
-const MAPPED: i32 = 13;
-const ALLOWED_HANDLE_TYPES: i32 = 14;
-const IS_GPU_DIRECT_RDMA_CAPABLE: i32 = 15;
-const ACCESS_FLAGS: i32 = 16;
-const MEMPOOL_HANDLE: i32 = 17;
-const MAPPING_SIZE: i32 = 18;
-const MAPPING_BASE_ADDR: i32 = 19;
-const MEMORY_BLOCK_ID: i32 = 20;
-const IS_HW_DECOMPRESS_CAPABLE: i32 = 21;
-
-/// `CU_MEMORYTYPE_HOST`
-const MEMORYTYPE_HOST: u32 = 1;
-/// `CU_MEMORYTYPE_DEVICE`
-const MEMORYTYPE_DEVICE: u32 = 2;
-/// Device ordinal reported for memory CUDA does not know (`cudaInvalidDeviceId`).
-const NO_DEVICE: i32 = -2;
+use gpushare_driver_abi::cuda_h::pointer_attribute::*;
+use gpushare_driver_abi::cuda_h::{MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, NO_DEVICE};
 
 /// An attribute value with its C width.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -14,67 +14,13 @@ use crate::error::{CuError, CuResult};
 use crate::memory::GRANULARITY;
 use crate::state;
 use crate::sys::{write_out, CUdeviceptr};
-
-/// `CUmemLocation`
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CUmemLocation {
-    /// `CUmemLocationType`
-    pub type_: i32,
-    /// Device ordinal (for `CU_MEM_LOCATION_TYPE_DEVICE`).
-    pub id: i32,
-}
-
-/// The anonymous `allocFlags` struct of `CUmemAllocationProp`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CUmemAllocFlags {
-    /// `CUmemAllocationCompType` hint (ignored: never compressible here).
-    pub compression_type: u8,
-    /// GPUDirect RDMA hint (ignored).
-    pub gpu_direct_rdma_capable: u8,
-    /// `CU_MEM_CREATE_USAGE_*` bits (ignored).
-    pub usage: u16,
-    /// Reserved.
-    pub reserved: [u8; 4],
-}
-
-/// `CUmemAllocationProp`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CUmemAllocationProp {
-    /// `CUmemAllocationType` (must be PINNED).
-    pub type_: i32,
-    /// `CUmemAllocationHandleType` bits the allocation may be exported as.
-    pub requested_handle_types: i32,
-    /// Where the memory lives.
-    pub location: CUmemLocation,
-    /// Windows only; must be NULL.
-    pub win32_handle_meta_data: *mut c_void,
-    /// Hints.
-    pub alloc_flags: CUmemAllocFlags,
-}
-
-/// `CUmemAccessDesc`
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CUmemAccessDesc {
-    /// Who gets the access.
-    pub location: CUmemLocation,
-    /// `CUmemAccess_flags`
-    pub flags: i32,
-}
-
-/// `CU_MEM_ALLOCATION_TYPE_PINNED`
-const ALLOCATION_TYPE_PINNED: i32 = 1;
-/// `CU_MEM_LOCATION_TYPE_DEVICE`
-const LOCATION_DEVICE: i32 = 1;
-/// `CU_MEM_LOCATION_TYPE_HOST`, `_HOST_NUMA`, `_HOST_NUMA_CURRENT`
-const LOCATION_HOST_TYPES: [i32; 3] = [2, 3, 4];
-/// `CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR`
-const HANDLE_POSIX_FD: i32 = 0x1;
-/// `CU_MEM_HANDLE_TYPE_WIN32 | _WIN32_KMT | _FABRIC`
-const HANDLE_UNSUPPORTED: i32 = 0x2 | 0x4 | 0x8;
+pub use gpushare_driver_abi::cuda_h::{
+    CUmemAccessDesc, CUmemAllocFlags, CUmemAllocationProp, CUmemLocation,
+};
+use gpushare_driver_abi::cuda_h::{
+    ALLOCATION_TYPE_PINNED, HANDLE_POSIX_FD, HANDLE_UNSUPPORTED, LOCATION_DEVICE,
+    LOCATION_HOST_TYPES,
+};
 
 /// Checks a `CUmemAllocationProp` for a device allocation; returns its handle types.
 ///

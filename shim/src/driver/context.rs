@@ -17,10 +17,7 @@ use gpushare_driver_abi::export_table;
 use gpushare_driver_abi::sys::{write_out, CUcontext, CUdevice};
 
 use crate::runtime::{runtime, Runtime, StreamState};
-
-/// `CU_CTX_*` flags a context accepts (scheduling, map host, local-mem resize, coredump, sync
-/// memops).
-const CTX_FLAGS_MASK: u32 = 0x07 | 0x08 | 0x10 | 0x20 | 0x40 | 0x80;
+use gpushare_driver_abi::cuda_h::CTX_FLAGS_MASK;
 
 /// One context the tenant can make current.
 #[derive(Debug)]

@@ -35,6 +35,10 @@ use crate::runtime::{runtime, HostMemory, Runtime, StreamState};
 pub mod exports;
 mod staged;
 
+pub use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
+use gpushare_driver_abi::cuda_h::{
+    MEMORYTYPE_ARRAY, MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, MEMORYTYPE_UNIFIED,
+};
 use staged::{batched, host_bytes, host_bytes_mut, host_record, htod_released, staged};
 
 /// How an entry point waits.
@@ -414,34 +418,6 @@ fn set_2d(
         size.1 as u64,
         mode,
     )
-}
-
-/// `CUmemorytype`
-const MEMORYTYPE_HOST: u32 = 1;
-const MEMORYTYPE_DEVICE: u32 = 2;
-const MEMORYTYPE_ARRAY: u32 = 3;
-const MEMORYTYPE_UNIFIED: u32 = 4;
-
-/// `CUDA_MEMCPY2D`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CudaMemcpy2D {
-    src_x_in_bytes: usize,
-    src_y: usize,
-    src_memory_type: u32,
-    src_host: *const c_void,
-    src_device: CUdeviceptr,
-    src_array: *mut c_void,
-    src_pitch: usize,
-    dst_x_in_bytes: usize,
-    dst_y: usize,
-    dst_memory_type: u32,
-    dst_host: *mut c_void,
-    dst_device: CUdeviceptr,
-    dst_array: *mut c_void,
-    dst_pitch: usize,
-    width_in_bytes: usize,
-    height: usize,
 }
 
 /// Resolves one side of a 2D copy: (address of its first byte, on device?).

@@ -7,36 +7,13 @@ use gpushare_driver_abi::error::{CuError, CuResult};
 use gpushare_driver_abi::sys::{c_str, write_out, CUdevice};
 
 use crate::runtime::{runtime, Runtime};
-
-/// `CUuuid`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CUuuid {
-    /// The 16 bytes.
-    pub bytes: [u8; 16],
-}
+pub use gpushare_driver_abi::cuda_h::CUuuid;
+use gpushare_driver_abi::sys::write_c_string;
 
 /// The device `dev` names.
 pub(crate) fn device(dev: CUdevice) -> CuResult<(&'static Runtime, &'static DeviceInfo)> {
     let rt = runtime()?;
     Ok((rt, rt.device(dev)?))
-}
-
-/// Copies `text` into a caller buffer of `len` bytes, truncating, always NUL-terminated.
-///
-/// # Safety
-/// `buf` must be NULL or valid for `len` bytes of writes.
-unsafe fn copy_c_string(buf: *mut c_char, len: i32, text: &str) -> CuResult {
-    if buf.is_null() || len <= 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let n = text.len().min(len as usize - 1);
-    // SAFETY: `buf` holds `len` > n bytes per the caller's contract.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
-        *buf.add(n) = 0;
-    }
-    Ok(())
 }
 
 cuda_exports! {
@@ -62,7 +39,7 @@ cuda_exports! {
     fn cuDeviceGetName(name: *mut c_char, len: i32, dev: CUdevice) {
         let (_, d) = device(dev)?;
         // SAFETY: the caller's buffer of `len` bytes.
-        unsafe { copy_c_string(name, len, &d.name) }
+        unsafe { write_c_string(name, len, &d.name) }
     }
 
     /// `cuDeviceTotalMem` (v1: 32-bit result, saturated)
@@ -118,7 +95,7 @@ cuda_exports! {
     fn cuDeviceGetPCIBusId(bus_id: *mut c_char, len: i32, dev: CUdevice) {
         let (_, d) = device(dev)?;
         // SAFETY: the caller's buffer of `len` bytes.
-        unsafe { copy_c_string(bus_id, len, &d.pci_bus_id) }
+        unsafe { write_c_string(bus_id, len, &d.pci_bus_id) }
     }
 
     /// `cuDeviceGetByPCIBusId`: the full (`dddd:bb:dd.f`) or short (`bb:dd.f`) form.

@@ -18,13 +18,9 @@ use gpushare_driver_abi::sys::{CUfunction, CUstream};
 
 use super::context::require_current;
 use crate::runtime::FunctionInfo;
+use gpushare_driver_abi::cuda_h::read_launch_extra;
+pub use gpushare_driver_abi::cuda_h::CuLaunchConfig;
 
-/// `CU_LAUNCH_PARAM_END`
-const PARAM_END: usize = 0x00;
-/// `CU_LAUNCH_PARAM_BUFFER_POINTER`
-const PARAM_BUFFER_POINTER: usize = 0x01;
-/// `CU_LAUNCH_PARAM_BUFFER_SIZE`
-const PARAM_BUFFER_SIZE: usize = 0x02;
 /// `CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X` (then Y, Z, and the grid's X, Y, Z).
 const ATTR_MAX_BLOCK_DIM_X: i32 = 2;
 /// `CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`
@@ -125,31 +121,9 @@ fn pack_params(
             Ok(need)
         }
         (true, false) => {
-            let (mut ptr, mut size): (*const u8, Option<usize>) = (std::ptr::null(), None);
-            let mut i = 0;
-            loop {
-                // SAFETY: `extra` is a key/value list terminated by CU_LAUNCH_PARAM_END.
-                let key = unsafe { l.extra.add(i).read() } as usize;
-                match key {
-                    PARAM_END => break,
-                    // SAFETY: every key but END is followed by its value.
-                    PARAM_BUFFER_POINTER => ptr = unsafe { l.extra.add(i + 1).read() }.cast(),
-                    PARAM_BUFFER_SIZE => {
-                        // SAFETY: as above; the value points to a size_t.
-                        let sp = unsafe { l.extra.add(i + 1).read() }.cast::<usize>();
-                        if sp.is_null() {
-                            return Err(invalid(
-                                f,
-                                format_args!("NULL CU_LAUNCH_PARAM_BUFFER_SIZE"),
-                            ));
-                        }
-                        // SAFETY: non-null pointer to the buffer size.
-                        size = Some(unsafe { sp.read_unaligned() });
-                    }
-                    other => return Err(invalid(f, format_args!("unknown extra key {other:#x}"))),
-                }
-                i += 2;
-            }
+            // SAFETY: `extra` is a key/value list terminated by CU_LAUNCH_PARAM_END.
+            let (ptr, size) = unsafe { read_launch_extra(l.extra) }
+                .map_err(|e| invalid(f, format_args!("{e}")))?;
             let size = size.unwrap_or(0);
             // A C struct mirroring the parameters may carry tail padding up to its alignment
             // (at most 16 bytes for any kernel parameter type).
@@ -195,18 +169,6 @@ fn launch(l: LaunchArgs, per_thread: bool) -> CuResult {
         }),
     )?;
     Ok(())
-}
-
-/// `CUlaunchConfig`
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct CuLaunchConfig {
-    grid: [u32; 3],
-    block: [u32; 3],
-    shared: u32,
-    stream: CUstream,
-    attrs: *mut c_void,
-    num_attrs: u32,
 }
 
 fn launch_ex(

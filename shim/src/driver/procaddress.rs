@@ -35,7 +35,7 @@ pub fn shim_entry_points() -> DriverEntryPoints {
         primary_ctx_retain: context::cuDevicePrimaryCtxRetain,
         primary_ctx_release: context::cuDevicePrimaryCtxRelease_v2,
         ctx_get_current: context::cuCtxGetCurrent,
-        module_load_data: module::cuModuleLoadData,
+        module_load_data: module::exports::cuModuleLoadData,
     }
 }
 

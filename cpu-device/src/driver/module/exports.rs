@@ -15,11 +15,7 @@ use crate::state;
 use crate::sys::{
     c_str, write_out, CUdevice, CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule,
 };
-
-/// `CU_MODULE_EAGER_LOADING`
-const MODULE_EAGER_LOADING: i32 = 1;
-/// `CU_FUNCTION_LOADING_STATE_LOADED`
-const FUNCTION_LOADED: i32 = 1;
+use gpushare_driver_abi::cuda_h::{FUNCTION_LOADED, MODULE_EAGER_LOADING};
 
 fn no_logs() -> JitLogs {
     JitLogs::none()

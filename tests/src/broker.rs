@@ -1,4 +1,4 @@
-//! Harness for the shim + broker end-to-end tests (`tests/tests/shim.rs`): a broker process on the
+//! Harness for the shim + broker end-to-end tests (`tests/tests/shim.rs`, `shim_outputs.rs`): a broker process on the
 //! CPU device, and tenants run through `gpushare run` (or with the shim put in place by hand) as
 //! background processes ([`crate::process`]) whose output can be watched while they run.
 //!

@@ -65,7 +65,7 @@ pub struct DriverEntryPoints {
     /// `cuDeviceGetCount`
     pub device_get_count: unsafe extern "C" fn(*mut i32) -> CUresult,
     /// `cuDeviceGetUuid` (16 bytes)
-    pub device_get_uuid: unsafe extern "C" fn(*mut [u8; 16], CUdevice) -> CUresult,
+    pub device_get_uuid: unsafe extern "C" fn(*mut crate::cuda_h::CUuuid, CUdevice) -> CUresult,
     /// `cuDeviceGetAttribute`
     pub device_get_attribute: unsafe extern "C" fn(*mut i32, i32, CUdevice) -> CUresult,
     /// `cuDevicePrimaryCtxRetain`

@@ -24,4 +24,5 @@ pub mod image;
 pub mod log;
 pub mod proc_table;
 pub mod procaddress;
+pub mod surface;
 pub mod sys;

@@ -127,6 +127,16 @@ impl ProcResolver {
         ProcResolver { map }
     }
 
+    /// Builds the table from every symbol of a library with whether it is supported (the
+    /// generated layer's `EXPORTS`).
+    pub fn with_support<'a>(symbols: impl IntoIterator<Item = (&'a Export, bool)>) -> ProcResolver {
+        let (supported, stubs): (Vec<_>, Vec<_>) = symbols.into_iter().partition(|(_, s)| *s);
+        ProcResolver::new(
+            supported.into_iter().map(|(e, _)| e),
+            stubs.into_iter().map(|(e, _)| e),
+        )
+    }
+
     /// Resolves `base` as `cuGetProcAddress` does for `version` and the per-thread flag.
     pub fn resolve(&self, base: &str, version: i32, per_thread: bool) -> Result<Resolved, Miss> {
         let variants = self.map.get(base).ok_or(Miss::SymbolNotFound)?;

@@ -85,9 +85,10 @@ fn integrity_inputs(eps: &DriverEntryPoints) -> Result<IntegrityInputs, CUresult
     check(unsafe { (eps.device_get_count)(&mut count) })?;
     let mut devices = Vec::new();
     for dev in 0..count {
-        let mut uuid = [0u8; 16];
+        let mut uuid = crate::cuda_h::CUuuid { bytes: [0; 16] };
         // SAFETY: as above.
         check(unsafe { (eps.device_get_uuid)(&mut uuid, dev) })?;
+        let uuid = uuid.bytes;
         let mut ids = [0i32; 3];
         for (slot, attr) in
             ids.iter_mut()

@@ -19,18 +19,10 @@ pub fn resolver() -> &'static ProcResolver {
 /// The shim's exports as [`DriverEntryPoints`] for the hidden tables.
 pub fn shim_entry_points() -> DriverEntryPoints {
     use super::{context, device, init, module};
-    // SAFETY: `CUuuid` is `#[repr(C)]` around `[u8; 16]`, so the two function types have the same
-    // ABI.
-    let get_uuid = unsafe {
-        std::mem::transmute::<
-            unsafe extern "C" fn(*mut CUuuid, i32) -> u32,
-            unsafe extern "C" fn(*mut [u8; 16], i32) -> u32,
-        >(device::cuDeviceGetUuid)
-    };
     DriverEntryPoints {
         driver_get_version: init::cuDriverGetVersion,
         device_get_count: device::cuDeviceGetCount,
-        device_get_uuid: get_uuid,
+        device_get_uuid: device::cuDeviceGetUuid,
         device_get_attribute: device::cuDeviceGetAttribute,
         primary_ctx_retain: context::cuDevicePrimaryCtxRetain,
         primary_ctx_release: context::cuDevicePrimaryCtxRelease_v2,

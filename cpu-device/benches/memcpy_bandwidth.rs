@@ -8,13 +8,15 @@ use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::time::Instant;
 
-use gpushare_cpu_device::driver::context::*;
-use gpushare_cpu_device::driver::copy::exports::*;
-use gpushare_cpu_device::driver::event::*;
-use gpushare_cpu_device::driver::host_memory::*;
-use gpushare_cpu_device::driver::init::*;
-use gpushare_cpu_device::driver::memory::*;
-use gpushare_cpu_device::driver::stream::*;
+/// The CPU device's generated C layer, in process.
+mod cuda {
+    gpushare_driver_abi::driver_exports!(
+        gpushare_cpu_device::CpuDevice,
+        "the CPU device",
+        unexported
+    );
+}
+use cuda::*;
 
 fn check(what: &str, r: u32) {
     assert_eq!(r, 0, "{what} failed with CUresult {r}");

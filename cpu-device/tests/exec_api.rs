@@ -2,13 +2,13 @@
 //! pacing). Tests run in parallel threads, each with the primary context current.
 
 mod common;
+mod cuda;
 
 use std::ffi::c_void;
 use std::ptr::null_mut;
 use std::sync::Mutex;
 
 use common::*;
-use gpushare_cpu_device::driver::{context, copy, event, launch, stream};
 use gpushare_cpu_device::exec::timing::{self, CopyKind};
 use gpushare_cpu_device::profile::DeviceProfile;
 use gpushare_cpu_device::sys::{CUcontext, CUevent, CUstream};
@@ -20,25 +20,25 @@ const ILLEGAL_ADDRESS: u32 = 700;
 fn new_stream(flags: u32) -> CUstream {
     let mut s: CUstream = null_mut();
     // SAFETY: valid out-pointer.
-    ok(unsafe { stream::cuStreamCreate(&mut s, flags) });
+    ok(unsafe { cuda::cuStreamCreate(&mut s, flags) });
     s
 }
 
 fn new_event(flags: u32) -> CUevent {
     let mut e: CUevent = null_mut();
     // SAFETY: valid out-pointer.
-    ok(unsafe { event::cuEventCreate(&mut e, flags) });
+    ok(unsafe { cuda::cuEventCreate(&mut e, flags) });
     e
 }
 
 fn htod(dst: u64, src: &[f32]) {
     // SAFETY: `src` is a live host buffer of the given size.
-    ok(unsafe { copy::cuMemcpyHtoD_v2(dst, src.as_ptr().cast(), std::mem::size_of_val(src)) });
+    ok(unsafe { cuda::cuMemcpyHtoD_v2(dst, src.as_ptr().cast(), std::mem::size_of_val(src)) });
 }
 
 fn dtoh(dst: &mut [f32], src: u64) {
     // SAFETY: `dst` is a live host buffer of the given size.
-    ok(unsafe { copy::cuMemcpyDtoH_v2(dst.as_mut_ptr().cast(), src, std::mem::size_of_val(dst)) });
+    ok(unsafe { cuda::cuMemcpyDtoH_v2(dst.as_mut_ptr().cast(), src, std::mem::size_of_val(dst)) });
 }
 
 /// Buffers a, b, c of `n` floats with a[i] = i, b[i] = 2i.
@@ -99,14 +99,14 @@ fn vector_add_with_kernel_params() {
     // SAFETY: both argument forms NULL for a kernel with parameters.
     err(
         unsafe {
-            launch::cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, null_mut(), null_mut(), null_mut())
+            cuda::cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, null_mut(), null_mut(), null_mut())
         },
         INVALID_VALUE,
     );
     // SAFETY: 1 MiB of dynamic shared memory is over the limit; arguments are valid.
     let r = unsafe {
         let mut args = [arg(&mut a), arg(&mut b), arg(&mut c), arg(&mut nn)];
-        launch::cuLaunchKernel(
+        cuda::cuLaunchKernel(
             f,
             1,
             1,
@@ -154,7 +154,7 @@ fn vector_add_with_extra() {
         ];
         // SAFETY: `extra` is a valid END-terminated list pointing at live values.
         ok(unsafe {
-            launch::cuLaunchKernel(
+            cuda::cuLaunchKernel(
                 f,
                 4,
                 1,
@@ -181,7 +181,7 @@ fn vector_add_with_extra() {
     // SAFETY: as above, with a size that does not match the kernel.
     err(
         unsafe {
-            launch::cuLaunchKernel(
+            cuda::cuLaunchKernel(
                 f,
                 4,
                 1,
@@ -217,7 +217,7 @@ fn host_functions_run_in_stream_order() {
     let pinned = alloc_pinned(n * 4);
     // SAFETY: valid stream, callback and tags.
     unsafe {
-        ok(launch::cuLaunchHostFunc(s, Some(push_tag), 1 as _));
+        ok(cuda::cuLaunchHostFunc(s, Some(push_tag), 1 as _));
         ok(launch1d(
             f,
             1,
@@ -225,18 +225,18 @@ fn host_functions_run_in_stream_order() {
             s,
             &mut [arg(&mut a), arg(&mut b), arg(&mut c), arg(&mut nn)],
         ));
-        ok(copy::cuMemcpyDtoHAsync_v2(pinned.cast(), c, n * 4, s));
-        ok(launch::cuLaunchHostFunc(s, Some(push_tag), 2 as _));
-        err(launch::cuLaunchHostFunc(s, None, null_mut()), INVALID_VALUE);
-        ok(stream::cuStreamSynchronize(s));
-        ok(stream::cuStreamQuery(s));
+        ok(cuda::cuMemcpyDtoHAsync_v2(pinned.cast(), c, n * 4, s));
+        ok(cuda::cuLaunchHostFunc(s, Some(push_tag), 2 as _));
+        err(cuda::cuLaunchHostFunc(s, None, null_mut()), INVALID_VALUE);
+        ok(cuda::cuStreamSynchronize(s));
+        ok(cuda::cuStreamQuery(s));
     }
     assert_eq!(*ORDER.lock().unwrap(), vec![1, 2]);
     // SAFETY: the pinned buffer holds n floats, written by the completed copy.
     let out = unsafe { std::slice::from_raw_parts(pinned.cast::<f32>(), n) };
     assert!(out.iter().enumerate().all(|(i, v)| *v == 3.0 * i as f32));
     // SAFETY: valid stream.
-    ok(unsafe { stream::cuStreamDestroy_v2(s) });
+    ok(unsafe { cuda::cuStreamDestroy_v2(s) });
 }
 
 #[test]
@@ -249,15 +249,15 @@ fn event_time_is_the_modelled_copy_time() {
     let dev = alloc(bytes);
     // SAFETY: valid handles and buffers.
     unsafe {
-        ok(event::cuEventRecord(start, s));
-        ok(copy::cuMemcpyHtoDAsync_v2(dev, host.cast(), bytes, s));
-        ok(event::cuEventRecord(end, s));
-        ok(event::cuEventSynchronize(end));
-        ok(event::cuEventQuery(end));
+        ok(cuda::cuEventRecord(start, s));
+        ok(cuda::cuMemcpyHtoDAsync_v2(dev, host.cast(), bytes, s));
+        ok(cuda::cuEventRecord(end, s));
+        ok(cuda::cuEventSynchronize(end));
+        ok(cuda::cuEventQuery(end));
     }
     let mut ms = 0f32;
     // SAFETY: valid out-pointer and events.
-    ok(unsafe { event::cuEventElapsedTime(&mut ms, start, end) });
+    ok(unsafe { cuda::cuEventElapsedTime(&mut ms, start, end) });
     let (_, want) = timing::copy_cost(
         &DeviceProfile::h200().rates,
         CopyKind::H2D,
@@ -272,7 +272,7 @@ fn event_time_is_the_modelled_copy_time() {
     );
     let mut v2 = 0f32;
     // SAFETY: as above.
-    ok(unsafe { event::cuEventElapsedTime_v2(&mut v2, start, end) });
+    ok(unsafe { cuda::cuEventElapsedTime_v2(&mut v2, start, end) });
     assert_eq!(ms, v2);
     // Never recorded, or created without timing: INVALID_HANDLE.
     let fresh = new_event(0);
@@ -280,19 +280,19 @@ fn event_time_is_the_modelled_copy_time() {
     // SAFETY: valid handles.
     unsafe {
         err(
-            event::cuEventElapsedTime(&mut ms, start, fresh),
+            cuda::cuEventElapsedTime(&mut ms, start, fresh),
             INVALID_HANDLE,
         );
-        ok(event::cuEventRecord(untimed, s));
-        ok(event::cuEventSynchronize(untimed));
+        ok(cuda::cuEventRecord(untimed, s));
+        ok(cuda::cuEventSynchronize(untimed));
         err(
-            event::cuEventElapsedTime(&mut ms, start, untimed),
+            cuda::cuEventElapsedTime(&mut ms, start, untimed),
             INVALID_HANDLE,
         );
-        ok(event::cuEventQuery(fresh));
-        err(event::cuEventCreate(&mut null_mut(), 4), 801);
-        ok(event::cuEventDestroy_v2(fresh));
-        err(event::cuEventQuery(fresh), INVALID_HANDLE);
+        ok(cuda::cuEventQuery(fresh));
+        err(cuda::cuEventCreate(&mut null_mut(), 4), 801);
+        ok(cuda::cuEventDestroy_v2(fresh));
+        err(cuda::cuEventQuery(fresh), INVALID_HANDLE);
     }
 }
 
@@ -300,7 +300,7 @@ fn event_time_is_the_modelled_copy_time() {
 fn mark(s: CUstream) -> CUevent {
     let e = new_event(0);
     // SAFETY: valid handles.
-    ok(unsafe { event::cuEventRecord(e, s) });
+    ok(unsafe { cuda::cuEventRecord(e, s) });
     e
 }
 
@@ -308,9 +308,9 @@ fn ms_between(a: CUevent, b: CUevent) -> f32 {
     let mut ms = 0f32;
     // SAFETY: valid handles and out-pointer.
     unsafe {
-        ok(event::cuEventSynchronize(b));
-        ok(event::cuEventSynchronize(a));
-        ok(event::cuEventElapsedTime(&mut ms, a, b));
+        ok(cuda::cuEventSynchronize(b));
+        ok(cuda::cuEventSynchronize(a));
+        ok(cuda::cuEventElapsedTime(&mut ms, a, b));
     }
     ms
 }
@@ -371,9 +371,9 @@ fn legacy_default_stream_semantics() {
     assert!(ms_between(legacy_done, per_thread) >= 0.0);
     // SAFETY: valid handles.
     unsafe {
-        ok(context::cuCtxSynchronize());
+        ok(cuda::cuCtxSynchronize());
         for s in [blocking, nonblocking, other] {
-            ok(stream::cuStreamDestroy_v2(s));
+            ok(cuda::cuStreamDestroy_v2(s));
         }
     }
 }
@@ -385,40 +385,40 @@ fn stream_handles_and_attributes() {
     let (mut flags, mut prio, mut id, mut ctx) = (9u32, 9i32, 0u64, null_mut());
     // SAFETY: valid handles and out-pointers.
     unsafe {
-        ok(stream::cuStreamGetFlags(s, &mut flags));
-        ok(stream::cuStreamGetPriority(s, &mut prio));
-        ok(stream::cuStreamGetId(s, &mut id));
-        ok(stream::cuStreamGetCtx(s, &mut ctx));
+        ok(cuda::cuStreamGetFlags(s, &mut flags));
+        ok(cuda::cuStreamGetPriority(s, &mut prio));
+        ok(cuda::cuStreamGetId(s, &mut id));
+        ok(cuda::cuStreamGetCtx(s, &mut ctx));
         assert_eq!((flags, prio, ctx), (1, 0, primary));
         let mut hi: CUstream = null_mut();
-        ok(stream::cuStreamCreateWithPriority(&mut hi, 0, -100));
-        ok(stream::cuStreamGetPriority(hi, &mut prio));
+        ok(cuda::cuStreamCreateWithPriority(&mut hi, 0, -100));
+        ok(cuda::cuStreamGetPriority(hi, &mut prio));
         assert_eq!(prio, -5);
-        ok(stream::cuStreamGetCtx(null_mut(), &mut ctx));
+        ok(cuda::cuStreamGetCtx(null_mut(), &mut ctx));
         assert_eq!(ctx, primary);
-        ok(stream::cuStreamGetFlags_ptsz(null_mut(), &mut flags));
+        ok(cuda::cuStreamGetFlags_ptsz(null_mut(), &mut flags));
         assert_eq!(flags, 0);
-        err(stream::cuStreamCreate(&mut null_mut(), 4), INVALID_VALUE);
-        ok(stream::cuStreamDestroy_v2(hi));
+        err(cuda::cuStreamCreate(&mut null_mut(), 4), INVALID_VALUE);
+        ok(cuda::cuStreamDestroy_v2(hi));
         // Destroyed and made-up handles.
-        err(stream::cuStreamQuery(hi), INVALID_HANDLE);
+        err(cuda::cuStreamQuery(hi), INVALID_HANDLE);
         err(
-            stream::cuStreamSynchronize(0xdead_beef as CUstream),
+            cuda::cuStreamSynchronize(0xdead_beef as CUstream),
             INVALID_HANDLE,
         );
-        err(stream::cuStreamDestroy_v2(hi), INVALID_HANDLE);
+        err(cuda::cuStreamDestroy_v2(hi), INVALID_HANDLE);
         // A stream of another context cannot take this context's work.
         let mut other: CUcontext = null_mut();
-        ok(context::cuCtxCreate_v2(&mut other, 0, 0));
+        ok(cuda::cuCtxCreate_v2(&mut other, 0, 0));
         let theirs = new_stream(0);
-        ok(context::cuCtxSetCurrent(primary));
+        ok(cuda::cuCtxSetCurrent(primary));
         let e = new_event(0);
-        err(event::cuEventRecord(e, theirs), INVALID_HANDLE);
-        ok(stream::cuStreamQuery(theirs));
-        ok(context::cuCtxDestroy_v2(other));
-        err(stream::cuStreamQuery(theirs), INVALID_HANDLE);
-        ok(context::cuCtxSetCurrent(primary));
-        ok(stream::cuStreamDestroy_v2(s));
+        err(cuda::cuEventRecord(e, theirs), INVALID_HANDLE);
+        ok(cuda::cuStreamQuery(theirs));
+        ok(cuda::cuCtxDestroy_v2(other));
+        err(cuda::cuStreamQuery(theirs), INVALID_HANDLE);
+        ok(cuda::cuCtxSetCurrent(primary));
+        ok(cuda::cuStreamDestroy_v2(s));
     }
 }
 
@@ -432,17 +432,17 @@ fn memsets_and_device_copies() {
     let mut host = vec![0u8; n];
     // SAFETY: valid buffers and handles.
     unsafe {
-        ok(copy::cuMemsetD8_v2(a, 0xab, n));
-        ok(copy::cuMemsetD32Async(a + 64, 0x0102_0304, 4, s));
-        ok(copy::cuMemsetD16Async(a + 128, 0xbeef, 2, s));
-        ok(copy::cuMemcpyDtoDAsync_v2(b, a, n, s));
-        ok(copy::cuMemcpyDtoHAsync_v2(
+        ok(cuda::cuMemsetD8_v2(a, 0xab, n));
+        ok(cuda::cuMemsetD32Async(a + 64, 0x0102_0304, 4, s));
+        ok(cuda::cuMemsetD16Async(a + 128, 0xbeef, 2, s));
+        ok(cuda::cuMemcpyDtoDAsync_v2(b, a, n, s));
+        ok(cuda::cuMemcpyDtoHAsync_v2(
             host.as_mut_ptr().cast(),
             b,
             n,
             s,
         ));
-        ok(stream::cuStreamSynchronize(s));
+        ok(cuda::cuStreamSynchronize(s));
     }
     assert_eq!(host[0], 0xab);
     assert_eq!(&host[64..68], &0x0102_0304u32.to_ne_bytes());
@@ -450,17 +450,17 @@ fn memsets_and_device_copies() {
     assert_eq!(host[132], 0xab);
     // SAFETY: ranges outside the allocation, and 2-D memset + unified copy within it.
     unsafe {
-        err(copy::cuMemsetD8_v2(a + 1, 0, n), INVALID_VALUE);
+        err(cuda::cuMemsetD8_v2(a + 1, 0, n), INVALID_VALUE);
         err(
-            copy::cuMemcpyHtoD_v2(a, host.as_ptr().cast(), n + 1),
+            cuda::cuMemcpyHtoD_v2(a, host.as_ptr().cast(), n + 1),
             INVALID_VALUE,
         );
         err(
-            copy::cuMemcpyDtoH_v2(host.as_mut_ptr().cast(), 0x10, 4),
+            cuda::cuMemcpyDtoH_v2(host.as_mut_ptr().cast(), 0x10, 4),
             INVALID_VALUE,
         );
-        ok(copy::cuMemsetD2D8_v2(a, 64, 7, 16, 4));
-        ok(copy::cuMemcpy(host.as_mut_ptr() as u64, a, n));
+        ok(cuda::cuMemsetD2D8_v2(a, 64, 7, 16, 4));
+        ok(cuda::cuMemcpy(host.as_mut_ptr() as u64, a, n));
     }
     for row in 0..4 {
         assert!(
@@ -470,7 +470,7 @@ fn memsets_and_device_copies() {
         assert_eq!(host[row * 64 + 16], 0xab);
     }
     // SAFETY: valid stream.
-    ok(unsafe { stream::cuStreamDestroy_v2(s) });
+    ok(unsafe { cuda::cuStreamDestroy_v2(s) });
 }
 
 #[test]
@@ -478,7 +478,7 @@ fn a_faulting_kernel_poisons_its_context() {
     let primary = setup();
     let mut ctx: CUcontext = null_mut();
     // SAFETY: valid out-pointer; the new context becomes current on this thread.
-    ok(unsafe { context::cuCtxCreate_v2(&mut ctx, 0, 0) });
+    ok(unsafe { cuda::cuCtxCreate_v2(&mut ctx, 0, 0) });
     let m = load("oob_write");
     let f = function(m, "oob_write");
     let buf = alloc(64);
@@ -492,8 +492,8 @@ fn a_faulting_kernel_poisons_its_context() {
     ));
     // SAFETY: plain driver calls.
     unsafe {
-        err(context::cuCtxSynchronize(), ILLEGAL_ADDRESS);
-        err(stream::cuStreamSynchronize(null_mut()), ILLEGAL_ADDRESS);
+        err(cuda::cuCtxSynchronize(), ILLEGAL_ADDRESS);
+        err(cuda::cuStreamSynchronize(null_mut()), ILLEGAL_ADDRESS);
         err(
             launch1d(
                 f,
@@ -504,10 +504,10 @@ fn a_faulting_kernel_poisons_its_context() {
             ),
             ILLEGAL_ADDRESS,
         );
-        err(copy::cuMemsetD8_v2(buf, 0, 4), ILLEGAL_ADDRESS);
-        ok(context::cuCtxDestroy_v2(ctx));
+        err(cuda::cuMemsetD8_v2(buf, 0, 4), ILLEGAL_ADDRESS);
+        ok(cuda::cuCtxDestroy_v2(ctx));
         // Other contexts are unaffected.
-        ok(context::cuCtxSetCurrent(primary));
-        ok(context::cuCtxSynchronize());
+        ok(cuda::cuCtxSetCurrent(primary));
+        ok(cuda::cuCtxSynchronize());
     }
 }

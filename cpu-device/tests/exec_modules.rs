@@ -1,12 +1,12 @@
 //! In-process tests of module, library, kernel and function entry points.
 
 mod common;
+mod cuda;
 
 use std::ffi::{c_char, c_void, CStr};
 use std::ptr::null_mut;
 
 use common::*;
-use gpushare_cpu_device::driver::{copy, module};
 use gpushare_cpu_device::exec::fatbin;
 use gpushare_cpu_device::sys::{CUfunction, CUkernel, CUlibrary, CUmodule};
 
@@ -21,7 +21,7 @@ const NOT_FOUND: u32 = 500;
 fn load_image(image: *const c_void) -> Result<CUmodule, u32> {
     let mut m: CUmodule = null_mut();
     // SAFETY: the tests pass valid images.
-    match unsafe { module::cuModuleLoadData(&mut m, image) } {
+    match unsafe { cuda::cuModuleLoadData(&mut m, image) } {
         0 => Ok(m),
         e => Err(e),
     }
@@ -41,15 +41,15 @@ fn images_of_every_kind() {
         let m = load_image(image.cast()).unwrap_or_else(|e| panic!("{what}: error {e}"));
         function(m, "vector_add");
         // SAFETY: a live module.
-        ok(unsafe { module::cuModuleUnload(m) });
+        ok(unsafe { cuda::cuModuleUnload(m) });
     }
     let mut m: CUmodule = null_mut();
     // SAFETY: a fatbin image.
-    ok(unsafe { module::cuModuleLoadFatBinary(&mut m, fat.as_ptr().cast()) });
+    ok(unsafe { cuda::cuModuleLoadFatBinary(&mut m, fat.as_ptr().cast()) });
     // SAFETY: live module, then a stale handle.
     unsafe {
-        ok(module::cuModuleUnload(m));
-        err(module::cuModuleUnload(m), INVALID_HANDLE);
+        ok(cuda::cuModuleUnload(m));
+        err(cuda::cuModuleUnload(m), INVALID_HANDLE);
     }
     let cubin =
         fatbin::build_fatbin_entries(&[(fatbin::KIND_ELF, 90, 1, b"\x7fELF\x02\x01\x01\0")]);
@@ -69,7 +69,7 @@ fn images_of_every_kind() {
     let path = c"/nonexistent/kernel.ptx";
     // SAFETY: NUL-terminated path.
     err(
-        unsafe { module::cuModuleLoad(&mut m, path.as_ptr()) },
+        unsafe { cuda::cuModuleLoad(&mut m, path.as_ptr()) },
         FILE_NOT_FOUND,
     );
     let file = format!(
@@ -77,7 +77,7 @@ fn images_of_every_kind() {
         env!("CARGO_MANIFEST_DIR")
     );
     // SAFETY: NUL-terminated path.
-    ok(unsafe { module::cuModuleLoad(&mut m, file.as_ptr().cast()) });
+    ok(unsafe { cuda::cuModuleLoad(&mut m, file.as_ptr().cast()) });
     function(m, "saxpy");
 }
 
@@ -97,7 +97,7 @@ fn invalid_ptx_fills_the_error_log() {
     let mut m: CUmodule = null_mut();
     // SAFETY: four options with valid buffers.
     let r = unsafe {
-        module::cuModuleLoadDataEx(
+        cuda::cuModuleLoadDataEx(
             &mut m,
             bad.as_ptr().cast(),
             4,
@@ -126,7 +126,7 @@ fn invalid_ptx_fills_the_error_log() {
     ];
     // SAFETY: as above.
     ok(unsafe {
-        module::cuModuleLoadDataEx(
+        cuda::cuModuleLoadDataEx(
             &mut m,
             good.as_ptr().cast(),
             4,
@@ -144,46 +144,46 @@ fn globals_have_their_initialisers() {
     let (mut table, mut counter, mut tbytes, mut cbytes) = (0u64, 0u64, 0usize, 0usize);
     // SAFETY: live module, NUL-terminated names, valid out-pointers.
     unsafe {
-        ok(module::cuModuleGetGlobal_v2(
+        ok(cuda::cuModuleGetGlobal_v2(
             &mut table,
             &mut tbytes,
             m,
             c"dev_table".as_ptr(),
         ));
-        ok(module::cuModuleGetGlobal_v2(
+        ok(cuda::cuModuleGetGlobal_v2(
             &mut counter,
             &mut cbytes,
             m,
             c"dev_counter".as_ptr(),
         ));
         err(
-            module::cuModuleGetGlobal_v2(&mut table, null_mut(), m, c"nope".as_ptr()),
+            cuda::cuModuleGetGlobal_v2(&mut table, null_mut(), m, c"nope".as_ptr()),
             NOT_FOUND,
         );
     }
     assert_eq!((tbytes, cbytes), (64, 4));
     let mut v = 0i32;
     // SAFETY: 4-byte host buffer.
-    ok(unsafe { copy::cuMemcpyDtoH_v2(arg(&mut v), counter, 4) });
+    ok(unsafe { cuda::cuMemcpyDtoH_v2(arg(&mut v), counter, 4) });
     assert_eq!(v, 7);
     let bump = function(m, "bump_counter");
     let mut delta = 5i32;
     ok(launch1d(bump, 1, 1, null_mut(), &mut [arg(&mut delta)]));
     // SAFETY: as above.
-    ok(unsafe { copy::cuMemcpyDtoH_v2(arg(&mut v), counter, 4) });
+    ok(unsafe { cuda::cuMemcpyDtoH_v2(arg(&mut v), counter, 4) });
     assert_eq!(v, 12);
     // A second instance has its own copy.
     let m2 = load("device_global");
     let mut counter2 = 0u64;
     // SAFETY: as above.
     unsafe {
-        ok(module::cuModuleGetGlobal_v2(
+        ok(cuda::cuModuleGetGlobal_v2(
             &mut counter2,
             null_mut(),
             m2,
             c"dev_counter".as_ptr(),
         ));
-        ok(copy::cuMemcpyDtoH_v2(arg(&mut v), counter2, 4));
+        ok(cuda::cuMemcpyDtoH_v2(arg(&mut v), counter2, 4));
     }
     assert_ne!(counter, counter2);
     assert_eq!(v, 7);
@@ -192,7 +192,7 @@ fn globals_have_their_initialisers() {
 fn param_info(f: CUfunction, i: usize) -> Result<(usize, usize), u32> {
     let (mut off, mut size) = (0, 0);
     // SAFETY: valid handle and out-pointers.
-    match unsafe { module::cuFuncGetParamInfo(f, i, &mut off, &mut size) } {
+    match unsafe { cuda::cuFuncGetParamInfo(f, i, &mut off, &mut size) } {
         0 => Ok((off, size)),
         e => Err(e),
     }
@@ -201,7 +201,7 @@ fn param_info(f: CUfunction, i: usize) -> Result<(usize, usize), u32> {
 fn attribute(f: CUfunction, a: i32) -> i32 {
     let mut v = -1;
     // SAFETY: valid handle and out-pointer.
-    ok(unsafe { module::cuFuncGetAttribute(&mut v, a, f) });
+    ok(unsafe { cuda::cuFuncGetAttribute(&mut v, a, f) });
     v
 }
 
@@ -222,14 +222,14 @@ fn function_parameters_and_attributes() {
     assert_eq!(attribute(f, 8), 48 * 1024);
     // SAFETY: valid handle.
     unsafe {
-        ok(module::cuFuncSetAttribute(f, 8, 100 * 1024));
-        err(module::cuFuncSetAttribute(f, 8, 1 << 20), INVALID_VALUE);
-        err(module::cuFuncSetAttribute(f, 0, 5), INVALID_VALUE);
+        ok(cuda::cuFuncSetAttribute(f, 8, 100 * 1024));
+        err(cuda::cuFuncSetAttribute(f, 8, 1 << 20), INVALID_VALUE);
+        err(cuda::cuFuncSetAttribute(f, 0, 5), INVALID_VALUE);
         let mut v = 0;
-        err(module::cuFuncGetAttribute(&mut v, 9999, f), INVALID_VALUE);
-        ok(module::cuFuncSetCacheConfig(f, 1));
+        err(cuda::cuFuncGetAttribute(&mut v, 9999, f), INVALID_VALUE);
+        ok(cuda::cuFuncSetCacheConfig(f, 1));
         let mut name: *const c_char = null_mut();
-        ok(module::cuFuncGetName(&mut name, f));
+        ok(cuda::cuFuncGetName(&mut name, f));
         assert_eq!(CStr::from_ptr(name).to_str().unwrap(), "struct_param");
     }
     assert_eq!(attribute(f, 8), 100 * 1024);
@@ -244,7 +244,7 @@ fn libraries_and_kernels() {
     let mut f: CUfunction = null_mut();
     // SAFETY: valid image, names and out-pointers.
     unsafe {
-        ok(module::cuLibraryLoadData(
+        ok(cuda::cuLibraryLoadData(
             &mut lib,
             ptx.as_ptr().cast(),
             null_mut(),
@@ -254,30 +254,30 @@ fn libraries_and_kernels() {
             null_mut(),
             0,
         ));
-        ok(module::cuLibraryGetKernel(
+        ok(cuda::cuLibraryGetKernel(
             &mut k,
             lib,
             c"vector_add".as_ptr(),
         ));
         err(
-            module::cuLibraryGetKernel(&mut null_mut(), lib, c"nope".as_ptr()),
+            cuda::cuLibraryGetKernel(&mut null_mut(), lib, c"nope".as_ptr()),
             NOT_FOUND,
         );
         let (mut off, mut size) = (0, 0);
-        ok(module::cuKernelGetParamInfo(k, 3, &mut off, &mut size));
+        ok(cuda::cuKernelGetParamInfo(k, 3, &mut off, &mut size));
         assert_eq!((off, size), (24, 4));
         err(
-            module::cuKernelGetParamInfo(k, 4, &mut off, &mut size),
+            cuda::cuKernelGetParamInfo(k, 4, &mut off, &mut size),
             INVALID_VALUE,
         );
-        ok(module::cuKernelGetFunction(&mut f, k));
+        ok(cuda::cuKernelGetFunction(&mut f, k));
         let mut count = 0u32;
-        ok(module::cuLibraryGetKernelCount(&mut count, lib));
+        ok(cuda::cuLibraryGetKernelCount(&mut count, lib));
         assert_eq!(count, 1);
         let mut m: CUmodule = null_mut();
-        ok(module::cuLibraryGetModule(&mut m, lib));
+        ok(cuda::cuLibraryGetModule(&mut m, lib));
         let mut fm: CUmodule = null_mut();
-        ok(module::cuFuncGetModule(&mut fm, f));
+        ok(cuda::cuFuncGetModule(&mut fm, f));
         assert_eq!(m, fm);
     }
     // The kernel handle works as a function, for launches and queries.
@@ -286,8 +286,8 @@ fn libraries_and_kernels() {
     let host: Vec<f32> = (0..n).map(|i| i as f32).collect();
     // SAFETY: valid buffers.
     unsafe {
-        ok(copy::cuMemcpyHtoD_v2(a, host.as_ptr().cast(), n * 4));
-        ok(copy::cuMemcpyHtoD_v2(b, host.as_ptr().cast(), n * 4));
+        ok(cuda::cuMemcpyHtoD_v2(a, host.as_ptr().cast(), n * 4));
+        ok(cuda::cuMemcpyHtoD_v2(b, host.as_ptr().cast(), n * 4));
     }
     let mut nn = n as i32;
     ok(launch1d(
@@ -299,12 +299,12 @@ fn libraries_and_kernels() {
     ));
     let mut out = vec![0f32; n];
     // SAFETY: valid buffer.
-    ok(unsafe { copy::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), c, n * 4) });
+    ok(unsafe { cuda::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), c, n * 4) });
     assert!(out.iter().enumerate().all(|(i, v)| *v == 2.0 * i as f32));
     assert_eq!(param_info(k as CUfunction, 0), Ok((0, 8)));
     // SAFETY: valid handles, then stale ones.
     unsafe {
-        ok(module::cuLibraryUnload(lib));
-        err(module::cuKernelGetFunction(&mut f, k), INVALID_HANDLE);
+        ok(cuda::cuLibraryUnload(lib));
+        err(cuda::cuKernelGetFunction(&mut f, k), INVALID_HANDLE);
     }
 }

@@ -3,6 +3,7 @@
 //! One test function, because the driver reads the environment once per process.
 
 mod common;
+mod cuda;
 
 use std::ffi::c_void;
 use std::ptr::null_mut;
@@ -10,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use common::*;
-use gpushare_cpu_device::driver::{context, event, launch, stream};
 use gpushare_cpu_device::state;
 use gpushare_cpu_device::sys::{CUevent, CUstream};
 
@@ -33,10 +33,10 @@ fn paced_completion_follows_the_model() {
     let (mut start, mut end): (CUevent, CUevent) = (null_mut(), null_mut());
     // SAFETY: valid out-pointers.
     unsafe {
-        ok(stream::cuStreamCreate(&mut s, 1));
-        ok(event::cuEventCreate(&mut start, 0));
-        ok(event::cuEventCreate(&mut end, 0));
-        ok(event::cuEventRecord(start, s));
+        ok(cuda::cuStreamCreate(&mut s, 1));
+        ok(cuda::cuEventCreate(&mut start, 0));
+        ok(cuda::cuEventCreate(&mut end, 0));
+        ok(cuda::cuEventRecord(start, s));
     }
     // 100 ms of modelled sleep: 100 x 1 ms (the most one nanosleep may take) per thread.
     let (mut p, mut ns, mut iters, mut n) = (out, 1_000_000u32, 100i32, 64i32);
@@ -50,22 +50,22 @@ fn paced_completion_follows_the_model() {
     ));
     // SAFETY: valid handles and callback.
     unsafe {
-        ok(event::cuEventRecord(end, s));
-        ok(launch::cuLaunchHostFunc(s, Some(stamp), null_mut()));
-        err(stream::cuStreamQuery(s), NOT_READY);
-        err(event::cuEventQuery(end), NOT_READY);
+        ok(cuda::cuEventRecord(end, s));
+        ok(cuda::cuLaunchHostFunc(s, Some(stamp), null_mut()));
+        err(cuda::cuStreamQuery(s), NOT_READY);
+        err(cuda::cuEventQuery(end), NOT_READY);
         let mut ms = 0f32;
-        err(event::cuEventElapsedTime(&mut ms, start, end), NOT_READY);
-        ok(event::cuEventSynchronize(end));
+        err(cuda::cuEventElapsedTime(&mut ms, start, end), NOT_READY);
+        ok(cuda::cuEventSynchronize(end));
         let waited = t0.elapsed().as_secs_f64() * 1e3;
         assert!(
             waited >= 95.0,
             "event completed after {waited} ms of wall time, model says 100 ms"
         );
-        ok(event::cuEventElapsedTime(&mut ms, start, end));
+        ok(cuda::cuEventElapsedTime(&mut ms, start, end));
         assert!((100.0..150.0).contains(&ms), "elapsed {ms} ms");
-        ok(stream::cuStreamSynchronize(s));
-        ok(stream::cuStreamQuery(s));
+        ok(cuda::cuStreamSynchronize(s));
+        ok(cuda::cuStreamQuery(s));
     }
     // The host function ran no earlier than the kernel's modelled end.
     let d = state::driver().unwrap();
@@ -93,6 +93,6 @@ fn paced_completion_follows_the_model() {
     ));
     let t1 = Instant::now();
     // SAFETY: plain driver call.
-    ok(unsafe { context::cuCtxSynchronize() });
+    ok(unsafe { cuda::cuCtxSynchronize() });
     assert!(t1.elapsed().as_secs_f64() * 1e3 >= 95.0);
 }

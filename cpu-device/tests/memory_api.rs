@@ -5,19 +5,17 @@
 //! Tests share one driver (it is process-global), so they take [`LOCK`] to keep the memory
 //! accounting they check undisturbed.
 
+mod cuda;
+
 use std::ffi::c_void;
 use std::ptr::{null, null_mut};
 use std::sync::Mutex;
 
-use gpushare_cpu_device::driver::context::{
-    cuCtxCreate_v2, cuCtxDestroy_v2, cuCtxSetCurrent, cuDevicePrimaryCtxRetain,
-};
-use gpushare_cpu_device::driver::host_memory::*;
-use gpushare_cpu_device::driver::init::cuInit;
-use gpushare_cpu_device::driver::memory::*;
-use gpushare_cpu_device::driver::pointer::*;
-use gpushare_cpu_device::driver::vmm::*;
+use cuda::*;
 use gpushare_cpu_device::error::CuError;
+use gpushare_driver_abi::cuda_h::{
+    CUmemAccessDesc, CUmemAllocFlags, CUmemAllocationProp, CUmemLocation,
+};
 
 static LOCK: Mutex<()> = Mutex::new(());
 

@@ -1,4 +1,5 @@
-//! `libgpushare_cpu.so`: the CPU device as a drop-in `libcuda.so.1`. A thin re-export: every entry
-//! point is defined in `gpushare-cpu-device` (wasmtime c-api style).
+//! `libgpushare_cpu.so`: the CPU device as a drop-in `libcuda.so.1`. The C layer is generated from
+//! the declared driver surface over [`gpushare_cpu_device::CpuDevice`] (wasmtime c-api style: a
+//! thin cdylib over a safe Rust API).
 
-pub use gpushare_cpu_device::*;
+gpushare_driver_abi::driver_exports!(gpushare_cpu_device::CpuDevice, "the CPU device");

@@ -5,14 +5,23 @@
 //! when the calling thread has none.
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
-use crate::error::{CuError, CuResult};
-use crate::state::{self, Context, Driver};
-use crate::sys::{write_out, CUcontext, CUdevice};
+use std::ffi::c_void;
+
+use gpushare_driver_abi::cuda_h::{
+    check_cache_config, check_ctx_create_params, check_exec_affinity, check_shared_mem_config,
+    limit, CTX_API_VERSION, CTX_FLAGS_MASK, FUNC_CACHE_PREFER_NONE, SHARED_MEM_FOUR_BYTE_BANKS,
+    STREAM_PRIORITY_GREATEST, STREAM_PRIORITY_LEAST,
+};
+use gpushare_driver_abi::export_table;
+use gpushare_driver_abi::surface::{OptOut, Out};
 
 use super::device::device;
-use gpushare_driver_abi::cuda_h::CTX_FLAGS_MASK;
+use super::resolve::context;
+use crate::error::{CuError, CuResult};
+use crate::state;
+use crate::sys::{CUcontext, CUdevice};
+use crate::CpuDevice;
 
 fn handle_of(ctx: CUcontext) -> u64 {
     ctx as u64
@@ -20,18 +29,6 @@ fn handle_of(ctx: CUcontext) -> u64 {
 
 fn ptr_of(handle: u64) -> CUcontext {
     handle as CUcontext
-}
-
-/// The context behind `ctx`, which must be live and active.
-pub(crate) fn lookup(driver: &Driver, ctx: CUcontext) -> CuResult<Arc<Context>> {
-    let c = driver
-        .contexts
-        .get(handle_of(ctx))
-        .ok_or(CuError::INVALID_CONTEXT)?;
-    if !c.is_active() {
-        return Err(CuError::INVALID_CONTEXT);
-    }
-    Ok(c)
 }
 
 fn create(dev: CUdevice, flags: u32) -> CuResult<u64> {
@@ -54,7 +51,7 @@ fn destroy(ctx: CUcontext) -> CuResult {
         return Err(CuError::INVALID_CONTEXT);
     }
     // libcudart's per-context state goes first (its destructors may still use the context).
-    super::export_table::context_destroyed(ctx);
+    export_table::context_destroyed(ctx);
     d.teardown_context(&c);
     d.contexts.remove(c.id());
     if state::current_handle() == c.id() {
@@ -95,7 +92,7 @@ fn primary_release(dev: CUdevice) -> CuResult {
         p.handle.filter(|_| p.refcount == 1)
     };
     if let Some(h) = last {
-        super::export_table::context_destroyed(ptr_of(h));
+        export_table::context_destroyed(ptr_of(h));
     }
     let mut p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     if p.refcount == 0 {
@@ -115,7 +112,7 @@ fn primary_reset(dev: CUdevice) -> CuResult {
     // As in primary_release: libcudart's per-context state goes first, with no lock held.
     let handle = d.primary.lock().map_err(|_| CuError::UNKNOWN)?.handle;
     if let Some(h) = handle {
-        super::export_table::context_destroyed(ptr_of(h));
+        export_table::context_destroyed(ptr_of(h));
     }
     let p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     if let Some(c) = p.handle.and_then(|h| d.contexts.get(h)) {
@@ -139,324 +136,195 @@ fn primary_set_flags(dev: CUdevice, flags: u32) -> CuResult {
     Ok(())
 }
 
-/// `CUlimit` values.
-const LIMIT_STACK_SIZE: i32 = 0;
-const LIMIT_PRINTF_FIFO_SIZE: i32 = 1;
-const LIMIT_MALLOC_HEAP_SIZE: i32 = 2;
-const LIMIT_DEV_RUNTIME_SYNC_DEPTH: i32 = 3;
-const LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT: i32 = 4;
-const LIMIT_MAX_L2_FETCH_GRANULARITY: i32 = 5;
-const LIMIT_PERSISTING_L2_CACHE_SIZE: i32 = 6;
+gpushare_driver_abi::implement! {
+    impl Context for CpuDevice {
+        /// A created context, pushed on the calling thread's stack.
+        fn ctx_create(pctx: Out<'_, CUcontext>, flags: u32, dev: CUdevice) -> CuResult {
+            pctx.write(ptr_of(create(dev, flags)?))
+        }
 
-cuda_exports! {
-    /// `cuCtxCreate` (v1 ABI, same as v2 here).
-    fn cuCtxCreate(pctx: *mut CUcontext, flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// Execution-affinity parameters are not supported (must be none).
+        fn ctx_create_v3(pctx: Out<'_, CUcontext>, params: *mut c_void, num_params: i32, flags: u32, dev: CUdevice) -> CuResult {
+            check_exec_affinity(params, num_params)?;
+            pctx.write(ptr_of(create(dev, flags)?))
         }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
 
-    /// `cuCtxCreate_v2`
-    fn cuCtxCreate_v2(pctx: *mut CUcontext, flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// `CUctxCreateParams` (affinity, CIG) must be NULL or empty.
+        unsafe fn ctx_create_v4(pctx: Out<'_, CUcontext>, params: *mut [usize; 3], flags: u32, dev: CUdevice) -> CuResult {
+            // SAFETY: the caller's contract: NULL or a CUctxCreateParams.
+            unsafe { check_ctx_create_params(params) }?;
+            pctx.write(ptr_of(create(dev, flags)?))
         }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
 
-    /// `cuCtxCreate_v3`: execution-affinity parameters are not supported (must be none).
-    fn cuCtxCreate_v3(pctx: *mut CUcontext, params: *mut std::ffi::c_void, num_params: i32, flags: u32, dev: CUdevice) {
-        if pctx.is_null() || num_params < 0 || (num_params > 0 && params.is_null()) {
-            return Err(CuError::INVALID_VALUE);
+        /// Not for a primary context.
+        fn ctx_destroy(ctx: CUcontext) -> CuResult {
+            destroy(ctx)
         }
-        if num_params > 0 {
-            return Err(CuError::NOT_SUPPORTED);
-        }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
 
-    /// `cuCtxCreate_v4`: `CUctxCreateParams` (affinity, CIG) must be NULL or empty.
-    fn cuCtxCreate_v4(pctx: *mut CUcontext, params: *mut [usize; 3], flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        if !params.is_null() {
-            // SAFETY: the caller passes a valid CUctxCreateParams (three pointer-sized fields).
-            let p = unsafe { params.read_unaligned() };
-            if p[0] != 0 || p[2] != 0 {
-                return Err(CuError::NOT_SUPPORTED);
+        /// NULL unbinds. A primary context may be made current before it is retained
+        /// (libcudart's `cudaSetDevice` does so with the handle from its export table); calls that
+        /// need the context fail until it is.
+        fn ctx_set_current(ctx: CUcontext) -> CuResult {
+            let d = state::driver()?;
+            if ctx.is_null() {
+                state::set_current_handle(0);
+                return Ok(());
             }
+            let c = match d.contexts.get(handle_of(ctx)) {
+                Some(c) if c.primary => c,
+                _ => context(d, ctx)?,
+            };
+            state::set_current_handle(c.id());
+            Ok(())
         }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
 
-    /// `cuCtxDestroy`
-    fn cuCtxDestroy(ctx: CUcontext) {
-        destroy(ctx)
-    }
-
-    /// `cuCtxDestroy_v2`
-    fn cuCtxDestroy_v2(ctx: CUcontext) {
-        destroy(ctx)
-    }
-
-    /// `cuCtxSetCurrent`: NULL unbinds. A primary context may be made current before it is
-    /// retained (libcudart's `cudaSetDevice` does so with the handle from its export table);
-    /// calls that need the context fail until it is.
-    fn cuCtxSetCurrent(ctx: CUcontext) {
-        let d = state::driver()?;
-        if ctx.is_null() {
-            state::set_current_handle(0);
-            return Ok(());
+        /// NULL when none.
+        fn ctx_get_current(pctx: Out<'_, CUcontext>) -> CuResult {
+            state::driver()?;
+            pctx.write(ptr_of(state::current_handle()))
         }
-        let c = match d.contexts.get(handle_of(ctx)) {
-            Some(c) if c.primary => c,
-            _ => lookup(d, ctx)?,
-        };
-        state::set_current_handle(c.id());
-        Ok(())
-    }
 
-    /// `cuCtxGetCurrent`: NULL when none.
-    fn cuCtxGetCurrent(pctx: *mut CUcontext) {
-        state::driver()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(pctx, ptr_of(state::current_handle())) }
-    }
-
-    /// `cuCtxPushCurrent`
-    fn cuCtxPushCurrent(ctx: CUcontext) {
-        let d = state::driver()?;
-        let c = lookup(d, ctx)?;
-        state::push_current_handle(c.id());
-        Ok(())
-    }
-
-    /// `cuCtxPushCurrent_v2`
-    fn cuCtxPushCurrent_v2(ctx: CUcontext) {
-        let d = state::driver()?;
-        let c = lookup(d, ctx)?;
-        state::push_current_handle(c.id());
-        Ok(())
-    }
-
-    /// `cuCtxPopCurrent`
-    fn cuCtxPopCurrent(pctx: *mut CUcontext) {
-        state::driver()?;
-        let h = state::pop_current_handle().ok_or(CuError::INVALID_CONTEXT)?;
-        if !pctx.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(pctx, ptr_of(h)) }?;
+        fn ctx_push_current(ctx: CUcontext) -> CuResult {
+            let d = state::driver()?;
+            let c = context(d, ctx)?;
+            state::push_current_handle(c.id());
+            Ok(())
         }
-        Ok(())
-    }
 
-    /// `cuCtxPopCurrent_v2`
-    fn cuCtxPopCurrent_v2(pctx: *mut CUcontext) {
-        state::driver()?;
-        let h = state::pop_current_handle().ok_or(CuError::INVALID_CONTEXT)?;
-        if !pctx.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(pctx, ptr_of(h)) }?;
+        fn ctx_pop_current(pctx: OptOut<'_, CUcontext>) -> CuResult {
+            state::driver()?;
+            let h = state::pop_current_handle().ok_or(CuError::INVALID_CONTEXT)?;
+            pctx.write(ptr_of(h))
         }
-        Ok(())
-    }
 
-    /// `cuCtxGetDevice`
-    fn cuCtxGetDevice(dev: *mut CUdevice) {
-        let (_, c) = state::current_unchecked()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(dev, c.device) }
-    }
-
-    /// `cuCtxGetFlags`
-    fn cuCtxGetFlags(flags: *mut u32) {
-        let (_, c) = state::current_unchecked()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(flags, c.flags.load(Ordering::Relaxed)) }
-    }
-
-    /// `cuCtxSetFlags`
-    fn cuCtxSetFlags(flags: u32) {
-        let (_, c) = state::current()?;
-        if flags & !CTX_FLAGS_MASK != 0 {
-            return Err(CuError::INVALID_VALUE);
+        fn ctx_get_device(dev: Out<'_, CUdevice>) -> CuResult {
+            dev.write(state::current_unchecked()?.1.device)
         }
-        c.flags.store(flags, Ordering::Relaxed);
-        Ok(())
-    }
 
-    /// `cuCtxGetId`
-    fn cuCtxGetId(ctx: CUcontext, id: *mut u64) {
-        let d = state::driver()?;
-        let c = if ctx.is_null() { state::current_unchecked()?.1 } else { lookup(d, ctx)? };
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(id, c.id() & 0xFFFF_FFFF) }
-    }
-
-    /// `cuCtxGetApiVersion`: contexts report the 3.2+ API (3020).
-    fn cuCtxGetApiVersion(ctx: CUcontext, version: *mut u32) {
-        let d = state::driver()?;
-        if ctx.is_null() {
-            state::current_unchecked()?;
-        } else {
-            lookup(d, ctx)?;
+        fn ctx_get_flags(flags: Out<'_, u32>) -> CuResult {
+            flags.write(state::current_unchecked()?.1.flags.load(Ordering::Relaxed))
         }
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(version, 3020) }
-    }
 
-    /// `cuCtxSynchronize`: waits for all work of the current context; returns its sticky error.
-    fn cuCtxSynchronize() {
-        let (d, c) = state::current_unchecked()?;
-        c.check_usable()?;
-        d.exec.synchronize_context(&c)?;
-        c.check_usable()
-    }
-
-    /// `cuCtxGetLimit`
-    fn cuCtxGetLimit(value: *mut usize, limit: i32) {
-        let (_, c) = state::current()?;
-        let l = c.limits.lock().map_err(|_| CuError::UNKNOWN)?;
-        let v = match limit {
-            LIMIT_STACK_SIZE => l.stack_size,
-            LIMIT_PRINTF_FIFO_SIZE => l.printf_fifo_size,
-            LIMIT_MALLOC_HEAP_SIZE => l.malloc_heap_size,
-            LIMIT_DEV_RUNTIME_SYNC_DEPTH => 2,
-            LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT => 2048,
-            LIMIT_MAX_L2_FETCH_GRANULARITY => 64,
-            LIMIT_PERSISTING_L2_CACHE_SIZE => 0,
-            _ => return Err(CuError::UNSUPPORTED_LIMIT),
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(value, v as usize) }
-    }
-
-    /// `cuCtxSetLimit`
-    fn cuCtxSetLimit(limit: i32, value: usize) {
-        let (_, c) = state::current()?;
-        let mut l = c.limits.lock().map_err(|_| CuError::UNKNOWN)?;
-        match limit {
-            LIMIT_STACK_SIZE => l.stack_size = value as u64,
-            LIMIT_PRINTF_FIFO_SIZE => l.printf_fifo_size = value as u64,
-            LIMIT_MALLOC_HEAP_SIZE => l.malloc_heap_size = value as u64,
-            LIMIT_DEV_RUNTIME_SYNC_DEPTH
-            | LIMIT_DEV_RUNTIME_PENDING_LAUNCH_COUNT
-            | LIMIT_MAX_L2_FETCH_GRANULARITY
-            | LIMIT_PERSISTING_L2_CACHE_SIZE => {}
-            _ => return Err(CuError::UNSUPPORTED_LIMIT),
+        fn ctx_set_flags(flags: u32) -> CuResult {
+            let (_, c) = state::current()?;
+            if flags & !CTX_FLAGS_MASK != 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            c.flags.store(flags, Ordering::Relaxed);
+            Ok(())
         }
-        Ok(())
-    }
 
-    /// `cuCtxGetCacheConfig`: always `CU_FUNC_CACHE_PREFER_NONE`.
-    fn cuCtxGetCacheConfig(config: *mut i32) {
-        state::current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(config, 0) }
-    }
-
-    /// `cuCtxSetCacheConfig`: accepted (0..=3) and ignored: there is no L1/shared split to model.
-    fn cuCtxSetCacheConfig(config: i32) {
-        state::current()?;
-        if !(0..=3).contains(&config) {
-            return Err(CuError::INVALID_VALUE);
+        fn ctx_get_id(ctx: CUcontext, id: Out<'_, u64>) -> CuResult {
+            let d = state::driver()?;
+            let c = if ctx.is_null() { state::current_unchecked()?.1 } else { context(d, ctx)? };
+            id.write(c.id() & 0xFFFF_FFFF)
         }
-        Ok(())
-    }
 
-    /// `cuCtxGetSharedMemConfig`: four-byte banks.
-    fn cuCtxGetSharedMemConfig(config: *mut i32) {
-        state::current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(config, 1) }
-    }
-
-    /// `cuCtxSetSharedMemConfig`: accepted and ignored.
-    fn cuCtxSetSharedMemConfig(config: i32) {
-        state::current()?;
-        if !(0..=2).contains(&config) {
-            return Err(CuError::INVALID_VALUE);
+        /// Contexts report the 3.2+ API.
+        fn ctx_get_api_version(ctx: CUcontext, version: Out<'_, u32>) -> CuResult {
+            let d = state::driver()?;
+            if ctx.is_null() {
+                state::current_unchecked()?;
+            } else {
+                context(d, ctx)?;
+            }
+            version.write(CTX_API_VERSION)
         }
-        Ok(())
-    }
 
-    /// `cuCtxGetStreamPriorityRange`: least 0, greatest -5 (as Hopper reports).
-    fn cuCtxGetStreamPriorityRange(least: *mut i32, greatest: *mut i32) {
-        state::current()?;
-        if !least.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(least, 0) }?;
+        /// Waits for all work of the current context; returns its sticky error.
+        fn ctx_synchronize() -> CuResult {
+            let (d, c) = state::current_unchecked()?;
+            c.check_usable()?;
+            d.exec.synchronize_context(&c)?;
+            c.check_usable()
         }
-        if !greatest.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(greatest, -5) }?;
+
+        fn ctx_get_limit(value: Out<'_, usize>, which: i32) -> CuResult {
+            let (_, c) = state::current()?;
+            let l = c.limits.lock().map_err(|_| CuError::UNKNOWN)?;
+            let v = match which {
+                limit::STACK_SIZE => l.stack_size,
+                limit::PRINTF_FIFO_SIZE => l.printf_fifo_size,
+                limit::MALLOC_HEAP_SIZE => l.malloc_heap_size,
+                limit::DEV_RUNTIME_SYNC_DEPTH => 2,
+                limit::DEV_RUNTIME_PENDING_LAUNCH_COUNT => 2048,
+                limit::MAX_L2_FETCH_GRANULARITY => 64,
+                limit::PERSISTING_L2_CACHE_SIZE => 0,
+                _ => return Err(CuError::UNSUPPORTED_LIMIT),
+            };
+            value.write(v as usize)
         }
-        Ok(())
-    }
 
-    /// `cuCtxResetPersistingL2Cache`: nothing to reset.
-    fn cuCtxResetPersistingL2Cache() {
-        state::current().map(|_| ())
-    }
-
-    /// `cuDevicePrimaryCtxRetain`
-    fn cuDevicePrimaryCtxRetain(pctx: *mut CUcontext, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        fn ctx_set_limit(which: i32, value: usize) -> CuResult {
+            let (_, c) = state::current()?;
+            let mut l = c.limits.lock().map_err(|_| CuError::UNKNOWN)?;
+            match which {
+                limit::STACK_SIZE => l.stack_size = value as u64,
+                limit::PRINTF_FIFO_SIZE => l.printf_fifo_size = value as u64,
+                limit::MALLOC_HEAP_SIZE => l.malloc_heap_size = value as u64,
+                limit::DEV_RUNTIME_SYNC_DEPTH
+                | limit::DEV_RUNTIME_PENDING_LAUNCH_COUNT
+                | limit::MAX_L2_FETCH_GRANULARITY
+                | limit::PERSISTING_L2_CACHE_SIZE => {}
+                _ => return Err(CuError::UNSUPPORTED_LIMIT),
+            }
+            Ok(())
         }
-        let h = primary_retain(dev)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
 
-    /// `cuDevicePrimaryCtxRelease`
-    fn cuDevicePrimaryCtxRelease(dev: CUdevice) {
-        primary_release(dev)
-    }
+        fn ctx_get_cache_config(config: Out<'_, i32>) -> CuResult {
+            state::current()?;
+            config.write(FUNC_CACHE_PREFER_NONE)
+        }
 
-    /// `cuDevicePrimaryCtxRelease_v2`
-    fn cuDevicePrimaryCtxRelease_v2(dev: CUdevice) {
-        primary_release(dev)
-    }
+        /// Accepted and ignored: there is no L1/shared split to model.
+        fn ctx_set_cache_config(config: i32) -> CuResult {
+            state::current()?;
+            check_cache_config(config)
+        }
 
-    /// `cuDevicePrimaryCtxReset`
-    fn cuDevicePrimaryCtxReset(dev: CUdevice) {
-        primary_reset(dev)
-    }
+        fn ctx_get_shared_mem_config(config: Out<'_, i32>) -> CuResult {
+            state::current()?;
+            config.write(SHARED_MEM_FOUR_BYTE_BANKS)
+        }
 
-    /// `cuDevicePrimaryCtxReset_v2`
-    fn cuDevicePrimaryCtxReset_v2(dev: CUdevice) {
-        primary_reset(dev)
-    }
+        /// Accepted and ignored.
+        fn ctx_set_shared_mem_config(config: i32) -> CuResult {
+            state::current()?;
+            check_shared_mem_config(config)
+        }
 
-    /// `cuDevicePrimaryCtxSetFlags`
-    fn cuDevicePrimaryCtxSetFlags(dev: CUdevice, flags: u32) {
-        primary_set_flags(dev, flags)
-    }
+        fn ctx_get_stream_priority_range(least: OptOut<'_, i32>, greatest: OptOut<'_, i32>) -> CuResult {
+            state::current()?;
+            least.write(STREAM_PRIORITY_LEAST)?;
+            greatest.write(STREAM_PRIORITY_GREATEST)
+        }
 
-    /// `cuDevicePrimaryCtxSetFlags_v2`
-    fn cuDevicePrimaryCtxSetFlags_v2(dev: CUdevice, flags: u32) {
-        primary_set_flags(dev, flags)
-    }
+        /// Nothing to reset.
+        fn ctx_reset_persisting_l2_cache() -> CuResult {
+            state::current().map(|_| ())
+        }
 
-    /// `cuDevicePrimaryCtxGetState`
-    fn cuDevicePrimaryCtxGetState(dev: CUdevice, flags: *mut u32, active: *mut i32) {
-        let d = device(dev)?;
-        let p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
-        // SAFETY: out-pointers from the caller.
-        unsafe {
-            write_out(flags, p.flags)?;
-            write_out(active, i32::from(p.refcount > 0))
+        fn device_primary_ctx_retain(pctx: Out<'_, CUcontext>, dev: CUdevice) -> CuResult {
+            pctx.write(ptr_of(primary_retain(dev)?))
+        }
+
+        fn device_primary_ctx_release(dev: CUdevice) -> CuResult {
+            primary_release(dev)
+        }
+
+        fn device_primary_ctx_reset(dev: CUdevice) -> CuResult {
+            primary_reset(dev)
+        }
+
+        fn device_primary_ctx_set_flags(dev: CUdevice, flags: u32) -> CuResult {
+            primary_set_flags(dev, flags)
+        }
+
+        fn device_primary_ctx_get_state(dev: CUdevice, flags: Out<'_, u32>, active: Out<'_, i32>) -> CuResult {
+            let d = device(dev)?;
+            let p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
+            flags.write(p.flags)?;
+            active.write(i32::from(p.refcount > 0))
         }
     }
 }

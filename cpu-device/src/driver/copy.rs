@@ -11,14 +11,16 @@
 
 use std::ffi::c_void;
 
-use super::stream::work_stream;
+use gpushare_driver_abi::surface::DefaultStream;
+
+use super::resolve::{self, work_stream};
 use crate::error::{CuError, CuResult};
 use crate::exec::executor::{CopyWork, MemsetWork, Until, Work};
 use crate::exec::timing::CopyKind;
 use crate::memory::MemoryKind;
 use crate::state::{self, Driver};
 use crate::sys::{CUcontext, CUdeviceptr, CUstream};
-pub use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
+use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
 use gpushare_driver_abi::cuda_h::{
     MEMORYTYPE_ARRAY, MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, MEMORYTYPE_UNIFIED,
 };
@@ -26,10 +28,10 @@ use gpushare_driver_abi::cuda_h::{
 /// How an entry point waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
-    /// Synchronous on the legacy default stream (or per-thread with `true`).
-    Sync(bool),
-    /// Asynchronous on a stream; `true` when NULL means per-thread.
-    Async(CUstream, bool),
+    /// Synchronous on the default stream the entry point implies.
+    Sync(DefaultStream),
+    /// Asynchronous on a stream (NULL: the default stream the entry point implies).
+    Async(CUstream, DefaultStream),
 }
 
 /// A (possibly 2-D) copy request.
@@ -78,11 +80,11 @@ fn check_device(d: &Driver, what: &str, ptr: u64, len: u64, write: bool) -> CuRe
 }
 
 fn copy(what: &str, r: Req, mode: Mode) -> CuResult {
-    let (stream, per_thread) = match mode {
-        Mode::Sync(pt) => (std::ptr::null_mut(), pt),
-        Mode::Async(s, pt) => (s, pt),
+    let (stream, default_stream) = match mode {
+        Mode::Sync(ds) => (std::ptr::null_mut(), ds),
+        Mode::Async(s, ds) => (s, ds),
     };
-    let (d, ctx, s) = work_stream(stream, per_thread)?;
+    let (d, ctx, s) = work_stream(stream, default_stream)?;
     if r.width == 0 || r.height == 0 {
         return Ok(());
     }
@@ -176,17 +178,17 @@ fn peer(
     mode: Mode,
 ) -> CuResult {
     let d = state::driver()?;
-    super::context::lookup(d, dst_ctx)?;
-    super::context::lookup(d, src_ctx)?;
+    resolve::context(d, dst_ctx)?;
+    resolve::context(d, src_ctx)?;
     copy(what, Req::linear(CopyKind::D2D, dst, src, bytes), mode)
 }
 
 fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
-    let (stream, per_thread) = match mode {
-        Mode::Sync(pt) => (std::ptr::null_mut(), pt),
-        Mode::Async(s, pt) => (s, pt),
+    let (stream, default_stream) = match mode {
+        Mode::Sync(ds) => (std::ptr::null_mut(), ds),
+        Mode::Async(s, ds) => (s, ds),
     };
-    let (d, ctx, s) = work_stream(stream, per_thread)?;
+    let (d, ctx, s) = work_stream(stream, default_stream)?;
     if w.width == 0 || w.height == 0 {
         return Ok(());
     }
@@ -240,13 +242,8 @@ fn side_2d(
     Ok((base.checked_add(off).ok_or(CuError::INVALID_VALUE)?, dev))
 }
 
-fn copy_2d(what: &str, p: *const CudaMemcpy2D, mode: Mode) -> CuResult {
+fn copy_2d(what: &str, c: &CudaMemcpy2D, mode: Mode) -> CuResult {
     let d = state::driver()?;
-    if p.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: the caller passes a valid CUDA_MEMCPY2D.
-    let c = unsafe { p.read_unaligned() };
     let (src, src_dev) = side_2d(
         d,
         c.src_memory_type,
@@ -328,5 +325,4 @@ fn set_2d(
     memset(what, w, mode)
 }
 
-pub mod exports;
-pub use exports::*;
+mod family;

@@ -3,12 +3,15 @@
 
 use std::ffi::c_char;
 
+use gpushare_driver_abi::cuda_h::{pci_bus_id_matches, CUuuid};
+use gpushare_driver_abi::surface::Out;
+use gpushare_driver_abi::sys::write_c_string;
+
 use crate::error::{CuError, CuResult};
 use crate::profile::DeviceProfile;
 use crate::state::{self, Driver};
-use crate::sys::{c_str, write_out, CUdevice};
-pub use gpushare_driver_abi::cuda_h::CUuuid;
-use gpushare_driver_abi::sys::write_c_string;
+use crate::sys::CUdevice;
+use crate::CpuDevice;
 
 /// The driver, and a check that `dev` names the one device.
 pub(crate) fn device(dev: CUdevice) -> CuResult<&'static Driver> {
@@ -104,120 +107,82 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
     Ok(v as i32)
 }
 
-cuda_exports! {
-    /// `cuDeviceGetCount`
-    fn cuDeviceGetCount(count: *mut i32) {
-        state::driver()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(count, 1) }
-    }
-
-    /// `cuDeviceGet`
-    fn cuDeviceGet(dev: *mut CUdevice, ordinal: i32) {
-        state::driver()?;
-        if dev.is_null() {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl Device for CpuDevice {
+        /// One device.
+        fn device_get_count(count: Out<'_, i32>) -> CuResult {
+            state::driver()?;
+            count.write(1)
         }
-        if ordinal != 0 {
-            return Err(CuError::INVALID_DEVICE);
+
+        /// Ordinal 0 only.
+        fn device_get(dev: Out<'_, CUdevice>, ordinal: i32) -> CuResult {
+            state::driver()?;
+            if ordinal != 0 {
+                return Err(CuError::INVALID_DEVICE);
+            }
+            dev.write(0)
         }
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(dev, 0) }
-    }
 
-    /// `cuDeviceGetName`
-    fn cuDeviceGetName(name: *mut c_char, len: i32, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: caller buffer of `len` bytes.
-        unsafe { write_c_string(name, len, d.profile.name) }
-    }
-
-    /// `cuDeviceTotalMem` (v1: 32-bit size, saturated).
-    fn cuDeviceTotalMem(bytes: *mut u32, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(bytes, d.profile.total_memory.min(u32::MAX as u64) as u32) }
-    }
-
-    /// `cuDeviceTotalMem_v2`
-    fn cuDeviceTotalMem_v2(bytes: *mut usize, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(bytes, d.profile.total_memory as usize) }
-    }
-
-    /// `cuDeviceGetAttribute`
-    fn cuDeviceGetAttribute(value: *mut i32, attrib: i32, dev: CUdevice) {
-        let d = device(dev)?;
-        if value.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// The profile's name.
+        unsafe fn device_get_name(name: *mut c_char, len: i32, dev: CUdevice) -> CuResult {
+            let d = device(dev)?;
+            // SAFETY: the caller's buffer holds `len` bytes.
+            unsafe { write_c_string(name, len, d.profile.name) }
         }
-        let v = attribute(&d.profile, attrib)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(value, v) }
-    }
 
-    /// `cuDeviceComputeCapability` (deprecated but still exported)
-    fn cuDeviceComputeCapability(major: *mut i32, minor: *mut i32, dev: CUdevice) {
-        let d = device(dev)?;
-        let (ma, mi) = d.profile.compute_capability;
-        // SAFETY: out-pointers from the caller.
-        unsafe {
-            write_out(major, ma as i32)?;
-            write_out(minor, mi as i32)
+        /// The profile's memory (capped by the host's, see `profile`).
+        fn device_total_mem(bytes: Out<'_, usize>, dev: CUdevice) -> CuResult {
+            bytes.write(device(dev)?.profile.total_memory as usize)
         }
-    }
 
-    /// `cuDeviceGetUuid`
-    fn cuDeviceGetUuid(uuid: *mut CUuuid, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(uuid, CUuuid { bytes: d.profile.uuid }) }
-    }
-
-    /// `cuDeviceGetUuid_v2`
-    fn cuDeviceGetUuid_v2(uuid: *mut CUuuid, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(uuid, CUuuid { bytes: d.profile.uuid }) }
-    }
-
-    /// `cuDeviceGetPCIBusId`: `"dddd:bb:dd.0"`.
-    fn cuDeviceGetPCIBusId(bus_id: *mut c_char, len: i32, dev: CUdevice) {
-        let d = device(dev)?;
-        // SAFETY: caller buffer of `len` bytes.
-        unsafe { write_c_string(bus_id, len, &d.profile.pci_bus_id()) }
-    }
-
-    /// `cuDeviceGetByPCIBusId`: accepts `domain:bus:device.function` and `bus:device.function`,
-    /// case-insensitive.
-    fn cuDeviceGetByPCIBusId(dev: *mut CUdevice, bus_id: *const c_char) {
-        let d = state::driver()?;
-        // SAFETY: NUL-terminated string from the caller.
-        let text = unsafe { c_str(bus_id) }?.trim().to_ascii_lowercase();
-        let ours = d.profile.pci_bus_id();
-        let short = ours.split_once(':').map(|(_, rest)| rest.to_string()).unwrap_or_default();
-        if text != ours && text != short {
-            return Err(CuError::INVALID_DEVICE);
+        /// From the profile; an unknown attribute is `INVALID_VALUE`.
+        fn device_get_attribute(value: Out<'_, i32>, attrib: i32, dev: CUdevice) -> CuResult {
+            let d = device(dev)?;
+            value.write(attribute(&d.profile, attrib)?)
         }
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(dev, 0) }
-    }
 
-    /// `cuDeviceCanAccessPeer`: one device, so never.
-    fn cuDeviceCanAccessPeer(can: *mut i32, dev: CUdevice, peer: CUdevice) {
-        device(dev)?;
-        device(peer)?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(can, 0) }
-    }
+        /// From the profile.
+        fn device_compute_capability(major: Out<'_, i32>, minor: Out<'_, i32>, dev: CUdevice) -> CuResult {
+            let (ma, mi) = device(dev)?.profile.compute_capability;
+            major.write(ma as i32)?;
+            minor.write(mi as i32)
+        }
 
-    /// `cuDeviceGetP2PAttribute`: there is no peer; a device is not its own peer.
-    fn cuDeviceGetP2PAttribute(value: *mut i32, attrib: i32, src: CUdevice, dst: CUdevice) {
-        let _ = (value, attrib);
-        device(src)?;
-        device(dst)?;
-        Err(CuError::INVALID_DEVICE)
+        /// The profile's UUID.
+        fn device_get_uuid(uuid: Out<'_, CUuuid>, dev: CUdevice) -> CuResult {
+            uuid.write(CUuuid { bytes: device(dev)?.profile.uuid })
+        }
+
+        /// `"dddd:bb:dd.0"`.
+        unsafe fn device_get_pci_bus_id(bus_id: *mut c_char, len: i32, dev: CUdevice) -> CuResult {
+            let d = device(dev)?;
+            // SAFETY: the caller's buffer holds `len` bytes.
+            unsafe { write_c_string(bus_id, len, &d.profile.pci_bus_id()) }
+        }
+
+        /// Accepts `domain:bus:device.function` and `bus:device.function`, case-insensitive.
+        fn device_get_by_pci_bus_id(dev: Out<'_, CUdevice>, bus_id: &str) -> CuResult {
+            let d = state::driver()?;
+            if !pci_bus_id_matches(bus_id, &d.profile.pci_bus_id()) {
+                return Err(CuError::INVALID_DEVICE);
+            }
+            dev.write(0)
+        }
+
+        /// One device, so never.
+        fn device_can_access_peer(can: Out<'_, i32>, dev: CUdevice, peer: CUdevice) -> CuResult {
+            device(dev)?;
+            device(peer)?;
+            can.write(0)
+        }
+
+        /// There is no peer; a device is not its own peer.
+        fn device_get_p2p_attribute(_value: Out<'_, i32>, _attrib: i32, src: CUdevice, dst: CUdevice) -> CuResult {
+            device(src)?;
+            device(dst)?;
+            Err(CuError::INVALID_DEVICE)
+        }
     }
 }
 

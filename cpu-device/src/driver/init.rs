@@ -1,35 +1,22 @@
-//! Initialisation, driver version and error strings.
+//! `cuInit` and `cuDriverGetVersion`.
 
-use std::ffi::c_char;
+use gpushare_driver_abi::surface::{Flags, Out};
 
-use crate::error::CuError;
+use crate::error::CuResult;
 use crate::state;
-use crate::sys::{write_out, DRIVER_VERSION};
+use crate::sys::DRIVER_VERSION;
+use crate::CpuDevice;
 
-cuda_exports! {
-    /// `cuInit`: flags must be 0.
-    fn cuInit(flags: u32) {
-        if flags != 0 {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl Init for CpuDevice {
+        /// Creates the driver state (device memory, executor) once.
+        fn init(_flags: Flags<0>) -> CuResult {
+            state::init().map(|_| ())
         }
-        state::init().map(|_| ())
-    }
 
-    /// `cuDriverGetVersion`: works before `cuInit`.
-    fn cuDriverGetVersion(version: *mut i32) {
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(version, DRIVER_VERSION) }
-    }
-
-    /// `cuGetErrorName`: unknown code gives `INVALID_VALUE` and a NULL string.
-    fn cuGetErrorName(error: u32, out: *mut *const c_char) {
-        // SAFETY: out-pointer from the caller, under the same contract.
-        unsafe { gpushare_driver_abi::error_strings::get_error_name(error, out) }
-    }
-
-    /// `cuGetErrorString`: unknown code gives `INVALID_VALUE` and a NULL string.
-    fn cuGetErrorString(error: u32, out: *mut *const c_char) {
-        // SAFETY: out-pointer from the caller, under the same contract.
-        unsafe { gpushare_driver_abi::error_strings::get_error_string(error, out) }
+        /// CUDA 12.9; works before `cuInit`.
+        fn driver_get_version(version: Out<'_, i32>) -> CuResult {
+            version.write(DRIVER_VERSION)
+        }
     }
 }

@@ -8,12 +8,14 @@
 
 use std::ffi::c_void;
 
-use super::stream::work_stream;
+use gpushare_driver_abi::cuda_h::{read_launch_extra, CUhostFn, CuLaunchConfig};
+use gpushare_driver_abi::surface::{DefaultStream, In};
+
+use super::resolve::work_stream;
 use crate::error::{CuError, CuResult};
-use crate::exec::executor::{HostFn, KernelWork, SendPtr, Work};
+use crate::exec::executor::{KernelWork, SendPtr, Work};
 use crate::sys::{CUfunction, CUstream};
-use gpushare_driver_abi::cuda_h::read_launch_extra;
-pub use gpushare_driver_abi::cuda_h::CuLaunchConfig;
+use crate::CpuDevice;
 
 /// Block dimension limits (x, y, z) and the grid's.
 const MAX_BLOCK: [u32; 3] = [1024, 1024, 64];
@@ -68,7 +70,10 @@ fn check_shape(k: &gpushare_ptx::Kernel, grid: [u32; 3], block: [u32; 3]) -> CuR
 }
 
 /// Packs the arguments into the kernel's parameter buffer.
-fn pack_params(
+///
+/// # Safety
+/// As [`launch`].
+unsafe fn pack_params(
     k: &gpushare_ptx::Kernel,
     params: *mut *mut c_void,
     extra: *mut *mut c_void,
@@ -124,8 +129,13 @@ fn pack_params(
     }
 }
 
-fn launch(l: Launch, per_thread: bool) -> CuResult {
-    let (d, ctx, s) = work_stream(l.stream, per_thread)?;
+/// Validates and submits a kernel launch.
+///
+/// # Safety
+/// `l.params` / `l.extra` are as `cuLaunchKernel` requires (one pointer per parameter to a value
+/// of its size, or a `CU_LAUNCH_PARAM_*` list).
+unsafe fn launch(l: Launch, default_stream: DefaultStream) -> CuResult {
+    let (d, ctx, s) = work_stream(l.stream, default_stream)?;
     let func = d.exec.resolve_function(d, &ctx, l.func as u64)?;
     if func.module.ctx != ctx.id() {
         tracing::warn!("launch of `{}` from another context", func.name_str());
@@ -147,7 +157,8 @@ fn launch(l: Launch, per_thread: bool) -> CuResult {
             l.shared
         )));
     }
-    let params = pack_params(k, l.params, l.extra)?;
+    // SAFETY: the caller's contract.
+    let params = unsafe { pack_params(k, l.params, l.extra) }?;
     let work = KernelWork {
         module: std::sync::Arc::clone(&func.module),
         kernel: func.name_str().to_owned(),
@@ -164,115 +175,46 @@ fn launch(l: Launch, per_thread: bool) -> CuResult {
         .map(|_| ())
 }
 
-fn launch_ex(
-    config: *const CuLaunchConfig,
-    f: CUfunction,
-    params: *mut *mut c_void,
-    extra: *mut *mut c_void,
-    per_thread: bool,
-) -> CuResult {
-    if config.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: the caller passes a valid CUlaunchConfig.
-    let c = unsafe { config.read_unaligned() };
-    if c.num_attrs > 0 {
-        if c.attrs.is_null() {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl Launch for CpuDevice {
+        /// Accepts a `CUkernel` as the function.
+        unsafe fn launch_kernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void, extra: *mut *mut c_void, default_stream: DefaultStream) -> CuResult {
+            let l = Launch { func: f, grid: [gx, gy, gz], block: [bx, by, bz], shared, stream, params, extra };
+            // SAFETY: the caller's kernelParams/extra, as CUDA requires them.
+            unsafe { launch(l, default_stream) }
         }
-        tracing::debug!(
-            "cuLaunchKernelEx: {} launch attributes ignored",
-            c.num_attrs
-        );
-    }
-    let l = Launch {
-        func: f,
-        grid: c.grid,
-        block: c.block,
-        shared: c.shared,
-        stream: c.stream,
-        params,
-        extra,
-    };
-    launch(l, per_thread)
-}
 
-fn host_func(stream: CUstream, f: Option<HostFn>, data: *mut c_void, per_thread: bool) -> CuResult {
-    let (d, ctx, s) = work_stream(stream, per_thread)?;
-    let Some(f) = f else {
-        tracing::warn!("cuLaunchHostFunc with a NULL function");
-        return Err(CuError::INVALID_VALUE);
-    };
-    d.exec
-        .submit(&ctx, &s, Work::HostFn(f, SendPtr(data)))
-        .map(|_| ())
-}
+        /// Launch attributes are ignored.
+        unsafe fn launch_kernel_ex(config: In<CuLaunchConfig>, f: CUfunction, params: *mut *mut c_void, extra: *mut *mut c_void, default_stream: DefaultStream) -> CuResult {
+            if config.num_attrs > 0 {
+                if config.attrs.is_null() {
+                    return Err(CuError::INVALID_VALUE);
+                }
+                tracing::debug!("cuLaunchKernelEx: {} launch attributes ignored", config.num_attrs);
+            }
+            let l = Launch { func: f, grid: config.grid, block: config.block, shared: config.shared, stream: config.stream, params, extra };
+            // SAFETY: the caller's kernelParams/extra, as CUDA requires them.
+            unsafe { launch(l, default_stream) }
+        }
 
-#[allow(clippy::too_many_arguments)]
-fn kernel_args(
-    func: CUfunction,
-    gx: u32,
-    gy: u32,
-    gz: u32,
-    bx: u32,
-    by: u32,
-    bz: u32,
-    shared: u32,
-    stream: CUstream,
-    params: *mut *mut c_void,
-    extra: *mut *mut c_void,
-) -> Launch {
-    Launch {
-        func,
-        grid: [gx, gy, gz],
-        block: [bx, by, bz],
-        shared,
-        stream,
-        params,
-        extra,
-    }
-}
+        /// Launched like any kernel (blocks run concurrently only up to the worker thread count,
+        /// so grid-wide synchronisation is not supported).
+        unsafe fn launch_cooperative_kernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void, default_stream: DefaultStream) -> CuResult {
+            let extra = std::ptr::null_mut();
+            let l = Launch { func: f, grid: [gx, gy, gz], block: [bx, by, bz], shared, stream, params, extra };
+            // SAFETY: the caller's kernelParams, as CUDA requires them.
+            unsafe { launch(l, default_stream) }
+        }
 
-cuda_exports! {
-    /// `cuLaunchKernel`: accepts a `CUkernel` as the function.
-    fn cuLaunchKernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void, extra: *mut *mut c_void) {
-        launch(kernel_args(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra), false)
-    }
-
-    /// `cuLaunchKernel_ptsz`
-    fn cuLaunchKernel_ptsz(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void, extra: *mut *mut c_void) {
-        launch(kernel_args(f, gx, gy, gz, bx, by, bz, shared, stream, params, extra), true)
-    }
-
-    /// `cuLaunchKernelEx`: launch attributes are ignored.
-    fn cuLaunchKernelEx(config: *const CuLaunchConfig, f: CUfunction, params: *mut *mut c_void, extra: *mut *mut c_void) {
-        launch_ex(config, f, params, extra, false)
-    }
-
-    /// `cuLaunchKernelEx_ptsz`
-    fn cuLaunchKernelEx_ptsz(config: *const CuLaunchConfig, f: CUfunction, params: *mut *mut c_void, extra: *mut *mut c_void) {
-        launch_ex(config, f, params, extra, true)
-    }
-
-    /// `cuLaunchCooperativeKernel`: launched like any kernel (blocks run concurrently only up to the
-    /// worker thread count, so grid-wide synchronisation is not supported).
-    fn cuLaunchCooperativeKernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void) {
-        launch(kernel_args(f, gx, gy, gz, bx, by, bz, shared, stream, params, std::ptr::null_mut()), false)
-    }
-
-    /// `cuLaunchCooperativeKernel_ptsz`
-    fn cuLaunchCooperativeKernel_ptsz(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void) {
-        launch(kernel_args(f, gx, gy, gz, bx, by, bz, shared, stream, params, std::ptr::null_mut()), true)
-    }
-
-    /// `cuLaunchHostFunc`: runs `f(data)` on the executor thread in stream order (with pacing, at
-    /// its modelled start).
-    fn cuLaunchHostFunc(stream: CUstream, f: Option<HostFn>, data: *mut c_void) {
-        host_func(stream, f, data, false)
-    }
-
-    /// `cuLaunchHostFunc_ptsz`
-    fn cuLaunchHostFunc_ptsz(stream: CUstream, f: Option<HostFn>, data: *mut c_void) {
-        host_func(stream, f, data, true)
+        /// Runs `func(data)` on the executor thread in stream order (with pacing, at its modelled
+        /// start).
+        unsafe fn launch_host_func(stream: CUstream, func: Option<CUhostFn>, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
+            let (d, ctx, s) = work_stream(stream, default_stream)?;
+            let Some(f) = func else {
+                tracing::warn!("cuLaunchHostFunc with a NULL function");
+                return Err(CuError::INVALID_VALUE);
+            };
+            d.exec.submit(&ctx, &s, Work::HostFn(f, SendPtr(data))).map(|_| ())
+        }
     }
 }

@@ -4,15 +4,16 @@
 //! holding either; cubins (SASS) give `NO_BINARY_FOR_GPU`, anything else `INVALID_IMAGE`. A
 //! `CUkernel` is accepted wherever a `CUfunction` is (the runtime passes them interchangeably).
 
-use std::ffi::{c_char, c_void};
+use std::ffi::c_void;
 use std::sync::Mutex;
 
 use crate::error::{CuError, CuResult};
 use crate::exec::image;
 use crate::exec::module::{FuncAttrs, LoadError};
 use crate::state::{self, Driver};
-use crate::sys::{c_str, write_out, CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule};
+use crate::sys::{CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule};
 use gpushare_driver_abi::cuda_h::{JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+use gpushare_driver_abi::surface::{OptOut, Out};
 
 /// `CUjit_option` values this device looks at.
 const JIT_WALL_TIME: u32 = 2;
@@ -117,24 +118,28 @@ fn sm(d: &Driver) -> u32 {
 }
 
 /// Loads the image at `image` into the current context, writing the JIT logs.
-fn load_data(out: *mut CUmodule, image: *const c_void, logs: &JitLogs) -> CuResult {
+///
+/// # Safety
+/// `image` points to PTX text, a cubin, a fatbin or a fatbin wrapper.
+unsafe fn load_data(out: Out<'_, CUmodule>, image: *const c_void, logs: &JitLogs) -> CuResult {
     let (d, ctx) = state::current()?;
-    if out.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: the caller passes a valid image.
+    // SAFETY: the caller's contract.
     let result = unsafe { image::ptx_from_ptr(image, sm(d)) }
         .map_err(LoadError::from)
         .and_then(|text| d.exec.load_module(d, &ctx, &text));
     finish_load(out, result, logs)
 }
 
-fn finish_load<T>(out: *mut T, result: Result<u64, LoadError>, logs: &JitLogs) -> CuResult {
+/// Writes the handle of a loaded module or library (both are `void *` handles) and the JIT logs.
+fn finish_load(
+    out: Out<'_, *mut c_void>,
+    result: Result<u64, LoadError>,
+    logs: &JitLogs,
+) -> CuResult {
     match result {
         Ok(h) => {
             logs.finish("gpushare CPU device: PTX loaded for interpretation", "");
-            // SAFETY: out-pointer from the caller, checked non-null by the callers.
-            unsafe { write_out(out.cast::<u64>(), h) }
+            out.write(h as *mut c_void)
         }
         Err(e) => {
             logs.finish("", &e.message);
@@ -143,20 +148,15 @@ fn finish_load<T>(out: *mut T, result: Result<u64, LoadError>, logs: &JitLogs) -
     }
 }
 
-fn read_file(path: *const c_char) -> CuResult<Vec<u8>> {
-    // SAFETY: the caller passes a NUL-terminated path.
-    let path = unsafe { c_str(path) }?;
+fn read_file(path: &str) -> CuResult<Vec<u8>> {
     std::fs::read(path).map_err(|e| {
         tracing::warn!("cannot read module file {path:?}: {e}");
         CuError::FILE_NOT_FOUND
     })
 }
 
-fn load_library(out: *mut CUlibrary, text: CuResult<String>, logs: &JitLogs) -> CuResult {
+fn load_library(out: Out<'_, CUlibrary>, text: CuResult<String>, logs: &JitLogs) -> CuResult {
     let d = state::driver()?;
-    if out.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
     let result = text
         .map_err(LoadError::from)
         .and_then(|t| d.exec.load_library(&t));
@@ -293,42 +293,21 @@ fn kernel_view(k: &crate::exec::KernelObj) -> CuResult<FuncView<'_>> {
 fn param_info(
     k: &gpushare_ptx::Kernel,
     index: usize,
-    offset: *mut usize,
-    size: *mut usize,
+    offset: OptOut<'_, usize>,
+    size: OptOut<'_, usize>,
 ) -> CuResult {
-    let Some(p) = k.params().get(index) else {
-        return Err(CuError::INVALID_VALUE);
-    };
-    if !offset.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(offset, p.offset) }?;
-    }
-    if !size.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(size, p.size) }?;
-    }
-    Ok(())
+    let p = k.params().get(index).ok_or(CuError::INVALID_VALUE)?;
+    offset.write(p.offset)?;
+    size.write(p.size)
 }
 
-fn write_global(dptr: *mut CUdeviceptr, bytes: *mut usize, found: (u64, u64)) -> CuResult {
-    if !dptr.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(dptr, found.0) }?;
-    }
-    if !bytes.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(bytes, found.1 as usize) }?;
-    }
-    Ok(())
+fn write_global(
+    dptr: OptOut<'_, CUdeviceptr>,
+    bytes: OptOut<'_, usize>,
+    found: (u64, u64),
+) -> CuResult {
+    dptr.write(found.0)?;
+    bytes.write(found.1 as usize)
 }
 
-fn check_cache_config(config: i32) -> CuResult {
-    if (0..=3).contains(&config) {
-        Ok(())
-    } else {
-        Err(CuError::INVALID_VALUE)
-    }
-}
-
-pub mod exports;
-pub use exports::*;
+mod family;

@@ -12,6 +12,7 @@ use crate::error::{CuError, CuResult};
 use crate::memory::{MemoryKind, PointerInfo};
 use crate::state;
 use crate::sys::{write_out, CUdeviceptr};
+use crate::CpuDevice;
 use gpushare_driver_abi::cuda_h::pointer_attribute::*;
 use gpushare_driver_abi::cuda_h::{MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, NO_DEVICE};
 
@@ -103,59 +104,60 @@ unsafe fn store(data: *mut c_void, v: Value) -> CuResult {
     }
 }
 
-cuda_exports! {
-    /// `cuPointerGetAttribute`: `INVALID_VALUE` for memory CUDA does not know.
-    fn cuPointerGetAttribute(data: *mut c_void, attribute: i32, ptr: CUdeviceptr) {
-        let d = state::driver()?;
-        if data.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        if attribute == DEVICE_POINTER && state::current_handle() == 0 {
-            return Err(CuError::INVALID_CONTEXT);
-        }
-        let info = d.memory.pointer_info(ptr).ok_or_else(|| {
-            tracing::debug!("cuPointerGetAttribute({attribute}, {ptr:#x}): not CUDA memory");
-            CuError::INVALID_VALUE
-        })?;
-        let v = value(&info, attribute, ptr)?;
-        // SAFETY: the caller passes storage of the attribute's type.
-        unsafe { store(data, v) }
-    }
-
-    /// `cuPointerGetAttributes`: never fails for unknown memory or for an attribute the pointer
-    /// has no value for; those get zero (NULL, type 0, ordinal -2).
-    fn cuPointerGetAttributes(num_attributes: u32, attributes: *const i32, data: *mut *mut c_void, ptr: CUdeviceptr) {
-        let d = state::driver()?;
-        if num_attributes == 0 || attributes.is_null() || data.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let info = d.memory.pointer_info(ptr);
-        for i in 0..num_attributes as usize {
-            // SAFETY: the caller passes `num_attributes` attributes and data pointers.
-            let (attr, out) = unsafe { (attributes.add(i).read(), data.add(i).read()) };
-            let v = match info.as_ref().map(|info| value(info, attr, ptr)) {
-                Some(Ok(v)) => v,
-                _ => default_value(attr)?,
-            };
-            if !out.is_null() {
-                // SAFETY: each non-NULL data pointer has room for its attribute's type.
-                unsafe { store(out, v) }?;
+gpushare_driver_abi::implement! {
+    impl Pointer for CpuDevice {
+        /// `INVALID_VALUE` for memory CUDA does not know.
+        unsafe fn pointer_get_attribute(data: *mut c_void, attribute: i32, ptr: CUdeviceptr) -> CuResult {
+            let d = state::driver()?;
+            if data.is_null() {
+                return Err(CuError::INVALID_VALUE);
             }
+            if attribute == DEVICE_POINTER && state::current_handle() == 0 {
+                return Err(CuError::INVALID_CONTEXT);
+            }
+            let info = d.memory.pointer_info(ptr).ok_or_else(|| {
+                tracing::debug!("cuPointerGetAttribute({attribute}, {ptr:#x}): not CUDA memory");
+                CuError::INVALID_VALUE
+            })?;
+            let v = value(&info, attribute, ptr)?;
+            // SAFETY: the caller passes storage of the attribute's type.
+            unsafe { store(data, v) }
         }
-        Ok(())
-    }
 
-    /// `cuPointerSetAttribute`: only SYNC_MEMOPS (recorded; every synchronous call already
-    /// synchronises on this device).
-    fn cuPointerSetAttribute(value: *const c_void, attribute: i32, ptr: CUdeviceptr) {
-        let d = state::driver()?;
-        if value.is_null() || attribute != SYNC_MEMOPS {
-            tracing::debug!("cuPointerSetAttribute({attribute}): only SYNC_MEMOPS can be set");
-            return Err(CuError::INVALID_VALUE);
+        /// Never fails for unknown memory or for an attribute the pointer has no value for; those
+        /// get zero (NULL, type 0, ordinal -2).
+        unsafe fn pointer_get_attributes(num_attributes: u32, attributes: *const i32, data: *mut *mut c_void, ptr: CUdeviceptr) -> CuResult {
+            let d = state::driver()?;
+            if num_attributes == 0 || attributes.is_null() || data.is_null() {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let info = d.memory.pointer_info(ptr);
+            for i in 0..num_attributes as usize {
+                // SAFETY: the caller passes `num_attributes` attributes and data pointers.
+                let (attr, out) = unsafe { (attributes.add(i).read(), data.add(i).read()) };
+                let v = match info.as_ref().map(|info| value(info, attr, ptr)) {
+                    Some(Ok(v)) => v,
+                    _ => default_value(attr)?,
+                };
+                if !out.is_null() {
+                    // SAFETY: each non-NULL data pointer has room for its attribute's type.
+                    unsafe { store(out, v) }?;
+                }
+            }
+            Ok(())
         }
-        // SAFETY: SYNC_MEMOPS takes a pointer to an unsigned int.
-        let on = unsafe { value.cast::<u32>().read_unaligned() } != 0;
-        d.memory.set_sync_memops(ptr, on)
+
+        /// Only SYNC_MEMOPS (recorded; every synchronous call already synchronises on this device).
+        unsafe fn pointer_set_attribute(value: *const c_void, attribute: i32, ptr: CUdeviceptr) -> CuResult {
+            let d = state::driver()?;
+            if value.is_null() || attribute != SYNC_MEMOPS {
+                tracing::debug!("cuPointerSetAttribute({attribute}): only SYNC_MEMOPS can be set");
+                return Err(CuError::INVALID_VALUE);
+            }
+            // SAFETY: SYNC_MEMOPS takes a pointer to an unsigned int.
+            let on = unsafe { value.cast::<u32>().read_unaligned() } != 0;
+            d.memory.set_sync_memops(ptr, on)
+        }
     }
 }
 

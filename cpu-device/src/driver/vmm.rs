@@ -13,7 +13,9 @@ use std::os::fd::IntoRawFd;
 use crate::error::{CuError, CuResult};
 use crate::memory::GRANULARITY;
 use crate::state;
-use crate::sys::{write_out, CUdeviceptr};
+use crate::sys::CUdeviceptr;
+use crate::CpuDevice;
+use gpushare_driver_abi::cuda_h::CUmemGenericAllocationHandle;
 pub use gpushare_driver_abi::cuda_h::{
     CUmemAccessDesc, CUmemAllocFlags, CUmemAllocationProp, CUmemLocation,
 };
@@ -21,17 +23,10 @@ use gpushare_driver_abi::cuda_h::{
     ALLOCATION_TYPE_PINNED, HANDLE_POSIX_FD, HANDLE_UNSUPPORTED, LOCATION_DEVICE,
     LOCATION_HOST_TYPES,
 };
+use gpushare_driver_abi::surface::{In, Out};
 
 /// Checks a `CUmemAllocationProp` for a device allocation; returns its handle types.
-///
-/// # Safety
-/// `prop` must be NULL or point to a `CUmemAllocationProp`.
-unsafe fn check_prop(prop: *const CUmemAllocationProp) -> CuResult<u32> {
-    if prop.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: non-null, and the caller passes a CUmemAllocationProp.
-    let p = unsafe { prop.read_unaligned() };
+fn check_prop(p: &CUmemAllocationProp) -> CuResult<u32> {
     if p.type_ != ALLOCATION_TYPE_PINNED {
         tracing::debug!("CUmemAllocationProp.type {} is not PINNED", p.type_);
         return Err(CuError::INVALID_VALUE);
@@ -65,181 +60,156 @@ fn check_location(loc: &CUmemLocation) -> CuResult {
     }
 }
 
-cuda_exports! {
-    /// `cuMemGetAllocationGranularity`: 2 MiB, minimum and recommended.
-    fn cuMemGetAllocationGranularity(granularity: *mut usize, prop: *const CUmemAllocationProp, option: i32) {
-        state::driver()?;
-        if !matches!(option, 0 | 1) {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl Vmm for CpuDevice {
+        /// 2 MiB, minimum and recommended.
+        fn mem_get_allocation_granularity(granularity: Out<'_, usize>, prop: In<CUmemAllocationProp>, option: i32) -> CuResult {
+            state::driver()?;
+            if !matches!(option, 0 | 1) {
+                return Err(CuError::INVALID_VALUE);
+            }
+            check_prop(&prop)?;
+            granularity.write(GRANULARITY as usize)
         }
-        // SAFETY: the caller passes NULL or a CUmemAllocationProp.
-        unsafe { check_prop(prop) }?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(granularity, GRANULARITY as usize) }
-    }
 
-    /// `cuMemAddressReserve`: `addr` is a hint; flags must be 0.
-    fn cuMemAddressReserve(ptr: *mut CUdeviceptr, size: usize, alignment: usize, addr: CUdeviceptr, flags: u64) {
-        let d = state::driver()?;
-        if ptr.is_null() || flags != 0 {
-            return Err(CuError::INVALID_VALUE);
+        /// `addr` is a hint; flags must be 0.
+        fn mem_address_reserve(ptr: Out<'_, CUdeviceptr>, size: usize, alignment: usize, addr: CUdeviceptr, flags: u64) -> CuResult {
+            let d = state::driver()?;
+            if flags != 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            ptr.write(d.memory.reserve(state::current_handle(), size as u64, alignment as u64, addr)?)
         }
-        let va = d.memory.reserve(state::current_handle(), size as u64, alignment as u64, addr)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(ptr, va) }
-    }
 
-    /// `cuMemAddressFree`: exactly a reservation, with nothing mapped in it.
-    fn cuMemAddressFree(ptr: CUdeviceptr, size: usize) {
-        state::driver()?.memory.address_free(ptr, size as u64)
-    }
-
-    /// `cuMemCreate`: flags must be 0.
-    fn cuMemCreate(handle: *mut u64, size: usize, prop: *const CUmemAllocationProp, flags: u64) {
-        let d = state::driver()?;
-        if handle.is_null() || flags != 0 {
-            return Err(CuError::INVALID_VALUE);
+        /// Exactly a reservation, with nothing mapped in it.
+        fn mem_address_free(ptr: CUdeviceptr, size: usize) -> CuResult {
+            state::driver()?.memory.address_free(ptr, size as u64)
         }
-        // SAFETY: the caller passes NULL or a CUmemAllocationProp.
-        let types = unsafe { check_prop(prop) }?;
-        let h = d.memory.create(size as u64, types)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(handle, h) }
-    }
 
-    /// `cuMemRelease`
-    fn cuMemRelease(handle: u64) {
-        state::driver()?.memory.release(handle)
-    }
-
-    /// `cuMemMap`: offset and flags must be 0; no access until `cuMemSetAccess`.
-    fn cuMemMap(ptr: CUdeviceptr, size: usize, offset: usize, handle: u64, flags: u64) {
-        let d = state::driver()?;
-        if flags != 0 {
-            return Err(CuError::INVALID_VALUE);
+        /// Flags must be 0.
+        fn mem_create(handle: Out<'_, CUmemGenericAllocationHandle>, size: usize, prop: In<CUmemAllocationProp>, flags: u64) -> CuResult {
+            let d = state::driver()?;
+            if flags != 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let types = check_prop(&prop)?;
+            handle.write(d.memory.create(size as u64, types)?)
         }
-        d.memory.map(state::current_handle(), ptr, size as u64, offset as u64, handle)
-    }
 
-    /// `cuMemUnmap`: whole mappings only; waits for the current context's work first.
-    fn cuMemUnmap(ptr: CUdeviceptr, size: usize) {
-        let d = state::driver()?;
-        if let Ok((_, ctx)) = state::current_unchecked() {
-            let _ = d.exec.synchronize_context(&ctx);
+        fn mem_release(handle: CUmemGenericAllocationHandle) -> CuResult {
+            state::driver()?.memory.release(handle)
         }
-        d.memory.unmap(ptr, size as u64)
-    }
 
-    /// `cuMemSetAccess`: device 0 with PROT_NONE (0), PROT_READ (1) or PROT_READWRITE (3).
-    fn cuMemSetAccess(ptr: CUdeviceptr, size: usize, desc: *const CUmemAccessDesc, count: usize) {
-        let d = state::driver()?;
-        if desc.is_null() || count == 0 {
-            return Err(CuError::INVALID_VALUE);
+        /// Offset and flags must be 0; no access until `cuMemSetAccess`.
+        fn mem_map(ptr: CUdeviceptr, size: usize, offset: usize, handle: CUmemGenericAllocationHandle, flags: u64) -> CuResult {
+            let d = state::driver()?;
+            if flags != 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            d.memory.map(state::current_handle(), ptr, size as u64, offset as u64, handle)
         }
-        let mut perm = None;
-        for i in 0..count {
-            // SAFETY: the caller passes `count` descriptors.
-            let a = unsafe { desc.add(i).read_unaligned() };
-            match a.location.type_ {
-                LOCATION_DEVICE if a.location.id != 0 => return Err(CuError::INVALID_DEVICE),
-                LOCATION_DEVICE if matches!(a.flags, 0 | 1 | 3) => perm = Some(a.flags as u8),
-                _ => {
-                    tracing::debug!("cuMemSetAccess: location type {} / flags {} not supported for device memory", a.location.type_, a.flags);
-                    return Err(CuError::INVALID_VALUE);
+
+        /// Whole mappings only; waits for the current context's work first.
+        fn mem_unmap(ptr: CUdeviceptr, size: usize) -> CuResult {
+            let d = state::driver()?;
+            if let Ok((_, ctx)) = state::current_unchecked() {
+                let _ = d.exec.synchronize_context(&ctx);
+            }
+            d.memory.unmap(ptr, size as u64)
+        }
+
+        /// Device 0 with PROT_NONE (0), PROT_READ (1) or PROT_READWRITE (3).
+        unsafe fn mem_set_access(ptr: CUdeviceptr, size: usize, desc: *const CUmemAccessDesc, count: usize) -> CuResult {
+            let d = state::driver()?;
+            if desc.is_null() || count == 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            let mut perm = None;
+            for i in 0..count {
+                // SAFETY: the caller passes `count` descriptors.
+                let a = unsafe { desc.add(i).read_unaligned() };
+                match a.location.type_ {
+                    LOCATION_DEVICE if a.location.id != 0 => return Err(CuError::INVALID_DEVICE),
+                    LOCATION_DEVICE if matches!(a.flags, 0 | 1 | 3) => perm = Some(a.flags as u8),
+                    _ => {
+                        tracing::debug!("cuMemSetAccess: location type {} / flags {} not supported for device memory", a.location.type_, a.flags);
+                        return Err(CuError::INVALID_VALUE);
+                    }
                 }
             }
-        }
-        match perm {
-            Some(p) => d.memory.set_access(ptr, size as u64, p),
-            None => Err(CuError::INVALID_VALUE),
-        }
-    }
-
-    /// `cuMemGetAccess`: the device's access; host locations report none.
-    fn cuMemGetAccess(flags: *mut u64, location: *const CUmemLocation, ptr: CUdeviceptr) {
-        let d = state::driver()?;
-        if flags.is_null() || location.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        // SAFETY: non-null, and the caller passes a CUmemLocation.
-        let loc = unsafe { location.read_unaligned() };
-        let perm = d.memory.access(ptr)?;
-        let v = match loc.type_ {
-            LOCATION_DEVICE if loc.id == 0 => u64::from(perm),
-            LOCATION_DEVICE => return Err(CuError::INVALID_DEVICE),
-            t if LOCATION_HOST_TYPES.contains(&t) => 0,
-            _ => return Err(CuError::INVALID_VALUE),
-        };
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(flags, v) }
-    }
-
-    /// `cuMemExportToShareableHandle`: POSIX file descriptors only (an `int` the caller owns).
-    fn cuMemExportToShareableHandle(shareable: *mut c_void, handle: u64, handle_type: i32, flags: u64) {
-        let d = state::driver()?;
-        if shareable.is_null() || flags != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        match handle_type {
-            HANDLE_POSIX_FD => {
-                let fd = d.memory.export_fd(handle)?;
-                // SAFETY: for POSIX_FILE_DESCRIPTOR the caller passes a pointer to an int.
-                unsafe { write_out(shareable.cast::<i32>(), fd.into_raw_fd()) }
+            match perm {
+                Some(p) => d.memory.set_access(ptr, size as u64, p),
+                None => Err(CuError::INVALID_VALUE),
             }
-            t if t & HANDLE_UNSUPPORTED != 0 => {
-                tracing::warn!("cuMemExportToShareableHandle: handle type {t:#x} is not supported by the CPU device");
-                Err(CuError::NOT_SUPPORTED)
-            }
-            _ => Err(CuError::INVALID_VALUE),
         }
-    }
 
-    /// `cuMemImportFromShareableHandle`: `os_handle` is the file descriptor cast to a pointer;
-    /// the caller keeps its descriptor.
-    fn cuMemImportFromShareableHandle(handle: *mut u64, os_handle: *mut c_void, handle_type: i32) {
-        let d = state::driver()?;
-        if handle.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// The device's access; host locations report none.
+        fn mem_get_access(flags: Out<'_, u64>, location: In<CUmemLocation>, ptr: CUdeviceptr) -> CuResult {
+            let d = state::driver()?;
+            let perm = d.memory.access(ptr)?;
+            let v = match location.type_ {
+                LOCATION_DEVICE if location.id == 0 => u64::from(perm),
+                LOCATION_DEVICE => return Err(CuError::INVALID_DEVICE),
+                t if LOCATION_HOST_TYPES.contains(&t) => 0,
+                _ => return Err(CuError::INVALID_VALUE),
+            };
+            flags.write(v)
         }
-        match handle_type {
-            HANDLE_POSIX_FD => {
-                let fd = i32::try_from(os_handle as usize).map_err(|_| CuError::INVALID_VALUE)?;
-                let h = d.memory.import_fd(fd)?;
-                // SAFETY: out-pointer from the caller, checked non-null.
-                unsafe { write_out(handle, h) }
-            }
-            t if t & HANDLE_UNSUPPORTED != 0 => {
-                tracing::warn!("cuMemImportFromShareableHandle: handle type {t:#x} is not supported by the CPU device");
-                Err(CuError::NOT_SUPPORTED)
-            }
-            _ => Err(CuError::INVALID_VALUE),
-        }
-    }
 
-    /// `cuMemGetAllocationPropertiesFromHandle`
-    fn cuMemGetAllocationPropertiesFromHandle(prop: *mut CUmemAllocationProp, handle: u64) {
-        let d = state::driver()?;
-        let (_, types) = d.memory.handle_properties(handle)?;
-        let p = CUmemAllocationProp {
-            type_: ALLOCATION_TYPE_PINNED,
-            requested_handle_types: types as i32,
-            location: CUmemLocation { type_: LOCATION_DEVICE, id: 0 },
-            win32_handle_meta_data: std::ptr::null_mut(),
-            alloc_flags: CUmemAllocFlags::default(),
-        };
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(prop, p) }
-    }
-
-    /// `cuMemRetainAllocationHandle`: the handle mapped at `addr`, with a reference to release.
-    fn cuMemRetainAllocationHandle(handle: *mut u64, addr: *mut c_void) {
-        let d = state::driver()?;
-        if handle.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// POSIX file descriptors only (an `int` the caller owns).
+        unsafe fn mem_export_to_shareable_handle(shareable: *mut c_void, handle: CUmemGenericAllocationHandle, handle_type: i32, flags: u64) -> CuResult {
+            let d = state::driver()?;
+            if shareable.is_null() || flags != 0 {
+                return Err(CuError::INVALID_VALUE);
+            }
+            match handle_type {
+                HANDLE_POSIX_FD => {
+                    let fd = d.memory.export_fd(handle)?;
+                    // SAFETY: for POSIX_FILE_DESCRIPTOR the caller passes a pointer to an int.
+                    unsafe { shareable.cast::<i32>().write_unaligned(fd.into_raw_fd()) };
+                    Ok(())
+                }
+                t if t & HANDLE_UNSUPPORTED != 0 => {
+                    tracing::warn!("cuMemExportToShareableHandle: handle type {t:#x} is not supported by the CPU device");
+                    Err(CuError::NOT_SUPPORTED)
+                }
+                _ => Err(CuError::INVALID_VALUE),
+            }
         }
-        let h = d.memory.retain_handle(addr as u64)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(handle, h) }
+
+        /// `os_handle` is the file descriptor cast to a pointer; the caller keeps its descriptor.
+        fn mem_import_from_shareable_handle(handle: Out<'_, CUmemGenericAllocationHandle>, os_handle: *mut c_void, handle_type: i32) -> CuResult {
+            let d = state::driver()?;
+            match handle_type {
+                HANDLE_POSIX_FD => {
+                    let fd = i32::try_from(os_handle as usize).map_err(|_| CuError::INVALID_VALUE)?;
+                    handle.write(d.memory.import_fd(fd)?)
+                }
+                t if t & HANDLE_UNSUPPORTED != 0 => {
+                    tracing::warn!("cuMemImportFromShareableHandle: handle type {t:#x} is not supported by the CPU device");
+                    Err(CuError::NOT_SUPPORTED)
+                }
+                _ => Err(CuError::INVALID_VALUE),
+            }
+        }
+
+        fn mem_get_allocation_properties_from_handle(prop: Out<'_, CUmemAllocationProp>, handle: CUmemGenericAllocationHandle) -> CuResult {
+            let d = state::driver()?;
+            let (_, types) = d.memory.handle_properties(handle)?;
+            prop.write(CUmemAllocationProp {
+                type_: ALLOCATION_TYPE_PINNED,
+                requested_handle_types: types as i32,
+                location: CUmemLocation { type_: LOCATION_DEVICE, id: 0 },
+                win32_handle_meta_data: std::ptr::null_mut(),
+                alloc_flags: CUmemAllocFlags::default(),
+            })
+        }
+
+        /// The handle mapped at `addr`, with a reference to release.
+        fn mem_retain_allocation_handle(handle: Out<'_, CUmemGenericAllocationHandle>, addr: *mut c_void) -> CuResult {
+            let d = state::driver()?;
+            handle.write(d.memory.retain_handle(addr as u64)?)
+        }
     }
 }
 

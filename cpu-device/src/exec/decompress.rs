@@ -415,7 +415,7 @@ mod tests {
 
     /// Runs vector_add (a kernel of `f`) on 1000 elements and checks c = a + b.
     fn run_vector_add(f: crate::sys::CUfunction) {
-        use crate::driver::{copy::exports as copy, launch, memory};
+        use crate::cuda;
         use std::ffi::c_void;
         let n = 1000usize;
         let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
@@ -427,10 +427,10 @@ mod tests {
         // allocated just before, kernelParams pointing at live values of the kernel's types.
         unsafe {
             for d in [&mut da, &mut db, &mut dc] {
-                assert_eq!(memory::cuMemAlloc_v2(d, bytes), 0);
+                assert_eq!(cuda::cuMemAlloc_v2(d, bytes), 0);
             }
-            assert_eq!(copy::cuMemcpyHtoD_v2(da, a.as_ptr().cast(), bytes), 0);
-            assert_eq!(copy::cuMemcpyHtoD_v2(db, b.as_ptr().cast(), bytes), 0);
+            assert_eq!(cuda::cuMemcpyHtoD_v2(da, a.as_ptr().cast(), bytes), 0);
+            assert_eq!(cuda::cuMemcpyHtoD_v2(db, b.as_ptr().cast(), bytes), 0);
             let mut count = n as i32;
             let mut params: [*mut c_void; 4] = [
                 (&mut da as *mut u64).cast(),
@@ -438,7 +438,7 @@ mod tests {
                 (&mut dc as *mut u64).cast(),
                 (&mut count as *mut i32).cast(),
             ];
-            let r = launch::cuLaunchKernel(
+            let r = cuda::cuLaunchKernel(
                 f,
                 4,
                 1,
@@ -452,9 +452,9 @@ mod tests {
                 std::ptr::null_mut(),
             );
             assert_eq!(r, 0);
-            assert_eq!(copy::cuMemcpyDtoH_v2(c.as_mut_ptr().cast(), dc, bytes), 0);
+            assert_eq!(cuda::cuMemcpyDtoH_v2(c.as_mut_ptr().cast(), dc, bytes), 0);
             for d in [da, db, dc] {
-                assert_eq!(memory::cuMemFree_v2(d), 0);
+                assert_eq!(cuda::cuMemFree_v2(d), 0);
             }
         }
         for i in 0..n {
@@ -467,15 +467,15 @@ mod tests {
     /// and checks the results.
     #[test]
     fn compressed_fatbins_load_and_launch() {
-        use crate::driver::{context, init, module};
+        use crate::cuda;
         use crate::sys::{CUcontext, CUfunction, CUkernel, CUlibrary, CUmodule};
         use std::ptr::null_mut as null;
         let mut ctx: CUcontext = null();
         // SAFETY: plain driver calls with valid out-pointers.
         unsafe {
-            assert_eq!(init::cuInit(0), 0);
-            assert_eq!(context::cuDevicePrimaryCtxRetain(&mut ctx, 0), 0);
-            assert_eq!(context::cuCtxSetCurrent(ctx), 0);
+            assert_eq!(cuda::cuInit(0), 0);
+            assert_eq!(cuda::cuDevicePrimaryCtxRetain(&mut ctx, 0), 0);
+            assert_eq!(cuda::cuCtxSetCurrent(ctx), 0);
         }
         let name = c"vector_add";
         for codec in [Codec::Lz4, Codec::Zstd] {
@@ -486,42 +486,38 @@ mod tests {
                 // SAFETY: a complete fatbin (or a wrapper pointing at the live one), valid
                 // out-pointers, NUL-terminated name.
                 unsafe {
-                    assert_eq!(
-                        module::cuModuleLoadData(&mut m, image.cast()),
-                        0,
-                        "{codec:?}"
-                    );
-                    assert_eq!(module::cuModuleGetFunction(&mut f, m, name.as_ptr()), 0);
+                    assert_eq!(cuda::cuModuleLoadData(&mut m, image.cast()), 0, "{codec:?}");
+                    assert_eq!(cuda::cuModuleGetFunction(&mut f, m, name.as_ptr()), 0);
                 }
                 run_vector_add(f);
                 // SAFETY: the module loaded above.
-                assert_eq!(unsafe { module::cuModuleUnload(m) }, 0);
+                assert_eq!(unsafe { cuda::cuModuleUnload(m) }, 0);
             }
             let (mut lib, mut k): (CUlibrary, CUkernel) = (null(), null());
             // SAFETY: a complete fatbin, valid out-pointers, no options.
             unsafe {
-                let r = module::cuLibraryLoadData(
+                let r = cuda::cuLibraryLoadData(
                     &mut lib,
                     fat.as_ptr().cast(),
-                    std::ptr::null(),
+                    null(),
                     null(),
                     0,
-                    std::ptr::null(),
+                    null(),
                     null(),
                     0,
                 );
                 assert_eq!(r, 0, "{codec:?}");
-                assert_eq!(module::cuLibraryGetKernel(&mut k, lib, name.as_ptr()), 0);
+                assert_eq!(cuda::cuLibraryGetKernel(&mut k, lib, name.as_ptr()), 0);
             }
             // A CUkernel is accepted where a CUfunction is.
             run_vector_add(k.cast());
             // SAFETY: the library loaded above.
-            assert_eq!(unsafe { module::cuLibraryUnload(lib) }, 0);
+            assert_eq!(unsafe { cuda::cuLibraryUnload(lib) }, 0);
         }
         // SAFETY: balances the retain above.
         unsafe {
-            assert_eq!(context::cuCtxSetCurrent(null()), 0);
-            assert_eq!(context::cuDevicePrimaryCtxRelease_v2(0), 0);
+            assert_eq!(cuda::cuCtxSetCurrent(null()), 0);
+            assert_eq!(cuda::cuDevicePrimaryCtxRelease_v2(0), 0);
         }
     }
 

@@ -10,12 +10,7 @@ use super::Executor;
 use crate::error::{CuError, CuResult};
 use crate::state::Context;
 
-/// `CU_EVENT_BLOCKING_SYNC`
-pub const CU_EVENT_BLOCKING_SYNC: u32 = 0x1;
-/// `CU_EVENT_DISABLE_TIMING`
-pub const CU_EVENT_DISABLE_TIMING: u32 = 0x2;
-/// `CU_EVENT_INTERPROCESS`
-pub const CU_EVENT_INTERPROCESS: u32 = 0x4;
+pub use gpushare_driver_abi::cuda_h::{CU_EVENT_BLOCKING_SYNC, CU_EVENT_DISABLE_TIMING};
 
 /// An event.
 pub struct Event {

@@ -18,7 +18,7 @@ use super::module::LoadedModule;
 use super::stream::Stream;
 use super::timing::{self, CopyKind, EngineUse, KernelCost, ModelOp, Nanos, Span, Timeline};
 use super::Executor;
-use crate::error::{CUresult, CuError, CuResult};
+use crate::error::{CuError, CuResult};
 use crate::state::{self, Context, Driver};
 
 /// Completion record of one submitted operation.
@@ -86,10 +86,7 @@ pub(crate) struct SendPtr(pub *mut c_void);
 // CUDA requires the caller to keep it valid (host buffers of async copies, host-function user data).
 unsafe impl Send for SendPtr {}
 
-/// `CUhostFn`
-pub type HostFn = unsafe extern "C" fn(*mut c_void);
-/// `CUstreamCallback`
-pub type StreamCallback = unsafe extern "C" fn(*mut c_void, CUresult, *mut c_void);
+pub use gpushare_driver_abi::cuda_h::{CUhostFn as HostFn, CUstreamCallback as StreamCallback};
 
 /// A kernel launch with its parameters copied at submission.
 pub(crate) struct KernelWork {

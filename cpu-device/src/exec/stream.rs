@@ -18,12 +18,11 @@ use crate::error::{CuError, CuResult};
 use crate::state::Context;
 use crate::sys::{CU_STREAM_LEGACY, CU_STREAM_PER_THREAD};
 
-/// `CU_STREAM_NON_BLOCKING`
-pub const CU_STREAM_NON_BLOCKING: u32 = 0x1;
+pub use gpushare_driver_abi::cuda_h::CU_STREAM_NON_BLOCKING;
 /// Least (numerically greatest) stream priority.
-pub const PRIORITY_LEAST: i32 = 0;
+pub const PRIORITY_LEAST: i32 = gpushare_driver_abi::cuda_h::STREAM_PRIORITY_LEAST;
 /// Greatest (numerically least) stream priority.
-pub const PRIORITY_GREATEST: i32 = -5;
+pub const PRIORITY_GREATEST: i32 = gpushare_driver_abi::cuda_h::STREAM_PRIORITY_GREATEST;
 
 /// What kind of stream this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

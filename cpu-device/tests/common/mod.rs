@@ -5,7 +5,7 @@
 use std::ffi::{c_void, CString};
 use std::ptr::null_mut;
 
-use gpushare_cpu_device::driver::{context, init, launch, module};
+use crate::cuda;
 use gpushare_cpu_device::error::{name_of, CUresult};
 use gpushare_cpu_device::state;
 use gpushare_cpu_device::sys::{CUcontext, CUfunction, CUmodule, CUstream};
@@ -33,9 +33,9 @@ pub fn setup() -> CUcontext {
     let mut ctx: CUcontext = null_mut();
     // SAFETY: plain driver calls with valid out-pointers.
     unsafe {
-        ok(init::cuInit(0));
-        ok(context::cuDevicePrimaryCtxRetain(&mut ctx, 0));
-        ok(context::cuCtxSetCurrent(ctx));
+        ok(cuda::cuInit(0));
+        ok(cuda::cuDevicePrimaryCtxRetain(&mut ctx, 0));
+        ok(cuda::cuCtxSetCurrent(ctx));
     }
     ctx
 }
@@ -79,7 +79,7 @@ pub fn load(name: &str) -> CUmodule {
     let text = corpus(name);
     let mut m: CUmodule = null_mut();
     // SAFETY: NUL-terminated PTX text, valid out-pointer.
-    ok(unsafe { module::cuModuleLoadData(&mut m, text.as_ptr().cast()) });
+    ok(unsafe { cuda::cuModuleLoadData(&mut m, text.as_ptr().cast()) });
     m
 }
 
@@ -88,7 +88,7 @@ pub fn function(m: CUmodule, name: &str) -> CUfunction {
     let mut f: CUfunction = null_mut();
     let cname = CString::new(name).unwrap();
     // SAFETY: valid handle, NUL-terminated name, valid out-pointer.
-    ok(unsafe { module::cuModuleGetFunction(&mut f, m, cname.as_ptr()) });
+    ok(unsafe { cuda::cuModuleGetFunction(&mut f, m, cname.as_ptr()) });
     f
 }
 
@@ -102,7 +102,7 @@ pub fn launch1d(
 ) -> CUresult {
     // SAFETY: `args` holds one pointer per kernel parameter, each to a live value.
     unsafe {
-        launch::cuLaunchKernel(
+        cuda::cuLaunchKernel(
             f,
             grid,
             1,

@@ -142,9 +142,9 @@ macro_rules! driver_surface {
             /// `cuStreamSynchronize`
             fn stream_synchronize(stream: CUstream) { cuStreamSynchronize | cuStreamSynchronize_ptsz }
             /// `cuStreamWaitEvent`
-            fn stream_wait_event(stream: CUstream, event: CUevent, flags: u32) { cuStreamWaitEvent | cuStreamWaitEvent_ptsz }
+            fn stream_wait_event(stream: CUstream, event: CUevent, flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>) { cuStreamWaitEvent | cuStreamWaitEvent_ptsz }
             /// `cuStreamAddCallback`: the callback runs later with `data`.
-            fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, flags: u32) unsafe { cuStreamAddCallback | cuStreamAddCallback_ptsz }
+            fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, flags: Flags<0>) unsafe { cuStreamAddCallback | cuStreamAddCallback_ptsz }
             /// `cuStreamGetPriority`
             fn stream_get_priority(stream: CUstream, priority: Out<'_, i32>) { cuStreamGetPriority | cuStreamGetPriority_ptsz }
             /// `cuStreamGetFlags`

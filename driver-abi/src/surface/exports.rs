@@ -180,7 +180,8 @@ macro_rules! __surface_export_fn {
             $crate::export::guard(stringify!($sym), || {
                 $(
                     // SAFETY: the C caller's argument, valid as the CUDA driver API requires.
-                    let $arg: $ty = unsafe { $crate::surface::FromCuda::from_cuda($arg)? };
+                    let $arg: $ty = unsafe { $crate::surface::FromCuda::from_cuda($arg) }
+                        .map_err(|e| $crate::surface::rejected(stringify!($sym), stringify!($arg), e))?;
                 )*
                 // SAFETY (for an `unsafe` method): its contract is the C caller's, forwarded.
                 $($unsafe)? { <$lib as $crate::surface::$family>::$method($($arg,)* $($extra)*) }
@@ -196,7 +197,7 @@ macro_rules! __surface_export_fn {
 macro_rules! __surface_builtins {
     ([$($attr:tt)*] $name:literal) => {
         /// This layer's `cuGetProcAddress` resolver, built on first use.
-        fn proc_resolver() -> &'static $crate::procaddress::ProcResolver {
+        pub fn proc_resolver() -> &'static $crate::procaddress::ProcResolver {
             static RESOLVER: ::std::sync::OnceLock<$crate::procaddress::ProcResolver> =
                 ::std::sync::OnceLock::new();
             RESOLVER.get_or_init(|| {

@@ -40,14 +40,16 @@ pub mod traits;
 pub use args::{CudaArg, DefaultStream, Flags, FromCuda, In, OptOut, Out};
 pub use traits::*;
 
+use crate::error::CuError;
+
 /// The names the declaration uses, for the code it expands to.
 pub mod prelude {
     pub use super::args::{CudaArg, DefaultStream, Flags, FromCuda, In, OptOut, Out};
     pub use crate::cuda_h::{
         CUhostFn, CUjitOption, CUmemAccessDesc, CUmemAllocationProp, CUmemGenericAllocationHandle,
         CUmemLocation, CUstreamCallback, CUuuid, CuLaunchConfig, CudaMemcpy2D, CU_EVENT_FLAGS,
-        CU_EVENT_RECORD_EXTERNAL, CU_MEMHOSTALLOC_FLAGS, CU_MEMHOSTREGISTER_FLAGS,
-        CU_STREAM_NON_BLOCKING,
+        CU_EVENT_RECORD_EXTERNAL, CU_EVENT_WAIT_EXTERNAL, CU_MEMHOSTALLOC_FLAGS,
+        CU_MEMHOSTREGISTER_FLAGS, CU_STREAM_NON_BLOCKING,
     };
     pub use crate::error::{CUresult, CuError, CuResult};
     pub use crate::sys::{
@@ -85,6 +87,16 @@ const fn str_eq(a: &str, b: &str) -> bool {
     true
 }
 
+/// Logs an argument the conversion rejected (cold path of every generated export) and hands the
+/// error on.
+#[cold]
+pub fn rejected(symbol: &'static str, arg: &'static str, e: CuError) -> CuError {
+    crate::export::log_quietly(
+        || tracing::debug!(target: "gpushare::api", "{symbol}: argument `{arg}` rejected ({e})"),
+    );
+    e
+}
+
 /// One entry of the surface as the generated layer sees it (for tests and generated docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -96,5 +108,7 @@ pub struct Entry {
     pub symbol: &'static str,
 }
 
+#[cfg(test)]
+mod procaddress_tests;
 #[cfg(test)]
 mod tests;

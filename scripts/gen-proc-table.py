@@ -1,16 +1,11 @@
 #!/usr/bin/env python3
-"""Generates the cuGetProcAddress table and the unsupported-entry-point stubs of the driver libraries.
+"""Generates the cuGetProcAddress table of the driver libraries from NVIDIA's headers.
 
-Outputs (all committed, all "do not edit"):
+Output (committed, "do not edit"):
   driver-abi/src/proc_table.rs          every driver API base name with its variants
                                         (base, introduced-in CUDA version, exported symbol,
                                         per-thread-default-stream or not), and the list of every
                                         driver symbol libcuda exports that these headers declare.
-  <library>/src/driver/unsupported.rs   for each driver library (the CPU device, the shim): a
-                                        NOT_SUPPORTED stub for every symbol of that list that none
-                                        of its family modules implements.
-  docs/driver-entry-points.md           the table of every exported entry point: implemented by the
-                                        CPU device or not, and how the shim serves it (by family).
 
 Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh):
   - cudaTypedefs.h and the interop typedef headers (GL, EGL, VDPAU, profiler): one
@@ -24,13 +19,13 @@ Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh
     (__CUDA_API_VERSION_INTERNAL defined, so __CUDA_API_PTDS(x) is x_ptds): the set of exported
     symbols. Every variant symbol must be in it (or come from a typedef header without a function
     header, i.e. the profiler); every `#define <base> <symbol>` must name one of the base's variants.
-A library's implemented entry points are found by scanning its src/driver/*.rs for functions declared
-inside `cuda_exports! { ... }` blocks (plus any hand-written #[no_mangle] cu* function in the crate).
 
-Run:    python3 scripts/gen-proc-table.py           (rewrites both files if they changed)
-        python3 scripts/gen-proc-table.py --check   (exit 1 if either committed file is stale)
-Re-run whenever a family module gains or loses an entry point: a stub and a real implementation
-with the same name do not link ("symbol ... is already defined").
+What each library implements is not read here: the driver surface is declared once in
+driver-abi/src/surface/decl.rs, the compiler knows which methods each library implements, and
+docs/driver-entry-points.md is generated from that by a test (tests/tests/entry_points.rs).
+
+Run:    python3 scripts/gen-proc-table.py           (rewrites the file if it changed)
+        python3 scripts/gen-proc-table.py --check   (exit 1 if the committed file is stale)
 """
 import argparse
 import pathlib
@@ -41,10 +36,6 @@ from collections import defaultdict
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 INCLUDE = ROOT / ".deps/cuda/nvidia/cuda_runtime/include"
 PROC_TABLE_RS = ROOT / "driver-abi/src/proc_table.rs"
-ENTRY_POINTS_MD = ROOT / "docs/driver-entry-points.md"
-# (crate source folder, how its log lines name it)
-LIBRARIES = [(ROOT / "cpu-device/src", "the CPU device"), (ROOT / "shim/src", "the shim")]
-GENERATED = {"unsupported.rs"}
 
 # (function header or None, typedef header). The profiler's function header is not in the wheel.
 HEADERS = [
@@ -290,105 +281,6 @@ def build_table():
     return rows, sorted(exported), dropped, not_in_table
 
 
-# --- what the family modules implement ----------------------------------------------------------
-
-
-def strip_rust_comments_and_literals(src):
-    """Blanks out comments, string and char literals (keeping length and newlines)."""
-    out, i, n = [], 0, len(src)
-    while i < n:
-        c = src[i]
-        if src.startswith("//", i):
-            j = src.find("\n", i)
-            j = n if j < 0 else j
-            out.append(" " * (j - i))
-            i = j
-        elif src.startswith("/*", i):
-            depth, j = 1, i + 2
-            while j < n and depth:
-                if src.startswith("/*", j):
-                    depth, j = depth + 1, j + 2
-                elif src.startswith("*/", j):
-                    depth, j = depth - 1, j + 2
-                else:
-                    j += 1
-            out.append(re.sub(r"[^\n]", " ", src[i:j]))
-            i = j
-        elif re.match(r'(b?r#*)"', src[i:i + 8]) and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
-            m = re.match(r'(b?r)(#*)"', src[i:])
-            end = src.find('"' + m.group(2), i + len(m.group(0)))
-            end = n if end < 0 else end + 1 + len(m.group(2))
-            out.append(re.sub(r"[^\n]", " ", src[i:end]))
-            i = end
-        elif c == '"':
-            j = i + 1
-            while j < n and src[j] != '"':
-                j += 2 if src[j] == "\\" else 1
-            out.append(re.sub(r"[^\n]", " ", src[i:j + 1]))
-            i = j + 1
-        elif c == "'":
-            m = re.match(r"'(\\.[^']*|[^\\'])'", src[i:])
-            if m:  # a char literal; otherwise a lifetime
-                out.append(" " * len(m.group(0)))
-                i += len(m.group(0))
-            else:
-                out.append(c)
-                i += 1
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def unregistered_families(DRIVER):
-    """Driver modules with a `cuda_exports!` block whose `EXPORTS` driver/mod.rs does not name
-    (their entry points are then neither stubbed nor reachable through cuGetProcAddress)."""
-    mod_rs = strip_rust_comments_and_literals((DRIVER / "mod.rs").read_text())
-    out = []
-    for path in sorted(DRIVER.rglob("*.rs")):
-        if path.name in GENERATED and path.parent == DRIVER:
-            continue
-        if not re.search(r"\bcuda_exports!\s*\{", strip_rust_comments_and_literals(path.read_text())):
-            continue
-        parts = list(path.relative_to(DRIVER).with_suffix("").parts)
-        if parts[-1] == "mod":
-            parts.pop()
-        if not re.search(r"\b" + r"\s*::\s*".join(parts) + r"\s*::\s*EXPORTS\b", mod_rs):
-            out.append("::".join(parts))
-    return out
-
-
-def implemented_entry_points(DRIVER, CRATE_SRC):
-    """{symbol: file} for functions declared inside `cuda_exports!` blocks of driver/*.rs, and
-    {symbol: file} for hand-written #[no_mangle] cu* functions anywhere in the crate."""
-    in_macro, hand_written = {}, {}
-    for path in sorted(DRIVER.rglob("*.rs")):
-        if path.name in GENERATED and path.parent == DRIVER:
-            continue
-        src = strip_rust_comments_and_literals(path.read_text())
-        for m in re.finditer(r"\bcuda_exports!\s*\{", src):
-            depth, i = 1, m.end()
-            while i < len(src) and depth:
-                if src[i] == "{":
-                    depth += 1
-                elif src[i] == "}":
-                    depth -= 1
-                elif depth == 1:
-                    f = re.match(r"\bfn\s+(cu\w+)\s*\(", src[i:])
-                    if f and (i == 0 or not (src[i - 1].isalnum() or src[i - 1] == "_")):
-                        in_macro[f.group(1)] = str(path.relative_to(DRIVER))
-                i += 1
-    for path in sorted(CRATE_SRC.rglob("*.rs")):
-        if path.name in GENERATED and path.parent == DRIVER:
-            continue
-        src = strip_rust_comments_and_literals(path.read_text())
-        for m in re.finditer(r"#\[\s*(?:unsafe\s*\(\s*)?no_mangle\s*\)?\s*\][^;{}]*?\bfn\s+(cu\w+)", src):
-            hand_written.setdefault(m.group(1), str(path.relative_to(ROOT)))
-        for m in re.finditer(r'export_name\s*=\s*"(cu\w+)"', path.read_text()):
-            hand_written.setdefault(m.group(1), str(path.relative_to(ROOT)))
-    return in_macro, {k: v for k, v in hand_written.items() if k not in in_macro}
-
-
 # --- output -------------------------------------------------------------------------------------
 
 
@@ -457,141 +349,26 @@ def render_proc_table(rows, exported, dropped, not_in_table):
     return "\n".join(out)
 
 
-def render_unsupported(stubs, implemented_count, total, library):
-    out = [
-        f"//! Exported stubs for the driver API entry points {library} does not implement, generated",
-        "//! by scripts/gen-proc-table.py. Do not edit by hand: re-run the script whenever a family module",
-        "//! gains or loses an entry point (a stub and an implementation of the same name do not link).",
-        "//!",
-        f"//! {len(stubs)} of the {total} symbols in [`gpushare_driver_abi::proc_table::EXPORTED_SYMBOLS`] are",
-        f"//! stubs; the family modules implemented the other {implemented_count} when this file was",
-        "//! generated. A stub takes no arguments (the C ABI lets a callee ignore its caller's), logs its",
-        "//! name once and returns `CUDA_ERROR_NOT_SUPPORTED`. `EXPORTS` lists them so that",
-        "//! `cuGetProcAddress` hands them out.",
-        "",
-        "use gpushare_driver_abi::error::CUresult;",
-        "use gpushare_driver_abi::export::Export;",
-        "",
-        "macro_rules! unsupported {",
-        "    ($($name:ident)*) => {",
-        "        $(",
-        f'            #[doc = concat!("`", stringify!($name), "`: not supported by {library}.")]',
-        "            ///",
-        "            /// # Safety",
-        "            /// Reads no arguments, so any call is sound.",
-        "            #[no_mangle]",
-        "            #[allow(non_snake_case)]",
-        "            pub unsafe extern \"C\" fn $name() -> CUresult {",
-        f'                gpushare_driver_abi::export::not_supported(stringify!($name), "{library}")',
-        "            }",
-        "        )*",
-        "        /// The stubs, for `cuGetProcAddress`.",
-        "        pub(crate) const EXPORTS: &[Export] = &[",
-        "            $(Export { name: stringify!($name), addr: $name as *const () },)*",
-        "        ];",
-        "    };",
-        "}",
-        "",
-        "unsupported! {",
-    ]
-    out += [f"    {name}" for name in stubs]
-    out += ["}", ""]
-    return "\n".join(out)
-
-
-# How the shim serves each family (by the file of src/driver/ that implements an entry point).
-SHIM_HOW = {
-    "init.rs": "local (`cuInit` connects to the broker)",
-    "device.rs": "local: the device snapshot the broker sent at connect time",
-    "context.rs": "emulated in the shim (current-context stack, primary refcounts); create/destroy, limits, synchronise forwarded",
-    "procaddress.rs": "local (shared resolver and hidden export tables)",
-    "stream.rs": "create/destroy forwarded; query/synchronise local on completion slots; waits and callbacks on the ring",
-    "event.rs": "create/destroy/elapsed forwarded; record on the ring; query/synchronise local",
-    "memory.rs": "forwarded",
-    "copy.rs": "forwarded: ring records (async) or calls (sync); bytes through shared memory",
-    "copy/exports.rs": "forwarded: ring records (async) or calls (sync); bytes through shared memory",
-    "host_memory.rs": "emulated: shared memfd registered with the broker (registration of existing memory: staged)",
-    "pointer.rs": "local for the shim's host memory, else forwarded",
-    "vmm/exports.rs": "forwarded",
-    "module/exports.rs": "forwarded (image staged in shared memory; layouts and limits cached)",
-    "launch.rs": "ring record, no round trip (host functions run on the shim's notify thread)",
-}
-
-
-def render_entry_points(exported, per_library):
-    cpu_impl, cpu_files = per_library.get("the CPU device", (set(), {}))
-    shim_impl, shim_files = per_library.get("the shim", (set(), {}))
-    out = [
-        "# Driver entry points",
-        "",
-        "Generated by `scripts/gen-proc-table.py` from NVIDIA's 12.9 headers and the `cuda_exports!`",
-        "blocks of both driver libraries; do not edit by hand. Every symbol libcuda 12.9 exports is",
-        "exported by both libraries; an entry point a library does not implement returns",
-        "`CUDA_ERROR_NOT_SUPPORTED` (801) and logs its name once (`GPUSHARE_LOG=warn`).",
-        "`cuGetProcAddress` resolves every base name and version to the same variant NVIDIA's driver",
-        "would (see `docs/compatibility.md`).",
-        "",
-        f"CPU device: {len(cpu_impl & set(exported))} of {len(exported)} implemented; "
-        f"shim: {len(shim_impl & set(exported))} of {len(exported)}.",
-        "",
-        "| entry point | CPU device | shim |",
-        "|---|---|---|",
-    ]
-    for name in exported:
-        cpu = "implemented" if name in cpu_impl else "NOT_SUPPORTED"
-        if name in shim_impl:
-            shim = SHIM_HOW.get(shim_files.get(name, ""), "implemented")
-        else:
-            shim = "NOT_SUPPORTED"
-        out.append(f"| `{name}` | {cpu} | {shim} |")
-    return "\n".join(out) + "\n"
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if the committed files are stale")
-    ap.add_argument("-v", "--verbose", action="store_true", help="list implemented and stub symbols")
+    ap.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
     args = ap.parse_args()
 
     rows, exported, dropped, not_in_table = build_table()
-    files = {PROC_TABLE_RS: render_proc_table(rows, exported, dropped, not_in_table)}
-    per_library = {}
-    summary = [f"{len({r[0] for r in rows})} base names, {len(rows)} variants "
-               f"({sum(r[3] for r in rows)} per-thread), {len(exported)} exported symbols"]
-    for crate_src, library in LIBRARIES:
-        driver = crate_src / "driver"
-        if not driver.is_dir():
-            continue
-        in_macro, hand_written = implemented_entry_points(driver, crate_src)
-        for name, where in sorted(hand_written.items()):
-            print(f"warning: {name} in {where} is exported outside cuda_exports!, so cuGetProcAddress "
-                  "cannot resolve it", file=sys.stderr)
-        for module in unregistered_families(driver):
-            print(f"note: {driver.relative_to(ROOT)}/mod.rs does not list {module}::EXPORTS in all_exports() (yet)",
-                  file=sys.stderr)
-        implemented = set(in_macro) | set(hand_written)
-        per_library[library] = (implemented, in_macro)
-        for name in sorted(set(in_macro) - set(exported)):
-            print(f"note: {in_macro[name]} implements {name}, which libcuda 12.9 does not export", file=sys.stderr)
-        stubs = [name for name in exported if name not in implemented]
-        files[driver / "unsupported.rs"] = render_unsupported(
-            stubs, len(exported) - len(stubs), len(exported), library)
-        summary.append(f"{library}: {len(exported) - len(stubs)} implemented, {len(stubs)} stubs")
-        if args.verbose:
-            print(f"{library} implemented:", " ".join(sorted(implemented & set(exported))), file=sys.stderr)
-    files[ENTRY_POINTS_MD] = render_entry_points(exported, per_library)
-    summary = "; ".join(summary)
-    stale = [p for p, text in files.items() if not p.exists() or p.read_text() != text]
+    text = render_proc_table(rows, exported, dropped, not_in_table)
+    summary = (f"{len({r[0] for r in rows})} base names, {len(rows)} variants "
+               f"({sum(r[3] for r in rows)} per-thread), {len(exported)} exported symbols")
+    stale = not PROC_TABLE_RS.exists() or PROC_TABLE_RS.read_text() != text
     if args.check:
         if stale:
-            for p in stale:
-                print(f"stale: {p.relative_to(ROOT)} (run python3 scripts/gen-proc-table.py)", file=sys.stderr)
+            print(f"stale: {PROC_TABLE_RS.relative_to(ROOT)} (run python3 scripts/gen-proc-table.py)",
+                  file=sys.stderr)
             sys.exit(1)
         print(f"up to date: {summary}", file=sys.stderr)
         return
-    for p in stale:
-        p.write_text(files[p])
-        print(f"wrote {p.relative_to(ROOT)}", file=sys.stderr)
+    if stale:
+        PROC_TABLE_RS.write_text(text)
+        print(f"wrote {PROC_TABLE_RS.relative_to(ROOT)}", file=sys.stderr)
     print(summary, file=sys.stderr)
 
 

@@ -15,8 +15,8 @@
 //! Waiting is a bounded spin followed by a futex sleep ([`wait`]), never unbounded polling.
 //!
 //! Modules, bottom up:
-//! - [`os`]: memfd, `MAP_SHARED` mappings, futex, `SCM_RIGHTS`, `SO_PEERCRED` — the only module
-//!   with `unsafe` code.
+//! - [`os`]: memfd, `MAP_SHARED` mappings, futex, `SCM_RIGHTS`, `SO_PEERCRED` — a re-export of
+//!   the `gpushare-os` crate, which holds all the `unsafe` code; this crate has none.
 //! - [`fixed`]: `#[repr(C)]` structures with a checked little-endian encoding.
 //! - [`code`]: `CUresult` codes.
 //! - [`wait`]: [`wait::SeqWord`], spin-then-futex wake-ups across processes.
@@ -32,7 +32,6 @@ pub mod code;
 pub mod fixed;
 pub mod frame;
 pub mod handshake;
-#[allow(unsafe_code)]
 pub mod os;
 pub mod paths;
 pub mod proto;

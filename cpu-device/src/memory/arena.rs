@@ -8,12 +8,13 @@
 //! anonymous mapping, so pages of it that describe untouched address space cost nothing.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use super::os::{self, Prot, PAGE};
+use gpushare_os::{OsError, Prot, PAGE};
+
+use super::os;
 
 /// Permission table value: no access.
 pub const PERM_NONE: u8 = 0;
@@ -39,18 +40,19 @@ unsafe impl Sync for Arena {}
 
 impl Arena {
     /// Reserves `len` bytes (a multiple of `align`) aligned to `align`.
-    pub fn new(len: u64, align: u64) -> io::Result<Arena> {
-        let base = os::reserve(len, align)?;
+    pub fn new(len: u64, align: u64) -> Result<Arena, OsError> {
+        let base = os::reserve_aligned(len, align)?;
         let pages = (len / PAGE) as usize;
-        let table = match os::map_table(pages as u64) {
+        let table = match os::map_anonymous(pages as u64) {
             Ok(t) => t,
             Err(e) => {
                 // SAFETY: the reservation was just made and is not used by anything.
-                unsafe { os::release(base, len) };
+                let _ = unsafe { os::release(base, len) };
                 return Err(e);
             }
         };
-        let perms = NonNull::new(table as *mut AtomicU8).ok_or(io::ErrorKind::Other)?;
+        let table = std::ptr::with_exposed_provenance_mut::<AtomicU8>(table as usize);
+        let perms = NonNull::new(table).ok_or(OsError::ZeroLength)?;
         Ok(Arena {
             base,
             len,
@@ -133,20 +135,21 @@ impl Arena {
     }
 
     /// Backs `[addr, addr + len)` with fresh zero-filled memory and sets its permission.
-    pub fn map_anonymous(&self, addr: u64, len: u64, perm: u8) -> io::Result<()> {
+    pub fn map_anonymous(&self, addr: u64, len: u64, perm: u8) -> Result<(), OsError> {
         self.check_owned(addr, len);
         // SAFETY: the range is inside the arena (checked), which this crate reserved and which
         // holds nothing anyone still uses: callers pass ranges the VA allocator handed to them.
-        unsafe { os::map_anonymous(addr, len, prot_of(perm)) }?;
+        unsafe { os::map_anonymous_fixed(addr, len, prot_of(perm)) }?;
         self.set_perm(addr, len, perm);
         Ok(())
     }
 
     /// Maps `len` bytes of `fd` (from offset 0) shared at `addr`, with no access.
-    pub fn map_fd(&self, addr: u64, len: u64, fd: RawFd) -> io::Result<()> {
+    pub fn map_fd(&self, addr: u64, len: u64, fd: BorrowedFd<'_>) -> Result<(), OsError> {
         self.check_owned(addr, len);
-        // SAFETY: as in `map_anonymous`: an arena range owned by the caller.
-        unsafe { os::map_fd(addr, len, fd, 0, Prot::None) }?;
+        // SAFETY: as in `map_anonymous`: an arena range owned by the caller. The file is a VMM
+        // physical allocation of at least `len` bytes (checked by the caller), never truncated.
+        unsafe { os::map_fd_fixed(addr, len, fd, 0, Prot::None) }?;
         self.set_perm(addr, len, PERM_NONE);
         Ok(())
     }
@@ -154,7 +157,7 @@ impl Arena {
     /// Changes the host protection and the device permission of a mapped range. Narrowing
     /// updates the table first, widening the protection first, so a concurrent kernel never
     /// passes the table check for a page the host would fault on.
-    pub fn protect(&self, addr: u64, len: u64, perm: u8) -> io::Result<()> {
+    pub fn protect(&self, addr: u64, len: u64, perm: u8) -> Result<(), OsError> {
         self.check_owned(addr, len);
         let widen = perm > self.perm_at(addr);
         if !widen {
@@ -169,7 +172,7 @@ impl Arena {
     }
 
     /// Returns `[addr, addr + len)` to reserved address space: no access, pages released.
-    pub fn unmap(&self, addr: u64, len: u64) -> io::Result<()> {
+    pub fn unmap(&self, addr: u64, len: u64) -> Result<(), OsError> {
         self.check_owned(addr, len);
         self.set_perm(addr, len, PERM_NONE);
         // SAFETY: an arena range owned by the caller, which has stopped using it.
@@ -179,10 +182,12 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: both mappings were created by `Arena::new` and die with it.
+        let table = self.perms.as_ptr().expose_provenance() as u64;
+        // SAFETY: both mappings were created by `Arena::new` and die with it. A failure (not
+        // possible for these ranges) would only leak address space.
         unsafe {
-            os::release(self.base, self.len);
-            os::release(self.perms.as_ptr() as u64, self.pages as u64);
+            let _ = os::release(self.base, self.len);
+            let _ = os::release(table, self.pages as u64);
         }
     }
 }

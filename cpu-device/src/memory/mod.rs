@@ -22,8 +22,10 @@
 
 mod arena;
 mod host;
-mod os;
 mod vmm;
+
+/// The operating-system layer (mappings, protections, memfds): `gpushare-os`.
+use gpushare_os as os;
 
 #[cfg(test)]
 mod tests;
@@ -40,8 +42,8 @@ use crate::profile::DeviceProfile;
 
 use arena::{Arena, VaSpace};
 pub use arena::{PERM_NONE, PERM_READ, PERM_RW};
+pub use gpushare_os::PAGE;
 use host::Registration;
-pub use os::PAGE;
 use vmm::{Mapping, Physical};
 
 /// VMM allocation granularity (minimum and recommended), as on Hopper.

@@ -12,7 +12,7 @@
 //! anywhere. Reference and mapping counts change only under the state write lock.
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
@@ -201,7 +201,7 @@ impl DeviceMemory {
             return Err(CuError::INVALID_VALUE);
         }
         self.charge(size)?;
-        let fd = os::memfd("gpushare-device-memory", size).map_err(|e| {
+        let fd = os::memfd_create("gpushare-device-memory", size, false).map_err(|e| {
             self.refund(size);
             tracing::warn!("cuMemCreate: memfd of {size:#x} bytes: {e}");
             CuError::OUT_OF_MEMORY
@@ -256,12 +256,10 @@ impl DeviceMemory {
             tracing::debug!("cuMemMap({ptr:#x}, {size:#x}): range already mapped");
             return Err(CuError::INVALID_VALUE);
         }
-        self.arena
-            .map_fd(ptr, size, phys.fd.as_raw_fd())
-            .map_err(|e| {
-                tracing::warn!("cuMemMap({ptr:#x}, {size:#x}): {e}");
-                CuError::OUT_OF_MEMORY
-            })?;
+        self.arena.map_fd(ptr, size, phys.fd.as_fd()).map_err(|e| {
+            tracing::warn!("cuMemMap({ptr:#x}, {size:#x}): {e}");
+            CuError::OUT_OF_MEMORY
+        })?;
         phys.maps.fetch_add(1, Ordering::Relaxed);
         mappings.insert(
             ptr,
@@ -346,7 +344,7 @@ impl DeviceMemory {
             tracing::debug!("export of {handle:#x}: created without CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR in requestedHandleTypes");
             return Err(CuError::INVALID_VALUE);
         }
-        os::dup_fd(phys.fd.as_raw_fd()).map_err(|e| {
+        os::dup_fd(phys.fd.as_fd()).map_err(|e| {
             tracing::warn!("export of {handle:#x}: dup: {e}");
             CuError::OPERATING_SYSTEM
         })
@@ -358,7 +356,12 @@ impl DeviceMemory {
         if fd < 0 {
             return Err(CuError::INVALID_VALUE);
         }
-        let size = os::fd_size(fd).map_err(|e| {
+        // SAFETY: the application passes a descriptor it keeps open for the duration of
+        // cuMemImportFromShareableHandle (the API's contract), and it is only used during this
+        // call (fstat, dup). -1, BorrowedFd's niche, is excluded above; a number that is not open
+        // makes the kernel answer EBADF, reported as an invalid value.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let size = os::fd_size(borrowed).map_err(|e| {
             tracing::debug!("import of fd {fd}: {e}");
             CuError::INVALID_VALUE
         })?;
@@ -366,7 +369,7 @@ impl DeviceMemory {
             tracing::debug!("import of fd {fd}: size {size:#x} is not a whole number of pages");
             return Err(CuError::INVALID_VALUE);
         }
-        let dup = os::dup_fd(fd).map_err(|e| {
+        let dup = os::dup_fd(borrowed).map_err(|e| {
             tracing::debug!("import of fd {fd}: {e}");
             CuError::INVALID_VALUE
         })?;

@@ -16,10 +16,13 @@
 //! }
 //! ```
 //!
-//! The flat enum lists the requests in declaration order, which is their postcard variant index:
-//! new requests are appended at the end of the last family (or in a new family at the end), never
-//! inserted. `family_module` is the name of the family's module in the shim, the CPU device and
-//! the broker (`src/driver/<family>.rs`, `session/exec/<family>.rs`). `ReplyVariant` is the
+//! The flat enum lists the requests in declaration order, which is their postcard variant index.
+//! A request added compatibly goes last: at the end of the last block, or in a new block after
+//! it, which may repeat an earlier family's module name with an enum of its own
+//! (`memory: MemoryMore(MemoryMoreRequest) { .. }`, routed to the same broker module). A request
+//! added inside an earlier block shifts the indices after it, which changes the wire format
+//! (`PROTOCOL_VERSION`). `family_module` is the name of the family's module in the shim, the CPU
+//! device and the broker (`src/driver/<family>.rs`, `session/exec/<family>.rs`). `ReplyVariant` is the
 //! [`Reply`](super::super::Reply) variant of a success (checked to exist at compile time).
 //! `inline`: the request never waits for the device or the tenant, so the broker may run it on
 //! the ring thread; `executor`: it may block and runs on the tenant's executor thread.

@@ -4,12 +4,14 @@ use super::*;
 
 /// One request of every variant, in wire order.
 fn one_of_each() -> Vec<Request> {
+    let mut all = up_to_vmm();
+    all.extend(from_copy());
+    all
+}
+
+/// The session, device, context, memory, pointer, host memory and VMM families' samples.
+fn up_to_vmm() -> Vec<Request> {
     use Request as R;
-    let span = HostSpan {
-        region: 3,
-        offset: 4096,
-        len: 77,
-    };
     vec![
         R::Ping,
         R::GetDeviceInfo { device: 0 },
@@ -90,6 +92,18 @@ fn one_of_each() -> Vec<Request> {
             device: 0,
             option: 1,
         },
+    ]
+}
+
+/// The copy, module, stream, event and admin families' samples.
+fn from_copy() -> Vec<Request> {
+    use Request as R;
+    let span = HostSpan {
+        region: 3,
+        offset: 4096,
+        len: 77,
+    };
+    vec![
         R::MemcpyHtoD {
             dst: 0x7f00_0000_0000,
             src: span,

@@ -1,30 +1,30 @@
 //! The broker process: the device, the scheduler and its dispatcher, the listening socket, the
 //! registry of sessions, `Status`, and shutdown.
 //!
-//! [`Broker::start`] opens the device and binds the socket; [`Broker::run`] accepts connections
+//! The broker-wide state sessions share is [`crate::env::Env`]; the live sessions are in a
+//! [`Registry`]. [`Broker::start`] opens the device and binds the socket; [`Broker::run`] accepts connections
 //! (a thread per connection, see [`crate::session`]) until [`StopHandle::stop`] — e.g. on
 //! SIGTERM — and then shuts down: it stops accepting, lets every tenant's ring and calls drain
 //! and its submitted work complete (bounded by the drain timeout), tells every session
 //! (`Goodbye`, session state *closed by broker*), waits for the sessions to free their
 //! resources, and stops the dispatcher.
 
-use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use gpushare_client::proto::{DeviceStatus, StatusReport, TenantStatus};
 use gpushare_client::ShmConfig;
 
 use crate::device::{Device, DeviceChoice, DeviceError};
+use crate::env::Env;
 use crate::policy::Policy;
 use crate::scheduler::{self, Fifo, Scheduler};
-use crate::session::{socket, SessionInfo, Tenant};
+use crate::session::registry::Registry;
+use crate::session::socket;
 
 /// Errors of the broker process.
 #[derive(Debug, thiserror::Error)]
@@ -64,115 +64,8 @@ pub struct BrokerConfig {
     pub drain_timeout: Duration,
 }
 
-struct Entry {
-    info: SessionInfo,
-    tenant: Option<Arc<Tenant>>,
-    socket: Option<UnixStream>,
-}
-
-/// Broker-wide state shared with every session.
-pub struct Env {
-    /// The device.
-    pub dev: Arc<Device>,
-    /// The scheduler.
-    pub sched: Arc<dyn Scheduler>,
-    /// Region sizes.
-    pub shm: ShmConfig,
-    /// Policy.
-    pub policy: Policy,
-    started: Instant,
-    sessions: Mutex<HashMap<u64, Entry>>,
-    next_session: AtomicU64,
-    shutting_down: AtomicBool,
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-impl Env {
-    /// A fresh session id.
-    pub fn next_session_id(&self) -> u64 {
-        self.next_session.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// True once shutdown began.
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Acquire)
-    }
-
-    /// Adds an open session to the registry.
-    pub fn register(
-        &self,
-        info: SessionInfo,
-        tenant: Option<Arc<Tenant>>,
-        socket: Option<UnixStream>,
-    ) {
-        lock(&self.sessions).insert(
-            info.id,
-            Entry {
-                info,
-                tenant,
-                socket,
-            },
-        );
-    }
-
-    /// Removes a session from the registry (its resources are already freed).
-    pub fn unregister(&self, id: u64) {
-        lock(&self.sessions).remove(&id);
-    }
-
-    fn tenants(&self) -> Vec<Arc<Tenant>> {
-        lock(&self.sessions)
-            .values()
-            .filter_map(|e| e.tenant.clone())
-            .collect()
-    }
-
-    /// The broker's state for admin tools.
-    pub fn status(&self) -> StatusReport {
-        let entries: Vec<(SessionInfo, Option<Arc<Tenant>>)> = lock(&self.sessions)
-            .values()
-            .map(|e| (e.info.clone(), e.tenant.clone()))
-            .collect();
-        let mut tenants: Vec<TenantStatus> = entries
-            .into_iter()
-            .filter_map(|(info, t)| {
-                let t = t?;
-                let (memory_bytes, memory_quota, streams) = t.memory_figures();
-                let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
-                Some(TenantStatus {
-                    session_id: info.id,
-                    name: info.name,
-                    pid: info.pid,
-                    uid: info.uid,
-                    memory_bytes,
-                    memory_quota,
-                    streams,
-                    queued_ops,
-                    submitted_ops,
-                    completed_ops,
-                    gpu_time_ns: 0,
-                    weight: info.weight,
-                })
-            })
-            .collect();
-        tenants.sort_by_key(|t| t.session_id);
-        let info = self.dev.info();
-        StatusReport {
-            broker_version: env!("CARGO_PKG_VERSION").to_string(),
-            uptime_ms: self.started.elapsed().as_millis() as u64,
-            devices: vec![DeviceStatus {
-                ordinal: 0,
-                name: info.name.clone(),
-                total_mem: info.total_mem,
-                used_mem: tenants.iter().map(|t| t.memory_bytes).sum(),
-                busy_permille: 0,
-            }],
-            tenants,
-        }
-    }
 }
 
 /// Stops a running broker (from a signal handler thread or a test).
@@ -214,7 +107,12 @@ impl StopHandle {
     }
 }
 
-fn accept_loop(env: Arc<Env>, listener: UnixListener, threads: Arc<Mutex<Vec<JoinHandle<()>>>>) {
+fn accept_loop(
+    env: Arc<Env>,
+    registry: Arc<Registry>,
+    listener: UnixListener,
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
     for conn in listener.incoming() {
         if env.is_shutting_down() {
             break;
@@ -227,10 +125,10 @@ fn accept_loop(env: Arc<Env>, listener: UnixListener, threads: Arc<Mutex<Vec<Joi
                 continue;
             }
         };
-        let env2 = Arc::clone(&env);
+        let (env2, registry2) = (Arc::clone(&env), Arc::clone(&registry));
         match std::thread::Builder::new()
             .name("gpushare-session".into())
-            .spawn(move || socket::serve(env2, stream))
+            .spawn(move || socket::serve(env2, registry2, stream))
         {
             Ok(h) => {
                 let mut t = lock(&threads);
@@ -245,6 +143,7 @@ fn accept_loop(env: Arc<Env>, listener: UnixListener, threads: Arc<Mutex<Vec<Joi
 /// A started broker.
 pub struct Broker {
     env: Arc<Env>,
+    registry: Arc<Registry>,
     listener: UnixListener,
     socket: PathBuf,
     dispatcher: JoinHandle<()>,
@@ -290,19 +189,11 @@ impl Broker {
         let sched: Arc<dyn Scheduler> = Arc::new(Fifo::new());
         let dispatcher = scheduler::spawn_dispatcher(Arc::clone(&sched), Arc::clone(&dev))
             .map_err(BrokerError::Thread)?;
-        let env = Arc::new(Env {
-            dev,
-            sched,
-            shm: cfg.shm,
-            policy: cfg.policy,
-            started: Instant::now(),
-            sessions: Mutex::new(HashMap::new()),
-            next_session: AtomicU64::new(1),
-            shutting_down: AtomicBool::new(false),
-        });
+        let env = Arc::new(Env::new(dev, sched, cfg.shm, cfg.policy));
         tracing::info!(socket = %cfg.socket.display(), device = %env.dev.backend(), "broker listening");
         Ok(Broker {
             env,
+            registry: Arc::default(),
             listener,
             stop: StopHandle {
                 inner: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
@@ -337,14 +228,15 @@ impl Broker {
             })?;
         let acceptor = {
             let env = Arc::clone(&self.env);
+            let registry = Arc::clone(&self.registry);
             let threads = Arc::clone(&threads);
             std::thread::Builder::new()
                 .name("gpushare-accept".into())
-                .spawn(move || accept_loop(env, listener, threads))
+                .spawn(move || accept_loop(env, registry, listener, threads))
                 .map_err(BrokerError::Thread)?
         };
         self.stop.wait();
-        self.env.shutting_down.store(true, Ordering::Release);
+        self.env.begin_shutdown();
         self.stop.wake_acceptor();
         let deadline = Instant::now() + Duration::from_secs(1);
         while !acceptor.is_finished() && Instant::now() < deadline {
@@ -360,7 +252,7 @@ impl Broker {
         drop(self.listener);
         let _ = std::fs::remove_file(&self.socket);
         let deadline = Instant::now() + self.drain_timeout;
-        let tenants = env.tenants();
+        let tenants = self.registry.tenants();
         tracing::info!(sessions = tenants.len(), "shutting down: draining tenants");
         for t in &tenants {
             t.begin_drain();
@@ -374,19 +266,7 @@ impl Broker {
         for t in &tenants {
             t.hang_up(reason);
         }
-        for e in lock(&env.sessions).values_mut() {
-            if e.tenant.is_none() {
-                if let Some(s) = e.socket.as_mut() {
-                    let _ = gpushare_client::frame::send_message(
-                        s,
-                        &gpushare_client::BrokerMessage::Goodbye {
-                            reason: reason.to_string(),
-                        },
-                    );
-                    let _ = s.shutdown(std::net::Shutdown::Both);
-                }
-            }
-        }
+        self.registry.goodbye_admins(reason);
         drop(tenants);
         let end = Instant::now() + self.drain_timeout;
         for h in threads {

@@ -10,8 +10,10 @@
 //! - [`device`]: the driver (the only `unsafe` code).
 //! - [`handles`], [`memory`]: per-tenant handle tables and memory ownership.
 //! - [`work`], [`scheduler`]: device operations and their submission order.
-//! - [`session`]: one tenant or admin connection (threads, ring, requests).
-//! - [`broker`]: the listener, the session registry, status and shutdown.
+//! - [`env`](mod@env): what every session shares (device, scheduler, configuration, shutdown flag).
+//! - [`session`]: one tenant or admin connection (threads, ring, requests), and the registry of
+//!   live sessions.
+//! - [`broker`]: the listener, status and shutdown.
 //! - [`policy`], [`paths`], [`admin`], [`run`], [`logging`]: configuration and the CLI's
 //!   helpers.
 
@@ -21,6 +23,7 @@ pub mod admin;
 pub mod broker;
 #[allow(unsafe_code)]
 pub mod device;
+pub mod env;
 pub mod handles;
 pub mod logging;
 pub mod memory;

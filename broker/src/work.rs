@@ -14,6 +14,18 @@ use crate::device::{DResult, Device, Event, FunctionRaw, HostMem, Stream};
 /// Errors of work submission are [`crate::device::DeviceError`]s; this module defines no others.
 pub type WorkResult = DResult<()>;
 
+/// Bytes a memset touches from its start (`pitch`, `width` elements of `element_size` bytes,
+/// `height` rows), if the shape is valid.
+pub fn memset_extent(pitch: u64, width: u64, height: u64, element_size: u64) -> Option<u64> {
+    let row = width.checked_mul(element_size)?;
+    match height {
+        0 => Some(0),
+        1 => Some(row),
+        _ if pitch < row => None,
+        _ => pitch.checked_mul(height - 1)?.checked_add(row),
+    }
+}
+
 /// One asynchronous driver operation.
 pub enum Op {
     /// `cuLaunchKernel`.

@@ -5,7 +5,8 @@
 //! [`Le`] types and generates `SIZE`, `write_to` and `read_from`. A compile-time assertion checks
 //! that the fields' sizes add up to `size_of::<Self>()`, i.e. that the struct has no padding, so
 //! the sequential little-endian encoding is byte-for-byte the `#[repr(C)]` layout on the
-//! little-endian hosts this runs on, and the documented offsets hold.
+//! little-endian hosts this runs on, and the documented offsets hold. `FIELDS` names the fields
+//! and their types, in order, for the generated documentation tables.
 
 /// A field type of a fixed-layout structure: encodes to exactly `SIZE` little-endian bytes.
 pub trait Le: Sized + Copy {
@@ -80,6 +81,10 @@ macro_rules! fixed_layout {
             /// Encoded size in bytes (= `size_of::<Self>()`, no padding).
             pub const SIZE: usize = ::std::mem::size_of::<$name>();
 
+            /// Field names and types in layout order (what documentation tables show).
+            pub const FIELDS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($field), stringify!($ty))),*];
+
             /// Encodes into `out[..SIZE]`; false (nothing written) when `out` is shorter.
             #[inline]
             pub fn write_to(&self, out: &mut [u8]) -> bool {
@@ -142,5 +147,9 @@ mod tests {
         assert_eq!(Sample::read_from(&buf), Some(s));
         assert_eq!(Sample::read_from(&buf[..23]), None);
         assert!(!s.write_to(&mut buf[..10]));
+        assert_eq!(
+            Sample::FIELDS,
+            &[("a", "u64"), ("b", "[u32; 3]"), ("c", "u16"), ("d", "u16")]
+        );
     }
 }

@@ -29,6 +29,8 @@
 
 pub mod client;
 pub mod code;
+#[cfg(test)]
+mod doc_tables;
 pub mod fixed;
 pub mod frame;
 pub mod handshake;

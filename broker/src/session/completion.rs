@@ -1,41 +1,72 @@
-//! Completion tracking: batches, markers, stream slots and the `retired` word.
+//! Completion tracking: batches, markers' bookkeeping and the `retired` word.
 //!
 //! Commands on a stream are grouped in *batches*. When the ring goes idle, before a CALL, or
-//! every [`super::BATCH_MAX`] commands, each open batch gets a marker — a host function after its
-//! last command. The marker (on a driver thread, so it makes no driver calls) frees the staging
-//! chunks the batch's copies released, recomputes `retired` (every command up to the oldest
-//! incomplete batch, or up to the last processed record), and raises the stream's completion
-//! slot to the batch's last sequence number.
+//! every [`BATCH_MAX`] commands, each open batch gets a marker — a host function after its last
+//! command (submitted by the tenant, `tenant/batches.rs`). The marker (on a driver thread, so it
+//! makes no driver calls) frees the staging chunks the batch's copies released, reports here,
+//! which recomputes `retired` (every command up to the oldest incomplete batch, or up to the
+//! last processed record), and raises the stream's completion slot to the batch's last sequence
+//! number.
+//!
+//! [`Completion`]'s mutex is locked only inside its methods, which take no other lock (they
+//! publish `retired`, a lock-free word): a leaf of the tenant's lock order by construction.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use gpushare_client::shm::StagingSpan;
+use gpushare_client::SeqWord;
 
-use super::{lock, Tenant, BATCH_MAX};
 use crate::device::Stream;
-use crate::work::Op;
 
-pub(super) struct OpenBatch {
-    stream: Arc<Stream>,
-    slot: u32,
-    first: u64,
-    last: u64,
-    ops: u64,
-    releases: Vec<StagingSpan>,
+/// Commands per batch before a marker is forced.
+pub const BATCH_MAX: u64 = 256;
+
+/// A batch of commands on one stream waiting for its marker.
+pub struct OpenBatch {
+    /// The stream.
+    pub stream: Arc<Stream>,
+    /// Its completion slot.
+    pub slot: u32,
+    /// Sequence number of the first command.
+    pub first: u64,
+    /// Sequence number of the last command.
+    pub last: u64,
+    /// Commands in the batch.
+    pub ops: u64,
+    /// Staging spans to free once the batch completed.
+    pub releases: Vec<StagingSpan>,
 }
 
 #[derive(Default)]
-pub(super) struct Completion {
+struct Batches {
     open: HashMap<u64, OpenBatch>,
     incomplete: BTreeMap<u64, u32>,
     processed: u64,
     completed_ops: u64,
 }
 
-impl Tenant {
+impl Batches {
+    fn publish_retired(&self, retired: &SeqWord) {
+        let oldest = self.incomplete.keys().next().map_or(u64::MAX, |f| f - 1);
+        retired.publish_max(self.processed.min(oldest));
+    }
+}
+
+/// The tenant's batches (see the module documentation).
+#[derive(Default)]
+pub struct Completion {
+    batches: Mutex<Batches>,
+}
+
+impl Completion {
+    fn lock(&self) -> MutexGuard<'_, Batches> {
+        self.batches.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Adds command `seq` on stream `key` to the stream's open batch (with a staging span to
-    /// free once it completed).
+    /// free once it completed). Returns the batch when it is full: the caller submits its
+    /// marker.
     pub fn track(
         &self,
         key: u64,
@@ -43,8 +74,8 @@ impl Tenant {
         slot: u32,
         seq: u64,
         release: Option<StagingSpan>,
-    ) {
-        let mut guard = lock(&self.completion);
+    ) -> Option<OpenBatch> {
+        let mut guard = self.lock();
         let c = &mut *guard;
         let b = c.open.entry(key).or_insert_with(|| OpenBatch {
             stream: Arc::clone(stream),
@@ -61,111 +92,49 @@ impl Tenant {
         b.ops += 1;
         b.releases.extend(release);
         if b.ops >= BATCH_MAX {
-            if let Some(b) = c.open.remove(&key) {
-                drop(guard);
-                self.submit_marker(b);
-            }
+            c.open.remove(&key)
+        } else {
+            None
         }
     }
 
-    /// Submits a marker for every open batch.
-    pub fn close_batches(&self) {
-        let batches: Vec<OpenBatch> = lock(&self.completion)
-            .open
-            .drain()
-            .map(|(_, b)| b)
-            .collect();
-        for b in batches {
-            self.submit_marker(b);
-        }
-    }
-
-    fn submit_marker(&self, b: OpenBatch) {
-        let weak = self.me.clone();
-        let stream = Arc::clone(&b.stream);
-        let (first, last, ops, slot, releases) = (b.first, b.last, b.ops, b.slot, b.releases);
-        let marked = Arc::clone(&stream);
-        let f = Box::new(move || {
-            if let Some(t) = weak.upgrade() {
-                // A marker that could not be enqueued runs inline: the stream failed (a device
-                // fault). The tenant's sticky error is set before the slot says "complete", so a
-                // tenant woken by the slot sees the error too.
-                if let Some(code) = marked.failure() {
-                    t.async_error(last, code);
-                }
-                t.batch_done(first, last, ops, slot, &releases);
-            }
-        });
-        if self.enqueue(0, vec![Op::HostFn { stream, f }]).is_err() {
-            tracing::debug!(session = self.info.id, "marker dropped: session closing");
-        }
-    }
-
-    /// A batch completed (runs on a driver thread: no driver calls here).
-    fn batch_done(&self, first: u64, last: u64, ops: u64, slot: u32, releases: &[StagingSpan]) {
-        for span in releases {
-            if let Err(e) = self.staging.free(*span) {
-                tracing::warn!(session = self.info.id, "freeing staging {span:?}: {e}");
-            }
-        }
-        {
-            let mut c = lock(&self.completion);
-            if let Some(n) = c.incomplete.get_mut(&first) {
-                *n -= 1;
-                if *n == 0 {
-                    c.incomplete.remove(&first);
-                }
-            }
-            c.completed_ops += ops;
-            self.publish_retired(&c);
-        }
-        // Last: a tenant waiting on the slot then sees `retired` and freed staging too.
-        if let Ok(w) = self.region.stream_slot(slot) {
-            w.publish_max(last);
-        }
-    }
-
-    fn publish_retired(&self, c: &Completion) {
-        let oldest = c.incomplete.keys().next().map_or(u64::MAX, |f| f - 1);
-        self.region.retired().publish_max(c.processed.min(oldest));
-    }
-
-    /// The ring thread finished record `seq`.
-    pub fn set_processed(&self, seq: u64) {
-        {
-            let mut c = lock(&self.completion);
-            c.processed = seq;
-            self.publish_retired(&c);
-        }
-        let mut p = lock(&self.progress);
-        p.processed = seq;
-        self.progress_cv.notify_all();
-    }
-
-    /// The ring is empty (everything up to `seq` processed, batches closed).
-    pub fn set_ring_idle(&self, seq: u64) {
-        {
-            let mut c = lock(&self.completion);
-            c.processed = seq;
-            self.publish_retired(&c);
-        }
-        let mut p = lock(&self.progress);
-        p.processed = seq;
-        self.progress_cv.notify_all();
+    /// Closes every open batch: the caller submits their markers.
+    pub fn take_open(&self) -> Vec<OpenBatch> {
+        self.lock().open.drain().map(|(_, b)| b).collect()
     }
 
     /// Drops the open batches (teardown: their markers will never be needed).
-    pub(super) fn drop_open_batches(&self) {
-        lock(&self.completion).open.clear();
+    pub fn clear_open(&self) {
+        self.lock().open.clear();
+    }
+
+    /// The batch starting at `first` with `ops` commands completed; publishes `retired`.
+    pub fn batch_done(&self, first: u64, ops: u64, retired: &SeqWord) {
+        let mut c = self.lock();
+        if let Some(n) = c.incomplete.get_mut(&first) {
+            *n -= 1;
+            if *n == 0 {
+                c.incomplete.remove(&first);
+            }
+        }
+        c.completed_ops += ops;
+        c.publish_retired(retired);
+    }
+
+    /// The ring thread processed every record up to `seq`; publishes `retired`.
+    pub fn set_processed(&self, seq: u64, retired: &SeqWord) {
+        let mut c = self.lock();
+        c.processed = seq;
+        c.publish_retired(retired);
     }
 
     /// True when no batch is incomplete.
-    pub(super) fn all_complete(&self) -> bool {
-        lock(&self.completion).incomplete.is_empty()
+    pub fn all_complete(&self) -> bool {
+        self.lock().incomplete.is_empty()
     }
 
     /// Commands completed so far.
-    pub(super) fn completed_ops(&self) -> u64 {
-        lock(&self.completion).completed_ops
+    pub fn completed_ops(&self) -> u64 {
+        self.lock().completed_ops
     }
 }

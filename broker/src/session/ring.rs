@@ -5,8 +5,9 @@
 //! semantics need; their failures become the tenant's asynchronous errors. CALL records are
 //! decoded and handed to the executor after every earlier command has been queued. Protocol
 //! violations (a malformed record, a host span outside shared memory, a reply slot that does not
-//! exist) close the session. CALLs that never block ([`super::exec::runs_inline`]) are executed
-//! right here, which saves the hand-off to the executor on the synchronous path.
+//! exist) close the session. CALLs that never block (`Request::runs_inline`, declared with each
+//! request) are executed right here, through [`exec::execute`], which saves the hand-off to the
+//! executor on the synchronous path.
 //!
 //! When the ring is empty the thread closes the open batches (their markers publish completion),
 //! publishes `retired`, then sleeps on the ring's head word (bounded spin, then futex).
@@ -24,24 +25,19 @@ use gpushare_client::shm::StagingSpan;
 use gpushare_client::wait::WaitError;
 use gpushare_client::{Command, Consumer, RecordBuf, ReplyEnvelope, SeqWord, WaitPolicy};
 
-use super::exec::CallJob;
+use super::error::Violation;
+use super::exec::{self, CallJob};
+use super::host::host_mem;
 use super::state::TenantState;
-use super::{ReplyTo, Tenant};
-use crate::device::{HostMem, Stream};
-use crate::work::Op;
+use super::tenant::{ReplyTo, Tenant};
+use crate::device::Stream;
+use crate::work::{memset_extent, Op};
 
-/// Errors of the ring thread: protocol violations that close the session.
-#[derive(Debug, thiserror::Error)]
-pub enum RingThreadError {
-    /// The tenant broke the protocol.
-    #[error("{0}")]
-    Violation(String),
-}
+/// A command handled, or the protocol violation that closes the session.
+type RResult = Result<(), Violation>;
 
-type RResult = Result<(), RingThreadError>;
-
-fn violation(msg: impl Into<String>) -> RingThreadError {
-    RingThreadError::Violation(msg.into())
+fn violation(msg: impl Into<String>) -> Violation {
+    Violation(msg.into())
 }
 
 /// Runs the ring thread until the session closes, the broker drains it, or the tenant breaks
@@ -188,35 +184,6 @@ fn launch(t: &Arc<Tenant>, seq: u64, l: &Launch<'_>) -> RResult {
     })
 }
 
-/// Host memory named by `(region, offset, len)`: the staging area or a registered buffer.
-/// Anything outside them is a protocol violation.
-pub fn host_mem(
-    t: &Tenant,
-    st: &TenantState,
-    region: u32,
-    offset: u64,
-    len: u64,
-) -> Result<HostMem, RingThreadError> {
-    let bad = || {
-        violation(format!(
-            "host span {offset:#x}+{len:#x} of region {region} is outside shared memory"
-        ))
-    };
-    if region == proto::STAGING_REGION {
-        let at = t.staging.check(offset, len).map_err(|_| bad())?;
-        HostMem::new(Arc::clone(t.region.mapping()), at, len as usize).ok_or_else(bad)
-    } else {
-        let h = st.host_regions.get(&region).ok_or_else(bad)?;
-        match offset.checked_add(len) {
-            Some(end) if end <= h.size => {
-                HostMem::new(Arc::clone(h.reg.mapping()), offset as usize, len as usize)
-                    .ok_or_else(bad)
-            }
-            _ => Err(bad()),
-        }
-    }
-}
-
 fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
     let release = (c.flags & COPY_RELEASE_STAGING != 0).then_some(StagingSpan {
         offset: c.host_offset,
@@ -264,17 +231,6 @@ fn copy_device(t: &Arc<Tenant>, seq: u64, c: &CopyDevice) -> RResult {
             stream,
         })
     })
-}
-
-/// Bytes a memset touches from its start, if the shape is valid.
-pub fn memset_extent(pitch: u64, width: u64, height: u64, element_size: u64) -> Option<u64> {
-    let row = width.checked_mul(element_size)?;
-    match height {
-        0 => Some(0),
-        1 => Some(row),
-        _ if pitch < row => None,
-        _ => pitch.checked_mul(height - 1)?.checked_add(row),
-    }
 }
 
 fn memset(t: &Arc<Tenant>, seq: u64, m: &Memset) -> RResult {
@@ -366,11 +322,11 @@ fn call(t: &Arc<Tenant>, _seq: u64, c: &Call<'_>, calls: &Sender<CallJob>) -> RR
     };
     t.close_batches();
     let target = t.enqueued();
-    if super::exec::runs_inline(&env.body) {
+    if env.body.runs_inline() {
         // Earlier commands (e.g. the event record an EventQuery asks about) are submitted first.
         if t.wait_submitted(target) {
-            let result = super::exec::execute(t, env.body, Vec::new());
-            if let Some(reply) = super::exec::envelope(t, env.id, result) {
+            let result = exec::execute(t, env.body, Vec::new());
+            if let Some(reply) = exec::envelope(t, env.id, result) {
                 t.reply(to, reply);
             }
         }

@@ -20,14 +20,19 @@ use gpushare_client::code;
 use gpushare_client::frame::{self, FrameError};
 use gpushare_client::handshake::{self, HandshakeError};
 use gpushare_client::os;
+use gpushare_client::proto::request::{AdminRequest, SessionRequest};
 use gpushare_client::proto::{
-    self, BrokerMessage, ClientMessage, Reply, ReplyEnvelope, Request, SessionKind, Welcome,
+    self, BrokerMessage, ClientMessage, Hello, Reply, ReplyEnvelope, Routed, SessionKind, Welcome,
 };
 use gpushare_client::shm::{Region, SessionState};
 
+use super::error::SessionError;
 use super::exec::{self, CallJob};
-use super::{ring, ReplyTo, SessionError, SessionInfo, Tenant};
-use crate::broker::Env;
+use super::registry::Registry;
+use super::ring;
+use super::tenant::{ReplyTo, SessionInfo, Tenant};
+use crate::env::Env;
+use crate::policy::Rules;
 
 /// How long a new connection may take to say `Hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,8 +59,40 @@ fn frame_end(e: FrameError, closing: bool) -> End {
     }
 }
 
-/// Serves one connection until it ends.
-pub fn serve(env: Arc<Env>, mut stream: UnixStream) {
+/// Who the peer is (`creds` from `SO_PEERCRED`, else what `Hello` says) and the `Welcome` it
+/// gets (the device's memory is the tenant's quota when it has one; no region yet).
+fn welcome(
+    env: &Env,
+    id: u64,
+    creds: Option<os::PeerCredentials>,
+    hello: &Hello,
+    rules: &Rules,
+) -> (SessionInfo, Welcome) {
+    let info = SessionInfo {
+        id,
+        name: hello.tenant_name.clone(),
+        pid: creds.map_or(hello.pid, |c| c.pid as u32),
+        uid: creds.map_or(0, |c| c.uid),
+        gid: creds.map_or(0, |c| c.gid),
+        weight: rules.weight,
+    };
+    let mut device = env.dev.info().clone();
+    if rules.memory_quota != 0 {
+        device.total_mem = device.total_mem.min(rules.memory_quota);
+    }
+    let welcome = Welcome {
+        protocol_version: hello.protocol_version,
+        session_id: id,
+        shm: None,
+        driver_version: env.dev.driver_version(),
+        devices: vec![device],
+        broker_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    (info, welcome)
+}
+
+/// Serves one connection until it ends (registered in `registry` while it is open).
+pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
     let id = env.next_session_id();
     let creds = os::peer_credentials(&stream).ok();
     let writer = match stream.try_clone() {
@@ -73,26 +110,7 @@ pub fn serve(env: Arc<Env>, mut stream: UnixStream) {
             return Err("the broker is shutting down".to_string());
         }
         let rules = env.policy.rules_for(&hello.tenant_name);
-        let info = SessionInfo {
-            id,
-            name: hello.tenant_name.clone(),
-            pid: creds.map_or(hello.pid, |c| c.pid as u32),
-            uid: creds.map_or(0, |c| c.uid),
-            gid: creds.map_or(0, |c| c.gid),
-            weight: rules.weight,
-        };
-        let mut device = env.dev.info().clone();
-        if rules.memory_quota != 0 {
-            device.total_mem = device.total_mem.min(rules.memory_quota);
-        }
-        let mut welcome = Welcome {
-            protocol_version: hello.protocol_version,
-            session_id: id,
-            shm: None,
-            driver_version: env.dev.driver_version(),
-            devices: vec![device],
-            broker_version: env!("CARGO_PKG_VERSION").to_string(),
-        };
+        let (info, mut welcome) = welcome(&env, id, creds, hello, &rules);
         info_out = Some(info.clone());
         match hello.kind {
             SessionKind::Admin => Ok((welcome, None)),
@@ -134,12 +152,12 @@ pub fn serve(env: Arc<Env>, mut stream: UnixStream) {
         "session opened"
     );
     let shutdown_handle = writer.try_clone().ok();
-    env.register(info.clone(), tenant.clone(), shutdown_handle);
+    registry.register(info.clone(), tenant.clone(), shutdown_handle);
     match tenant {
         Some(t) => serve_tenant(&t, stream),
-        None => serve_admin(&env, &info, stream, writer),
+        None => serve_admin(&env, &registry, &info, stream, writer),
     }
-    env.unregister(id);
+    registry.unregister(id);
 }
 
 fn serve_tenant(t: &Arc<Tenant>, mut stream: UnixStream) {
@@ -228,16 +246,25 @@ fn socket_loop(t: &Arc<Tenant>, stream: &mut UnixStream, tx: &Sender<CallJob>) -
     }
 }
 
-fn serve_admin(env: &Arc<Env>, info: &SessionInfo, mut stream: UnixStream, mut writer: UnixStream) {
+fn serve_admin(
+    env: &Env,
+    registry: &Registry,
+    info: &SessionInfo,
+    mut stream: UnixStream,
+    mut writer: UnixStream,
+) {
     let end = loop {
         let payload = match frame::recv_frame(&mut stream) {
             Ok(p) => p,
             Err(e) => break frame_end(e, env.is_shutting_down()),
         };
         let reply = match proto::decode::<ClientMessage>(&payload) {
-            Ok(ClientMessage::Request(req)) => match req.body {
-                Request::Status => ReplyEnvelope::ok(req.id, Reply::Status(env.status())),
-                Request::Ping => ReplyEnvelope::ok(req.id, Reply::Pong),
+            Ok(ClientMessage::Request(req)) => match req.body.route() {
+                Routed::Admin(AdminRequest::Status) => {
+                    ReplyEnvelope::ok(req.id, Reply::Status(registry.status(env)))
+                }
+                Routed::Session(SessionRequest::Ping) => ReplyEnvelope::ok(req.id, Reply::Pong),
+                // Admin sessions have no device work: every tenant family is refused.
                 _ => ReplyEnvelope::error(req.id, code::ERROR_NOT_PERMITTED),
             },
             Ok(ClientMessage::Goodbye { reason }) => break End::Goodbye(reason),

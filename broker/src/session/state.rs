@@ -143,12 +143,22 @@ pub struct TenantState {
     pub memory: TenantMemory,
     /// Registered host buffers by id.
     pub host_regions: HashMap<u32, HostRegionEntry>,
+    /// The staging area's registration with the driver (`None`: the driver refused it, copies
+    /// through staging are pageable).
+    pub staging_reg: Option<HostRegistration>,
     free_slots: Vec<u32>,
 }
 
 impl TenantState {
-    /// Empty tables for session `session`, with its legacy stream and `slots` completion slots.
-    pub fn new(session: u64, legacy: TenantStream, slots: u32, quota: u64) -> TenantState {
+    /// Empty tables for session `session`, with its legacy stream, `slots` completion slots and
+    /// the staging area's registration.
+    pub fn new(
+        session: u64,
+        legacy: TenantStream,
+        slots: u32,
+        quota: u64,
+        staging_reg: Option<HostRegistration>,
+    ) -> TenantState {
         TenantState {
             contexts: Table::new(Kind::Context, session),
             primary: None,
@@ -160,6 +170,7 @@ impl TenantState {
             phys: Table::new(Kind::MemHandle, session),
             memory: TenantMemory::new(quota),
             host_regions: HashMap::new(),
+            staging_reg,
             free_slots: (1..slots).rev().collect(),
         }
     }

@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 pub use admin::{DeviceStatus, StatusReport, TenantStatus};
 pub use handshake::{check_version, DeviceInfo, Hello, SessionKind, Welcome};
 pub use reply::{ParamInfo, Reply, ReplyEnvelope};
-pub use request::{AccessDesc, HostSpan, Request, RequestEnvelope, STAGING_REGION};
+pub use request::{
+    AccessDesc, Family, HostSpan, Request, RequestEnvelope, Routed, REQUESTS, STAGING_REGION,
+};
 
 /// Version of the control protocol and of the shared-memory formats it negotiates.
 pub const PROTOCOL_VERSION: u32 = 1;

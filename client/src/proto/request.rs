@@ -4,8 +4,24 @@
 //! broker handed out; device pointers are the broker's real device addresses (kernel arguments
 //! pass through untouched). Host bytes never travel in a request: they are named by a
 //! [`HostSpan`] in shared memory.
+//!
+//! Every request is declared once, in the `requests!` table below ([`table`]), in its API
+//! family, with its fields, the [`Reply`] variant of a success and whether the broker may run it
+//! on its ring thread (`inline`) or on the tenant's executor (`executor`). The flat [`Request`]
+//! (the wire format: postcard, variant index = declaration order, so new requests are only ever
+//! appended), the per-family enums ([`MemoryRequest`], ...), [`Routed`] / [`Request::route`],
+//! [`Request::family`], [`Request::runs_inline`] and [`REQUESTS`] are generated from it;
+//! `docs/protocol.md` §3 holds [`request_table`]'s rendering (a unit test compares them).
+
+pub mod table;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
+
+use super::Reply;
+use table::requests;
+pub use table::{request_table, RequestInfo};
 
 /// Host region id of the tenant region's staging area.
 pub const STAGING_REGION: u32 = 0;
@@ -48,318 +64,336 @@ pub struct RequestEnvelope {
     pub body: Request,
 }
 
-/// Every synchronous call. New variants are only ever appended (see `docs/protocol.md`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Request {
-    /// Liveness / latency probe. Reply: `Pong`.
-    Ping,
-    /// Fresh snapshot of a device. Reply: `Device`.
-    GetDeviceInfo {
-        /// Device ordinal.
-        device: i32,
-    },
-
-    // ----- context -----
-    /// `cuCtxCreate`. Reply: `Context`.
-    CtxCreate {
-        /// Device ordinal.
-        device: i32,
-        /// Context flags.
-        flags: u32,
-    },
-    /// `cuCtxDestroy`. Reply: `Empty`.
-    CtxDestroy {
-        /// Context handle.
-        ctx: u64,
-    },
-    /// `cuDevicePrimaryCtxRetain`. Reply: `Context`.
-    PrimaryCtxRetain {
-        /// Device ordinal.
-        device: i32,
-    },
-    /// `cuDevicePrimaryCtxRelease`. Reply: `Empty`.
-    PrimaryCtxRelease {
-        /// Device ordinal.
-        device: i32,
-    },
-    /// `cuCtxSynchronize`: waits for all of the tenant's work in the context. Reply: `Empty`.
-    CtxSynchronize {
-        /// Context handle.
-        ctx: u64,
-    },
-    /// `cuCtxGetLimit`. Reply: `Value`.
-    CtxGetLimit {
-        /// `CUlimit`.
-        limit: u32,
-    },
-    /// `cuCtxSetLimit`. Reply: `Empty`.
-    CtxSetLimit {
-        /// `CUlimit`.
-        limit: u32,
-        /// New value.
-        value: u64,
-    },
-    /// `cuCtxGetStreamPriorityRange`. Reply: `PriorityRange`.
-    CtxGetStreamPriorityRange,
-
-    // ----- memory -----
-    /// `cuMemAlloc`. Reply: `DevicePtr`.
-    MemAlloc {
-        /// Bytes.
-        size: u64,
-    },
-    /// `cuMemAllocPitch`. Reply: `Pitched`.
-    MemAllocPitch {
-        /// Row width in bytes.
-        width: u64,
-        /// Rows.
-        height: u64,
-        /// Element size (4, 8 or 16).
-        element_size: u32,
-    },
-    /// `cuMemFree`. Reply: `Empty`.
-    MemFree {
-        /// Device pointer.
-        ptr: u64,
-    },
-    /// `cuMemGetInfo` (the tenant's view: its quota). Reply: `MemInfo`.
-    MemGetInfo,
-    /// `cuMemGetAddressRange`. Reply: `AddressRange`.
-    MemGetAddressRange {
-        /// Any address inside an allocation.
-        ptr: u64,
-    },
-    /// `cuPointerGetAttribute`. Reply: `Value`.
-    PointerGetAttribute {
-        /// Device pointer.
-        ptr: u64,
-        /// `CUpointer_attribute`.
-        attribute: u32,
-    },
-    /// Registers a host buffer (pinned host memory, `cuMemHostAlloc`/`cuMemAllocHost`/
-    /// `cuMemHostRegister` of shared memory). Socket lane only: the buffer's sealed memfd rides
-    /// with the frame. Reply: `HostRegion`.
-    HostRegister {
-        /// Tenant-chosen id, non-zero, unique in the session.
-        region: u32,
-        /// Size of the buffer in bytes.
-        size: u64,
-        /// `CU_MEMHOSTALLOC_*` flags.
-        flags: u32,
-    },
-    /// Unregisters a host buffer. Reply: `Empty`.
-    HostUnregister {
-        /// Id from `HostRegister`.
-        region: u32,
-    },
-
-    // ----- virtual memory management -----
-    /// `cuMemAddressReserve`. Reply: `DevicePtr`.
-    MemAddressReserve {
-        /// Bytes.
-        size: u64,
-        /// Alignment (0: default).
-        alignment: u64,
-        /// Requested address (0: any).
-        addr: u64,
-        /// Flags.
-        flags: u64,
-    },
-    /// `cuMemAddressFree`. Reply: `Empty`.
-    MemAddressFree {
-        /// Reserved address.
-        ptr: u64,
-        /// Bytes.
-        size: u64,
-    },
-    /// `cuMemCreate` on a device. Reply: `MemHandle`.
-    MemCreate {
-        /// Bytes (multiple of the granularity).
-        size: u64,
-        /// Device ordinal.
-        device: i32,
-        /// `CUmemAllocationProp` flags / handle types, packed.
-        flags: u64,
-    },
-    /// `cuMemRelease`. Reply: `Empty`.
-    MemRelease {
-        /// Allocation handle.
-        handle: u64,
-    },
-    /// `cuMemMap`. Reply: `Empty`.
-    MemMap {
-        /// Reserved address.
-        ptr: u64,
-        /// Bytes.
-        size: u64,
-        /// Offset into the allocation.
-        offset: u64,
-        /// Allocation handle.
-        handle: u64,
-        /// Flags.
-        flags: u64,
-    },
-    /// `cuMemUnmap`. Reply: `Empty`.
-    MemUnmap {
-        /// Mapped address.
-        ptr: u64,
-        /// Bytes.
-        size: u64,
-    },
-    /// `cuMemSetAccess`. Reply: `Empty`.
-    MemSetAccess {
-        /// Mapped address.
-        ptr: u64,
-        /// Bytes.
-        size: u64,
-        /// Access descriptors.
-        access: Vec<AccessDesc>,
-    },
-    /// `cuMemGetAllocationGranularity`. Reply: `Value`.
-    MemGetAllocationGranularity {
-        /// Device ordinal.
-        device: i32,
-        /// `CUmemAllocationGranularity_flags`.
-        option: u32,
-    },
-
-    // ----- synchronous copies and memset -----
-    /// `cuMemcpyHtoD`: host bytes come from shared memory. Reply: `Empty`.
-    MemcpyHtoD {
-        /// Device destination.
-        dst: u64,
-        /// Host source.
-        src: HostSpan,
-    },
-    /// `cuMemcpyDtoH`: the broker writes into shared memory. Reply: `Empty`.
-    MemcpyDtoH {
-        /// Host destination.
-        dst: HostSpan,
-        /// Device source.
-        src: u64,
-    },
-    /// `cuMemcpyDtoD`. Reply: `Empty`.
-    MemcpyDtoD {
-        /// Device destination.
-        dst: u64,
-        /// Device source.
-        src: u64,
-        /// Bytes.
-        len: u64,
-    },
-    /// `cuMemsetD8/16/32` and the 2D forms (1D: `height` 1). Reply: `Empty`.
-    Memset {
-        /// Device destination.
-        dst: u64,
-        /// Row pitch in bytes (ignored when `height` is 1).
-        pitch: u64,
-        /// Value (low `element_size` bytes used).
-        value: u32,
-        /// 1, 2 or 4.
-        element_size: u8,
-        /// Elements per row.
-        width: u64,
-        /// Rows.
-        height: u64,
-    },
-
-    // ----- modules -----
-    /// `cuModuleLoadData` / `cuLibraryLoadData`: the image (PTX, cubin or fatbin) is staged in
-    /// shared memory. Reply: `Module`.
-    ModuleLoad {
-        /// Where the image bytes are.
-        image: HostSpan,
-    },
-    /// `cuModuleUnload`. Reply: `Empty`.
-    ModuleUnload {
-        /// Module handle.
-        module: u64,
-    },
-    /// `cuModuleGetFunction`. Reply: `Function` (with the parameter layout).
-    ModuleGetFunction {
-        /// Module handle.
-        module: u64,
-        /// Kernel name (mangled).
-        name: String,
-    },
-    /// `cuModuleGetGlobal`. Reply: `Global`.
-    ModuleGetGlobal {
-        /// Module handle.
-        module: u64,
-        /// Variable name.
-        name: String,
-    },
-    /// `cuFuncGetAttribute`. Reply: `Int`.
-    FuncGetAttribute {
-        /// Function handle.
-        function: u64,
-        /// `CUfunction_attribute`.
-        attribute: i32,
-    },
-    /// `cuFuncSetAttribute`. Reply: `Empty`.
-    FuncSetAttribute {
-        /// Function handle.
-        function: u64,
-        /// `CUfunction_attribute`.
-        attribute: i32,
-        /// Value.
-        value: i32,
-    },
-
-    // ----- streams -----
-    /// `cuStreamCreate` / `cuStreamCreateWithPriority`. Reply: `Stream`.
-    StreamCreate {
-        /// Stream flags.
-        flags: u32,
-        /// Priority (lower is higher priority, CUDA convention).
-        priority: i32,
-    },
-    /// `cuStreamDestroy`. Reply: `Empty`.
-    StreamDestroy {
-        /// Stream handle.
-        stream: u64,
-    },
-    /// `cuStreamQuery`: code `SUCCESS` or `ERROR_NOT_READY`. Reply: `Empty`.
-    StreamQuery {
-        /// Stream handle.
-        stream: u64,
-    },
-    /// `cuStreamSynchronize`. Reply: `Empty`.
-    StreamSynchronize {
-        /// Stream handle.
-        stream: u64,
-    },
-
-    // ----- events -----
-    /// `cuEventCreate`. Reply: `Event`.
-    EventCreate {
-        /// Event flags.
-        flags: u32,
-    },
-    /// `cuEventDestroy`. Reply: `Empty`.
-    EventDestroy {
-        /// Event handle.
-        event: u64,
-    },
-    /// `cuEventQuery`: code `SUCCESS` or `ERROR_NOT_READY`. Reply: `Empty`.
-    EventQuery {
-        /// Event handle.
-        event: u64,
-    },
-    /// `cuEventSynchronize`. Reply: `Empty`.
-    EventSynchronize {
-        /// Event handle.
-        event: u64,
-    },
-    /// `cuEventElapsedTime`. Reply: `ElapsedMs`.
-    EventElapsedTime {
-        /// Start event.
-        start: u64,
-        /// End event.
-        end: u64,
-    },
-
-    // ----- admin -----
-    /// Broker status (admin sessions). Reply: `Status`.
-    Status,
+requests! {
+    /// The session itself.
+    session: Session(SessionRequest) {
+        /// Liveness / latency probe.
+        Ping => Pong, inline;
+    }
+    /// Device queries.
+    device: Device(DeviceRequest) {
+        /// Fresh snapshot of a device.
+        GetDeviceInfo {
+            /// Device ordinal.
+            device: i32,
+        } => Device, inline;
+    }
+    /// Contexts (every tenant context aliases the broker's one shared context), limits.
+    context: Context(ContextRequest) {
+        /// `cuCtxCreate`.
+        CtxCreate {
+            /// Device ordinal.
+            device: i32,
+            /// Context flags.
+            flags: u32,
+        } => Context, inline;
+        /// `cuCtxDestroy`.
+        CtxDestroy {
+            /// Context handle.
+            ctx: u64,
+        } => Empty, inline;
+        /// `cuDevicePrimaryCtxRetain`.
+        PrimaryCtxRetain {
+            /// Device ordinal.
+            device: i32,
+        } => Context, inline;
+        /// `cuDevicePrimaryCtxRelease`.
+        PrimaryCtxRelease {
+            /// Device ordinal.
+            device: i32,
+        } => Empty, inline;
+        /// `cuCtxSynchronize`: waits for all of the tenant's work in the context.
+        CtxSynchronize {
+            /// Context handle.
+            ctx: u64,
+        } => Empty, executor;
+        /// `cuCtxGetLimit`.
+        CtxGetLimit {
+            /// `CUlimit`.
+            limit: u32,
+        } => Value, inline;
+        /// `cuCtxSetLimit`.
+        CtxSetLimit {
+            /// `CUlimit`.
+            limit: u32,
+            /// New value.
+            value: u64,
+        } => Empty, executor;
+        /// `cuCtxGetStreamPriorityRange`.
+        CtxGetStreamPriorityRange => PriorityRange, inline;
+    }
+    /// Device memory allocations.
+    memory: Memory(MemoryRequest) {
+        /// `cuMemAlloc`.
+        MemAlloc {
+            /// Bytes.
+            size: u64,
+        } => DevicePtr, inline;
+        /// `cuMemAllocPitch`.
+        MemAllocPitch {
+            /// Row width in bytes.
+            width: u64,
+            /// Rows.
+            height: u64,
+            /// Element size (4, 8 or 16).
+            element_size: u32,
+        } => Pitched, inline;
+        /// `cuMemFree`.
+        MemFree {
+            /// Device pointer.
+            ptr: u64,
+        } => Empty, executor;
+        /// `cuMemGetInfo` (the tenant's view: its quota).
+        MemGetInfo => MemInfo, inline;
+        /// `cuMemGetAddressRange`.
+        MemGetAddressRange {
+            /// Any address inside an allocation.
+            ptr: u64,
+        } => AddressRange, inline;
+    }
+    /// Pointer attributes.
+    pointer: Pointer(PointerRequest) {
+        /// `cuPointerGetAttribute`.
+        PointerGetAttribute {
+            /// Device pointer.
+            ptr: u64,
+            /// `CUpointer_attribute`.
+            attribute: u32,
+        } => Value, inline;
+    }
+    /// Pinned host memory: buffers shared with the broker.
+    host_memory: HostMemory(HostMemoryRequest) {
+        /// Registers a host buffer (pinned host memory: `cuMemHostAlloc`, `cuMemAllocHost`,
+        /// `cuMemHostRegister` of shared memory). Socket lane only: the buffer's sealed memfd
+        /// rides with the frame.
+        HostRegister {
+            /// Tenant-chosen id, non-zero, unique in the session.
+            region: u32,
+            /// Size of the buffer in bytes.
+            size: u64,
+            /// `CU_MEMHOSTALLOC_*` flags.
+            flags: u32,
+        } => HostRegion, executor;
+        /// Unregisters a host buffer.
+        HostUnregister {
+            /// Id from `HostRegister`.
+            region: u32,
+        } => Empty, executor;
+    }
+    /// Virtual memory management.
+    vmm: Vmm(VmmRequest) {
+        /// `cuMemAddressReserve`.
+        MemAddressReserve {
+            /// Bytes.
+            size: u64,
+            /// Alignment (0: default).
+            alignment: u64,
+            /// Requested address (0: any).
+            addr: u64,
+            /// Flags.
+            flags: u64,
+        } => DevicePtr, inline;
+        /// `cuMemAddressFree`.
+        MemAddressFree {
+            /// Reserved address.
+            ptr: u64,
+            /// Bytes.
+            size: u64,
+        } => Empty, inline;
+        /// `cuMemCreate` on a device.
+        MemCreate {
+            /// Bytes (multiple of the granularity).
+            size: u64,
+            /// Device ordinal.
+            device: i32,
+            /// `CUmemAllocationProp` flags / handle types, packed.
+            flags: u64,
+        } => MemHandle, inline;
+        /// `cuMemRelease`.
+        MemRelease {
+            /// Allocation handle.
+            handle: u64,
+        } => Empty, inline;
+        /// `cuMemMap`.
+        MemMap {
+            /// Reserved address.
+            ptr: u64,
+            /// Bytes.
+            size: u64,
+            /// Offset into the allocation.
+            offset: u64,
+            /// Allocation handle.
+            handle: u64,
+            /// Flags.
+            flags: u64,
+        } => Empty, inline;
+        /// `cuMemUnmap`.
+        MemUnmap {
+            /// Mapped address.
+            ptr: u64,
+            /// Bytes.
+            size: u64,
+        } => Empty, executor;
+        /// `cuMemSetAccess`.
+        MemSetAccess {
+            /// Mapped address.
+            ptr: u64,
+            /// Bytes.
+            size: u64,
+            /// Access descriptors.
+            access: Vec<AccessDesc>,
+        } => Empty, inline;
+        /// `cuMemGetAllocationGranularity`.
+        MemGetAllocationGranularity {
+            /// Device ordinal.
+            device: i32,
+            /// `CUmemAllocationGranularity_flags`.
+            option: u32,
+        } => Value, inline;
+    }
+    /// Synchronous copies and memsets.
+    copy: Copy(CopyRequest) {
+        /// `cuMemcpyHtoD`: host bytes come from shared memory.
+        MemcpyHtoD {
+            /// Device destination.
+            dst: u64,
+            /// Host source.
+            src: HostSpan,
+        } => Empty, executor;
+        /// `cuMemcpyDtoH`: the broker writes into shared memory.
+        MemcpyDtoH {
+            /// Host destination.
+            dst: HostSpan,
+            /// Device source.
+            src: u64,
+        } => Empty, executor;
+        /// `cuMemcpyDtoD`.
+        MemcpyDtoD {
+            /// Device destination.
+            dst: u64,
+            /// Device source.
+            src: u64,
+            /// Bytes.
+            len: u64,
+        } => Empty, executor;
+        /// `cuMemsetD8/16/32` and the 2D forms (1D: `height` 1).
+        Memset {
+            /// Device destination.
+            dst: u64,
+            /// Row pitch in bytes (ignored when `height` is 1).
+            pitch: u64,
+            /// Value (low `element_size` bytes used).
+            value: u32,
+            /// 1, 2 or 4.
+            element_size: u8,
+            /// Elements per row.
+            width: u64,
+            /// Rows.
+            height: u64,
+        } => Empty, executor;
+    }
+    /// Modules, their functions and globals.
+    module: Module(ModuleRequest) {
+        /// `cuModuleLoadData` / `cuLibraryLoadData`: the image (PTX, cubin or fatbin) is staged in
+        /// shared memory.
+        ModuleLoad {
+            /// Where the image bytes are.
+            image: HostSpan,
+        } => Module, executor;
+        /// `cuModuleUnload`.
+        ModuleUnload {
+            /// Module handle.
+            module: u64,
+        } => Empty, executor;
+        /// `cuModuleGetFunction`. The reply carries the parameter layout.
+        ModuleGetFunction {
+            /// Module handle.
+            module: u64,
+            /// Kernel name (mangled).
+            name: String,
+        } => Function, inline;
+        /// `cuModuleGetGlobal`.
+        ModuleGetGlobal {
+            /// Module handle.
+            module: u64,
+            /// Variable name.
+            name: String,
+        } => Global, inline;
+        /// `cuFuncGetAttribute`.
+        FuncGetAttribute {
+            /// Function handle.
+            function: u64,
+            /// `CUfunction_attribute`.
+            attribute: i32,
+        } => Int, inline;
+        /// `cuFuncSetAttribute`.
+        FuncSetAttribute {
+            /// Function handle.
+            function: u64,
+            /// `CUfunction_attribute`.
+            attribute: i32,
+            /// Value.
+            value: i32,
+        } => Empty, inline;
+    }
+    /// Streams.
+    stream: Stream(StreamRequest) {
+        /// `cuStreamCreate` / `cuStreamCreateWithPriority`.
+        StreamCreate {
+            /// Stream flags.
+            flags: u32,
+            /// Priority (lower is higher priority, CUDA convention).
+            priority: i32,
+        } => Stream, inline;
+        /// `cuStreamDestroy`.
+        StreamDestroy {
+            /// Stream handle.
+            stream: u64,
+        } => Empty, inline;
+        /// `cuStreamQuery`: code `SUCCESS` or `ERROR_NOT_READY`.
+        StreamQuery {
+            /// Stream handle.
+            stream: u64,
+        } => Empty, inline;
+        /// `cuStreamSynchronize`.
+        StreamSynchronize {
+            /// Stream handle.
+            stream: u64,
+        } => Empty, executor;
+    }
+    /// Events.
+    event: Event(EventRequest) {
+        /// `cuEventCreate`.
+        EventCreate {
+            /// Event flags.
+            flags: u32,
+        } => Event, inline;
+        /// `cuEventDestroy`.
+        EventDestroy {
+            /// Event handle.
+            event: u64,
+        } => Empty, inline;
+        /// `cuEventQuery`: code `SUCCESS` or `ERROR_NOT_READY`.
+        EventQuery {
+            /// Event handle.
+            event: u64,
+        } => Empty, inline;
+        /// `cuEventSynchronize`.
+        EventSynchronize {
+            /// Event handle.
+            event: u64,
+        } => Empty, executor;
+        /// `cuEventElapsedTime`.
+        EventElapsedTime {
+            /// Start event.
+            start: u64,
+            /// End event.
+            end: u64,
+        } => ElapsedMs, inline;
+    }
+    /// Admin sessions.
+    admin: Admin(AdminRequest) {
+        /// Broker status (admin sessions).
+        Status => Status, inline;
+    }
 }

@@ -6,25 +6,21 @@
 //! record's length is fully determined by its kind and its own length field — anything else is a
 //! malformed record. All integers are little-endian.
 //!
-//! | kind | value | fixed part | variable part |
-//! |---|---|---|---|
-//! | PAD | 1 | — (fills to the end of the ring) | — |
-//! | LAUNCH | 2 | [`LaunchHeader`] (48) | kernel parameter bytes (`param_len` ≤ 4096) |
-//! | MEMCPY_HTOD | 3 | [`CopyHost`] (40) | — |
-//! | MEMCPY_DTOH | 4 | [`CopyHost`] (40) | — |
-//! | MEMCPY_DTOD | 5 | [`CopyDevice`] (32) | — |
-//! | MEMSET | 6 | [`Memset`] (48) | — |
-//! | EVENT_RECORD | 7 | [`EventRecord`] (24) | — |
-//! | STREAM_WAIT_EVENT | 8 | [`StreamWait`] (24) | — |
-//! | HOST_FN | 9 | [`HostFn`] (16) | — |
-//! | HOST_FN_DONE | 10 | [`HostFnDone`] (8) | — |
-//! | CALL | 11 | [`CallHeader`] (16) | postcard `RequestEnvelope` (`payload_len`) |
-//! | HOST_FN_READY | 32 | [`HostFnReady`] (24) | — (notify ring) |
-//! | ASYNC_ERROR | 33 | [`AsyncError`] (16) | — (notify ring) |
+//! Every kind is declared once, in the `record_kinds!` table below ([`table`]): its name and value,
+//! the ring that carries it, its `Command` variant, its fixed part, its variable part and what
+//! decoding checks. The [`kind`] constants (whose documentation is the table of kinds),
+//! [`Command`], its encoding and decoding, and [`KINDS`] are generated from it; `docs/protocol.md`
+//! §6 holds [`kind_table`]'s rendering (a unit test compares them). Adding a kind is one
+//! `fixed_layout!` struct and one row — then the broker's exhaustive match on [`Command`] asks
+//! for its handling.
 //!
 //! A 64-byte launch record is the 8-byte header, the 48-byte launch header and 8 parameter bytes.
 
+pub mod table;
+
 use crate::fixed_layout;
+use table::record_kinds;
+pub use table::{kind_table, FixedInfo, KindInfo, VariableInfo};
 
 /// Records start and end on this alignment.
 pub const RECORD_ALIGN: usize = 8;
@@ -33,34 +29,38 @@ pub const MAX_PARAM_BYTES: usize = 4096;
 /// Largest fixed part plus header (buffer size the producer encodes the fixed part into).
 pub const FIXED_MAX: usize = 64;
 
-/// Record kinds (`RecordHeader::kind`).
-pub mod kind {
-    /// Padding to the end of the ring; skipped by the consumer.
-    pub const PAD: u16 = 1;
+record_kinds! {
+    /// Padding: fills the rest of the data area (`len` reaches its end); the consumer skips it.
+    PAD = 1, both ring;
+
     /// Kernel launch.
-    pub const LAUNCH: u16 = 2;
+    LAUNCH = 2, command ring, Launch(Launch<'a>)
+        = LaunchHeader { function, stream, grid, block, shared_mem_bytes }
+        + params[param_len] <= MAX_PARAM_BYTES else ParamsTooLarge: "kernel parameters";
     /// Asynchronous host-to-device copy.
-    pub const MEMCPY_HTOD: u16 = 3;
+    MEMCPY_HTOD = 3, command ring, MemcpyHtoD(CopyHost);
     /// Asynchronous device-to-host copy.
-    pub const MEMCPY_DTOH: u16 = 4;
+    MEMCPY_DTOH = 4, command ring, MemcpyDtoH(CopyHost);
     /// Asynchronous device-to-device copy.
-    pub const MEMCPY_DTOD: u16 = 5;
+    MEMCPY_DTOD = 5, command ring, MemcpyDtoD(CopyDevice);
     /// Asynchronous memset.
-    pub const MEMSET: u16 = 6;
+    MEMSET = 6, command ring, Memset(Memset),
+        check memset_element_size: "`element_size` ∈ {1, 2, 4}";
     /// Event record.
-    pub const EVENT_RECORD: u16 = 7;
+    EVENT_RECORD = 7, command ring, EventRecord(EventRecord);
     /// Stream wait on an event.
-    pub const STREAM_WAIT_EVENT: u16 = 8;
+    STREAM_WAIT_EVENT = 8, command ring, StreamWaitEvent(StreamWait);
     /// Host function (callback) enqueued on a stream.
-    pub const HOST_FN: u16 = 9;
+    HOST_FN = 9, command ring, HostFn(HostFn);
     /// The tenant finished running a host function.
-    pub const HOST_FN_DONE: u16 = 10;
-    /// Synchronous call: a postcard request whose reply goes to a reply slot.
-    pub const CALL: u16 = 11;
-    /// Notify ring: a stream reached a host function; the tenant must run it.
-    pub const HOST_FN_READY: u16 = 32;
-    /// Notify ring: an asynchronous error.
-    pub const ASYNC_ERROR: u16 = 33;
+    HOST_FN_DONE = 10, command ring, HostFnDone(HostFnDone);
+    /// Synchronous call: a request whose reply goes to a reply slot.
+    CALL = 11, command ring, Call(Call<'a>)
+        = CallHeader { ticket, slot } + payload[payload_len]: "postcard `RequestEnvelope`";
+    /// A stream reached a host function; the tenant must run it.
+    HOST_FN_READY = 32, notify ring, HostFnReady(HostFnReady);
+    /// An asynchronous error.
+    ASYNC_ERROR = 33, notify ring, AsyncError(AsyncError);
 }
 
 /// Errors of record encoding and decoding.
@@ -293,33 +293,13 @@ pub struct Call<'a> {
     pub payload: &'a [u8],
 }
 
-/// One record, borrowed: what producers push and consumers pop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command<'a> {
-    /// Kernel launch.
-    Launch(Launch<'a>),
-    /// Asynchronous host-to-device copy.
-    MemcpyHtoD(CopyHost),
-    /// Asynchronous device-to-host copy.
-    MemcpyDtoH(CopyHost),
-    /// Asynchronous device-to-device copy.
-    MemcpyDtoD(CopyDevice),
-    /// Asynchronous memset.
-    Memset(Memset),
-    /// Event record.
-    EventRecord(EventRecord),
-    /// Stream waits for an event.
-    StreamWaitEvent(StreamWait),
-    /// Host function on a stream.
-    HostFn(HostFn),
-    /// Host function finished.
-    HostFnDone(HostFnDone),
-    /// Synchronous call.
-    Call(Call<'a>),
-    /// Notify: run a host function.
-    HostFnReady(HostFnReady),
-    /// Notify: asynchronous error.
-    AsyncError(AsyncError),
+/// MEMSET's check: the element size is 1, 2 or 4.
+fn memset_element_size(m: &Memset) -> Result<(), RecordError> {
+    if matches!(m.element_size, 1 | 2 | 4) {
+        Ok(())
+    } else {
+        Err(RecordError::BadElementSize(m.element_size))
+    }
 }
 
 /// Rounds up to [`RECORD_ALIGN`].
@@ -329,52 +309,6 @@ pub const fn align_record(n: usize) -> usize {
 }
 
 impl<'a> Command<'a> {
-    /// The record kind.
-    pub fn kind(&self) -> u16 {
-        match self {
-            Command::Launch(_) => kind::LAUNCH,
-            Command::MemcpyHtoD(_) => kind::MEMCPY_HTOD,
-            Command::MemcpyDtoH(_) => kind::MEMCPY_DTOH,
-            Command::MemcpyDtoD(_) => kind::MEMCPY_DTOD,
-            Command::Memset(_) => kind::MEMSET,
-            Command::EventRecord(_) => kind::EVENT_RECORD,
-            Command::StreamWaitEvent(_) => kind::STREAM_WAIT_EVENT,
-            Command::HostFn(_) => kind::HOST_FN,
-            Command::HostFnDone(_) => kind::HOST_FN_DONE,
-            Command::Call(_) => kind::CALL,
-            Command::HostFnReady(_) => kind::HOST_FN_READY,
-            Command::AsyncError(_) => kind::ASYNC_ERROR,
-        }
-    }
-
-    /// The variable-length bytes that follow the fixed part.
-    #[inline]
-    pub fn variable(&self) -> &'a [u8] {
-        match self {
-            Command::Launch(l) => l.params,
-            Command::Call(c) => c.payload,
-            _ => &[],
-        }
-    }
-
-    /// Size of the fixed part (without header).
-    fn fixed_size(kind: u16) -> Option<usize> {
-        Some(match kind {
-            kind::LAUNCH => LaunchHeader::SIZE,
-            kind::MEMCPY_HTOD | kind::MEMCPY_DTOH => CopyHost::SIZE,
-            kind::MEMCPY_DTOD => CopyDevice::SIZE,
-            kind::MEMSET => Memset::SIZE,
-            kind::EVENT_RECORD => EventRecord::SIZE,
-            kind::STREAM_WAIT_EVENT => StreamWait::SIZE,
-            kind::HOST_FN => HostFn::SIZE,
-            kind::HOST_FN_DONE => HostFnDone::SIZE,
-            kind::CALL => CallHeader::SIZE,
-            kind::HOST_FN_READY => HostFnReady::SIZE,
-            kind::ASYNC_ERROR => AsyncError::SIZE,
-            _ => return None,
-        })
-    }
-
     /// Whole encoded record length (header, fixed part, variable part, padding).
     #[inline]
     pub fn encoded_len(&self) -> usize {
@@ -386,11 +320,7 @@ impl<'a> Command<'a> {
     /// ([`Command::variable`]) goes right after, then padding up to [`Command::encoded_len`].
     pub fn encode_fixed(&self, out: &mut [u8; FIXED_MAX]) -> Result<usize, RecordError> {
         let len = self.encoded_len();
-        if let Command::Launch(l) = self {
-            if l.params.len() > MAX_PARAM_BYTES {
-                return Err(RecordError::ParamsTooLarge(l.params.len()));
-            }
-        }
+        self.check_variable()?;
         let len32 = u32::try_from(len).map_err(|_| RecordError::TooLarge {
             len,
             max: u32::MAX as usize,
@@ -401,34 +331,8 @@ impl<'a> Command<'a> {
             flags: 0,
         }
         .write_to(out);
-        let body = &mut out[RecordHeader::SIZE..];
         let var_len = self.variable().len() as u32;
-        match self {
-            Command::Launch(l) => LaunchHeader {
-                function: l.function,
-                stream: l.stream,
-                grid: l.grid,
-                block: l.block,
-                shared_mem_bytes: l.shared_mem_bytes,
-                param_len: var_len,
-            }
-            .write_to(body),
-            Command::MemcpyHtoD(r) | Command::MemcpyDtoH(r) => r.write_to(body),
-            Command::MemcpyDtoD(r) => r.write_to(body),
-            Command::Memset(r) => r.write_to(body),
-            Command::EventRecord(r) => r.write_to(body),
-            Command::StreamWaitEvent(r) => r.write_to(body),
-            Command::HostFn(r) => r.write_to(body),
-            Command::HostFnDone(r) => r.write_to(body),
-            Command::Call(c) => CallHeader {
-                ticket: c.ticket,
-                slot: c.slot,
-                payload_len: var_len,
-            }
-            .write_to(body),
-            Command::HostFnReady(r) => r.write_to(body),
-            Command::AsyncError(r) => r.write_to(body),
-        };
+        self.write_fixed(&mut out[RecordHeader::SIZE..], var_len);
         Ok(RecordHeader::SIZE + Self::fixed_size(self.kind()).unwrap_or(0))
     }
 
@@ -453,18 +357,7 @@ impl<'a> Command<'a> {
             found: bytes.len(),
             expected: align_record(RecordHeader::SIZE + fixed),
         };
-        let var_len = match header.kind {
-            kind::LAUNCH => {
-                let h = LaunchHeader::read_from(body).ok_or_else(short)?;
-                let n = h.param_len as usize;
-                if n > MAX_PARAM_BYTES {
-                    return Err(RecordError::ParamsTooLarge(n));
-                }
-                n
-            }
-            kind::CALL => CallHeader::read_from(body).ok_or_else(short)?.payload_len as usize,
-            _ => 0,
-        };
+        let var_len = Self::variable_len(header.kind, body, &short)?;
         let expected = align_record(RecordHeader::SIZE + fixed + var_len);
         if header.len as usize != expected || bytes.len() != expected {
             return Err(RecordError::LengthMismatch {
@@ -472,58 +365,7 @@ impl<'a> Command<'a> {
                 expected,
             });
         }
-        let var = &body[fixed..fixed + var_len];
-        // Lengths are checked above, so every read_from below has its bytes.
-        let cmd = match header.kind {
-            kind::LAUNCH => {
-                let h = LaunchHeader::read_from(body).ok_or_else(short)?;
-                Command::Launch(Launch {
-                    function: h.function,
-                    stream: h.stream,
-                    grid: h.grid,
-                    block: h.block,
-                    shared_mem_bytes: h.shared_mem_bytes,
-                    params: var,
-                })
-            }
-            kind::MEMCPY_HTOD => Command::MemcpyHtoD(CopyHost::read_from(body).ok_or_else(short)?),
-            kind::MEMCPY_DTOH => Command::MemcpyDtoH(CopyHost::read_from(body).ok_or_else(short)?),
-            kind::MEMCPY_DTOD => {
-                Command::MemcpyDtoD(CopyDevice::read_from(body).ok_or_else(short)?)
-            }
-            kind::MEMSET => {
-                let m = Memset::read_from(body).ok_or_else(short)?;
-                if !matches!(m.element_size, 1 | 2 | 4) {
-                    return Err(RecordError::BadElementSize(m.element_size));
-                }
-                Command::Memset(m)
-            }
-            kind::EVENT_RECORD => {
-                Command::EventRecord(EventRecord::read_from(body).ok_or_else(short)?)
-            }
-            kind::STREAM_WAIT_EVENT => {
-                Command::StreamWaitEvent(StreamWait::read_from(body).ok_or_else(short)?)
-            }
-            kind::HOST_FN => Command::HostFn(HostFn::read_from(body).ok_or_else(short)?),
-            kind::HOST_FN_DONE => {
-                Command::HostFnDone(HostFnDone::read_from(body).ok_or_else(short)?)
-            }
-            kind::CALL => {
-                let h = CallHeader::read_from(body).ok_or_else(short)?;
-                Command::Call(Call {
-                    ticket: h.ticket,
-                    slot: h.slot,
-                    payload: var,
-                })
-            }
-            kind::HOST_FN_READY => {
-                Command::HostFnReady(HostFnReady::read_from(body).ok_or_else(short)?)
-            }
-            kind::ASYNC_ERROR => {
-                Command::AsyncError(AsyncError::read_from(body).ok_or_else(short)?)
-            }
-            other => return Err(RecordError::UnknownKind(other)),
-        };
-        Ok(cmd)
+        // Lengths are checked above, so the fixed part and the variable bytes are all there.
+        Self::from_parts(header.kind, body, &body[fixed..fixed + var_len], &short)
     }
 }

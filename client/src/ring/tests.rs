@@ -112,6 +112,105 @@ fn every_record_kind_round_trips() {
 }
 
 #[test]
+fn every_declared_kind_has_a_sample_that_round_trips() {
+    let params = [1u8, 2, 3, 4, 5];
+    let samples = all_kinds(&params);
+    assert_eq!(
+        samples.len(),
+        KINDS.len() - 1,
+        "one sample per declared kind (PAD aside)"
+    );
+    for k in KINDS.iter().filter(|k| k.value != kind::PAD) {
+        let cmd = samples
+            .iter()
+            .find(|c| c.kind() == k.value)
+            .unwrap_or_else(|| panic!("no sample of {} in all_kinds(): add one", k.name));
+        let fixed = k.fixed.expect("every command kind has a fixed part");
+        let var = if k.variable.is_some() {
+            params.len()
+        } else {
+            0
+        };
+        let bytes = cmd.to_vec().unwrap();
+        assert_eq!(
+            bytes.len(),
+            align_record(8 + fixed.size + var),
+            "{}",
+            k.name
+        );
+        assert_eq!(RecordHeader::read_from(&bytes).unwrap().kind, k.value);
+        assert_eq!(Command::decode(&bytes).unwrap(), *cmd, "{}", k.name);
+    }
+}
+
+/// Size of a fixed-layout field type as `FIELDS` names it.
+fn field_size(ty: &str) -> usize {
+    match ty {
+        "u16" => 2,
+        "u32" | "i32" => 4,
+        "u64" | "i64" => 8,
+        "[u32; 3]" => 12,
+        other => panic!("field type {other} unknown to this test"),
+    }
+}
+
+#[test]
+fn every_declared_kind_decodes_arbitrary_fixed_parts_and_encodes_them_back() {
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for k in KINDS.iter().filter(|k| k.value != kind::PAD) {
+        let fixed = k.fixed.unwrap();
+        for round in 0..64 {
+            let var_len = if k.variable.is_some() { round * 3 } else { 0 };
+            let len = align_record(8 + fixed.size + var_len);
+            let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            RecordHeader {
+                len: len as u32,
+                kind: k.value,
+                flags: 0,
+            }
+            .write_to(&mut bytes);
+            if let Some(v) = k.variable {
+                let mut at = 8;
+                for (name, ty) in fixed.fields {
+                    if *name == v.len_field {
+                        bytes[at..at + 4].copy_from_slice(&(var_len as u32).to_le_bytes());
+                    }
+                    at += field_size(ty);
+                }
+            }
+            bytes[8 + fixed.size + var_len..].fill(0);
+            match Command::decode(&bytes) {
+                Ok(cmd) => {
+                    assert_eq!(cmd.kind(), k.value);
+                    assert_eq!(cmd.variable().len(), var_len);
+                    assert_eq!(cmd.to_vec().unwrap(), bytes, "{} re-encodes", k.name);
+                }
+                Err(e) => assert!(
+                    k.check.is_some() && matches!(e, RecordError::BadElementSize(_)),
+                    "{}: {e}",
+                    k.name
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn protocol_md_has_the_declared_record_kinds() {
+    crate::doc_tables::check(
+        "record-kinds",
+        &kind_table(KINDS),
+        "client/src/ring/record.rs",
+    );
+}
+
+#[test]
 fn malformed_records_are_errors() {
     assert_eq!(Command::decode(&[0; 4]), Err(RecordError::Short(4)));
     let mut unknown = launch(&[], 1).to_vec().unwrap();

@@ -2,7 +2,7 @@
 
 use gpushare_client::shm::SessionState;
 
-use super::{lock, Tenant};
+use super::Tenant;
 
 impl Tenant {
     /// Frees everything the tenant holds: queued work is dropped, the device finishes the
@@ -11,7 +11,7 @@ impl Tenant {
     pub fn teardown(&self) {
         self.close(SessionState::ClosedByBroker);
         drop(self.env.sched.remove_tenant(self.info.id));
-        self.drop_open_batches();
+        self.completion.clear_open();
         let Some(mut st) = self.state().take() else {
             return;
         };
@@ -48,8 +48,9 @@ impl Tenant {
         for (_, m) in st.modules.drain() {
             note(dev.module_unload(m.raw));
         }
+        let staging_reg = st.staging_reg.take();
         drop(st);
-        if let Some(reg) = lock(&self.staging_reg).take() {
+        if let Some(reg) = staging_reg {
             note(dev.host_unregister(reg));
         }
         tracing::info!(

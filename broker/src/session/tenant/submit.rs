@@ -1,14 +1,16 @@
 //! Queueing a tenant's operations in the scheduler, and learning their outcome: the tenant is
 //! the [`JobSink`] of its ring commands (failures become its asynchronous errors); the
-//! executor's synchronous operations report to a [`CallSink`] it waits on.
+//! executor's synchronous operations report to a [`CallSink`] it waits on (its mutex is a leaf:
+//! locked only in `submit_and_wait` and `CallSink::submitted`, with no other lock held).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
-use super::{lock, SessionError, Tenant};
+use super::{lock, Tenant};
 use crate::device::DResult;
 use crate::scheduler::{Job, JobSink, SchedError};
+use crate::session::error::SessionError;
 use crate::work::Op;
 
 impl Tenant {
@@ -29,7 +31,7 @@ impl Tenant {
     ) -> Result<(), SchedError> {
         for op in ops {
             let is_tenant_op = op.is_tenant_op();
-            lock(&self.progress).enqueued += 1;
+            self.progress.add_enqueued();
             let job = Job {
                 tenant: self.info.id,
                 seq: if is_tenant_op { seq } else { 0 },
@@ -37,7 +39,7 @@ impl Tenant {
                 sink: Arc::clone(sink),
             };
             if let Err(e) = self.env.sched.enqueue(job) {
-                lock(&self.progress).enqueued -= 1;
+                self.progress.remove_enqueued();
                 return Err(e);
             }
         }
@@ -75,11 +77,7 @@ impl Tenant {
 
 impl JobSink for Tenant {
     fn submitted(&self, seq: u64, op: &'static str, result: DResult<()>) {
-        {
-            let mut p = lock(&self.progress);
-            p.submitted += 1;
-            self.progress_cv.notify_all();
-        }
+        self.progress.add_submitted();
         if seq != 0 {
             self.submitted_ops.fetch_add(1, Ordering::Relaxed);
         }
@@ -103,9 +101,7 @@ struct CallSink {
 impl JobSink for CallSink {
     fn submitted(&self, _seq: u64, _op: &'static str, result: DResult<()>) {
         if let Some(t) = self.tenant.upgrade() {
-            let mut p = lock(&t.progress);
-            p.submitted += 1;
-            t.progress_cv.notify_all();
+            t.progress.add_submitted();
         }
         let mut st = lock(&self.state);
         st.0 = st.0.saturating_sub(1);

@@ -1,0 +1,74 @@
+//! The `host_memory` family: pinned host buffers the tenant shares with the broker (a sealed memfd
+//! sent with `HostRegister` on the socket lane), registered with the driver so copies from and
+//! to them are zero-copy. A descriptor that is not a size-sealed memfd of the announced size is a
+//! protocol violation.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use gpushare_client::code;
+use gpushare_client::proto::request::HostMemoryRequest;
+use gpushare_client::proto::Reply;
+use gpushare_client::proto::STAGING_REGION;
+use gpushare_client::shm::HostBuffer;
+
+use super::support::{sync_tenant, with_state};
+use crate::memory::{Owner, Range};
+use crate::session::error::{ExecError, ExecResult};
+use crate::session::state::HostRegionEntry;
+use crate::session::tenant::Tenant;
+
+/// Executes a `host_memory` request.
+pub fn execute(t: &Tenant, req: HostMemoryRequest, fds: Vec<OwnedFd>) -> ExecResult {
+    let dev = &t.env.dev;
+    match req {
+        HostMemoryRequest::HostRegister {
+            region,
+            size,
+            flags: _,
+        } => host_register(t, region, size, fds),
+        HostMemoryRequest::HostUnregister { region } => {
+            let entry = with_state(t, |st| {
+                let e = st
+                    .host_regions
+                    .remove(&region)
+                    .ok_or(ExecError::Code(code::ERROR_HOST_MEMORY_NOT_REGISTERED))?;
+                st.memory
+                    .remove_ranges(|r| r.owner == Owner::Host { region });
+                Ok(e)
+            })?;
+            let synced = sync_tenant(t);
+            dev.host_unregister(entry.reg)?;
+            synced.map(|()| Reply::Empty)
+        }
+    }
+}
+
+fn host_register(t: &Tenant, region: u32, size: u64, mut fds: Vec<OwnedFd>) -> ExecResult {
+    if region == STAGING_REGION || fds.len() != 1 {
+        return Err(ExecError::Code(code::ERROR_INVALID_VALUE));
+    }
+    let Some(fd) = fds.pop() else {
+        return Err(ExecError::Code(code::ERROR_INVALID_VALUE));
+    };
+    if with_state(t, |st| Ok(st.host_regions.contains_key(&region)))? {
+        return Err(ExecError::Code(code::ERROR_HOST_MEMORY_ALREADY_REGISTERED));
+    }
+    let buf = HostBuffer::open(fd, size)
+        .map_err(|e| ExecError::Violation(format!("HostRegister {region}: {e}")))?;
+    let map = Arc::clone(buf.mapping());
+    drop(buf);
+    let len = usize::try_from(size).map_err(|_| code::ERROR_INVALID_VALUE)?;
+    let reg = t.env.dev.host_register(map, 0, len)?;
+    let device_ptr = reg.device_ptr();
+    with_state(t, |st| {
+        st.memory.add_range(Range {
+            base: device_ptr,
+            len: size,
+            owner: Owner::Host { region },
+        })?;
+        st.host_regions
+            .insert(region, HostRegionEntry { reg, size });
+        Ok(Reply::HostRegion { device_ptr })
+    })
+}

@@ -1,0 +1,126 @@
+//! The registry of live sessions: what `Status` reports, and whom shutdown drains and tells.
+//!
+//! The broker owns it and hands it to every socket thread, which registers its session once the
+//! handshake succeeded and unregisters it when the session's resources are freed.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gpushare_client::proto::{DeviceStatus, StatusReport, TenantStatus};
+use gpushare_client::{frame, BrokerMessage};
+
+use super::tenant::{SessionInfo, Tenant};
+use crate::env::Env;
+
+struct Entry {
+    info: SessionInfo,
+    tenant: Option<Arc<Tenant>>,
+    socket: Option<UnixStream>,
+}
+
+/// Live sessions, tenants and admin tools alike.
+#[derive(Default)]
+pub struct Registry {
+    sessions: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Registry {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Entry>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds an open session (`tenant`: `None` for admin sessions; `socket`: a handle to shut
+    /// the connection down with).
+    pub fn register(
+        &self,
+        info: SessionInfo,
+        tenant: Option<Arc<Tenant>>,
+        socket: Option<UnixStream>,
+    ) {
+        self.lock().insert(
+            info.id,
+            Entry {
+                info,
+                tenant,
+                socket,
+            },
+        );
+    }
+
+    /// Removes a session (its resources are already freed).
+    pub fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// The live tenant sessions.
+    pub fn tenants(&self) -> Vec<Arc<Tenant>> {
+        self.lock()
+            .values()
+            .filter_map(|e| e.tenant.clone())
+            .collect()
+    }
+
+    /// Says `Goodbye` to every admin session and shuts its socket down (shutdown).
+    pub fn goodbye_admins(&self, reason: &str) {
+        for e in self.lock().values_mut() {
+            if e.tenant.is_none() {
+                if let Some(s) = e.socket.as_mut() {
+                    let _ = frame::send_message(
+                        s,
+                        &BrokerMessage::Goodbye {
+                            reason: reason.to_string(),
+                        },
+                    );
+                    let _ = s.shutdown(std::net::Shutdown::Both);
+                }
+            }
+        }
+    }
+
+    /// The broker's state for admin tools. The registry's lock is not held while the tenants
+    /// are asked for their figures.
+    pub fn status(&self, env: &Env) -> StatusReport {
+        let entries: Vec<(SessionInfo, Option<Arc<Tenant>>)> = self
+            .lock()
+            .values()
+            .map(|e| (e.info.clone(), e.tenant.clone()))
+            .collect();
+        let mut tenants: Vec<TenantStatus> = entries
+            .into_iter()
+            .filter_map(|(info, t)| {
+                let t = t?;
+                let (memory_bytes, memory_quota, streams) = t.memory_figures();
+                let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
+                Some(TenantStatus {
+                    session_id: info.id,
+                    name: info.name,
+                    pid: info.pid,
+                    uid: info.uid,
+                    memory_bytes,
+                    memory_quota,
+                    streams,
+                    queued_ops,
+                    submitted_ops,
+                    completed_ops,
+                    gpu_time_ns: 0,
+                    weight: info.weight,
+                })
+            })
+            .collect();
+        tenants.sort_by_key(|t| t.session_id);
+        let info = env.dev.info();
+        StatusReport {
+            broker_version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_ms: env.uptime().as_millis() as u64,
+            devices: vec![DeviceStatus {
+                ordinal: 0,
+                name: info.name.clone(),
+                total_mem: info.total_mem,
+                used_mem: tenants.iter().map(|t| t.memory_bytes).sum(),
+                busy_permille: 0,
+            }],
+            tenants,
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! What a tenant's threads wait for: the progress of its commands and calls ([`Progress`]) and
+//! the host functions the tenant has run ([`HostFnsDone`]).
+//!
+//! Each is a mutex paired with its condition variable. The mutex is locked only inside the
+//! methods below, which take no other lock and run no caller code while holding it: these are
+//! leaves of the tenant's lock order (see [`super::tenant`]) by construction. Waits are sliced
+//! (50 ms) so that a closing session (`closing`) is noticed without a wake-up.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long one condition-variable wait lasts before the closing flag is looked at again.
+const SLICE: Duration = Duration::from_millis(50);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[derive(Default)]
+struct Counters {
+    enqueued: u64,
+    submitted: u64,
+    processed: u64,
+    ring_done: bool,
+    calls_pending: u64,
+}
+
+/// How far the tenant's work has come: operations queued and submitted, ring records processed,
+/// calls pending, whether the ring thread stopped.
+#[derive(Default)]
+pub struct Progress {
+    counters: Mutex<Counters>,
+    changed: Condvar,
+}
+
+impl Progress {
+    /// Wakes every waiter (the session is closing).
+    pub fn wake_all(&self) {
+        self.changed.notify_all();
+    }
+
+    /// Operations queued so far.
+    pub fn enqueued(&self) -> u64 {
+        lock(&self.counters).enqueued
+    }
+
+    /// One more operation queued (no waiter waits for this).
+    pub fn add_enqueued(&self) {
+        lock(&self.counters).enqueued += 1;
+    }
+
+    /// An operation counted by [`Progress::add_enqueued`] was not queued after all.
+    pub fn remove_enqueued(&self) {
+        lock(&self.counters).enqueued -= 1;
+    }
+
+    /// One queued operation was submitted to the device.
+    pub fn add_submitted(&self) {
+        lock(&self.counters).submitted += 1;
+        self.changed.notify_all();
+    }
+
+    /// The ring thread finished record `seq`.
+    pub fn set_processed(&self, seq: u64) {
+        lock(&self.counters).processed = seq;
+        self.changed.notify_all();
+    }
+
+    /// The ring thread exited.
+    pub fn set_ring_done(&self) {
+        lock(&self.counters).ring_done = true;
+        self.changed.notify_all();
+    }
+
+    /// Counts a call handed to the executor (`+1`) or finished (`-1`).
+    pub fn add_calls_pending(&self, delta: i64) {
+        let mut c = lock(&self.counters);
+        c.calls_pending = c.calls_pending.saturating_add_signed(delta);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `done` holds (true), or the session closes or `limit` passes (false).
+    fn wait(
+        &self,
+        mut done: impl FnMut(&Counters) -> bool,
+        closing: &AtomicBool,
+        limit: Option<Instant>,
+    ) -> bool {
+        let mut c = lock(&self.counters);
+        loop {
+            if done(&c) {
+                return true;
+            }
+            if closing.load(Ordering::Acquire) || limit.is_some_and(|l| Instant::now() >= l) {
+                return false;
+            }
+            c = self
+                .changed
+                .wait_timeout(c, SLICE)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Waits until `target` operations have been submitted (false: the session closed).
+    pub fn wait_submitted(&self, target: u64, closing: &AtomicBool) -> bool {
+        self.wait(|c| c.submitted >= target, closing, None)
+    }
+
+    /// Waits until the ring has been processed up to `fence`, or the ring thread stopped, or
+    /// `limit` passed; true only when `fence` was reached.
+    pub fn wait_processed(&self, fence: u64, closing: &AtomicBool, limit: Instant) -> bool {
+        let mut reached = false;
+        self.wait(
+            |c| {
+                reached = c.processed >= fence;
+                reached || c.ring_done
+            },
+            closing,
+            Some(limit),
+        );
+        reached
+    }
+
+    /// Waits (until `limit`) for the ring thread to stop and every call to finish.
+    pub fn wait_ring_and_calls(&self, closing: &AtomicBool, limit: Instant) -> bool {
+        self.wait(
+            |c| c.ring_done && c.calls_pending == 0,
+            closing,
+            Some(limit),
+        )
+    }
+}
+
+/// Tokens of the host functions the tenant reported done (`HOST_FN_DONE`) that no stream has
+/// collected yet.
+#[derive(Default)]
+pub struct HostFnsDone {
+    tokens: Mutex<HashSet<u64>>,
+    changed: Condvar,
+}
+
+impl HostFnsDone {
+    /// Wakes every waiter (the session is closing).
+    pub fn wake_all(&self) {
+        self.changed.notify_all();
+    }
+
+    /// The tenant ran host function `token`.
+    pub fn done(&self, token: u64) {
+        lock(&self.tokens).insert(token);
+        self.changed.notify_all();
+    }
+
+    /// Waits for `token` to be done and collects it (false: `timeout` passed or closing).
+    pub fn wait(&self, token: u64, closing: &AtomicBool, timeout: Duration) -> bool {
+        let start = Instant::now();
+        let mut m = lock(&self.tokens);
+        loop {
+            if m.remove(&token) {
+                return true;
+            }
+            if closing.load(Ordering::Acquire) || start.elapsed() >= timeout {
+                return false;
+            }
+            m = self
+                .changed
+                .wait_timeout(m, SLICE)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn progress_waits_end_on_their_condition_on_closing_or_at_their_limit() {
+        let p = Arc::new(Progress::default());
+        let closing = Arc::new(AtomicBool::new(false));
+        let (p2, c2) = (Arc::clone(&p), Arc::clone(&closing));
+        let waiter = std::thread::spawn(move || p2.wait_submitted(2, &c2));
+        p.add_submitted();
+        p.add_submitted();
+        assert!(waiter.join().unwrap());
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert!(!p.wait_processed(5, &closing, soon), "fence not reached");
+        p.set_processed(5);
+        assert!(p.wait_processed(5, &closing, soon));
+        p.set_ring_done();
+        assert!(!p.wait_processed(9, &closing, Instant::now() + Duration::from_secs(5)));
+        p.add_calls_pending(1);
+        closing.store(true, Ordering::Release);
+        assert!(!p.wait_ring_and_calls(&closing, Instant::now() + Duration::from_secs(5)));
+        p.add_calls_pending(-1);
+        assert!(p.wait_ring_and_calls(&closing, Instant::now()));
+        p.add_enqueued();
+        p.add_enqueued();
+        p.remove_enqueued();
+        assert_eq!(p.enqueued(), 1);
+    }
+
+    #[test]
+    fn host_functions_are_collected_once() {
+        let h = HostFnsDone::default();
+        let closing = AtomicBool::new(false);
+        h.done(7);
+        assert!(h.wait(7, &closing, Duration::from_secs(5)));
+        assert!(!h.wait(7, &closing, Duration::from_millis(10)));
+        closing.store(true, Ordering::Release);
+        assert!(!h.wait(8, &closing, Duration::from_secs(5)));
+    }
+}

@@ -12,7 +12,12 @@
 //! - [`sys`]: C ABI types shared by every family, out-pointer helpers; [`cuda_h`]: the
 //!   structures and enumerator values of cuda.h both libraries read.
 //! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
+//! - [`surface`]: the driver surface declared once, the family traits libraries implement and the
+//!   generated C layer that exports them.
+//! - [`checks`]: what both libraries do identically with a caller's arguments (argument checks,
+//!   copy geometry, launch packing, pointer-attribute values, JIT logs).
 
+pub mod checks;
 pub mod cuda_h;
 pub mod error;
 pub mod error_strings;

@@ -133,20 +133,28 @@ impl CopyShape {
             (self.dst_dev, self.dst, dst_span, true),
             (self.src_dev, self.src, src_span, false),
         ] {
-            if dev && !device_ok(ptr, len, write) {
-                warn(format_args!(
-                    "{what}: device range {ptr:#x}+{len} is not inside one allocation{}",
-                    if write { " with write access" } else { "" }
-                ));
-                return Err(CuError::INVALID_VALUE);
-            }
-            if !dev && ptr == 0 {
+            if dev {
+                device_range(what, ptr, len, write, device_ok(ptr, len, write))?;
+            } else if ptr == 0 {
                 warn(format_args!("{what}: NULL host pointer"));
                 return Err(CuError::INVALID_VALUE);
             }
         }
         Ok(())
     }
+}
+
+/// A device range a copy or memset touches: `INVALID_VALUE` with a log line unless it is
+/// `inside` one allocation (with write access, for a destination: `write`).
+pub fn device_range(what: &str, ptr: u64, len: u64, write: bool, inside: bool) -> CuResult {
+    if inside {
+        return Ok(());
+    }
+    warn(format_args!(
+        "{what}: device range {ptr:#x}+{len} is not inside one allocation{}",
+        if write { " with write access" } else { "" }
+    ));
+    Err(CuError::INVALID_VALUE)
 }
 
 /// Bytes from the first to the last byte touched by `height` (at least 1) rows of `width` bytes

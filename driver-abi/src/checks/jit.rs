@@ -138,7 +138,6 @@ mod tests {
         // SAFETY: four options with buffers of the stated sizes.
         let logs = unsafe { JitLogs::parse(4, opts.as_ptr(), vals.as_mut_ptr()) }.unwrap();
         logs.finish("ok", "failure");
-        drop(logs);
         assert_eq!(&info[..3], b"ok\0");
         assert_eq!(&err, b"fai\0");
         assert_eq!((vals[1] as usize, vals[3] as usize), (3, 4));

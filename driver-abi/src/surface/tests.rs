@@ -98,33 +98,39 @@ mod layer {
 #[test]
 fn the_generated_layer_converts_arguments_and_calls_the_library() {
     let mut v = 0;
-    // SAFETY (all calls): valid out-pointers or deliberate NULLs.
+    // SAFETY: a live out-pointer.
     assert_eq!(unsafe { layer::cuDriverGetVersion(&mut v) }, 0);
     assert_eq!(v, 4242);
     assert_eq!(
+        // SAFETY: a deliberate NULL, which the conversion rejects.
         unsafe { layer::cuDriverGetVersion(std::ptr::null_mut()) },
         1,
         "NULL out-pointer"
     );
     assert_eq!(
+        // SAFETY: no pointers.
         unsafe { layer::cuInit(0) },
         801,
         "not implemented: NOT_SUPPORTED"
     );
     assert_eq!(
+        // SAFETY: a stub reads no arguments.
         unsafe { layer::cuArrayCreate_v2() },
         801,
         "undeclared: NOT_SUPPORTED"
     );
     let mut p = 0u64;
+    // SAFETY: a live out-pointer.
     assert_eq!(unsafe { layer::cuMemAlloc_v2(&mut p, 16) }, 0);
     assert_eq!(p, 0x1_0000_0010);
     // v1 ABI: the pointer does not fit in 32 bits.
     let mut p32 = 7u32;
+    // SAFETY: a live out-pointer.
     assert_eq!(unsafe { layer::cuMemAlloc(&mut p32, 16) }, 801);
     assert_eq!(p32, 7, "nothing written");
     // v1 ABI: sizes are clamped.
     let (mut f, mut t) = (0u32, 0u32);
+    // SAFETY: live out-pointers.
     assert_eq!(unsafe { layer::cuMemGetInfo(&mut f, &mut t) }, 0);
     assert_eq!((f, t), (u32::MAX, u32::MAX));
 }

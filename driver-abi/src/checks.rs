@@ -1,7 +1,7 @@
 //! What both driver libraries do identically with a caller's arguments, written once: the
 //! argument checks of contexts, configs, PCI bus ids, pitched allocations and VMM descriptors
 //! (here), and in the submodules the geometry of copies and memsets ([`copy`]), kernel argument
-//! packing and launch limits ([`launch`]), pointer-attribute values by C width ([`pointer`]) and
+//! packing and launch limits ([`launch`]), pointer-attribute values by C width ([`pointer`](mod@pointer)) and
 //! the JIT log options of module loads ([`jit`]).
 //!
 //! A check answers with the `CUresult` CUDA gives and logs why (target `gpushare::api`, never

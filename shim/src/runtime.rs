@@ -6,7 +6,7 @@
 //! [`Runtime`] ([`session`]): its tables of contexts, streams, events, kernels, modules, device
 //! allocations, VMM objects ([`vmm`]), pinned and registered host memory and pointer attributes
 //! ([`objects`] has their types, [`memory`] the address lookups). What is per thread — the
-//! current-context stack and the per-thread default stream — is in [`current`].
+//! current-context stack and the per-thread default stream — is in [`current`](mod@current).
 //!
 //! Handles the application sees are the broker's opaque handle values (contexts, modules,
 //! functions, streams, events), so the broker validates them; the shim keeps a table per kind

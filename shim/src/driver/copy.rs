@@ -1,6 +1,6 @@
 //! Copies and memsets: `cuMemcpy*` and `cuMemset*`, synchronous and asynchronous, with their
-//! `_ptds`/`_ptsz` per-thread-default-stream twins (the `Copies` family is in [`family`], the
-//! staging of pageable memory in [`staged`]).
+//! `_ptds`/`_ptsz` per-thread-default-stream twins (the `Copies` family is in `family`, the
+//! staging of pageable memory in `staged`).
 //!
 //! A copy's geometry is the shared [`CopyShape`]: device ranges are checked against the shim's
 //! own tables before anything is sent (`INVALID_VALUE` for a range outside one allocation, or

@@ -16,6 +16,16 @@ use gpushare_driver_abi::surface::prelude::*;
 use crate::runtime::{current_ctx, require_current, runtime, HostAlloc, HostMemory, Runtime};
 use crate::Shim;
 
+/// Attributes of a remote range the shim answers itself: its range, and what CUDA does not
+/// track for device memory (P2P tokens and unknown attributes fail locally too).
+const LOCAL_ATTRIBUTES: [i32; 5] = [
+    HOST_POINTER,
+    SYNC_MEMOPS,
+    RANGE_START_ADDR,
+    RANGE_SIZE,
+    IS_HW_DECOMPRESS_CAPABLE,
+];
+
 /// What the shim knows about a pointer: its attributes, and whether the broker holds the rest.
 #[derive(Clone, Copy, Debug)]
 struct Known {
@@ -25,7 +35,7 @@ struct Known {
     remote: bool,
 }
 
-/// Pinned memory: the allocation at application `base` (context `ctx`), seen at device address
+/// Pinned memory: the allocation whose range starts at `base`, seen at device address
 /// `dptr` and host address `host`.
 fn pinned(alloc: &HostAlloc, base: u64, dptr: u64, host: u64) -> PointerAttributes {
     let range = (base, alloc.buffer.len());
@@ -92,25 +102,8 @@ fn value(rt: &Runtime, known: &Known, attr: i32, ptr: u64) -> CuResult<AttrValue
     a.sync_memops = rt
         .sync_memops(|m| m.get(&a.range.0).copied())
         .unwrap_or(false);
-    let from_broker = matches!(
-        attr,
-        CONTEXT
-            | MEMPOOL_HANDLE
-            | MEMORY_TYPE
-            | IS_MANAGED
-            | IS_LEGACY_CUDA_IPC_CAPABLE
-            | MAPPED
-            | ALLOWED_HANDLE_TYPES
-            | IS_GPU_DIRECT_RDMA_CAPABLE
-            | ACCESS_FLAGS
-            | DEVICE_ORDINAL
-            | DEVICE_POINTER
-            | BUFFER_ID
-            | MAPPING_SIZE
-            | MAPPING_BASE_ADDR
-            | MEMORY_BLOCK_ID
-    );
-    if !(known.remote && from_broker) {
+    let local = LOCAL_ATTRIBUTES.contains(&attr) || attrs::width_of(attr, 0).is_none();
+    if !known.remote || local {
         return a.value(attr);
     }
     let raw = match rt.call(Request::PointerGetAttribute {

@@ -23,7 +23,8 @@ gpushare_driver_abi::implement! {
         /// `cuModuleLoadData`: PTX text, a cubin, a fatbin or a fatbin wrapper.
         unsafe fn module_load_data(module: Out<'_, CUmodule>, image: *const c_void) -> CuResult {
             let rt = require_current()?;
-            // SAFETY: the caller's image.
+            // SAFETY: the caller passes a valid image (PTX text, cubin, fatbin or wrapper), readable
+            // for the call.
             finish_load(module, unsafe { load_ptr(rt, image, false) })
         }
 
@@ -33,7 +34,8 @@ gpushare_driver_abi::implement! {
             let rt = require_current()?;
             // SAFETY: the caller's option list of `n` entries, with its buffers, for this call.
             let logs = unsafe { JitLogs::parse(n, options, values) }?;
-            // SAFETY: the caller's image.
+            // SAFETY: the caller passes a valid image (PTX text, cubin, fatbin or wrapper), readable
+            // for the call.
             let loaded = unsafe { load_ptr(rt, image, false) };
             match loaded {
                 Ok(_) => logs.finish("", ""),
@@ -45,7 +47,8 @@ gpushare_driver_abi::implement! {
         /// `cuModuleLoadFatBinary`
         unsafe fn module_load_fat_binary(module: Out<'_, CUmodule>, fatbin: *const c_void) -> CuResult {
             let rt = require_current()?;
-            // SAFETY: the caller's image.
+            // SAFETY: the caller passes a valid image (PTX text, cubin, fatbin or wrapper), readable
+            // for the call.
             finish_load(module, unsafe { load_ptr(rt, fatbin, false) })
         }
 
@@ -76,7 +79,8 @@ gpushare_driver_abi::implement! {
         unsafe fn library_load_data(library: Out<'_, CUlibrary>, code: *const c_void, jit_options: *mut CUjitOption, jit_values: *mut *mut c_void, n_jit: u32, lib_options: *mut i32, lib_values: *mut *mut c_void, n_lib: u32) -> CuResult {
             let _ = (jit_options, jit_values, n_jit, lib_options, lib_values, n_lib);
             let rt = runtime()?;
-            // SAFETY: the caller's image.
+            // SAFETY: the caller passes a valid image (PTX text, cubin, fatbin or wrapper), readable
+            // for the call.
             finish_load(library, unsafe { load_ptr(rt, code, true) })
         }
 

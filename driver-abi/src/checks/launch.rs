@@ -4,7 +4,51 @@
 
 use std::ffi::c_void;
 
-use crate::cuda_h::read_launch_extra;
+use crate::cuda_h::{read_launch_extra, CuLaunchConfig};
+use crate::error::CuResult;
+use crate::sys::{CUfunction, CUstream};
+
+/// A launch as the entry points receive it (`cuLaunchKernel`, `cuLaunchKernelEx`,
+/// `cuLaunchCooperativeKernel`).
+#[derive(Clone, Copy, Debug)]
+pub struct LaunchArgs {
+    /// The `CUfunction` (or `CUkernel`).
+    pub func: CUfunction,
+    /// Grid dimensions.
+    pub grid: [u32; 3],
+    /// Block dimensions.
+    pub block: [u32; 3],
+    /// Dynamic shared memory per block, bytes.
+    pub shared: u32,
+    /// The stream (NULL: the entry point's default stream).
+    pub stream: CUstream,
+    /// `kernelParams`: one pointer per parameter, or NULL.
+    pub params: *mut *mut c_void,
+    /// `extra`: a `CU_LAUNCH_PARAM_*` list, or NULL.
+    pub extra: *mut *mut c_void,
+}
+
+impl LaunchArgs {
+    /// `cuLaunchKernelEx`: the shape and stream from the `CUlaunchConfig` (checked by
+    /// [`super::launch_config`]; its attributes are ignored).
+    pub fn from_config(
+        config: &CuLaunchConfig,
+        func: CUfunction,
+        params: *mut *mut c_void,
+        extra: *mut *mut c_void,
+    ) -> CuResult<LaunchArgs> {
+        super::launch_config(config)?;
+        Ok(LaunchArgs {
+            func,
+            grid: config.grid,
+            block: config.block,
+            shared: config.shared,
+            stream: config.stream,
+            params,
+            extra,
+        })
+    }
+}
 
 /// Checks a launch shape: every grid and block dimension in `1..=max`, and at most
 /// `max_threads` threads per block.

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use gpushare_client::proto::DeviceInfo;
 use gpushare_client::ring::record::{Launch as LaunchRecord, MAX_PARAM_BYTES};
 use gpushare_client::ring::Command;
-use gpushare_driver_abi::checks::{self, launch as limits};
+use gpushare_driver_abi::checks::launch::{self as limits, LaunchArgs};
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{require_current, FunctionInfo};
@@ -26,17 +26,6 @@ const ATTR_MAX_BLOCK_DIM_X: i32 = 2;
 const ATTR_MAX_SHARED_OPTIN: i32 = 97;
 /// Tail padding a packed `extra` buffer may carry (the largest alignment of a parameter type).
 const EXTRA_TAIL_ALIGN: usize = 16;
-
-/// A launch request as the entry points receive it.
-struct LaunchArgs {
-    func: CUfunction,
-    grid: [u32; 3],
-    block: [u32; 3],
-    shared: u32,
-    stream: CUstream,
-    params: *mut *mut c_void,
-    extra: *mut *mut c_void,
-}
 
 fn invalid(f: &FunctionInfo, msg: String) -> CuError {
     crate::log(
@@ -108,9 +97,7 @@ gpushare_driver_abi::implement! {
 
         /// `cuLaunchKernelEx`: launch attributes are ignored.
         unsafe fn launch_kernel_ex(config: In<CuLaunchConfig>, f: CUfunction, params: *mut *mut c_void, extra: *mut *mut c_void, default_stream: DefaultStream) -> CuResult {
-            checks::launch_config(&config)?;
-            let c = config.0;
-            let l = LaunchArgs { func: f, grid: c.grid, block: c.block, shared: c.shared, stream: c.stream, params, extra };
+            let l = LaunchArgs::from_config(&config, f, params, extra)?;
             // SAFETY: the caller's kernelParams/extra.
             unsafe { launch(l, default_stream) }
         }

@@ -1,9 +1,11 @@
 //! gpushare driver ABI: what the libraries that stand in for `libcuda.so.1` share.
 //!
 //! Two libraries export the CUDA driver API: the CPU device (`gpushare-cpu-device`, which executes
-//! it) and the shim (`gpushare-shim`, which forwards it to the broker). Both declare their entry
-//! points with [`cuda_exports!`] and resolve `cuGetProcAddress` with [`procaddress::ProcResolver`]
-//! over the generated [`proc_table`]; both hand libcudart the same hidden tables
+//! it) and the shim (`gpushare-shim`, which forwards it to the broker). The shim implements the
+//! driver [`surface`] and exports the layer [`driver_exports!`] generates from it; the CPU device
+//! still declares its entry points with [`cuda_exports!`] until it is ported. Both resolve
+//! `cuGetProcAddress` with [`procaddress::ProcResolver`] over the generated [`proc_table`]; both
+//! hand libcudart the same hidden tables
 //! ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item here would be
 //! exported twice by a process that loads both), so it can be linked into either.
 //!
@@ -12,7 +14,12 @@
 //! - [`sys`]: C ABI types shared by every family, out-pointer helpers; [`cuda_h`]: the
 //!   structures and enumerator values of cuda.h both libraries read.
 //! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
+//! - [`surface`]: the driver surface declared once, the family traits libraries implement and the
+//!   generated C layer that exports them.
+//! - [`checks`]: what both libraries do identically with a caller's arguments (argument checks,
+//!   copy geometry, launch packing, pointer-attribute values, JIT logs).
 
+pub mod checks;
 pub mod cuda_h;
 pub mod error;
 pub mod error_strings;

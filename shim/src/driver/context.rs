@@ -2,69 +2,25 @@
 //!
 //! The broker keeps one execution context per device for all tenants and hands each tenant its
 //! own context handles; what CUDA makes per-context here (the current context of each thread,
-//! flags, primary-context reference counts) is bookkeeping in the shim. A primary context's
-//! handle is fixed for the life of the process (libcudart makes it current before retaining it,
-//! with the handle it got from the hidden CUDART_INTERFACE table), and "active" means retained.
+//! flags, primary-context reference counts) is bookkeeping in the shim's runtime. A primary
+//! context's handle is fixed for the life of the process (libcudart makes it current before
+//! retaining it, with the handle it got from the hidden CUDART_INTERFACE table), and "active"
+//! means retained.
 
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
-use dashmap::DashMap;
 use gpushare_client::proto::{Reply, Request};
-use gpushare_driver_abi::error::{CuError, CuResult};
+use gpushare_driver_abi::checks;
 use gpushare_driver_abi::export_table;
-use gpushare_driver_abi::sys::{write_out, CUcontext, CUdevice};
+use gpushare_driver_abi::surface::prelude::*;
 
-use crate::runtime::{runtime, Runtime, StreamState};
-use gpushare_driver_abi::cuda_h::CTX_FLAGS_MASK;
+use crate::runtime::current::{per_thread_slot, stack};
+use crate::runtime::{current, require_current, runtime, ContextState, Primary, Runtime};
+use crate::Shim;
 
-/// One context the tenant can make current.
-#[derive(Debug)]
-pub struct ContextState {
-    /// Broker handle (the `CUcontext` value).
-    pub handle: u64,
-    /// Device ordinal.
-    pub device: i32,
-    /// `CU_CTX_*` flags.
-    pub flags: AtomicU32,
-    /// A device's primary context.
-    pub primary: bool,
-}
-
-#[derive(Debug, Default)]
-struct Primary {
-    ctx: Option<Arc<ContextState>>,
-    refs: u32,
-    flags: u32,
-}
-
-static CONTEXTS: LazyLock<DashMap<u64, Arc<ContextState>>> = LazyLock::new(DashMap::new);
-static PRIMARY: Mutex<Vec<Primary>> = Mutex::new(Vec::new());
-
-thread_local! {
-    static STACK: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
-    static PER_THREAD_STREAM: RefCell<Option<Arc<StreamState>>> = const { RefCell::new(None) };
-}
-
-/// Runs `f` on the calling thread's context stack. While the thread (or, at exit, the process)
-/// is tearing its thread-locals down there is none: `CUDA_ERROR_DEINITIALIZED`, never a panic.
-fn stack<T>(f: impl FnOnce(&mut Vec<u64>) -> T) -> CuResult<T> {
-    STACK
-        .try_with(|s| s.try_borrow_mut().map(|mut s| f(&mut s)).ok())
-        .ok()
-        .flatten()
-        .ok_or(CuError::DEINITIALIZED)
-}
-
-/// Runs `f` on the calling thread's per-thread default stream slot (see [`stack`]).
-fn per_thread_slot<T>(f: impl FnOnce(&mut Option<Arc<StreamState>>) -> T) -> CuResult<T> {
-    PER_THREAD_STREAM
-        .try_with(|p| p.try_borrow_mut().map(|mut p| f(&mut p)).ok())
-        .ok()
-        .flatten()
-        .ok_or(CuError::DEINITIALIZED)
-}
+/// The API version every context reports (`cuCtxGetApiVersion`): the 3.2+ API.
+const API_VERSION: u32 = 3020;
 
 fn ptr_of(h: u64) -> CUcontext {
     h as usize as CUcontext
@@ -72,38 +28,6 @@ fn ptr_of(h: u64) -> CUcontext {
 
 fn handle_of(ctx: CUcontext) -> u64 {
     ctx as usize as u64
-}
-
-fn lookup(ctx: CUcontext) -> CuResult<Arc<ContextState>> {
-    CONTEXTS
-        .get(&handle_of(ctx))
-        .map(|c| c.clone())
-        .ok_or(CuError::INVALID_CONTEXT)
-}
-
-/// The calling thread's current context.
-#[inline]
-pub fn current() -> CuResult<Arc<ContextState>> {
-    runtime()?;
-    let top = stack(|s| s.last().copied())?;
-    let h = top.filter(|&h| h != 0).ok_or(CuError::INVALID_CONTEXT)?;
-    CONTEXTS
-        .get(&h)
-        .map(|c| c.clone())
-        .ok_or(CuError::CONTEXT_IS_DESTROYED)
-}
-
-/// Fails with `INVALID_CONTEXT` unless the calling thread has a current context (cheap: a
-/// thread-local read).
-#[inline]
-pub fn require_current() -> CuResult<&'static Runtime> {
-    let rt = runtime()?;
-    let has = stack(|s| s.last().is_some_and(|&h| h != 0))?;
-    if has {
-        Ok(rt)
-    } else {
-        Err(CuError::INVALID_CONTEXT)
-    }
 }
 
 /// `cuCtxSetCurrent`: replaces the top of the stack; NULL pops it (a no-op on an empty stack).
@@ -117,28 +41,25 @@ fn set_current(h: u64) -> CuResult {
     })
 }
 
-/// The calling thread's per-thread default stream (created on first use, as a blocking stream:
-/// it synchronises with the legacy default stream like CUDA's does).
-pub fn per_thread_stream(rt: &Runtime) -> CuResult<Arc<StreamState>> {
-    if let Some(s) = per_thread_slot(|p| p.clone())? {
-        return Ok(s);
+/// The context `ctx` names, or the current one for NULL.
+fn context_or_current(rt: &Runtime, ctx: CUcontext) -> CuResult<Arc<ContextState>> {
+    if ctx.is_null() {
+        current()
+    } else {
+        rt.context(handle_of(ctx))
     }
-    let s = super::stream::create(rt, 0, 0)?;
-    per_thread_slot(|p| *p = Some(s.clone()))?;
-    Ok(s)
 }
 
-fn create(dev: CUdevice, flags: u32) -> CuResult<u64> {
+/// Creates a context on `dev` and pushes it on the calling thread's stack.
+fn create(dev: CUdevice, flags: u32) -> CuResult<CUcontext> {
     let rt = runtime()?;
     rt.device(dev)?;
-    if flags & !CTX_FLAGS_MASK != 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
+    checks::ctx_flags(flags)?;
     let handle = match rt.call(Request::CtxCreate { device: dev, flags })? {
         Reply::Context { ctx } => ctx,
         _ => return Err(CuError::UNKNOWN),
     };
-    CONTEXTS.insert(
+    rt.contexts.insert(
         handle,
         Arc::new(ContextState {
             handle,
@@ -148,17 +69,17 @@ fn create(dev: CUdevice, flags: u32) -> CuResult<u64> {
         }),
     );
     stack(|s| s.push(handle))?;
-    Ok(handle)
+    Ok(ptr_of(handle))
 }
 
 fn destroy(ctx: CUcontext) -> CuResult {
     let rt = runtime()?;
-    let c = lookup(ctx)?;
+    let c = rt.context(handle_of(ctx))?;
     if c.primary {
         return Err(CuError::INVALID_CONTEXT);
     }
     rt.call_empty(Request::CtxDestroy { ctx: c.handle })?;
-    CONTEXTS.remove(&c.handle);
+    rt.contexts.remove(&c.handle);
     let _ = stack(|s| s.retain(|&h| h != c.handle));
     export_table::context_destroyed(ctx);
     Ok(())
@@ -170,7 +91,7 @@ fn with_primary<T>(
 ) -> CuResult<T> {
     let rt = runtime()?;
     rt.device(dev)?;
-    let mut all = PRIMARY.lock().map_err(|_| CuError::UNKNOWN)?;
+    let mut all = rt.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     let i = dev as usize;
     if all.len() <= i {
         all.resize_with(i + 1, Primary::default);
@@ -193,308 +114,9 @@ fn primary_handle(rt: &Runtime, dev: CUdevice, p: &mut Primary) -> CuResult<Arc<
         flags: AtomicU32::new(p.flags),
         primary: true,
     });
-    CONTEXTS.insert(handle, c.clone());
+    rt.contexts.insert(handle, c.clone());
     p.ctx = Some(c.clone());
     Ok(c)
-}
-
-cuda_exports! {
-    /// `cuCtxCreate` (v1)
-    fn cuCtxCreate(pctx: *mut CUcontext, flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
-
-    /// `cuCtxCreate_v2`: creates a context and pushes it on the calling thread's stack.
-    fn cuCtxCreate_v2(pctx: *mut CUcontext, flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
-
-    /// `cuCtxCreate_v3`: execution-affinity parameters are not supported.
-    fn cuCtxCreate_v3(pctx: *mut CUcontext, params: *mut std::ffi::c_void, num_params: i32, flags: u32, dev: CUdevice) {
-        if pctx.is_null() || num_params < 0 || (num_params > 0 && params.is_null()) {
-            return Err(CuError::INVALID_VALUE);
-        }
-        if num_params > 0 {
-            return Err(CuError::NOT_SUPPORTED);
-        }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
-
-    /// `cuCtxCreate_v4`: `CUctxCreateParams` (affinity, CIG) must be NULL or empty.
-    fn cuCtxCreate_v4(pctx: *mut CUcontext, params: *mut [usize; 3], flags: u32, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        if !params.is_null() {
-            // SAFETY: the caller passes a valid CUctxCreateParams (three pointer-sized fields).
-            let p = unsafe { params.read_unaligned() };
-            if p[0] != 0 || p[2] != 0 {
-                return Err(CuError::NOT_SUPPORTED);
-            }
-        }
-        let h = create(dev, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(h)) }
-    }
-
-    /// `cuCtxDestroy` (v1)
-    fn cuCtxDestroy(ctx: CUcontext) {
-        destroy(ctx)
-    }
-
-    /// `cuCtxDestroy_v2`
-    fn cuCtxDestroy_v2(ctx: CUcontext) {
-        destroy(ctx)
-    }
-
-    /// `cuCtxSetCurrent`: NULL unbinds.
-    fn cuCtxSetCurrent(ctx: CUcontext) {
-        runtime()?;
-        if ctx.is_null() {
-            return set_current(0);
-        }
-        let c = lookup(ctx)?;
-        set_current(c.handle)
-    }
-
-    /// `cuCtxGetCurrent`: NULL when none is current.
-    fn cuCtxGetCurrent(pctx: *mut CUcontext) {
-        runtime()?;
-        let top = stack(|s| s.last().copied())?.unwrap_or(0);
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(pctx, ptr_of(top)) }
-    }
-
-    /// `cuCtxPushCurrent` (v1)
-    fn cuCtxPushCurrent(ctx: CUcontext) {
-        runtime()?;
-        let c = lookup(ctx)?;
-        stack(|s| s.push(c.handle))
-    }
-
-    /// `cuCtxPushCurrent_v2`
-    fn cuCtxPushCurrent_v2(ctx: CUcontext) {
-        runtime()?;
-        let c = lookup(ctx)?;
-        stack(|s| s.push(c.handle))
-    }
-
-    /// `cuCtxPopCurrent` (v1)
-    fn cuCtxPopCurrent(pctx: *mut CUcontext) {
-        runtime()?;
-        let h = stack(|s| s.pop())?.ok_or(CuError::INVALID_CONTEXT)?;
-        if !pctx.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(pctx, ptr_of(h)) }?;
-        }
-        Ok(())
-    }
-
-    /// `cuCtxPopCurrent_v2`
-    fn cuCtxPopCurrent_v2(pctx: *mut CUcontext) {
-        runtime()?;
-        let h = stack(|s| s.pop())?.ok_or(CuError::INVALID_CONTEXT)?;
-        if !pctx.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(pctx, ptr_of(h)) }?;
-        }
-        Ok(())
-    }
-
-    /// `cuCtxGetDevice`
-    fn cuCtxGetDevice(dev: *mut CUdevice) {
-        let c = current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(dev, c.device) }
-    }
-
-    /// `cuCtxGetFlags`
-    fn cuCtxGetFlags(flags: *mut u32) {
-        let c = current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(flags, c.flags.load(Ordering::Relaxed)) }
-    }
-
-    /// `cuCtxSetFlags`
-    fn cuCtxSetFlags(flags: u32) {
-        let c = current()?;
-        if flags & !CTX_FLAGS_MASK != 0 {
-            return Err(CuError::INVALID_VALUE);
-        }
-        c.flags.store(flags, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// `cuCtxGetId`: a process-unique id per context.
-    fn cuCtxGetId(ctx: CUcontext, id: *mut u64) {
-        let c = if ctx.is_null() { current()? } else { lookup(ctx)? };
-        static IDS: LazyLock<DashMap<u64, u64>> = LazyLock::new(DashMap::new);
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        let v = *IDS.entry(c.handle).or_insert_with(|| NEXT.fetch_add(1, Ordering::Relaxed));
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(id, v) }
-    }
-
-    /// `cuCtxGetApiVersion`: contexts report the 3.2+ API (3020).
-    fn cuCtxGetApiVersion(ctx: CUcontext, version: *mut u32) {
-        if ctx.is_null() {
-            current()?;
-        } else {
-            lookup(ctx)?;
-        }
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(version, 3020) }
-    }
-
-    /// `cuCtxSynchronize`: waits for all of the tenant's work; returns the sticky error.
-    fn cuCtxSynchronize() {
-        let c = current()?;
-        let rt = runtime()?;
-        rt.sticky()?;
-        rt.call_empty(Request::CtxSynchronize { ctx: c.handle })?;
-        rt.sticky()
-    }
-
-    /// `cuCtxGetLimit`
-    fn cuCtxGetLimit(value: *mut usize, limit: u32) {
-        let rt = require_current()?;
-        if value.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let v = match rt.call(Request::CtxGetLimit { limit })? {
-            Reply::Value(v) => v,
-            _ => return Err(CuError::UNKNOWN),
-        };
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(value, v as usize) }
-    }
-
-    /// `cuCtxSetLimit`
-    fn cuCtxSetLimit(limit: u32, value: usize) {
-        let rt = require_current()?;
-        rt.call_empty(Request::CtxSetLimit { limit, value: value as u64 })
-    }
-
-    /// `cuCtxGetCacheConfig`: `CU_FUNC_CACHE_PREFER_NONE`.
-    fn cuCtxGetCacheConfig(config: *mut i32) {
-        require_current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(config, 0) }
-    }
-
-    /// `cuCtxSetCacheConfig`: accepted (0..=3) and ignored.
-    fn cuCtxSetCacheConfig(config: i32) {
-        require_current()?;
-        if !(0..=3).contains(&config) {
-            return Err(CuError::INVALID_VALUE);
-        }
-        Ok(())
-    }
-
-    /// `cuCtxGetSharedMemConfig`: four-byte banks.
-    fn cuCtxGetSharedMemConfig(config: *mut i32) {
-        require_current()?;
-        // SAFETY: out-pointer from the caller.
-        unsafe { write_out(config, 1) }
-    }
-
-    /// `cuCtxSetSharedMemConfig`: accepted and ignored.
-    fn cuCtxSetSharedMemConfig(config: i32) {
-        require_current()?;
-        if !(0..=2).contains(&config) {
-            return Err(CuError::INVALID_VALUE);
-        }
-        Ok(())
-    }
-
-    /// `cuCtxGetStreamPriorityRange`
-    fn cuCtxGetStreamPriorityRange(least: *mut i32, greatest: *mut i32) {
-        let rt = require_current()?;
-        let (l, g) = match rt.call(Request::CtxGetStreamPriorityRange)? {
-            Reply::PriorityRange { least, greatest } => (least, greatest),
-            _ => return Err(CuError::UNKNOWN),
-        };
-        if !least.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(least, l) }?;
-        }
-        if !greatest.is_null() {
-            // SAFETY: out-pointer from the caller, checked non-null.
-            unsafe { write_out(greatest, g) }?;
-        }
-        Ok(())
-    }
-
-    /// `cuCtxResetPersistingL2Cache`: nothing persists.
-    fn cuCtxResetPersistingL2Cache() {
-        require_current().map(|_| ())
-    }
-
-    /// `cuDevicePrimaryCtxRetain`
-    fn cuDevicePrimaryCtxRetain(pctx: *mut CUcontext, dev: CUdevice) {
-        if pctx.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let c = with_primary(dev, |rt, p| {
-            let c = primary_handle(rt, dev, p)?;
-            p.refs += 1;
-            Ok(c)
-        })?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pctx, ptr_of(c.handle)) }
-    }
-
-    /// `cuDevicePrimaryCtxRelease` (v1)
-    fn cuDevicePrimaryCtxRelease(dev: CUdevice) {
-        primary_release(dev)
-    }
-
-    /// `cuDevicePrimaryCtxRelease_v2`
-    fn cuDevicePrimaryCtxRelease_v2(dev: CUdevice) {
-        primary_release(dev)
-    }
-
-    /// `cuDevicePrimaryCtxReset` (v1)
-    fn cuDevicePrimaryCtxReset(dev: CUdevice) {
-        primary_reset(dev)
-    }
-
-    /// `cuDevicePrimaryCtxReset_v2`
-    fn cuDevicePrimaryCtxReset_v2(dev: CUdevice) {
-        primary_reset(dev)
-    }
-
-    /// `cuDevicePrimaryCtxSetFlags` (v1)
-    fn cuDevicePrimaryCtxSetFlags(dev: CUdevice, flags: u32) {
-        primary_set_flags(dev, flags)
-    }
-
-    /// `cuDevicePrimaryCtxSetFlags_v2`
-    fn cuDevicePrimaryCtxSetFlags_v2(dev: CUdevice, flags: u32) {
-        primary_set_flags(dev, flags)
-    }
-
-    /// `cuDevicePrimaryCtxGetState`
-    fn cuDevicePrimaryCtxGetState(dev: CUdevice, flags: *mut u32, active: *mut i32) {
-        let (f, a) = with_primary(dev, |_, p| Ok((p.flags, (p.refs > 0) as i32)))?;
-        // SAFETY: out-pointers from the caller.
-        unsafe {
-            write_out(flags, f)?;
-            write_out(active, a)
-        }
-    }
 }
 
 /// The primary context's handle if it exists and `pred(refs)` holds (no state changed).
@@ -546,19 +168,11 @@ fn primary_reset(dev: CUdevice) -> CuResult {
     if let Some(ctx) = primary_if(dev, |_| true)? {
         teardown_primary(ctx)?;
     }
-    with_primary(dev, |_, p| {
-        p.flags = 0;
-        if let Some(c) = &p.ctx {
-            c.flags.store(0, Ordering::Relaxed);
-        }
-        Ok(())
-    })
+    primary_store_flags(dev, 0)
 }
 
-fn primary_set_flags(dev: CUdevice, flags: u32) -> CuResult {
-    if flags & !CTX_FLAGS_MASK != 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
+/// Sets the flags of `dev`'s primary context (and of its context, once it exists).
+fn primary_store_flags(dev: CUdevice, flags: u32) -> CuResult {
     with_primary(dev, |_, p| {
         p.flags = flags;
         if let Some(c) = &p.ctx {
@@ -566,4 +180,192 @@ fn primary_set_flags(dev: CUdevice, flags: u32) -> CuResult {
         }
         Ok(())
     })
+}
+
+gpushare_driver_abi::implement! {
+    impl Context for Shim {
+        /// `cuCtxCreate`: creates a context and pushes it on the calling thread's stack.
+        fn ctx_create(pctx: Out<'_, CUcontext>, flags: u32, dev: CUdevice) -> CuResult {
+            pctx.write(create(dev, flags)?)
+        }
+
+        /// `cuCtxCreate_v3`: execution-affinity parameters are not supported.
+        fn ctx_create_v3(pctx: Out<'_, CUcontext>, params: *mut c_void, num_params: i32, flags: u32, dev: CUdevice) -> CuResult {
+            checks::ctx_affinity_params(params, num_params)?;
+            pctx.write(create(dev, flags)?)
+        }
+
+        /// `cuCtxCreate_v4`: `CUctxCreateParams` (affinity, CIG) must be NULL or empty.
+        unsafe fn ctx_create_v4(pctx: Out<'_, CUcontext>, params: *mut [usize; 3], flags: u32, dev: CUdevice) -> CuResult {
+            // SAFETY: the caller passes NULL or a CUctxCreateParams.
+            unsafe { checks::ctx_create_params(params) }?;
+            pctx.write(create(dev, flags)?)
+        }
+
+        /// `cuCtxDestroy`: not a primary context.
+        fn ctx_destroy(ctx: CUcontext) -> CuResult {
+            destroy(ctx)
+        }
+
+        /// `cuCtxPushCurrent`
+        fn ctx_push_current(ctx: CUcontext) -> CuResult {
+            let c = runtime()?.context(handle_of(ctx))?;
+            stack(|s| s.push(c.handle))
+        }
+
+        /// `cuCtxPopCurrent`
+        fn ctx_pop_current(pctx: OptOut<'_, CUcontext>) -> CuResult {
+            runtime()?;
+            let h = stack(|s| s.pop())?.ok_or(CuError::INVALID_CONTEXT)?;
+            pctx.write(ptr_of(h))
+        }
+
+        /// `cuCtxSetCurrent`: NULL unbinds.
+        fn ctx_set_current(ctx: CUcontext) -> CuResult {
+            let rt = runtime()?;
+            if ctx.is_null() {
+                return set_current(0);
+            }
+            set_current(rt.context(handle_of(ctx))?.handle)
+        }
+
+        /// `cuCtxGetCurrent`: NULL when none is current.
+        fn ctx_get_current(pctx: Out<'_, CUcontext>) -> CuResult {
+            runtime()?;
+            pctx.write(ptr_of(stack(|s| s.last().copied())?.unwrap_or(0)))
+        }
+
+        /// `cuCtxGetDevice`
+        fn ctx_get_device(dev: Out<'_, CUdevice>) -> CuResult {
+            dev.write(current()?.device)
+        }
+
+        /// `cuCtxGetFlags`
+        fn ctx_get_flags(flags: Out<'_, u32>) -> CuResult {
+            flags.write(current()?.flags.load(Ordering::Relaxed))
+        }
+
+        /// `cuCtxSetFlags`
+        fn ctx_set_flags(flags: u32) -> CuResult {
+            let c = current()?;
+            checks::ctx_flags(flags)?;
+            c.flags.store(flags, Ordering::Relaxed);
+            Ok(())
+        }
+
+        /// `cuCtxGetId`: a process-unique id per context.
+        fn ctx_get_id(ctx: CUcontext, id: Out<'_, u64>) -> CuResult {
+            let rt = runtime()?;
+            let c = context_or_current(rt, ctx)?;
+            let v = *rt
+                .ctx_ids
+                .entry(c.handle)
+                .or_insert_with(|| rt.next_ctx_id.fetch_add(1, Ordering::Relaxed));
+            id.write(v)
+        }
+
+        /// `cuCtxGetApiVersion`: contexts report the 3.2+ API (3020).
+        fn ctx_get_api_version(ctx: CUcontext, version: Out<'_, u32>) -> CuResult {
+            context_or_current(runtime()?, ctx)?;
+            version.write(API_VERSION)
+        }
+
+        /// `cuCtxSynchronize`: waits for all of the tenant's work; returns the sticky error.
+        fn ctx_synchronize() -> CuResult {
+            let c = current()?;
+            let rt = runtime()?;
+            rt.sticky()?;
+            rt.call_empty(Request::CtxSynchronize { ctx: c.handle })?;
+            rt.sticky()
+        }
+
+        /// `cuCtxGetLimit`
+        fn ctx_get_limit(value: Out<'_, usize>, limit: i32) -> CuResult {
+            let rt = require_current()?;
+            match rt.call(Request::CtxGetLimit { limit: limit as u32 })? {
+                Reply::Value(v) => value.write(v as usize),
+                _ => Err(CuError::UNKNOWN),
+            }
+        }
+
+        /// `cuCtxSetLimit`
+        fn ctx_set_limit(limit: i32, value: usize) -> CuResult {
+            let rt = require_current()?;
+            rt.call_empty(Request::CtxSetLimit { limit: limit as u32, value: value as u64 })
+        }
+
+        /// `cuCtxGetCacheConfig`: `CU_FUNC_CACHE_PREFER_NONE`.
+        fn ctx_get_cache_config(config: Out<'_, i32>) -> CuResult {
+            require_current()?;
+            config.write(0)
+        }
+
+        /// `cuCtxSetCacheConfig`: accepted (0..=3) and ignored.
+        fn ctx_set_cache_config(config: i32) -> CuResult {
+            require_current()?;
+            checks::cache_config(config)
+        }
+
+        /// `cuCtxGetSharedMemConfig`: four-byte banks.
+        fn ctx_get_shared_mem_config(config: Out<'_, i32>) -> CuResult {
+            require_current()?;
+            config.write(1)
+        }
+
+        /// `cuCtxSetSharedMemConfig`: accepted and ignored.
+        fn ctx_set_shared_mem_config(config: i32) -> CuResult {
+            require_current()?;
+            checks::shared_mem_config(config)
+        }
+
+        /// `cuCtxGetStreamPriorityRange`: the broker's device's range.
+        fn ctx_get_stream_priority_range(least: OptOut<'_, i32>, greatest: OptOut<'_, i32>) -> CuResult {
+            let rt = require_current()?;
+            let Reply::PriorityRange { least: l, greatest: g } =
+                rt.call(Request::CtxGetStreamPriorityRange)?
+            else {
+                return Err(CuError::UNKNOWN);
+            };
+            least.write(l)?;
+            greatest.write(g)
+        }
+
+        /// `cuCtxResetPersistingL2Cache`: nothing persists.
+        fn ctx_reset_persisting_l2_cache() -> CuResult {
+            require_current().map(|_| ())
+        }
+
+        /// `cuDevicePrimaryCtxRetain`
+        fn device_primary_ctx_retain(pctx: Out<'_, CUcontext>, dev: CUdevice) -> CuResult {
+            let c = with_primary(dev, |rt, p| {
+                let c = primary_handle(rt, dev, p)?;
+                p.refs += 1;
+                Ok(c)
+            })?;
+            pctx.write(ptr_of(c.handle))
+        }
+
+        /// `cuDevicePrimaryCtxRelease`
+        fn device_primary_ctx_release(dev: CUdevice) -> CuResult {
+            primary_release(dev)
+        }
+
+        /// `cuDevicePrimaryCtxReset`
+        fn device_primary_ctx_reset(dev: CUdevice) -> CuResult {
+            primary_reset(dev)
+        }
+
+        /// `cuDevicePrimaryCtxSetFlags`
+        fn device_primary_ctx_set_flags(dev: CUdevice, flags: u32) -> CuResult {
+            checks::ctx_flags(flags)?;
+            primary_store_flags(dev, flags)
+        }
+
+        /// `cuDevicePrimaryCtxGetState`
+        fn device_primary_ctx_get_state(dev: CUdevice, flags: Out<'_, u32>, active: Out<'_, i32>) -> CuResult {
+            let (f, a) = with_primary(dev, |_, p| Ok((p.flags, (p.refs > 0) as i32)))?;
+            flags.write(f)?;
+            active.write(a)
+        }
+    }
 }

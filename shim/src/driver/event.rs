@@ -7,32 +7,19 @@ use std::sync::{Arc, Mutex};
 use gpushare_client::proto::{Reply, Request};
 use gpushare_client::ring::record::EventRecord;
 use gpushare_client::ring::Command;
-use gpushare_driver_abi::error::{CuError, CuResult};
-use gpushare_driver_abi::sys::{write_out, CUevent, CUstream};
+use gpushare_driver_abi::surface::prelude::*;
 
-use super::context::require_current;
-use crate::runtime::EventState;
-
-/// `CU_EVENT_*` creation flags: blocking sync, disable timing, interprocess.
-const EVENT_FLAGS_MASK: u32 = 0x1 | 0x2 | 0x4;
+use crate::runtime::{require_current, EventState};
+use crate::Shim;
 
 fn handle(e: CUevent) -> u64 {
     e as usize as u64
 }
 
-fn destroy(event: CUevent) -> CuResult {
-    let rt = require_current()?;
-    let h = handle(event);
-    rt.event(h)?;
-    rt.call_empty(Request::EventDestroy { event: h })?;
-    rt.events.remove(&h);
-    Ok(())
-}
-
-fn record(event: CUevent, stream: CUstream, flags: u32, per_thread: bool) -> CuResult {
+fn record(event: CUevent, stream: CUstream, flags: u32, default_stream: DefaultStream) -> CuResult {
     let rt = require_current()?;
     let e = rt.event(handle(event))?;
-    let s = rt.stream(stream as usize as u64, per_thread)?;
+    let s = rt.stream(stream, default_stream)?;
     let mut last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?;
     let seq = rt.submit_on(
         &s,
@@ -47,78 +34,70 @@ fn record(event: CUevent, stream: CUstream, flags: u32, per_thread: bool) -> CuR
     Ok(())
 }
 
-fn elapsed(ms: *mut f32, start: CUevent, end: CUevent) -> CuResult {
-    let rt = require_current()?;
-    if ms.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let (s, e) = (rt.event(handle(start))?, rt.event(handle(end))?);
-    let v = match rt.call(Request::EventElapsedTime {
-        start: s.handle,
-        end: e.handle,
-    })? {
-        Reply::ElapsedMs(v) => v,
-        _ => return Err(CuError::UNKNOWN),
-    };
-    // SAFETY: out-pointer from the caller, checked non-null.
-    unsafe { write_out(ms, v) }
-}
-
-cuda_exports! {
-    /// `cuEventCreate`
-    fn cuEventCreate(ph: *mut CUevent, flags: u32) {
-        let rt = require_current()?;
-        if ph.is_null() || flags & !EVENT_FLAGS_MASK != 0 {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl Event for Shim {
+        /// `cuEventCreate`
+        fn event_create(event: Out<'_, CUevent>, flags: Flags<{ CU_EVENT_FLAGS }>) -> CuResult {
+            let rt = require_current()?;
+            let flags = flags.bits();
+            let Reply::Event { event: h } = rt.call(Request::EventCreate { flags })? else {
+                return Err(CuError::UNKNOWN);
+            };
+            rt.events.insert(h, Arc::new(EventState { handle: h, flags, recorded: Mutex::new(None) }));
+            event.write(h as usize as CUevent)
         }
-        let h = match rt.call(Request::EventCreate { flags })? {
-            Reply::Event { event } => event,
-            _ => return Err(CuError::UNKNOWN),
-        };
-        rt.events.insert(h, Arc::new(EventState { handle: h, flags, recorded: Mutex::new(None) }));
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(ph, h as usize as CUevent) }
-    }
 
-    /// `cuEventDestroy` (v1)
-    fn cuEventDestroy(event: CUevent) { destroy(event) }
-    /// `cuEventDestroy_v2`
-    fn cuEventDestroy_v2(event: CUevent) { destroy(event) }
-
-    /// `cuEventRecord`
-    fn cuEventRecord(event: CUevent, stream: CUstream) { record(event, stream, 0, false) }
-    /// `cuEventRecord_ptsz`
-    fn cuEventRecord_ptsz(event: CUevent, stream: CUstream) { record(event, stream, 0, true) }
-    /// `cuEventRecordWithFlags`
-    fn cuEventRecordWithFlags(event: CUevent, stream: CUstream, flags: u32) { record(event, stream, flags, false) }
-    /// `cuEventRecordWithFlags_ptsz`
-    fn cuEventRecordWithFlags_ptsz(event: CUevent, stream: CUstream, flags: u32) { record(event, stream, flags, true) }
-
-    /// `cuEventQuery`: `SUCCESS` once the last record completed (or if never recorded).
-    fn cuEventQuery(event: CUevent) {
-        let rt = require_current()?;
-        let e = rt.event(handle(event))?;
-        rt.sticky()?;
-        let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
-        match last {
-            Some((slot, seq, _)) if slot.load() < seq => Err(CuError::NOT_READY),
-            _ => Ok(()),
+        /// `cuEventDestroy`
+        fn event_destroy(event: CUevent) -> CuResult {
+            let rt = require_current()?;
+            let h = handle(event);
+            rt.event(h)?;
+            rt.call_empty(Request::EventDestroy { event: h })?;
+            rt.events.remove(&h);
+            Ok(())
         }
-    }
 
-    /// `cuEventSynchronize`
-    fn cuEventSynchronize(event: CUevent) {
-        let rt = require_current()?;
-        let e = rt.event(handle(event))?;
-        let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
-        match last {
-            Some((slot, seq, stream)) => rt.wait_for(&slot, seq, stream),
-            None => rt.sticky(),
+        /// `cuEventRecord`
+        fn event_record(event: CUevent, stream: CUstream, default_stream: DefaultStream) -> CuResult {
+            record(event, stream, 0, default_stream)
+        }
+
+        /// `cuEventRecordWithFlags`
+        fn event_record_with_flags(event: CUevent, stream: CUstream, flags: Flags<{ CU_EVENT_RECORD_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
+            record(event, stream, flags.bits(), default_stream)
+        }
+
+        /// `cuEventQuery`: `SUCCESS` once the last record completed (or if never recorded).
+        fn event_query(event: CUevent) -> CuResult {
+            let rt = require_current()?;
+            let e = rt.event(handle(event))?;
+            rt.sticky()?;
+            let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
+            match last {
+                Some((slot, seq, _)) if slot.load() < seq => Err(CuError::NOT_READY),
+                _ => Ok(()),
+            }
+        }
+
+        /// `cuEventSynchronize`
+        fn event_synchronize(event: CUevent) -> CuResult {
+            let rt = require_current()?;
+            let e = rt.event(handle(event))?;
+            let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();
+            match last {
+                Some((slot, seq, stream)) => rt.wait_for(&slot, seq, stream),
+                None => rt.sticky(),
+            }
+        }
+
+        /// `cuEventElapsedTime`
+        fn event_elapsed_time(ms: Out<'_, f32>, start: CUevent, end: CUevent) -> CuResult {
+            let rt = require_current()?;
+            let (s, e) = (rt.event(handle(start))?, rt.event(handle(end))?);
+            match rt.call(Request::EventElapsedTime { start: s.handle, end: e.handle })? {
+                Reply::ElapsedMs(v) => ms.write(v),
+                _ => Err(CuError::UNKNOWN),
+            }
         }
     }
-
-    /// `cuEventElapsedTime`
-    fn cuEventElapsedTime(ms: *mut f32, start: CUevent, end: CUevent) { elapsed(ms, start, end) }
-    /// `cuEventElapsedTime_v2`
-    fn cuEventElapsedTime_v2(ms: *mut f32, start: CUevent, end: CUevent) { elapsed(ms, start, end) }
 }

@@ -15,67 +15,43 @@
 //! semantics are unchanged), while DEVICEMAP, READ_ONLY and IOMEMORY, which need a device mapping,
 //! are `NOT_SUPPORTED` with a log line.
 
-use std::collections::HashMap;
-use std::ffi::c_void;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gpushare_client::proto::{Reply, Request};
 use gpushare_client::shm::HostBuffer;
-use gpushare_driver_abi::error::{CuError, CuResult};
-use gpushare_driver_abi::sys::{write_out, CUdeviceptr};
+use gpushare_driver_abi::cuda_h::{
+    CU_MEMHOSTREGISTER_DEVICEMAP, CU_MEMHOSTREGISTER_IOMEMORY, CU_MEMHOSTREGISTER_READ_ONLY,
+};
+use gpushare_driver_abi::surface::prelude::*;
 
-use super::memory::{ctx_rt, current_ctx, narrow};
-use crate::runtime::{HostAlloc, HostMemory, Runtime};
+use crate::runtime::memory::PAGE;
+use crate::runtime::{ctx_rt, current_ctx, HostAlloc, HostMemory, Runtime};
+use crate::Shim;
 
-/// `CU_MEMHOSTALLOC_*` flags: PORTABLE, DEVICEMAP, WRITECOMBINED.
-const HOST_ALLOC_FLAGS: u32 = 0x1 | 0x2 | 0x4;
-/// `CU_MEMHOSTREGISTER_PORTABLE`
-const REGISTER_PORTABLE: u32 = 0x1;
 /// `CU_MEMHOSTREGISTER_DEVICEMAP | _IOMEMORY | _READ_ONLY`: need a device mapping.
-const REGISTER_MAPPED: u32 = 0x2 | 0x4 | 0x8;
+const REGISTER_MAPPED: u32 =
+    CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY;
 /// Host page size.
-const PAGE: usize = 4096;
+const PAGE_SIZE: usize = PAGE as usize;
 
-/// Context each pinned allocation was made in, by application pointer (pointer attributes).
-static CONTEXTS: Mutex<Option<HashMap<usize, u64>>> = Mutex::new(None);
-
-fn contexts<T>(f: impl FnOnce(&mut HashMap<usize, u64>) -> T) -> T {
-    let mut g = CONTEXTS.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(HashMap::new))
-}
-
-/// Context a pinned allocation starting at `base` was made in.
-pub(crate) fn alloc_context(base: usize) -> Option<u64> {
-    contexts(|m| m.get(&base).copied())
-}
-
-/// The pinned allocation whose device range holds `ptr` (when it is not also its host address):
-/// (application base, allocation).
-pub(crate) fn alloc_by_device_ptr(rt: &Runtime, ptr: u64) -> Option<(usize, Arc<HostAlloc>)> {
-    let m = rt.host_allocs.read().ok()?;
-    m.iter()
-        .find(|(_, a)| ptr.wrapping_sub(a.device_ptr) < a.buffer.len())
-        .map(|(&base, a)| (base, a.clone()))
-}
-
-/// The registration holding `ptr`: (start, len, flags).
-pub(crate) fn registration(rt: &Runtime, ptr: usize) -> Option<(usize, usize, u32)> {
-    let m = rt.host_registered.read().ok()?;
-    let (&start, &(len, flags)) = m.range(..=ptr).next_back()?;
-    (ptr - start < len.max(1)).then_some((start, len, flags))
+fn log_debug(msg: std::fmt::Arguments<'_>) {
+    crate::log(|| tracing::debug!(target: "gpushare::shim", "{msg}"));
 }
 
 /// Maps `buffer` a second time at `addr` (shared, read-write), if that range is free here.
 fn alias_at(buffer: &HostBuffer, addr: u64) -> bool {
     let len = buffer.len() as usize;
-    if addr == 0 || !(addr as usize).is_multiple_of(PAGE) || addr.checked_add(len as u64).is_none()
+    if addr == 0
+        || !(addr as usize).is_multiple_of(PAGE_SIZE)
+        || addr.checked_add(len as u64).is_none()
     {
         return false;
     }
-    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the new mapping shares the
-    // buffer's pages and is owned by the allocation until cuMemFreeHost.
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping, so no memory anyone uses
+    // changes; the new mapping shares the buffer's pages and is owned by the allocation until
+    // cuMemFreeHost unmaps it.
     let got = unsafe {
         libc::mmap(
             addr as usize as *mut c_void,
@@ -90,41 +66,31 @@ fn alias_at(buffer: &HostBuffer, addr: u64) -> bool {
         return false;
     }
     if got as usize as u64 != addr {
-        // SAFETY: the mapping just created, unknown to anyone else.
+        // SAFETY: the mapping just created (the kernel took the address as a hint), unknown to
+        // anyone else.
         unsafe { libc::munmap(got, len) };
         return false;
     }
     true
 }
 
-fn host_alloc(pp: *mut *mut c_void, size: u64, flags: u32) -> CuResult {
-    if pp.is_null() {
-        return Err(CuError::INVALID_VALUE);
-    }
-    let rt = ctx_rt()?;
-    if flags & !HOST_ALLOC_FLAGS != 0 || size == 0 {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostAlloc({size}, {flags:#x}): zero size or unknown flags")
-        });
-        return Err(CuError::INVALID_VALUE);
-    }
-    let buffer = HostBuffer::create(size, false).map_err(|e| {
-        crate::log(|| tracing::warn!(target: "gpushare::shim", "cuMemHostAlloc({size}): {e}"));
-        CuError::OUT_OF_MEMORY
-    })?;
+/// Registers a fresh pinned buffer with the broker: its region id and device address.
+fn register_buffer(
+    rt: &Runtime,
+    buffer: &HostBuffer,
+    size: u64,
+    flags: u32,
+) -> CuResult<(u32, u64)> {
     let region = u32::try_from(rt.next_region.fetch_add(1, Ordering::Relaxed))
         .map_err(|_| CuError::OUT_OF_MEMORY)?;
+    let req = Request::HostRegister {
+        region,
+        size,
+        flags,
+    };
     let env = rt
         .client
-        .call_socket(
-            Request::HostRegister {
-                region,
-                size,
-                flags,
-            },
-            &[buffer.fd()],
-        )
+        .call_socket(req, &[buffer.fd()])
         .map_err(|e| rt.transport_error(e))?;
     if let Some(e) = CuError::from_code(env.code) {
         return Err(e);
@@ -133,14 +99,29 @@ fn host_alloc(pp: *mut *mut c_void, size: u64, flags: u32) -> CuResult {
         let _ = rt.call_empty(Request::HostUnregister { region });
         return Err(CuError::UNKNOWN);
     };
+    Ok((region, device_ptr))
+}
+
+fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
+    let rt = ctx_rt()?;
+    if size == 0 {
+        log_debug(format_args!(
+            "cuMemHostAlloc({size}, {flags:#x}): zero size"
+        ));
+        return Err(CuError::INVALID_VALUE);
+    }
+    let buffer = HostBuffer::create(size, false).map_err(|e| {
+        crate::log(|| tracing::warn!(target: "gpushare::shim", "cuMemHostAlloc({size}): {e}"));
+        CuError::OUT_OF_MEMORY
+    })?;
+    let (region, device_ptr) = register_buffer(rt, &buffer, size, flags)?;
     let ptr = if alias_at(&buffer, device_ptr) {
         device_ptr as usize
     } else {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "pinned buffer {region}: device address {device_ptr:#x} is taken here; host and \
-                 device pointers differ")
-        });
+        log_debug(format_args!(
+            "pinned buffer {region}: device address {device_ptr:#x} is taken here; host and \
+             device pointers differ"
+        ));
         buffer.mapping().as_ptr() as usize
     };
     let alloc = Arc::new(HostAlloc {
@@ -148,60 +129,19 @@ fn host_alloc(pp: *mut *mut c_void, size: u64, flags: u32) -> CuResult {
         buffer,
         device_ptr,
         flags,
+        ctx: current_ctx(),
     });
     if let Ok(mut m) = rt.host_allocs.write() {
         m.insert(ptr, alloc);
     }
-    contexts(|m| m.insert(ptr, current_ctx()));
     rt.add_device_range(device_ptr, size);
-    // SAFETY: out-pointer from the caller, checked non-null.
-    unsafe { write_out(pp, ptr as *mut c_void) }
+    pp.write(ptr as *mut c_void)
 }
 
-fn free_host(p: *mut c_void) -> CuResult {
-    let rt = ctx_rt()?;
-    let base = p as usize;
-    let alloc = rt
-        .host_allocs
-        .write()
-        .ok()
-        .and_then(|mut m| m.remove(&base));
-    let Some(alloc) = alloc else {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemFreeHost({p:p}): not a cuMemHostAlloc/cuMemAllocHost pointer")
-        });
-        return Err(CuError::INVALID_VALUE);
-    };
-    contexts(|m| m.remove(&base));
-    rt.remove_device_range(alloc.device_ptr);
-    super::pointer::forget(base as u64);
-    super::pointer::forget(alloc.device_ptr);
-    // The broker waits for the tenant's work before it unregisters.
-    let result = rt.call_empty(Request::HostUnregister {
-        region: alloc.region,
-    });
-    if base != alloc.buffer.mapping().as_ptr() as usize {
-        // SAFETY: the alias mapping host_alloc created at `base`, which the application no
-        // longer uses (it freed it) and the broker no longer reads.
-        unsafe { libc::munmap(p, alloc.buffer.len() as usize) };
-    }
-    drop(alloc);
-    result
-}
-
-fn device_pointer(p: *mut c_void, flags: u32) -> CuResult<u64> {
-    let rt = ctx_rt()?;
-    if flags != 0 {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostGetDevicePointer: flags must be 0, not {flags:#x}")
-        });
-        return Err(CuError::INVALID_VALUE);
-    }
+fn device_pointer(rt: &Runtime, p: *mut c_void) -> CuResult<u64> {
     match rt.host_memory(p as usize, 1) {
         HostMemory::Shared { alloc, offset } => Ok(alloc.device_ptr + offset),
-        HostMemory::Pageable if registration(rt, p as usize).is_some() => {
+        HostMemory::Pageable if rt.registration(p as usize).is_some() => {
             crate::log(|| {
                 tracing::warn!(target: "gpushare::shim",
                     "cuMemHostGetDevicePointer({p:p}): memory registered with cuMemHostRegister \
@@ -210,24 +150,53 @@ fn device_pointer(p: *mut c_void, flags: u32) -> CuResult<u64> {
             Err(CuError::NOT_SUPPORTED)
         }
         HostMemory::Pageable => {
-            crate::log(|| {
-                tracing::debug!(target: "gpushare::shim",
-                    "cuMemHostGetDevicePointer({p:p}): not page-locked host memory")
-            });
+            log_debug(format_args!(
+                "cuMemHostGetDevicePointer({p:p}): not page-locked host memory"
+            ));
             Err(CuError::INVALID_VALUE)
         }
     }
 }
 
+/// Checks that `[start, end)` (whole pages) is ordinary mapped memory of this process that no
+/// pinned buffer, device range or registration holds.
+fn check_registrable(rt: &Runtime, p: *mut c_void, start: usize, end: usize) -> CuResult {
+    let pinned = rt.host_allocs.read().ok().is_some_and(|m| {
+        m.range(..end)
+            .next_back()
+            .is_some_and(|(&b, a)| b + a.buffer.len() as usize > start)
+    });
+    if pinned {
+        log_debug(format_args!(
+            "cuMemHostRegister({p:p}): already page-locked host memory"
+        ));
+        return Err(CuError::HOST_MEMORY_ALREADY_REGISTERED);
+    }
+    if rt.overlaps_device_range(start as u64, end as u64) || rt.in_local_reservation(start as u64) {
+        log_debug(format_args!(
+            "cuMemHostRegister({p:p}): overlaps device memory"
+        ));
+        return Err(CuError::INVALID_VALUE);
+    }
+    // SAFETY: msync with MS_ASYNC neither reads nor changes memory; it only fails (ENOMEM) where
+    // part of the range is not mapped, which is what is asked here.
+    let mapped = unsafe { libc::msync(start as *mut c_void, end - start, libc::MS_ASYNC) } == 0;
+    if !mapped {
+        log_debug(format_args!(
+            "cuMemHostRegister({p:p}): range is not mapped memory"
+        ));
+        return Err(CuError::INVALID_VALUE);
+    }
+    Ok(())
+}
+
 fn register(p: *mut c_void, size: usize, flags: u32) -> CuResult {
     let rt = ctx_rt()?;
     let ptr = p as usize;
-    let all = REGISTER_PORTABLE | REGISTER_MAPPED;
-    if ptr == 0 || size == 0 || flags & !all != 0 {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}, {size}, {flags:#x}): invalid arguments")
-        });
+    if ptr == 0 || size == 0 {
+        log_debug(format_args!(
+            "cuMemHostRegister({p:p}, {size}, {flags:#x}): invalid arguments"
+        ));
         return Err(CuError::INVALID_VALUE);
     }
     if flags & REGISTER_MAPPED != 0 {
@@ -239,151 +208,97 @@ fn register(p: *mut c_void, size: usize, flags: u32) -> CuResult {
         });
         return Err(CuError::NOT_SUPPORTED);
     }
-    let start = ptr & !(PAGE - 1);
+    let start = ptr & !(PAGE_SIZE - 1);
     let end = ptr
         .checked_add(size)
-        .and_then(|e| e.checked_add(PAGE - 1))
-        .map(|e| e & !(PAGE - 1))
+        .and_then(|e| e.checked_add(PAGE_SIZE - 1))
+        .map(|e| e & !(PAGE_SIZE - 1))
         .ok_or(CuError::INVALID_VALUE)?;
-    let pinned = rt.host_allocs.read().ok().is_some_and(|m| {
-        m.range(..end)
-            .next_back()
-            .is_some_and(|(&b, a)| b + a.buffer.len() as usize > start)
-    });
-    if pinned {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}): already page-locked host memory")
-        });
-        return Err(CuError::HOST_MEMORY_ALREADY_REGISTERED);
-    }
-    let device = rt.device_ranges.read().ok().is_some_and(|m| {
-        m.range(..end as u64)
-            .next_back()
-            .is_some_and(|(&b, &s)| b + s > start as u64)
-    });
-    if device || super::memory::in_local_reservation(start as u64) {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}): overlaps device memory")
-        });
-        return Err(CuError::INVALID_VALUE);
-    }
-    // SAFETY: msync with MS_ASYNC does not access or change memory; it only inspects mappings.
-    let mapped = unsafe { libc::msync(start as *mut c_void, end - start, libc::MS_ASYNC) } == 0;
-    if !mapped {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}, {size}): range is not mapped memory")
-        });
-        return Err(CuError::INVALID_VALUE);
-    }
+    check_registrable(rt, p, start, end)?;
     let mut m = rt.host_registered.write().map_err(|_| CuError::UNKNOWN)?;
-    let overlaps = m.range(..end).next_back().is_some_and(|(&s, &(len, _))| {
-        let reg_end = (s + len).next_multiple_of(PAGE);
-        reg_end > start
-    });
+    let overlaps = m
+        .range(..end)
+        .next_back()
+        .is_some_and(|(&s, &(len, _))| (s + len).next_multiple_of(PAGE_SIZE) > start);
     if overlaps {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}, {size}): overlaps a registered range")
-        });
+        log_debug(format_args!(
+            "cuMemHostRegister({p:p}, {size}): overlaps a registered range"
+        ));
         return Err(CuError::HOST_MEMORY_ALREADY_REGISTERED);
     }
     m.insert(ptr, (size, flags));
     Ok(())
 }
 
-fn unregister(p: *mut c_void) -> CuResult {
-    let rt = ctx_rt()?;
-    let removed = rt
-        .host_registered
-        .write()
-        .ok()
-        .and_then(|mut m| m.remove(&(p as usize)));
-    if removed.is_none() {
-        crate::log(|| {
-            tracing::debug!(target: "gpushare::shim",
-                "cuMemHostUnregister({p:p}): not a registered base pointer")
-        });
-        return Err(CuError::HOST_MEMORY_NOT_REGISTERED);
-    }
-    super::pointer::forget(p as u64);
-    Ok(())
-}
-
-cuda_exports! {
-    /// `cuMemHostAlloc`: flags PORTABLE (1), DEVICEMAP (2), WRITECOMBINED (4).
-    fn cuMemHostAlloc(pp: *mut *mut c_void, bytesize: usize, flags: u32) {
-        host_alloc(pp, bytesize as u64, flags)
-    }
-
-    /// `cuMemAllocHost_v2`
-    fn cuMemAllocHost_v2(pp: *mut *mut c_void, bytesize: usize) {
-        host_alloc(pp, bytesize as u64, 0)
-    }
-
-    /// `cuMemAllocHost` (v1 ABI: 32-bit size).
-    fn cuMemAllocHost(pp: *mut *mut c_void, bytesize: u32) {
-        host_alloc(pp, u64::from(bytesize), 0)
-    }
-
-    /// `cuMemFreeHost`: after the tenant's work drains (the broker waits).
-    fn cuMemFreeHost(p: *mut c_void) {
-        free_host(p)
-    }
-
-    /// `cuMemHostGetDevicePointer_v2`
-    fn cuMemHostGetDevicePointer_v2(pdptr: *mut CUdeviceptr, p: *mut c_void, flags: u32) {
-        if pdptr.is_null() {
-            return Err(CuError::INVALID_VALUE);
+gpushare_driver_abi::implement! {
+    impl HostMemory for Shim {
+        /// `cuMemAllocHost`
+        fn mem_alloc_host(pp: Out<'_, *mut c_void>, bytesize: usize) -> CuResult {
+            host_alloc(pp, bytesize as u64, 0)
         }
-        let dptr = device_pointer(p, flags)?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pdptr, dptr) }
-    }
 
-    /// `cuMemHostGetDevicePointer` (v1 ABI: 32-bit device pointer).
-    fn cuMemHostGetDevicePointer(pdptr: *mut u32, p: *mut c_void, flags: u32) {
-        if pdptr.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// `cuMemHostAlloc`: flags PORTABLE (1), DEVICEMAP (2), WRITECOMBINED (4).
+        fn mem_host_alloc(pp: Out<'_, *mut c_void>, bytesize: usize, flags: Flags<{ CU_MEMHOSTALLOC_FLAGS }>) -> CuResult {
+            host_alloc(pp, bytesize as u64, flags.bits())
         }
-        let dptr = device_pointer(p, flags)?;
-        let narrow = narrow(dptr, "cuMemHostGetDevicePointer")?;
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pdptr, narrow) }
-    }
 
-    /// `cuMemHostGetFlags`: the flags of a `cuMemHostAlloc`/`cuMemAllocHost` allocation.
-    fn cuMemHostGetFlags(pflags: *mut u32, p: *mut c_void) {
-        if pflags.is_null() {
-            return Err(CuError::INVALID_VALUE);
+        /// `cuMemFreeHost`: after the tenant's work drains (the broker waits).
+        fn mem_free_host(p: *mut c_void) -> CuResult {
+            let rt = ctx_rt()?;
+            let base = p as usize;
+            let Some(alloc) = rt.host_allocs.write().ok().and_then(|mut m| m.remove(&base)) else {
+                log_debug(format_args!(
+                    "cuMemFreeHost({p:p}): not a cuMemHostAlloc/cuMemAllocHost pointer"
+                ));
+                return Err(CuError::INVALID_VALUE);
+            };
+            rt.remove_device_range(alloc.device_ptr);
+            rt.forget_attributes(base as u64);
+            rt.forget_attributes(alloc.device_ptr);
+            // The broker waits for the tenant's work before it unregisters.
+            let result = rt.call_empty(Request::HostUnregister { region: alloc.region });
+            if base != alloc.buffer.mapping().as_ptr() as usize {
+                // SAFETY: the alias mapping host_alloc created at `base`, which the application
+                // no longer uses (it freed it) and the broker no longer reads (unregistered).
+                unsafe { libc::munmap(base as *mut c_void, alloc.buffer.len() as usize) };
+            }
+            result
         }
-        let rt = ctx_rt()?;
-        let HostMemory::Shared { alloc, .. } = rt.host_memory(p as usize, 1) else {
-            crate::log(|| {
-                tracing::debug!(target: "gpushare::shim",
-                    "cuMemHostGetFlags({p:p}): not in a host allocation")
-            });
-            return Err(CuError::INVALID_VALUE);
-        };
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(pflags, alloc.flags) }
-    }
 
-    /// `cuMemHostRegister_v2`: flags 0 or PORTABLE (recorded; copies stay staged); DEVICEMAP,
-    /// IOMEMORY and READ_ONLY are not supported.
-    fn cuMemHostRegister_v2(p: *mut c_void, bytesize: usize, flags: u32) {
-        register(p, bytesize, flags)
-    }
+        /// `cuMemHostGetDevicePointer`: the device address of pinned memory the shim allocated.
+        fn mem_host_get_device_pointer(pdptr: Out<'_, CUdeviceptr>, p: *mut c_void, flags: Flags<0>) -> CuResult {
+            let _ = flags;
+            pdptr.write(device_pointer(ctx_rt()?, p)?)
+        }
 
-    /// `cuMemHostRegister` (same ABI as `_v2`).
-    fn cuMemHostRegister(p: *mut c_void, bytesize: usize, flags: u32) {
-        register(p, bytesize, flags)
-    }
+        /// `cuMemHostGetFlags`: the flags of a `cuMemHostAlloc`/`cuMemAllocHost` allocation.
+        fn mem_host_get_flags(pflags: Out<'_, u32>, p: *mut c_void) -> CuResult {
+            let rt = ctx_rt()?;
+            let HostMemory::Shared { alloc, .. } = rt.host_memory(p as usize, 1) else {
+                log_debug(format_args!("cuMemHostGetFlags({p:p}): not in a host allocation"));
+                return Err(CuError::INVALID_VALUE);
+            };
+            pflags.write(alloc.flags)
+        }
 
-    /// `cuMemHostUnregister`: `p` must be the pointer given to `cuMemHostRegister`.
-    fn cuMemHostUnregister(p: *mut c_void) {
-        unregister(p)
+        /// `cuMemHostRegister`: flags 0 or PORTABLE (recorded; copies stay staged); DEVICEMAP,
+        /// IOMEMORY and READ_ONLY are not supported. The memory is never read here.
+        unsafe fn mem_host_register(p: *mut c_void, bytesize: usize, flags: Flags<{ CU_MEMHOSTREGISTER_FLAGS }>) -> CuResult {
+            register(p, bytesize, flags.bits())
+        }
+
+        /// `cuMemHostUnregister`: `p` must be the pointer given to `cuMemHostRegister`.
+        fn mem_host_unregister(p: *mut c_void) -> CuResult {
+            let rt = ctx_rt()?;
+            let removed = rt.host_registered.write().ok().and_then(|mut m| m.remove(&(p as usize)));
+            if removed.is_none() {
+                log_debug(format_args!(
+                    "cuMemHostUnregister({p:p}): not a registered base pointer"
+                ));
+                return Err(CuError::HOST_MEMORY_NOT_REGISTERED);
+            }
+            rt.forget_attributes(p as u64);
+            Ok(())
+        }
     }
 }

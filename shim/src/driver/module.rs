@@ -8,7 +8,7 @@
 //! Looking a kernel up fetches its parameter layout and launch limits once; launches then need
 //! nothing but the shim's table.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_void, CString};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -16,22 +16,17 @@ use gpushare_client::proto::{HostSpan, Reply, Request, STAGING_REGION};
 use gpushare_client::shm::HostBuffer;
 use gpushare_driver_abi::error::{CuError, CuResult};
 use gpushare_driver_abi::image::{file_kind, image_bytes, ImageKind};
-use gpushare_driver_abi::sys::{
-    c_str, write_out, CUdevice, CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule,
-};
+use gpushare_driver_abi::surface::{OptOut, Out};
+use gpushare_driver_abi::sys::CUdeviceptr;
 
-use super::context::require_current;
 use crate::runtime::{FunctionInfo, ModuleState, Runtime};
-use gpushare_driver_abi::cuda_h::{
-    FUNCTION_LOADED, JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE_BYTES, MODULE_EAGER_LOADING,
-};
 
 /// `CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK`
 const ATTR_MAX_THREADS: i32 = 0;
 /// `CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES`
 const ATTR_SHARED_SIZE: i32 = 1;
 /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`
-pub(crate) const ATTR_MAX_DYNAMIC_SHARED: i32 = 8;
+const ATTR_MAX_DYNAMIC_SHARED: i32 = 8;
 
 /// Sends an image to the broker; returns the module handle.
 fn load_bytes(rt: &Runtime, bytes: &[u8]) -> CuResult<u64> {
@@ -123,16 +118,14 @@ unsafe fn load_ptr(rt: &Runtime, image: *const c_void, library: bool) -> CuResul
 }
 
 /// Loads the image in a file as a module or a library.
-fn load_file(rt: &Runtime, path: *const c_char, library: bool) -> CuResult<u64> {
+fn load_file(rt: &Runtime, path: &str, library: bool) -> CuResult<u64> {
     let bytes = read_file(path)?;
     let wire = load_bytes(rt, &bytes)?;
     Ok(register(rt, wire, library.then_some(bytes)))
 }
 
 /// A module file's bytes (PTX gains its NUL terminator).
-fn read_file(path: *const c_char) -> CuResult<Vec<u8>> {
-    // SAFETY: NUL-terminated path from the caller.
-    let path = unsafe { c_str(path) }?;
+fn read_file(path: &str) -> CuResult<Vec<u8>> {
     let mut bytes = std::fs::read(path).map_err(|e| {
         crate::log(|| tracing::warn!(target: "gpushare::shim", "cannot read module {path}: {e}"));
         CuError::FILE_NOT_FOUND
@@ -143,10 +136,9 @@ fn read_file(path: *const c_char) -> CuResult<Vec<u8>> {
     Ok(bytes)
 }
 
-fn finish_load(out: *mut *mut c_void, module: CuResult<u64>) -> CuResult {
-    let m = module?;
-    // SAFETY: out-pointer from the caller (checked non-null before loading).
-    unsafe { write_out(out, m as usize as *mut c_void) }
+/// Writes a loaded module's handle.
+fn finish_load(out: Out<'_, *mut c_void>, module: CuResult<u64>) -> CuResult {
+    out.write(module? as usize as *mut c_void)
 }
 
 fn unload(rt: &Runtime, module: u64) -> CuResult {
@@ -210,9 +202,7 @@ fn function_attribute(rt: &Runtime, function: u64, attribute: i32) -> CuResult<i
 }
 
 /// Looks a kernel up (once per name) with its parameter layout and launch limits.
-fn get_function(rt: &Runtime, module: u64, name: *const c_char) -> CuResult<Arc<FunctionInfo>> {
-    // SAFETY: NUL-terminated name from the caller.
-    let name = unsafe { c_str(name) }?;
+fn get_function(rt: &Runtime, module: u64, name: &str) -> CuResult<Arc<FunctionInfo>> {
     wire_of(rt, module)?;
     let cname = CString::new(name).map_err(|_| CuError::INVALID_VALUE)?;
     let known = rt
@@ -258,15 +248,15 @@ fn resolve(rt: &Runtime, module: u64, key: u64, name: &CString) -> CuResult<Arc<
     }))
 }
 
+/// `cuModuleGetGlobal`/`cuLibraryGetGlobal`: a module variable's address and size (either
+/// output optional); the range becomes a device range of the tenant.
 fn get_global(
     rt: &Runtime,
-    dptr: *mut CUdeviceptr,
-    bytes: *mut usize,
+    dptr: OptOut<'_, CUdeviceptr>,
+    bytes: OptOut<'_, usize>,
     module: u64,
-    name: *const c_char,
+    name: &str,
 ) -> CuResult {
-    // SAFETY: NUL-terminated name from the caller.
-    let name = unsafe { c_str(name) }?;
     let (ptr, size) = match rt.call(Request::ModuleGetGlobal {
         module: wire_of(rt, module)?,
         name: name.to_string(),
@@ -275,15 +265,8 @@ fn get_global(
         _ => return Err(CuError::UNKNOWN),
     };
     rt.add_device_range(ptr, size);
-    if !dptr.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(dptr, ptr) }?;
-    }
-    if !bytes.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(bytes, size as usize) }?;
-    }
-    Ok(())
+    dptr.write(ptr)?;
+    bytes.write(size as usize)
 }
 
 fn set_attribute(rt: &Runtime, f: &FunctionInfo, attribute: i32, value: i32) -> CuResult {
@@ -298,68 +281,28 @@ fn set_attribute(rt: &Runtime, f: &FunctionInfo, attribute: i32, value: i32) -> 
     Ok(())
 }
 
-fn param_info(f: &FunctionInfo, index: usize, offset: *mut usize, size: *mut usize) -> CuResult {
+/// A kernel parameter's offset and size (either output optional).
+fn param_info(
+    f: &FunctionInfo,
+    index: usize,
+    offset: OptOut<'_, usize>,
+    size: OptOut<'_, usize>,
+) -> CuResult {
     let p = f.params.get(index).ok_or(CuError::INVALID_VALUE)?;
-    if !offset.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(offset, p.offset as usize) }?;
-    }
-    if !size.is_null() {
-        // SAFETY: out-pointer from the caller, checked non-null.
-        unsafe { write_out(size, p.size as usize) }?;
-    }
-    Ok(())
+    offset.write(p.offset as usize)?;
+    size.write(p.size as usize)
 }
 
-/// Writes a one-line description of a failed load into the caller's JIT error log, if it gave
-/// one, and its length into the size option (as the driver reports the bytes written).
-///
-/// # Safety
-/// `options` and `values` must hold `n` entries each.
-unsafe fn write_error_log(n: u32, options: *const u32, values: *mut *mut c_void, e: CuError) {
-    let (mut buf, mut cap, mut size_slot) = (std::ptr::null_mut::<u8>(), 0usize, None);
-    for i in 0..n as usize {
-        // SAFETY: both arrays hold `n` entries.
-        let (opt, val) = unsafe { (options.add(i).read(), values.add(i).read()) };
-        match opt {
-            JIT_ERROR_LOG_BUFFER => buf = val.cast(),
-            JIT_ERROR_LOG_BUFFER_SIZE_BYTES => {
-                cap = val as usize;
-                size_slot = Some(i);
-            }
-            _ => {}
-        }
-    }
-    if buf.is_null() || cap == 0 {
-        return;
-    }
-    let text = format!(
+/// The one-line description a failed load writes into the caller's JIT error log.
+fn load_error(e: CuError) -> String {
+    format!(
         "gpushare: the broker could not load the module ({}); its log (GPUSHARE_LOG) has the details",
         e.name()
-    );
-    let len = text.len().min(cap - 1);
-    // SAFETY: the caller's buffer holds `cap` > len bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(text.as_ptr(), buf, len);
-        *buf.add(len) = 0;
-    }
-    if let Some(i) = size_slot {
-        // SAFETY: slot `i` of the value array, which holds `n` entries.
-        unsafe { values.add(i).write(len as *mut c_void) };
-    }
-}
-
-fn check_cache_config(config: i32) -> CuResult {
-    if (0..=3).contains(&config) {
-        Ok(())
-    } else {
-        Err(CuError::INVALID_VALUE)
-    }
+    )
 }
 
 fn h(p: *mut c_void) -> u64 {
     p as usize as u64
 }
 
-pub mod exports;
-pub(crate) use exports::EXPORTS;
+mod family;

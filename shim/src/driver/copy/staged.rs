@@ -79,14 +79,17 @@ pub(super) fn host_record(
 }
 
 /// An asynchronous copy from one pageable run: staging pieces the broker frees.
-pub(super) fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
+///
+/// # Safety
+/// `[run.src, run.src + run.len)` must be readable host memory for the call.
+pub(super) unsafe fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
     let st = staging(rt)?;
     let piece = piece_size(st);
     let mut off = 0;
     while off < run.len {
         let n = (run.len - off).min(piece);
         let span = staging_alloc(rt, st, n)?;
-        // SAFETY: the caller's source buffer, readable for `run.len` bytes per the API.
+        // SAFETY: part of the caller's source run, readable per the contract.
         let bytes = unsafe { host_bytes(run.src + off, n) };
         let pushed = st
             .write(span.offset, bytes)
@@ -115,7 +118,11 @@ pub(super) fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> CuResult
 
 /// Copies pageable runs through staging in batches: each batch is staged, its records are
 /// pushed, the stream is waited for, and (device to host) the bytes are read back.
-pub(super) fn batched(rt: &Runtime, s: &StreamState, runs: &[Run], htod: bool) -> CuResult {
+///
+/// # Safety
+/// The host side of every run must be valid for the call: readable sources (`htod`), writable
+/// destinations no one else uses (device to host).
+pub(super) unsafe fn batched(rt: &Runtime, s: &StreamState, runs: &[Run], htod: bool) -> CuResult {
     let st = staging(rt)?;
     let piece = piece_size(st);
     let mut parts = Vec::with_capacity(runs.len());
@@ -139,7 +146,8 @@ pub(super) fn batched(rt: &Runtime, s: &StreamState, runs: &[Run], htod: bool) -
             j += 1;
         }
         let span = staging_alloc(rt, st, total)?;
-        let result = batch(rt, s, st, span, &parts[i..j], htod);
+        // SAFETY: the parts are pieces of the caller's runs, valid per the contract.
+        let result = unsafe { batch(rt, s, st, span, &parts[i..j], htod) };
         let _ = st.free(span);
         result?;
         i = j;
@@ -147,7 +155,11 @@ pub(super) fn batched(rt: &Runtime, s: &StreamState, runs: &[Run], htod: bool) -
     Ok(())
 }
 
-fn batch(
+/// One batch of [`batched`], through the staging `span`.
+///
+/// # Safety
+/// As for [`batched`].
+unsafe fn batch(
     rt: &Runtime,
     s: &StreamState,
     st: &Staging,
@@ -158,7 +170,7 @@ fn batch(
     let (mut at, mut last, mut result) = (span.offset, 0, Ok(()));
     for p in parts {
         if htod {
-            // SAFETY: the caller's source buffer, readable per the API.
+            // SAFETY: the caller's source piece, readable per the contract.
             let bytes = unsafe { host_bytes(p.src, p.len) };
             if let Err(e) = st.write(at, bytes) {
                 result = Err(rt.transport_error(ClientError::Staging(e)));
@@ -182,7 +194,7 @@ fn batch(
     if !htod {
         let mut at = span.offset;
         for p in parts {
-            // SAFETY: the caller's destination buffer, writable per the API.
+            // SAFETY: the caller's destination piece, writable and no one else's per the contract.
             let out = unsafe { host_bytes_mut(p.dst, p.len) };
             st.read(at, out)
                 .map_err(|e| rt.transport_error(ClientError::Staging(e)))?;

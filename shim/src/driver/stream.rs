@@ -127,18 +127,15 @@ gpushare_driver_abi::implement! {
         }
 
         /// `cuStreamWaitEvent`
-        fn stream_wait_event(stream: CUstream, event: CUevent, flags: u32, default_stream: DefaultStream) -> CuResult {
+        fn stream_wait_event(stream: CUstream, event: CUevent, flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
             let (rt, s) = with_stream(stream, default_stream)?;
             let e = rt.event(event as usize as u64)?;
-            let wait = StreamWait { stream: s.handle, event: e.handle, flags, reserved: 0 };
+            let wait = StreamWait { stream: s.handle, event: e.handle, flags: flags.bits(), reserved: 0 };
             rt.submit_on(&s, &Command::StreamWaitEvent(wait)).map(|_| ())
         }
 
         /// `cuStreamAddCallback`: run by the notifier thread when the stream reaches it.
-        unsafe fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, flags: u32, default_stream: DefaultStream) -> CuResult {
-            if flags != 0 {
-                return Err(CuError::INVALID_VALUE);
-            }
+        unsafe fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
             let func = callback.ok_or(CuError::INVALID_VALUE)?;
             let cb = Box::into_raw(Box::new(StreamCallback { func, stream, data }));
             let r = host_fn(stream, Some(run_stream_callback), cb.cast(), default_stream);

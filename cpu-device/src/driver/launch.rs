@@ -208,13 +208,9 @@ gpushare_driver_abi::implement! {
 
         /// Runs `func(data)` on the executor thread in stream order (with pacing, at its modelled
         /// start).
-        unsafe fn launch_host_func(stream: CUstream, func: Option<CUhostFn>, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
+        unsafe fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
-            let Some(f) = func else {
-                tracing::warn!("cuLaunchHostFunc with a NULL function");
-                return Err(CuError::INVALID_VALUE);
-            };
-            d.exec.submit(&ctx, &s, Work::HostFn(f, SendPtr(data))).map(|_| ())
+            d.exec.submit(&ctx, &s, Work::HostFn(func, SendPtr(data))).map(|_| ())
         }
     }
 }

@@ -92,10 +92,9 @@ gpushare_driver_abi::implement! {
 
         /// The callback runs on the executor thread in stream order, and also after an error (with
         /// the error code).
-        unsafe fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
+        unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
-            let cb = callback.ok_or(CuError::INVALID_VALUE)?;
-            let work = Work::Callback(cb, SendPtr(stream), SendPtr(data));
+            let work = Work::Callback(callback, SendPtr(stream), SendPtr(data));
             d.exec.submit(&ctx, &s, work).map(|_| ())
         }
 

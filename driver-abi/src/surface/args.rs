@@ -82,6 +82,24 @@ impl<F: Copy> FromCuda<Option<F>> for Option<F> {
     }
 }
 
+/// Callbacks the caller must give (`cuLaunchHostFunc`, `cuStreamAddCallback`): a NULL function
+/// pointer is `CUDA_ERROR_INVALID_VALUE`, before anything else is looked at.
+macro_rules! required_callback {
+    ($($f:ty),*) => {$(
+        impl CudaArg for $f {
+            type Raw = Option<$f>;
+        }
+        impl FromCuda<Option<$f>> for $f {
+            #[inline(always)]
+            unsafe fn from_cuda(raw: Option<$f>) -> CuResult<Self> {
+                raw.ok_or(CuError::INVALID_VALUE)
+            }
+        }
+    )*};
+}
+
+required_callback!(crate::cuda_h::CUhostFn, crate::cuda_h::CUstreamCallback);
+
 /// v1 ABI: 32-bit sizes and device pointers widen.
 macro_rules! widen {
     ($($from:ty => $to:ty),* $(,)?) => {$(

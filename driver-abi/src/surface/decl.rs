@@ -143,8 +143,8 @@ macro_rules! driver_surface {
             fn stream_synchronize(stream: CUstream) { cuStreamSynchronize | cuStreamSynchronize_ptsz }
             /// `cuStreamWaitEvent`
             fn stream_wait_event(stream: CUstream, event: CUevent, flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>) { cuStreamWaitEvent | cuStreamWaitEvent_ptsz }
-            /// `cuStreamAddCallback`: the callback runs later with `data`.
-            fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, flags: Flags<0>) unsafe { cuStreamAddCallback | cuStreamAddCallback_ptsz }
+            /// `cuStreamAddCallback`: the callback (NULL: `INVALID_VALUE`) runs later with `data`.
+            fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, flags: Flags<0>) unsafe { cuStreamAddCallback | cuStreamAddCallback_ptsz }
             /// `cuStreamGetPriority`
             fn stream_get_priority(stream: CUstream, priority: Out<'_, i32>) { cuStreamGetPriority | cuStreamGetPriority_ptsz }
             /// `cuStreamGetFlags`
@@ -389,8 +389,8 @@ macro_rules! driver_surface {
             fn launch_kernel_ex(config: In<CuLaunchConfig>, f: CUfunction, params: *mut *mut c_void, extra: *mut *mut c_void) unsafe { cuLaunchKernelEx | cuLaunchKernelEx_ptsz }
             /// `cuLaunchCooperativeKernel`
             fn launch_cooperative_kernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void) unsafe { cuLaunchCooperativeKernel | cuLaunchCooperativeKernel_ptsz }
-            /// `cuLaunchHostFunc`: `func(data)` runs when the stream reaches it.
-            fn launch_host_func(stream: CUstream, func: Option<CUhostFn>, data: *mut c_void) unsafe { cuLaunchHostFunc | cuLaunchHostFunc_ptsz }
+            /// `cuLaunchHostFunc`: `func(data)` (NULL: `INVALID_VALUE`) runs when the stream reaches it.
+            fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void) unsafe { cuLaunchHostFunc | cuLaunchHostFunc_ptsz }
         }
 
             undeclared {

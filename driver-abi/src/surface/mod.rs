@@ -35,6 +35,7 @@ pub mod args;
 pub mod decl;
 pub mod exports;
 pub mod implement;
+pub mod probe;
 pub mod traits;
 
 pub use args::{CudaArg, DefaultStream, Flags, FromCuda, In, OptOut, Out};

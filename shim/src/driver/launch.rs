@@ -113,7 +113,7 @@ gpushare_driver_abi::implement! {
 
         /// `cuLaunchHostFunc`: runs `func(data)` on the shim's notifier thread when the stream
         /// reaches it.
-        unsafe fn launch_host_func(stream: CUstream, func: Option<CUhostFn>, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
+        unsafe fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
             super::stream::host_fn(stream, func, data, default_stream)
         }
     }

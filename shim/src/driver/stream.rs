@@ -27,12 +27,11 @@ fn with_stream(
 /// and runs when the broker says the stream reached it.
 pub(crate) fn host_fn(
     stream: CUstream,
-    func: Option<CUhostFn>,
+    func: CUhostFn,
     data: *mut c_void,
     default_stream: DefaultStream,
 ) -> CuResult {
     let rt = require_current()?;
-    let func = func.ok_or(CuError::INVALID_VALUE)?;
     let s = rt.stream(stream, default_stream)?;
     let token = Box::into_raw(Box::new(HostFnCall { func, data })) as usize as u64;
     let pushed = rt.submit_on(
@@ -135,10 +134,9 @@ gpushare_driver_abi::implement! {
         }
 
         /// `cuStreamAddCallback`: run by the notifier thread when the stream reaches it.
-        unsafe fn stream_add_callback(stream: CUstream, callback: Option<CUstreamCallback>, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
-            let func = callback.ok_or(CuError::INVALID_VALUE)?;
-            let cb = Box::into_raw(Box::new(StreamCallback { func, stream, data }));
-            let r = host_fn(stream, Some(run_stream_callback), cb.cast(), default_stream);
+        unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
+            let cb = Box::into_raw(Box::new(StreamCallback { func: callback, stream, data }));
+            let r = host_fn(stream, run_stream_callback, cb.cast(), default_stream);
             if r.is_err() {
                 // SAFETY: the box leaked just above was not handed out.
                 drop(unsafe { Box::from_raw(cb) });

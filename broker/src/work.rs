@@ -91,6 +91,17 @@ pub enum Op {
         /// Stream.
         stream: Arc<Stream>,
     },
+    /// `cuStreamWriteValue32`.
+    WriteValue {
+        /// Destination (4-byte aligned).
+        addr: u64,
+        /// Value.
+        value: u32,
+        /// `CU_STREAM_WRITE_VALUE_*` flags.
+        flags: u32,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
     /// `cuEventRecordWithFlags`.
     EventRecord {
         /// Event.
@@ -146,6 +157,7 @@ impl Op {
             Op::CopyDtoH { .. } => "memcpy_dtoh",
             Op::CopyDtoD { .. } => "memcpy_dtod",
             Op::Memset { .. } => "memset",
+            Op::WriteValue { .. } => "write_value",
             Op::EventRecord { .. } => "event_record",
             Op::StreamWait { .. } => "stream_wait_event",
             Op::Join { .. } => "join",
@@ -188,6 +200,12 @@ impl Op {
                 height,
                 stream,
             } => dev.memset_async(dst, pitch, value, element_size, width, height, &stream),
+            Op::WriteValue {
+                addr,
+                value,
+                flags,
+                stream,
+            } => dev.write_value32(addr, value, flags, &stream),
             Op::EventRecord {
                 event,
                 stream,

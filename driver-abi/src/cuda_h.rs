@@ -230,6 +230,9 @@ pub const CU_EVENT_FLAGS: u32 =
 pub const CU_EVENT_RECORD_EXTERNAL: u32 = 0x1;
 /// `CU_EVENT_WAIT_EXTERNAL` (the only `cuStreamWaitEvent` flag besides DEFAULT, 0).
 pub const CU_EVENT_WAIT_EXTERNAL: u32 = 0x1;
+/// `CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER` (the only `cuStreamWriteValue32` flag besides
+/// DEFAULT, 0).
+pub const CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER: u32 = 0x1;
 /// `CU_MEMHOSTALLOC_PORTABLE`
 pub const CU_MEMHOSTALLOC_PORTABLE: u32 = 0x1;
 /// `CU_MEMHOSTALLOC_DEVICEMAP`

@@ -109,6 +109,7 @@ driver_api! {
         memset_d2d8_async = "cuMemsetD2D8Async": fn(CUdeviceptr, usize, u8, usize, usize, CUstream);
         memset_d2d16_async = "cuMemsetD2D16Async": fn(CUdeviceptr, usize, u16, usize, usize, CUstream);
         memset_d2d32_async = "cuMemsetD2D32Async": fn(CUdeviceptr, usize, u32, usize, usize, CUstream);
+        stream_write_value32 = "cuStreamWriteValue32_v2": fn(CUstream, CUdeviceptr, u32, c_uint);
         mem_host_register = "cuMemHostRegister_v2": fn(*mut c_void, usize, c_uint);
         mem_host_unregister = "cuMemHostUnregister": fn(*mut c_void);
         mem_host_get_device_pointer = "cuMemHostGetDevicePointer_v2": fn(*mut CUdeviceptr, *mut c_void, c_uint);

@@ -273,6 +273,14 @@ impl Device {
         check("cuMemsetAsync", rc)
     }
 
+    /// `cuStreamWriteValue32`: a 32-bit write in stream order.
+    pub fn write_value32(&self, addr: u64, value: u32, flags: u32, stream: &Stream) -> DResult<()> {
+        self.bind()?;
+        // SAFETY: plain values; the device address is validated by the driver.
+        let rc = unsafe { (self.api.stream_write_value32)(stream.raw as _, addr, value, flags) };
+        check("cuStreamWriteValue32", rc)
+    }
+
     /// Registers `[offset, offset + len)` of a shared mapping with the driver (page-locked,
     /// device-mapped) and returns the registration with its device address.
     pub fn host_register(

@@ -19,7 +19,8 @@ use gpushare_client::code::{self, CuCode};
 use gpushare_client::proto::{self, RequestEnvelope};
 use gpushare_client::ring::record::{Call, EventRecord};
 use gpushare_client::ring::record::{
-    CopyDevice, CopyHost, HostFn, HostFnReady, Launch, Memset, StreamWait, COPY_RELEASE_STAGING,
+    CopyDevice, CopyHost, HostFn, HostFnReady, Launch, Memset, StreamWait, WriteValue,
+    COPY_RELEASE_STAGING,
 };
 use gpushare_client::shm::StagingSpan;
 use gpushare_client::wait::WaitError;
@@ -102,6 +103,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
         Command::MemcpyDtoH(c) => copy_host(t, seq, &c, false),
         Command::MemcpyDtoD(c) => copy_device(t, seq, &c),
         Command::Memset(m) => memset(t, seq, &m),
+        Command::WriteValue(w) => write_value(t, seq, &w),
         Command::EventRecord(e) => event_record(t, seq, &e),
         Command::StreamWaitEvent(w) => stream_wait(t, seq, &w),
         Command::HostFn(h) => host_fn(t, seq, &h),
@@ -245,6 +247,23 @@ fn memset(t: &Arc<Tenant>, seq: u64, m: &Memset) -> RResult {
             element_size: m.element_size,
             width: m.width,
             height: m.height,
+            stream,
+        })
+    })
+}
+
+fn write_value(t: &Arc<Tenant>, seq: u64, w: &WriteValue) -> RResult {
+    submit(t, seq, w.stream, None, |st, stream| {
+        if !w.addr.is_multiple_of(u64::from(w.size)) {
+            return Err(code::ERROR_INVALID_VALUE);
+        }
+        st.memory
+            .check(w.addr, u64::from(w.size))
+            .map_err(|e| e.code())?;
+        Ok(Op::WriteValue {
+            addr: w.addr,
+            value: w.value as u32,
+            flags: w.flags,
             stream,
         })
     })

@@ -24,9 +24,9 @@ pub use request::{
 };
 
 /// Version of the control protocol and of the shared-memory formats it negotiates.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Oldest client version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u32 = 1;
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 /// Largest encoded message (and frame payload): 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 

@@ -57,6 +57,9 @@ record_kinds! {
     /// Synchronous call: a request whose reply goes to a reply slot.
     CALL = 11, command ring, Call(Call<'a>)
         = CallHeader { ticket, slot } + payload[payload_len]: "postcard `RequestEnvelope`";
+    /// Stream memory operation: a 32-bit write in stream order (`cuStreamWriteValue32`).
+    WRITE_VALUE = 12, command ring, WriteValue(WriteValue),
+        check write_value_size: "`size` = 4";
     /// A stream reached a host function; the tenant must run it.
     HOST_FN_READY = 32, notify ring, HostFnReady(HostFnReady);
     /// An asynchronous error.
@@ -83,8 +86,8 @@ pub enum RecordError {
     /// Kernel parameters larger than [`MAX_PARAM_BYTES`].
     #[error("kernel parameter block of {0} bytes exceeds {MAX_PARAM_BYTES}")]
     ParamsTooLarge(usize),
-    /// A memset element size other than 1, 2 or 4.
-    #[error("memset element size {0} (1, 2 or 4 expected)")]
+    /// A memset element size other than 1, 2 or 4, or a write-value size other than 4.
+    #[error("element size {0} not allowed for this record")]
     BadElementSize(u32),
     /// The record would exceed the ring's largest record.
     #[error("record of {len} bytes exceeds the largest record ({max})")]
@@ -180,6 +183,22 @@ fixed_layout! {
         pub value: u32,
         /// 1, 2 or 4.
         pub element_size: u32,
+    }
+}
+
+fixed_layout! {
+    /// `cuStreamWriteValue32(stream, addr, value, flags)`.
+    pub struct WriteValue {
+        /// Stream handle.
+        pub stream: u64,
+        /// Device address (aligned to `size`).
+        pub addr: u64,
+        /// Value (low `size` bytes used).
+        pub value: u64,
+        /// Bytes written: 4.
+        pub size: u32,
+        /// `CU_STREAM_WRITE_VALUE_*` flags.
+        pub flags: u32,
     }
 }
 
@@ -291,6 +310,15 @@ pub struct Call<'a> {
     pub slot: u32,
     /// Postcard-encoded `RequestEnvelope`.
     pub payload: &'a [u8],
+}
+
+/// WRITE_VALUE's check: 32-bit writes only.
+fn write_value_size(w: &WriteValue) -> Result<(), RecordError> {
+    if w.size == 4 {
+        Ok(())
+    } else {
+        Err(RecordError::BadElementSize(w.size))
+    }
 }
 
 /// MEMSET's check: the element size is 1, 2 or 4.

@@ -57,6 +57,13 @@ pub(crate) fn all_kinds(params: &[u8]) -> Vec<Command<'_>> {
             value: 0xDEAD_BEEF,
             element_size: 4,
         }),
+        Command::WriteValue(WriteValue {
+            stream: 5,
+            addr: 0x2000,
+            value: 0xFEED,
+            size: 4,
+            flags: 1,
+        }),
         Command::EventRecord(EventRecord {
             event: 9,
             stream: 8,

@@ -10,16 +10,17 @@ use std::sync::Arc;
 
 use gpushare_driver_abi::cuda_h::{
     CUstreamCallback, CU_EVENT_WAIT_EXTERNAL, CU_STREAM_NON_BLOCKING,
+    CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
 };
 use gpushare_driver_abi::surface::{DefaultStream, Flags, OptOut, Out};
 
 use super::resolve::{any_stream, event, raw, work_stream};
 use crate::error::{CuError, CuResult};
-use crate::exec::executor::{SendPtr, Work};
+use crate::exec::executor::{MemsetWork, SendPtr, Work};
 use crate::exec::stream::{PRIORITY_GREATEST, PRIORITY_LEAST};
 use crate::exec::{Stream, StreamKind};
 use crate::state::{self, Context};
-use crate::sys::{CUcontext, CUdevice, CUevent, CUstream};
+use crate::sys::{CUcontext, CUdevice, CUdeviceptr, CUevent, CUstream};
 use crate::CpuDevice;
 
 fn create(out: Out<'_, CUstream>, flags: u32, priority: i32) -> CuResult {
@@ -122,6 +123,21 @@ gpushare_driver_abi::implement! {
 
         fn stream_get_device(stream: CUstream, dev: Out<'_, CUdevice>, default_stream: DefaultStream) -> CuResult {
             get(stream, default_stream, dev, |c, _| c.device)
+        }
+
+        /// A 4-byte memset in stream order (the executor runs ops in order, so every write the
+        /// stream issued before is visible first, with or without the memory barrier).
+        fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, _flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>, default_stream: DefaultStream) -> CuResult {
+            let (d, ctx, s) = work_stream(stream, default_stream)?;
+            if !addr.is_multiple_of(4) {
+                tracing::warn!("cuStreamWriteValue32: address {addr:#x} is not 4-byte aligned");
+                return Err(CuError::INVALID_VALUE);
+            }
+            d.memory.device_range(addr, 4, true).inspect_err(|_| {
+                tracing::warn!("cuStreamWriteValue32: {addr:#x} is not writable device memory");
+            })?;
+            let w = MemsetWork { dst: addr, pitch: 4, width: 1, height: 1, elem: 4, value };
+            d.exec.submit(&ctx, &s, Work::Memset(w)).map(|_| ())
         }
 
         /// Always `CU_STREAM_CAPTURE_STATUS_NONE`: stream capture is not supported.

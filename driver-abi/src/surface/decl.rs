@@ -5,15 +5,16 @@
 //!
 //! ```text
 //! /// doc
-//! fn method(arg: ConvertedType, ...) [unsafe] { symbol [| per_thread_symbol] [, alias [(raw C types)]]* }
+//! fn method(arg: ConvertedType, ...) [unsafe] { symbol [| twin] [, alias [| twin] [(raw C types)]]* }
 //! ```
 //!
 //! - `method` is the family trait's method a library implements ([`super::traits`]); its
 //!   arguments are already converted ([`super::args`]: `Out`, `OptOut`, `In`, `&str`, `Flags`).
 //! - `symbol` is the exported C symbol; its C signature is each argument's
 //!   [`CudaArg::Raw`](super::args::CudaArg) type.
-//! - `| per_thread_symbol`: the `_ptds`/`_ptsz` twin. The method then takes a last argument
-//!   `default_stream: DefaultStream` (`Legacy` through `symbol`, `PerThread` through the twin).
+//! - `| twin`: the `_ptds`/`_ptsz` twin. The method then takes a last argument
+//!   `default_stream: DefaultStream` (`Legacy` through `symbol` and its aliases, `PerThread`
+//!   through the twins); an alias may have its own twin only when `symbol` has one.
 //! - `, alias`: another exported version of the same call (`cuCtxDestroy` and `_v2`); with
 //!   `(raw C types)` it has another C signature (the v1 ABI's 32-bit sizes and pointers), converted
 //!   to the same method arguments (widened; narrowed on output by [`Out`](super::args::Out)).
@@ -157,6 +158,9 @@ macro_rules! driver_surface {
             fn stream_get_ctx(stream: CUstream, pctx: Out<'_, CUcontext>) { cuStreamGetCtx | cuStreamGetCtx_ptsz }
             /// `cuStreamGetCtx_v2`: `pgreen` (a green context) may be NULL.
             fn stream_get_ctx_v2(stream: CUstream, pctx: Out<'_, CUcontext>, pgreen: OptOut<'_, *mut c_void>) { cuStreamGetCtx_v2 | cuStreamGetCtx_v2_ptsz }
+            /// `cuStreamWriteValue32`: writes `value` to `addr` (4-byte aligned device memory) when
+            /// the stream reaches it; `CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER` may be given.
+            fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>) { cuStreamWriteValue32_v2 | cuStreamWriteValue32_v2_ptsz, cuStreamWriteValue32 | cuStreamWriteValue32_ptsz }
             /// `cuStreamIsCapturing`
             fn stream_is_capturing(stream: CUstream, status: Out<'_, i32>) { cuStreamIsCapturing | cuStreamIsCapturing_ptsz }
         }
@@ -519,8 +523,8 @@ macro_rules! driver_surface {
                 cuStreamUpdateCaptureDependencies_v2_ptsz cuStreamWaitValue32
                 cuStreamWaitValue32_ptsz cuStreamWaitValue32_v2 cuStreamWaitValue32_v2_ptsz
                 cuStreamWaitValue64 cuStreamWaitValue64_ptsz cuStreamWaitValue64_v2
-                cuStreamWaitValue64_v2_ptsz cuStreamWriteValue32 cuStreamWriteValue32_ptsz
-                cuStreamWriteValue32_v2 cuStreamWriteValue32_v2_ptsz cuStreamWriteValue64
+                cuStreamWaitValue64_v2_ptsz
+                cuStreamWriteValue64
                 cuStreamWriteValue64_ptsz cuStreamWriteValue64_v2 cuStreamWriteValue64_v2_ptsz
                 cuSurfObjectCreate cuSurfObjectDestroy cuSurfObjectGetResourceDesc cuSurfRefGetArray
                 cuSurfRefSetArray cuTensorMapEncodeIm2col cuTensorMapEncodeIm2colWide

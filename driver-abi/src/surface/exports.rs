@@ -37,7 +37,7 @@ macro_rules! __surface_exports {
                 $(
                     $(#[$meta:meta])*
                     fn $method:ident $args:tt $($unsafe:ident)? {
-                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(( $($raw:ty),* ))? )*
+                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(| $apt:ident)? $(( $($raw:ty),* ))? )*
                     }
                 )*
             }
@@ -51,7 +51,7 @@ macro_rules! __surface_exports {
             $crate::__surface_entry! {
                 attrs $attrs lib [$name, $lib] family $family docs [$(#[$meta])*]
                 unsafe [$($unsafe)?] method $method args $args
-                symbols { $sym $(| $pt)? $(, $alias $(( $($raw),* ))? )* }
+                symbols { $sym $(| $pt)? $(, $alias $(| $apt)? $(( $($raw),* ))? )* }
             }
         )*)*
 
@@ -62,7 +62,10 @@ macro_rules! __surface_exports {
             $($(
                 $crate::__surface_symbol!($lib, $family, $method, $sym),
                 $($crate::__surface_symbol!($lib, $family, $method, $pt),)?
-                $($crate::__surface_symbol!($lib, $family, $method, $alias),)*
+                $(
+                    $crate::__surface_symbol!($lib, $family, $method, $alias),
+                    $($crate::__surface_symbol!($lib, $family, $method, $apt),)?
+                )*
             )*)*
             $(($crate::export::Export { name: stringify!($undeclared), addr: $undeclared as *const () }, false),)*
         ];
@@ -75,27 +78,64 @@ macro_rules! __surface_exports {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! __surface_entry {
+    // Without a per-thread twin: every symbol calls the method as declared.
     (
         attrs $attrs:tt lib $lib:tt family $family:ident docs $docs:tt unsafe $unsafe:tt
         method $method:ident args $args:tt
-        symbols { $sym:ident $(| $pt:ident)? $(, $alias:ident $(( $($raw:ty),* ))? )* }
+        symbols { $sym:ident $(, $alias:ident $(( $($raw:ty),* ))? )* }
     ) => {
         $crate::__surface_export_fn! {
             attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
-            symbol $sym args $args raw [] extra [$( $crate::__surface_default_stream!($pt Legacy) )?]
+            symbol $sym args $args raw [] extra []
         }
-        $(
-            $crate::__surface_export_fn! {
-                attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
-                symbol $pt args $args raw [] extra [$crate::surface::DefaultStream::PerThread]
-            }
-        )?
         $(
             $crate::__surface_export_fn! {
                 attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
                 symbol $alias args $args raw [$([$($raw),*])?] extra []
             }
         )*
+    };
+    // With one: plain symbols pass the legacy default stream, twins the per-thread one.
+    (
+        attrs $attrs:tt lib $lib:tt family $family:ident docs $docs:tt unsafe $unsafe:tt
+        method $method:ident args $args:tt
+        symbols { $sym:ident | $pt:ident $(, $alias:ident $(| $apt:ident)? $(( $($raw:ty),* ))? )* }
+    ) => {
+        $crate::__surface_export_fn! {
+            attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
+            symbol $sym args $args raw [] extra [$crate::surface::DefaultStream::Legacy]
+        }
+        $crate::__surface_export_fn! {
+            attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
+            symbol $pt args $args raw [] extra [$crate::surface::DefaultStream::PerThread]
+        }
+        $(
+            $crate::__surface_alias! {
+                attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
+                args $args alias $alias $(| $apt)? raw [$([$($raw),*])?]
+            }
+        )*
+    };
+}
+
+/// An alias of an entry with a per-thread twin, and the alias's own twin if it has one.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __surface_alias {
+    (
+        attrs $attrs:tt lib $lib:tt family $family:ident docs $docs:tt unsafe $unsafe:tt
+        method $method:ident args $args:tt alias $alias:ident $(| $apt:ident)? raw $raw:tt
+    ) => {
+        $crate::__surface_export_fn! {
+            attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
+            symbol $alias args $args raw $raw extra [$crate::surface::DefaultStream::Legacy]
+        }
+        $(
+            $crate::__surface_export_fn! {
+                attrs $attrs lib $lib family $family docs $docs unsafe $unsafe method $method
+                symbol $apt args $args raw $raw extra [$crate::surface::DefaultStream::PerThread]
+            }
+        )?
     };
 }
 
@@ -113,15 +153,6 @@ macro_rules! __surface_stub {
         pub unsafe extern "C" fn $sym() -> $crate::error::CUresult {
             $crate::export::not_supported(stringify!($sym), $name)
         }
-    };
-}
-
-/// `DefaultStream::Legacy` when the entry has a per-thread twin.
-#[macro_export]
-#[doc(hidden)]
-macro_rules! __surface_default_stream {
-    ($pt:ident $which:ident) => {
-        $crate::surface::DefaultStream::$which
     };
 }
 

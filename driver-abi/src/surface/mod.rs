@@ -50,7 +50,7 @@ pub mod prelude {
         CUhostFn, CUjitOption, CUmemAccessDesc, CUmemAllocationProp, CUmemGenericAllocationHandle,
         CUmemLocation, CUstreamCallback, CUuuid, CuLaunchConfig, CudaMemcpy2D, CU_EVENT_FLAGS,
         CU_EVENT_RECORD_EXTERNAL, CU_EVENT_WAIT_EXTERNAL, CU_MEMHOSTALLOC_FLAGS,
-        CU_MEMHOSTREGISTER_FLAGS, CU_STREAM_NON_BLOCKING,
+        CU_MEMHOSTREGISTER_FLAGS, CU_STREAM_NON_BLOCKING, CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
     };
     pub use crate::error::{CUresult, CuError, CuResult};
     pub use crate::sys::{

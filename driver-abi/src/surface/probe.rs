@@ -80,7 +80,7 @@ macro_rules! __surface_probes {
                 $(
                     $(#[$meta:meta])*
                     fn $method:ident $args:tt $($unsafe:ident)? {
-                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(( $($raw:ty),* ))? )*
+                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(| $apt:ident)? $(( $($raw:ty),* ))? )*
                     }
                 )*
             }
@@ -99,10 +99,19 @@ macro_rules! __surface_probes {
             $($(
                 $crate::__surface_probe_call!(symbol, pattern, s, $sym $args []);
                 $($crate::__surface_probe_call!(symbol, pattern, s, $pt $args []);)?
-                $($crate::__surface_probe_call!(symbol, pattern, s, $alias $args [$([$($raw),*])?]);)*
+                $($crate::__surface_probe_alias!(symbol, pattern, s, $args, [$([$($raw),*])?], $alias $($apt)?);)*
             )*)*
             None
         }
+    };
+}
+
+/// The cases of an alias and of its per-thread twin.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __surface_probe_alias {
+    ($symbol:ident, $pattern:ident, $s:ident, $args:tt, $raw:tt, $($sym:ident)+) => {
+        $($crate::__surface_probe_call!($symbol, $pattern, $s, $sym $args $raw);)+
     };
 }
 

@@ -18,7 +18,7 @@ macro_rules! family_traits {
                 $(
                     $(#[$meta:meta])*
                     fn $method:ident $args:tt $($unsafe:ident)? {
-                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(( $($raw:ty),* ))? )*
+                        $sym:ident $(| $pt:ident)? $(, $alias:ident $(| $apt:ident)? $(( $($raw:ty),* ))? )*
                     }
                 )*
             }
@@ -43,7 +43,10 @@ macro_rules! family_traits {
             $($(
                 super::Entry { family: stringify!($family), method: stringify!($method), symbol: stringify!($sym) },
                 $(super::Entry { family: stringify!($family), method: stringify!($method), symbol: stringify!($pt) },)?
-                $(super::Entry { family: stringify!($family), method: stringify!($method), symbol: stringify!($alias) },)*
+                $(
+                    super::Entry { family: stringify!($family), method: stringify!($method), symbol: stringify!($alias) },
+                    $(super::Entry { family: stringify!($family), method: stringify!($method), symbol: stringify!($apt) },)?
+                )*
             )*)*
         ];
 

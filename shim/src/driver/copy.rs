@@ -70,17 +70,6 @@ fn runs(r: &CopyShape) -> Vec<Run> {
         .collect()
 }
 
-/// Whether `[ptr, ptr + len)` lies inside one device range of the tenant (for VMM reservations:
-/// fully mapped with the access needed).
-fn device_ok(rt: &Runtime, ptr: u64, len: u64, write: bool) -> bool {
-    match rt.vmm(|v| v.check_access(ptr, len, write)) {
-        Some(ok) => ok,
-        None => rt
-            .device_range_of(ptr)
-            .is_some_and(|(b, s)| ptr.checked_add(len).is_some_and(|e| e <= b + s)),
-    }
-}
-
 /// Unified addressing: whether `p` is device memory of the tenant (pinned host memory the shim
 /// allocated is host memory, even where its device address equals its host address; addresses
 /// the shim does not know are host memory).
@@ -231,7 +220,7 @@ unsafe fn copy(what: &str, mut r: CopyShape, mode: Mode) -> CuResult {
     // not addressable here).
     r.dst_dev = r.dst_dev || is_device(rt, r.dst);
     r.src_dev = r.src_dev || is_device(rt, r.src);
-    r.check_sides(what, spans, |p, len, w| device_ok(rt, p, len, w))?;
+    r.check_sides(what, spans, |p, len, w| rt.device_range_ok(p, len, w))?;
     let s = match (mode, stream) {
         (_, Some(s)) => s,
         (Mode::Sync(_), None) if r.is_linear() && (r.dst_dev || r.src_dev) => {
@@ -322,7 +311,7 @@ fn memset(
         return Ok(());
     }
     let span = memset_span(what, width, height, pitch, elem)?;
-    device_range(what, dst, span, true, device_ok(rt, dst, span, true))?;
+    device_range(what, dst, span, true, rt.device_range_ok(dst, span, true))?;
     match stream {
         None => {
             let element_size = elem;

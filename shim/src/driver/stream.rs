@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use gpushare_client::proto::{Reply, Request};
-use gpushare_client::ring::record::{HostFn, StreamWait};
+use gpushare_client::ring::record::{HostFn, StreamWait, WriteValue};
 use gpushare_client::ring::Command;
+use gpushare_driver_abi::checks::copy::device_range;
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{current, require_current, HostFnCall, Runtime, StreamState};
@@ -142,6 +143,18 @@ gpushare_driver_abi::implement! {
                 drop(unsafe { Box::from_raw(cb) });
             }
             r
+        }
+
+        /// A `WRITE_VALUE` record: the broker writes in stream order (the real driver's
+        /// `cuStreamWriteValue32`).
+        fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>, default_stream: DefaultStream) -> CuResult {
+            let (rt, s) = with_stream(stream, default_stream)?;
+            if !addr.is_multiple_of(4) {
+                return Err(CuError::INVALID_VALUE);
+            }
+            device_range("cuStreamWriteValue32", addr, 4, true, rt.device_range_ok(addr, 4, true))?;
+            let w = WriteValue { stream: s.handle, addr, value: u64::from(value), size: 4, flags: flags.bits() };
+            rt.submit_on(&s, &Command::WriteValue(w)).map(|_| ())
         }
 
         /// `cuStreamGetPriority`

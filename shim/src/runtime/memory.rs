@@ -33,6 +33,17 @@ impl Runtime {
         (ptr < base.saturating_add(size)).then_some((base, size))
     }
 
+    /// Whether `[ptr, ptr + len)` lies inside one device range of the tenant (for VMM
+    /// reservations: fully mapped with the access needed).
+    pub fn device_range_ok(&self, ptr: u64, len: u64, write: bool) -> bool {
+        match self.vmm(|v| v.check_access(ptr, len, write)) {
+            Some(ok) => ok,
+            None => self
+                .device_range_of(ptr)
+                .is_some_and(|(b, s)| ptr.checked_add(len).is_some_and(|e| e <= b + s)),
+        }
+    }
+
     /// Whether any device range of the tenant overlaps `[start, end)`.
     pub fn overlaps_device_range(&self, start: u64, end: u64) -> bool {
         self.device_ranges.read().ok().is_some_and(|m| {

@@ -105,17 +105,11 @@ fn the_generated_layer_converts_arguments_and_calls_the_library() {
     let null = unsafe { layer::cuDriverGetVersion(std::ptr::null_mut()) };
     assert_eq!(null, 1, "NULL out-pointer: INVALID_VALUE");
     // SAFETY: no pointers.
-    assert_eq!(
-        unsafe { layer::cuInit(0) },
-        801,
-        "not implemented: NOT_SUPPORTED"
-    );
+    let init = unsafe { layer::cuInit(0) };
+    assert_eq!(init, 801, "not implemented: NOT_SUPPORTED");
     // SAFETY: a stub reads no arguments.
-    assert_eq!(
-        unsafe { layer::cuArrayCreate_v2() },
-        801,
-        "undeclared: NOT_SUPPORTED"
-    );
+    let undeclared = unsafe { layer::cuArrayCreate_v2() };
+    assert_eq!(undeclared, 801, "undeclared: NOT_SUPPORTED");
     let mut p = 0u64;
     // SAFETY: a valid out-pointer.
     assert_eq!(unsafe { layer::cuMemAlloc_v2(&mut p, 16) }, 0);

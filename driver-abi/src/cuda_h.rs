@@ -256,15 +256,6 @@ pub const CU_MEMHOSTREGISTER_FLAGS: u32 = CU_MEMHOSTREGISTER_PORTABLE
     | CU_MEMHOSTREGISTER_IOMEMORY
     | CU_MEMHOSTREGISTER_READ_ONLY;
 
-/// Whether `text` names the device whose PCI bus id is `ours` (`dddd:bb:dd.f`): the full form or
-/// the short `bb:dd.f`, case-insensitive, surrounding blanks ignored (`cuDeviceGetByPCIBusId`).
-pub fn pci_bus_id_matches(text: &str, ours: &str) -> bool {
-    let text = text.trim().to_ascii_lowercase();
-    let ours = ours.to_ascii_lowercase();
-    let short = ours.split_once(':').map(|(_, rest)| rest);
-    text == ours || Some(text.as_str()) == short
-}
-
 /// The API version every context reports (`cuCtxGetApiVersion`: the 3.2+ API).
 pub const CTX_API_VERSION: u32 = 3020;
 /// `CU_FUNC_CACHE_PREFER_NONE`: the cache configuration reported (there is no L1/shared split).
@@ -286,50 +277,4 @@ pub mod limit {
     pub const DEV_RUNTIME_PENDING_LAUNCH_COUNT: i32 = 4;
     pub const MAX_L2_FETCH_GRANULARITY: i32 = 5;
     pub const PERSISTING_L2_CACHE_SIZE: i32 = 6;
-}
-
-/// A `CUfunc_cache` value (accepted and ignored by both libraries).
-pub fn check_cache_config(config: i32) -> crate::error::CuResult {
-    if (0..=3).contains(&config) {
-        Ok(())
-    } else {
-        Err(crate::error::CuError::INVALID_VALUE)
-    }
-}
-
-/// A `CUsharedconfig` value (accepted and ignored by both libraries).
-pub fn check_shared_mem_config(config: i32) -> crate::error::CuResult {
-    if (0..=2).contains(&config) {
-        Ok(())
-    } else {
-        Err(crate::error::CuError::INVALID_VALUE)
-    }
-}
-
-/// `cuCtxCreate_v3`'s execution-affinity parameters: a negative count, or a count without an
-/// array, is `INVALID_VALUE`; any affinity at all is `NOT_SUPPORTED` (no SM partitions).
-pub fn check_exec_affinity(params: *mut c_void, num_params: i32) -> crate::error::CuResult {
-    if num_params < 0 || (num_params > 0 && params.is_null()) {
-        return Err(crate::error::CuError::INVALID_VALUE);
-    }
-    if num_params > 0 {
-        return Err(crate::error::CuError::NOT_SUPPORTED);
-    }
-    Ok(())
-}
-
-/// `cuCtxCreate_v4`'s `CUctxCreateParams` (affinity, CIG): NULL or empty, else `NOT_SUPPORTED`.
-///
-/// # Safety
-/// `params` is NULL or points to a `CUctxCreateParams` (three pointer-sized fields).
-pub unsafe fn check_ctx_create_params(params: *mut [usize; 3]) -> crate::error::CuResult {
-    if params.is_null() {
-        return Ok(());
-    }
-    // SAFETY: non-NULL, and the caller's contract says it points to the structure.
-    let p = unsafe { params.read_unaligned() };
-    if p[0] != 0 || p[2] != 0 {
-        return Err(crate::error::CuError::NOT_SUPPORTED);
-    }
-    Ok(())
 }

@@ -1,12 +1,11 @@
 //! gpushare driver ABI: what the libraries that stand in for `libcuda.so.1` share.
 //!
 //! Two libraries export the CUDA driver API: the CPU device (`gpushare-cpu-device`, which executes
-//! it) and the shim (`gpushare-shim`, which forwards it to the broker). The shim implements the
-//! driver [`surface`] and exports the layer [`driver_exports!`] generates from it; the CPU device
-//! still declares its entry points with [`cuda_exports!`] until it is ported. Both resolve
-//! `cuGetProcAddress` with [`procaddress::ProcResolver`] over the generated [`proc_table`]; both
-//! hand libcudart the same hidden tables
-//! ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item here would be
+//! it) and the shim (`gpushare-shim`, which forwards it to the broker). Both implement the
+//! driver [`surface`] and export the layer [`driver_exports!`] generates from it, with the
+//! argument checks of [`checks`] in common. Both resolve `cuGetProcAddress` with
+//! [`procaddress::ProcResolver`] over the generated [`proc_table`]; both hand libcudart the same
+//! hidden tables ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item here would be
 //! exported twice by a process that loads both), so it can be linked into either.
 //!
 //! - [`error`]: `CUresult` as `Result<(), CuError>`, and [`error_table`] (names, descriptions).

@@ -8,9 +8,9 @@ use std::sync::atomic::Ordering;
 
 use std::ffi::c_void;
 
+use gpushare_driver_abi::checks;
 use gpushare_driver_abi::cuda_h::{
-    check_cache_config, check_ctx_create_params, check_exec_affinity, check_shared_mem_config,
-    limit, CTX_API_VERSION, CTX_FLAGS_MASK, FUNC_CACHE_PREFER_NONE, SHARED_MEM_FOUR_BYTE_BANKS,
+    limit, CTX_API_VERSION, FUNC_CACHE_PREFER_NONE, SHARED_MEM_FOUR_BYTE_BANKS,
     STREAM_PRIORITY_GREATEST, STREAM_PRIORITY_LEAST,
 };
 use gpushare_driver_abi::export_table;
@@ -33,9 +33,7 @@ fn ptr_of(handle: u64) -> CUcontext {
 
 fn create(dev: CUdevice, flags: u32) -> CuResult<u64> {
     let d = device(dev)?;
-    if flags & !CTX_FLAGS_MASK != 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
+    checks::ctx_flags(flags)?;
     let ctx = d.create_context(dev, flags, false);
     state::push_current_handle(ctx.id());
     Ok(ctx.id())
@@ -125,9 +123,7 @@ fn primary_reset(dev: CUdevice) -> CuResult {
 
 fn primary_set_flags(dev: CUdevice, flags: u32) -> CuResult {
     let d = device(dev)?;
-    if flags & !CTX_FLAGS_MASK != 0 {
-        return Err(CuError::INVALID_VALUE);
-    }
+    checks::ctx_flags(flags)?;
     let mut p = d.primary.lock().map_err(|_| CuError::UNKNOWN)?;
     p.flags = flags;
     if let Some(c) = p.handle.and_then(|h| d.contexts.get(h)) {
@@ -145,14 +141,14 @@ gpushare_driver_abi::implement! {
 
         /// Execution-affinity parameters are not supported (must be none).
         fn ctx_create_v3(pctx: Out<'_, CUcontext>, params: *mut c_void, num_params: i32, flags: u32, dev: CUdevice) -> CuResult {
-            check_exec_affinity(params, num_params)?;
+            checks::ctx_affinity_params(params, num_params)?;
             pctx.write(ptr_of(create(dev, flags)?))
         }
 
         /// `CUctxCreateParams` (affinity, CIG) must be NULL or empty.
         unsafe fn ctx_create_v4(pctx: Out<'_, CUcontext>, params: *mut [usize; 3], flags: u32, dev: CUdevice) -> CuResult {
             // SAFETY: the caller's contract: NULL or a CUctxCreateParams.
-            unsafe { check_ctx_create_params(params) }?;
+            unsafe { checks::ctx_create_params(params) }?;
             pctx.write(ptr_of(create(dev, flags)?))
         }
 
@@ -207,9 +203,7 @@ gpushare_driver_abi::implement! {
 
         fn ctx_set_flags(flags: u32) -> CuResult {
             let (_, c) = state::current()?;
-            if flags & !CTX_FLAGS_MASK != 0 {
-                return Err(CuError::INVALID_VALUE);
-            }
+            checks::ctx_flags(flags)?;
             c.flags.store(flags, Ordering::Relaxed);
             Ok(())
         }
@@ -279,7 +273,7 @@ gpushare_driver_abi::implement! {
         /// Accepted and ignored: there is no L1/shared split to model.
         fn ctx_set_cache_config(config: i32) -> CuResult {
             state::current()?;
-            check_cache_config(config)
+            checks::cache_config(config)
         }
 
         fn ctx_get_shared_mem_config(config: Out<'_, i32>) -> CuResult {
@@ -290,7 +284,7 @@ gpushare_driver_abi::implement! {
         /// Accepted and ignored.
         fn ctx_set_shared_mem_config(config: i32) -> CuResult {
             state::current()?;
-            check_shared_mem_config(config)
+            checks::shared_mem_config(config)
         }
 
         fn ctx_get_stream_priority_range(least: OptOut<'_, i32>, greatest: OptOut<'_, i32>) -> CuResult {

@@ -2,8 +2,9 @@
 //! `_ptds`/`_ptsz` per-thread-default-stream variants.
 //!
 //! Every copy is an op on a stream (synchronous ones on the legacy or per-thread default stream,
-//! then waited for; they return the context's sticky error). Device ranges are validated at
-//! submission (`INVALID_VALUE` for a range outside one allocation or a read-only destination).
+//! then waited for; they return the context's sticky error). A copy's geometry is the shared
+//! [`CopyShape`]: pitches and device ranges are validated at submission (`INVALID_VALUE` for a
+//! range outside one allocation or a read-only destination).
 //! Host pointers are captured and used at execution time, except that asynchronous copies from
 //! pageable memory are staged (copied into a driver buffer at submission, as CUDA does) and
 //! asynchronous copies to pageable memory return only once complete (as CUDA does). Only the `_v2`
@@ -11,19 +12,17 @@
 
 use std::ffi::c_void;
 
+use gpushare_driver_abi::checks::copy::{device_range, memset_span, CopyShape};
+use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
 use gpushare_driver_abi::surface::DefaultStream;
 
 use super::resolve::{self, work_stream};
-use crate::error::{CuError, CuResult};
+use crate::error::CuResult;
 use crate::exec::executor::{CopyWork, MemsetWork, Until, Work};
 use crate::exec::timing::CopyKind;
 use crate::memory::MemoryKind;
 use crate::state::{self, Driver};
 use crate::sys::{CUcontext, CUdeviceptr, CUstream};
-use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
-use gpushare_driver_abi::cuda_h::{
-    MEMORYTYPE_ARRAY, MEMORYTYPE_DEVICE, MEMORYTYPE_HOST, MEMORYTYPE_UNIFIED,
-};
 
 /// How an entry point waits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -34,84 +33,64 @@ enum Mode {
     Async(CUstream, DefaultStream),
 }
 
-/// A (possibly 2-D) copy request.
-struct Req {
-    kind: CopyKind,
-    dst: u64,
-    src: u64,
-    width: u64,
-    height: u64,
-    dst_pitch: u64,
-    src_pitch: u64,
-}
-
-impl Req {
-    fn linear(kind: CopyKind, dst: u64, src: u64, bytes: u64) -> Self {
-        Req {
-            kind,
-            dst,
-            src,
-            width: bytes,
-            height: 1,
-            dst_pitch: bytes,
-            src_pitch: bytes,
+impl Mode {
+    /// The stream the work goes on (NULL: the default stream) and which default stream NULL
+    /// names.
+    fn stream(self) -> (CUstream, DefaultStream) {
+        match self {
+            Mode::Sync(ds) => (std::ptr::null_mut(), ds),
+            Mode::Async(s, ds) => (s, ds),
         }
     }
 }
 
-/// Bytes from the first to the last byte touched by `height` rows of `width` bytes `pitch` apart.
-fn span(width: u64, height: u64, pitch: u64) -> CuResult<u64> {
-    (height - 1)
-        .checked_mul(pitch)
-        .and_then(|v| v.checked_add(width))
-        .ok_or(CuError::INVALID_VALUE)
+/// Whether `[ptr, ptr + len)` lies inside one allocation (with write access: `write`).
+fn device_ok(d: &Driver, ptr: u64, len: u64, write: bool) -> bool {
+    d.memory.device_range(ptr, len, write).is_ok()
 }
 
-fn check_device(d: &Driver, what: &str, ptr: u64, len: u64, write: bool) -> CuResult {
-    d.memory
-        .device_range(ptr, len, write)
-        .map(|_| ())
-        .inspect_err(|_| {
-            tracing::warn!(
-                "{what}: device range {ptr:#x}+{len} is not inside one allocation{}",
-                if write { " with write access" } else { "" }
-            );
-        })
+/// Unified addressing: whether `p` is device memory.
+fn is_device(d: &Driver, p: u64) -> bool {
+    d.memory.classify(p) == Some(MemoryKind::Device)
 }
 
-fn copy(what: &str, r: Req, mode: Mode) -> CuResult {
-    let (stream, default_stream) = match mode {
-        Mode::Sync(ds) => (std::ptr::null_mut(), ds),
-        Mode::Async(s, ds) => (s, ds),
-    };
+/// The direction of a copy between the sides `r` names.
+fn kind_of(r: &CopyShape) -> CopyKind {
+    match (r.dst_dev, r.src_dev) {
+        (true, true) => CopyKind::D2D,
+        (true, false) => CopyKind::H2D,
+        (false, true) => CopyKind::D2H,
+        (false, false) => CopyKind::H2H,
+    }
+}
+
+/// Copies the source rows of a host-to-device copy into a driver buffer (CUDA stages pageable
+/// sources at submission, so the caller may reuse the buffer once the call returns).
+///
+/// # Safety
+/// The source rows of `r` must be readable host memory.
+unsafe fn stage(r: &CopyShape) -> Vec<u8> {
+    let mut buf = Vec::with_capacity((r.width * r.height) as usize);
+    for row in 0..r.height {
+        let p = (r.src + row * r.src_pitch) as *const u8;
+        // SAFETY: a source row, readable per the contract.
+        buf.extend_from_slice(unsafe { std::slice::from_raw_parts(p, r.width as usize) });
+    }
+    buf
+}
+
+fn copy(what: &str, r: CopyShape, mode: Mode) -> CuResult {
+    let (stream, default_stream) = mode.stream();
     let (d, ctx, s) = work_stream(stream, default_stream)?;
-    if r.width == 0 || r.height == 0 {
+    if r.is_empty() {
         return Ok(());
     }
-    if r.height > 1 && (r.dst_pitch < r.width || r.src_pitch < r.width) {
-        tracing::warn!("{what}: pitch smaller than the row width");
-        return Err(CuError::INVALID_VALUE);
-    }
-    let dst_span = span(r.width, r.height, r.dst_pitch)?;
-    let src_span = span(r.width, r.height, r.src_pitch)?;
-    let (dst_dev, src_dev) = match r.kind {
-        CopyKind::H2D => (true, false),
-        CopyKind::D2H => (false, true),
-        CopyKind::D2D => (true, true),
-        CopyKind::H2H => (false, false),
-    };
-    for (dev, ptr, len, write) in [
-        (dst_dev, r.dst, dst_span, true),
-        (src_dev, r.src, src_span, false),
-    ] {
-        if dev {
-            check_device(d, what, ptr, len, write)?;
-        } else if ptr == 0 {
-            tracing::warn!("{what}: NULL host pointer");
-            return Err(CuError::INVALID_VALUE);
-        }
-    }
-    let pinned = match r.kind {
+    let (dst_span, src_span) = r.spans(what)?;
+    r.check_sides(what, (dst_span, src_span), |p, len, w| {
+        device_ok(d, p, len, w)
+    })?;
+    let kind = kind_of(&r);
+    let pinned = match kind {
         CopyKind::H2D => d
             .memory
             .host_is_pinned(r.src as *const u8, src_span as usize),
@@ -122,20 +101,11 @@ fn copy(what: &str, r: Req, mode: Mode) -> CuResult {
         CopyKind::H2H => false,
     };
     let is_async = matches!(mode, Mode::Async(..));
-    let staged = if is_async && r.kind == CopyKind::H2D && !pinned {
-        let mut buf = Vec::with_capacity((r.width * r.height) as usize);
-        for row in 0..r.height {
-            let p = (r.src + row * r.src_pitch) as *const u8;
-            // SAFETY: the caller's source rows are readable now (CUDA stages pageable sources at
-            // submission, so the caller may reuse the buffer once this call returns).
-            buf.extend_from_slice(unsafe { std::slice::from_raw_parts(p, r.width as usize) });
-        }
-        Some(buf)
-    } else {
-        None
-    };
+    // SAFETY: the caller's source rows are readable now (checked above: not NULL; valid per the
+    // CUDA contract).
+    let staged = (is_async && kind == CopyKind::H2D && !pinned).then(|| unsafe { stage(&r) });
     let work = Work::Copy(CopyWork {
-        kind: r.kind,
+        kind,
         dst: r.dst,
         src: r.src,
         width: r.width,
@@ -147,7 +117,7 @@ fn copy(what: &str, r: Req, mode: Mode) -> CuResult {
     });
     let op = d.exec.submit(&ctx, &s, work)?;
     // Synchronous copies, and copies to or between pageable host buffers, return when done.
-    let blocking = !is_async || (!pinned && matches!(r.kind, CopyKind::D2H | CopyKind::H2H));
+    let blocking = !is_async || (!pinned && matches!(kind, CopyKind::D2H | CopyKind::H2H));
     if blocking {
         d.exec.wait(&op, Until::End)?;
         ctx.check_usable()?;
@@ -155,19 +125,14 @@ fn copy(what: &str, r: Req, mode: Mode) -> CuResult {
     Ok(())
 }
 
-/// `cuMemcpy`/`cuMemcpyAsync`/peer copies: the direction comes from where the pointers are.
+/// `cuMemcpy`/`cuMemcpyAsync`: the direction comes from where the pointers are.
 fn unified(what: &str, dst: u64, src: u64, bytes: u64, mode: Mode) -> CuResult {
     let d = state::driver()?;
-    let on_device = |p: u64| d.memory.classify(p) == Some(MemoryKind::Device);
-    let kind = match (on_device(dst), on_device(src)) {
-        (true, true) => CopyKind::D2D,
-        (true, false) => CopyKind::H2D,
-        (false, true) => CopyKind::D2H,
-        (false, false) => CopyKind::H2H,
-    };
-    copy(what, Req::linear(kind, dst, src, bytes), mode)
+    let r = CopyShape::linear(is_device(d, dst), is_device(d, src), dst, src, bytes);
+    copy(what, r, mode)
 }
 
+/// Peer copies: one device, so a device-to-device copy between live contexts.
 fn peer(
     what: &str,
     dst: u64,
@@ -180,30 +145,17 @@ fn peer(
     let d = state::driver()?;
     resolve::context(d, dst_ctx)?;
     resolve::context(d, src_ctx)?;
-    copy(what, Req::linear(CopyKind::D2D, dst, src, bytes), mode)
+    copy(what, CopyShape::linear(true, true, dst, src, bytes), mode)
 }
 
 fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
-    let (stream, default_stream) = match mode {
-        Mode::Sync(ds) => (std::ptr::null_mut(), ds),
-        Mode::Async(s, ds) => (s, ds),
-    };
+    let (stream, default_stream) = mode.stream();
     let (d, ctx, s) = work_stream(stream, default_stream)?;
     if w.width == 0 || w.height == 0 {
         return Ok(());
     }
-    let row = w
-        .width
-        .checked_mul(u64::from(w.elem))
-        .ok_or(CuError::INVALID_VALUE)?;
-    if w.height > 1 && w.pitch < row {
-        tracing::warn!(
-            "{what}: pitch {} smaller than the row ({row} bytes)",
-            w.pitch
-        );
-        return Err(CuError::INVALID_VALUE);
-    }
-    check_device(d, what, w.dst, span(row, w.height, w.pitch)?, true)?;
+    let span = memset_span(what, w.width, w.height, w.pitch, w.elem)?;
+    device_range(what, w.dst, span, true, device_ok(d, w.dst, span, true))?;
     let op = d.exec.submit(&ctx, &s, Work::Memset(w))?;
     if matches!(mode, Mode::Sync(_)) {
         d.exec.wait(&op, Until::End)?;
@@ -212,92 +164,28 @@ fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
     Ok(())
 }
 
-/// Resolves one side of a 2-D copy: (address of its first byte, on device?).
-fn side_2d(
-    d: &Driver,
-    ty: u32,
-    host: u64,
-    device: u64,
-    x: usize,
-    y: usize,
-    pitch: usize,
-) -> CuResult<(u64, bool)> {
-    let (base, dev) = match ty {
-        MEMORYTYPE_HOST => (host, false),
-        MEMORYTYPE_DEVICE => (device, true),
-        MEMORYTYPE_UNIFIED => (
-            device,
-            d.memory.classify(device) == Some(MemoryKind::Device),
-        ),
-        MEMORYTYPE_ARRAY => {
-            tracing::warn!("cuMemcpy2D with CUDA arrays is not supported by the CPU device");
-            return Err(CuError::NOT_SUPPORTED);
-        }
-        _ => return Err(CuError::INVALID_VALUE),
-    };
-    let off = (y as u64)
-        .checked_mul(pitch as u64)
-        .and_then(|v| v.checked_add(x as u64))
-        .ok_or(CuError::INVALID_VALUE)?;
-    Ok((base.checked_add(off).ok_or(CuError::INVALID_VALUE)?, dev))
-}
-
+/// A `CUDA_MEMCPY2D` (host and device memory; CUDA arrays are `NOT_SUPPORTED`).
 fn copy_2d(what: &str, c: &CudaMemcpy2D, mode: Mode) -> CuResult {
     let d = state::driver()?;
-    let (src, src_dev) = side_2d(
-        d,
-        c.src_memory_type,
-        c.src_host as u64,
-        c.src_device,
-        c.src_x_in_bytes,
-        c.src_y,
-        c.src_pitch,
-    )?;
-    let (dst, dst_dev) = side_2d(
-        d,
-        c.dst_memory_type,
-        c.dst_host as u64,
-        c.dst_device,
-        c.dst_x_in_bytes,
-        c.dst_y,
-        c.dst_pitch,
-    )?;
-    let kind = match (dst_dev, src_dev) {
-        (true, true) => CopyKind::D2D,
-        (true, false) => CopyKind::H2D,
-        (false, true) => CopyKind::D2H,
-        (false, false) => CopyKind::H2H,
-    };
-    let req = Req {
-        kind,
-        dst,
-        src,
-        width: c.width_in_bytes as u64,
-        height: c.height as u64,
-        dst_pitch: c.dst_pitch as u64,
-        src_pitch: c.src_pitch as u64,
-    };
-    copy(what, req, mode)
+    copy(what, CopyShape::from_2d(c, |p| is_device(d, p))?, mode)
 }
 
 fn htod(what: &str, dst: CUdeviceptr, src: *const c_void, n: usize, mode: Mode) -> CuResult {
-    copy(
-        what,
-        Req::linear(CopyKind::H2D, dst, src as u64, n as u64),
-        mode,
-    )
+    let r = CopyShape::linear(true, false, dst, src as u64, n as u64);
+    copy(what, r, mode)
 }
 
 fn dtoh(what: &str, dst: *mut c_void, src: CUdeviceptr, n: usize, mode: Mode) -> CuResult {
-    copy(
-        what,
-        Req::linear(CopyKind::D2H, dst as u64, src, n as u64),
-        mode,
-    )
+    let r = CopyShape::linear(false, true, dst as u64, src, n as u64);
+    copy(what, r, mode)
 }
 
 fn dtod(what: &str, dst: CUdeviceptr, src: CUdeviceptr, n: usize, mode: Mode) -> CuResult {
-    copy(what, Req::linear(CopyKind::D2D, dst, src, n as u64), mode)
+    copy(
+        what,
+        CopyShape::linear(true, true, dst, src, n as u64),
+        mode,
+    )
 }
 
 fn set_1d(what: &str, dst: CUdeviceptr, elem: u8, value: u32, n: usize, mode: Mode) -> CuResult {

@@ -3,7 +3,8 @@
 
 use std::ffi::c_char;
 
-use gpushare_driver_abi::cuda_h::{pci_bus_id_matches, CUuuid};
+use gpushare_driver_abi::checks::pci_bus_id_matches;
+use gpushare_driver_abi::cuda_h::CUuuid;
 use gpushare_driver_abi::surface::Out;
 use gpushare_driver_abi::sys::write_c_string;
 

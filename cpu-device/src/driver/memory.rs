@@ -7,6 +7,7 @@
 //! fits in 32 bits here (the arena lies high in the address space), so the calls that return one
 //! fail with `NOT_SUPPORTED` and a log line (the generated layer's narrowing `Out`).
 
+use gpushare_driver_abi::checks;
 use gpushare_driver_abi::surface::{OptOut, Out};
 
 use crate::error::{CuError, CuResult};
@@ -44,12 +45,7 @@ fn address_range(ptr: u64) -> CuResult<(u64, u64)> {
 
 /// Pitch and allocation for a `width` × `height` 2D array of `element_size`-byte elements.
 fn alloc_pitch(width: u64, height: u64, element_size: u32) -> CuResult<(u64, u64)> {
-    if !matches!(element_size, 4 | 8 | 16) || width == 0 || height == 0 {
-        tracing::debug!(
-            "cuMemAllocPitch({width}, {height}, {element_size}): zero extent or element size not 4, 8 or 16"
-        );
-        return Err(CuError::INVALID_VALUE);
-    }
+    checks::alloc_pitch(width, height, element_size)?;
     let pitch = width
         .checked_add(PITCH_ALIGN - 1)
         .map(|w| w & !(PITCH_ALIGN - 1))

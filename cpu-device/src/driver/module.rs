@@ -12,105 +12,8 @@ use crate::exec::image;
 use crate::exec::module::{FuncAttrs, LoadError};
 use crate::state::{self, Driver};
 use crate::sys::{CUdeviceptr, CUfunction, CUkernel, CUlibrary, CUmodule};
-use gpushare_driver_abi::cuda_h::{JIT_ERROR_LOG_BUFFER, JIT_ERROR_LOG_BUFFER_SIZE_BYTES};
+use gpushare_driver_abi::checks::jit::JitLogs;
 use gpushare_driver_abi::surface::{OptOut, Out};
-
-/// `CUjit_option` values this device looks at.
-const JIT_WALL_TIME: u32 = 2;
-const JIT_INFO_LOG_BUFFER: u32 = 3;
-const JIT_INFO_LOG_BUFFER_SIZE_BYTES: u32 = 4;
-
-/// The JIT log buffers named in a `CUjit_option` list.
-struct JitLogs {
-    values: *mut *mut c_void,
-    info: Option<(*mut u8, usize)>,
-    error: Option<(*mut u8, usize)>,
-    info_size_slot: Option<usize>,
-    error_size_slot: Option<usize>,
-    wall_time_slot: Option<usize>,
-}
-
-impl JitLogs {
-    /// No options.
-    fn none() -> JitLogs {
-        JitLogs {
-            values: std::ptr::null_mut(),
-            info: None,
-            error: None,
-            info_size_slot: None,
-            error_size_slot: None,
-            wall_time_slot: None,
-        }
-    }
-
-    /// Reads the options; unknown ones are accepted and ignored.
-    ///
-    /// # Safety
-    /// `options` and `values` must hold `n` entries when non-NULL.
-    unsafe fn parse(n: u32, options: *const u32, values: *mut *mut c_void) -> CuResult<JitLogs> {
-        let mut logs = JitLogs {
-            values,
-            ..JitLogs::none()
-        };
-        if n == 0 {
-            return Ok(logs);
-        }
-        if options.is_null() || values.is_null() {
-            return Err(CuError::INVALID_VALUE);
-        }
-        let (mut info_buf, mut err_buf, mut info_len, mut err_len) = (None, None, 0, 0);
-        for i in 0..n as usize {
-            // SAFETY: both arrays hold `n` entries.
-            let (opt, val) = unsafe { (options.add(i).read(), values.add(i).read()) };
-            match opt {
-                JIT_INFO_LOG_BUFFER => info_buf = Some(val.cast::<u8>()),
-                JIT_ERROR_LOG_BUFFER => err_buf = Some(val.cast::<u8>()),
-                JIT_INFO_LOG_BUFFER_SIZE_BYTES => {
-                    info_len = val as usize;
-                    logs.info_size_slot = Some(i);
-                }
-                JIT_ERROR_LOG_BUFFER_SIZE_BYTES => {
-                    err_len = val as usize;
-                    logs.error_size_slot = Some(i);
-                }
-                JIT_WALL_TIME => logs.wall_time_slot = Some(i),
-                _ => {}
-            }
-        }
-        logs.info = info_buf
-            .filter(|p| !p.is_null() && info_len > 0)
-            .map(|p| (p, info_len));
-        logs.error = err_buf
-            .filter(|p| !p.is_null() && err_len > 0)
-            .map(|p| (p, err_len));
-        Ok(logs)
-    }
-
-    /// Writes the logs and output options.
-    fn finish(&self, info: &str, error: &str) {
-        // SAFETY (all blocks below): the buffers and the value array come from the caller's option
-        // list, with the sizes it declared.
-        let put = |buf: Option<(*mut u8, usize)>, slot: Option<usize>, text: &str| {
-            let Some((p, cap)) = buf else { return };
-            let n = text.len().min(cap - 1);
-            // SAFETY: see above; `n + 1 <= cap`.
-            unsafe {
-                std::ptr::copy_nonoverlapping(text.as_ptr(), p, n);
-                p.add(n).write(0);
-            }
-            if let Some(i) = slot {
-                // SAFETY: see above.
-                unsafe { self.values.add(i).write((n + 1) as *mut c_void) };
-            }
-        };
-        put(self.info, self.info_size_slot, info);
-        put(self.error, self.error_size_slot, error);
-        if let Some(i) = self.wall_time_slot {
-            // SAFETY: see above. The wall time is a float stored in the value slot itself.
-            unsafe { self.values.add(i).cast::<f32>().write_unaligned(0.0) };
-        }
-    }
-}
 
 fn sm(d: &Driver) -> u32 {
     let (major, minor) = d.profile.compute_capability;
@@ -121,7 +24,7 @@ fn sm(d: &Driver) -> u32 {
 ///
 /// # Safety
 /// `image` points to PTX text, a cubin, a fatbin or a fatbin wrapper.
-unsafe fn load_data(out: Out<'_, CUmodule>, image: *const c_void, logs: &JitLogs) -> CuResult {
+unsafe fn load_data(out: Out<'_, CUmodule>, image: *const c_void, logs: &JitLogs<'_>) -> CuResult {
     let (d, ctx) = state::current()?;
     // SAFETY: the caller's contract.
     let result = unsafe { image::ptx_from_ptr(image, sm(d)) }
@@ -134,7 +37,7 @@ unsafe fn load_data(out: Out<'_, CUmodule>, image: *const c_void, logs: &JitLogs
 fn finish_load(
     out: Out<'_, *mut c_void>,
     result: Result<u64, LoadError>,
-    logs: &JitLogs,
+    logs: &JitLogs<'_>,
 ) -> CuResult {
     match result {
         Ok(h) => {
@@ -155,7 +58,7 @@ fn read_file(path: &str) -> CuResult<Vec<u8>> {
     })
 }
 
-fn load_library(out: Out<'_, CUlibrary>, text: CuResult<String>, logs: &JitLogs) -> CuResult {
+fn load_library(out: Out<'_, CUlibrary>, text: CuResult<String>, logs: &JitLogs<'_>) -> CuResult {
     let d = state::driver()?;
     let result = text
         .map_err(LoadError::from)

@@ -15,49 +15,19 @@ use crate::memory::GRANULARITY;
 use crate::state;
 use crate::sys::CUdeviceptr;
 use crate::CpuDevice;
+use gpushare_driver_abi::checks;
 use gpushare_driver_abi::cuda_h::CUmemGenericAllocationHandle;
 pub use gpushare_driver_abi::cuda_h::{
     CUmemAccessDesc, CUmemAllocFlags, CUmemAllocationProp, CUmemLocation,
 };
 use gpushare_driver_abi::cuda_h::{
     ALLOCATION_TYPE_PINNED, HANDLE_POSIX_FD, HANDLE_UNSUPPORTED, LOCATION_DEVICE,
-    LOCATION_HOST_TYPES,
 };
 use gpushare_driver_abi::surface::{In, Out};
 
-/// Checks a `CUmemAllocationProp` for a device allocation; returns its handle types.
-fn check_prop(p: &CUmemAllocationProp) -> CuResult<u32> {
-    if p.type_ != ALLOCATION_TYPE_PINNED {
-        tracing::debug!("CUmemAllocationProp.type {} is not PINNED", p.type_);
-        return Err(CuError::INVALID_VALUE);
-    }
-    check_location(&p.location)?;
-    let types = p.requested_handle_types;
-    if types & HANDLE_UNSUPPORTED != 0 {
-        tracing::warn!("requestedHandleTypes {types:#x}: only POSIX file descriptors are supported by the CPU device");
-        return Err(CuError::NOT_SUPPORTED);
-    }
-    if types & !HANDLE_POSIX_FD != 0 {
-        tracing::debug!("requestedHandleTypes {types:#x} has unknown bits");
-        return Err(CuError::INVALID_VALUE);
-    }
-    Ok(types as u32)
-}
-
-/// Accepts device 0; host locations are `NOT_SUPPORTED`, anything else invalid.
-fn check_location(loc: &CUmemLocation) -> CuResult {
-    match loc.type_ {
-        LOCATION_DEVICE if loc.id == 0 => Ok(()),
-        LOCATION_DEVICE => Err(CuError::INVALID_DEVICE),
-        t if LOCATION_HOST_TYPES.contains(&t) => {
-            tracing::warn!("host-located VMM allocations are not supported by the CPU device");
-            Err(CuError::NOT_SUPPORTED)
-        }
-        t => {
-            tracing::debug!("CUmemLocation.type {t} is not valid");
-            Err(CuError::INVALID_VALUE)
-        }
-    }
+/// The CPU device has one device, ordinal 0.
+fn has_device(dev: i32) -> bool {
+    dev == 0
 }
 
 gpushare_driver_abi::implement! {
@@ -65,10 +35,8 @@ gpushare_driver_abi::implement! {
         /// 2 MiB, minimum and recommended.
         fn mem_get_allocation_granularity(granularity: Out<'_, usize>, prop: In<CUmemAllocationProp>, option: i32) -> CuResult {
             state::driver()?;
-            if !matches!(option, 0 | 1) {
-                return Err(CuError::INVALID_VALUE);
-            }
-            check_prop(&prop)?;
+            checks::granularity_option(option)?;
+            checks::allocation_prop(&prop, has_device)?;
             granularity.write(GRANULARITY as usize)
         }
 
@@ -92,7 +60,7 @@ gpushare_driver_abi::implement! {
             if flags != 0 {
                 return Err(CuError::INVALID_VALUE);
             }
-            let types = check_prop(&prop)?;
+            let types = checks::allocation_prop(&prop, has_device)?;
             handle.write(d.memory.create(size as u64, types)?)
         }
 
@@ -121,39 +89,16 @@ gpushare_driver_abi::implement! {
         /// Device 0 with PROT_NONE (0), PROT_READ (1) or PROT_READWRITE (3).
         unsafe fn mem_set_access(ptr: CUdeviceptr, size: usize, desc: *const CUmemAccessDesc, count: usize) -> CuResult {
             let d = state::driver()?;
-            if desc.is_null() || count == 0 {
-                return Err(CuError::INVALID_VALUE);
-            }
-            let mut perm = None;
-            for i in 0..count {
-                // SAFETY: the caller passes `count` descriptors.
-                let a = unsafe { desc.add(i).read_unaligned() };
-                match a.location.type_ {
-                    LOCATION_DEVICE if a.location.id != 0 => return Err(CuError::INVALID_DEVICE),
-                    LOCATION_DEVICE if matches!(a.flags, 0 | 1 | 3) => perm = Some(a.flags as u8),
-                    _ => {
-                        tracing::debug!("cuMemSetAccess: location type {} / flags {} not supported for device memory", a.location.type_, a.flags);
-                        return Err(CuError::INVALID_VALUE);
-                    }
-                }
-            }
-            match perm {
-                Some(p) => d.memory.set_access(ptr, size as u64, p),
-                None => Err(CuError::INVALID_VALUE),
-            }
+            // SAFETY: the caller passes NULL or `count` descriptors.
+            let (perm, _) = unsafe { checks::access_descs(desc, count, has_device) }?;
+            d.memory.set_access(ptr, size as u64, perm)
         }
 
         /// The device's access; host locations report none.
         fn mem_get_access(flags: Out<'_, u64>, location: In<CUmemLocation>, ptr: CUdeviceptr) -> CuResult {
             let d = state::driver()?;
             let perm = d.memory.access(ptr)?;
-            let v = match location.type_ {
-                LOCATION_DEVICE if location.id == 0 => u64::from(perm),
-                LOCATION_DEVICE => return Err(CuError::INVALID_DEVICE),
-                t if LOCATION_HOST_TYPES.contains(&t) => 0,
-                _ => return Err(CuError::INVALID_VALUE),
-            };
-            flags.write(v)
+            flags.write(checks::location_access(&location, has_device, perm)?)
         }
 
         /// POSIX file descriptors only (an `int` the caller owns).

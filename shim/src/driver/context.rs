@@ -12,15 +12,15 @@ use std::sync::Arc;
 
 use gpushare_client::proto::{Reply, Request};
 use gpushare_driver_abi::checks;
+use gpushare_driver_abi::cuda_h::{
+    CTX_API_VERSION, FUNC_CACHE_PREFER_NONE, SHARED_MEM_FOUR_BYTE_BANKS,
+};
 use gpushare_driver_abi::export_table;
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::current::{per_thread_slot, stack};
 use crate::runtime::{current, require_current, runtime, ContextState, Primary, Runtime};
 use crate::Shim;
-
-/// The API version every context reports (`cuCtxGetApiVersion`): the 3.2+ API.
-const API_VERSION: u32 = 3020;
 
 fn ptr_of(h: u64) -> CUcontext {
     h as usize as CUcontext
@@ -267,7 +267,7 @@ gpushare_driver_abi::implement! {
         /// `cuCtxGetApiVersion`: contexts report the 3.2+ API (3020).
         fn ctx_get_api_version(ctx: CUcontext, version: Out<'_, u32>) -> CuResult {
             context_or_current(runtime()?, ctx)?;
-            version.write(API_VERSION)
+            version.write(CTX_API_VERSION)
         }
 
         /// `cuCtxSynchronize`: waits for all of the tenant's work; returns the sticky error.
@@ -297,7 +297,7 @@ gpushare_driver_abi::implement! {
         /// `cuCtxGetCacheConfig`: `CU_FUNC_CACHE_PREFER_NONE`.
         fn ctx_get_cache_config(config: Out<'_, i32>) -> CuResult {
             require_current()?;
-            config.write(0)
+            config.write(FUNC_CACHE_PREFER_NONE)
         }
 
         /// `cuCtxSetCacheConfig`: accepted (0..=3) and ignored.
@@ -309,7 +309,7 @@ gpushare_driver_abi::implement! {
         /// `cuCtxGetSharedMemConfig`: four-byte banks.
         fn ctx_get_shared_mem_config(config: Out<'_, i32>) -> CuResult {
             require_current()?;
-            config.write(1)
+            config.write(SHARED_MEM_FOUR_BYTE_BANKS)
         }
 
         /// `cuCtxSetSharedMemConfig`: accepted and ignored.

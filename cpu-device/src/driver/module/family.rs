@@ -3,14 +3,13 @@
 
 use std::ffi::{c_char, c_void};
 
-use gpushare_driver_abi::cuda_h::{
-    check_cache_config, check_shared_mem_config, CUjitOption, FUNCTION_LOADED, MODULE_EAGER_LOADING,
-};
+use gpushare_driver_abi::checks::{self, jit::JitLogs};
+use gpushare_driver_abi::cuda_h::{CUjitOption, FUNCTION_LOADED, MODULE_EAGER_LOADING};
 use gpushare_driver_abi::surface::{OptOut, Out};
 
 use super::{
     finish_load, function_view, get_attribute, kernel_view, load_data, load_library, param_info,
-    read_file, set_attribute, sm, with_function, with_kernel, write_global, JitLogs,
+    read_file, set_attribute, sm, with_function, with_kernel, write_global,
 };
 use crate::error::{CuError, CuResult};
 use crate::exec::image;
@@ -193,7 +192,7 @@ gpushare_driver_abi::implement! {
 
         /// Accepted (0..=3), no effect.
         fn kernel_set_cache_config(kernel: CUkernel, config: i32, _dev: CUdevice) -> CuResult {
-            check_cache_config(config)?;
+            checks::cache_config(config)?;
             with_kernel(kernel, |_, k| {
                 k.attrs.lock().map_err(|_| CuError::UNKNOWN)?.cache_config = config;
                 Ok(())
@@ -222,7 +221,7 @@ gpushare_driver_abi::implement! {
 
         /// Accepted (0..=3), no effect.
         fn func_set_cache_config(func: CUfunction, config: i32) -> CuResult {
-            check_cache_config(config)?;
+            checks::cache_config(config)?;
             with_function(func, |_, f| {
                 f.attrs.lock().map_err(|_| CuError::UNKNOWN)?.cache_config = config;
                 Ok(())
@@ -231,7 +230,7 @@ gpushare_driver_abi::implement! {
 
         /// Accepted (0..=2), no effect.
         fn func_set_shared_mem_config(func: CUfunction, config: i32) -> CuResult {
-            check_shared_mem_config(config)?;
+            checks::shared_mem_config(config)?;
             with_function(func, |_, _| Ok(()))
         }
 

@@ -1,9 +1,10 @@
-//! How entry points cross the C ABI.
+//! How entry points cross the C ABI: the pieces the generated layer
+//! ([`crate::surface::exports`]) calls.
 //!
-//! [`cuda_exports!`] turns a list of Rust bodies returning [`CuResult`] into `#[no_mangle] extern "C"`
-//! functions that catch panics (a panic never unwinds into the caller: it becomes
-//! `CUDA_ERROR_UNKNOWN` with a log line), and records each export in the family's `EXPORTS` table,
-//! which `cuGetProcAddress` and the unsupported-symbol list are built from.
+//! - [`guard`] runs an entry point's body and turns its [`CuResult`] into a `CUresult`; a panic
+//!   never unwinds into the caller: it becomes `CUDA_ERROR_UNKNOWN` with a log line.
+//! - [`not_supported`] is the body of every entry point a library does not implement.
+//! - [`Export`] is one row of a layer's symbol table, which `cuGetProcAddress` resolves from.
 
 use std::collections::HashSet;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -73,36 +74,4 @@ pub fn not_supported(name: &'static str, library: &'static str) -> CUresult {
         );
     }
     CuError::NOT_SUPPORTED.code()
-}
-
-/// Declares exported driver entry points.
-///
-/// ```ignore
-/// cuda_exports! {
-///     fn cuFoo(x: *mut i32) {
-///         // body returning CuResult
-///     }
-/// }
-/// ```
-/// expands to `#[no_mangle] pub unsafe extern "C" fn cuFoo(x: *mut i32) -> CUresult` plus an entry in
-/// this module's `EXPORTS`.
-#[macro_export]
-macro_rules! cuda_exports {
-    ($( $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $body:block )*) => {
-        $(
-            $(#[$meta])*
-            ///
-            /// # Safety
-            /// A C ABI entry point: pointer arguments must be valid as the CUDA driver API requires.
-            #[no_mangle]
-            #[allow(non_snake_case, clippy::missing_safety_doc)]
-            pub unsafe extern "C" fn $name($($arg: $ty),*) -> $crate::error::CUresult {
-                $crate::export::guard(stringify!($name), || -> $crate::error::CuResult { $body })
-            }
-        )*
-        /// The entry points this module exports.
-        pub(crate) const EXPORTS: &[$crate::export::Export] = &[
-            $( $crate::export::Export { name: stringify!($name), addr: $name as *const () }, )*
-        ];
-    };
 }

@@ -5,11 +5,12 @@
 //! driver [`surface`] and export the layer [`driver_exports!`] generates from it, with the
 //! argument checks of [`checks`] in common. Both resolve `cuGetProcAddress` with
 //! [`procaddress::ProcResolver`] over the generated [`proc_table`]; both hand libcudart the same
-//! hidden tables ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item here would be
-//! exported twice by a process that loads both), so it can be linked into either.
+//! hidden tables ([`export_table`]). This crate itself exports no symbol (a `#[no_mangle]` item
+//! here would be exported twice by a process that loads both): the layer is expanded in each
+//! library's thin cdylib.
 //!
 //! - [`error`]: `CUresult` as `Result<(), CuError>`, and [`error_table`] (names, descriptions).
-//! - [`export`]: the export macro and its panic guard; the NOT_SUPPORTED stub body.
+//! - [`export`]: the panic guard of every entry point; the NOT_SUPPORTED stub body.
 //! - [`sys`]: C ABI types shared by every family, out-pointer helpers; [`cuda_h`]: the
 //!   structures and enumerator values of cuda.h both libraries read.
 //! - [`log`]: logging to stderr, off unless `GPUSHARE_LOG` is set.
@@ -23,7 +24,6 @@ pub mod cuda_h;
 pub mod error;
 pub mod error_strings;
 pub mod error_table;
-#[macro_use]
 pub mod export;
 pub mod export_table;
 pub mod image;

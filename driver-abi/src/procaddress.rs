@@ -110,7 +110,7 @@ impl ProcResolver {
         for e in PROC_TABLE {
             let Some(&(addr, supported)) = addrs.get(e.symbol) else {
                 // Only when the generated files are stale (or an entry point bypasses
-                // cuda_exports!): scripts/gen-proc-table.py --check reports it.
+                // the declaration): the surface tests report it.
                 crate::export::log_quietly(
                     || tracing::warn!(target: "gpushare::api", "cuGetProcAddress: {} has no address", e.symbol),
                 );

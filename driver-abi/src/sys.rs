@@ -44,20 +44,6 @@ pub unsafe fn write_out<T>(ptr: *mut T, value: T) -> crate::error::CuResult {
     Ok(())
 }
 
-/// Reads a NUL-terminated C string argument; NULL or invalid UTF-8 gives `INVALID_VALUE`.
-///
-/// # Safety
-/// `ptr` must be NULL or point to a NUL-terminated string that outlives `'a`.
-pub unsafe fn c_str<'a>(ptr: *const std::ffi::c_char) -> crate::error::CuResult<&'a str> {
-    if ptr.is_null() {
-        return Err(crate::error::CuError::INVALID_VALUE);
-    }
-    // SAFETY: non-null and NUL-terminated per the caller's contract.
-    unsafe { std::ffi::CStr::from_ptr(ptr) }
-        .to_str()
-        .map_err(|_| crate::error::CuError::INVALID_VALUE)
-}
-
 /// Copies `text` into a caller buffer of `len` bytes, truncating, always NUL-terminated
 /// (`cuDeviceGetName`, `cuDeviceGetPCIBusId`); NULL or `len <= 0` gives `INVALID_VALUE`.
 ///

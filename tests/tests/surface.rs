@@ -265,18 +265,40 @@ fn stream_write_value32_writes_in_stream_order_through_both_libraries() {
                 assert_eq!($layer::cuStreamCreate(&mut s, 1), 0);
                 assert_eq!($layer::cuMemsetD32Async(d, 7, 2, s), 0);
                 assert_eq!($layer::cuStreamWriteValue32_v2(s, d + 4, 0xABCD_1234, 0), 0);
-                assert_eq!($layer::cuStreamWriteValue32_v2(s, d + 2, 1, 0), 1, "unaligned");
-                assert_eq!($layer::cuStreamWriteValue32_v2(s, d + 8, 1, 0), 1, "outside");
-                assert_eq!($layer::cuStreamWriteValue32_v2(s, d, 1, 2), 1, "unknown flag");
+                assert_eq!(
+                    $layer::cuStreamWriteValue32_v2(s, d + 2, 1, 0),
+                    1,
+                    "unaligned"
+                );
+                assert_eq!(
+                    $layer::cuStreamWriteValue32_v2(s, d + 8, 1, 0),
+                    1,
+                    "outside"
+                );
+                assert_eq!(
+                    $layer::cuStreamWriteValue32_v2(s, d, 1, 2),
+                    1,
+                    "unknown flag"
+                );
                 assert_eq!($layer::cuStreamSynchronize(s), 0);
                 assert_eq!($layer::cuMemcpyDtoH_v2(out.as_mut_ptr().cast(), d, 8), 0);
-                assert_eq!(out, [7, 0xABCD_1234], concat!(stringify!($layer), ": in stream order"));
+                assert_eq!(
+                    out,
+                    [7, 0xABCD_1234],
+                    concat!(stringify!($layer), ": in stream order")
+                );
                 assert_eq!($layer::cuStreamDestroy_v2(s), 0);
                 assert_eq!($layer::cuMemFree_v2(d), 0);
                 let (mut pfn, mut status) = (std::ptr::null_mut(), -1);
                 let name = c"cuStreamWriteValue32";
-                assert_eq!($layer::cuGetProcAddress_v2(name.as_ptr(), &mut pfn, 12090, 0, &mut status), 0);
-                assert_eq!(pfn as usize, $layer::cuStreamWriteValue32_v2 as *const () as usize);
+                assert_eq!(
+                    $layer::cuGetProcAddress_v2(name.as_ptr(), &mut pfn, 12090, 0, &mut status),
+                    0
+                );
+                assert_eq!(
+                    pfn as usize,
+                    $layer::cuStreamWriteValue32_v2 as *const () as usize
+                );
             }
         }};
     }

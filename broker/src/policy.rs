@@ -1,14 +1,18 @@
-//! The policy file (`gpushare broker --policy FILE`, TOML): per-tenant scheduling weights and
-//! memory quotas, matched by the tenant name from `Hello`.
+//! The policy file (`gpushare broker --policy FILE`, TOML): per-tenant scheduling weights,
+//! memory quotas, isolation groups and the kernel watchdog, matched by the tenant name from
+//! `Hello`.
 //!
 //! ```toml
 //! [default]
 //! weight = 1
 //! memory_quota = "0"          # bytes, or with a unit: "512MiB", "8GiB"; 0 = no quota
+//! isolation = "uid"           # "tenant" | "uid" | "shared": which tenants share a worker
+//! kernel_timeout = "0"        # "60s", "500ms", "2m"; 0 = no watchdog
 //!
 //! [tenants.llm-small]
 //! weight = 2
 //! memory_quota = "4GiB"
+//! group = "llm"               # a named isolation group (overrides `isolation`)
 //! ```
 //!
 //! Today the quota is enforced (`MemAlloc`/`MemCreate` beyond it fail with
@@ -18,6 +22,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -43,13 +48,33 @@ pub enum PolicyError {
     },
 }
 
+/// Which tenants share a worker process (an isolation group).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// Every tenant (session) its own worker.
+    Tenant,
+    /// Tenants of the same Unix user share one (like MPS's server per user).
+    #[default]
+    Uid,
+    /// Everyone in one worker (most concurrency, no isolation between tenants' device work).
+    Shared,
+}
+
 /// Rules for one tenant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {
     /// Scheduling weight (≥ 1).
     pub weight: u32,
     /// Device memory quota in bytes (0: none).
     pub memory_quota: u64,
+    /// How the tenant's worker is chosen when no `group` is named.
+    pub isolation: Isolation,
+    /// A named isolation group.
+    pub group: Option<String>,
+    /// The kernel watchdog: device work that makes no progress for this long gets the group's
+    /// worker replaced (`Duration::ZERO`: off).
+    pub kernel_timeout: Duration,
 }
 
 impl Default for Rules {
@@ -57,6 +82,9 @@ impl Default for Rules {
         Rules {
             weight: 1,
             memory_quota: 0,
+            isolation: Isolation::Uid,
+            group: None,
+            kernel_timeout: Duration::ZERO,
         }
     }
 }
@@ -66,6 +94,9 @@ impl Default for Rules {
 struct RawRules {
     weight: Option<u32>,
     memory_quota: Option<Size>,
+    isolation: Option<Isolation>,
+    group: Option<String>,
+    kernel_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,7 +144,23 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-fn rules(raw: &RawRules, base: Rules, what: &str) -> Result<Rules, String> {
+/// Parses a duration: `"0"`, or a number with a unit (`ms`, `s`, `m`, `h`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit.trim() {
+        "" if n == 0 => Some(Duration::ZERO),
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+fn rules(raw: &RawRules, base: &Rules, what: &str) -> Result<Rules, String> {
     let weight = raw.weight.unwrap_or(base.weight);
     if weight == 0 {
         return Err(format!("{what}: weight must be at least 1"));
@@ -125,9 +172,22 @@ fn rules(raw: &RawRules, base: Rules, what: &str) -> Result<Rules, String> {
             parse_size(s).ok_or_else(|| format!("{what}: bad memory_quota {s:?}"))?
         }
     };
+    let kernel_timeout = match &raw.kernel_timeout {
+        None => base.kernel_timeout,
+        Some(s) => parse_duration(s)
+            .ok_or_else(|| format!("{what}: bad kernel_timeout {s:?} (e.g. \"60s\", \"0\")"))?,
+    };
+    if let Some(g) = &raw.group {
+        if g.is_empty() || g.chars().any(|c| c.is_control()) {
+            return Err(format!("{what}: bad group name {g:?}"));
+        }
+    }
     Ok(Rules {
         weight,
         memory_quota,
+        isolation: raw.isolation.unwrap_or(base.isolation),
+        group: raw.group.clone().or_else(|| base.group.clone()),
+        kernel_timeout,
     })
 }
 
@@ -139,12 +199,12 @@ impl Policy {
             message,
         };
         let raw: RawPolicy = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let default = rules(&raw.default, Rules::default(), "[default]").map_err(err)?;
+        let default = rules(&raw.default, &Rules::default(), "[default]").map_err(err)?;
         let mut tenants = HashMap::new();
         for (name, r) in &raw.tenants {
             tenants.insert(
                 name.clone(),
-                rules(r, default, &format!("[tenants.{name}]")).map_err(err)?,
+                rules(r, &default, &format!("[tenants.{name}]")).map_err(err)?,
             );
         }
         Ok(Policy { default, tenants })
@@ -161,7 +221,10 @@ impl Policy {
 
     /// The rules for tenant `name`.
     pub fn rules_for(&self, name: &str) -> Rules {
-        self.tenants.get(name).copied().unwrap_or(self.default)
+        self.tenants
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.default.clone())
     }
 }
 
@@ -176,32 +239,42 @@ mod tests {
             "test",
         )
         .unwrap();
-        assert_eq!(
-            p.rules_for("a"),
-            Rules {
-                weight: 2,
-                memory_quota: 4 << 30
-            }
-        );
-        assert_eq!(
-            p.rules_for("b"),
-            Rules {
-                weight: 5,
-                memory_quota: 1024
-            }
-        );
-        assert_eq!(
-            p.rules_for("zzz"),
-            Rules {
-                weight: 2,
-                memory_quota: 0
-            }
-        );
+        let (a, b, z) = (p.rules_for("a"), p.rules_for("b"), p.rules_for("zzz"));
+        assert_eq!((a.weight, a.memory_quota), (2, 4 << 30));
+        assert_eq!((b.weight, b.memory_quota), (5, 1024));
+        assert_eq!((z.weight, z.memory_quota), (2, 0));
+        assert_eq!(z.isolation, Isolation::Uid, "the default isolation");
         assert!(Policy::parse("[default]\nweight = 0\n", "t").is_err());
         assert!(Policy::parse("[default]\nbogus = 1\n", "t").is_err());
         assert!(Policy::parse("[tenants.x]\nmemory_quota = \"3 parsecs\"\n", "t").is_err());
         assert_eq!(parse_size("512MiB"), Some(512 << 20));
         assert_eq!(parse_size("2GB"), Some(2_000_000_000));
         assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn parses_isolation_groups_and_timeouts() {
+        let p = Policy::parse(
+            "[default]\nisolation = \"tenant\"\nkernel_timeout = \"60s\"\n\
+             [tenants.a]\ngroup = \"g1\"\nkernel_timeout = \"0\"\n\
+             [tenants.b]\nisolation = \"shared\"\nkernel_timeout = \"250ms\"\n",
+            "t",
+        )
+        .unwrap();
+        let (a, b, z) = (p.rules_for("a"), p.rules_for("b"), p.rules_for("z"));
+        assert_eq!((a.group.as_deref(), a.kernel_timeout), (Some("g1"), Duration::ZERO));
+        assert_eq!((b.isolation, b.kernel_timeout), (Isolation::Shared, Duration::from_millis(250)));
+        assert_eq!((z.isolation, z.kernel_timeout), (Isolation::Tenant, Duration::from_secs(60)));
+        for bad in [
+            "[default]\nisolation = \"process\"\n",
+            "[default]\nkernel_timeout = \"ten seconds\"\n",
+            "[tenants.x]\ngroup = \"\"\n",
+        ] {
+            assert!(Policy::parse(bad, "t").is_err(), "{bad}");
+        }
+        let e = Policy::parse("[default]\nisolation = 3\n", "p.toml").unwrap_err().to_string();
+        assert!(e.contains("line 2"), "the error names the line: {e}");
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        assert_eq!(parse_duration("5"), None, "a unit is required except for 0");
     }
 }

@@ -70,62 +70,8 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-/// The status as a human-readable report: the device line(s), then one row per tenant.
-pub fn format_status(s: &StatusReport) -> String {
-    let mut out = format!(
-        "gpushare broker {} — up {:.1} s\n",
-        s.broker_version,
-        s.uptime_ms as f64 / 1000.0
-    );
-    for d in &s.devices {
-        out += &format!(
-            "device {}: {} — {} used of {}\n",
-            d.ordinal,
-            d.name,
-            human_bytes(d.used_mem),
-            human_bytes(d.total_mem)
-        );
-    }
-    if s.tenants.is_empty() {
-        out += "no tenants\n";
-        return out;
-    }
-    let header = [
-        "SESSION",
-        "NAME",
-        "PID",
-        "UID",
-        "MEMORY",
-        "QUOTA",
-        "STREAMS",
-        "QUEUED",
-        "SUBMITTED",
-        "DONE",
-        "WEIGHT",
-    ];
-    let rows: Vec<Vec<String>> = s
-        .tenants
-        .iter()
-        .map(|t| {
-            vec![
-                t.session_id.to_string(),
-                t.name.clone(),
-                t.pid.to_string(),
-                t.uid.to_string(),
-                human_bytes(t.memory_bytes),
-                if t.memory_quota == 0 {
-                    "-".to_string()
-                } else {
-                    human_bytes(t.memory_quota)
-                },
-                t.streams.to_string(),
-                t.queued_ops.to_string(),
-                t.submitted_ops.to_string(),
-                t.completed_ops.to_string(),
-                t.weight.to_string(),
-            ]
-        })
-        .collect();
+/// Rows under a header, columns padded to their widest cell.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -146,9 +92,109 @@ pub fn format_status(s: &StatusReport) -> String {
             .to_string()
             + "\n"
     };
-    out += &line(header.to_vec());
-    for r in &rows {
+    let mut out = line(header.to_vec());
+    for r in rows {
         out += &line(r.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
+    s.tenants
+        .iter()
+        .map(|t| {
+            vec![
+                t.session_id.to_string(),
+                t.name.clone(),
+                t.pid.to_string(),
+                t.uid.to_string(),
+                t.group.clone(),
+                human_bytes(t.memory_bytes),
+                if t.memory_quota == 0 {
+                    "-".to_string()
+                } else {
+                    human_bytes(t.memory_quota)
+                },
+                t.streams.to_string(),
+                t.queued_ops.to_string(),
+                t.submitted_ops.to_string(),
+                t.completed_ops.to_string(),
+                t.weight.to_string(),
+            ]
+        })
+        .collect()
+}
+
+fn worker_rows(s: &StatusReport) -> Vec<Vec<String>> {
+    s.workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.group.clone(),
+                w.pid.to_string(),
+                w.state.clone(),
+                w.tenants.to_string(),
+                human_bytes(w.memory_bytes),
+                w.faults.to_string(),
+                w.restarts.to_string(),
+                if w.last_fault.is_empty() {
+                    "-".to_string()
+                } else {
+                    w.last_fault.clone()
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The status as a human-readable report: the device line(s), one row per tenant, one row per
+/// worker.
+pub fn format_status(s: &StatusReport) -> String {
+    let mut out = format!(
+        "gpushare broker {} — up {:.1} s\n",
+        s.broker_version,
+        s.uptime_ms as f64 / 1000.0
+    );
+    for d in &s.devices {
+        out += &format!(
+            "device {}: {} — {} used of {}\n",
+            d.ordinal,
+            d.name,
+            human_bytes(d.used_mem),
+            human_bytes(d.total_mem)
+        );
+    }
+    if s.tenants.is_empty() {
+        out += "no tenants\n";
+    } else {
+        let header = [
+            "SESSION",
+            "NAME",
+            "PID",
+            "UID",
+            "GROUP",
+            "MEMORY",
+            "QUOTA",
+            "STREAMS",
+            "QUEUED",
+            "SUBMITTED",
+            "DONE",
+            "WEIGHT",
+        ];
+        out += &table(&header, &tenant_rows(s));
+    }
+    if !s.workers.is_empty() {
+        let header = [
+            "GROUP",
+            "WORKER",
+            "STATE",
+            "TENANTS",
+            "MEMORY",
+            "FAULTS",
+            "RESTARTS",
+            "LAST FAULT",
+        ];
+        out += &table(&header, &worker_rows(s));
     }
     out
 }
@@ -173,6 +219,7 @@ mod tests {
                 busy_permille: 0,
             }],
             tenants: vec![],
+            workers: vec![],
         };
         assert!(format_status(&s).contains("no tenants"));
         s.tenants.push(TenantStatus {
@@ -188,5 +235,16 @@ mod tests {
         assert!(lines[1].contains("1.0 MiB used of 8.0 GiB"), "{text}");
         assert!(lines[2].starts_with("SESSION  NAME"), "{text}");
         assert!(lines[3].starts_with("7        llm "), "{text}");
+        s.workers.push(gpushare_client::proto::WorkerStatus {
+            group: "uid:0".into(),
+            pid: 99,
+            state: "running".into(),
+            tenants: 1,
+            ..Default::default()
+        });
+        let text = format_status(&s);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[4].starts_with("GROUP  WORKER"), "{text}");
+        assert!(lines[5].starts_with("uid:0  99      running"), "{text}");
     }
 }

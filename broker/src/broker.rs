@@ -1,5 +1,6 @@
-//! The broker process: the device, the scheduler and its dispatcher, the listening socket, the
-//! registry of sessions, `Status`, and shutdown.
+//! The broker process: the isolation groups (worker processes that own the device contexts),
+//! the scheduler and its dispatcher, the listening socket, the registry of sessions, `Status`,
+//! and shutdown.
 //!
 //! The broker-wide state sessions share is [`crate::env::Env`]; the live sessions are in a
 //! [`Registry`]. [`Broker::start`] opens the device and binds the socket; [`Broker::run`] accepts connections
@@ -19,12 +20,14 @@ use std::time::{Duration, Instant};
 
 use gpushare_client::ShmConfig;
 
-use crate::device::{Device, DeviceChoice, DeviceError};
+use crate::device::{worker_exe, Device, DeviceChoice, DeviceError, WorkerConfig};
 use crate::env::Env;
+use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::scheduler::{self, Fifo, Scheduler};
 use crate::session::registry::Registry;
 use crate::session::socket;
+use crate::worker::proto::DriverChoice;
 
 /// Errors of the broker process.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +154,33 @@ pub struct Broker {
     drain_timeout: Duration,
 }
 
+/// Starts a first worker for the driver `choice` names (`auto`: the real driver if a worker
+/// can open it, else the CPU device); returns it and how later workers start.
+fn probe_device(choice: DeviceChoice) -> Result<(Arc<Device>, WorkerConfig), BrokerError> {
+    let exe = worker_exe().ok_or_else(|| {
+        DeviceError::Load(
+            "cannot find the gpushare executable for workers (set GPUSHARE_WORKER_EXE)".into(),
+        )
+    })?;
+    let cfg = |driver| WorkerConfig {
+        exe: exe.clone(),
+        driver,
+    };
+    let first = match choice {
+        DeviceChoice::Cpu => DriverChoice::Cpu,
+        DeviceChoice::Cuda | DeviceChoice::Auto => DriverChoice::Cuda,
+    };
+    match Device::spawn("probe", &cfg(first)) {
+        Ok(d) => Ok((d, cfg(first))),
+        Err(e) if choice == DeviceChoice::Auto => {
+            tracing::info!("no usable CUDA driver ({e}); using the CPU device");
+            let d = Device::spawn("probe", &cfg(DriverChoice::Cpu))?;
+            Ok((d, cfg(DriverChoice::Cpu)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
     let err = |source| BrokerError::Socket {
         path: path.display().to_string(),
@@ -182,15 +212,25 @@ fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
 }
 
 impl Broker {
-    /// Opens the device, starts the dispatcher and binds the socket.
+    /// Probes the device (a first worker, which resolves `auto`), starts the dispatcher and
+    /// binds the socket.
     pub fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
-        let dev = Arc::new(Device::open(cfg.device)?);
+        let (probe, workers) = probe_device(cfg.device)?;
         let listener = bind(&cfg.socket)?;
         let sched: Arc<dyn Scheduler> = Arc::new(Fifo::new());
-        let dispatcher = scheduler::spawn_dispatcher(Arc::clone(&sched), Arc::clone(&dev))
-            .map_err(BrokerError::Thread)?;
-        let env = Arc::new(Env::new(dev, sched, cfg.shm, cfg.policy));
-        tracing::info!(socket = %cfg.socket.display(), device = %env.dev.backend(), "broker listening");
+        let dispatcher =
+            scheduler::spawn_dispatcher(Arc::clone(&sched)).map_err(BrokerError::Thread)?;
+        let (device, backend) = (probe.info().clone(), probe.backend().to_string());
+        probe.shut_down();
+        let env = Arc::new(Env::new(
+            Groups::new(workers),
+            device,
+            backend,
+            sched,
+            cfg.shm,
+            cfg.policy,
+        ));
+        tracing::info!(socket = %cfg.socket.display(), device = %env.backend, "broker listening");
         Ok(Broker {
             env,
             registry: Arc::default(),
@@ -281,6 +321,7 @@ impl Broker {
         }
         env.sched.close();
         let _ = self.dispatcher.join();
+        env.groups.shut_down();
         tracing::info!("broker stopped");
     }
 }

@@ -1,5 +1,5 @@
-//! What the broker shares with every session: the device, the scheduler, the region sizes, the
-//! policy, session ids and the shutdown flag. It knows nothing of sessions, so sessions can hold
+//! What the broker shares with every session: the isolation groups (their workers), the device
+//! snapshot, the scheduler, the region sizes, the policy, session ids and the shutdown flag. It knows nothing of sessions, so sessions can hold
 //! it without an import cycle; the registry of live sessions is [`crate::session::registry`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -8,14 +8,20 @@ use std::time::{Duration, Instant};
 
 use gpushare_client::ShmConfig;
 
-use crate::device::Device;
+use gpushare_client::proto::DeviceInfo;
+
+use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::scheduler::Scheduler;
 
 /// Broker-wide state shared with every session.
 pub struct Env {
-    /// The device.
-    pub dev: Arc<Device>,
+    /// The isolation groups and their workers.
+    pub groups: Groups,
+    /// The device as the first worker saw it (for status; each session gets its worker's).
+    pub device: DeviceInfo,
+    /// The library workers use.
+    pub backend: String,
     /// The scheduler.
     pub sched: Arc<dyn Scheduler>,
     /// Region sizes.
@@ -29,9 +35,18 @@ pub struct Env {
 
 impl Env {
     /// The shared state of a broker starting now.
-    pub fn new(dev: Arc<Device>, sched: Arc<dyn Scheduler>, shm: ShmConfig, policy: Policy) -> Env {
+    pub fn new(
+        groups: Groups,
+        device: DeviceInfo,
+        backend: String,
+        sched: Arc<dyn Scheduler>,
+        shm: ShmConfig,
+        policy: Policy,
+    ) -> Env {
         Env {
-            dev,
+            groups,
+            device,
+            backend,
             sched,
             shm,
             policy,

@@ -1,13 +1,17 @@
-//! gpushare broker: the only process that talks to the GPU.
+//! gpushare broker: the control plane of a GPU host.
 //!
 //! Tenants (through the shim and the `gpushare-client` protocol) connect over a Unix socket;
 //! each gets a session with its own shared-memory region, handle tables and memory accounting.
 //! Their asynchronous commands arrive in the region's command ring, are resolved and checked by
-//! the session, ordered across tenants by the [`scheduler`], and submitted to the device through
-//! the [`device`] layer (cudarc's driver API types, the real driver or the CPU device).
+//! the session, ordered across tenants by the [`scheduler`], and submitted through the
+//! [`device`] layer to the worker process of the tenant's isolation group ([`groups`]), which
+//! owns a CUDA context (the real driver or the CPU device) and executes them ([`worker`]).
 //!
 //! Modules:
-//! - [`device`]: the driver (the only `unsafe` code).
+//! - [`device`]: a worker as the broker sees it (its link, calls, records, death).
+//! - [`worker`]: the worker process (`gpushare worker`) and its driver layer (the only `unsafe`
+//!   code).
+//! - [`groups`]: which tenants share a worker; starting, replacing and retiring workers.
 //! - [`handles`], [`memory`]: per-tenant handle tables and memory ownership.
 //! - [`work`], [`scheduler`]: device operations and their submission order.
 //! - [`env`](mod@env): what every session shares (device, scheduler, configuration, shutdown flag).
@@ -21,9 +25,9 @@
 
 pub mod admin;
 pub mod broker;
-#[allow(unsafe_code)]
 pub mod device;
 pub mod env;
+pub mod groups;
 pub mod handles;
 pub mod logging;
 pub mod memory;
@@ -33,6 +37,8 @@ pub mod run;
 pub mod scheduler;
 pub mod session;
 pub mod work;
+#[allow(unsafe_code)]
+pub mod worker;
 
 pub use broker::{Broker, BrokerConfig, BrokerError, StopHandle};
 pub use device::DeviceChoice;

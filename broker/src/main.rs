@@ -1,4 +1,5 @@
-//! The `gpushare` command: `broker`, `status` and `run`.
+//! The `gpushare` command: `broker`, `status` and `run` (and `worker`, which the broker starts
+//! itself: one per isolation group).
 
 #![forbid(unsafe_code)]
 
@@ -54,6 +55,10 @@ enum Cmd {
         #[arg(long)]
         socket: Option<PathBuf>,
     },
+    /// A worker process (started by the broker, one per isolation group; its standard input is
+    /// the link to the broker). Never started by hand.
+    #[command(hide = true)]
+    Worker,
     /// Runs a command as a tenant of the broker (through the shim).
     Run {
         /// Tenant name (policy lookup, logs) [default: the command's file name].
@@ -109,6 +114,16 @@ fn broker(
     b.run().map_err(|e| e.to_string())
 }
 
+fn worker() -> Result<(), String> {
+    use std::os::fd::AsFd;
+    let link = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("worker: no link on standard input: {e}"))?;
+    gpushare_broker::worker::run(std::os::unix::net::UnixStream::from(link))
+        .map_err(|e| format!("worker: {e}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = logging::init() {
@@ -133,6 +148,7 @@ fn main() -> ExitCode {
                 .map(|s| print!("{}", admin::format_status(&s)))
                 .map_err(|e| e.to_string())
         }
+        Cmd::Worker => worker(),
         Cmd::Run { name, socket, cmd } => {
             let socket = socket.unwrap_or_else(paths::default_socket);
             Err(run::run(&socket, name, &cmd).to_string())

@@ -262,9 +262,18 @@ mod tests {
         )
         .unwrap();
         let (a, b, z) = (p.rules_for("a"), p.rules_for("b"), p.rules_for("z"));
-        assert_eq!((a.group.as_deref(), a.kernel_timeout), (Some("g1"), Duration::ZERO));
-        assert_eq!((b.isolation, b.kernel_timeout), (Isolation::Shared, Duration::from_millis(250)));
-        assert_eq!((z.isolation, z.kernel_timeout), (Isolation::Tenant, Duration::from_secs(60)));
+        assert_eq!(
+            (a.group.as_deref(), a.kernel_timeout),
+            (Some("g1"), Duration::ZERO)
+        );
+        assert_eq!(
+            (b.isolation, b.kernel_timeout),
+            (Isolation::Shared, Duration::from_millis(250))
+        );
+        assert_eq!(
+            (z.isolation, z.kernel_timeout),
+            (Isolation::Tenant, Duration::from_secs(60))
+        );
         for bad in [
             "[default]\nisolation = \"process\"\n",
             "[default]\nkernel_timeout = \"ten seconds\"\n",
@@ -272,7 +281,9 @@ mod tests {
         ] {
             assert!(Policy::parse(bad, "t").is_err(), "{bad}");
         }
-        let e = Policy::parse("[default]\nisolation = 3\n", "p.toml").unwrap_err().to_string();
+        let e = Policy::parse("[default]\nisolation = 3\n", "p.toml")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "the error names the line: {e}");
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("5"), None, "a unit is required except for 0");

@@ -17,7 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::device::{DResult, Device};
+use crate::device::{DResult, FailureSink, Origin};
 use crate::work::Op;
 
 /// Identifies a tenant (its session id).
@@ -34,8 +34,9 @@ pub enum SchedError {
     Closed(TenantId),
 }
 
-/// Told when a job was submitted (or failed to submit).
-pub trait JobSink: Send + Sync {
+/// Told when a job was submitted (or failed to submit), and — as a [`FailureSink`] — when it
+/// failed on the device later.
+pub trait JobSink: FailureSink {
     /// `seq` is the job's command sequence number (0 for broker bookkeeping).
     fn submitted(&self, seq: u64, op: &'static str, result: DResult<()>);
 }
@@ -191,19 +192,21 @@ impl Scheduler for Fifo {
     }
 }
 
-/// Starts the dispatcher thread: takes jobs from `sched` and submits them to `dev` until the
-/// scheduler is closed and empty.
-pub fn spawn_dispatcher(
-    sched: Arc<dyn Scheduler>,
-    dev: Arc<Device>,
-) -> std::io::Result<JoinHandle<()>> {
+/// Starts the dispatcher thread: takes jobs from `sched` and submits each to its stream's
+/// worker until the scheduler is closed and empty.
+pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("gpushare-dispatch".into())
         .spawn(move || loop {
             match sched.next(Duration::from_millis(200)) {
                 Next::Job(job) => {
                     let name = job.op.name();
-                    let result = job.op.execute(&dev);
+                    let origin = Origin {
+                        sink: Arc::clone(&job.sink) as Arc<dyn FailureSink>,
+                        seq: job.seq,
+                        op: name,
+                    };
+                    let result = job.op.execute(&origin);
                     job.sink.submitted(job.seq, name, result);
                     sched.finish(job.tenant);
                 }
@@ -220,6 +223,12 @@ mod tests {
     struct Nop;
     impl JobSink for Nop {
         fn submitted(&self, _: u64, _: &'static str, _: DResult<()>) {}
+    }
+    impl FailureSink for Nop {
+        fn failed(&self, _: u64, _: &'static str, _: u32) {}
+        fn owner(&self) -> String {
+            String::new()
+        }
     }
 
     fn job(tenant: TenantId, seq: u64) -> Job {

@@ -1,15 +1,15 @@
 //! Units of device work: what a tenant's asynchronous commands become once their handles are
 //! resolved and their memory checked, and what the scheduler orders.
 //!
-//! An [`Op`] names only broker-side objects (driver handles, [`Stream`]s, [`HostMem`]), so it
-//! can be submitted by any thread. Submitting never waits for the device: every variant is an
-//! asynchronous driver call.
+//! An [`Op`] names only broker-side objects (worker handles, [`Stream`]s, [`HostMem`]), so it
+//! can be submitted by any thread; it goes to the worker of its stream. Submitting never waits
+//! for the device: every variant is a record on the worker's command ring.
 
 use std::sync::Arc;
 
 use gpushare_client::proto::ParamInfo;
 
-use crate::device::{DResult, Device, Event, FunctionRaw, HostMem, Stream};
+use crate::device::{DResult, Event, FunctionRaw, HostMem, Origin, Stream};
 
 /// Errors of work submission are [`crate::device::DeviceError`]s; this module defines no others.
 pub type WorkResult = DResult<()>;
@@ -171,8 +171,9 @@ impl Op {
         !matches!(self, Op::Join { .. } | Op::HostFn { .. } | Op::Nop)
     }
 
-    /// Submits the operation to the device.
-    pub fn execute(self, dev: &Device) -> WorkResult {
+    /// Submits the operation to its stream's worker; a failure the worker finds later goes to
+    /// `origin`.
+    pub fn execute(self, origin: &Origin) -> WorkResult {
         match self {
             Op::Launch {
                 function,
@@ -181,16 +182,24 @@ impl Op {
                 shared,
                 stream,
                 params,
-                layout,
-            } => dev.launch(function, grid, block, shared, &stream, &params, &layout),
-            Op::CopyHtoD { dst, src, stream } => dev.memcpy_htod_async(dst, src, &stream),
-            Op::CopyDtoH { dst, src, stream } => dev.memcpy_dtoh_async(dst, src, &stream),
+                layout: _,
+            } => stream
+                .device()
+                .launch(function, grid, block, shared, &stream, &params, origin),
+            Op::CopyHtoD { dst, src, stream } => {
+                stream.device().memcpy_htod_async(dst, src, &stream, origin)
+            }
+            Op::CopyDtoH { dst, src, stream } => {
+                stream.device().memcpy_dtoh_async(dst, src, &stream, origin)
+            }
             Op::CopyDtoD {
                 dst,
                 src,
                 len,
                 stream,
-            } => dev.memcpy_dtod_async(dst, src, len, &stream),
+            } => stream
+                .device()
+                .memcpy_dtod_async(dst, src, len, &stream, origin),
             Op::Memset {
                 dst,
                 pitch,
@@ -199,31 +208,49 @@ impl Op {
                 width,
                 height,
                 stream,
-            } => dev.memset_async(dst, pitch, value, element_size, width, height, &stream),
+            } => stream.device().memset_async(
+                dst,
+                pitch,
+                value,
+                element_size,
+                width,
+                height,
+                &stream,
+                origin,
+            ),
             Op::WriteValue {
                 addr,
                 value,
                 flags,
                 stream,
-            } => dev.write_value32(addr, value, flags, &stream),
+            } => stream
+                .device()
+                .write_value32(addr, value, flags, &stream, origin),
             Op::EventRecord {
                 event,
                 stream,
                 flags,
-            } => dev.event_record(&event, &stream, flags),
+            } => stream.device().event_record(&event, &stream, flags, origin),
             Op::StreamWait {
                 stream,
                 event,
                 flags,
-            } => dev.stream_wait_event(&stream, &event, flags),
+            } => stream
+                .device()
+                .stream_wait_event(&stream, &event, flags, origin),
             Op::Join {
                 waiter,
                 from,
                 event,
-            } => dev
-                .event_record(&event, &from, 0)
-                .and_then(|()| dev.stream_wait_event(&waiter, &event, 0)),
-            Op::HostFn { stream, f } => dev.launch_host_fn(&stream, f),
+            } => from
+                .device()
+                .event_record(&event, &from, 0, origin)
+                .and_then(|()| {
+                    waiter
+                        .device()
+                        .stream_wait_event(&waiter, &event, 0, origin)
+                }),
+            Op::HostFn { stream, f } => stream.device().launch_host_fn(&stream, f, origin),
             Op::Nop => Ok(()),
         }
     }

@@ -47,6 +47,7 @@ codes! {
     ERROR_NOT_READY = 600,
     ERROR_ILLEGAL_ADDRESS = 700,
     ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
+    ERROR_LAUNCH_TIMEOUT = 702,
     ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
     ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
     ERROR_LAUNCH_FAILED = 719,
@@ -54,6 +55,12 @@ codes! {
     ERROR_NOT_SUPPORTED = 801,
     ERROR_TIMEOUT = 909,
     ERROR_UNKNOWN = 999,
+}
+
+/// Whether `code` is an error after which a CUDA context is unusable (every later call of the
+/// context returns it): the device faults of `cuda.h` (700, 702, 714–719).
+pub fn is_context_fatal(code: CuCode) -> bool {
+    matches!(code, 700 | 702 | 714..=719)
 }
 
 #[cfg(test)]

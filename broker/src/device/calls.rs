@@ -1,182 +1,381 @@
-//! The [`Device`] operations other than memory ([`super::memory`]): initialisation, modules,
-//! launches, host functions, streams, events, context limits — thin, checked wrappers over the
-//! driver entry points.
-//!
-//! Each wrapper makes the device's context current on the calling thread, passes only pointers
-//! to live Rust values or to mappings it holds, and maps the `CUresult` to [`DeviceError`].
+//! [`Device`]'s operations: synchronous ones as calls on the link, asynchronous ones as ring
+//! records (their late failures go to their [`Origin`]).
 
-use std::ffi::{c_char, c_int, c_void, CStr};
-use std::panic::AssertUnwindSafe;
-use std::ptr::null_mut;
-use std::sync::atomic::Ordering as AtomicOrdering;
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
-use cudarc::driver::sys::CUdevice_attribute_enum;
 use gpushare_client::proto::{DeviceInfo, ParamInfo};
+use gpushare_client::ring::record::{
+    CopyDevice, CopyHost, EventRecord, Launch, Memset, StreamWait, WriteValue,
+};
+use gpushare_client::ring::Command;
 
-use super::api::{Api, Rc};
-use super::memory::usize_of;
-use super::{check, DResult, Device, DeviceError, Event, FunctionRaw, ModuleRaw, Stream, BOUND};
-use crate::device::loader::Backend;
+use super::{
+    AccessFlags, Attachment, DResult, Device, DeviceError, Event, FunctionRaw, HostMem,
+    HostRegistration, Link, ModuleRaw, Origin, Stream, VmmAlloc,
+};
+use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
-/// `CU_STREAM_NON_BLOCKING`
-const STREAM_NON_BLOCKING: u32 = 0x1;
-/// `CUDA_ERROR_NOT_READY`
-const NOT_READY: Rc = 600;
-/// `CU_LAUNCH_PARAM_BUFFER_POINTER`, `CU_LAUNCH_PARAM_BUFFER_SIZE`, `CU_LAUNCH_PARAM_END`.
-const LAUNCH_PARAM_BUFFER_POINTER: usize = 1;
-const LAUNCH_PARAM_BUFFER_SIZE: usize = 2;
-const LAUNCH_PARAM_END: usize = 0;
-/// Most kernel parameters asked of `cuFuncGetParamInfo` (the launch record holds 4 KiB).
-const MAX_PARAMS: usize = 4096;
-
-extern "C" fn host_fn_trampoline(data: *mut c_void) {
-    // SAFETY: `data` is the pointer `launch_host_fn` produced with `Box::into_raw` for exactly
-    // this callback; the driver calls each host function once.
-    let f = unsafe { Box::from_raw(data.cast::<Box<dyn FnOnce() + Send>>()) };
-    // A panic must not unwind into the driver's thread.
-    let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
+fn unexpected(call: &'static str) -> DeviceError {
+    tracing::error!("{call}: unexpected worker reply");
+    DeviceError::Invalid("unexpected worker reply")
 }
 
 impl Device {
-    pub(super) fn init((api, backend): (Api, Backend)) -> DResult<Device> {
-        let mut version: c_int = 0;
-        let mut count: c_int = 0;
-        let mut dev = 0;
-        let mut ctx = null_mut();
-        // SAFETY: plain driver calls with out-pointers to live locals.
-        unsafe {
-            check("cuInit", (api.init)(0))?;
-            check("cuDriverGetVersion", (api.driver_get_version)(&mut version))?;
-            check("cuDeviceGetCount", (api.device_get_count)(&mut count))?;
-            if count < 1 {
-                return Err(DeviceError::NoDevice);
-            }
-            check("cuDeviceGet", (api.device_get)(&mut dev, 0))?;
-            check(
-                "cuDevicePrimaryCtxRetain",
-                (api.primary_ctx_retain)(&mut ctx, dev),
-            )?;
-            check("cuCtxSetCurrent", (api.ctx_set_current)(ctx))?;
-        }
-        BOUND.with(|b| b.set(ctx as usize));
-        let info = device_info(&api, dev)?;
-        let mut device = Device {
-            api,
-            backend,
-            dev,
-            ctx: ctx as usize,
-            driver_version: version,
+    /// A device over a started worker's link.
+    pub(super) fn new(
+        link: Arc<Link>,
+        info: DeviceInfo,
+        driver_version: i32,
+        granularity: u64,
+        backend: String,
+        priorities: (i32, i32),
+    ) -> Device {
+        Device {
+            link,
             info,
-            granularity: 0,
-        };
-        let mut g = 0usize;
-        let prop = device.prop();
-        // SAFETY: out-pointer to a live local; `prop` is a valid property struct.
-        let rc = unsafe { (device.api.mem_get_allocation_granularity)(&mut g, &prop, 0) };
-        check("cuMemGetAllocationGranularity", rc)?;
-        device.granularity = (g as u64).max(4096);
-        tracing::info!(
-            backend = %device.backend,
-            name = %device.info.name,
-            total_mem = device.info.total_mem,
-            driver_version = version,
-            granularity = device.granularity,
-            "device ready"
-        );
-        Ok(device)
+            driver_version,
+            granularity,
+            backend,
+            priorities,
+        }
     }
 
-    /// `cuModuleLoadData`. `image` must be complete: NUL-terminated PTX, or a cubin / fatbin
-    /// whose headers the caller checked against the buffer's length.
-    pub fn module_load(&self, image: &[u8]) -> DResult<ModuleRaw> {
-        self.bind()?;
-        if image.is_empty() {
-            return Err(DeviceError::Invalid("empty module image"));
+    /// The link (state, group, watchdog).
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// The library the worker uses.
+    pub fn backend(&self) -> &str {
+        &self.backend
+    }
+
+    /// `cuDriverGetVersion` of the worker's driver.
+    pub fn driver_version(&self) -> i32 {
+        self.driver_version
+    }
+
+    /// Device 0's snapshot (name, memory, attributes).
+    pub fn info(&self) -> &DeviceInfo {
+        &self.info
+    }
+
+    /// VMM allocation granularity in bytes (minimum).
+    pub fn granularity(&self) -> u64 {
+        self.granularity
+    }
+
+    /// Rounds `size` up to the allocation granularity.
+    pub fn round_up(&self, size: u64) -> Option<u64> {
+        let g = self.granularity.max(1);
+        size.checked_add(g - 1).map(|s| s / g * g)
+    }
+
+    /// `cuCtxGetStreamPriorityRange`: (least, greatest), as the worker reported at start.
+    pub fn stream_priority_range(&self) -> DResult<(i32, i32)> {
+        Ok(self.priorities)
+    }
+
+    pub(super) fn call(&self, call: &'static str, req: Q) -> DResult<R> {
+        self.link.call(call, &req)
+    }
+
+    fn done(&self, call: &'static str, req: Q) -> DResult<()> {
+        self.call(call, req).map(|_| ())
+    }
+
+    fn value(&self, call: &'static str, req: Q) -> DResult<u64> {
+        match self.call(call, req)? {
+            R::Value(v) => Ok(v),
+            _ => Err(unexpected(call)),
         }
-        let mut m = null_mut();
-        // SAFETY: `image` is live for the call; the driver copies what it keeps.
-        check("cuModuleLoadData", unsafe {
-            (self.api.module_load_data)(&mut m, image.as_ptr().cast())
-        })?;
-        Ok(ModuleRaw(m as usize))
+    }
+
+    fn pair(&self, call: &'static str, req: Q) -> DResult<(u64, u64)> {
+        match self.call(call, req)? {
+            R::Pair(a, b) => Ok((a, b)),
+            _ => Err(unexpected(call)),
+        }
+    }
+
+    fn flag(&self, call: &'static str, req: Q) -> DResult<bool> {
+        match self.call(call, req)? {
+            R::Flag(b) => Ok(b),
+            _ => Err(unexpected(call)),
+        }
+    }
+
+    /// Attaches a tenant's region (its memfd, `len` bytes) to the worker.
+    pub fn attach(
+        &self,
+        fd: BorrowedFd<'_>,
+        map: Arc<gpushare_client::os::Mapping>,
+    ) -> DResult<Arc<Attachment>> {
+        let (id, _) = self.link.attach(fd, map.len() as u64, false)?;
+        Ok(Arc::new(Attachment {
+            id,
+            map,
+            link: Arc::clone(&self.link),
+        }))
+    }
+
+    /// Registers a host buffer (its sealed memfd) with the worker's driver (page-locked,
+    /// device-mapped).
+    pub fn host_register(
+        &self,
+        fd: BorrowedFd<'_>,
+        map: Arc<gpushare_client::os::Mapping>,
+    ) -> DResult<HostRegistration> {
+        let (id, ptr) = self.link.attach(fd, map.len() as u64, true)?;
+        let att = Arc::new(Attachment {
+            id,
+            map,
+            link: Arc::clone(&self.link),
+        });
+        let device_ptr = ptr.ok_or(DeviceError::Invalid("registration without an address"))?;
+        Ok(HostRegistration { att, device_ptr })
+    }
+
+    /// Unregisters a host buffer (the worker's driver waits for work that uses it).
+    pub fn host_unregister(&self, reg: HostRegistration) -> DResult<()> {
+        drop(reg);
+        Ok(())
+    }
+
+    /// `cuMemGetInfo`: (free, total) bytes.
+    pub fn mem_get_info(&self) -> DResult<(u64, u64)> {
+        self.pair("cuMemGetInfo", Q::MemGetInfo)
+    }
+
+    /// `cuMemGetAllocationGranularity` for device 0 (`option` 0 minimum, 1 recommended).
+    pub fn allocation_granularity(&self, option: u32) -> DResult<u64> {
+        self.value("cuMemGetAllocationGranularity", Q::Granularity { option })
+    }
+
+    /// `cuMemAddressReserve`.
+    pub fn address_reserve(&self, size: u64, align: u64, addr: u64, flags: u64) -> DResult<u64> {
+        self.value(
+            "cuMemAddressReserve",
+            Q::AddressReserve {
+                size,
+                align,
+                addr,
+                flags,
+            },
+        )
+    }
+
+    /// `cuMemAddressFree`.
+    pub fn address_free(&self, ptr: u64, size: u64) -> DResult<()> {
+        self.done("cuMemAddressFree", Q::AddressFree { ptr, size })
+    }
+
+    /// `cuMemCreate` (pinned, device 0).
+    pub fn mem_create(&self, size: u64) -> DResult<u64> {
+        self.value("cuMemCreate", Q::MemCreate { size })
+    }
+
+    /// `cuMemRelease`.
+    pub fn mem_release(&self, handle: u64) -> DResult<()> {
+        self.done("cuMemRelease", Q::MemRelease { handle })
+    }
+
+    /// `cuMemMap`.
+    pub fn mem_map(&self, ptr: u64, size: u64, offset: u64, handle: u64) -> DResult<()> {
+        self.done(
+            "cuMemMap",
+            Q::MemMap {
+                ptr,
+                size,
+                offset,
+                handle,
+            },
+        )
+    }
+
+    /// `cuMemUnmap`.
+    pub fn mem_unmap(&self, ptr: u64, size: u64) -> DResult<()> {
+        self.done("cuMemUnmap", Q::MemUnmap { ptr, size })
+    }
+
+    /// `cuMemSetAccess` for device 0.
+    pub fn mem_set_access(&self, ptr: u64, size: u64, flags: AccessFlags) -> DResult<()> {
+        let access = match flags {
+            AccessFlags::None => 0,
+            AccessFlags::Read => 1,
+            AccessFlags::ReadWrite => 3,
+        };
+        self.done("cuMemSetAccess", Q::MemSetAccess { ptr, size, access })
+    }
+
+    /// A VMM-backed allocation of at least `size` bytes (reserve, create, map, read-write).
+    pub fn vmm_alloc(&self, size: u64) -> DResult<VmmAlloc> {
+        match self.call("cuMemCreate", Q::VmmAlloc { size })? {
+            R::Alloc { ptr, size, handle } => Ok(VmmAlloc { ptr, size, handle }),
+            _ => Err(unexpected("cuMemCreate")),
+        }
+    }
+
+    /// Frees a [`Device::vmm_alloc`] allocation.
+    pub fn vmm_free(&self, a: &VmmAlloc) -> DResult<()> {
+        self.done(
+            "cuMemUnmap",
+            Q::VmmFree {
+                ptr: a.ptr,
+                size: a.size,
+                handle: a.handle,
+            },
+        )
+    }
+
+    /// `cuModuleLoadData` of the image at `[offset, offset + len)` of an attachment.
+    pub fn module_load(&self, att: &Attachment, offset: u64, len: u64) -> DResult<ModuleRaw> {
+        let req = Q::ModuleLoad {
+            region: att.id,
+            offset,
+            len,
+        };
+        self.value("cuModuleLoadData", req).map(ModuleRaw)
     }
 
     /// `cuModuleUnload`.
     pub fn module_unload(&self, m: ModuleRaw) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: `m` came from `module_load` and the caller unloads it once.
-        check("cuModuleUnload", unsafe {
-            (self.api.module_unload)(m.0 as _)
-        })
+        self.done("cuModuleUnload", Q::ModuleUnload { module: m.0 })
     }
 
-    /// `cuModuleGetFunction`.
-    pub fn module_get_function(&self, m: ModuleRaw, name: &CStr) -> DResult<FunctionRaw> {
-        self.bind()?;
-        let mut f = null_mut();
-        // SAFETY: `name` is NUL-terminated and live; `m` is a loaded module.
-        check("cuModuleGetFunction", unsafe {
-            (self.api.module_get_function)(&mut f, m.0 as _, name.as_ptr())
-        })?;
-        Ok(FunctionRaw(f as usize))
+    /// `cuModuleGetFunction`, with the kernel's parameter layout (`None`: the driver cannot
+    /// tell).
+    pub fn module_get_function(
+        &self,
+        m: ModuleRaw,
+        name: &CStr,
+    ) -> DResult<(FunctionRaw, Option<Vec<ParamInfo>>)> {
+        let name = name.to_string_lossy().into_owned();
+        match self.call(
+            "cuModuleGetFunction",
+            Q::ModuleGetFunction { module: m.0, name },
+        )? {
+            R::Function { function, params } => Ok((FunctionRaw(function), params)),
+            _ => Err(unexpected("cuModuleGetFunction")),
+        }
     }
 
     /// `cuModuleGetGlobal`: (address, size).
     pub fn module_get_global(&self, m: ModuleRaw, name: &CStr) -> DResult<(u64, u64)> {
-        self.bind()?;
-        let (mut ptr, mut size) = (0u64, 0usize);
-        // SAFETY: out-pointers to live locals; `name` is NUL-terminated; `m` is loaded.
-        check("cuModuleGetGlobal", unsafe {
-            (self.api.module_get_global)(&mut ptr, &mut size, m.0 as _, name.as_ptr())
-        })?;
-        Ok((ptr, size as u64))
-    }
-
-    /// The kernel's parameter layout from `cuFuncGetParamInfo`; `None` when the driver lacks it.
-    pub fn func_param_info(&self, f: FunctionRaw) -> DResult<Option<Vec<ParamInfo>>> {
-        self.bind()?;
-        let Some(get) = self.api.func_get_param_info else {
-            return Ok(None);
-        };
-        let mut params = Vec::new();
-        for index in 0..MAX_PARAMS {
-            let (mut offset, mut size) = (0usize, 0usize);
-            // SAFETY: out-pointers to live locals; `f` is a function of a loaded module.
-            let rc = unsafe { get(f.0 as _, index, &mut offset, &mut size) };
-            if rc != 0 {
-                break;
-            }
-            let (Ok(offset), Ok(size)) = (u32::try_from(offset), u32::try_from(size)) else {
-                return Err(DeviceError::Invalid("parameter layout out of range"));
-            };
-            params.push(ParamInfo { offset, size });
-        }
-        Ok(Some(params))
+        let name = name.to_string_lossy().into_owned();
+        self.pair(
+            "cuModuleGetGlobal",
+            Q::ModuleGetGlobal { module: m.0, name },
+        )
     }
 
     /// `cuFuncGetAttribute`.
-    pub fn func_get_attribute(&self, f: FunctionRaw, attr: i32) -> DResult<i32> {
-        self.bind()?;
-        let mut v: c_int = 0;
-        // SAFETY: out-pointer to a live local; `f` is a loaded function.
-        check("cuFuncGetAttribute", unsafe {
-            (self.api.func_get_attribute)(&mut v, attr, f.0 as _)
-        })?;
-        Ok(v)
+    pub fn func_get_attribute(&self, f: FunctionRaw, attribute: i32) -> DResult<i32> {
+        match self.call(
+            "cuFuncGetAttribute",
+            Q::FuncGetAttribute {
+                function: f.0,
+                attribute,
+            },
+        )? {
+            R::Int(v) => Ok(v),
+            _ => Err(unexpected("cuFuncGetAttribute")),
+        }
     }
 
     /// `cuFuncSetAttribute`.
-    pub fn func_set_attribute(&self, f: FunctionRaw, attr: i32, value: i32) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: plain values; `f` is a loaded function.
-        check("cuFuncSetAttribute", unsafe {
-            (self.api.func_set_attribute)(f.0 as _, attr, value)
-        })
+    pub fn func_set_attribute(&self, f: FunctionRaw, attribute: i32, value: i32) -> DResult<()> {
+        self.done(
+            "cuFuncSetAttribute",
+            Q::FuncSetAttribute {
+                function: f.0,
+                attribute,
+                value,
+            },
+        )
     }
 
-    /// `cuLaunchKernel` with the packed parameter bytes: through `kernelParams` built from
-    /// `layout` when it is known, else through `extra` (one buffer).
+    /// A non-blocking stream.
+    pub fn stream_create(self: &Arc<Self>, flags: u32, priority: i32) -> DResult<Arc<Stream>> {
+        let id = self.value(
+            "cuStreamCreateWithPriority",
+            Q::StreamCreate { flags, priority },
+        )?;
+        Ok(Arc::new(Stream {
+            dev: Arc::clone(self),
+            id,
+            keep: Mutex::new(Vec::new()),
+            failed: Arc::new(AtomicU32::new(0)),
+        }))
+    }
+
+    /// `cuStreamQuery`: `Ok(true)` when idle.
+    pub fn stream_query(&self, s: &Stream) -> DResult<bool> {
+        self.flag("cuStreamQuery", Q::StreamQuery { stream: s.id })
+    }
+
+    /// `cuStreamSynchronize`; afterwards the host memory of earlier copies is released.
+    pub fn stream_synchronize(&self, s: &Stream) -> DResult<()> {
+        let kept = s.take_kept();
+        let r = self.done("cuStreamSynchronize", Q::StreamSynchronize { stream: s.id });
+        if r.is_err() {
+            for m in kept {
+                s.keep(m);
+            }
+        }
+        r
+    }
+
+    /// `cuEventCreate`.
+    pub fn event_create(self: &Arc<Self>, flags: u32) -> DResult<Arc<Event>> {
+        let id = self.value("cuEventCreate", Q::EventCreate { flags })?;
+        Ok(Arc::new(Event {
+            dev: Arc::clone(self),
+            id,
+        }))
+    }
+
+    /// `cuEventQuery`: `Ok(true)` when complete.
+    pub fn event_query(&self, e: &Event) -> DResult<bool> {
+        self.flag("cuEventQuery", Q::EventQuery { event: e.id })
+    }
+
+    /// `cuEventSynchronize`.
+    pub fn event_synchronize(&self, e: &Event) -> DResult<()> {
+        self.done("cuEventSynchronize", Q::EventSynchronize { event: e.id })
+    }
+
+    /// `cuEventElapsedTime` in milliseconds.
+    pub fn event_elapsed(&self, start: &Event, end: &Event) -> DResult<f32> {
+        match self.call(
+            "cuEventElapsedTime",
+            Q::EventElapsed {
+                start: start.id,
+                end: end.id,
+            },
+        )? {
+            R::Millis(ms) => Ok(ms),
+            _ => Err(unexpected("cuEventElapsedTime")),
+        }
+    }
+
+    /// `cuCtxGetLimit` (of the group's context).
+    pub fn ctx_get_limit(&self, limit: u32) -> DResult<u64> {
+        self.value("cuCtxGetLimit", Q::CtxGetLimit { limit })
+    }
+
+    /// `cuCtxSetLimit` (on the group's context: it applies to the group's tenants).
+    pub fn ctx_set_limit(&self, limit: u32, value: u64) -> DResult<()> {
+        self.done("cuCtxSetLimit", Q::CtxSetLimit { limit, value })
+    }
+}
+
+/// Asynchronous operations: ring records, no reply.
+impl Device {
+    /// `cuLaunchKernel` with the packed parameter bytes.
     #[allow(clippy::too_many_arguments)]
     pub fn launch(
         &self,
@@ -184,310 +383,182 @@ impl Device {
         grid: [u32; 3],
         block: [u32; 3],
         shared: u32,
-        stream: &Stream,
+        s: &Stream,
         params: &[u8],
-        layout: &[ParamInfo],
+        origin: &Origin,
     ) -> DResult<()> {
-        self.bind()?;
-        let mut len = params.len();
-        let mut ptrs: Vec<*mut c_void> = Vec::new();
-        let mut extra: [*mut c_void; 5];
-        let (kp, ex) = if !layout.is_empty() {
-            for p in layout {
-                let end = p.offset as usize + p.size as usize;
-                if end > params.len() {
-                    return Err(DeviceError::Invalid(
-                        "parameter bytes shorter than the layout",
-                    ));
-                }
-                ptrs.push(params[p.offset as usize..].as_ptr() as *mut c_void);
-            }
-            (ptrs.as_mut_ptr(), null_mut())
-        } else if !params.is_empty() {
-            extra = [
-                LAUNCH_PARAM_BUFFER_POINTER as *mut c_void,
-                params.as_ptr() as *mut c_void,
-                LAUNCH_PARAM_BUFFER_SIZE as *mut c_void,
-                (&mut len as *mut usize).cast(),
-                LAUNCH_PARAM_END as *mut c_void,
-            ];
-            (null_mut(), extra.as_mut_ptr())
+        let l = Launch {
+            function: f.0,
+            stream: s.id,
+            grid,
+            block,
+            shared_mem_bytes: shared,
+            params,
+        };
+        self.link
+            .push(&Command::Launch(l), Some(origin), "cuLaunchKernel")
+    }
+
+    fn copy_host(
+        &self,
+        htod: bool,
+        device_ptr: u64,
+        m: HostMem,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let c = CopyHost {
+            stream: s.id,
+            device_ptr,
+            host_offset: m.offset,
+            len: m.len,
+            host_region: m.att.id,
+            flags: 0,
+        };
+        let (cmd, call) = if htod {
+            (Command::MemcpyHtoD(c), "cuMemcpyHtoDAsync")
         } else {
-            (null_mut(), null_mut())
+            (Command::MemcpyDtoH(c), "cuMemcpyDtoHAsync")
         };
-        // SAFETY: `kp` points to one pointer per parameter, each into `params` with `size`
-        // bytes available (checked above), or `ex` is a well-formed `extra` list naming
-        // `params` and `len`; all are live for the call, and the driver copies the values
-        // before returning.
-        check("cuLaunchKernel", unsafe {
-            (self.api.launch_kernel)(
-                f.0 as _,
-                grid[0],
-                grid[1],
-                grid[2],
-                block[0],
-                block[1],
-                block[2],
-                shared,
-                stream.raw as _,
-                kp,
-                ex,
-            )
-        })
+        self.link.push(&cmd, Some(origin), call)?;
+        s.keep(m);
+        Ok(())
     }
 
-    /// Runs `f` on a driver thread once all earlier work on `stream` has completed
-    /// (`cuLaunchHostFunc`); it also releases the host memory the stream's earlier copies kept.
-    /// `f` must not call the driver. If the host function cannot be enqueued, the stream is
-    /// synchronised and `f` runs on the calling thread.
-    pub fn launch_host_fn(&self, stream: &Stream, f: Box<dyn FnOnce() + Send>) -> DResult<()> {
-        self.bind()?;
-        let kept = stream.take_kept();
-        let job: Box<dyn FnOnce() + Send> = Box::new(move || {
-            f();
-            drop(kept);
-        });
-        let data = Box::into_raw(Box::new(job));
-        // SAFETY: `data` is a leaked box the trampoline reclaims exactly once.
-        let rc = unsafe {
-            (self.api.launch_host_func)(stream.raw as _, Some(host_fn_trampoline), data.cast())
+    /// Asynchronous host-to-device copy from shared host memory.
+    pub fn memcpy_htod_async(
+        &self,
+        dst: u64,
+        src: HostMem,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        self.copy_host(true, dst, src, s, origin)
+    }
+
+    /// Asynchronous device-to-host copy into shared host memory.
+    pub fn memcpy_dtoh_async(
+        &self,
+        dst: HostMem,
+        src: u64,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        self.copy_host(false, src, dst, s, origin)
+    }
+
+    /// Asynchronous device-to-device copy.
+    pub fn memcpy_dtod_async(
+        &self,
+        dst: u64,
+        src: u64,
+        len: u64,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let c = CopyDevice {
+            stream: s.id,
+            dst,
+            src,
+            len,
         };
-        if rc == 0 {
-            return Ok(());
-        }
-        // SAFETY: the driver refused the callback, so `data` was not handed over; reclaim it.
-        let job = unsafe { Box::from_raw(data) };
-        // Before the job runs: a completion marker reports the failure with the batch.
-        let _ =
-            stream
-                .failed
-                .compare_exchange(0, rc, AtomicOrdering::AcqRel, AtomicOrdering::Acquire);
-        // SAFETY: plain driver call on a live stream.
-        let _ = unsafe { (self.api.stream_synchronize)(stream.raw as _) };
-        job();
-        check("cuLaunchHostFunc", rc)
+        self.link
+            .push(&Command::MemcpyDtoD(c), Some(origin), "cuMemcpyDtoDAsync")
     }
 
-    /// Creates a non-blocking stream (`flags` are or-ed with `CU_STREAM_NON_BLOCKING`).
-    pub fn stream_create(self: &Arc<Self>, flags: u32, priority: i32) -> DResult<Arc<Stream>> {
-        self.bind()?;
-        let mut s = null_mut();
-        // SAFETY: out-pointer to a live local.
-        check("cuStreamCreateWithPriority", unsafe {
-            (self.api.stream_create_with_priority)(&mut s, flags | STREAM_NON_BLOCKING, priority)
-        })?;
-        Ok(Arc::new(Stream {
-            failed: std::sync::atomic::AtomicU32::new(0),
-            dev: Arc::clone(self),
-            raw: s as usize,
-            keep: Mutex::new(Vec::new()),
-        }))
+    /// Asynchronous memset of `height` rows of `width` elements of `element_size` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn memset_async(
+        &self,
+        dst: u64,
+        pitch: u64,
+        value: u32,
+        element_size: u32,
+        width: u64,
+        height: u64,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let m = Memset {
+            stream: s.id,
+            dst,
+            pitch,
+            width,
+            height,
+            value,
+            element_size,
+        };
+        self.link
+            .push(&Command::Memset(m), Some(origin), "cuMemsetAsync")
     }
 
-    /// Destroys a stream (from its `Drop`: nothing names it any more); pending work still
-    /// completes and releases its host memory.
-    pub(super) fn stream_destroy(&self, stream: &Stream) -> DResult<()> {
-        self.bind()?;
-        self.launch_host_fn(stream, Box::new(|| {}))?;
-        // SAFETY: the stream was created by `stream_create` and is destroyed once.
-        check("cuStreamDestroy", unsafe {
-            (self.api.stream_destroy)(stream.raw as _)
-        })
-    }
-
-    /// `cuStreamQuery`: `Ok(true)` when idle, `Ok(false)` when work is pending.
-    pub fn stream_query(&self, stream: &Stream) -> DResult<bool> {
-        self.bind()?;
-        // SAFETY: plain driver call on a live stream.
-        let rc = unsafe { (self.api.stream_query)(stream.raw as _) };
-        ready_or(rc, "cuStreamQuery")
-    }
-
-    /// `cuStreamSynchronize`; afterwards the host memory of earlier copies is released.
-    pub fn stream_synchronize(&self, stream: &Stream) -> DResult<()> {
-        self.bind()?;
-        let kept = stream.take_kept();
-        // SAFETY: plain driver call on a live stream.
-        let rc = unsafe { (self.api.stream_synchronize)(stream.raw as _) };
-        if rc != 0 {
-            // The copies may not have run; keep their memory alive.
-            for m in kept {
-                stream.keep(m);
-            }
-        }
-        check("cuStreamSynchronize", rc)
-    }
-
-    /// `cuStreamWaitEvent`.
-    pub fn stream_wait_event(&self, stream: &Stream, e: &Event, flags: u32) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: plain driver call on a live stream and event.
-        check("cuStreamWaitEvent", unsafe {
-            (self.api.stream_wait_event)(stream.raw as _, e.raw as _, flags)
-        })
-    }
-
-    /// `cuEventCreate`.
-    pub fn event_create(self: &Arc<Self>, flags: u32) -> DResult<Arc<Event>> {
-        self.bind()?;
-        let mut e = null_mut();
-        // SAFETY: out-pointer to a live local.
-        check("cuEventCreate", unsafe {
-            (self.api.event_create)(&mut e, flags)
-        })?;
-        Ok(Arc::new(Event {
-            dev: Arc::clone(self),
-            raw: e as usize,
-        }))
-    }
-
-    /// `cuEventDestroy` (from the event's `Drop`).
-    pub(super) fn event_destroy(&self, e: &Event) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: `e` was created by `event_create` and is destroyed once, by its `Drop`.
-        check("cuEventDestroy", unsafe {
-            (self.api.event_destroy)(e.raw as _)
-        })
+    /// `cuStreamWriteValue32`.
+    pub fn write_value32(
+        &self,
+        addr: u64,
+        value: u32,
+        flags: u32,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let w = WriteValue {
+            stream: s.id,
+            addr,
+            value: u64::from(value),
+            size: 4,
+            flags,
+        };
+        self.link.push(
+            &Command::WriteValue(w),
+            Some(origin),
+            "cuStreamWriteValue32",
+        )
     }
 
     /// `cuEventRecordWithFlags`.
-    pub fn event_record(&self, e: &Event, stream: &Stream, flags: u32) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: plain driver call on a live event and stream.
-        check("cuEventRecord", unsafe {
-            (self.api.event_record_with_flags)(e.raw as _, stream.raw as _, flags)
-        })
+    pub fn event_record(&self, e: &Event, s: &Stream, flags: u32, origin: &Origin) -> DResult<()> {
+        let r = EventRecord {
+            event: e.id,
+            stream: s.id,
+            flags,
+            reserved: 0,
+        };
+        self.link
+            .push(&Command::EventRecord(r), Some(origin), "cuEventRecord")
     }
 
-    /// `cuEventQuery`: `Ok(true)` when complete.
-    pub fn event_query(&self, e: &Event) -> DResult<bool> {
-        self.bind()?;
-        // SAFETY: plain driver call on a live event.
-        let rc = unsafe { (self.api.event_query)(e.raw as _) };
-        ready_or(rc, "cuEventQuery")
+    /// `cuStreamWaitEvent`.
+    pub fn stream_wait_event(
+        &self,
+        s: &Stream,
+        e: &Event,
+        flags: u32,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let w = StreamWait {
+            stream: s.id,
+            event: e.id,
+            flags,
+            reserved: 0,
+        };
+        self.link.push(
+            &Command::StreamWaitEvent(w),
+            Some(origin),
+            "cuStreamWaitEvent",
+        )
     }
 
-    /// `cuEventSynchronize`.
-    pub fn event_synchronize(&self, e: &Event) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: plain driver call on a live event.
-        check("cuEventSynchronize", unsafe {
-            (self.api.event_synchronize)(e.raw as _)
-        })
+    /// Runs `f` on the broker once all earlier work on `s` has completed (a completion marker);
+    /// it also releases the host memory the stream's earlier copies kept. If the worker could
+    /// not run it (a poisoned context, a dead worker), the stream's failure is set first.
+    pub fn launch_host_fn(
+        &self,
+        s: &Stream,
+        f: Box<dyn FnOnce() + Send>,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let kept = s.take_kept();
+        self.link
+            .marker(s.id, Arc::clone(&s.failed), kept, f, Some(origin))
     }
-
-    /// `cuEventElapsedTime` in milliseconds.
-    pub fn event_elapsed(&self, start: &Event, end: &Event) -> DResult<f32> {
-        self.bind()?;
-        let mut ms = 0f32;
-        // SAFETY: out-pointer to a live local; live events.
-        check("cuEventElapsedTime", unsafe {
-            (self.api.event_elapsed_time)(&mut ms, start.raw as _, end.raw as _)
-        })?;
-        Ok(ms)
-    }
-
-    /// `cuCtxGetLimit`.
-    pub fn ctx_get_limit(&self, limit: u32) -> DResult<u64> {
-        self.bind()?;
-        let mut v = 0usize;
-        // SAFETY: out-pointer to a live local.
-        check("cuCtxGetLimit", unsafe {
-            (self.api.ctx_get_limit)(&mut v, limit)
-        })?;
-        Ok(v as u64)
-    }
-
-    /// `cuCtxSetLimit` (on the shared context: it applies to every tenant).
-    pub fn ctx_set_limit(&self, limit: u32, value: u64) -> DResult<()> {
-        self.bind()?;
-        let value = usize_of(value)?;
-        // SAFETY: plain values.
-        check("cuCtxSetLimit", unsafe {
-            (self.api.ctx_set_limit)(limit, value)
-        })
-    }
-
-    /// `cuCtxGetStreamPriorityRange`: (least, greatest).
-    pub fn stream_priority_range(&self) -> DResult<(i32, i32)> {
-        self.bind()?;
-        let (mut least, mut greatest) = (0, 0);
-        // SAFETY: out-pointers to live locals.
-        check("cuCtxGetStreamPriorityRange", unsafe {
-            (self.api.ctx_get_stream_priority_range)(&mut least, &mut greatest)
-        })?;
-        Ok((least, greatest))
-    }
-}
-
-fn ready_or(rc: Rc, call: &'static str) -> DResult<bool> {
-    match rc {
-        0 => Ok(true),
-        NOT_READY => Ok(false),
-        code => Err(DeviceError::Cuda { call, code }),
-    }
-}
-
-fn c_string(buf: &[c_char]) -> String {
-    let bytes: Vec<u8> = buf
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// The device snapshot tenants see (`DeviceInfo`).
-fn device_info(api: &Api, dev: i32) -> DResult<DeviceInfo> {
-    let mut name = [0 as c_char; 256];
-    let mut uuid = [0u8; 16];
-    let mut total = 0usize;
-    let mut bus = [0 as c_char; 64];
-    // SAFETY: out-buffers are live locals of the sizes passed.
-    unsafe {
-        check(
-            "cuDeviceGetName",
-            (api.device_get_name)(name.as_mut_ptr(), name.len() as c_int, dev),
-        )?;
-        check("cuDeviceGetUuid", (api.device_get_uuid)(&mut uuid, dev))?;
-        check("cuDeviceTotalMem", (api.device_total_mem)(&mut total, dev))?;
-        if (api.device_get_pci_bus_id)(bus.as_mut_ptr(), bus.len() as c_int, dev) != 0 {
-            bus[0] = 0;
-        }
-    }
-    let max = CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MAX as c_int;
-    // Attributes the driver rejects (and 0, which is none) stay UNSUPPORTED, so the shim answers
-    // them with CUDA_ERROR_INVALID_VALUE as the driver would.
-    let mut attributes = vec![DeviceInfo::UNSUPPORTED; max as usize];
-    for (i, slot) in attributes.iter_mut().enumerate().skip(1) {
-        let mut v: c_int = 0;
-        // SAFETY: out-pointer to a live local.
-        if unsafe { (api.device_get_attribute)(&mut v, i as c_int, dev) } == 0 {
-            *slot = v;
-        }
-    }
-    let attr = |a: CUdevice_attribute_enum| {
-        attributes
-            .get(a as usize)
-            .copied()
-            .filter(|&v| v != DeviceInfo::UNSUPPORTED)
-            .unwrap_or(0)
-    };
-    Ok(DeviceInfo {
-        ordinal: 0,
-        name: c_string(&name),
-        uuid,
-        total_mem: total as u64,
-        cc_major: attr(CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR),
-        cc_minor: attr(CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR),
-        pci_bus_id: c_string(&bus),
-        attributes,
-    })
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Device>();
-    is::<Stream>();
 }

@@ -1,136 +1,174 @@
-//! The device layer: every call the broker makes into the CUDA driver (real, or the CPU device)
-//! goes through [`Device`]. This is the only module of the broker with `unsafe` code.
+//! The device as the broker sees it: a worker process (`gpushare worker`, see
+//! [`crate::worker`]) that owns a CUDA context, reached through a [`Device`] — one per worker,
+//! i.e. per isolation group. The broker itself loads no driver and holds no context: a device
+//! fault, a hung kernel or a crash in the driver costs the worker, never the broker.
 //!
-//! - [`loader`] picks and loads the library; [`api`] resolves its entry points (types from
-//!   `cudarc::driver::sys`).
-//! - [`Device`] owns the primary context of device 0, which every broker thread makes current
-//!   before its first driver call ([`Device`] does this itself, once per thread).
-//! - Device allocations are VMM-backed ([`Device::vmm_alloc`]: reserve + create + map + set
-//!   access), so physical memory can later be swapped behind a tenant's addresses.
-//! - Host memory handed to asynchronous copies is a [`HostMem`] (a range of a shared mapping);
-//!   the [`Stream`] keeps it alive until a later host function ([`Device::launch_host_fn`]) or a
-//!   synchronisation proves the copy done, so the mapping cannot vanish under the DMA.
-//! - Every stream the broker creates is non-blocking: tenants' legacy-stream semantics are
-//!   implemented per tenant above this layer, with events.
+//! [`Device`] keeps the shape the sessions and the dispatcher program against: synchronous
+//! methods (allocate, load a module, synchronise, ...) are calls on the link's command ring,
+//! answered in a reply slot (bounded spin, then futex); asynchronous ones (launch, copies,
+//! memsets, event records and waits, completion markers) are records appended to the ring with
+//! no reply — a later failure comes back on the notify ring and is reported to the operation's
+//! [`Origin`]. Handles ([`Stream`], [`Event`], [`ModuleRaw`], [`FunctionRaw`]) are the worker's
+//! ids; streams and events are destroyed when their last reference goes.
+//!
+//! Host memory reaches the worker by descriptor, never through the broker: a tenant's region
+//! and its pinned host buffers are [`Attachment`]s (the memfd sent over the link's socket and
+//! mapped by the worker); a [`HostMem`] names a span of one.
+//!
+//! When the worker dies (a crash, a signal, the watchdog), every waiting call returns the
+//! link's death code, every pending completion marker runs with it as its stream's failure (so
+//! the tenants' waits end with the error), and every later call fails at once.
 
-pub mod api;
-mod calls;
-pub mod loader;
-mod memory;
+mod link;
+mod spawn;
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cudarc::driver::sys::CUdevice;
 use gpushare_client::os::Mapping;
 use gpushare_client::proto::DeviceInfo;
 
-pub use loader::{Backend, DeviceChoice};
-pub use memory::{AccessFlags, VmmAlloc};
+pub use crate::worker::driver::{AccessFlags, DResult, DeviceChoice, DeviceError, VmmAlloc};
+pub use link::{Link, WorkerState};
+pub use spawn::{worker_exe, WorkerConfig};
 
-/// Errors of the device layer. [`DeviceError::code`] gives the `CUresult` for replies.
-#[derive(Debug, thiserror::Error)]
-pub enum DeviceError {
-    /// A driver call failed.
-    #[error("{call} failed with CUresult {code}")]
-    Cuda {
-        /// Entry point.
-        call: &'static str,
-        /// `CUresult`.
-        code: u32,
-    },
-    /// The library could not be found or loaded.
-    #[error("{0}")]
-    Load(String),
-    /// The driver has no usable device.
-    #[error("no CUDA device available")]
-    NoDevice,
-    /// An argument the broker could not pass (e.g. a size that does not fit).
-    #[error("invalid argument: {0}")]
-    Invalid(&'static str),
-}
-
-impl DeviceError {
-    /// The `CUresult` to report for this error.
-    pub fn code(&self) -> u32 {
-        use gpushare_client::code;
-        match self {
-            DeviceError::Cuda { code, .. } => *code,
-            DeviceError::Load(_) => code::ERROR_NOT_INITIALIZED,
-            DeviceError::NoDevice => code::ERROR_NO_DEVICE,
-            DeviceError::Invalid(_) => code::ERROR_INVALID_VALUE,
-        }
-    }
-}
-
-/// Result of the device layer.
-pub type DResult<T> = Result<T, DeviceError>;
+use crate::worker::proto::WorkerRequest;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A range of a shared host mapping (staging area or registered host buffer) used by an
-/// asynchronous copy. Holding it keeps the mapping alive.
+/// Where an asynchronous operation's late failure is reported.
+pub trait FailureSink: Send + Sync {
+    /// The operation `op` with command sequence number `seq` failed on the device.
+    fn failed(&self, seq: u64, op: &'static str, code: u32);
+    /// Who owns the operation, for log lines.
+    fn owner(&self) -> String;
+}
+
+/// The owner of an asynchronous operation.
+#[derive(Clone)]
+pub struct Origin {
+    /// Where its failure goes.
+    pub sink: Arc<dyn FailureSink>,
+    /// Its command sequence number (0: broker bookkeeping).
+    pub seq: u64,
+    /// Its name, for logs.
+    pub op: &'static str,
+}
+
+/// A region of the broker mapped by the worker: a tenant's region (staging area) or a host
+/// buffer. Detached from the worker when the last reference goes.
+pub struct Attachment {
+    id: u32,
+    map: Arc<Mapping>,
+    link: Arc<Link>,
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attachment({})", self.id)
+    }
+}
+
+impl Attachment {
+    /// The broker's own mapping.
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        &self.map
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        self.link.detach(self.id);
+    }
+}
+
+/// A span of an [`Attachment`] used by an asynchronous copy. Holding it keeps the attachment
+/// (and so the worker's mapping) alive.
 #[derive(Clone, Debug)]
 pub struct HostMem {
-    map: Arc<Mapping>,
-    offset: usize,
-    len: usize,
+    att: Arc<Attachment>,
+    offset: u64,
+    len: u64,
 }
 
 impl HostMem {
-    /// `[offset, offset + len)` of `map`; `None` when outside the mapping.
-    pub fn new(map: Arc<Mapping>, offset: usize, len: usize) -> Option<HostMem> {
-        map.ptr_at(offset, len).ok()?;
-        Some(HostMem { map, offset, len })
+    /// `[offset, offset + len)` of `att`; `None` when outside it.
+    pub fn new(att: Arc<Attachment>, offset: usize, len: usize) -> Option<HostMem> {
+        att.map.ptr_at(offset, len).ok()?;
+        Some(HostMem {
+            att,
+            offset: offset as u64,
+            len: len as u64,
+        })
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True for an empty range.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
 
-    fn ptr(&self) -> *mut u8 {
-        // Bounds were checked at construction; the mapping is alive while `self` is.
-        self.map
-            .ptr_at(self.offset, self.len)
-            .unwrap_or(std::ptr::null_mut())
+/// A host buffer registered with the worker's driver (page-locked, device-mapped).
+#[derive(Debug)]
+pub struct HostRegistration {
+    att: Arc<Attachment>,
+    device_ptr: u64,
+}
+
+impl HostRegistration {
+    /// The device address of the buffer's first byte.
+    pub fn device_ptr(&self) -> u64 {
+        self.device_ptr
+    }
+
+    /// The broker's mapping of the buffer.
+    pub fn mapping(&self) -> &Arc<Mapping> {
+        self.att.mapping()
+    }
+
+    /// The attachment (for copies from and to the buffer).
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        &self.att
     }
 }
 
-/// A broker-created device stream (always non-blocking), destroyed when the last reference
-/// goes. Asynchronous copies park their [`HostMem`] here until the stream's next host function
-/// or synchronisation.
+/// A worker-side stream (always non-blocking), destroyed when the last reference goes.
+/// Asynchronous copies park their [`HostMem`] here until the stream's next completion marker or
+/// synchronisation.
 pub struct Stream {
     dev: Arc<Device>,
-    raw: usize,
+    id: u64,
     keep: Mutex<Vec<HostMem>>,
-    /// The first error the driver gave when a host function could not be enqueued (a device
-    /// fault poisons the context): host functions then run inline, and can report it.
-    failed: std::sync::atomic::AtomicU32,
+    failed: Arc<AtomicU32>,
 }
 
 impl std::fmt::Debug for Stream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Stream({:#x})", self.raw)
+        write!(f, "Stream({})", self.id)
     }
 }
 
 impl Stream {
-    /// The raw handle, for logs.
+    /// The worker's id, for logs.
     pub fn raw(&self) -> usize {
-        self.raw
+        self.id as usize
     }
 
-    /// The driver error that made a host function on this stream run inline, if any.
+    /// The device it belongs to.
+    pub fn device(&self) -> &Arc<Device> {
+        &self.dev
+    }
+
+    /// The driver error that made a completion marker on this stream run early, if any.
     pub fn failure(&self) -> Option<u32> {
-        match self.failed.load(std::sync::atomic::Ordering::Acquire) {
+        match self.failed.load(Ordering::Acquire) {
             0 => None,
             code => Some(code),
         }
@@ -147,146 +185,66 @@ impl Stream {
 
 impl Drop for Stream {
     fn drop(&mut self) {
-        if self.raw != 0 {
-            if let Err(e) = self.dev.stream_destroy(self) {
-                tracing::warn!("destroying stream {:#x}: {e}", self.raw);
+        if self.dev.link.is_alive() {
+            if let Err(e) = self.dev.call(
+                "cuStreamDestroy",
+                WorkerRequest::StreamDestroy { stream: self.id },
+            ) {
+                tracing::warn!("destroying stream {}: {e}", self.id);
             }
         }
     }
 }
 
-/// A broker-created event, destroyed when the last reference goes.
+/// A worker-side event, destroyed when the last reference goes.
 pub struct Event {
     dev: Arc<Device>,
-    raw: usize,
+    id: u64,
 }
 
 impl std::fmt::Debug for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Event({:#x})", self.raw)
+        write!(f, "Event({})", self.id)
     }
 }
 
 impl Drop for Event {
     fn drop(&mut self) {
-        if let Err(e) = self.dev.event_destroy(self) {
-            tracing::warn!("destroying event {:#x}: {e}", self.raw);
+        if self.dev.link.is_alive() {
+            if let Err(e) = self.dev.call(
+                "cuEventDestroy",
+                WorkerRequest::EventDestroy { event: self.id },
+            ) {
+                tracing::warn!("destroying event {}: {e}", self.id);
+            }
         }
     }
 }
 
-/// A raw module handle.
+/// A worker-side module id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct ModuleRaw(usize);
-/// A raw function handle.
+pub struct ModuleRaw(u64);
+/// A worker-side function id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FunctionRaw(usize);
+pub struct FunctionRaw(u64);
 
-/// A host buffer registered with the driver (page-locked, device-mapped).
-#[derive(Debug)]
-pub struct HostRegistration {
-    map: Arc<Mapping>,
-    ptr: usize,
-    device_ptr: u64,
-}
-
-impl HostRegistration {
-    /// The device address of the buffer's first byte.
-    pub fn device_ptr(&self) -> u64 {
-        self.device_ptr
-    }
-
-    /// The mapping.
-    pub fn mapping(&self) -> &Arc<Mapping> {
-        &self.map
-    }
-}
-
-thread_local! {
-    /// The context this thread made current (0: none yet).
-    static BOUND: Cell<usize> = const { Cell::new(0) };
-}
-
-/// The driver, its primary context on device 0, and the device snapshot tenants see.
+/// One worker: the link to it and what it said at start.
 pub struct Device {
-    api: api::Api,
-    backend: Backend,
-    dev: CUdevice,
-    ctx: usize,
-    driver_version: i32,
+    link: Arc<Link>,
     info: DeviceInfo,
+    driver_version: i32,
     granularity: u64,
+    backend: String,
+    priorities: (i32, i32),
 }
 
 impl std::fmt::Debug for Device {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Device")
+            .field("group", &self.link.group())
             .field("backend", &self.backend)
-            .field("name", &self.info.name)
             .finish()
     }
 }
 
-impl Device {
-    /// Loads the driver `choice` names, initialises it and retains device 0's primary context.
-    pub fn open(choice: DeviceChoice) -> DResult<Device> {
-        match choice {
-            DeviceChoice::Cpu => Device::init(loader::load_cpu()?),
-            DeviceChoice::Cuda => Device::init(loader::load_cuda()?),
-            DeviceChoice::Auto => match loader::load_cuda().and_then(Device::init) {
-                Ok(d) => Ok(d),
-                Err(e) => {
-                    tracing::info!("no usable CUDA driver ({e}); using the CPU device");
-                    Device::init(loader::load_cpu()?)
-                }
-            },
-        }
-    }
-
-    /// Which library is in use.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
-    }
-
-    /// `cuDriverGetVersion`.
-    pub fn driver_version(&self) -> i32 {
-        self.driver_version
-    }
-
-    /// Device 0's snapshot (name, memory, attributes).
-    pub fn info(&self) -> &DeviceInfo {
-        &self.info
-    }
-
-    /// VMM allocation granularity in bytes (minimum).
-    pub fn granularity(&self) -> u64 {
-        self.granularity
-    }
-
-    /// Rounds `size` up to the allocation granularity.
-    pub fn round_up(&self, size: u64) -> Option<u64> {
-        let g = self.granularity.max(1);
-        size.checked_add(g - 1).map(|s| s / g * g)
-    }
-
-    fn bind(&self) -> DResult<()> {
-        if BOUND.with(Cell::get) == self.ctx {
-            return Ok(());
-        }
-        // SAFETY: `ctx` is the primary context retained in `init` and never released while the
-        // `Device` exists.
-        let rc = unsafe { (self.api.ctx_set_current)(self.ctx as _) };
-        check("cuCtxSetCurrent", rc)?;
-        BOUND.with(|b| b.set(self.ctx));
-        Ok(())
-    }
-}
-
-/// Maps a raw `CUresult` to `Ok` or an error naming the call.
-fn check(call: &'static str, rc: api::Rc) -> DResult<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(DeviceError::Cuda { call, code: rc })
-    }
-}
+mod calls;

@@ -1,6 +1,7 @@
 //! Host memory a tenant names: a span of its staging area (region 0) or of a host buffer it
-//! registered. Used by the ring thread (asynchronous copies) and by request handlers
-//! (synchronous copies, module images). A span outside them is a protocol violation.
+//! registered, as the worker maps it ([`Attachment`]). Used by the ring thread (asynchronous
+//! copies) and by request handlers (synchronous copies, module images). A span outside them is a
+//! protocol violation.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use gpushare_client::proto::{HostSpan, STAGING_REGION};
 use super::error::{ExecError, Violation};
 use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::device::HostMem;
+use crate::device::{Attachment, HostMem};
 
 /// Largest module image read from shared memory.
 const MAX_IMAGE: u64 = 1 << 30;
@@ -31,22 +32,25 @@ pub fn host_mem(
     };
     if region == STAGING_REGION {
         let at = t.staging.check(offset, len).map_err(|_| bad())?;
-        HostMem::new(Arc::clone(t.region.mapping()), at, len as usize).ok_or_else(bad)
+        HostMem::new(Arc::clone(&t.attachment), at, len as usize).ok_or_else(bad)
     } else {
         let h = st.host_regions.get(&region).ok_or_else(bad)?;
         match offset.checked_add(len) {
-            Some(end) if end <= h.size => {
-                HostMem::new(Arc::clone(h.reg.mapping()), offset as usize, len as usize)
-                    .ok_or_else(bad)
-            }
+            Some(end) if end <= h.size => HostMem::new(
+                Arc::clone(h.reg.attachment()),
+                offset as usize,
+                len as usize,
+            )
+            .ok_or_else(bad),
             _ => Err(bad()),
         }
     }
 }
 
-/// Copies the bytes of a host span out of shared memory (module images). The span is checked
-/// before anything is allocated.
-pub fn read_host(t: &Tenant, span: HostSpan) -> Result<Vec<u8>, ExecError> {
+/// Where a module image lies: the attachment (staging area or registered buffer) the worker
+/// reads it from, its offset there and its length. The span is checked here; the worker copies
+/// the bytes out and checks the image itself.
+pub fn image_span(t: &Tenant, span: HostSpan) -> Result<(Arc<Attachment>, u64, u64), ExecError> {
     if span.len > MAX_IMAGE {
         return Err(ExecError::Code(code::ERROR_INVALID_VALUE));
     }
@@ -57,28 +61,19 @@ pub fn read_host(t: &Tenant, span: HostSpan) -> Result<Vec<u8>, ExecError> {
         ))
     };
     if span.region == STAGING_REGION {
-        t.staging
+        let at = t
+            .staging
             .check(span.offset, span.len)
             .map_err(|_| outside())?;
-        let mut out = vec![0u8; span.len as usize];
-        t.staging
-            .read(span.offset, &mut out)
-            .map_err(|_| outside())?;
-        return Ok(out);
+        return Ok((Arc::clone(&t.attachment), at as u64, span.len));
     }
-    let map = {
-        let guard = t.state();
-        let st = guard
-            .as_ref()
-            .ok_or(ExecError::Code(code::ERROR_DEINITIALIZED))?;
-        let h = st.host_regions.get(&span.region).ok_or_else(outside)?;
-        match span.offset.checked_add(span.len) {
-            Some(end) if end <= h.size => Arc::clone(h.reg.mapping()),
-            _ => return Err(outside()),
-        }
-    };
-    let mut out = vec![0u8; span.len as usize];
-    map.read(span.offset as usize, &mut out)
-        .map_err(|_| outside())?;
-    Ok(out)
+    let guard = t.state();
+    let st = guard
+        .as_ref()
+        .ok_or(ExecError::Code(code::ERROR_DEINITIALIZED))?;
+    let h = st.host_regions.get(&span.region).ok_or_else(outside)?;
+    match span.offset.checked_add(span.len) {
+        Some(end) if end <= h.size => Ok((Arc::clone(h.reg.attachment()), span.offset, span.len)),
+        _ => Err(outside()),
+    }
 }

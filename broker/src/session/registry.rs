@@ -105,12 +105,22 @@ impl Registry {
                     completed_ops,
                     gpu_time_ns: 0,
                     weight: info.weight,
+                    group: t.group.to_string(),
                 })
             })
             .collect();
         tenants.sort_by_key(|t| t.session_id);
-        let info = env.dev.info();
+        let info = &env.device;
+        let mut workers = env.groups.status();
+        for w in &mut workers {
+            w.memory_bytes = tenants
+                .iter()
+                .filter(|t| t.group == w.group && w.state == "running")
+                .map(|t| t.memory_bytes)
+                .sum();
+        }
         StatusReport {
+            workers,
             broker_version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_ms: env.uptime().as_millis() as u64,
             devices: vec![DeviceStatus {

@@ -11,6 +11,7 @@
 //! Admin sessions get no region: `Status` and `Ping` on the socket; anything else is
 //! `CUDA_ERROR_NOT_PERMITTED`.
 
+use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -30,8 +31,10 @@ use super::error::SessionError;
 use super::exec::{self, CallJob};
 use super::registry::Registry;
 use super::ring;
-use super::tenant::{ReplyTo, SessionInfo, Tenant};
+use super::tenant::{Placement, ReplyTo, SessionInfo, Tenant};
+use crate::device::Device;
 use crate::env::Env;
+use crate::groups::GroupKey;
 use crate::policy::Rules;
 
 /// How long a new connection may take to say `Hello`.
@@ -60,13 +63,15 @@ fn frame_end(e: FrameError, closing: bool) -> End {
 }
 
 /// Who the peer is (`creds` from `SO_PEERCRED`, else what `Hello` says) and the `Welcome` it
-/// gets (the device's memory is the tenant's quota when it has one; no region yet).
+/// gets (the device as its worker sees it — the broker's snapshot for admin sessions — with the
+/// tenant's quota as its memory when it has one; no region yet).
 fn welcome(
     env: &Env,
     id: u64,
     creds: Option<os::PeerCredentials>,
     hello: &Hello,
     rules: &Rules,
+    dev: Option<&Device>,
 ) -> (SessionInfo, Welcome) {
     let info = SessionInfo {
         id,
@@ -76,7 +81,7 @@ fn welcome(
         gid: creds.map_or(0, |c| c.gid),
         weight: rules.weight,
     };
-    let mut device = env.dev.info().clone();
+    let mut device = dev.map_or_else(|| env.device.clone(), |d| d.info().clone());
     if rules.memory_quota != 0 {
         device.total_mem = device.total_mem.min(rules.memory_quota);
     }
@@ -84,7 +89,7 @@ fn welcome(
         protocol_version: hello.protocol_version,
         session_id: id,
         shm: None,
-        driver_version: env.dev.driver_version(),
+        driver_version: dev.map_or(0, Device::driver_version),
         devices: vec![device],
         broker_version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -110,19 +115,48 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
             return Err("the broker is shutting down".to_string());
         }
         let rules = env.policy.rules_for(&hello.tenant_name);
-        let (info, mut welcome) = welcome(&env, id, creds, hello, &rules);
-        info_out = Some(info.clone());
         match hello.kind {
-            SessionKind::Admin => Ok((welcome, None)),
+            SessionKind::Admin => {
+                let (info, welcome) = welcome(&env, id, creds, hello, &rules, None);
+                info_out = Some(info);
+                Ok((welcome, None))
+            }
             SessionKind::Tenant => {
-                let (region, fd) = Region::create(&env.shm, false)
-                    .map_err(|e| format!("cannot create the shared-memory region: {e}"))?;
+                let uid = creds.map_or(0, |c| c.uid);
+                let group = GroupKey::of(&rules, uid, id);
+                let dev = env
+                    .groups
+                    .join(&group, rules.kernel_timeout)
+                    .map_err(|e| format!("no worker for isolation group {group}: {e}"))?;
+                let placement = Placement {
+                    dev: Arc::clone(&dev),
+                    group,
+                    timeout: rules.kernel_timeout,
+                };
+                let (info, mut welcome) = welcome(&env, id, creds, hello, &rules, Some(&dev));
+                info_out = Some(info.clone());
+                let (region, fd) = Region::create(&env.shm, false).map_err(|e| {
+                    env.groups
+                        .leave(&placement.group, &dev, rules.kernel_timeout);
+                    format!("cannot create the shared-memory region: {e}")
+                })?;
                 welcome.shm = Some(*region.layout());
                 let w = writer
                     .try_clone()
                     .map_err(|e| format!("cannot clone the socket: {e}"))?;
-                let t = Tenant::create(Arc::clone(&env), info, region, w, rules.memory_quota)
-                    .map_err(|e: SessionError| e.to_string())?;
+                let (group, timeout) = (placement.group.clone(), placement.timeout);
+                let t = Tenant::create(
+                    Arc::clone(&env),
+                    info,
+                    placement,
+                    (region, fd.as_fd()),
+                    w,
+                    rules.memory_quota,
+                )
+                .map_err(|e: SessionError| {
+                    env.groups.leave(&group, &dev, timeout);
+                    e.to_string()
+                })?;
                 tenant = Some(t);
                 Ok((welcome, Some(fd)))
             }
@@ -149,6 +183,7 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
         pid = info.pid,
         uid = info.uid,
         kind = ?hello.kind,
+        group = %tenant.as_ref().map(|t| t.group.to_string()).unwrap_or_default(),
         "session opened"
     );
     let shutdown_handle = writer.try_clone().ok();

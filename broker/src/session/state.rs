@@ -144,21 +144,13 @@ pub struct TenantState {
     /// Registered host buffers by id.
     pub host_regions: HashMap<u32, HostRegionEntry>,
     /// The staging area's registration with the driver (`None`: the driver refused it, copies
-    /// through staging are pageable).
-    pub staging_reg: Option<HostRegistration>,
     free_slots: Vec<u32>,
 }
 
 impl TenantState {
     /// Empty tables for session `session`, with its legacy stream, `slots` completion slots and
     /// the staging area's registration.
-    pub fn new(
-        session: u64,
-        legacy: TenantStream,
-        slots: u32,
-        quota: u64,
-        staging_reg: Option<HostRegistration>,
-    ) -> TenantState {
+    pub fn new(session: u64, legacy: TenantStream, slots: u32, quota: u64) -> TenantState {
         TenantState {
             contexts: Table::new(Kind::Context, session),
             primary: None,
@@ -170,7 +162,6 @@ impl TenantState {
             phys: Table::new(Kind::MemHandle, session),
             memory: TenantMemory::new(quota),
             host_regions: HashMap::new(),
-            staging_reg,
             free_slots: (1..slots).rev().collect(),
         }
     }

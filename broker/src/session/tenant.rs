@@ -45,11 +45,25 @@ use gpushare_client::ring::record::{AsyncError, HostFnReady};
 use gpushare_client::shm::{Region, ReplySlots, SessionState, ShmLayout, Staging};
 use gpushare_client::{Command, Producer};
 
+use std::os::fd::BorrowedFd;
+
 use super::completion::Completion;
 use super::error::SessionError;
 use super::state::{self, TenantState};
 use super::waits::{HostFnsDone, Progress};
+use crate::device::{Attachment, Device};
 use crate::env::Env;
+use crate::groups::GroupKey;
+
+/// Where a new tenant's device work runs: its group's worker.
+pub struct Placement {
+    /// The worker.
+    pub dev: Arc<Device>,
+    /// The group.
+    pub group: GroupKey,
+    /// The tenant's `kernel_timeout`.
+    pub timeout: Duration,
+}
 
 /// How long a socket-lane request waits for the ring to reach its fence.
 pub const FENCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -93,6 +107,16 @@ pub struct Tenant {
     pub info: SessionInfo,
     /// Broker-wide state.
     pub env: Arc<Env>,
+    /// The worker of the tenant's isolation group.
+    pub dev: Arc<Device>,
+    /// The tenant's isolation group.
+    pub group: GroupKey,
+    /// The tenant's `kernel_timeout` (counted in its worker's watchdog).
+    timeout: Duration,
+    /// The region, as the worker maps it (copies name spans of it).
+    pub attachment: Arc<Attachment>,
+    /// Whether the tenant has left its group (once).
+    left: AtomicBool,
     /// The region.
     pub region: Region,
     /// The broker's own copy of the layout.
@@ -125,17 +149,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Tenant {
-    /// Sets up a tenant session: the region, the legacy stream, the staging registration, and
-    /// a place in the scheduler. `writer` is a clone of the socket for replies and `Goodbye`.
+    /// Sets up a tenant session on its group's worker: the region attached to the worker (and
+    /// registered with its driver when it can be), the legacy stream, and a place in the
+    /// scheduler. `writer` is a clone of the socket for replies and `Goodbye`.
     pub fn create(
         env: Arc<Env>,
         info: SessionInfo,
-        region: Region,
+        placement: Placement,
+        region: (Region, BorrowedFd<'_>),
         writer: UnixStream,
         quota: u64,
     ) -> Result<Arc<Tenant>, SessionError> {
         let setup =
             |what: &str, e: &dyn std::fmt::Display| SessionError::Setup(format!("{what}: {e}"));
+        let (region, fd) = region;
+        let Placement {
+            dev,
+            group,
+            timeout,
+        } = placement;
         let layout = *region.layout();
         let mut notify = region
             .notify_producer()
@@ -144,7 +176,9 @@ impl Tenant {
             gpushare_client::WaitPolicy::default().timeout(Duration::from_secs(5)),
             region.cancel(),
         );
-        let dev = &env.dev;
+        let attachment = dev
+            .attach(fd, Arc::clone(region.mapping()))
+            .map_err(|e| setup("attaching the region to the worker", &e))?;
         let legacy_stream = dev
             .stream_create(0, 0)
             .map_err(|e| setup("legacy stream", &e))?;
@@ -157,22 +191,8 @@ impl Tenant {
             true,
             join,
         );
-        let staging_reg = match dev.host_register(
-            Arc::clone(region.mapping()),
-            layout.staging_offset as usize,
-            layout.staging_size() as usize,
-        ) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::warn!(
-                    session = info.id,
-                    "staging area not registered with the driver ({e}); copies will be pageable"
-                );
-                None
-            }
-        };
         let slots = layout.stream_slots as u32;
-        let st = TenantState::new(info.id, legacy, slots, quota, staging_reg);
+        let st = TenantState::new(info.id, legacy, slots, quota);
         env.sched.add_tenant(info.id, info.weight);
         Ok(Arc::new_cyclic(|me| Tenant {
             staging: region.staging(),
@@ -181,6 +201,11 @@ impl Tenant {
             region,
             info,
             env,
+            dev,
+            group,
+            timeout,
+            attachment,
+            left: AtomicBool::new(false),
             tables: Mutex::new(Some(st)),
             completion: Completion::default(),
             progress: Progress::default(),
@@ -192,6 +217,13 @@ impl Tenant {
             submitted_ops: AtomicU64::new(0),
             me: me.clone(),
         }))
+    }
+
+    /// Leaves the tenant's group (once): its worker may be shut down.
+    pub fn leave_group(&self) {
+        if !self.left.swap(true, Ordering::AcqRel) {
+            self.env.groups.leave(&self.group, &self.dev, self.timeout);
+        }
     }
 
     /// The tenant's tables (lock level 1); `None` once the session has been torn down.

@@ -13,6 +13,29 @@ pub struct StatusReport {
     pub devices: Vec<DeviceStatus>,
     /// Connected tenant sessions.
     pub tenants: Vec<TenantStatus>,
+    /// Worker processes (one per isolation group, plus faulted ones their tenants still hold).
+    pub workers: Vec<WorkerStatus>,
+}
+
+/// One worker process.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerStatus {
+    /// Its isolation group.
+    pub group: String,
+    /// Process id.
+    pub pid: u32,
+    /// `running`, `faulted` (context lost; its tenants keep it until they leave) or `dead`.
+    pub state: String,
+    /// Tenants on it.
+    pub tenants: u32,
+    /// Device memory its tenants hold (bytes).
+    pub memory_bytes: u64,
+    /// Context-fatal faults in its group.
+    pub faults: u64,
+    /// Workers its group replaced.
+    pub restarts: u64,
+    /// The last fault or death reason in its group.
+    pub last_fault: String,
 }
 
 /// One device's figures.
@@ -57,4 +80,6 @@ pub struct TenantStatus {
     pub gpu_time_ns: u64,
     /// Scheduling weight.
     pub weight: u32,
+    /// Isolation group (its worker).
+    pub group: String,
 }

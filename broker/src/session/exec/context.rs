@@ -15,7 +15,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `context` request.
 pub fn execute(t: &Tenant, req: ContextRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         ContextRequest::CtxCreate { device, .. } => {
             device0(device)?;

@@ -10,7 +10,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `device` request.
 pub fn execute(t: &Tenant, req: DeviceRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         DeviceRequest::GetDeviceInfo { device } => {
             device0(device)?;

@@ -12,7 +12,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `event` request.
 pub fn execute(t: &Tenant, req: EventRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         EventRequest::EventCreate { flags } => {
             let e = dev.event_create(flags)?;

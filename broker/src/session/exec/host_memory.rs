@@ -1,6 +1,6 @@
 //! The `host_memory` family: pinned host buffers the tenant shares with the broker (a sealed memfd
-//! sent with `HostRegister` on the socket lane), registered with the driver so copies from and
-//! to them are zero-copy. A descriptor that is not a size-sealed memfd of the announced size is a
+//! sent with `HostRegister` on the socket lane), passed on to the tenant's worker, which maps
+//! the same memfd and registers it with its driver, so copies from and to them are zero-copy. A descriptor that is not a size-sealed memfd of the announced size is a
 //! protocol violation.
 
 use std::os::fd::OwnedFd;
@@ -20,7 +20,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `host_memory` request.
 pub fn execute(t: &Tenant, req: HostMemoryRequest, fds: Vec<OwnedFd>) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         HostMemoryRequest::HostRegister {
             region,
@@ -56,10 +56,7 @@ fn host_register(t: &Tenant, region: u32, size: u64, mut fds: Vec<OwnedFd>) -> E
     }
     let buf = HostBuffer::open(fd, size)
         .map_err(|e| ExecError::Violation(format!("HostRegister {region}: {e}")))?;
-    let map = Arc::clone(buf.mapping());
-    drop(buf);
-    let len = usize::try_from(size).map_err(|_| code::ERROR_INVALID_VALUE)?;
-    let reg = t.env.dev.host_register(map, 0, len)?;
+    let reg = t.dev.host_register(buf.fd(), Arc::clone(buf.mapping()))?;
     let device_ptr = reg.device_ptr();
     with_state(t, |st| {
         st.memory.add_range(Range {

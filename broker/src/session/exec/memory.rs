@@ -15,7 +15,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `memory` request.
 pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         MemoryRequest::MemAlloc { size } => Ok(Reply::DevicePtr {
             ptr: alloc(t, size)?,
@@ -86,7 +86,7 @@ fn alloc(t: &Tenant, size: u64) -> Result<u64, ExecError> {
     if size == 0 {
         return Err(ExecError::Code(code::ERROR_INVALID_VALUE));
     }
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     let rounded = dev.round_up(size).ok_or(code::ERROR_OUT_OF_MEMORY)?;
     with_state(t, |st| {
         st.memory.can_charge(rounded)?;

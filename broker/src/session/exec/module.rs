@@ -1,5 +1,6 @@
-//! The `module` family: modules (loaded from images staged in shared memory), their functions
-//! (with the parameter layout launches are checked against) and globals, function attributes.
+//! The `module` family: modules (loaded by the worker from images staged in shared memory, which
+//! it copies out and checks before its driver sees them), their functions (with the parameter
+//! layout launches are checked against) and globals, function attributes.
 
 use std::ffi::CString;
 
@@ -9,19 +10,18 @@ use gpushare_client::proto::Reply;
 
 use super::support::{sync_tenant, with_state};
 use crate::memory::{Owner, Range};
-use crate::session::error::{ExecError, ExecResult};
-use crate::session::host::read_host;
+use crate::session::error::ExecResult;
+use crate::session::host::image_span;
 use crate::session::state::{FunctionEntry, ModuleEntry};
 use crate::session::tenant::Tenant;
 
 /// Executes a `module` request.
 pub fn execute(t: &Tenant, req: ModuleRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         ModuleRequest::ModuleLoad { image } => {
-            let bytes = read_host(t, image)?;
-            let image = prepare_image(bytes)?;
-            let raw = dev.module_load(&image)?;
+            let (att, offset, len) = image_span(t, image)?;
+            let raw = dev.module_load(&att, offset, len)?;
             let module = with_state(t, |st| Ok(st.modules.insert(ModuleEntry { raw })?));
             if module.is_err() {
                 let _ = dev.module_unload(raw);
@@ -65,7 +65,7 @@ pub fn execute(t: &Tenant, req: ModuleRequest) -> ExecResult {
 /// `ModuleGetFunction`: the tenant's handle of the kernel (one per module and name) and its
 /// parameter layout.
 fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     let existing = with_state(t, |st| {
         let raw = st.modules.get(module)?.raw;
         let found = st
@@ -80,8 +80,8 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
         (raw, None) => raw,
     };
     let cname = CString::new(name.clone()).map_err(|_| code::ERROR_INVALID_VALUE)?;
-    let f = dev.module_get_function(raw, &cname)?;
-    let params = dev.func_param_info(f)?.unwrap_or_else(|| {
+    let (f, params) = dev.module_get_function(raw, &cname)?;
+    let params = params.unwrap_or_else(|| {
         tracing::warn!(
             session = t.info.id,
             "driver lacks cuFuncGetParamInfo: no parameter layout for {name}"
@@ -103,7 +103,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
 /// `ModuleGetGlobal`: the variable's address and size; the range becomes the tenant's (owned by
 /// the module) so copies to and from it pass the memory checks.
 fn get_global(t: &Tenant, module: u64, name: String) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     let raw = with_state(t, |st| Ok(st.modules.get(module)?.raw))?;
     let cname = CString::new(name).map_err(|_| code::ERROR_INVALID_VALUE)?;
     let (ptr, size) = dev.module_get_global(raw, &cname)?;
@@ -119,90 +119,4 @@ fn get_global(t: &Tenant, module: u64, name: String) -> ExecResult {
         Ok(())
     })?;
     Ok(Reply::Global { ptr, size })
-}
-
-/// ELF magic.
-const ELF_MAGIC: &[u8; 4] = b"\x7fELF";
-/// Fatbin wrapper magic (`__fatBinC_Wrapper_t`): holds a pointer into the tenant's process.
-const FATBIN_WRAPPER_MAGIC: u32 = 0x4662_43B1;
-/// Fatbin magic.
-const FATBIN_MAGIC: u32 = 0xBA55_ED50;
-
-fn u16_at(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 2)
-        .map(|s| u64::from(u16::from_le_bytes([s[0], s[1]])))
-}
-
-fn u64_at(b: &[u8], at: usize) -> Option<u64> {
-    let s = b.get(at..at + 8)?;
-    let mut a = [0u8; 8];
-    a.copy_from_slice(s);
-    Some(u64::from_le_bytes(a))
-}
-
-/// Checks a module image against its own length before the driver sees it (the driver's
-/// `cuModuleLoadData` takes no length): cubin headers and tables must lie inside the buffer, a
-/// fatbin's payload too; a fatbin *wrapper* is refused (it points into the tenant's memory: the
-/// shim must send the fatbin itself); PTX text gets a terminating NUL.
-pub fn prepare_image(mut image: Vec<u8>) -> Result<Vec<u8>, ExecError> {
-    let invalid = ExecError::Code(code::ERROR_INVALID_IMAGE);
-    let len = image.len() as u64;
-    let magic = image
-        .get(..4)
-        .map(|m| u32::from_le_bytes([m[0], m[1], m[2], m[3]]));
-    if image.starts_with(ELF_MAGIC) {
-        let table_end = |off: usize, num: usize, size: usize| -> Option<u64> {
-            u64_at(&image, off)?
-                .checked_add(u16_at(&image, num)?.checked_mul(u16_at(&image, size)?)?)
-        };
-        let ok = image.len() >= 64
-            && table_end(0x28, 0x3c, 0x3a).is_some_and(|e| e <= len)
-            && table_end(0x20, 0x38, 0x36).is_some_and(|e| e <= len);
-        return if ok { Ok(image) } else { Err(invalid) };
-    }
-    match magic {
-        Some(FATBIN_WRAPPER_MAGIC) => Err(invalid),
-        Some(FATBIN_MAGIC) => {
-            let header = u16_at(&image, 6).ok_or(ExecError::Code(code::ERROR_INVALID_IMAGE))?;
-            let payload = u64_at(&image, 8).ok_or(ExecError::Code(code::ERROR_INVALID_IMAGE))?;
-            match header.checked_add(payload) {
-                Some(end) if end <= len => Ok(image),
-                _ => Err(invalid),
-            }
-        }
-        _ => {
-            if !image.contains(&0) {
-                image.push(0);
-            }
-            Ok(image)
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn images_are_checked_against_their_length() {
-        assert_eq!(
-            prepare_image(b".version 8.0".to_vec()).unwrap().last(),
-            Some(&0)
-        );
-        let mut fat = vec![0u8; 32];
-        fat[..4].copy_from_slice(&FATBIN_MAGIC.to_le_bytes());
-        fat[6] = 16;
-        fat[8] = 16;
-        assert!(prepare_image(fat.clone()).is_ok());
-        fat[8] = 17;
-        assert!(prepare_image(fat).is_err());
-        assert!(prepare_image(FATBIN_WRAPPER_MAGIC.to_le_bytes().to_vec()).is_err());
-        let mut elf = vec![0u8; 64];
-        elf[..4].copy_from_slice(ELF_MAGIC);
-        assert!(prepare_image(elf.clone()).is_ok());
-        elf[0x28] = 60;
-        elf[0x3c] = 1;
-        elf[0x3a] = 64;
-        assert!(prepare_image(elf).is_err());
-    }
 }

@@ -15,7 +15,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `stream` request.
 pub fn execute(t: &Tenant, req: StreamRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         StreamRequest::StreamCreate { flags, priority } => stream_create(t, flags, priority),
         StreamRequest::StreamDestroy { stream } => with_state(t, |st| {
@@ -44,7 +44,7 @@ pub fn execute(t: &Tenant, req: StreamRequest) -> ExecResult {
 }
 
 fn stream_create(t: &Tenant, flags: u32, priority: i32) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     let slot = with_state(t, |st| Ok(st.take_slot()?))?;
     let created = dev
         .stream_create(flags, priority)

@@ -26,7 +26,7 @@ pub fn sync_tenant(t: &Tenant) -> Result<(), ExecError> {
     let streams = with_state(t, |st| Ok(st.all_streams()))?;
     let mut first = Ok(());
     for s in streams {
-        if let Err(e) = t.env.dev.stream_synchronize(&s) {
+        if let Err(e) = t.dev.stream_synchronize(&s) {
             if first.is_ok() {
                 first = Err(ExecError::from(e));
             }
@@ -37,7 +37,7 @@ pub fn sync_tenant(t: &Tenant) -> Result<(), ExecError> {
 
 /// Waits for one stream.
 pub fn sync_stream(t: &Tenant, s: &Stream) -> Result<(), ExecError> {
-    Ok(t.env.dev.stream_synchronize(s)?)
+    Ok(t.dev.stream_synchronize(s)?)
 }
 
 /// Only device 0 exists (`ERROR_INVALID_DEVICE` otherwise).

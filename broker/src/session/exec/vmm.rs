@@ -15,7 +15,7 @@ use crate::session::tenant::Tenant;
 
 /// Executes a `vmm` request.
 pub fn execute(t: &Tenant, req: VmmRequest) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     match req {
         VmmRequest::MemAddressReserve {
             size,
@@ -86,7 +86,7 @@ pub fn execute(t: &Tenant, req: VmmRequest) -> ExecResult {
 
 /// `MemCreate`: a physical allocation on device 0, charged to the tenant.
 fn mem_create(t: &Tenant, size: u64, device: i32) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     device0(device)?;
     if size == 0 {
         return Err(ExecError::Code(code::ERROR_INVALID_VALUE));
@@ -110,7 +110,7 @@ fn mem_create(t: &Tenant, size: u64, device: i32) -> ExecResult {
 /// `MemMap`: maps `size` bytes of allocation `handle` (from `offset`) at `ptr`, inside one of
 /// the tenant's reservations; the range becomes the tenant's.
 fn mem_map(t: &Tenant, ptr: u64, size: u64, offset: u64, handle: u64) -> ExecResult {
-    let dev = &t.env.dev;
+    let dev = &t.dev;
     with_state(t, |st| {
         let p = *st.phys.get(handle)?;
         let fits = offset.checked_add(size).is_some_and(|e| e <= p.size);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use super::{lock, Tenant};
-use crate::device::DResult;
+use crate::device::{DResult, FailureSink};
 use crate::scheduler::{Job, JobSink, SchedError};
 use crate::session::error::SessionError;
 use crate::work::Op;
@@ -96,6 +96,31 @@ struct CallSink {
     tenant: Weak<Tenant>,
     state: Mutex<(usize, DResult<()>)>,
     cv: Condvar,
+}
+
+impl FailureSink for Tenant {
+    fn failed(&self, seq: u64, _op: &'static str, code: u32) {
+        self.async_error(seq, code);
+    }
+
+    fn owner(&self) -> String {
+        format!("tenant {:?} (session {})", self.info.name, self.info.id)
+    }
+}
+
+impl FailureSink for CallSink {
+    fn failed(&self, _seq: u64, _op: &'static str, code: u32) {
+        if let Some(t) = self.tenant.upgrade() {
+            t.async_error(0, code);
+        }
+    }
+
+    fn owner(&self) -> String {
+        match self.tenant.upgrade() {
+            Some(t) => t.owner(),
+            None => "a finished session".into(),
+        }
+    }
 }
 
 impl JobSink for CallSink {

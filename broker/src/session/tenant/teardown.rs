@@ -15,7 +15,7 @@ impl Tenant {
         let Some(mut st) = self.state().take() else {
             return;
         };
-        let dev = &self.env.dev;
+        let dev = &self.dev;
         let charged = st.memory.charged();
         for s in st.all_streams() {
             if let Err(e) = dev.stream_synchronize(&s) {
@@ -48,11 +48,7 @@ impl Tenant {
         for (_, m) in st.modules.drain() {
             note(dev.module_unload(m.raw));
         }
-        let staging_reg = st.staging_reg.take();
         drop(st);
-        if let Some(reg) = staging_reg {
-            note(dev.host_unregister(reg));
-        }
         tracing::info!(
             session = self.info.id,
             tenant = %self.info.name,
@@ -60,5 +56,6 @@ impl Tenant {
             errors,
             "session resources freed"
         );
+        self.leave_group();
     }
 }

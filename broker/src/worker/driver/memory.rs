@@ -1,4 +1,4 @@
-//! The [`Device`]'s memory operations: device memory info, VMM (reserve, create, map, access),
+//! The [`Driver`]'s memory operations: device memory info, VMM (reserve, create, map, access),
 //! VMM-backed allocations, asynchronous copies and memsets, host memory registration.
 
 use std::ffi::c_void;
@@ -12,7 +12,7 @@ use cudarc::driver::sys::{
 };
 use gpushare_client::os::Mapping;
 
-use super::{check, DResult, Device, DeviceError, HostMem, HostRegistration, Stream};
+use super::{check, DResult, DeviceError, Driver, HostMem, HostRegistration, Stream};
 
 /// `CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP`
 const HOST_REGISTER_FLAGS: u32 = 0x1 | 0x2;
@@ -20,7 +20,7 @@ const HOST_REGISTER_FLAGS: u32 = 0x1 | 0x2;
 /// A VMM-backed device allocation: reserved address range, physical handle, mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VmmAlloc {
-    /// Device address.
+    /// Driver address.
     pub ptr: u64,
     /// Bytes (a multiple of the granularity).
     pub size: u64,
@@ -43,7 +43,7 @@ pub(super) fn usize_of(v: u64) -> DResult<usize> {
     usize::try_from(v).map_err(|_| DeviceError::Invalid("size does not fit in usize"))
 }
 
-impl Device {
+impl Driver {
     pub(super) fn prop(&self) -> CUmemAllocationProp {
         CUmemAllocationProp {
             type_: CUmemAllocationType_enum::CU_MEM_ALLOCATION_TYPE_PINNED,
@@ -195,7 +195,7 @@ impl Device {
         Ok(VmmAlloc { ptr, size, handle })
     }
 
-    /// Frees a [`Device::vmm_alloc`] allocation; returns the first error but attempts every step.
+    /// Frees a [`Driver::vmm_alloc`] allocation; returns the first error but attempts every step.
     pub fn vmm_free(&self, a: &VmmAlloc) -> DResult<()> {
         let r1 = self.mem_unmap(a.ptr, a.size);
         let r2 = self.mem_release(a.handle);

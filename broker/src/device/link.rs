@@ -1,0 +1,423 @@
+//! The broker's end of one worker link: the command ring (with who owns each asynchronous
+//! operation), synchronous calls in reply slots, completion markers, the control socket, the
+//! worker's state and its death.
+//!
+//! Locks: `cmd` (the ring's producer) is held while pushing (which waits while the ring is full)
+//! and takes `origins` (the owners of recent operations) briefly; `origins`, `markers`, `socket`
+//! and `state` are leaves. None is held while waiting for a reply or while a marker's callback
+//! runs, and the events thread (which drains the notify ring the worker may be waiting on) takes
+//! only leaves.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::BorrowedFd;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gpushare_client::code;
+use gpushare_client::frame;
+use gpushare_client::proto as wire;
+use gpushare_client::ring::record::Call;
+use gpushare_client::ring::{Command, Producer};
+use gpushare_client::shm::{Region, ReplySlots, SessionState};
+use gpushare_client::wait::{Cancel, WaitPolicy};
+
+use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin};
+use crate::worker::proto::{FromWorker, ToWorker, WorkerReply, WorkerRequest};
+
+/// Owners remembered for late failures: the most recent operations (an older one that fails is
+/// logged without an owner; a context-fatal failure reaches every tenant of the group anyway,
+/// through the completion markers).
+const ORIGINS: usize = 1 << 16;
+/// How long a synchronous call waits for a reply slot.
+const SLOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a worker is doing, for status and group placement.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    /// Serving.
+    Running,
+    /// Its context suffered a device fault: its tenants keep it until they leave, new
+    /// sessions of the group get a fresh worker.
+    Faulted(String),
+    /// Gone: every call fails with `code`.
+    Dead {
+        /// The `CUresult` its tenants get.
+        code: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A completion marker waiting for its stream.
+struct Marker {
+    failed: Arc<AtomicU32>,
+    kept: Vec<HostMem>,
+    f: Box<dyn FnOnce() + Send>,
+}
+
+/// Counters for status.
+#[derive(Debug, Default)]
+pub struct LinkCounters {
+    /// Context-fatal device errors seen.
+    pub faults: AtomicU64,
+}
+
+/// The broker's end of a worker link.
+pub struct Link {
+    group: String,
+    pid: u32,
+    region: Region,
+    replies: ReplySlots,
+    cancel: Cancel,
+    cmd: Mutex<Producer>,
+    origins: Mutex<VecDeque<(u64, Option<Origin>)>>,
+    socket: Mutex<UnixStream>,
+    markers: Mutex<HashMap<u64, Marker>>,
+    next_token: AtomicU64,
+    next_ticket: AtomicU64,
+    next_region: AtomicU32,
+    state: Mutex<WorkerState>,
+    dead: AtomicU32,
+    started: Instant,
+    in_flight: AtomicU64,
+    progress_ms: AtomicU64,
+    timeout_ms: AtomicU64,
+    /// Counters for status.
+    pub counters: LinkCounters,
+}
+
+impl Link {
+    /// A link over a started worker's region and socket.
+    pub(super) fn new(
+        group: String,
+        pid: u32,
+        region: Region,
+        socket: UnixStream,
+    ) -> DResult<Link> {
+        let err =
+            |e: gpushare_client::shm::ShmError| DeviceError::Load(format!("worker link: {e}"));
+        let producer = region.command_producer().map_err(err)?;
+        Ok(Link {
+            replies: region.replies(),
+            cancel: region.cancel(),
+            cmd: Mutex::new(producer),
+            origins: Mutex::new(VecDeque::new()),
+            socket: Mutex::new(socket),
+            markers: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
+            next_ticket: AtomicU64::new(1),
+            next_region: AtomicU32::new(1),
+            state: Mutex::new(WorkerState::Running),
+            dead: AtomicU32::new(0),
+            started: Instant::now(),
+            in_flight: AtomicU64::new(0),
+            progress_ms: AtomicU64::new(0),
+            timeout_ms: AtomicU64::new(0),
+            counters: LinkCounters::default(),
+            group,
+            pid,
+            region,
+        })
+    }
+
+    /// The isolation group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The link region (the events thread reads its notify ring).
+    pub(super) fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The worker's state.
+    pub fn state(&self) -> WorkerState {
+        lock(&self.state).clone()
+    }
+
+    /// False once the worker is dead.
+    pub fn is_alive(&self) -> bool {
+        self.dead.load(Ordering::Acquire) == 0
+    }
+
+    fn dead_error(&self, call: &'static str) -> DeviceError {
+        DeviceError::Cuda {
+            call,
+            code: self.dead.load(Ordering::Acquire),
+        }
+    }
+
+    /// Sets the kernel watchdog (`Duration::ZERO`: off).
+    pub fn set_timeout(&self, t: Duration) {
+        self.timeout_ms.store(
+            t.as_millis().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn progress(&self) {
+        self.progress_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether work has been outstanding without progress for longer than the watchdog allows.
+    pub(super) fn overdue(&self) -> Option<Duration> {
+        let t = self.timeout_ms.load(Ordering::Relaxed);
+        if t == 0 || self.in_flight.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let idle = self
+            .now_ms()
+            .saturating_sub(self.progress_ms.load(Ordering::Relaxed));
+        (idle > t).then(|| Duration::from_millis(idle))
+    }
+
+    /// Appends an asynchronous operation, remembering its owner for a late failure.
+    pub(super) fn push(
+        &self,
+        cmd: &Command<'_>,
+        origin: Option<&Origin>,
+        call: &'static str,
+    ) -> DResult<()> {
+        if !self.is_alive() {
+            return Err(self.dead_error(call));
+        }
+        let mut producer = lock(&self.cmd);
+        // The owner is recorded before the push, under the producer's lock (the sequence number
+        // is known: one producer), so a failure can never be reported before its owner is known;
+        // the events thread takes only `origins`, never `cmd`, so a full ring cannot deadlock.
+        {
+            let mut origins = lock(&self.origins);
+            if origins.len() == ORIGINS {
+                origins.pop_front();
+            }
+            origins.push_back((producer.seq() + 1, origin.cloned()));
+        }
+        producer.push(cmd).map_err(|e| {
+            tracing::error!(group = %self.group, "worker command ring: {e}");
+            DeviceError::Cuda {
+                call,
+                code: code::ERROR_LAUNCH_FAILED,
+            }
+        })?;
+        Ok(())
+    }
+
+    /// The owner of the operation with command-ring sequence number `seq`, if remembered.
+    pub(super) fn origin(&self, seq: u64) -> Option<Origin> {
+        let origins = lock(&self.origins);
+        let first = origins.front()?.0;
+        let i = usize::try_from(seq.checked_sub(first)?).ok()?;
+        origins
+            .get(i)
+            .and_then(|(s, o)| if *s == seq { o.clone() } else { None })
+    }
+
+    /// A synchronous call: the request on the ring, the reply from its slot.
+    pub(super) fn call(&self, call: &'static str, req: &WorkerRequest) -> DResult<WorkerReply> {
+        if !self.is_alive() {
+            return Err(self.dead_error(call));
+        }
+        let payload = wire::encode(req).map_err(|_| DeviceError::Invalid("request too large"))?;
+        let slot = self
+            .replies
+            .claim(SLOT_TIMEOUT, &self.cancel)
+            .map_err(|_| self.lost(call))?;
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let pushed = self.push(
+            &Command::Call(Call {
+                ticket,
+                slot,
+                payload: &payload,
+            }),
+            None,
+            call,
+        );
+        let mut buf = Vec::new();
+        let waited = pushed.and_then(|()| {
+            self.replies
+                .wait(slot, ticket, &WaitPolicy::default(), &self.cancel, &mut buf)
+                .map_err(|_| self.lost(call))
+        });
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.progress();
+        // A slot whose reply never came is not reused (a late reply could land in it).
+        if waited.is_ok() {
+            let _ = self.replies.release(slot);
+        }
+        waited?;
+        match wire::decode::<WorkerReply>(&buf) {
+            Ok(WorkerReply::Failed(code)) => Err(DeviceError::Cuda { call, code }),
+            Ok(r) => Ok(r),
+            Err(_) => Err(DeviceError::Invalid("undecodable worker reply")),
+        }
+    }
+
+    /// The error of a call whose reply will not come (the worker died or the link closed).
+    fn lost(&self, call: &'static str) -> DeviceError {
+        let code = match self.dead.load(Ordering::Acquire) {
+            0 => code::ERROR_LAUNCH_FAILED,
+            c => c,
+        };
+        DeviceError::Cuda { call, code }
+    }
+
+    /// Enqueues a completion marker on worker stream `stream`: `f` runs once the stream's
+    /// earlier work completed (with `failed` set first if the stream could not run it), or when
+    /// the worker dies.
+    pub(super) fn marker(
+        &self,
+        stream: u64,
+        failed: Arc<AtomicU32>,
+        kept: Vec<HostMem>,
+        f: Box<dyn FnOnce() + Send>,
+        origin: Option<&Origin>,
+    ) -> DResult<()> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        lock(&self.markers).insert(token, Marker { failed, kept, f });
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let rec = Command::HostFn(gpushare_client::ring::record::HostFn { stream, token });
+        if let Err(e) = self.push(&rec, origin, "cuLaunchHostFunc") {
+            // Not enqueued: the marker runs now, with the error.
+            let code = match &e {
+                DeviceError::Cuda { code, .. } => *code,
+                _ => code::ERROR_LAUNCH_FAILED,
+            };
+            self.run_marker(token, code);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Runs marker `token` (its stream reached it, or it never will: `code` ≠ 0).
+    pub(super) fn run_marker(&self, token: u64, code: u32) {
+        let Some(m) = lock(&self.markers).remove(&token) else {
+            return;
+        };
+        if code != 0 {
+            let _ = m
+                .failed
+                .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(m.f));
+        drop(m.kept);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.progress();
+    }
+
+    /// An asynchronous operation failed on the device.
+    pub(super) fn failed(&self, seq: u64, code: u32) {
+        let origin = self.origin(seq);
+        let owner = origin
+            .as_ref()
+            .map(|o| o.sink.owner())
+            .unwrap_or_else(|| "an earlier operation".into());
+        let op = origin.as_ref().map_or("operation", |o| o.op);
+        if code::is_context_fatal(code) {
+            self.counters.faults.fetch_add(1, Ordering::Relaxed);
+            let reason = format!("{op} of {owner} failed with CUresult {code}");
+            tracing::error!(group = %self.group, pid = self.pid, "device fault: {reason}; the group's context is lost");
+            let mut st = lock(&self.state);
+            if *st == WorkerState::Running {
+                *st = WorkerState::Faulted(reason);
+            }
+        } else {
+            tracing::warn!(group = %self.group, "{op} of {owner} failed with CUresult {code}");
+        }
+        if let Some(o) = origin {
+            if o.seq != 0 {
+                o.sink.failed(o.seq, o.op, code);
+            }
+        }
+    }
+
+    /// The worker is gone: calls fail with `code` from now on, waits end, markers run.
+    pub(super) fn die(&self, code: u32, reason: String) {
+        if self
+            .dead
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return;
+        }
+        tracing::error!(group = %self.group, pid = self.pid, "worker lost: {reason}");
+        *lock(&self.state) = WorkerState::Dead { code, reason };
+        self.region.close(SessionState::ClosedByBroker);
+        let tokens: Vec<u64> = lock(&self.markers).keys().copied().collect();
+        for t in tokens {
+            self.run_marker(t, code);
+        }
+    }
+
+    /// Attaches a region or host buffer (its memfd) to the worker; returns its id and, for a
+    /// registration, its device address.
+    pub(super) fn attach(
+        &self,
+        fd: BorrowedFd<'_>,
+        len: u64,
+        register: bool,
+    ) -> DResult<(u32, Option<u64>)> {
+        if !self.is_alive() {
+            return Err(self.dead_error("attach"));
+        }
+        let id = self.next_region.fetch_add(1, Ordering::Relaxed);
+        let msg = ToWorker::Attach { id, len, register };
+        match self.socket_request(&msg, &[fd])? {
+            FromWorker::Attached { device_ptr } => Ok((id, device_ptr)),
+            FromWorker::Error { code } => Err(DeviceError::Cuda {
+                call: "cuMemHostRegister",
+                code,
+            }),
+            _ => Err(DeviceError::Invalid("unexpected worker answer")),
+        }
+    }
+
+    /// Detaches a region (best effort: a dead worker has nothing to detach).
+    pub(super) fn detach(&self, id: u32) {
+        if self.is_alive() {
+            if let Err(e) = self.socket_request(&ToWorker::Detach { id }, &[]) {
+                tracing::debug!(group = %self.group, "detaching region {id}: {e}");
+            }
+        }
+    }
+
+    fn socket_request(&self, msg: &ToWorker, fds: &[BorrowedFd<'_>]) -> DResult<FromWorker> {
+        let lost = || DeviceError::Cuda {
+            call: "worker link",
+            code: code::ERROR_LAUNCH_FAILED,
+        };
+        let bytes = wire::encode(msg).map_err(|_| DeviceError::Invalid("socket message"))?;
+        let mut s = lock(&self.socket);
+        frame::send_frame_with_fds(&mut s, &bytes, fds).map_err(|_| lost())?;
+        frame::recv_message::<FromWorker>(&mut s).map_err(|_| lost())
+    }
+
+    /// Ends the link: the worker sees the socket's end and exits.
+    pub(super) fn shut_down(&self) {
+        let s = lock(&self.socket);
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+
+    /// Outstanding markers and calls (for status).
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Acquire)
+    }
+}
+
+impl FailureSink for () {
+    fn failed(&self, _: u64, _: &'static str, _: u32) {}
+    fn owner(&self) -> String {
+        "the broker".into()
+    }
+}

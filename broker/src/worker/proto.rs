@@ -1,0 +1,221 @@
+//! What the broker and a worker say to each other.
+//!
+//! A worker link is a tenant-style shared-memory region ([`gpushare_client::shm::Region`]) plus a
+//! Unix socket pair:
+//!
+//! - **command ring** (broker → worker): the asynchronous device operations as the tenant
+//!   protocol's fixed-layout records, with worker-side ids in place of tenant handles — `LAUNCH`
+//!   (function id, stream id), `MEMCPY_*` (`host_region` = an attached region id), `MEMSET`,
+//!   `WRITE_VALUE`, `EVENT_RECORD`, `STREAM_WAIT_EVENT`, `HOST_FN` (a completion marker: `token`
+//!   names the broker-side callback) — and `CALL` records carrying a postcard [`WorkerRequest`],
+//!   answered in a reply slot with a postcard [`WorkerReply`].
+//! - **notify ring** (worker → broker): `HOST_FN_READY{stream, token, seq}` when a marker ran
+//!   (`seq` = 0, or the driver error that made the marker run early after a synchronisation) and
+//!   `ASYNC_ERROR{seq, code}` when the asynchronous operation with command-ring sequence number
+//!   `seq` failed.
+//! - **socket** (frames of [`ToWorker`] / [`FromWorker`]): the hello and the device snapshot,
+//!   and everything that carries a file descriptor — attaching a tenant's region or host buffer
+//!   (SCM_RIGHTS) — answered in order. Its end is the worker's end: a worker exits when the
+//!   broker's side closes, and the broker sees a dead worker as the socket's end of stream.
+
+use gpushare_client::proto::{DeviceInfo, ParamInfo};
+use gpushare_client::shm::ShmLayout;
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol (the worker is the broker's own executable, so both always match;
+/// checked anyway).
+pub const WORKER_PROTOCOL: u32 = 1;
+
+/// Which driver a worker opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DriverChoice {
+    /// The CPU device.
+    Cpu,
+    /// The real driver.
+    Cuda,
+}
+
+/// Socket messages from the broker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ToWorker {
+    /// First message, with the link region's descriptor.
+    Hello {
+        /// [`WORKER_PROTOCOL`].
+        protocol: u32,
+        /// The isolation group, for logs.
+        group: String,
+        /// The driver to open.
+        driver: DriverChoice,
+        /// The link region's layout (checked against the descriptor's header).
+        layout: ShmLayout,
+    },
+    /// Maps a tenant region (staging area) or host buffer, sent with its descriptor, as region
+    /// `id`; with `register`, also registers it with the driver (pinned, device-mapped).
+    Attach {
+        /// Region id the command ring names.
+        id: u32,
+        /// Bytes.
+        len: u64,
+        /// Register with the driver.
+        register: bool,
+    },
+    /// Forgets region `id` (unregistering it first if it was registered).
+    Detach {
+        /// Region id.
+        id: u32,
+    },
+}
+
+/// Socket messages from the worker, one per [`ToWorker`] message, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum FromWorker {
+    /// The driver is open.
+    Ready {
+        /// [`WORKER_PROTOCOL`].
+        protocol: u32,
+        /// `cuDriverGetVersion`.
+        driver_version: i32,
+        /// Device 0's snapshot.
+        info: DeviceInfo,
+        /// VMM granularity.
+        granularity: u64,
+        /// The library in use, for logs and status.
+        backend: String,
+        /// `cuCtxGetStreamPriorityRange`: (least, greatest).
+        priorities: (i32, i32),
+    },
+    /// The worker could not start (the driver did not load or has no device).
+    Failed {
+        /// `CUresult`.
+        code: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A region is attached; for a registration, its device address.
+    Attached {
+        /// Device address of a registered buffer.
+        device_ptr: Option<u64>,
+    },
+    /// A socket request failed.
+    Error {
+        /// `CUresult`.
+        code: u32,
+    },
+}
+
+/// A synchronous request on the command ring (a CALL record's payload).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerRequest {
+    /// `cuMemGetInfo`.
+    MemGetInfo,
+    /// `cuMemGetAllocationGranularity`.
+    Granularity { option: u32 },
+    /// `cuMemAddressReserve`.
+    AddressReserve {
+        size: u64,
+        align: u64,
+        addr: u64,
+        flags: u64,
+    },
+    /// `cuMemAddressFree`.
+    AddressFree { ptr: u64, size: u64 },
+    /// `cuMemCreate` on device 0.
+    MemCreate { size: u64 },
+    /// `cuMemRelease`.
+    MemRelease { handle: u64 },
+    /// `cuMemMap`.
+    MemMap {
+        ptr: u64,
+        size: u64,
+        offset: u64,
+        handle: u64,
+    },
+    /// `cuMemUnmap`.
+    MemUnmap { ptr: u64, size: u64 },
+    /// `cuMemSetAccess` for device 0: 0 none, 1 read, 3 read-write.
+    MemSetAccess { ptr: u64, size: u64, access: u8 },
+    /// A VMM-backed allocation (reserve, create, map, read-write).
+    VmmAlloc { size: u64 },
+    /// Frees a [`WorkerRequest::VmmAlloc`].
+    VmmFree { ptr: u64, size: u64, handle: u64 },
+    /// `cuModuleLoadData` of an image in an attached region.
+    ModuleLoad { region: u32, offset: u64, len: u64 },
+    /// `cuModuleUnload`.
+    ModuleUnload { module: u64 },
+    /// `cuModuleGetFunction` (with its parameter layout).
+    ModuleGetFunction { module: u64, name: String },
+    /// `cuModuleGetGlobal`.
+    ModuleGetGlobal { module: u64, name: String },
+    /// `cuFuncGetAttribute`.
+    FuncGetAttribute { function: u64, attribute: i32 },
+    /// `cuFuncSetAttribute`.
+    FuncSetAttribute {
+        function: u64,
+        attribute: i32,
+        value: i32,
+    },
+    /// A non-blocking stream.
+    StreamCreate { flags: u32, priority: i32 },
+    /// Destroys a stream once its work is done.
+    StreamDestroy { stream: u64 },
+    /// `cuStreamQuery`.
+    StreamQuery { stream: u64 },
+    /// `cuStreamSynchronize` (blocks).
+    StreamSynchronize { stream: u64 },
+    /// `cuEventCreate`.
+    EventCreate { flags: u32 },
+    /// `cuEventDestroy`.
+    EventDestroy { event: u64 },
+    /// `cuEventQuery`.
+    EventQuery { event: u64 },
+    /// `cuEventSynchronize` (blocks).
+    EventSynchronize { event: u64 },
+    /// `cuEventElapsedTime`.
+    EventElapsed { start: u64, end: u64 },
+    /// `cuCtxGetLimit`.
+    CtxGetLimit { limit: u32 },
+    /// `cuCtxSetLimit`.
+    CtxSetLimit { limit: u32, value: u64 },
+}
+
+impl WorkerRequest {
+    /// Whether the request may wait for the device: such requests run on the worker's
+    /// executors, so the command ring keeps flowing.
+    pub fn blocks(&self) -> bool {
+        matches!(
+            self,
+            WorkerRequest::StreamSynchronize { .. }
+                | WorkerRequest::EventSynchronize { .. }
+                | WorkerRequest::ModuleLoad { .. }
+                | WorkerRequest::ModuleUnload { .. }
+                | WorkerRequest::VmmFree { .. }
+                | WorkerRequest::MemUnmap { .. }
+        )
+    }
+}
+
+/// The answer to a [`WorkerRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkerReply {
+    /// Success, nothing to return.
+    Done,
+    /// A `CUresult` other than success.
+    Failed(u32),
+    /// A value.
+    Value(u64),
+    /// Two values (free and total, pointer and size, ...).
+    Pair(u64, u64),
+    /// A VMM allocation.
+    Alloc { ptr: u64, size: u64, handle: u64 },
+    /// A boolean (query: idle / complete).
+    Flag(bool),
+    /// `cuFuncGetAttribute`.
+    Int(i32),
+    /// Elapsed milliseconds.
+    Millis(f32),
+    /// A function with its parameter layout (`None`: the driver cannot tell).
+    Function {
+        function: u64,
+        params: Option<Vec<ParamInfo>>,
+    },
+}

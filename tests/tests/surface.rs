@@ -143,52 +143,42 @@ macro_rules! make_current {
     }};
 }
 
-/// The broker the shim's layer talks to, and both layers' primary contexts (as addresses), set
-/// up once for the tests of this file.
+/// Both layers with their primary contexts current on the calling thread (the shim's through a
+/// broker that lives as long as the value).
 struct Layers {
     _broker: Broker,
-    cpu_ctx: usize,
-    shim_ctx: usize,
+    cpu_ctx: *mut std::ffi::c_void,
+    shim_ctx: *mut std::ffi::c_void,
 }
 
-fn layers() -> &'static Layers {
-    static LAYERS: std::sync::OnceLock<Layers> = std::sync::OnceLock::new();
-    LAYERS.get_or_init(|| {
-        let broker = Broker::start(&[("GPUSHARE_CPU_PROFILE", "small")]);
-        std::env::set_var("GPUSHARE_SOCKET", broker.socket());
-        std::env::set_var("GPUSHARE_TENANT_NAME", "surface-probe");
-        let cpu_ctx = make_current!(cpu) as usize;
-        let shim_ctx = make_current!(shim) as usize;
-        Layers {
-            _broker: broker,
-            cpu_ctx,
-            shim_ctx,
-        }
-    })
-}
-
-/// Makes both primary contexts current on the calling thread.
-fn make_both_current() -> (*mut std::ffi::c_void, *mut std::ffi::c_void) {
-    let l = layers();
-    let (c, s) = (
-        l.cpu_ctx as *mut std::ffi::c_void,
-        l.shim_ctx as *mut std::ffi::c_void,
-    );
-    // SAFETY: contexts retained by `layers`.
-    unsafe {
-        assert_eq!(cpu::cuCtxSetCurrent(c), 0);
-        assert_eq!(shim::cuCtxSetCurrent(s), 0);
+fn layers() -> Layers {
+    let broker = Broker::start(&[("GPUSHARE_CPU_PROFILE", "small")]);
+    std::env::set_var("GPUSHARE_SOCKET", broker.socket());
+    std::env::set_var("GPUSHARE_TENANT_NAME", "surface-probe");
+    let cpu_ctx = make_current!(cpu);
+    let shim_ctx = make_current!(shim);
+    Layers {
+        _broker: broker,
+        cpu_ctx,
+        shim_ctx,
     }
-    (c, s)
+}
+
+/// One broker for the tests that need both layers, run in turn on one thread (the shim's
+/// session is process-wide; the broker is stopped when the test ends).
+#[test]
+fn both_layers() {
+    let l = layers();
+    event_record_flags_are_rejected_at_the_call_by_both_libraries();
+    both_libraries_validate_every_entry_points_arguments_alike(&l);
+    stream_write_value32_writes_in_stream_order_through_both_libraries();
 }
 
 /// The drift issue 8 found: the CPU device rejected `cuEventRecordWithFlags` flags beyond
 /// `CU_EVENT_RECORD_EXTERNAL` at the call, the shim forwarded them and the broker turned them into
 /// a sticky error. Both now reject them at the call (the declaration's `Flags`), and the context
 /// stays usable.
-#[test]
 fn event_record_flags_are_rejected_at_the_call_by_both_libraries() {
-    make_both_current();
     macro_rules! check {
         ($layer:ident) => {{
             let mut ev = std::ptr::null_mut();
@@ -213,9 +203,8 @@ fn event_record_flags_are_rejected_at_the_call_by_both_libraries() {
     check!(shim);
 }
 
-#[test]
-fn both_libraries_validate_every_entry_points_arguments_alike() {
-    let (cpu_ctx, shim_ctx) = make_both_current();
+fn both_libraries_validate_every_entry_points_arguments_alike(l: &Layers) {
+    let (cpu_ctx, shim_ctx) = (l.cpu_ctx, l.shim_ctx);
     let cpu = supported(cpu::all_symbols());
     let shim = supported(shim::all_symbols());
     let (mut compared, mut differ) = (0, Vec::new());
@@ -253,9 +242,7 @@ fn both_libraries_validate_every_entry_points_arguments_alike() {
 /// The entry point issue 8 added end to end (declaration, both libraries, a ring record, the
 /// broker): `cuStreamWriteValue32` writes in stream order, rejects unaligned and foreign
 /// addresses at the call, and `cuGetProcAddress` hands out its `_v2`.
-#[test]
 fn stream_write_value32_writes_in_stream_order_through_both_libraries() {
-    make_both_current();
     macro_rules! check {
         ($layer:ident) => {{
             let (mut d, mut s, mut out) = (0u64, std::ptr::null_mut(), [0u32; 2]);

@@ -249,6 +249,17 @@ pub fn status() -> StatusReport {
             completed_ops: 95,
             gpu_time_ns: 1_000_000,
             weight: 1,
+            group: "uid:1000".into(),
+        }],
+        workers: vec![WorkerStatus {
+            group: "uid:1000".into(),
+            pid: 77,
+            state: "running".into(),
+            tenants: 1,
+            memory_bytes: 3 << 30,
+            faults: 0,
+            restarts: 1,
+            last_fault: "worker killed by signal 9".into(),
         }],
     }
 }

@@ -169,6 +169,11 @@ impl Broker {
     /// Starts a broker on the CPU device with extra environment (e.g. `GPUSHARE_CPU_PROFILE`) and
     /// waits (bounded) until it accepts connections.
     pub fn start(env: &[(&str, &str)]) -> Broker {
+        Broker::start_with_policy(None, env)
+    }
+
+    /// As [`Broker::start`], with a policy file of the given TOML text.
+    pub fn start_with_policy(policy: Option<&str>, env: &[(&str, &str)]) -> Broker {
         let dir = std::env::temp_dir().join(format!(
             "gpushare-e2e-{}-{}",
             std::process::id(),
@@ -180,8 +185,13 @@ impl Broker {
         let log = dir.join("broker.log");
         let mut cmd = Command::new(gpushare_bin());
         cmd.args(["broker", "--device", "cpu", "--socket"])
-            .arg(&socket)
-            .env("GPUSHARE_CPU_LIB", cpu_lib())
+            .arg(&socket);
+        if let Some(text) = policy {
+            let path = dir.join("policy.toml");
+            std::fs::write(&path, text).expect("write the policy file");
+            cmd.arg("--policy").arg(path);
+        }
+        cmd.env("GPUSHARE_CPU_LIB", cpu_lib())
             .env_remove("GPUSHARE_CPU_PROFILE")
             .env_remove("GPUSHARE_CPU_PACING")
             .env_remove("GPUSHARE_CPU_THREADS")

@@ -52,6 +52,7 @@ pub enum WorkerState {
 
 /// A completion marker waiting for its stream.
 struct Marker {
+    origin: Option<Origin>,
     failed: Arc<AtomicU32>,
     kept: Vec<HostMem>,
     f: Box<dyn FnOnce() + Send>,
@@ -80,6 +81,7 @@ pub struct Link {
     next_region: AtomicU32,
     state: Mutex<WorkerState>,
     dead: AtomicU32,
+    closing: std::sync::atomic::AtomicBool,
     started: Instant,
     in_flight: AtomicU64,
     progress_ms: AtomicU64,
@@ -111,6 +113,7 @@ impl Link {
             next_region: AtomicU32::new(1),
             state: Mutex::new(WorkerState::Running),
             dead: AtomicU32::new(0),
+            closing: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
             in_flight: AtomicU64::new(0),
             progress_ms: AtomicU64::new(0),
@@ -285,7 +288,15 @@ impl Link {
         origin: Option<&Origin>,
     ) -> DResult<()> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        lock(&self.markers).insert(token, Marker { failed, kept, f });
+        lock(&self.markers).insert(
+            token,
+            Marker {
+                origin: origin.cloned(),
+                failed,
+                kept,
+                f,
+            },
+        );
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let rec = Command::HostFn(gpushare_client::ring::record::HostFn { stream, token });
         if let Err(e) = self.push(&rec, origin, "cuLaunchHostFunc") {
@@ -309,11 +320,34 @@ impl Link {
             let _ = m
                 .failed
                 .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+            if code::is_context_fatal(code) && self.is_alive() {
+                let owner = m
+                    .origin
+                    .as_ref()
+                    .map_or_else(|| "a stream".to_string(), |o| o.sink.owner());
+                self.note_fault(code, &format!("work of {owner}"));
+            }
         }
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(m.f));
         drop(m.kept);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.progress();
+    }
+
+    /// A context-fatal error reached the broker, first reported for `what` (best effort: the
+    /// first tenant whose work or call reports it, usually the one whose work faulted). The
+    /// first report per worker is logged as the fault; the worker is then `Faulted`.
+    pub fn note_fault(&self, code: u32, what: &str) {
+        let mut st = lock(&self.state);
+        if *st != WorkerState::Running {
+            return;
+        }
+        self.counters.faults.fetch_add(1, Ordering::Relaxed);
+        let name = code::name(code).unwrap_or("a device fault");
+        let reason = format!("{what} failed with {name}");
+        tracing::error!(group = %self.group, pid = self.pid,
+            "device fault: {reason}; the group's context is lost");
+        *st = WorkerState::Faulted(reason);
     }
 
     /// An asynchronous operation failed on the device.
@@ -325,13 +359,7 @@ impl Link {
             .unwrap_or_else(|| "an earlier operation".into());
         let op = origin.as_ref().map_or("operation", |o| o.op);
         if code::is_context_fatal(code) {
-            self.counters.faults.fetch_add(1, Ordering::Relaxed);
-            let reason = format!("{op} of {owner} failed with CUresult {code}");
-            tracing::error!(group = %self.group, pid = self.pid, "device fault: {reason}; the group's context is lost");
-            let mut st = lock(&self.state);
-            if *st == WorkerState::Running {
-                *st = WorkerState::Faulted(reason);
-            }
+            self.note_fault(code, &format!("{op} of {owner}"));
         } else {
             tracing::warn!(group = %self.group, "{op} of {owner} failed with CUresult {code}");
         }
@@ -351,7 +379,11 @@ impl Link {
         {
             return;
         }
-        tracing::error!(group = %self.group, pid = self.pid, "worker lost: {reason}");
+        if self.closing.load(Ordering::Acquire) {
+            tracing::info!(group = %self.group, pid = self.pid, "worker stopped ({reason})");
+        } else {
+            tracing::error!(group = %self.group, pid = self.pid, "worker lost: {reason}");
+        }
         *lock(&self.state) = WorkerState::Dead { code, reason };
         self.region.close(SessionState::ClosedByBroker);
         let tokens: Vec<u64> = lock(&self.markers).keys().copied().collect();
@@ -405,6 +437,7 @@ impl Link {
 
     /// Ends the link: the worker sees the socket's end and exits.
     pub(super) fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
         let s = lock(&self.socket);
         let _ = s.shutdown(std::net::Shutdown::Both);
     }

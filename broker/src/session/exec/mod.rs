@@ -33,6 +33,7 @@ use std::sync::Arc;
 use gpushare_client::code;
 use gpushare_client::proto::{ReplyEnvelope, Request, RequestEnvelope, Routed};
 
+use crate::device::FailureSink;
 use crate::session::error::{ExecError, ExecResult};
 use crate::session::tenant::{ReplyTo, Tenant};
 
@@ -70,7 +71,16 @@ pub fn run(t: Arc<Tenant>, rx: Receiver<CallJob>) {
 pub fn envelope(t: &Tenant, id: u64, result: ExecResult) -> Option<ReplyEnvelope> {
     match result {
         Ok(body) => Some(ReplyEnvelope::ok(id, body)),
-        Err(ExecError::Code(code)) => Some(ReplyEnvelope::error(id, code)),
+        Err(ExecError::Code(code)) => {
+            if gpushare_client::code::is_context_fatal(code) {
+                // The worker's context is lost: as in CUDA, the error is sticky for the tenant.
+                t.async_error(0, code);
+                t.dev
+                    .link()
+                    .note_fault(code, &format!("a call of {}", t.owner()));
+            }
+            Some(ReplyEnvelope::error(id, code))
+        }
         Err(ExecError::Violation(reason)) => {
             t.violation(&reason);
             None

@@ -64,12 +64,12 @@ pub(crate) struct BlockRunner<'a> {
 
 const CHECK_EVERY: u64 = 1 << 12;
 
-/// `n` copies of `v`, or `None` when the host cannot allocate them.
+/// `n` copies of `v`, or `None` when the host refuses the memory. A `try_reserve` probe makes
+/// the allocation fallible; `vec!` then allocates for real, which for zeros takes lazily zeroed
+/// pages (`calloc`) instead of writing every byte of a possibly large, mostly unused buffer.
 fn try_filled<T: Clone>(n: usize, v: T) -> Option<Vec<T>> {
-    let mut out = Vec::new();
-    out.try_reserve_exact(n).ok()?;
-    out.resize(n, v);
-    Some(out)
+    Vec::<T>::new().try_reserve_exact(n).ok()?;
+    Some(vec![v; n])
 }
 
 impl<'a> BlockRunner<'a> {

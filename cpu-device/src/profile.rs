@@ -1,6 +1,9 @@
 //! The modelled device: identity, limits and engine rates. `GPUSHARE_CPU_PROFILE` picks one:
 //! `h200` (default, modelled on an NVIDIA H200) or `small` (a slow 4-SM device for tests, so that
 //! paced completions are long enough to observe overlap and fairness from outside).
+//!
+//! Device memory is host memory, so the memory size the device reports and allocates is capped
+//! by the host's ([`device_memory`]): `GPUSHARE_CPU_MEMORY` sets it explicitly instead.
 
 use crate::error::{CuError, CuResult};
 
@@ -152,18 +155,21 @@ impl DeviceProfile {
         }
     }
 
-    /// The profile named by `GPUSHARE_CPU_PROFILE` (default `h200`). An unknown name is an error
-    /// (`cuInit` fails with `INVALID_VALUE` and logs the known names).
+    /// The profile named by `GPUSHARE_CPU_PROFILE` (default `h200`), its memory size capped by
+    /// the host's memory or set by `GPUSHARE_CPU_MEMORY` (see [`device_memory`]). An unknown
+    /// name or a malformed size is an error (`cuInit` fails with `INVALID_VALUE` and logs why).
     pub fn from_env() -> CuResult<Self> {
-        match std::env::var("GPUSHARE_CPU_PROFILE") {
-            Err(_) => Ok(Self::h200()),
+        let mut profile = match std::env::var("GPUSHARE_CPU_PROFILE") {
+            Err(_) => Self::h200(),
             Ok(name) => Self::by_name(&name).ok_or_else(|| {
                 tracing::error!(
                     "GPUSHARE_CPU_PROFILE={name:?} is not a known profile (known: h200, small)"
                 );
                 CuError::INVALID_VALUE
-            }),
-        }
+            })?,
+        };
+        profile.total_memory = memory_from_env(profile.total_memory)?;
+        Ok(profile)
     }
 
     /// A profile by key.
@@ -181,9 +187,182 @@ impl DeviceProfile {
     }
 }
 
+/// Environment variable that sets the device memory size: bytes, or a number with a unit
+/// (`K`/`KiB`, `M`/`MiB`, `G`/`GiB`, `T`/`TiB` are powers of 1024; `KB`, `MB`, `GB`, `TB`
+/// powers of 1000), e.g. `GPUSHARE_CPU_MEMORY=16GiB`.
+pub const MEMORY_ENV: &str = "GPUSHARE_CPU_MEMORY";
+
+/// Smallest device memory the host cap leaves (on hosts with less than about 2.3 GiB).
+pub const MIN_HOST_CAPPED_MEMORY: u64 = 256 * MIB;
+
+/// How much device memory a host with `host` bytes of physical memory backs: what is left after
+/// a headroom of a quarter of it, and at least 2 GiB, for the host itself (the interpreter's
+/// register files and local memory, staging buffers, page-locked host allocations — none of
+/// which is charged as device memory — other processes and the page cache); never less than
+/// [`MIN_HOST_CAPPED_MEMORY`]; rounded down to 2 MiB.
+pub fn host_memory_cap(host: u64) -> u64 {
+    let headroom = (host / 4).max(2 * GIB);
+    host.saturating_sub(headroom).max(MIN_HOST_CAPPED_MEMORY) & !(2 * MIB - 1)
+}
+
+/// The device memory size: `explicit` (`GPUSHARE_CPU_MEMORY`) when set, lower or higher than the
+/// profile's; otherwise the profile's size capped by [`host_memory_cap`] of the host's memory
+/// (the profile's size when the host's memory is unknown).
+pub fn device_memory(profile: u64, host: Option<u64>, explicit: Option<u64>) -> u64 {
+    match (explicit, host) {
+        (Some(bytes), _) => bytes,
+        (None, Some(host)) => profile.min(host_memory_cap(host)),
+        (None, None) => profile,
+    }
+}
+
+/// Parses a size: bytes, or a number with a unit (see [`MEMORY_ENV`]).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "t" | "tib" => 1 << 40,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The host's physical memory as this process may use it: `MemTotal` from `/proc/meminfo`,
+/// lowered to the memory limit of the process's cgroup when one is set.
+pub fn host_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total = meminfo.lines().find_map(|l| {
+        let kib = l.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?;
+        kib.trim().parse::<u64>().ok()?.checked_mul(1024)
+    })?;
+    Some(cgroup_limits().into_iter().fold(total, u64::min))
+}
+
+/// Memory limits of the process's cgroup (v2 `memory.max`, v1 `memory.limit_in_bytes`), looked
+/// up both under the process's cgroup path and at the root of the mounted hierarchy (what a
+/// container with its own cgroup namespace sees). Missing files and `max` mean no limit.
+fn cgroup_limits() -> Vec<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut files = vec![
+        "/sys/fs/cgroup/memory.max".to_string(),
+        "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string(),
+    ];
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next(), parts.next().unwrap_or("/"));
+        match controllers {
+            Some("") => files.push(format!("/sys/fs/cgroup{path}/memory.max")),
+            Some(c) if c.split(',').any(|c| c == "memory") => {
+                files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"))
+            }
+            _ => {}
+        }
+    }
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok()?.trim().parse().ok())
+        .collect()
+}
+
+/// The device memory size for a profile of `profile` bytes under the current environment.
+fn memory_from_env(profile: u64) -> CuResult<u64> {
+    let explicit = match std::env::var(MEMORY_ENV) {
+        Ok(v) if !v.trim().is_empty() => match parse_size(&v).filter(|&n| n > 0) {
+            Some(n) => Some(n),
+            None => {
+                tracing::error!(
+                    "{MEMORY_ENV}={v:?} is not a size (bytes, or a number with a unit: 16GiB)"
+                );
+                return Err(CuError::INVALID_VALUE);
+            }
+        },
+        _ => None,
+    };
+    let host = host_memory();
+    let total = device_memory(profile, host, explicit);
+    if explicit.is_none() && total < profile {
+        tracing::info!(
+            "device memory capped at {} MiB (profile: {} MiB; host: {} MiB; set {MEMORY_ENV} to \
+             override)",
+            total >> 20,
+            profile >> 20,
+            host.unwrap_or(0) >> 20
+        );
+    }
+    Ok(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_cap_leaves_headroom() {
+        // 24 GiB host: a quarter (6 GiB) stays with the host.
+        assert_eq!(host_memory_cap(24 * GIB), 18 * GIB);
+        // Small hosts keep at least 2 GiB, and the device gets at least 256 MiB.
+        assert_eq!(host_memory_cap(4 * GIB), 2 * GIB);
+        assert_eq!(host_memory_cap(2 * GIB), MIN_HOST_CAPPED_MEMORY);
+        assert_eq!(host_memory_cap(0), MIN_HOST_CAPPED_MEMORY);
+        // Rounded down to 2 MiB: MemTotal is rarely a round number.
+        let odd = 24_683_784 * 1024;
+        assert_eq!(host_memory_cap(odd), (odd - odd / 4) & !(2 * MIB - 1));
+        assert_eq!(host_memory_cap(odd) % (2 * MIB), 0);
+        assert_eq!(
+            host_memory_cap(u64::MAX),
+            (u64::MAX - u64::MAX / 4) & !(2 * MIB - 1)
+        );
+    }
+
+    #[test]
+    fn device_memory_is_capped_by_the_host_unless_set() {
+        let h200 = DeviceProfile::h200().total_memory;
+        let small = DeviceProfile::small().total_memory;
+        assert_eq!(device_memory(h200, Some(24 * GIB), None), 18 * GIB);
+        assert_eq!(device_memory(h200, Some(2 << 40), None), h200);
+        assert_eq!(device_memory(small, Some(24 * GIB), None), small);
+        assert_eq!(
+            device_memory(small, Some(GIB), None),
+            MIN_HOST_CAPPED_MEMORY
+        );
+        assert_eq!(device_memory(h200, None, None), h200);
+        // Explicit: lower or higher than the profile and the host.
+        assert_eq!(device_memory(h200, Some(24 * GIB), Some(3 * GIB)), 3 * GIB);
+        assert_eq!(
+            device_memory(small, Some(24 * GIB), Some(64 * GIB)),
+            64 * GIB
+        );
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("1073741824"), Some(GIB));
+        assert_eq!(parse_size("16GiB"), Some(16 * GIB));
+        assert_eq!(parse_size(" 16 gib "), Some(16 * GIB));
+        assert_eq!(parse_size("512M"), Some(512 * MIB));
+        assert_eq!(parse_size("2TiB"), Some(2 << 40));
+        assert_eq!(parse_size("3GB"), Some(3_000_000_000));
+        assert_eq!(parse_size("0"), Some(0));
+        for bad in ["", "GiB", "1.5GiB", "-1", "12 parsecs", "99999999999TiB"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_memory_is_read() {
+        let host = host_memory().expect("/proc/meminfo");
+        assert!(host >= 64 * MIB, "{host}");
+    }
 
     #[test]
     fn profiles_by_name() {

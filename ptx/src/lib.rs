@@ -68,10 +68,19 @@
 //! stack, calls to external functions other than `vprintf` /
 //! `__assertfail`, fp8 / tf32 conversions, and a few rare modifier
 //! combinations (e.g. directed rounding together with `.ftz`/`.sat`).
+//!
+//! # Hostile input
+//!
+//! [`Module::load`] never panics and never recurses, allocates or loops without bound on what
+//! the text declares: nesting, call depth, registers, code size, shared/local memory and
+//! parameters are bounded by [`limits`], and every declared size is computed with checked
+//! arithmetic before anything is allocated. Module variables are not bounded here (their memory
+//! is the caller's) and cost no host memory beyond their initialisers.
 #![deny(unsafe_code)]
 
 mod error;
 mod exec;
+pub mod limits;
 mod lower;
 mod module;
 mod parse;

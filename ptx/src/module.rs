@@ -46,9 +46,10 @@ impl Module {
         self.kernels.iter().find(|k| k.name == name)
     }
 
-    /// Module-scope `.global` / `.const` variables. The caller allocates device
-    /// memory for each (size/align), copies [`GlobalVar::resolved_init`] into it and
-    /// passes the addresses to [`crate::launch`] in this order.
+    /// Module-scope `.global` / `.const` variables. The caller allocates zeroed device
+    /// memory for each (size/align), copies [`GlobalVar::resolved_init`] to its start and
+    /// passes the addresses to [`crate::launch`] in this order. Sizes are not bounded here
+    /// (beyond fitting in 64 bits, all together): the caller checks them against its memory.
     pub fn globals(&self) -> &[GlobalVar] {
         &self.globals
     }
@@ -183,7 +184,10 @@ pub struct GlobalVar {
     pub size: usize,
     /// Required alignment in bytes.
     pub align: usize,
-    /// Initial contents (`size` bytes; zeros where not initialised).
+    /// Initial contents: at most `size` bytes; every byte past `init.len()` is zero.
+    /// Variables of up to [`crate::limits::FULL_INIT_BYTES`] carry all `size` bytes (zeros
+    /// where not initialised); larger ones only through their last initialised element, so
+    /// that a huge declaration costs no host memory at load.
     pub init: Vec<u8>,
     /// Address-valued initializers, to be patched with device addresses.
     pub relocs: Vec<Reloc>,
@@ -192,7 +196,8 @@ pub struct GlobalVar {
 }
 
 impl GlobalVar {
-    /// Initial bytes with relocations applied, given the device address of every global.
+    /// Initial bytes (as many as [`GlobalVar::init`] holds; the rest is zero) with
+    /// relocations applied, given the device address of every global.
     pub fn resolved_init(&self, global_addrs: &[u64]) -> Vec<u8> {
         let mut v = self.init.clone();
         for r in &self.relocs {

@@ -49,6 +49,7 @@ const TENANT_CLEARED_ENV: &[&str] = &[
     "GPUSHARE_SHIM_LIB",
     "GPUSHARE_LOG",
     "GPUSHARE_CPU_PROFILE",
+    "GPUSHARE_CPU_MEMORY",
     "GPUSHARE_CPU_PACING",
     "GPUSHARE_CPU_THREADS",
     "GPUSHARE_CPU_LIB",
@@ -193,6 +194,7 @@ impl Broker {
         }
         cmd.env("GPUSHARE_CPU_LIB", cpu_lib())
             .env_remove("GPUSHARE_CPU_PROFILE")
+            .env_remove("GPUSHARE_CPU_MEMORY")
             .env_remove("GPUSHARE_CPU_PACING")
             .env_remove("GPUSHARE_CPU_THREADS")
             .env_remove("GPUSHARE_SOCKET")

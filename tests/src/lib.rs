@@ -11,9 +11,9 @@
 //!   the other usual profile directories. Build it with `cargo build --release -p gpushare-cpu`.
 //! * Every program runs with a timeout and in its own process group, which is killed on timeout:
 //!   a hang fails the test instead of blocking CI.
-//! * `GPUSHARE_CPU_PROFILE`, `GPUSHARE_CPU_PACING` and `GPUSHARE_CPU_THREADS` are removed from the
-//!   inherited environment so each test sets exactly what it needs; `GPUSHARE_LOG` is passed
-//!   through for debugging.
+//! * `GPUSHARE_CPU_PROFILE`, `GPUSHARE_CPU_MEMORY`, `GPUSHARE_CPU_PACING` and
+//!   `GPUSHARE_CPU_THREADS` are removed from the inherited environment so each test sets exactly
+//!   what it needs; `GPUSHARE_LOG` is passed through for debugging.
 //! * Timing-sensitive tests run exclusively ([`exclusive`]); all others share ([`shared`]).
 //! * The shim + broker end-to-end tests (`tests/shim.rs`) use the fixtures of [`broker`].
 
@@ -34,9 +34,14 @@ use std::time::{Duration, Instant};
 /// Environment variables of the CPU device that tests control explicitly.
 const CONTROLLED_ENV: &[&str] = &[
     "GPUSHARE_CPU_PROFILE",
+    "GPUSHARE_CPU_MEMORY",
     "GPUSHARE_CPU_PACING",
     "GPUSHARE_CPU_THREADS",
 ];
+
+/// The h200 profile's own memory size, for tests that check it (more than 100 GiB): without it the
+/// CPU device reports what the host can back (docs/cpu-device.md, "Device memory size").
+pub const H200_MEMORY: (&str, &str) = ("GPUSHARE_CPU_MEMORY", "143771MiB");
 
 /// File name of the CPU device library built by `cargo build -p gpushare-cpu`.
 pub const CPU_LIB_NAME: &str = "libgpushare_cpu.so";

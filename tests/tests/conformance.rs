@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use gpushare_tests::{exclusive, run_c_test, shared};
+use gpushare_tests::{exclusive, run_c_test, shared, H200_MEMORY};
 
 const SMALL_PACED: &[(&str, &str)] = &[
     ("GPUSHARE_CPU_PROFILE", "small"),
@@ -26,7 +26,7 @@ fn init_version() {
 #[test]
 fn device_h200_default_profile() {
     let _g = shared();
-    run_c_test("device", &["h200"], &[], secs(60));
+    run_c_test("device", &["h200"], &[H200_MEMORY], secs(60));
 }
 
 #[test]
@@ -35,7 +35,7 @@ fn device_h200_explicit_profile() {
     run_c_test(
         "device",
         &["h200"],
-        &[("GPUSHARE_CPU_PROFILE", "h200")],
+        &[("GPUSHARE_CPU_PROFILE", "h200"), H200_MEMORY],
         secs(60),
     );
 }

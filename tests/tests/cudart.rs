@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use gpushare_tests::{run_cudart_test, shared};
+use gpushare_tests::{run_cudart_test, shared, H200_MEMORY};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -16,7 +16,7 @@ fn secs(s: u64) -> Duration {
 #[test]
 fn cudart_device_and_memory_h200() {
     let _g = shared();
-    run_cudart_test("cudart_device_memory", &["h200"], &[], secs(120));
+    run_cudart_test("cudart_device_memory", &["h200"], &[H200_MEMORY], secs(120));
 }
 
 #[test]

@@ -21,7 +21,9 @@ use std::thread;
 use std::time::Duration;
 
 use gpushare_tests::broker::{compile_mlp, first_difference, stderr_must_be_silent, tail, Broker};
-use gpushare_tests::{compile_c, compile_cudart_c, exclusive, kernels_dir, run_program, shared};
+use gpushare_tests::{
+    compile_c, compile_cudart_c, exclusive, kernels_dir, run_program, shared, H200_MEMORY,
+};
 
 /// Bound on one program run (direct or through the shim); each takes well under 5 s.
 const RUN: Duration = Duration::from_secs(60);
@@ -108,6 +110,8 @@ impl Program {
 }
 
 const SMALL: &[(&str, &str)] = &[("GPUSHARE_CPU_PROFILE", "small")];
+/// The h200 profile's own memory size, which the h200 device checks want.
+const H200: &[(&str, &str)] = &[H200_MEMORY];
 const SMALL_PACED: &[(&str, &str)] = &[
     ("GPUSHARE_CPU_PROFILE", "small"),
     ("GPUSHARE_CPU_PACING", "1"),
@@ -117,7 +121,9 @@ const SMALL_PACED: &[(&str, &str)] = &[
 const PROGRAMS: &[Program] = &[
     prog("mlp", Kind::Mlp, "mlp").args(&["--name", "e2e", "--batches", "3"]),
     prog("init_version", Kind::Driver, "init_version"),
-    prog("device_h200", Kind::Driver, "device").args(&["h200"]),
+    prog("device_h200", Kind::Driver, "device")
+        .args(&["h200"])
+        .env(H200),
     prog("device_small", Kind::Driver, "device")
         .args(&["small"])
         .env(SMALL),
@@ -175,6 +181,7 @@ const PROGRAMS: &[Program] = &[
         "cudart_device_memory",
     )
     .args(&["h200"])
+    .env(H200)
     .mask(&["cudaMemGetInfo"]),
     prog(
         "cudart_device_memory_small",

@@ -161,6 +161,28 @@ pub fn compile(text: &str) -> Result<Arc<gpushare_ptx::Module>, LoadError> {
     })
 }
 
+/// Fails with `OUT_OF_MEMORY`, before anything is allocated, when the module's variables
+/// (each charged as the device charges an allocation: rounded up to whole pages) do not fit in
+/// the device's free memory. Sizes come from the PTX, so the sum is checked arithmetic.
+fn check_globals_fit(driver: &Driver, ptx: &gpushare_ptx::Module) -> CuResult {
+    let page = crate::memory::PAGE;
+    let need = ptx.globals().iter().try_fold(0u64, |sum, var| {
+        let size = u64::try_from(var.size).ok()?.max(1);
+        sum.checked_add(size.checked_next_multiple_of(page)?)
+    });
+    let free = driver.memory.free_bytes();
+    match need {
+        Some(need) if need <= free => Ok(()),
+        _ => {
+            tracing::warn!(
+                "module variables need {} bytes of device memory, {free} free",
+                need.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+            );
+            Err(CuError::OUT_OF_MEMORY)
+        }
+    }
+}
+
 fn default_attrs(driver: &Driver, kernel: Option<&gpushare_ptx::Kernel>) -> FuncAttrs {
     let static_shared = kernel.map_or(0, |k| k.static_shared_bytes());
     FuncAttrs {
@@ -192,6 +214,7 @@ impl Executor {
             library,
             functions: Mutex::new(HashMap::new()),
         };
+        check_globals_fit(driver, &ptx)?;
         // On error, dropping `module` frees what was allocated so far.
         for var in ptx.globals() {
             let size = var.size as u64;

@@ -159,8 +159,26 @@ pub fn launch<M: GlobalMemory>(
     let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
     let next = AtomicU64::new(0);
     let error: Mutex<Option<ExecError>> = Mutex::new(None);
+    let fail = |e: ExecError| {
+        lc.abort.store(true, Relaxed);
+        let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+        let replace = match &*slot {
+            None => true,
+            Some(ExecError::Aborted { .. }) => !matches!(e, ExecError::Aborted { .. }),
+            Some(_) => false,
+        };
+        if replace {
+            *slot = Some(e);
+        }
+    };
     let worker = || -> (Counters, u64, u64) {
-        let mut runner = BlockRunner::new(&lc);
+        let mut runner = match BlockRunner::new(&lc) {
+            Ok(r) => r,
+            Err(e) => {
+                fail(e);
+                return (Counters::default(), 0, 0);
+            }
+        };
         loop {
             if lc.abort.load(Relaxed) {
                 break;
@@ -189,16 +207,7 @@ pub fn launch<M: GlobalMemory>(
                         })
                     });
             if let Err(e) = res {
-                lc.abort.store(true, Relaxed);
-                let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
-                let replace = match &*slot {
-                    None => true,
-                    Some(ExecError::Aborted { .. }) => !matches!(e, ExecError::Aborted { .. }),
-                    Some(_) => false,
-                };
-                if replace {
-                    *slot = Some(e);
-                }
+                fail(e);
                 break;
             }
         }

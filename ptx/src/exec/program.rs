@@ -137,7 +137,7 @@ pub(crate) enum Special {
 pub(crate) struct Program {
     pub code: Vec<Inst>,
     /// Source line and text of each instruction (for error messages).
-    pub text: Vec<(u32, String)>,
+    pub text: Vec<(u32, std::sync::Arc<str>)>,
     pub nregs: u32,
     pub npreds: u32,
     /// Registers initialised at warp start.

@@ -64,15 +64,37 @@ pub(crate) struct BlockRunner<'a> {
 
 const CHECK_EVERY: u64 = 1 << 12;
 
+/// `n` copies of `v`, or `None` when the host refuses the memory. A `try_reserve` probe makes
+/// the allocation fallible; `vec!` then allocates for real, which for zeros takes lazily zeroed
+/// pages (`calloc`) instead of writing every byte of a possibly large, mostly unused buffer.
+fn try_filled<T: Clone>(n: usize, v: T) -> Option<Vec<T>> {
+    Vec::<T>::new().try_reserve_exact(n).ok()?;
+    Some(vec![v; n])
+}
+
 impl<'a> BlockRunner<'a> {
-    pub fn new(lc: &'a LaunchCtx<'a>) -> Self {
-        let threads = (lc.block[0] * lc.block[1] * lc.block[2]) as usize;
+    /// Register files, local and shared memory for one block. Their sizes come from the kernel
+    /// and the launch: an allocation the host refuses is an error, not an abort.
+    pub fn new(lc: &'a LaunchCtx<'a>) -> Result<Self, ExecError> {
+        let threads = lc.block.iter().map(|&d| d as usize).product::<usize>();
         let nw = threads.div_ceil(LANES);
         let lstride = (lc.prog.local_bytes as usize).next_multiple_of(16);
-        let warps = (0..nw)
-            .map(|_| Warp {
-                regs: vec![[0u64; LANES]; lc.prog.nregs as usize],
-                preds: vec![0u32; lc.prog.npreds as usize],
+        let no_memory = |what: &str| {
+            ExecError::InvalidConfig(format!(
+                "cannot allocate host memory for the {what} of a block of `{}`",
+                lc.kernel
+            ))
+        };
+        let mut warps = Vec::new();
+        warps
+            .try_reserve_exact(nw)
+            .map_err(|_| no_memory("warps"))?;
+        for _ in 0..nw {
+            warps.push(Warp {
+                regs: try_filled(lc.prog.nregs as usize, [0u64; LANES])
+                    .ok_or_else(|| no_memory("registers"))?,
+                preds: try_filled(lc.prog.npreds as usize, 0u32)
+                    .ok_or_else(|| no_memory("predicates"))?,
                 pc: 0,
                 converged: true,
                 lane_pc: [0; LANES],
@@ -83,20 +105,24 @@ impl<'a> BlockRunner<'a> {
                     sleep_ns: [0; LANES],
                     clock: 0,
                 },
-            })
-            .collect();
-        BlockRunner {
+            });
+        }
+        let local = nw
+            .checked_mul(LANES * lstride)
+            .and_then(|n| try_filled(n, 0u8))
+            .ok_or_else(|| no_memory("local memory"))?;
+        Ok(BlockRunner {
             lc,
             warps,
-            shared: vec![0u8; lc.shared_bytes],
-            local: vec![0u8; nw * LANES * lstride],
+            shared: try_filled(lc.shared_bytes, 0u8).ok_or_else(|| no_memory("shared memory"))?,
+            local,
             lstride,
             bars: [Bar::default(); 16],
             cnt: Counters::default(),
             sleep_max: 0,
             sleep_block_sum: 0,
             steps: 0,
-        }
+        })
     }
 
     fn init_block(&mut self, ctaid: [u32; 3]) {
@@ -239,7 +265,7 @@ impl<'a> BlockRunner<'a> {
             .prog
             .text
             .get(pc as usize)
-            .cloned()
+            .map(|(line, text)| (*line, text.to_string()))
             .unwrap_or_default();
         let kernel = self.lc.kernel.to_string();
         match f {

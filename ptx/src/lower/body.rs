@@ -41,6 +41,7 @@ impl KLower<'_> {
                     }
                 }
             }
+            self.check_code_size(f.line)?;
         }
         for (idx, label, line) in std::mem::take(&mut frame.fixups) {
             let Some(&pc) = frame.labels.get(&label) else {
@@ -89,6 +90,7 @@ impl KLower<'_> {
             scope.insert(name, sym);
         };
         for (name, count) in &d.names {
+            self.check_registers(d.line, u64::from(count.unwrap_or(1)))?;
             match count {
                 Some(n) => {
                     for i in 0..*n {
@@ -152,7 +154,7 @@ impl KLower<'_> {
     }
 
     fn lower_inst(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
-        self.cur_text = (ai.line, ai.to_string());
+        self.cur_text = (ai.line, ai.to_string().into());
         self.guard = match &ai.guard {
             None => NO_GUARD,
             Some((p, neg)) => match self.lookup(frame, p) {
@@ -205,7 +207,7 @@ impl KLower<'_> {
     }
 
     fn lower_brx(&mut self, frame: &Frame, ai: &AstInst, brx: &HashMap<String, usize>) -> Res<()> {
-        self.cur_text = (ai.line, ai.to_string());
+        self.cur_text = (ai.line, ai.to_string().into());
         self.guard = match &ai.guard {
             None => NO_GUARD,
             Some((p, neg)) => match self.lookup(frame, p) {
@@ -263,6 +265,10 @@ impl KLower<'_> {
         if self.call_stack.iter().any(|c| c == callee) {
             return unsupported(ai, format!("recursive call to `{callee}`"));
         }
+        if self.call_stack.len() >= crate::limits::MAX_CALL_DEPTH {
+            let max = crate::limits::MAX_CALL_DEPTH;
+            return unsupported(ai, format!("calls nested deeper than {max} levels"));
+        }
         if f.params.len() != params.len() || f.rets.len() != rets.len() {
             return invalid(
                 ai.line,
@@ -305,7 +311,7 @@ impl KLower<'_> {
         self.call_stack.push(callee.clone());
         self.lower_function_body(f, callee_frame)?;
         self.call_stack.pop();
-        self.cur_text = (ai.line, ai.to_string());
+        self.cur_text = (ai.line, ai.to_string().into());
         self.guard = NO_GUARD;
         for (outer, inner, _) in copy_out {
             self.emit(

@@ -3,6 +3,7 @@
 
 mod arith;
 mod body;
+mod bounds;
 mod control;
 mod convert;
 mod data;
@@ -11,17 +12,16 @@ mod operands;
 
 use crate::error::PtxError;
 use crate::exec::program::{Class, Ctl, ExecFn, Init, Inst, Program, NONE, NO_GUARD};
-use crate::module::{GlobalSpace, GlobalVar, Kernel, Module, ParamInfo, Reloc};
+use crate::limits;
+use crate::module::{GlobalSpace, GlobalVar, Kernel, Module, Reloc};
 use crate::parse::ast::{
     AstInst, AstModule, Function, Init as AInit, InitVal, Linkage, Space, VarDecl,
 };
 use crate::types::Ty;
+use bounds::{check_globals_total, param_layout, zeroed};
 use std::collections::HashMap;
 
 pub(crate) type Res<T> = Result<T, PtxError>;
-
-/// Largest local memory per thread a kernel may use (as on CUDA devices).
-const MAX_LOCAL_BYTES: u32 = 512 * 1024;
 
 pub(crate) fn invalid<T>(line: u32, msg: impl Into<String>) -> Res<T> {
     Err(PtxError::Invalid {
@@ -38,23 +38,28 @@ pub(crate) fn unsupported<T>(ai: &AstInst, reason: impl Into<String>) -> Res<T> 
     })
 }
 
-/// Size, alignment and element type of a declaration.
+/// Size, alignment and element type of a declaration. The size is computed with checked
+/// arithmetic: one that overflows is an error (nothing is allocated from it here).
 pub(crate) fn decl_layout(d: &VarDecl) -> Res<(Ty, usize, usize)> {
     let Some(ty) = Ty::parse(&d.ty) else {
         return invalid(d.line, format!("unknown type .{}", d.ty));
     };
     let elem = ty.bytes() as usize * d.vec as usize;
-    let mut count = 1usize;
+    let mut size = Some(elem);
     for (k, dim) in d.dims.iter().enumerate() {
-        count = count.saturating_mul(match dim {
-            Some(n) => *n as usize,
+        let n = match dim {
+            Some(n) => usize::try_from(*n).ok(),
             None if k == 0 => match &d.init {
-                Some(AInit::List(v)) => v.len(),
-                _ => 0,
+                Some(AInit::List(v)) => Some(v.len()),
+                _ => Some(0),
             },
-            None => 0,
-        });
+            None => Some(0),
+        };
+        size = size.zip(n).and_then(|(s, n)| s.checked_mul(n));
     }
+    let Some(size) = size else {
+        return invalid(d.line, format!("size of `{}` overflows 64 bits", d.name));
+    };
     let align = d.align.map(|a| a as usize).unwrap_or(elem).max(1);
     if !align.is_power_of_two() {
         return invalid(
@@ -62,7 +67,7 @@ pub(crate) fn decl_layout(d: &VarDecl) -> Res<(Ty, usize, usize)> {
             format!("alignment {align} of `{}` is not a power of two", d.name),
         );
     }
-    Ok((ty, elem.saturating_mul(count), align))
+    Ok((ty, size, align))
 }
 
 fn flatten<'a>(i: &'a AInit, out: &mut Vec<&'a InitVal>) {
@@ -98,40 +103,47 @@ pub(crate) fn encode_scalar(v: &InitVal, ty: Ty) -> u64 {
 
 fn build_global(d: &VarDecl, names: &HashMap<String, usize>) -> Res<GlobalVar> {
     let (ty, size, align) = decl_layout(d)?;
-    let mut init = vec![0u8; size];
-    let mut relocs = Vec::new();
+    let mut vals = Vec::new();
     if let Some(i) = &d.init {
-        let mut vals = Vec::new();
         flatten(i, &mut vals);
-        let es = ty.bytes() as usize;
-        for (k, v) in vals.iter().enumerate() {
-            let off = k * es;
-            if off + es > size {
-                return invalid(d.line, format!("too many initializers for `{}`", d.name));
-            }
-            if let InitVal::Sym { name, addend, .. } = v {
-                let Some(&target) = names.get(name) else {
-                    return Err(PtxError::Unsupported {
-                        line: d.line,
-                        instruction: format!("initializer `{name}`"),
-                        reason: "only addresses of module .global/.const variables are supported"
-                            .into(),
-                    });
-                };
-                if es != 4 && es != 8 {
-                    return invalid(d.line, "address initializer in a non 32/64-bit element");
-                }
-                relocs.push(Reloc {
-                    offset: off,
-                    size: es,
-                    target,
-                    addend: *addend,
+    }
+    let es = ty.bytes() as usize;
+    let init_end = vals.len().checked_mul(es).filter(|&n| n <= size);
+    let Some(init_end) = init_end else {
+        return invalid(d.line, format!("too many initializers for `{}`", d.name));
+    };
+    // Small variables carry all their bytes; big ones only the initialised prefix.
+    let len = if size <= crate::limits::FULL_INIT_BYTES {
+        size
+    } else {
+        init_end
+    };
+    let mut init = zeroed(len, d.line)?;
+    let mut relocs = Vec::new();
+    for (k, v) in vals.iter().enumerate() {
+        let off = k * es;
+        if let InitVal::Sym { name, addend, .. } = v {
+            let Some(&target) = names.get(name) else {
+                return Err(PtxError::Unsupported {
+                    line: d.line,
+                    instruction: format!("initializer `{name}`"),
+                    reason: "only addresses of module .global/.const variables are supported"
+                        .into(),
                 });
-                continue;
+            };
+            if es != 4 && es != 8 {
+                return invalid(d.line, "address initializer in a non 32/64-bit element");
             }
-            let bits = encode_scalar(v, ty).to_le_bytes();
-            init[off..off + es].copy_from_slice(&bits[..es]);
+            relocs.push(Reloc {
+                offset: off,
+                size: es,
+                target,
+                addend: *addend,
+            });
+            continue;
         }
+        let bits = encode_scalar(v, ty).to_le_bytes();
+        init[off..off + es].copy_from_slice(&bits[..es]);
     }
     Ok(GlobalVar {
         name: d.name.clone(),
@@ -190,6 +202,7 @@ pub(crate) fn lower_module(ast: &AstModule) -> Res<Module> {
         .iter()
         .map(|d| build_global(d, &names))
         .collect::<Res<Vec<_>>>()?;
+    check_globals_total(&globals)?;
     let mut funcs: HashMap<&str, &Function> = HashMap::new();
     for f in &ast.funcs {
         if f.body.is_some() || !funcs.contains_key(f.name.as_str()) {
@@ -202,9 +215,12 @@ pub(crate) fn lower_module(ast: &AstModule) -> Res<Module> {
         mvars,
     };
     let mut kernels = Vec::new();
+    let mut budget = limits::MAX_MODULE_INSTRUCTIONS;
     for f in &ast.funcs {
         if f.is_entry && f.body.is_some() {
-            kernels.push(lower_kernel(&mctx, f)?);
+            let k = lower_kernel(&mctx, f, budget.min(limits::MAX_KERNEL_INSTRUCTIONS))?;
+            budget = budget.saturating_sub(k.prog.code.len());
+            kernels.push(k);
         }
     }
     Ok(Module {
@@ -256,7 +272,7 @@ pub(crate) struct Frame {
 pub(crate) struct KLower<'a> {
     pub m: &'a ModCtx<'a>,
     pub code: Vec<Inst>,
-    pub text: Vec<(u32, String)>,
+    pub text: Vec<(u32, std::sync::Arc<str>)>,
     pub nregs: u32,
     pub npreds: u32,
     pub reg_ty: Vec<Ty>,
@@ -274,7 +290,10 @@ pub(crate) struct KLower<'a> {
     pub carry: Option<u32>,
     /// Guard of the instruction being lowered.
     pub guard: u32,
-    pub cur_text: (u32, String),
+    /// Line and text of the instruction being lowered (shared by what it lowers to).
+    pub cur_text: (u32, std::sync::Arc<str>),
+    /// Most instructions this kernel may lower to (see [`limits`]).
+    pub max_code: usize,
 }
 
 /// Fields of an instruction to emit (guard/text come from the current AST instruction).
@@ -377,7 +396,7 @@ impl<'a> KLower<'a> {
     }
 }
 
-fn lower_kernel(m: &ModCtx<'_>, f: &Function) -> Res<Kernel> {
+fn lower_kernel(m: &ModCtx<'_>, f: &Function, max_code: usize) -> Res<Kernel> {
     let mut k = KLower {
         m,
         code: Vec::new(),
@@ -397,23 +416,10 @@ fn lower_kernel(m: &ModCtx<'_>, f: &Function) -> Res<Kernel> {
         sink: None,
         carry: None,
         guard: NO_GUARD,
-        cur_text: (f.line, String::new()),
+        cur_text: (f.line, "".into()),
+        max_code,
     };
-    // Parameter layout.
-    let mut params = Vec::new();
-    let mut scope = HashMap::new();
-    let mut off = 0usize;
-    for p in &f.params {
-        let (_, size, align) = decl_layout(p)?;
-        off = off.next_multiple_of(align);
-        params.push(ParamInfo {
-            offset: off,
-            size,
-            align,
-        });
-        scope.insert(p.name.clone(), Sym::Var(VarLoc::Param(off as u32)));
-        off += size;
-    }
+    let (params, scope, param_bytes) = param_layout(f)?;
     let frame = Frame {
         scopes: vec![scope],
         labels: HashMap::new(),
@@ -428,38 +434,18 @@ fn lower_kernel(m: &ModCtx<'_>, f: &Function) -> Res<Kernel> {
     k.guard = NO_GUARD;
     k.cur_text = (0, "exit (implicit end of kernel)".into());
     k.emit(I::new(crate::exec::program::h_nop, Class::Control).ctl(Ctl::Exit));
-    if k.local_off > MAX_LOCAL_BYTES {
-        return Err(PtxError::Unsupported {
-            line: f.line,
-            instruction: format!(".entry {}", f.name),
-            reason: format!(
-                "{} bytes of local memory per thread (limit {MAX_LOCAL_BYTES})",
-                k.local_off
-            ),
-        });
-    }
-    if k.shared_off > crate::exec::MAX_SHARED_BYTES_PER_BLOCK {
-        return Err(PtxError::Unsupported {
-            line: f.line,
-            instruction: format!(".entry {}", f.name),
-            reason: format!(
-                "{} bytes of static shared memory (limit {})",
-                k.shared_off,
-                crate::exec::MAX_SHARED_BYTES_PER_BLOCK
-            ),
-        });
-    }
+    k.check_resources(f)?;
     let max_threads = f
         .reqntid
         .or(f.maxntid)
-        .map(|d| d.iter().product::<u32>())
+        .map(|d| d.iter().fold(1u32, |a, &b| a.saturating_mul(b)))
         .unwrap_or(1024)
         .clamp(1, 1024);
     let num_regs = k.reg_ty.len() as u32 - k.inits.len() as u32;
     Ok(Kernel {
         name: f.name.clone(),
         params,
-        param_bytes: off,
+        param_bytes,
         max_threads,
         reqntid: f.reqntid,
         num_regs,

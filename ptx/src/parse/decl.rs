@@ -4,6 +4,7 @@ use super::ast::*;
 use super::lexer::Tok;
 use super::{describe, Parser};
 use crate::error::PtxError;
+use crate::limits::MAX_NESTING;
 
 /// Declared name, array dimensions, and `<count>` of a register range.
 type Declarator = (String, Vec<Option<u64>>, Option<u32>);
@@ -275,12 +276,17 @@ impl Parser {
                     1
                 }
             };
-            addend += sign * self.int()? as i64;
+            addend = addend.wrapping_add((self.int()? as i64).wrapping_mul(sign));
         }
         Ok(addend)
     }
 
+    /// An initializer: a scalar or a (nested, at most [`MAX_NESTING`] deep) brace list.
     fn init(&mut self) -> Result<Init, PtxError> {
+        self.nested(Self::init_inner)
+    }
+
+    fn init_inner(&mut self) -> Result<Init, PtxError> {
         if self.eat_p('{') {
             let mut v = Vec::new();
             if self.eat_p('}') {
@@ -304,13 +310,13 @@ impl Parser {
                 let mut addend = 0i64;
                 let (name, generic) = if s == "generic" && self.eat_p('(') {
                     let n = self.ident()?;
-                    addend += self.addend()?;
+                    addend = addend.wrapping_add(self.addend()?);
                     self.expect_p(')')?;
                     (n, true)
                 } else {
                     (s, false)
                 };
-                addend += self.addend()?;
+                addend = addend.wrapping_add(self.addend()?);
                 InitVal::Sym {
                     name,
                     addend,
@@ -337,6 +343,9 @@ impl Parser {
             let line = self.line();
             match self.peek().clone() {
                 Tok::P('{') => {
+                    if depth >= MAX_NESTING {
+                        return self.err(format!("blocks nested deeper than {MAX_NESTING} levels"));
+                    }
                     self.pos += 1;
                     depth += 1;
                     out.push(Stmt::Open);
@@ -450,7 +459,12 @@ impl Parser {
         Ok(s)
     }
 
+    /// One operand; lists, vectors and addresses nest at most [`MAX_NESTING`] deep.
     fn operand(&mut self) -> Result<Operand, PtxError> {
+        self.nested(Self::operand_inner)
+    }
+
+    fn operand_inner(&mut self) -> Result<Operand, PtxError> {
         match self.peek().clone() {
             Tok::P('[') => {
                 self.pos += 1;
@@ -558,7 +572,7 @@ impl Parser {
                     let v = self.int()? as i64;
                     return Ok(Operand::Addr {
                         base: Some(a),
-                        offset: if neg { -v } else { v },
+                        offset: if neg { v.wrapping_neg() } else { v },
                     });
                 }
                 Ok(Operand::Name(a))

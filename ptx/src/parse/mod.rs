@@ -5,19 +5,26 @@ mod decl;
 mod lexer;
 
 use crate::error::PtxError;
+use crate::limits::MAX_NESTING;
 use ast::*;
 use lexer::{Tok, Token};
 
 /// Parse a whole PTX module.
 pub(crate) fn parse(src: &str) -> Result<AstModule, PtxError> {
     let toks = lexer::tokenize(src)?;
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     p.module()
 }
 
 pub(crate) struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Current nesting of recursive constructs (operands, initializers, body blocks).
+    depth: u32,
 }
 
 const EOF_TOK: Tok = Tok::P('\0');
@@ -104,6 +111,20 @@ impl Parser {
             }
             ref t => self.err(format!("expected integer, found {}", describe(t))),
         }
+    }
+    /// Runs `f` one nesting level deeper: past [`MAX_NESTING`] levels the input is rejected
+    /// with a parse error instead of recursing further (hostile input must not exhaust the stack).
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, PtxError>,
+    ) -> Result<T, PtxError> {
+        if self.depth >= MAX_NESTING {
+            return self.err(format!("nesting deeper than {MAX_NESTING} levels"));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
     }
     fn line(&self) -> u32 {
         self.pos_info().0

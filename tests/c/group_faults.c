@@ -8,7 +8,8 @@
  *                                vector_add (printing "check ok" or "check FAILED ..."); EOF or
  *                                "quit" ends it.
  *   group_faults work            one small workload (copies, vector_add, compare): "work ok".
- *   group_faults peek PTR        a kernel reads 256 floats at the foreign address PTR.
+ *   group_faults peek PTR        a kernel reads 256 floats at the foreign address PTR (and, if
+ *                                that succeeds, prints "peeked K of 256 victim values").
  *   group_faults poke PTR        a kernel writes 256 floats at the foreign address PTR.
  *   group_faults oob             a kernel writes far outside its own allocation.
  *   group_faults spin            a kernel that runs for minutes (busy_sleep, 2^30 iterations).
@@ -119,6 +120,22 @@ static int foreign(CUdeviceptr foreign_ptr, int write)
     CHECK(cuMemsetD32(own, 0, N));
     CUresult r = write ? vector_add(own, own, foreign_ptr) : vector_add(foreign_ptr, own, own);
     result("RESULT", r);
+    if (!write && r == CUDA_SUCCESS) {
+        /* What the kernel read: compared with the victim's pattern, as floats plus zero. */
+        unsigned char expect[N * 4];
+        float seen[N], want[N];
+        for (size_t i = 0; i < sizeof expect; i++) {
+            expect[i] = pattern(i);
+        }
+        memcpy(want, expect, sizeof want);
+        CHECK(cuMemcpyDtoH(seen, own, sizeof seen));
+        int same = 0;
+        for (int i = 0; i < N; i++) {
+            same += seen[i] == want[i] + 0.0f;
+        }
+        printf("peeked %d of %d victim values\n", same, N);
+        fflush(stdout);
+    }
     CUdeviceptr after;
     result("after", cuMemAlloc(&after, 4096));
     return 0;

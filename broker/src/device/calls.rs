@@ -111,17 +111,28 @@ impl Device {
     /// Attaches a tenant's region (its memfd) to the worker, registered with the worker's driver
     /// so copies through its staging area are asynchronous DMA; if the driver refuses the
     /// registration, attached unregistered (copies are then pageable).
-    pub fn attach(&self, fd: BorrowedFd<'_>, map: Arc<gpushare_client::os::Mapping>) -> DResult<Arc<Attachment>> {
+    pub fn attach(
+        &self,
+        fd: BorrowedFd<'_>,
+        map: Arc<gpushare_client::os::Mapping>,
+    ) -> DResult<Arc<Attachment>> {
         let len = map.len() as u64;
         let id = match self.link.attach(fd, len, true) {
             Ok((id, _)) => id,
             Err(e) if self.link.is_alive() => {
-                tracing::warn!(group = self.link.group(), "region not registered with the driver ({e}); copies will be pageable");
+                tracing::warn!(
+                    group = self.link.group(),
+                    "region not registered with the driver ({e}); copies will be pageable"
+                );
                 self.link.attach(fd, len, false)?.0
             }
             Err(e) => return Err(e),
         };
-        Ok(Arc::new(Attachment { id, map, link: Arc::clone(&self.link) }))
+        Ok(Arc::new(Attachment {
+            id,
+            map,
+            link: Arc::clone(&self.link),
+        }))
     }
 
     /// Registers a host buffer (its sealed memfd) with the worker's driver (page-locked,

@@ -80,6 +80,7 @@ impl BrokerProc {
         .env("GPUSHARE_CPU_THREADS", "1")
         .env_remove("GPUSHARE_CPU_PACING")
         .env_remove("GPUSHARE_CPU_PROFILE")
+        .env_remove("GPUSHARE_CPU_MEMORY")
         .env(
             "GPUSHARE_LOG",
             std::env::var("GPUSHARE_LOG").unwrap_or_else(|_| "info".into()),

@@ -25,6 +25,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+use toml::Spanned;
 
 /// Errors of the policy file.
 #[derive(Debug, thiserror::Error)]
@@ -92,11 +93,11 @@ impl Default for Rules {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRules {
-    weight: Option<u32>,
-    memory_quota: Option<Size>,
+    weight: Option<Spanned<u32>>,
+    memory_quota: Option<Spanned<Size>>,
     isolation: Option<Isolation>,
-    group: Option<String>,
-    kernel_timeout: Option<String>,
+    group: Option<Spanned<String>>,
+    kernel_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,35 +161,76 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     }
 }
 
-fn rules(raw: &RawRules, base: &Rules, what: &str) -> Result<Rules, String> {
-    let weight = raw.weight.unwrap_or(base.weight);
-    if weight == 0 {
-        return Err(format!("{what}: weight must be at least 1"));
+/// A value the file got wrong: what is wrong and where (a byte offset into the file).
+struct Invalid {
+    at: usize,
+    message: String,
+}
+
+fn invalid<T>(value: &Spanned<T>, what: &str, message: String) -> Invalid {
+    Invalid {
+        at: value.span().start,
+        message: format!("{what}: {message}"),
     }
+}
+
+fn rules(raw: &RawRules, base: &Rules, what: &str) -> Result<Rules, Invalid> {
+    let weight = match &raw.weight {
+        None => base.weight,
+        Some(w) if *w.get_ref() == 0 => {
+            return Err(invalid(w, what, "weight must be at least 1".into()))
+        }
+        Some(w) => *w.get_ref(),
+    };
     let memory_quota = match &raw.memory_quota {
         None => base.memory_quota,
-        Some(Size::Bytes(b)) => *b,
-        Some(Size::Text(s)) => {
-            parse_size(s).ok_or_else(|| format!("{what}: bad memory_quota {s:?}"))?
-        }
+        Some(q) => match q.get_ref() {
+            Size::Bytes(b) => *b,
+            Size::Text(s) => parse_size(s).ok_or_else(|| {
+                invalid(
+                    q,
+                    what,
+                    format!("bad memory_quota {s:?} (e.g. \"8GiB\", \"0\")"),
+                )
+            })?,
+        },
     };
     let kernel_timeout = match &raw.kernel_timeout {
         None => base.kernel_timeout,
-        Some(s) => parse_duration(s)
-            .ok_or_else(|| format!("{what}: bad kernel_timeout {s:?} (e.g. \"60s\", \"0\")"))?,
+        Some(t) => parse_duration(t.get_ref()).ok_or_else(|| {
+            let s = t.get_ref();
+            invalid(
+                t,
+                what,
+                format!("bad kernel_timeout {s:?} (e.g. \"60s\", \"0\")"),
+            )
+        })?,
     };
     if let Some(g) = &raw.group {
-        if g.is_empty() || g.chars().any(|c| c.is_control()) {
-            return Err(format!("{what}: bad group name {g:?}"));
+        let name = g.get_ref();
+        if name.is_empty() || name.chars().any(|c| c.is_control()) {
+            return Err(invalid(g, what, format!("bad group name {name:?}")));
         }
     }
     Ok(Rules {
         weight,
         memory_quota,
         isolation: raw.isolation.unwrap_or(base.isolation),
-        group: raw.group.clone().or_else(|| base.group.clone()),
+        group: raw
+            .group
+            .as_ref()
+            .map(|g| g.get_ref().clone())
+            .or_else(|| base.group.clone()),
         kernel_timeout,
     })
+}
+
+/// `line L, column C` (1-based) of byte offset `at` in `text`.
+fn line_column(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
 }
 
 impl Policy {
@@ -198,13 +240,17 @@ impl Policy {
             path: path.to_string(),
             message,
         };
+        let placed = |e: Invalid| {
+            let (line, column) = line_column(text, e.at);
+            err(format!("line {line}, column {column}: {}", e.message))
+        };
         let raw: RawPolicy = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let default = rules(&raw.default, &Rules::default(), "[default]").map_err(err)?;
+        let default = rules(&raw.default, &Rules::default(), "[default]").map_err(placed)?;
         let mut tenants = HashMap::new();
         for (name, r) in &raw.tenants {
             tenants.insert(
                 name.clone(),
-                rules(r, &default, &format!("[tenants.{name}]")).map_err(err)?,
+                rules(r, &default, &format!("[tenants.{name}]")).map_err(placed)?,
             );
         }
         Ok(Policy { default, tenants })
@@ -285,6 +331,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "the error names the line: {e}");
+        let e = Policy::parse(
+            "[default]\nweight = 1\n[tenants.x]\n  kernel_timeout = \"ten seconds\"\n",
+            "p.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("p.toml") && e.contains("line 4, column 20") && e.contains("[tenants.x]"),
+            "a value's error names its line and column: {e}"
+        );
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("5"), None, "a unit is required except for 0");
     }

@@ -12,6 +12,7 @@
  *                                that succeeds, prints "peeked K of 256 victim values").
  *   group_faults poke PTR        a kernel writes 256 floats at the foreign address PTR.
  *   group_faults oob             a kernel writes far outside its own allocation.
+ *   group_faults readonly        a kernel writes through a read-only (PROT_READ) VMM mapping.
  *   group_faults spin            a kernel that runs for minutes (busy_sleep, 2^30 iterations).
  *   group_faults nested N        loads a PTX module whose initializer nests N parentheses.
  *   group_faults huge            loads a PTX module declaring a 64 GiB .global.
@@ -141,13 +142,45 @@ static int foreign(CUdeviceptr foreign_ptr, int write)
     return 0;
 }
 
-static int oob(void)
+/* A read-only VMM mapping of one granule (filled with zeros), for a kernel to write through. */
+static CUdeviceptr read_only_mapping(void)
+{
+    CUmemAllocationProp prop;
+    memset(&prop, 0, sizeof prop);
+    prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+    prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+    prop.location.id = 0;
+    size_t g = 0;
+    CHECK(cuMemGetAllocationGranularity(&g, &prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM));
+    CUdeviceptr va = 0;
+    CHECK(cuMemAddressReserve(&va, g, 0, 0, 0));
+    CUmemGenericAllocationHandle h = 0;
+    CHECK(cuMemCreate(&h, g, &prop, 0));
+    CHECK(cuMemMap(va, g, 0, h, 0));
+    CUmemAccessDesc access;
+    memset(&access, 0, sizeof access);
+    access.location = prop.location;
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    CHECK(cuMemSetAccess(va, g, &access, 1));
+    CHECK(cuMemsetD32(va, 0, g / 4));
+    access.flags = CU_MEM_ACCESS_FLAGS_PROT_READ;
+    CHECK(cuMemSetAccess(va, g, &access, 1));
+    return va;
+}
+
+/* A kernel writing far outside its allocation, or (read_only) through a read-only mapping. */
+static int bad_write(int read_only)
 {
     CUdeviceptr p;
-    CHECK(cuMemAlloc(&p, 4096));
+    long long index = 1LL << 38;
+    if (read_only) {
+        p = read_only_mapping();
+        index = 10;
+    } else {
+        CHECK(cuMemAlloc(&p, 4096));
+    }
     CUmodule m = load_module("oob_write");
     CUfunction f = get_function(m, "oob_write");
-    long long index = 1LL << 38;
     float value = 1.0f;
     void *params[] = {&p, &index, &value};
     CUresult r = cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL);
@@ -231,8 +264,11 @@ int main(int argc, char **argv)
     if ((strcmp(mode, "peek") == 0 || strcmp(mode, "poke") == 0) && argc == 3) {
         return foreign((CUdeviceptr)strtoull(argv[2], NULL, 0), mode[1] == 'o');
     }
+    if (strcmp(mode, "readonly") == 0) {
+        return bad_write(1);
+    }
     if (strcmp(mode, "oob") == 0) {
-        return oob();
+        return bad_write(0);
     }
     if (strcmp(mode, "spin") == 0) {
         return spin();

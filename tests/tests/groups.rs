@@ -142,6 +142,25 @@ fn an_out_of_bounds_write_faults_only_its_group() {
     drop(bystander);
 }
 
+/// A kernel writing through a read-only mapping: the CUDA error (sticky
+/// `CUDA_ERROR_ILLEGAL_ADDRESS`) for its group only.
+#[test]
+fn a_write_through_a_read_only_mapping_faults_only_its_group() {
+    let b = Broker::start_with_policy(Some(TWO_GROUPS), &[]);
+    let mut victim = Victim::start(&b, "victim");
+    let out = run(&b, "faulty", &["readonly"]);
+    assert_eq!(
+        outcome(&out),
+        (
+            "CUDA_ERROR_ILLEGAL_ADDRESS".into(),
+            "CUDA_ERROR_ILLEGAL_ADDRESS".into()
+        ),
+        "{out}"
+    );
+    assert_eq!(victim.check(1), "check ok", "another group continues");
+    fresh_session_works(&b, "fresh");
+}
+
 #[test]
 fn a_worker_killed_by_a_signal_costs_only_its_group() {
     let b = Broker::start_with_policy(Some(TWO_GROUPS), &[]);

@@ -17,7 +17,7 @@ pub struct CuError(NonZeroU32);
 pub type CuResult<T = ()> = Result<T, CuError>;
 
 macro_rules! error_codes {
-    ($($name:ident = $value:expr,)*) => {
+    ($($name:ident / $raw:ident = $value:expr,)*) => {
         impl CuError {
             $(
                 #[doc = concat!("`CUDA_ERROR_", stringify!($name), "`")]
@@ -27,56 +27,70 @@ macro_rules! error_codes {
                 });
             )*
         }
+
+        /// The same codes as raw `CUresult` values, for code that carries codes as numbers (the
+        /// protocol, the broker): `codes::ERROR_INVALID_VALUE == CuError::INVALID_VALUE.code()`.
+        pub mod codes {
+            use super::CUresult;
+
+            /// `CUDA_SUCCESS`
+            pub const SUCCESS: CUresult = 0;
+            $(
+                #[doc = concat!("`CUDA_", stringify!($raw), "`")]
+                pub const $raw: CUresult = $value;
+            )*
+        }
     };
 }
 
 error_codes! {
-    INVALID_VALUE = 1,
-    OUT_OF_MEMORY = 2,
-    NOT_INITIALIZED = 3,
-    DEINITIALIZED = 4,
-    DEVICE_UNAVAILABLE = 46,
-    NO_DEVICE = 100,
-    INVALID_DEVICE = 101,
-    DEVICE_NOT_LICENSED = 102,
-    INVALID_IMAGE = 200,
-    INVALID_CONTEXT = 201,
-    CONTEXT_ALREADY_CURRENT = 202,
-    MAP_FAILED = 205,
-    UNMAP_FAILED = 206,
-    ALREADY_MAPPED = 208,
-    NO_BINARY_FOR_GPU = 209,
-    ALREADY_ACQUIRED = 210,
-    NOT_MAPPED = 211,
-    UNSUPPORTED_LIMIT = 215,
-    CONTEXT_ALREADY_IN_USE = 216,
-    INVALID_PTX = 218,
-    INVALID_SOURCE = 300,
-    FILE_NOT_FOUND = 301,
-    OPERATING_SYSTEM = 304,
-    INVALID_HANDLE = 400,
-    ILLEGAL_STATE = 401,
-    NOT_FOUND = 500,
-    NOT_READY = 600,
-    ILLEGAL_ADDRESS = 700,
-    LAUNCH_OUT_OF_RESOURCES = 701,
-    LAUNCH_TIMEOUT = 702,
-    PEER_ACCESS_ALREADY_ENABLED = 704,
-    PRIMARY_CONTEXT_ACTIVE = 708,
-    CONTEXT_IS_DESTROYED = 709,
-    ASSERT = 710,
-    HOST_MEMORY_ALREADY_REGISTERED = 712,
-    HOST_MEMORY_NOT_REGISTERED = 713,
-    HARDWARE_STACK_ERROR = 714,
-    ILLEGAL_INSTRUCTION = 715,
-    MISALIGNED_ADDRESS = 716,
-    INVALID_ADDRESS_SPACE = 717,
-    INVALID_PC = 718,
-    LAUNCH_FAILED = 719,
-    NOT_PERMITTED = 800,
-    NOT_SUPPORTED = 801,
-    STREAM_CAPTURE_UNSUPPORTED = 900,
-    UNKNOWN = 999,
+    INVALID_VALUE / ERROR_INVALID_VALUE = 1,
+    OUT_OF_MEMORY / ERROR_OUT_OF_MEMORY = 2,
+    NOT_INITIALIZED / ERROR_NOT_INITIALIZED = 3,
+    DEINITIALIZED / ERROR_DEINITIALIZED = 4,
+    DEVICE_UNAVAILABLE / ERROR_DEVICE_UNAVAILABLE = 46,
+    NO_DEVICE / ERROR_NO_DEVICE = 100,
+    INVALID_DEVICE / ERROR_INVALID_DEVICE = 101,
+    DEVICE_NOT_LICENSED / ERROR_DEVICE_NOT_LICENSED = 102,
+    INVALID_IMAGE / ERROR_INVALID_IMAGE = 200,
+    INVALID_CONTEXT / ERROR_INVALID_CONTEXT = 201,
+    CONTEXT_ALREADY_CURRENT / ERROR_CONTEXT_ALREADY_CURRENT = 202,
+    MAP_FAILED / ERROR_MAP_FAILED = 205,
+    UNMAP_FAILED / ERROR_UNMAP_FAILED = 206,
+    ALREADY_MAPPED / ERROR_ALREADY_MAPPED = 208,
+    NO_BINARY_FOR_GPU / ERROR_NO_BINARY_FOR_GPU = 209,
+    ALREADY_ACQUIRED / ERROR_ALREADY_ACQUIRED = 210,
+    NOT_MAPPED / ERROR_NOT_MAPPED = 211,
+    UNSUPPORTED_LIMIT / ERROR_UNSUPPORTED_LIMIT = 215,
+    CONTEXT_ALREADY_IN_USE / ERROR_CONTEXT_ALREADY_IN_USE = 216,
+    INVALID_PTX / ERROR_INVALID_PTX = 218,
+    INVALID_SOURCE / ERROR_INVALID_SOURCE = 300,
+    FILE_NOT_FOUND / ERROR_FILE_NOT_FOUND = 301,
+    OPERATING_SYSTEM / ERROR_OPERATING_SYSTEM = 304,
+    INVALID_HANDLE / ERROR_INVALID_HANDLE = 400,
+    ILLEGAL_STATE / ERROR_ILLEGAL_STATE = 401,
+    NOT_FOUND / ERROR_NOT_FOUND = 500,
+    NOT_READY / ERROR_NOT_READY = 600,
+    ILLEGAL_ADDRESS / ERROR_ILLEGAL_ADDRESS = 700,
+    LAUNCH_OUT_OF_RESOURCES / ERROR_LAUNCH_OUT_OF_RESOURCES = 701,
+    LAUNCH_TIMEOUT / ERROR_LAUNCH_TIMEOUT = 702,
+    PEER_ACCESS_ALREADY_ENABLED / ERROR_PEER_ACCESS_ALREADY_ENABLED = 704,
+    PRIMARY_CONTEXT_ACTIVE / ERROR_PRIMARY_CONTEXT_ACTIVE = 708,
+    CONTEXT_IS_DESTROYED / ERROR_CONTEXT_IS_DESTROYED = 709,
+    ASSERT / ERROR_ASSERT = 710,
+    HOST_MEMORY_ALREADY_REGISTERED / ERROR_HOST_MEMORY_ALREADY_REGISTERED = 712,
+    HOST_MEMORY_NOT_REGISTERED / ERROR_HOST_MEMORY_NOT_REGISTERED = 713,
+    HARDWARE_STACK_ERROR / ERROR_HARDWARE_STACK_ERROR = 714,
+    ILLEGAL_INSTRUCTION / ERROR_ILLEGAL_INSTRUCTION = 715,
+    MISALIGNED_ADDRESS / ERROR_MISALIGNED_ADDRESS = 716,
+    INVALID_ADDRESS_SPACE / ERROR_INVALID_ADDRESS_SPACE = 717,
+    INVALID_PC / ERROR_INVALID_PC = 718,
+    LAUNCH_FAILED / ERROR_LAUNCH_FAILED = 719,
+    NOT_PERMITTED / ERROR_NOT_PERMITTED = 800,
+    NOT_SUPPORTED / ERROR_NOT_SUPPORTED = 801,
+    STREAM_CAPTURE_UNSUPPORTED / ERROR_STREAM_CAPTURE_UNSUPPORTED = 900,
+    TIMEOUT / ERROR_TIMEOUT = 909,
+    UNKNOWN / ERROR_UNKNOWN = 999,
 }
 
 impl CuError {
@@ -97,8 +111,15 @@ impl CuError {
 
     /// True for errors that poison a context for good (sticky errors, as on real hardware).
     pub fn is_sticky(self) -> bool {
-        matches!(self.code(), 700 | 714 | 715 | 716 | 717 | 718 | 719 | 710)
+        is_context_fatal(self.code())
     }
+}
+
+/// Whether `code` is an error after which a CUDA context is unusable, every later call of the
+/// context returning it (`cuda.h`: illegal address 700, launch timeout 702, device assert 710,
+/// and the device faults 714–719).
+pub fn is_context_fatal(code: CUresult) -> bool {
+    matches!(code, 700 | 702 | 710 | 714..=719)
 }
 
 /// Converts a result into the code that crosses the FFI.

@@ -17,6 +17,10 @@
  *                       the shim a synchronous round trip to the broker: a CALL record on the
  *                       ring, the reply in a reply slot; directly, a local function call)
  *  call_p99_us          ... and 99th percentile
+ *  device_call_p50_us   cuFuncGetAttribute(NUM_REGS), each of Q calls timed alone: median (through
+ *                       the shim a round trip that the broker forwards to the group's worker: two
+ *                       hops, tenant -> broker -> worker and back)
+ *  device_call_p99_us   ... and 99th percentile
  *  h2d_pageable_gbps    cuMemcpyHtoD of M MiB from malloc'd memory (median of R, after a warm-up)
  *  d2h_pageable_gbps    cuMemcpyDtoH of M MiB into malloc'd memory
  *  h2d_pinned_gbps      the same from cuMemAllocHost memory
@@ -142,6 +146,18 @@ int main(int argc, char **argv)
     }
     printf("call_p50_us %.3f us\n", quantile(q, queries, 0.5));
     printf("call_p99_us %.3f us\n", quantile(q, queries, 0.99));
+
+    /* (ii-c) A synchronous call the broker forwards to the device (its worker). */
+    for (unsigned long i = 0; i < queries; i++) {
+        int regs = -1;
+        double t0 = now_ns();
+        CUresult r = cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, empty);
+        double t1 = now_ns();
+        EXPECT(r == CUDA_SUCCESS && regs >= 0, "cuFuncGetAttribute -> %s", cu_name(r));
+        q[i] = (t1 - t0) / 1e3;
+    }
+    printf("device_call_p50_us %.3f us\n", quantile(q, queries, 0.5));
+    printf("device_call_p99_us %.3f us\n", quantile(q, queries, 0.99));
     free(q);
 
     /* (iii) Copy bandwidth, pageable and pinned. */

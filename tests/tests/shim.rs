@@ -555,6 +555,8 @@ const BENCH_KEYS: &[&str] = &[
     "stream_query_p99_us",
     "call_p50_us",
     "call_p99_us",
+    "device_call_p50_us",
+    "device_call_p99_us",
     "h2d_pageable_gbps",
     "d2h_pageable_gbps",
     "h2d_pinned_gbps",

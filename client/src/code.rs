@@ -19,7 +19,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(super::name(600), Some("CUDA_ERROR_NOT_READY"));
-        assert_eq!(super::name(super::ERROR_TIMEOUT), Some("CUDA_ERROR_TIMEOUT"));
+        assert_eq!(
+            super::name(super::ERROR_TIMEOUT),
+            Some("CUDA_ERROR_TIMEOUT")
+        );
         assert_eq!(super::name(0), Some("CUDA_SUCCESS"));
         assert_eq!(super::name(12345), None);
         assert!(super::is_context_fatal(super::ERROR_ILLEGAL_ADDRESS));

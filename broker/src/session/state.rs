@@ -24,7 +24,8 @@ use crate::memory::{PhysAlloc, TenantMemory};
 use crate::work::Op;
 
 /// `CU_STREAM_NON_BLOCKING`
-pub const STREAM_NON_BLOCKING: u32 = 0x1;
+pub const STREAM_NON_BLOCKING: u32 =
+    cudarc::driver::sys::CUstream_flags_enum::CU_STREAM_NON_BLOCKING as u32;
 /// `CU_STREAM_LEGACY` as a handle value: the legacy default stream, like 0.
 pub const STREAM_LEGACY_HANDLE: u64 = 0x1;
 /// Join events: `CU_EVENT_DISABLE_TIMING`.

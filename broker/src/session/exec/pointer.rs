@@ -19,26 +19,30 @@ pub fn execute(t: &Tenant, req: PointerRequest) -> ExecResult {
     }
 }
 
-/// `CUpointer_attribute` values answered from the tenant's tables.
+/// `CUpointer_attribute` values answered from the tenant's tables (values from cudarc's `sys`).
 mod attr {
-    pub const CONTEXT: u32 = 1;
-    pub const MEMORY_TYPE: u32 = 2;
-    pub const DEVICE_POINTER: u32 = 3;
-    pub const SYNC_MEMOPS: u32 = 6;
-    pub const BUFFER_ID: u32 = 7;
-    pub const IS_MANAGED: u32 = 8;
-    pub const DEVICE_ORDINAL: u32 = 9;
-    pub const IS_LEGACY_CUDA_IPC_CAPABLE: u32 = 10;
-    pub const RANGE_START_ADDR: u32 = 11;
-    pub const RANGE_SIZE: u32 = 12;
-    pub const MAPPED: u32 = 13;
-    pub const ALLOWED_HANDLE_TYPES: u32 = 14;
-    pub const IS_GPU_DIRECT_RDMA_CAPABLE: u32 = 15;
-    pub const ACCESS_FLAGS: u32 = 16;
-    pub const MEMPOOL_HANDLE: u32 = 17;
-    pub const MAPPING_SIZE: u32 = 18;
-    pub const MAPPING_BASE_ADDR: u32 = 19;
-    pub const MEMORY_BLOCK_ID: u32 = 20;
+    use cudarc::driver::sys::CUpointer_attribute_enum as A;
+
+    pub const CONTEXT: u32 = A::CU_POINTER_ATTRIBUTE_CONTEXT as u32;
+    pub const MEMORY_TYPE: u32 = A::CU_POINTER_ATTRIBUTE_MEMORY_TYPE as u32;
+    pub const DEVICE_POINTER: u32 = A::CU_POINTER_ATTRIBUTE_DEVICE_POINTER as u32;
+    pub const SYNC_MEMOPS: u32 = A::CU_POINTER_ATTRIBUTE_SYNC_MEMOPS as u32;
+    pub const BUFFER_ID: u32 = A::CU_POINTER_ATTRIBUTE_BUFFER_ID as u32;
+    pub const IS_MANAGED: u32 = A::CU_POINTER_ATTRIBUTE_IS_MANAGED as u32;
+    pub const DEVICE_ORDINAL: u32 = A::CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL as u32;
+    pub const IS_LEGACY_CUDA_IPC_CAPABLE: u32 =
+        A::CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE as u32;
+    pub const RANGE_START_ADDR: u32 = A::CU_POINTER_ATTRIBUTE_RANGE_START_ADDR as u32;
+    pub const RANGE_SIZE: u32 = A::CU_POINTER_ATTRIBUTE_RANGE_SIZE as u32;
+    pub const MAPPED: u32 = A::CU_POINTER_ATTRIBUTE_MAPPED as u32;
+    pub const ALLOWED_HANDLE_TYPES: u32 = A::CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES as u32;
+    pub const IS_GPU_DIRECT_RDMA_CAPABLE: u32 =
+        A::CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE as u32;
+    pub const ACCESS_FLAGS: u32 = A::CU_POINTER_ATTRIBUTE_ACCESS_FLAGS as u32;
+    pub const MEMPOOL_HANDLE: u32 = A::CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE as u32;
+    pub const MAPPING_SIZE: u32 = A::CU_POINTER_ATTRIBUTE_MAPPING_SIZE as u32;
+    pub const MAPPING_BASE_ADDR: u32 = A::CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR as u32;
+    pub const MEMORY_BLOCK_ID: u32 = A::CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID as u32;
 }
 
 fn pointer_attribute(t: &Tenant, ptr: u64, attribute: u32) -> ExecResult {

@@ -20,7 +20,8 @@ use super::{check, DResult, DeviceError, Driver, Event, FunctionRaw, ModuleRaw, 
 use crate::worker::driver::loader::Backend;
 
 /// `CU_STREAM_NON_BLOCKING`
-const STREAM_NON_BLOCKING: u32 = 0x1;
+const STREAM_NON_BLOCKING: u32 =
+    cudarc::driver::sys::CUstream_flags_enum::CU_STREAM_NON_BLOCKING as u32;
 /// `CUDA_ERROR_NOT_READY`
 const NOT_READY: Rc = 600;
 /// `CU_LAUNCH_PARAM_BUFFER_POINTER`, `CU_LAUNCH_PARAM_BUFFER_SIZE`, `CU_LAUNCH_PARAM_END`.

@@ -137,6 +137,9 @@ pub enum Op {
         stream: Arc<Stream>,
         /// The function.
         f: Box<dyn FnOnce() + Send>,
+        /// The stream waits for `f` to return (a tenant's host function), rather than going on
+        /// once `f` is due (a completion marker).
+        gate: bool,
     },
     /// Nothing (scheduler tests).
     Nop,
@@ -250,7 +253,9 @@ impl Op {
                         .device()
                         .stream_wait_event(&waiter, &event, 0, origin)
                 }),
-            Op::HostFn { stream, f } => stream.device().launch_host_fn(&stream, f, origin),
+            Op::HostFn { stream, f, gate } => {
+                stream.device().launch_host_fn(&stream, f, gate, origin)
+            }
             Op::Nop => Ok(()),
         }
     }

@@ -18,6 +18,8 @@
  */
 #include "common.h"
 
+#include <unistd.h>
+
 static CUdeviceptr dalloc(size_t bytes)
 {
     CUdeviceptr p = 0;
@@ -452,6 +454,7 @@ static void CUDA_CB host_fn(void *user)
             s->saw_kernel_result = 0;
         }
     }
+    usleep(20000); /* a slow host function: the copy after it must still wait for it */
     for (int i = 32; i < 64; i++) {
         s->mapped[i] = 5u; /* read by a copy enqueued after this function */
     }

@@ -563,15 +563,17 @@ impl Device {
 
     /// Runs `f` on the broker once all earlier work on `s` has completed (a completion marker);
     /// it also releases the host memory the stream's earlier copies kept. If the worker could
-    /// not run it (a poisoned context, a dead worker), the stream's failure is set first.
+    /// not run it (a poisoned context, a dead worker), the stream's failure is set first. With
+    /// `gate`, the stream's later work waits until `f` has returned (a tenant's host function).
     pub fn launch_host_fn(
         &self,
         s: &Stream,
         f: Box<dyn FnOnce() + Send>,
+        gate: bool,
         origin: &Origin,
     ) -> DResult<()> {
         let kept = s.take_kept();
         self.link
-            .marker(s.id, Arc::clone(&s.failed), kept, f, Some(origin))
+            .marker(s.id, Arc::clone(&s.failed), kept, f, gate, Some(origin))
     }
 }

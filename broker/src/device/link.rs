@@ -18,13 +18,13 @@ use std::time::{Duration, Instant};
 use gpushare_client::code;
 use gpushare_client::frame;
 use gpushare_client::proto as wire;
-use gpushare_client::ring::record::Call;
+use gpushare_client::ring::record::{Call, HostFnDone};
 use gpushare_client::ring::{Command, Producer};
 use gpushare_client::shm::{Region, ReplySlots, SessionState};
 use gpushare_client::wait::{Cancel, WaitPolicy};
 
 use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin};
-use crate::worker::proto::{FromWorker, ToWorker, WorkerReply, WorkerRequest};
+use crate::worker::proto::{FromWorker, ToWorker, WorkerReply, WorkerRequest, GATED};
 
 /// Owners remembered for late failures: the most recent operations (an older one that fails is
 /// logged without an owner; a context-fatal failure reaches every tenant of the group anyway,
@@ -279,15 +279,21 @@ impl Link {
     /// Enqueues a completion marker on worker stream `stream`: `f` runs once the stream's
     /// earlier work completed (with `failed` set first if the stream could not run it), or when
     /// the worker dies.
+    ///
+    /// A `gate` holds the stream in the worker until `f` has returned (a tenant's host function:
+    /// the stream's later work must see what it did); `f` then runs on a thread of its own, so a
+    /// slow tenant never holds up the markers of the rest of the group.
     pub(super) fn marker(
         &self,
         stream: u64,
         failed: Arc<AtomicU32>,
         kept: Vec<HostMem>,
         f: Box<dyn FnOnce() + Send>,
+        gate: bool,
         origin: Option<&Origin>,
     ) -> DResult<()> {
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let serial = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let token = if gate { serial | GATED } else { serial };
         lock(&self.markers).insert(
             token,
             Marker {
@@ -311,11 +317,44 @@ impl Link {
         Ok(())
     }
 
-    /// Runs marker `token` (its stream reached it, or it never will: `code` ≠ 0).
+    /// Runs marker `token` (its stream reached it, or it never will: `code` ≠ 0) on this
+    /// thread.
     pub(super) fn run_marker(&self, token: u64, code: u32) {
-        let Some(m) = lock(&self.markers).remove(&token) else {
+        if let Some(m) = self.take_marker(token, code) {
+            self.finish_marker(token, m);
+        }
+    }
+
+    /// The worker reached marker `token` (the events thread): as [`Link::run_marker`], except
+    /// that a gate's function runs on a thread of its own.
+    pub(super) fn marker_reached(self: &Arc<Self>, token: u64, code: u32) {
+        let Some(m) = self.take_marker(token, code) else {
             return;
         };
+        if token & GATED == 0 {
+            return self.finish_marker(token, m);
+        }
+        let slot = Arc::new(Mutex::new(Some(m)));
+        let (link, mine) = (Arc::clone(self), Arc::clone(&slot));
+        let spawned = std::thread::Builder::new()
+            .name("gpushare-hostfn".into())
+            .spawn(move || {
+                if let Some(m) = lock(&mine).take() {
+                    link.finish_marker(token, m);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(group = %self.group, "no thread for a host function ({e}); running it here");
+            if let Some(m) = lock(&slot).take() {
+                self.finish_marker(token, m);
+            }
+        }
+    }
+
+    /// Removes marker `token`, recording its stream's failure (`code` ≠ 0); the device made
+    /// progress.
+    fn take_marker(&self, token: u64, code: u32) -> Option<Marker> {
+        let m = lock(&self.markers).remove(&token)?;
         if code != 0 {
             let _ = m
                 .failed
@@ -328,10 +367,21 @@ impl Link {
                 self.note_fault(code, &format!("work of {owner}"));
             }
         }
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(m.f));
-        drop(m.kept);
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
         self.progress();
+        Some(m)
+    }
+
+    /// Runs a marker's function, releases what it kept, and opens its gate in the worker.
+    fn finish_marker(&self, token: u64, m: Marker) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(m.f));
+        drop(m.kept);
+        if token & GATED != 0 && self.is_alive() {
+            let done = Command::HostFnDone(HostFnDone { token });
+            if let Err(e) = self.push(&done, None, "cuLaunchHostFunc") {
+                tracing::warn!(group = %self.group, "opening a host function's gate: {e}");
+            }
+        }
     }
 
     /// A context-fatal error reached the broker, first reported for `what` (best effort: the

@@ -174,7 +174,7 @@ fn reap(mut child: Child) {
 }
 
 /// The notify ring: completion markers and late failures, until the link closes.
-fn events_loop(link: &Link) {
+fn events_loop(link: &Arc<Link>) {
     let region = link.region();
     let Ok(mut consumer) = region.notify_consumer() else {
         tracing::error!(group = link.group(), "cannot open the worker's notify ring");
@@ -188,7 +188,7 @@ fn events_loop(link: &Link) {
     loop {
         match consumer.try_pop(&mut buf) {
             Ok(Some(p)) => match p.cmd {
-                Command::HostFnReady(r) => link.run_marker(r.token, r.seq as u32),
+                Command::HostFnReady(r) => link.marker_reached(r.token, r.seq as u32),
                 Command::AsyncError(e) => link.failed(e.seq, e.code),
                 _ => tracing::error!(
                     group = link.group(),

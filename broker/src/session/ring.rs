@@ -314,7 +314,11 @@ fn host_fn(t: &Arc<Tenant>, seq: u64, h: &HostFn) -> RResult {
                 t.async_error(seq, code::ERROR_TIMEOUT);
             }
         });
-        Ok(Op::HostFn { stream, f })
+        Ok(Op::HostFn {
+            stream,
+            f,
+            gate: true,
+        })
     })
 }
 

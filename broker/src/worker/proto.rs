@@ -24,7 +24,16 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol (the worker is the broker's own executable, so both always match;
 /// checked anyway).
-pub const WORKER_PROTOCOL: u32 = 1;
+pub const WORKER_PROTOCOL: u32 = 2;
+
+/// A `HOST_FN` marker whose token has this bit is a *gate*: after posting `HOST_FN_READY` the
+/// worker holds its stream until the broker sends `HOST_FN_DONE{token}` on the command ring. A
+/// tenant's host function is one: what the stream does after it must see what it did.
+pub const GATED: u64 = 1 << 63;
+
+/// The longest a worker holds a stream at a gate (the broker gives a tenant's host function
+/// 30 s); past it the stream goes on and the worker logs it.
+pub const GATE_LIMIT: std::time::Duration = std::time::Duration::from_secs(40);
 
 /// Which driver a worker opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,9 +8,11 @@
 //! never stops the ring, and everything the ring submitted before a call is in the driver's
 //! streams before the call runs.
 
+use std::collections::HashSet;
 use std::ffi::CString;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
 
 use gpushare_client::code;
 use gpushare_client::proto as wire;
@@ -21,7 +23,7 @@ use gpushare_client::wait::{SeqWord, WaitError, WaitPolicy};
 
 use super::driver::{AccessFlags, DResult, DeviceError, VmmAlloc};
 use super::objects::Objects;
-use super::proto::{WorkerReply, WorkerRequest};
+use super::proto::{WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
 
 /// Executor threads for blocking calls.
 const EXECUTORS: usize = 4;
@@ -39,6 +41,43 @@ struct Ctx {
     region: Arc<Region>,
     replies: ReplySlots,
     notify: Arc<Mutex<Producer>>,
+    gates: Arc<Gates>,
+}
+
+/// Gates the broker has opened (`HOST_FN_DONE{token}`) and the streams waiting at them.
+#[derive(Default)]
+struct Gates {
+    open: Mutex<HashSet<u64>>,
+    opened: Condvar,
+}
+
+impl Gates {
+    /// The broker opened gate `token` (before or after its stream reached it).
+    fn open(&self, token: u64) {
+        lock(&self.open).insert(token);
+        self.opened.notify_all();
+    }
+
+    /// Holds the calling stream until gate `token` opens, at most [`GATE_LIMIT`]; false if it
+    /// did not.
+    fn pass(&self, token: u64) -> bool {
+        let deadline = Instant::now() + GATE_LIMIT;
+        let mut open = lock(&self.open);
+        loop {
+            if open.remove(&token) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            open = self
+                .opened
+                .wait_timeout(open, deadline - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 /// Starts the ring thread and the executors.
@@ -48,6 +87,7 @@ pub fn spawn(obj: Arc<Objects>, region: Arc<Region>) -> std::io::Result<()> {
     let ctx = Arc::new(Ctx {
         replies: region.replies(),
         notify: Arc::new(Mutex::new(notify)),
+        gates: Arc::default(),
         obj,
         region,
     });
@@ -180,7 +220,11 @@ fn handle(ctx: &Ctx, seq: u64, cmd: Command<'_>, calls: &Sender<Job>) -> DResult
         }
         Command::HostFn(h) => marker(ctx, h.stream, h.token),
         Command::Call(c) => call(ctx, &c, calls),
-        Command::HostFnDone(_) | Command::HostFnReady(_) | Command::AsyncError(_) => {
+        Command::HostFnDone(d) => {
+            ctx.gates.open(d.token);
+            Ok(())
+        }
+        Command::HostFnReady(_) | Command::AsyncError(_) => {
             tracing::error!(seq, "record kind not for a worker's command ring");
             Err(DeviceError::Invalid("record kind not for a worker"))
         }
@@ -188,10 +232,11 @@ fn handle(ctx: &Ctx, seq: u64, cmd: Command<'_>, calls: &Sender<Job>) -> DResult
 }
 
 /// A completion marker: when the stream reaches it, `HOST_FN_READY{stream, token, code}` (the
-/// code of the driver error that made it run early, else 0).
+/// code of the driver error that made it run early, else 0); a gate ([`GATED`]) then holds the
+/// stream until the broker opens it.
 fn marker(ctx: &Ctx, stream: u64, token: u64) -> DResult<()> {
     let s = ctx.obj.stream(stream)?;
-    let notify = Arc::clone(&ctx.notify);
+    let (notify, gates) = (Arc::clone(&ctx.notify), Arc::clone(&ctx.gates));
     ctx.obj.drv.launch_host_fn(
         &s,
         Box::new(move |code| {
@@ -199,6 +244,13 @@ fn marker(ctx: &Ctx, stream: u64, token: u64) -> DResult<()> {
             let ready = Command::HostFnReady(HostFnReady { stream, token, seq });
             if let Err(e) = lock(&notify).push(&ready) {
                 tracing::error!("notify ring: {e}");
+                return;
+            }
+            if token & GATED != 0 && !gates.pass(token) {
+                tracing::error!(
+                    token,
+                    "a host function's gate stayed closed for {GATE_LIMIT:?}; the stream goes on"
+                );
             }
         }),
     )

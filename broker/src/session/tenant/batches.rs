@@ -49,7 +49,17 @@ impl Tenant {
                 t.batch_done(first, last, ops, slot, &releases);
             }
         });
-        if self.enqueue(0, vec![Op::HostFn { stream, f }]).is_err() {
+        if self
+            .enqueue(
+                0,
+                vec![Op::HostFn {
+                    stream,
+                    f,
+                    gate: false,
+                }],
+            )
+            .is_err()
+        {
             tracing::debug!(session = self.info.id, "marker dropped: session closing");
         }
     }

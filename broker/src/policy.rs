@@ -123,27 +123,7 @@ pub struct Policy {
     tenants: HashMap<String, Rules>,
 }
 
-/// Parses a size: bytes, or a number with a unit (`K`, `KiB`, `M`, `MiB`, `G`, `GiB`, `T`,
-/// `TiB`; powers of 1024; `KB`/`MB`/`GB`/`TB` are powers of 1000).
-pub fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
+pub use gpushare_driver_abi::units::parse_size;
 
 /// Parses a duration: `"0"`, or a number with a unit (`ms`, `s`, `m`, `h`).
 pub fn parse_duration(text: &str) -> Option<Duration> {

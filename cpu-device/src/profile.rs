@@ -6,6 +6,7 @@
 //! by the host's ([`device_memory`]): `GPUSHARE_CPU_MEMORY` sets it explicitly instead.
 
 use crate::error::{CuError, CuResult};
+use gpushare_driver_abi::units::parse_size;
 
 /// A device profile: what `cuDeviceGetAttribute` reports and what the timing model uses.
 #[derive(Clone, Debug, PartialEq)]
@@ -216,27 +217,6 @@ pub fn device_memory(profile: u64, host: Option<u64>, explicit: Option<u64>) -> 
     }
 }
 
-/// Parses a size: bytes, or a number with a unit (see [`MEMORY_ENV`]).
-pub fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "t" | "tib" => 1 << 40,
-        "kb" => 1_000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        "tb" => 1_000_000_000_000,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 /// The host's physical memory as this process may use it: `MemTotal` from `/proc/meminfo`,
 /// lowered to the memory limit of the process's cgroup when one is set.
 pub fn host_memory() -> Option<u64> {
@@ -342,20 +322,6 @@ mod tests {
             device_memory(small, Some(24 * GIB), Some(64 * GIB)),
             64 * GIB
         );
-    }
-
-    #[test]
-    fn sizes_parse() {
-        assert_eq!(parse_size("1073741824"), Some(GIB));
-        assert_eq!(parse_size("16GiB"), Some(16 * GIB));
-        assert_eq!(parse_size(" 16 gib "), Some(16 * GIB));
-        assert_eq!(parse_size("512M"), Some(512 * MIB));
-        assert_eq!(parse_size("2TiB"), Some(2 << 40));
-        assert_eq!(parse_size("3GB"), Some(3_000_000_000));
-        assert_eq!(parse_size("0"), Some(0));
-        for bad in ["", "GiB", "1.5GiB", "-1", "12 parsecs", "99999999999TiB"] {
-            assert_eq!(parse_size(bad), None, "{bad}");
-        }
     }
 
     #[test]

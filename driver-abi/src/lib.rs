@@ -32,3 +32,4 @@ pub mod proc_table;
 pub mod procaddress;
 pub mod surface;
 pub mod sys;
+pub mod units;

@@ -1,12 +1,18 @@
-//! Driver-global state (created once by `cuInit`) and contexts with their per-thread current stack.
+//! Driver-global state (created once by `cuInit`): the table of contexts, device memory and the
+//! executor, and each thread's current-context stack.
+//!
+//! This is the layer above [`crate::exec`]: the [`Driver`] owns the [`Executor`] and hands it what
+//! it needs (device memory, the clock) at creation; nothing below reaches back to [`driver`].
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
 
+use crate::clock::Clock;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
+use crate::exec::Executor;
 use crate::handles::{HandleKind, HandleTable};
+use crate::memory::DeviceMemory;
 use crate::profile::DeviceProfile;
 
 /// Everything the driver owns after `cuInit`.
@@ -17,12 +23,13 @@ pub struct Driver {
     pub contexts: HandleTable<Context>,
     /// The primary context of device 0.
     pub primary: Mutex<PrimaryContext>,
-    /// Device memory: the address arena, allocations, VMM, host registrations.
-    pub memory: crate::memory::DeviceMemory,
+    /// Device memory: the address arena, allocations, VMM, host registrations (shared with the
+    /// executor, which runs copies and kernels over it and frees module variables).
+    pub memory: Arc<DeviceMemory>,
     /// Streams, events, modules and the work executor.
-    pub exec: crate::exec::Executor,
-    /// Wall-clock origin of the timing model.
-    pub epoch: Instant,
+    pub exec: Arc<Executor>,
+    /// The timing model's clock (the executor holds a copy with the same origin).
+    pub clock: Clock,
 }
 
 /// Primary-context bookkeeping (`cuDevicePrimaryCtx*`).
@@ -55,8 +62,9 @@ pub fn init() -> CuResult<&'static Driver> {
         return Ok(d);
     }
     let profile = DeviceProfile::from_env()?;
-    let memory = crate::memory::DeviceMemory::new(&profile)?;
-    let exec = crate::exec::Executor::new(&profile)?;
+    let memory = Arc::new(DeviceMemory::new(&profile)?);
+    let clock = Clock::start();
+    let exec = Executor::new(&profile, Arc::clone(&memory), clock)?;
     tracing::info!(
         "CPU device initialised: {} ({} SMs, {} MiB)",
         profile.name,
@@ -69,106 +77,9 @@ pub fn init() -> CuResult<&'static Driver> {
         primary: Mutex::new(PrimaryContext::default()),
         memory,
         exec,
-        epoch: Instant::now(),
+        clock,
     };
     Ok(DRIVER.get_or_init(|| driver))
-}
-
-/// A CUDA context. All resources (memory, streams, events, modules) belong to one.
-pub struct Context {
-    /// Handle value (set right after insertion in the table).
-    pub handle: OnceLock<u64>,
-    /// Device ordinal.
-    pub device: i32,
-    /// `CU_CTX_*` flags.
-    pub flags: AtomicU32,
-    /// True for the device's primary context.
-    pub primary: bool,
-    /// False once destroyed (or, for the primary context, released to zero or reset).
-    active: AtomicBool,
-    /// A sticky error (e.g. `ILLEGAL_ADDRESS` after a faulting kernel): every later call fails with it.
-    sticky: AtomicU32,
-    /// `cuCtxSetLimit` values.
-    pub limits: Mutex<Limits>,
-}
-
-/// Context limits (`CUlimit`).
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// `CU_LIMIT_STACK_SIZE`
-    pub stack_size: u64,
-    /// `CU_LIMIT_PRINTF_FIFO_SIZE`
-    pub printf_fifo_size: u64,
-    /// `CU_LIMIT_MALLOC_HEAP_SIZE`
-    pub malloc_heap_size: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            stack_size: 1024,
-            printf_fifo_size: 1 << 20,
-            malloc_heap_size: 8 << 20,
-        }
-    }
-}
-
-impl Context {
-    /// A new, active context.
-    pub fn new(device: i32, flags: u32, primary: bool) -> Self {
-        Context {
-            handle: OnceLock::new(),
-            device,
-            flags: AtomicU32::new(flags),
-            primary,
-            active: AtomicBool::new(true),
-            sticky: AtomicU32::new(0),
-            limits: Mutex::new(Limits::default()),
-        }
-    }
-
-    /// This context's handle value.
-    pub fn id(&self) -> u64 {
-        self.handle.get().copied().unwrap_or(0)
-    }
-
-    /// True until destroyed/deactivated.
-    pub fn is_active(&self) -> bool {
-        self.active.load(Ordering::Acquire)
-    }
-
-    /// Marks the context (in)active.
-    pub fn set_active(&self, active: bool) {
-        self.active.store(active, Ordering::Release);
-    }
-
-    /// Records a sticky error; the first one wins.
-    pub fn poison(&self, error: CuError) {
-        let _ = self
-            .sticky
-            .compare_exchange(0, error.code(), Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    /// Clears the sticky error (only a primary-context reset does this).
-    pub fn clear_poison(&self) {
-        self.sticky.store(0, Ordering::Release);
-    }
-
-    /// The sticky error, if any.
-    pub fn sticky_error(&self) -> Option<CuError> {
-        CuError::from_code(self.sticky.load(Ordering::Acquire))
-    }
-
-    /// Fails with the sticky error if the context is poisoned, or `INVALID_CONTEXT` if inactive.
-    pub fn check_usable(&self) -> CuResult {
-        if !self.is_active() {
-            return Err(CuError::INVALID_CONTEXT);
-        }
-        match self.sticky_error() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
 }
 
 thread_local! {
@@ -250,6 +161,6 @@ impl Driver {
 
     /// Nanoseconds since the driver's epoch (the timing model's clock).
     pub fn now_ns(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+        self.clock.now_ns()
     }
 }

@@ -67,7 +67,7 @@ unsafe fn pack_params(
 /// of its size, or a `CU_LAUNCH_PARAM_*` list).
 unsafe fn launch(l: LaunchArgs, default_stream: DefaultStream) -> CuResult {
     let (d, ctx, s) = work_stream(l.stream, default_stream)?;
-    let func = d.exec.resolve_function(d, &ctx, l.func as u64)?;
+    let func = d.exec.resolve_function(&ctx, l.func as u64)?;
     if func.module.ctx != ctx.id() {
         tracing::warn!("launch of `{}` from another context", func.name_str());
         return Err(CuError::INVALID_HANDLE);

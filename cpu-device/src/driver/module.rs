@@ -29,7 +29,7 @@ unsafe fn load_data(out: Out<'_, CUmodule>, image: *const c_void, logs: &JitLogs
     // SAFETY: the caller's contract.
     let result = unsafe { image::ptx_from_ptr(image, sm(d)) }
         .map_err(LoadError::from)
-        .and_then(|text| d.exec.load_module(d, &ctx, &text));
+        .and_then(|text| d.exec.load_module(&ctx, &text));
     finish_load(out, result, logs)
 }
 
@@ -157,7 +157,7 @@ fn with_function<T>(
         Some(func) => func,
         None => {
             let (_, ctx) = state::current()?;
-            d.exec.resolve_function(d, &ctx, func as u64)?
+            d.exec.resolve_function(&ctx, func as u64)?
         }
     };
     f(d, &func)

@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use gpushare_driver_abi::surface::DefaultStream;
 
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
 use crate::exec::{Event, Stream};
-use crate::state::{self, Context, Driver};
+use crate::state::{self, Driver};
 use crate::sys::{CUcontext, CUevent, CUstream};
 
 /// The stream value as an integer handle.

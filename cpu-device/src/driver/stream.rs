@@ -15,11 +15,12 @@ use gpushare_driver_abi::cuda_h::{
 use gpushare_driver_abi::surface::{DefaultStream, Flags, OptOut, Out};
 
 use super::resolve::{any_stream, event, raw, work_stream};
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
 use crate::exec::executor::{MemsetWork, SendPtr, Work};
 use crate::exec::stream::{PRIORITY_GREATEST, PRIORITY_LEAST};
 use crate::exec::{Stream, StreamKind};
-use crate::state::{self, Context};
+use crate::state;
 use crate::sys::{CUcontext, CUdevice, CUdeviceptr, CUevent, CUstream};
 use crate::CpuDevice;
 

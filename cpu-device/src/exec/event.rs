@@ -4,11 +4,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::executor::{OpState, Until, Work};
+use super::executor::{Until, Work};
+use super::op::OpState;
 use super::stream::Stream;
 use super::Executor;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
-use crate::state::Context;
 
 pub use gpushare_driver_abi::cuda_h::{CU_EVENT_BLOCKING_SYNC, CU_EVENT_DISABLE_TIMING};
 

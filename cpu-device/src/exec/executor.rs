@@ -10,73 +10,17 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::module::LoadedModule;
+use super::op::OpState;
 use super::stream::Stream;
 use super::timing::{self, CopyKind, EngineUse, KernelCost, ModelOp, Nanos, Span, Timeline};
 use super::Executor;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
-use crate::state::{self, Context, Driver};
-
-/// Completion record of one submitted operation.
-#[derive(Debug)]
-pub struct OpState {
-    /// Global submission sequence number.
-    pub seq: u64,
-    done: AtomicBool,
-    start: AtomicU64,
-    end: AtomicU64,
-    horizon: AtomicU64,
-    error: AtomicU32,
-}
-
-impl OpState {
-    pub(crate) fn new(seq: u64) -> Self {
-        OpState {
-            seq,
-            done: AtomicBool::new(false),
-            start: AtomicU64::new(0),
-            end: AtomicU64::new(0),
-            horizon: AtomicU64::new(0),
-            error: AtomicU32::new(0),
-        }
-    }
-
-    /// True once the executor has run (or skipped) the op.
-    pub fn is_done(&self) -> bool {
-        self.done.load(Ordering::Acquire)
-    }
-
-    /// Modelled interval (valid once done).
-    pub fn span(&self) -> Span {
-        Span {
-            start: self.start.load(Ordering::Acquire),
-            end: self.end.load(Ordering::Acquire),
-        }
-    }
-
-    /// Latest modelled end of any op of the same context up to and including this one.
-    pub fn horizon(&self) -> Nanos {
-        self.horizon.load(Ordering::Acquire)
-    }
-
-    /// The error the op failed with, if any.
-    pub fn error(&self) -> Option<CuError> {
-        CuError::from_code(self.error.load(Ordering::Acquire))
-    }
-
-    fn finish(&self, span: Span, horizon: Nanos, error: Option<CuError>) {
-        self.start.store(span.start, Ordering::Release);
-        self.end.store(span.end, Ordering::Release);
-        self.horizon.store(horizon, Ordering::Release);
-        self.error
-            .store(error.map_or(0, CuError::code), Ordering::Release);
-        self.done.store(true, Ordering::Release);
-    }
-}
+use crate::memory::DeviceMemory;
 
 /// A raw pointer carried to the executor thread.
 #[derive(Clone, Copy, Debug)]
@@ -166,29 +110,30 @@ thread_local! {
     static ON_EXECUTOR: Cell<bool> = const { Cell::new(false) };
 }
 
-/// The driver clock, ns (0 before `cuInit`).
-pub(crate) fn now_ns() -> Nanos {
-    state::driver().map_or(0, Driver::now_ns)
-}
-
-fn sleep_until(t: Nanos) {
-    loop {
-        let now = now_ns();
-        if now >= t {
-            return;
-        }
-        std::thread::sleep(Duration::from_nanos(t - now));
-    }
-}
-
 impl Executor {
+    /// The driver clock, ns.
+    pub(crate) fn now_ns(&self) -> Nanos {
+        self.clock.now_ns()
+    }
+
+    /// Sleeps until the driver clock reaches `t`.
+    fn sleep_until(&self, t: Nanos) {
+        loop {
+            let now = self.now_ns();
+            if now >= t {
+                return;
+            }
+            std::thread::sleep(Duration::from_nanos(t - now));
+        }
+    }
+
     fn enqueue(
         &self,
         ctx: Option<&Arc<Context>>,
         stream: Option<&Arc<Stream>>,
         work: Work,
     ) -> CuResult<Arc<OpState>> {
-        let submit = now_ns();
+        let submit = self.now_ns();
         let mut q = self.queue.lock().map_err(|_| CuError::UNKNOWN)?;
         let state = Arc::new(OpState::new(q.next_seq));
         q.next_seq += 1;
@@ -229,13 +174,12 @@ impl Executor {
 
     fn ensure_thread(&self) -> CuResult {
         let ok = self.worker.get_or_init(|| {
+            let Some(this) = self.this.upgrade() else {
+                return false;
+            };
             std::thread::Builder::new()
                 .name("gpushare-exec".into())
-                .spawn(|| {
-                    if let Ok(d) = state::driver() {
-                        d.exec.run(d);
-                    }
-                })
+                .spawn(move || this.run())
                 .map_err(|e| tracing::error!("cannot start the executor thread: {e}"))
                 .is_ok()
         });
@@ -268,8 +212,8 @@ impl Executor {
         drop(g);
         if self.pacing {
             match until {
-                Until::End => sleep_until(op.span().end),
-                Until::Horizon => sleep_until(op.horizon()),
+                Until::End => self.sleep_until(op.span().end),
+                Until::Horizon => self.sleep_until(op.horizon()),
                 Until::Done => {}
             }
         }
@@ -278,7 +222,7 @@ impl Executor {
 
     /// Whether `op` is complete as seen from outside (done, and with pacing past its modelled end).
     pub(crate) fn is_complete(&self, op: &OpState) -> bool {
-        op.is_done() && (!self.pacing || now_ns() >= op.span().end)
+        op.is_done() && (!self.pacing || self.now_ns() >= op.span().end)
     }
 
     /// Waits for the last op submitted to `stream`.
@@ -297,7 +241,7 @@ impl Executor {
         }
     }
 
-    fn run(&self, driver: &Driver) {
+    fn run(&self) {
         ON_EXECUTOR.with(|c| c.set(true));
         let mut timeline = Timeline::new();
         loop {
@@ -314,7 +258,7 @@ impl Executor {
                 }
             };
             let state = Arc::clone(&op.state);
-            let result = catch_unwind(AssertUnwindSafe(|| self.execute(driver, &mut timeline, op)));
+            let result = catch_unwind(AssertUnwindSafe(|| self.execute(&mut timeline, op)));
             if result.is_err() {
                 tracing::error!("internal error while executing op {}", state.seq);
                 if !state.is_done() {
@@ -327,7 +271,7 @@ impl Executor {
         }
     }
 
-    fn execute(&self, driver: &Driver, timeline: &mut Timeline, op: Op) {
+    fn execute(&self, timeline: &mut Timeline, op: Op) {
         let Op {
             state,
             ctx,
@@ -377,7 +321,7 @@ impl Executor {
                 Work::Kernel(k) => {
                     m.engine = EngineUse::Compute;
                     let start = timeline.peek_start(&m);
-                    let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(driver, &k, start)));
+                    let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(&k, start)));
                     let result = run.unwrap_or_else(|_| {
                         tracing::error!("internal error in the interpreter running `{}`", k.kernel);
                         Err(CuError::LAUNCH_FAILED)
@@ -395,7 +339,7 @@ impl Executor {
                     let bytes = c.width.saturating_mul(c.height);
                     (m.engine, m.duration) =
                         timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
-                    if let Err(e) = run_copy(driver, &c) {
+                    if let Err(e) = run_copy(&self.memory, &c) {
                         error = Some(e);
                         ctx.poison(e);
                     }
@@ -404,7 +348,7 @@ impl Executor {
                     let bytes = s.width * u64::from(s.elem) * s.height;
                     m.engine = EngineUse::Compute;
                     m.duration = timing::memset_cost(&self.profile.rates, bytes);
-                    if let Err(e) = run_memset(driver, &s) {
+                    if let Err(e) = run_memset(&self.memory, &s) {
                         error = Some(e);
                         ctx.poison(e);
                     }
@@ -412,7 +356,7 @@ impl Executor {
                 Work::HostFn(f, data) => {
                     let span = timeline.schedule(&m);
                     if self.pacing {
-                        sleep_until(span.start);
+                        self.sleep_until(span.start);
                     }
                     // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
                     unsafe { f(data.0) };
@@ -422,7 +366,7 @@ impl Executor {
                 Work::Callback(f, handle, data) => {
                     let span = timeline.schedule(&m);
                     if self.pacing {
-                        sleep_until(span.start);
+                        self.sleep_until(span.start);
                     }
                     // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
                     unsafe { f(handle.0, 0, data.0) };
@@ -441,7 +385,7 @@ impl Executor {
         state.finish(span, timeline.context_horizon(ctx.id()), error);
     }
 
-    fn run_kernel(&self, driver: &Driver, k: &KernelWork, start: Nanos) -> CuResult<KernelCost> {
+    fn run_kernel(&self, k: &KernelWork, start: Nanos) -> CuResult<KernelCost> {
         let ptx = &k.module.ptx;
         let kernel = ptx.kernel(&k.kernel).ok_or(CuError::INVALID_HANDLE)?;
         let opts = gpushare_ptx::ExecOptions {
@@ -455,7 +399,7 @@ impl Executor {
             &k.config,
             &k.params,
             &k.module.global_addrs,
-            &driver.memory,
+            &*self.memory,
             &opts,
         )
         .map_err(|e| {
@@ -494,9 +438,15 @@ pub fn exec_error_code(e: &gpushare_ptx::ExecError) -> CuError {
 }
 
 /// Host pointer for one side of a copy.
-fn side(driver: &Driver, addr: u64, len: u64, device: bool, write: bool) -> CuResult<*mut u8> {
+fn side(
+    memory: &DeviceMemory,
+    addr: u64,
+    len: u64,
+    device: bool,
+    write: bool,
+) -> CuResult<*mut u8> {
     if device {
-        driver.memory.device_range(addr, len, write).map_err(|_| {
+        memory.device_range(addr, len, write).map_err(|_| {
             tracing::error!("copy touches {addr:#x}+{len}, which is no longer valid device memory");
             CuError::ILLEGAL_ADDRESS
         })
@@ -505,7 +455,7 @@ fn side(driver: &Driver, addr: u64, len: u64, device: bool, write: bool) -> CuRe
     }
 }
 
-fn run_copy(driver: &Driver, c: &CopyWork) -> CuResult {
+fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
     let (dst_dev, src_dev) = match c.kind {
         CopyKind::H2D => (true, false),
         CopyKind::D2H => (false, true),
@@ -513,13 +463,13 @@ fn run_copy(driver: &Driver, c: &CopyWork) -> CuResult {
         CopyKind::H2H => (false, false),
     };
     for row in 0..c.height {
-        let d = side(driver, c.dst + row * c.dst_pitch, c.width, dst_dev, true)?;
+        let d = side(memory, c.dst + row * c.dst_pitch, c.width, dst_dev, true)?;
         let s: *const u8 = match &c.staged {
             Some(buf) => {
                 let off = (row * c.width) as usize;
                 buf[off..off + c.width as usize].as_ptr()
             }
-            None => side(driver, c.src + row * c.src_pitch, c.width, src_dev, false)?,
+            None => side(memory, c.src + row * c.src_pitch, c.width, src_dev, false)?,
         };
         // SAFETY: both ranges were validated (device sides through the memory module; host sides are
         // the caller's buffers, valid until the copy completes per CUDA's rules). `copy` tolerates
@@ -529,10 +479,10 @@ fn run_copy(driver: &Driver, c: &CopyWork) -> CuResult {
     Ok(())
 }
 
-fn run_memset(driver: &Driver, s: &MemsetWork) -> CuResult {
+fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
     let row_bytes = s.width * u64::from(s.elem);
     for row in 0..s.height {
-        let p = side(driver, s.dst + row * s.pitch, row_bytes, true, true)?;
+        let p = side(memory, s.dst + row * s.pitch, row_bytes, true, true)?;
         match s.elem {
             1 => {
                 // SAFETY: `p` is valid for `row_bytes` bytes of writes.

@@ -1,9 +1,12 @@
 //! Streams, events, modules and the executor that runs queued work and models its timing.
 //!
-//! - [`executor`]: the executor thread, ops and completion tracking.
+//! - [`executor`]: the executor thread and ops; [`op`]: their completion records.
 //! - [`timing`]: the timing model (pure).
 //! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
 //! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.
+//!
+//! This layer sits below the driver-global state ([`crate::state`]) and never reaches it: the
+//! [`Executor`] is given device memory and the driver clock when it is created.
 //!
 //! See docs/cpu-device.md, sections "Execution" and "Timing model".
 
@@ -13,21 +16,25 @@ pub mod executor;
 pub mod fatbin;
 pub mod image;
 pub mod module;
+pub mod op;
 pub mod stream;
 pub mod timing;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
 
+use crate::clock::Clock;
+use crate::context::Context;
 use crate::error::CuResult;
 use crate::handles::{HandleKind, HandleTable};
+use crate::memory::DeviceMemory;
 use crate::profile::DeviceProfile;
 
 pub use event::Event;
-pub use executor::OpState;
 pub use module::{Function, KernelObj, Library, LoadedModule};
+pub use op::OpState;
 pub use stream::{Stream, StreamKind};
 
 /// The work queue (ops in submission order).
@@ -45,6 +52,12 @@ pub struct Executor {
     pub pacing: bool,
     /// Host threads a kernel's blocks run on (`GPUSHARE_CPU_THREADS`, default: available cores).
     pub worker_threads: usize,
+    /// Device memory that copies, memsets and kernels run over, and module variables live in.
+    pub(crate) memory: Arc<DeviceMemory>,
+    /// The driver clock (submission times, pacing).
+    pub(crate) clock: Clock,
+    /// This executor, for the executor thread it starts.
+    this: Weak<Executor>,
     pub(crate) queue: Mutex<Queue>,
     pub(crate) queue_cv: Condvar,
     pub(crate) done_lock: Mutex<()>,
@@ -88,18 +101,25 @@ fn env_threads() -> usize {
 }
 
 impl Executor {
-    /// A new executor for `profile`. Reads `GPUSHARE_CPU_PACING` and `GPUSHARE_CPU_THREADS`. The
-    /// executor thread starts with the first submitted op.
-    pub fn new(profile: &DeviceProfile) -> CuResult<Self> {
+    /// A new executor for `profile` over `memory`, timed by `clock`. Reads `GPUSHARE_CPU_PACING`
+    /// and `GPUSHARE_CPU_THREADS`. The executor thread starts with the first submitted op.
+    pub fn new(
+        profile: &DeviceProfile,
+        memory: Arc<DeviceMemory>,
+        clock: Clock,
+    ) -> CuResult<Arc<Self>> {
         let pacing = env_flag("GPUSHARE_CPU_PACING");
         let worker_threads = env_threads();
         if pacing {
             tracing::info!("pacing on: completions wait for their modelled end time");
         }
-        Ok(Executor {
+        Ok(Arc::new_cyclic(|this| Executor {
             profile: profile.clone(),
             pacing,
             worker_threads,
+            memory,
+            clock,
+            this: Weak::clone(this),
             queue: Mutex::new(Queue::default()),
             queue_cv: Condvar::new(),
             done_lock: Mutex::new(()),
@@ -112,12 +132,12 @@ impl Executor {
             libraries: HandleTable::new(HandleKind::Library),
             kernels: HandleTable::new(HandleKind::Kernel),
             contexts: DashMap::new(),
-        })
+        }))
     }
 
     /// Waits for all work of `ctx` (with pacing: until its latest modelled end). The caller checks
     /// the context's sticky error afterwards.
-    pub fn synchronize_context(&self, ctx: &crate::state::Context) -> CuResult {
+    pub fn synchronize_context(&self, ctx: &Context) -> CuResult {
         let last = self
             .contexts
             .get(&ctx.id())

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use super::image;
 use super::Executor;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
-use crate::state::{self, Context, Driver};
+use crate::memory::DeviceMemory;
+use crate::profile::DeviceProfile;
 
 /// One module variable in device memory.
 #[derive(Clone, Debug)]
@@ -42,14 +44,14 @@ pub struct LoadedModule {
     pub library: u64,
     /// Function handles already handed out, by name.
     functions: Mutex<HashMap<String, u64>>,
+    /// The memory `globals` live in (freed on drop).
+    memory: Arc<DeviceMemory>,
 }
 
 impl Drop for LoadedModule {
     fn drop(&mut self) {
-        if let Ok(d) = state::driver() {
-            for g in &self.globals {
-                let _ = d.memory.free(g.dptr);
-            }
+        for g in &self.globals {
+            let _ = self.memory.free(g.dptr);
         }
     }
 }
@@ -164,13 +166,13 @@ pub fn compile(text: &str) -> Result<Arc<gpushare_ptx::Module>, LoadError> {
 /// Fails with `OUT_OF_MEMORY`, before anything is allocated, when the module's variables
 /// (each charged as the device charges an allocation: rounded up to whole pages) do not fit in
 /// the device's free memory. Sizes come from the PTX, so the sum is checked arithmetic.
-fn check_globals_fit(driver: &Driver, ptx: &gpushare_ptx::Module) -> CuResult {
+fn check_globals_fit(memory: &DeviceMemory, ptx: &gpushare_ptx::Module) -> CuResult {
     let page = crate::memory::PAGE;
     let need = ptx.globals().iter().try_fold(0u64, |sum, var| {
         let size = u64::try_from(var.size).ok()?.max(1);
         sum.checked_add(size.checked_next_multiple_of(page)?)
     });
-    let free = driver.memory.free_bytes();
+    let free = memory.free_bytes();
     match need {
         Some(need) if need <= free => Ok(()),
         _ => {
@@ -183,13 +185,10 @@ fn check_globals_fit(driver: &Driver, ptx: &gpushare_ptx::Module) -> CuResult {
     }
 }
 
-fn default_attrs(driver: &Driver, kernel: Option<&gpushare_ptx::Kernel>) -> FuncAttrs {
+fn default_attrs(profile: &DeviceProfile, kernel: Option<&gpushare_ptx::Kernel>) -> FuncAttrs {
     let static_shared = kernel.map_or(0, |k| k.static_shared_bytes());
     FuncAttrs {
-        max_dynamic_shared: driver
-            .profile
-            .shared_per_block
-            .saturating_sub(static_shared),
+        max_dynamic_shared: profile.shared_per_block.saturating_sub(static_shared),
         carveout: -1,
         cache_config: 0,
     }
@@ -199,7 +198,6 @@ impl Executor {
     /// Instantiates `ptx` in context `ctx`: allocates and initialises its variables.
     fn instantiate(
         &self,
-        driver: &Driver,
         ctx: u64,
         ptx: Arc<gpushare_ptx::Module>,
         target: u32,
@@ -213,12 +211,13 @@ impl Executor {
             global_addrs: Vec::new(),
             library,
             functions: Mutex::new(HashMap::new()),
+            memory: Arc::clone(&self.memory),
         };
-        check_globals_fit(driver, &ptx)?;
+        check_globals_fit(&self.memory, &ptx)?;
         // On error, dropping `module` frees what was allocated so far.
         for var in ptx.globals() {
             let size = var.size as u64;
-            let dptr = driver.memory.alloc(ctx, size.max(1))?;
+            let dptr = self.memory.alloc(ctx, size.max(1))?;
             module.globals.push(DeviceGlobal {
                 name: var.name.clone(),
                 dptr,
@@ -229,7 +228,7 @@ impl Executor {
         for (var, g) in ptx.globals().iter().zip(&module.globals) {
             let init = var.resolved_init(&module.global_addrs);
             let n = init.len().min(var.size);
-            let p = driver.memory.device_range(g.dptr, n as u64, true)?;
+            let p = self.memory.device_range(g.dptr, n as u64, true)?;
             // SAFETY: `p` is valid for `n` bytes of writes (a fresh allocation of at least `n`
             // bytes); fresh allocations are zeroed, which covers uninitialised tails.
             unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), p, n) };
@@ -238,15 +237,10 @@ impl Executor {
     }
 
     /// Loads PTX text as a module of `ctx`; returns the module handle.
-    pub fn load_module(
-        &self,
-        driver: &Driver,
-        ctx: &Context,
-        text: &str,
-    ) -> Result<u64, LoadError> {
+    pub fn load_module(&self, ctx: &Context, text: &str) -> Result<u64, LoadError> {
         let ptx = compile(text)?;
         let target = image::sm_number(ptx.target());
-        Ok(self.instantiate(driver, ctx.id(), ptx, target, 0)?)
+        Ok(self.instantiate(ctx.id(), ptx, target, 0)?)
     }
 
     /// `cuModuleUnload`: the module's variables are freed once pending launches that use it finish.
@@ -262,7 +256,7 @@ impl Executor {
     }
 
     /// The function `name` of module `handle` (stable handle per name).
-    pub fn module_function(&self, driver: &Driver, handle: u64, name: &str) -> CuResult<u64> {
+    pub fn module_function(&self, handle: u64, name: &str) -> CuResult<u64> {
         let m = self.modules.get(handle).ok_or(CuError::INVALID_HANDLE)?;
         let mut fns = m.functions.lock().map_err(|_| CuError::UNKNOWN)?;
         if let Some(&h) = fns.get(name) {
@@ -274,7 +268,7 @@ impl Executor {
         };
         let attrs = match self.library_kernel_attrs(m.library, name) {
             Some(a) => a,
-            None => Arc::new(Mutex::new(default_attrs(driver, Some(kernel)))),
+            None => Arc::new(Mutex::new(default_attrs(&self.profile, Some(kernel)))),
         };
         let f = Function {
             module: Arc::clone(&m),
@@ -307,17 +301,12 @@ impl Executor {
     }
 
     /// Resolves a `CUfunction` argument, which may also be a `CUkernel` (resolved in `ctx`).
-    pub fn resolve_function(
-        &self,
-        driver: &Driver,
-        ctx: &Context,
-        raw: u64,
-    ) -> CuResult<Arc<Function>> {
+    pub fn resolve_function(&self, ctx: &Context, raw: u64) -> CuResult<Arc<Function>> {
         if let Some(f) = self.functions.get(raw) {
             return Ok(f);
         }
         if self.kernels.get(raw).is_some() {
-            let h = self.kernel_function(driver, ctx, raw)?;
+            let h = self.kernel_function(ctx, raw)?;
             return self.functions.get(h).ok_or(CuError::INVALID_HANDLE);
         }
         tracing::warn!("invalid function handle {raw:#x}");
@@ -356,7 +345,7 @@ impl Executor {
     }
 
     /// The module instance of library `handle` in `ctx`, created on first use.
-    pub fn library_module(&self, driver: &Driver, ctx: &Context, handle: u64) -> CuResult<u64> {
+    pub fn library_module(&self, ctx: &Context, handle: u64) -> CuResult<u64> {
         let lib = self.libraries.get(handle).ok_or(CuError::INVALID_HANDLE)?;
         let mut inst = lib.instances.lock().map_err(|_| CuError::UNKNOWN)?;
         if let Some(&m) = inst.get(&ctx.id()) {
@@ -364,13 +353,13 @@ impl Executor {
                 return Ok(m);
             }
         }
-        let m = self.instantiate(driver, ctx.id(), Arc::clone(&lib.ptx), lib.target, handle)?;
+        let m = self.instantiate(ctx.id(), Arc::clone(&lib.ptx), lib.target, handle)?;
         inst.insert(ctx.id(), m);
         Ok(m)
     }
 
     /// The kernel `name` of library `handle` (stable handle per name).
-    pub fn library_kernel(&self, driver: &Driver, handle: u64, name: &str) -> CuResult<u64> {
+    pub fn library_kernel(&self, handle: u64, name: &str) -> CuResult<u64> {
         let lib = self.libraries.get(handle).ok_or(CuError::INVALID_HANDLE)?;
         let mut ks = lib.kernels.lock().map_err(|_| CuError::UNKNOWN)?;
         if let Some(&h) = ks.get(name) {
@@ -384,7 +373,7 @@ impl Executor {
             library: Arc::clone(&lib),
             library_handle: handle,
             name: CString::new(name).map_err(|_| CuError::INVALID_VALUE)?,
-            attrs: Arc::new(Mutex::new(default_attrs(driver, Some(kernel)))),
+            attrs: Arc::new(Mutex::new(default_attrs(&self.profile, Some(kernel)))),
         };
         let h = self.kernels.insert(Arc::new(k));
         ks.insert(name.to_owned(), h);
@@ -392,14 +381,10 @@ impl Executor {
     }
 
     /// `cuKernelGetFunction`: the function of kernel `handle` in `ctx`.
-    pub fn kernel_function(&self, driver: &Driver, ctx: &Context, handle: u64) -> CuResult<u64> {
+    pub fn kernel_function(&self, ctx: &Context, handle: u64) -> CuResult<u64> {
         let k = self.kernels.get(handle).ok_or(CuError::INVALID_HANDLE)?;
-        let m = self.library_module(driver, ctx, k.library_handle)?;
-        self.module_function(
-            driver,
-            m,
-            k.name.to_str().map_err(|_| CuError::INVALID_VALUE)?,
-        )
+        let m = self.library_module(ctx, k.library_handle)?;
+        self.module_function(m, k.name.to_str().map_err(|_| CuError::INVALID_VALUE)?)
     }
 
     /// Drops every module and function of context `ctx` (and library instances in it).

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 
-use super::executor::OpState;
+use super::op::OpState;
 use super::timing::StreamClass;
 use super::Executor;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
-use crate::state::Context;
 use crate::sys::{CU_STREAM_LEGACY, CU_STREAM_PER_THREAD};
 
 pub use gpushare_driver_abi::cuda_h::CU_STREAM_NON_BLOCKING;

@@ -1,5 +1,5 @@
 //! The timing model: pure functions from a device profile and a sequence of operations to each
-//! operation's modelled start and end (nanoseconds on the driver clock, `Driver::now_ns`).
+//! operation's modelled start and end (nanoseconds on the driver clock, `crate::clock::Clock`).
 //!
 //! The executor feeds every operation, in submission order, to [`Timeline::schedule`] once it knows
 //! the operation's cost (for a kernel: after running it, from the interpreter's statistics). The

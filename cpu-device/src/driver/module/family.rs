@@ -43,7 +43,7 @@ fn module_functions(mod_: CUmodule) -> CuResult<Vec<u64>> {
         .ok_or(CuError::INVALID_HANDLE)?;
     m.ptx
         .kernels()
-        .map(|k| d.exec.module_function(d, mod_ as u64, k.name()))
+        .map(|k| d.exec.module_function(mod_ as u64, k.name()))
         .collect()
 }
 
@@ -56,7 +56,7 @@ fn library_kernels(lib: CUlibrary) -> CuResult<Vec<u64>> {
         .ok_or(CuError::INVALID_HANDLE)?;
     l.ptx
         .kernels()
-        .map(|k| d.exec.library_kernel(d, lib as u64, k.name()))
+        .map(|k| d.exec.library_kernel(lib as u64, k.name()))
         .collect()
 }
 
@@ -68,7 +68,7 @@ gpushare_driver_abi::implement! {
             let bytes = read_file(path)?;
             let result = image::ptx_from_bytes(&bytes, sm(d))
                 .map_err(LoadError::from)
-                .and_then(|text| d.exec.load_module(d, &ctx, &text));
+                .and_then(|text| d.exec.load_module(&ctx, &text));
             finish_load(module, result, &JitLogs::none())
         }
 
@@ -104,7 +104,7 @@ gpushare_driver_abi::implement! {
         /// `NOT_FOUND` for an unknown name.
         fn module_get_function(function: Out<'_, CUfunction>, module: CUmodule, name: &str) -> CuResult {
             let d = state::driver()?;
-            function.write(d.exec.module_function(d, module as u64, name)? as CUfunction)
+            function.write(d.exec.module_function(module as u64, name)? as CUfunction)
         }
 
         fn module_get_function_count(count: Out<'_, u32>, module: CUmodule) -> CuResult {
@@ -146,7 +146,7 @@ gpushare_driver_abi::implement! {
         /// `NOT_FOUND` for an unknown name.
         fn library_get_kernel(kernel: Out<'_, CUkernel>, library: CUlibrary, name: &str) -> CuResult {
             let d = state::driver()?;
-            kernel.write(d.exec.library_kernel(d, library as u64, name)? as CUkernel)
+            kernel.write(d.exec.library_kernel(library as u64, name)? as CUkernel)
         }
 
         fn library_get_kernel_count(count: Out<'_, u32>, library: CUlibrary) -> CuResult {
@@ -161,20 +161,20 @@ gpushare_driver_abi::implement! {
         /// The library's module in the current context.
         fn library_get_module(module: Out<'_, CUmodule>, library: CUlibrary) -> CuResult {
             let (d, ctx) = state::current()?;
-            module.write(d.exec.library_module(d, &ctx, library as u64)? as CUmodule)
+            module.write(d.exec.library_module(&ctx, library as u64)? as CUmodule)
         }
 
         /// A variable of the library's module in the current context.
         fn library_get_global(dptr: OptOut<'_, CUdeviceptr>, bytes: OptOut<'_, usize>, library: CUlibrary, name: &str) -> CuResult {
             let (d, ctx) = state::current()?;
-            let m = d.exec.library_module(d, &ctx, library as u64)?;
+            let m = d.exec.library_module(&ctx, library as u64)?;
             write_global(dptr, bytes, d.exec.module_global(m, name)?)
         }
 
         /// The kernel's function in the current context.
         fn kernel_get_function(function: Out<'_, CUfunction>, kernel: CUkernel) -> CuResult {
             let (d, ctx) = state::current()?;
-            function.write(d.exec.kernel_function(d, &ctx, kernel as u64)? as CUfunction)
+            function.write(d.exec.kernel_function(&ctx, kernel as u64)? as CUfunction)
         }
 
         fn kernel_get_library(library: Out<'_, CUlibrary>, kernel: CUkernel) -> CuResult {

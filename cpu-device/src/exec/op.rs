@@ -1,0 +1,64 @@
+//! Completion records: one [`OpState`] per submitted operation, written once by the executor
+//! thread and read by waiters, streams (their last op) and events (their recorded marker).
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::timing::{Nanos, Span};
+use crate::error::CuError;
+
+/// Completion record of one submitted operation.
+#[derive(Debug)]
+pub struct OpState {
+    /// Global submission sequence number.
+    pub seq: u64,
+    done: AtomicBool,
+    start: AtomicU64,
+    end: AtomicU64,
+    horizon: AtomicU64,
+    error: AtomicU32,
+}
+
+impl OpState {
+    pub(crate) fn new(seq: u64) -> Self {
+        OpState {
+            seq,
+            done: AtomicBool::new(false),
+            start: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            horizon: AtomicU64::new(0),
+            error: AtomicU32::new(0),
+        }
+    }
+
+    /// True once the executor has run (or skipped) the op.
+    pub fn is_done(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    /// Modelled interval (valid once done).
+    pub fn span(&self) -> Span {
+        Span {
+            start: self.start.load(Ordering::Acquire),
+            end: self.end.load(Ordering::Acquire),
+        }
+    }
+
+    /// Latest modelled end of any op of the same context up to and including this one.
+    pub fn horizon(&self) -> Nanos {
+        self.horizon.load(Ordering::Acquire)
+    }
+
+    /// The error the op failed with, if any.
+    pub fn error(&self) -> Option<CuError> {
+        CuError::from_code(self.error.load(Ordering::Acquire))
+    }
+
+    pub(crate) fn finish(&self, span: Span, horizon: Nanos, error: Option<CuError>) {
+        self.start.store(span.start, Ordering::Release);
+        self.end.store(span.end, Ordering::Release);
+        self.horizon.store(horizon, Ordering::Release);
+        self.error
+            .store(error.map_or(0, CuError::code), Ordering::Release);
+        self.done.store(true, Ordering::Release);
+    }
+}

@@ -62,6 +62,20 @@ pub enum Isolation {
     Shared,
 }
 
+/// A tenant's scheduling class: while a higher class has work, lower classes wait (and their
+/// work ahead in the device is cut to what is already running).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Served last.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Served first.
+    High,
+}
+
 /// Rules for one tenant.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Rules {

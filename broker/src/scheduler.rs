@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::device::{DResult, FailureSink, Origin};
+use crate::policy::Priority;
 use crate::work::Op;
 
 /// Identifies a tenant (its session id).
@@ -25,6 +26,27 @@ pub type TenantId = u64;
 
 /// Most jobs one tenant may have queued before `enqueue` blocks.
 pub const MAX_QUEUED: usize = 8192;
+
+/// How a tenant is scheduled (from its policy rules).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TenantParams {
+    /// Share of device time relative to other tenants of the same priority (≥ 1).
+    pub weight: u32,
+    /// Scheduling class.
+    pub priority: Priority,
+    /// Hard cap on the tenant's share of device time (0 < cap ≤ 1), held even when it is alone.
+    pub max_share: Option<f64>,
+}
+
+impl Default for TenantParams {
+    fn default() -> Self {
+        TenantParams {
+            weight: 1,
+            priority: Priority::Normal,
+            max_share: None,
+        }
+    }
+}
 
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +87,10 @@ pub enum Next {
 
 /// Orders tenants' jobs for submission.
 pub trait Scheduler: Send + Sync {
-    /// A tenant joins with a weight (1 = default).
-    fn add_tenant(&self, tenant: TenantId, weight: u32);
+    /// A tenant joins with its scheduling parameters.
+    fn add_tenant(&self, tenant: TenantId, params: TenantParams);
+    /// A tenant's parameters change (a policy reload); its queued work keeps its order.
+    fn set_params(&self, tenant: TenantId, params: TenantParams);
     /// A tenant leaves: its queued jobs are dropped (returned), further `enqueue`s fail, and
     /// this returns only once no job of the tenant is being submitted.
     fn remove_tenant(&self, tenant: TenantId) -> Vec<Job>;
@@ -112,9 +136,11 @@ impl Fifo {
 }
 
 impl Scheduler for Fifo {
-    fn add_tenant(&self, tenant: TenantId, _weight: u32) {
+    fn add_tenant(&self, tenant: TenantId, _params: TenantParams) {
         self.lock().tenants.insert(tenant, 0);
     }
+
+    fn set_params(&self, _tenant: TenantId, _params: TenantParams) {}
 
     fn remove_tenant(&self, tenant: TenantId) -> Vec<Job> {
         let mut st = self.lock();
@@ -205,6 +231,7 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
                         sink: Arc::clone(&job.sink) as Arc<dyn FailureSink>,
                         seq: job.seq,
                         op: name,
+                        timing: None,
                     };
                     let result = job.op.execute(&origin);
                     job.sink.submitted(job.seq, name, result);
@@ -244,8 +271,8 @@ mod tests {
     #[test]
     fn fifo_order_removal_and_close() {
         let s = Fifo::new();
-        s.add_tenant(1, 1);
-        s.add_tenant(2, 1);
+        s.add_tenant(1, TenantParams::default());
+        s.add_tenant(2, TenantParams::default());
         s.enqueue(job(1, 1)).unwrap();
         s.enqueue(job(2, 1)).unwrap();
         s.enqueue(job(1, 2)).unwrap();

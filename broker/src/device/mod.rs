@@ -46,6 +46,22 @@ pub trait FailureSink: Send + Sync {
     fn owner(&self) -> String;
 }
 
+/// Told when a timed operation (a kernel, copy or memset) completed on the device.
+pub trait CompletionSink: Send + Sync {
+    /// The operation the dispatcher numbered `ticket` completed after `device_ns` nanoseconds
+    /// of device time (`None`: it failed, never ran, or its worker died).
+    fn completed(&self, ticket: u64, device_ns: Option<u64>);
+}
+
+/// Where a timed operation's completion goes.
+#[derive(Clone)]
+pub struct Timing {
+    /// Told once, when the operation completed.
+    pub sink: Arc<dyn CompletionSink>,
+    /// The dispatcher's number for the operation.
+    pub ticket: u64,
+}
+
 /// The owner of an asynchronous operation.
 #[derive(Clone)]
 pub struct Origin {
@@ -55,6 +71,8 @@ pub struct Origin {
     pub seq: u64,
     /// Its name, for logs.
     pub op: &'static str,
+    /// Where its completion and device time go, when the dispatcher asked.
+    pub timing: Option<Timing>,
 }
 
 /// A region of the broker mapped by the worker: a tenant's region (staging area) or a host

@@ -193,7 +193,13 @@ impl Tenant {
         );
         let slots = layout.stream_slots as u32;
         let st = TenantState::new(info.id, legacy, slots, quota);
-        env.sched.add_tenant(info.id, info.weight);
+        env.sched.add_tenant(
+            info.id,
+            crate::scheduler::TenantParams {
+                weight: info.weight,
+                ..Default::default()
+            },
+        );
         Ok(Arc::new_cyclic(|me| Tenant {
             staging: region.staging(),
             replies: region.replies(),

@@ -261,5 +261,6 @@ fn sample_commands(params: &[u8]) -> Vec<Command<'_>> {
         }),
         Command::HostFnReady(HostFnReady::default()),
         Command::AsyncError(AsyncError::default()),
+        Command::OpDone(OpDone::default()),
     ]
 }

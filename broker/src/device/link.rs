@@ -1,12 +1,23 @@
 //! The broker's end of one worker link: the command ring (with who owns each asynchronous
-//! operation), synchronous calls in reply slots, completion markers, the control socket, the
-//! worker's state and its death.
+//! operation), synchronous calls in reply slots, completion markers, timed operations waiting
+//! for their `OP_DONE`, the control socket, the worker's state and its death.
 //!
 //! Locks: `cmd` (the ring's producer) is held while pushing (which waits while the ring is full)
-//! and takes `origins` (the owners of recent operations) briefly; `origins`, `markers`, `socket`
-//! and `state` are leaves. None is held while waiting for a reply or while a marker's callback
-//! runs, and the events thread (which drains the notify ring the worker may be waiting on) takes
-//! only leaves.
+//! and takes `origins` (the owners of recent operations) and `timings` (timed operations in
+//! flight) briefly; `origins`, `timings`, `markers`, `socket` and `state` are leaves. None is
+//! held while waiting for a reply, while a marker's callback runs or while a
+//! [`CompletionSink`](super::CompletionSink) is told (`completed` may take the scheduler's lock
+//! and push to this or another link: the order is *scheduler → `cmd` → leaves*, and the link
+//! never calls out holding one of its own). The events thread (which drains the notify ring the
+//! worker may be waiting on) takes only leaves itself; a sink it calls may push, waiting while
+//! the command ring is full — the worker's ring thread keeps draining it (it never waits for the
+//! timing thread), so a scheduler should bound what it has in flight rather than fill the ring.
+//!
+//! Timed operations ([`is_timed`] records pushed with an [`Origin::timing`]): every [`Timing`]
+//! handed to [`Link::push`] is told exactly once — by the events thread when the worker's
+//! `OP_DONE{seq, device_ns}` arrives, with `None` when the push fails, and with `None` for each
+//! still in flight when the worker dies. A `Timing` on an operation of another kind is told
+//! `None` right after the push (nothing times it).
 
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::BorrowedFd;
@@ -23,8 +34,10 @@ use gpushare_client::ring::{Command, Producer};
 use gpushare_client::shm::{Region, ReplySlots, SessionState};
 use gpushare_client::wait::{Cancel, WaitPolicy};
 
-use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin};
-use crate::worker::proto::{FromWorker, ToWorker, WorkerReply, WorkerRequest, GATED};
+use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin, Timing};
+use crate::worker::proto::{
+    is_timed, FromWorker, ToWorker, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME,
+};
 
 /// Owners remembered for late failures: the most recent operations (an older one that fails is
 /// logged without an owner; a context-fatal failure reaches every tenant of the group anyway,
@@ -74,6 +87,9 @@ pub struct Link {
     cancel: Cancel,
     cmd: Mutex<Producer>,
     origins: Mutex<VecDeque<(u64, Option<Origin>)>>,
+    /// Timed operations waiting for their `OP_DONE`, by sequence number (not bounded: each
+    /// leaves with its `OP_DONE` or the worker's death).
+    timings: Mutex<HashMap<u64, Timing>>,
     socket: Mutex<UnixStream>,
     markers: Mutex<HashMap<u64, Marker>>,
     next_token: AtomicU64,
@@ -106,6 +122,7 @@ impl Link {
             cancel: region.cancel(),
             cmd: Mutex::new(producer),
             origins: Mutex::new(VecDeque::new()),
+            timings: Mutex::new(HashMap::new()),
             socket: Mutex::new(socket),
             markers: Mutex::new(HashMap::new()),
             next_token: AtomicU64::new(1),
@@ -185,17 +202,47 @@ impl Link {
         (idle > t).then(|| Duration::from_millis(idle))
     }
 
-    /// Appends an asynchronous operation, remembering its owner for a late failure.
+    /// Appends an asynchronous operation, remembering its owner for a late failure and, for a
+    /// timed one with [`Origin::timing`], where its completion goes (see the module
+    /// documentation: the timing is told exactly once, even when this fails).
     pub(super) fn push(
         &self,
         cmd: &Command<'_>,
         origin: Option<&Origin>,
         call: &'static str,
     ) -> DResult<()> {
+        let timing = origin.and_then(|o| o.timing.as_ref());
+        let (timed, untimed) = match timing {
+            Some(t) if is_timed(cmd) => (Some(t), None),
+            t => (None, t),
+        };
+        let pushed = self.push_locked(cmd, origin, timed, call);
+        // Told outside every lock of the link.
+        if let Some(t) = untimed {
+            t.sink.completed(t.ticket, None);
+        }
+        pushed.map_err(|(e, orphan)| {
+            if let Some(t) = orphan {
+                t.sink.completed(t.ticket, None);
+            }
+            e
+        })
+    }
+
+    /// The push under `cmd`, recording `timed` for its `OP_DONE`; on error, the timing if it is
+    /// now the caller's to tell.
+    fn push_locked(
+        &self,
+        cmd: &Command<'_>,
+        origin: Option<&Origin>,
+        timed: Option<&Timing>,
+        call: &'static str,
+    ) -> Result<(), (DeviceError, Option<Timing>)> {
         if !self.is_alive() {
-            return Err(self.dead_error(call));
+            return Err((self.dead_error(call), timed.cloned()));
         }
         let mut producer = lock(&self.cmd);
+        let seq = producer.seq() + 1;
         // The owner is recorded before the push, under the producer's lock (the sequence number
         // is known: one producer), so a failure can never be reported before its owner is known;
         // the events thread takes only `origins`, never `cmd`, so a full ring cannot deadlock.
@@ -204,16 +251,43 @@ impl Link {
             if origins.len() == ORIGINS {
                 origins.pop_front();
             }
-            origins.push_back((producer.seq() + 1, origin.cloned()));
+            origins.push_back((seq, origin.cloned()));
+        }
+        if let Some(t) = timed {
+            // Checked under `timings`: `die` marks the link dead before it drains them, so a
+            // timing is either drained there or never recorded.
+            let mut timings = lock(&self.timings);
+            if !self.is_alive() {
+                return Err((self.dead_error(call), Some(t.clone())));
+            }
+            timings.insert(seq, t.clone());
         }
         producer.push(cmd).map_err(|e| {
             tracing::error!(group = %self.group, "worker command ring: {e}");
-            DeviceError::Cuda {
+            let err = DeviceError::Cuda {
                 call,
                 code: code::ERROR_LAUNCH_FAILED,
-            }
+            };
+            let timing = timed.and_then(|_| lock(&self.timings).remove(&seq));
+            (err, timing)
         })?;
         Ok(())
+    }
+
+    /// The worker's `OP_DONE{seq, device_ns}` (the events thread): tells the operation's timing,
+    /// if it has one. A completion is progress for the watchdog.
+    pub(super) fn op_done(&self, seq: u64, device_ns: u64) {
+        self.progress();
+        let Some(t) = lock(&self.timings).remove(&seq) else {
+            return;
+        };
+        let ns = (device_ns != NO_DEVICE_TIME).then_some(device_ns);
+        t.sink.completed(t.ticket, ns);
+    }
+
+    /// Timed operations waiting for their `OP_DONE` (for tests and status).
+    pub fn timed_in_flight(&self) -> usize {
+        lock(&self.timings).len()
     }
 
     /// The owner of the operation with command-ring sequence number `seq`, if remembered.
@@ -436,6 +510,11 @@ impl Link {
         }
         *lock(&self.state) = WorkerState::Dead { code, reason };
         self.region.close(SessionState::ClosedByBroker);
+        // The scheduler first: no timed operation will complete now.
+        let timings: Vec<Timing> = lock(&self.timings).drain().map(|(_, t)| t).collect();
+        for t in timings {
+            t.sink.completed(t.ticket, None);
+        }
         let tokens: Vec<u64> = lock(&self.markers).keys().copied().collect();
         for t in tokens {
             self.run_marker(t, code);

@@ -8,16 +8,19 @@
 //! answered in a reply slot (bounded spin, then futex); asynchronous ones (launch, copies,
 //! memsets, event records and waits, completion markers) are records appended to the ring with
 //! no reply — a later failure comes back on the notify ring and is reported to the operation's
-//! [`Origin`]. Handles ([`Stream`], [`Event`], [`ModuleRaw`], [`FunctionRaw`]) are the worker's
-//! ids; streams and events are destroyed when their last reference goes.
+//! [`Origin`]; a timed one (a launch, copy or memset) with an [`Origin::timing`] reports its
+//! completion and device time to its [`CompletionSink`]. Handles ([`Stream`], [`Event`],
+//! [`ModuleRaw`], [`FunctionRaw`]) are the worker's ids; streams and events are destroyed when
+//! their last reference goes.
 //!
 //! Host memory reaches the worker by descriptor, never through the broker: a tenant's region
 //! and its pinned host buffers are [`Attachment`]s (the memfd sent over the link's socket and
 //! mapped by the worker); a [`HostMem`] names a span of one.
 //!
 //! When the worker dies (a crash, a signal, the watchdog), every waiting call returns the
-//! link's death code, every pending completion marker runs with it as its stream's failure (so
-//! the tenants' waits end with the error), and every later call fails at once.
+//! link's death code, every timed operation in flight completes with no time, every pending
+//! completion marker runs with it as its stream's failure (so the tenants' waits end with the
+//! error), and every later call fails at once.
 
 mod link;
 mod spawn;
@@ -31,6 +34,8 @@ use gpushare_client::proto::DeviceInfo;
 pub use crate::worker::driver::{AccessFlags, DResult, DeviceChoice, DeviceError, VmmAlloc};
 pub use link::{Link, WorkerState};
 pub use spawn::{worker_exe, WorkerConfig};
+
+pub use crate::worker::proto::is_timed;
 
 use crate::worker::proto::WorkerRequest;
 
@@ -46,10 +51,20 @@ pub trait FailureSink: Send + Sync {
     fn owner(&self) -> String;
 }
 
-/// Told when a timed operation (a kernel, copy or memset) completed on the device.
+/// Told when a timed operation (a kernel, copy or memset: [`is_timed`]) completed on the
+/// device.
+///
+/// Each [`Timing`] given to an operation is told exactly once: by the link's events thread when
+/// the worker reports the operation done (`OP_DONE`, in the worker's submission order); on the
+/// submitting thread, with `None`, when the submission fails (so do not hold a lock `completed`
+/// takes while submitting) and right after the submission for an operation of a kind that is
+/// not timed; by the supervisor, with `None`, when the worker dies. No lock of the link is held
+/// while it is told: it may take the scheduler's lock and submit more work.
 pub trait CompletionSink: Send + Sync {
     /// The operation the dispatcher numbered `ticket` completed after `device_ns` nanoseconds
-    /// of device time (`None`: it failed, never ran, or its worker died).
+    /// of device time (`None`: it failed, never ran, its time could not be read, or its worker
+    /// died). The time is what events recorded around it on its stream measure (on the CPU
+    /// device, its modelled time), so it includes any wait for its engine behind other streams.
     fn completed(&self, ticket: u64, device_ns: Option<u64>);
 }
 

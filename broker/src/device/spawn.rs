@@ -1,6 +1,7 @@
 //! Starting a worker and watching it: the process (`gpushare worker`, its standard input one
 //! end of a socket pair), the handshake, the events thread (the notify ring: completion
-//! markers and late failures) and the supervisor (the process's exit, and the kernel watchdog).
+//! markers, late failures and timed operations' completions) and the supervisor (the process's
+//! exit, and the kernel watchdog).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -173,7 +174,8 @@ fn reap(mut child: Child) {
     let _ = child.wait();
 }
 
-/// The notify ring: completion markers and late failures, until the link closes.
+/// The notify ring: completion markers, late failures and timed operations' completions
+/// (`OP_DONE`), until the link closes.
 fn events_loop(link: &Arc<Link>) {
     let region = link.region();
     let Ok(mut consumer) = region.notify_consumer() else {
@@ -190,6 +192,7 @@ fn events_loop(link: &Arc<Link>) {
             Ok(Some(p)) => match p.cmd {
                 Command::HostFnReady(r) => link.marker_reached(r.token, r.seq as u32),
                 Command::AsyncError(e) => link.failed(e.seq, e.code),
+                Command::OpDone(d) => link.op_done(d.seq, d.device_ns),
                 _ => tracing::error!(
                     group = link.group(),
                     "unexpected record on a worker's notify ring"

@@ -112,7 +112,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
             Ok(())
         }
         Command::Call(c) => call(t, seq, &c, calls),
-        Command::HostFnReady(_) | Command::AsyncError(_) => {
+        Command::HostFnReady(_) | Command::AsyncError(_) | Command::OpDone(_) => {
             Err(violation("a notify-ring record in the command ring"))
         }
     }

@@ -13,6 +13,8 @@
 //!   asynchronous operations go to the driver at once, non-blocking calls are answered inline,
 //!   blocking ones (synchronisation, module loads, frees) are handed to the executors.
 //! - **executors** (a few): run blocking calls and answer them in their reply slots.
+//! - **timing** (`timing`): waits, in submission order, for the end event of each timed
+//!   operation (launch, copy, memset) and posts `OP_DONE{seq, device_ns}` on the notify ring.
 //! - driver threads run completion markers, which post `HOST_FN_READY` on the notify ring.
 
 pub mod driver;
@@ -20,6 +22,7 @@ pub mod image;
 mod objects;
 pub mod proto;
 mod serve;
+mod timing;
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

@@ -12,19 +12,51 @@
 //! - **notify ring** (worker → broker): `HOST_FN_READY{stream, token, seq}` when a marker ran
 //!   (`seq` = 0, or the driver error that made the marker run early after a synchronisation) and
 //!   `ASYNC_ERROR{seq, code}` when the asynchronous operation with command-ring sequence number
-//!   `seq` failed.
+//!   `seq` failed; `OP_DONE{seq, device_ns}` when the *timed* operation `seq` ([`is_timed`]:
+//!   launches, copies, memsets) completed — exactly one per timed record, with its device time
+//!   from events recorded around it, or [`NO_DEVICE_TIME`] when it has none (it failed at
+//!   submission, an event call failed, the context faulted).
 //! - **socket** (frames of [`ToWorker`] / [`FromWorker`]): the hello and the device snapshot,
 //!   and everything that carries a file descriptor — attaching a tenant's region or host buffer
 //!   (SCM_RIGHTS) — answered in order. Its end is the worker's end: a worker exits when the
 //!   broker's side closes, and the broker sees a dead worker as the socket's end of stream.
 
 use gpushare_client::proto::{DeviceInfo, ParamInfo};
+use gpushare_client::ring::Command;
 use gpushare_client::shm::ShmLayout;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol (the worker is the broker's own executable, so both always match;
-/// checked anyway).
-pub const WORKER_PROTOCOL: u32 = 2;
+/// checked anyway). 3: `OP_DONE` for every timed operation.
+pub const WORKER_PROTOCOL: u32 = 3;
+
+pub use gpushare_client::ring::record::NO_DEVICE_TIME;
+
+/// The worker stream of a *timed* command-ring record — one whose completion and device time
+/// the worker reports with `OP_DONE`: `LAUNCH`, `MEMCPY_HTOD`, `MEMCPY_DTOH`, `MEMCPY_DTOD`,
+/// `MEMSET`. `None` for every other kind. The one list both ends use.
+pub fn timed_stream(cmd: &Command<'_>) -> Option<u64> {
+    match cmd {
+        Command::Launch(l) => Some(l.stream),
+        Command::MemcpyHtoD(c) | Command::MemcpyDtoH(c) => Some(c.stream),
+        Command::MemcpyDtoD(c) => Some(c.stream),
+        Command::Memset(m) => Some(m.stream),
+        Command::WriteValue(_)
+        | Command::EventRecord(_)
+        | Command::StreamWaitEvent(_)
+        | Command::HostFn(_)
+        | Command::HostFnDone(_)
+        | Command::Call(_)
+        | Command::HostFnReady(_)
+        | Command::AsyncError(_)
+        | Command::OpDone(_) => None,
+    }
+}
+
+/// Whether a command-ring record is timed (see [`timed_stream`]).
+pub fn is_timed(cmd: &Command<'_>) -> bool {
+    timed_stream(cmd).is_some()
+}
 
 /// A `HOST_FN` marker whose token has this bit is a *gate*: after posting `HOST_FN_READY` the
 /// worker holds its stream until the broker sends `HOST_FN_DONE{token}` on the command ring. A

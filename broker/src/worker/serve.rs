@@ -2,7 +2,9 @@
 //!
 //! Asynchronous records go to the driver as they are popped, in ring order (the broker's
 //! scheduler decided that order); a failure is posted as `ASYNC_ERROR{seq, code}` on the notify
-//! ring. A `HOST_FN` record enqueues a completion marker whose host function posts
+//! ring. Timed records (launches, copies, memsets: [`timed_stream`]) are bracketed with events
+//! and each gets one `OP_DONE{seq, device_ns}` from the timing thread ([`super::timing`]). A
+//! `HOST_FN` record enqueues a completion marker whose host function posts
 //! `HOST_FN_READY{stream, token, code}`. `CALL` records carry a [`WorkerRequest`]: non-blocking
 //! ones are answered inline, blocking ones are handed to the executors — so a synchronisation
 //! never stops the ring, and everything the ring submitted before a call is in the driver's
@@ -21,9 +23,11 @@ use gpushare_client::ring::{Command, Consumer, Producer, RecordBuf};
 use gpushare_client::shm::{Region, ReplySlots};
 use gpushare_client::wait::{SeqWord, WaitError, WaitPolicy};
 
+use super::driver::Stream;
 use super::driver::{AccessFlags, DResult, DeviceError, VmmAlloc};
 use super::objects::Objects;
-use super::proto::{WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
+use super::proto::{timed_stream, WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
+use super::timing::Timer;
 
 /// Executor threads for blocking calls.
 const EXECUTORS: usize = 4;
@@ -42,6 +46,7 @@ struct Ctx {
     replies: ReplySlots,
     notify: Arc<Mutex<Producer>>,
     gates: Arc<Gates>,
+    timer: Timer,
 }
 
 /// Gates the broker has opened (`HOST_FN_DONE{token}`) and the streams waiting at them.
@@ -84,10 +89,13 @@ impl Gates {
 pub fn spawn(obj: Arc<Objects>, region: Arc<Region>) -> std::io::Result<()> {
     let notify = region.notify_producer().map_err(std::io::Error::other)?;
     let consumer = region.command_consumer().map_err(std::io::Error::other)?;
+    let notify = Arc::new(Mutex::new(notify));
+    let timer = Timer::spawn(Arc::clone(&obj.drv), Arc::clone(&notify))?;
     let ctx = Arc::new(Ctx {
         replies: region.replies(),
-        notify: Arc::new(Mutex::new(notify)),
+        notify,
         gates: Arc::default(),
+        timer,
         obj,
         region,
     });
@@ -175,40 +183,11 @@ fn handle(ctx: &Ctx, seq: u64, cmd: Command<'_>, calls: &Sender<Job>) -> DResult
     let o = &ctx.obj;
     let d = &o.drv;
     match cmd {
-        Command::Launch(l) => {
-            let f = o.function(l.function)?;
-            let s = o.stream(l.stream)?;
-            d.launch(
-                f.raw,
-                l.grid,
-                l.block,
-                l.shared_mem_bytes,
-                &s,
-                l.params,
-                &f.layout,
-            )
-        }
-        Command::MemcpyHtoD(c) => {
-            let src = o.host_mem(c.host_region, c.host_offset, c.len)?;
-            d.memcpy_htod_async(c.device_ptr, src, &*o.stream(c.stream)?)
-        }
-        Command::MemcpyDtoH(c) => {
-            let dst = o.host_mem(c.host_region, c.host_offset, c.len)?;
-            d.memcpy_dtoh_async(dst, c.device_ptr, &*o.stream(c.stream)?)
-        }
-        Command::MemcpyDtoD(c) => d.memcpy_dtod_async(c.dst, c.src, c.len, &*o.stream(c.stream)?),
-        Command::Memset(m) => {
-            let s = o.stream(m.stream)?;
-            d.memset_async(
-                m.dst,
-                m.pitch,
-                m.value,
-                m.element_size,
-                m.width,
-                m.height,
-                &s,
-            )
-        }
+        Command::Launch(_)
+        | Command::MemcpyHtoD(_)
+        | Command::MemcpyDtoH(_)
+        | Command::MemcpyDtoD(_)
+        | Command::Memset(_) => timed(ctx, seq, &cmd),
         Command::WriteValue(w) => {
             d.write_value32(w.addr, w.value as u32, w.flags, &*o.stream(w.stream)?)
         }
@@ -224,10 +203,68 @@ fn handle(ctx: &Ctx, seq: u64, cmd: Command<'_>, calls: &Sender<Job>) -> DResult
             ctx.gates.open(d.token);
             Ok(())
         }
-        Command::HostFnReady(_) | Command::AsyncError(_) => {
+        Command::HostFnReady(_) | Command::AsyncError(_) | Command::OpDone(_) => {
             tracing::error!(seq, "record kind not for a worker's command ring");
             Err(DeviceError::Invalid("record kind not for a worker"))
         }
+    }
+}
+
+/// A timed record: submitted between a start and an end event on its stream; its `OP_DONE`
+/// follows from the timing thread, with or without a time, whatever happens here.
+fn timed(ctx: &Ctx, seq: u64, cmd: &Command<'_>) -> DResult<()> {
+    let stream = timed_stream(cmd)
+        .ok_or(DeviceError::Invalid("not a timed record"))
+        .and_then(|id| ctx.obj.stream(id));
+    let s = match stream {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.timer.failed(seq);
+            return Err(e);
+        }
+    };
+    let start = ctx.timer.start(&s);
+    let submitted = submit(ctx, cmd, &s);
+    ctx.timer.finish(seq, &s, start, submitted.is_ok());
+    submitted
+}
+
+/// Submits a timed record on its (resolved) stream `s`.
+fn submit(ctx: &Ctx, cmd: &Command<'_>, s: &Stream) -> DResult<()> {
+    let o = &ctx.obj;
+    let d = &o.drv;
+    match cmd {
+        Command::Launch(l) => {
+            let f = o.function(l.function)?;
+            d.launch(
+                f.raw,
+                l.grid,
+                l.block,
+                l.shared_mem_bytes,
+                s,
+                l.params,
+                &f.layout,
+            )
+        }
+        Command::MemcpyHtoD(c) => {
+            let src = o.host_mem(c.host_region, c.host_offset, c.len)?;
+            d.memcpy_htod_async(c.device_ptr, src, s)
+        }
+        Command::MemcpyDtoH(c) => {
+            let dst = o.host_mem(c.host_region, c.host_offset, c.len)?;
+            d.memcpy_dtoh_async(dst, c.device_ptr, s)
+        }
+        Command::MemcpyDtoD(c) => d.memcpy_dtod_async(c.dst, c.src, c.len, s),
+        Command::Memset(m) => d.memset_async(
+            m.dst,
+            m.pitch,
+            m.value,
+            m.element_size,
+            m.width,
+            m.height,
+            s,
+        ),
+        _ => Err(DeviceError::Invalid("not a timed record")),
     }
 }
 

@@ -64,6 +64,8 @@ record_kinds! {
     HOST_FN_READY = 32, notify ring, HostFnReady(HostFnReady);
     /// An asynchronous error.
     ASYNC_ERROR = 33, notify ring, AsyncError(AsyncError);
+    /// A timed operation completed (worker links only): its device time, or `u64::MAX` for none.
+    OP_DONE = 34, notify ring, OpDone(OpDone);
 }
 
 /// Errors of record encoding and decoding.
@@ -281,6 +283,20 @@ fixed_layout! {
         pub code: u32,
         /// Reserved, 0.
         pub reserved: u32,
+    }
+}
+
+/// [`OpDone::device_ns`] of an operation that has no device time (it failed, or its events did).
+pub const NO_DEVICE_TIME: u64 = u64::MAX;
+
+fixed_layout! {
+    /// Notify ring of a worker link: the timed operation (a launch, copy or memset) with command
+    /// sequence number `seq` completed on the device.
+    pub struct OpDone {
+        /// Sequence number of the operation's command.
+        pub seq: u64,
+        /// Its device time in nanoseconds (from events around it), or [`NO_DEVICE_TIME`].
+        pub device_ns: u64,
     }
 }
 

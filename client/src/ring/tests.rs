@@ -96,6 +96,10 @@ pub(crate) fn all_kinds(params: &[u8]) -> Vec<Command<'_>> {
             code: 700,
             reserved: 0,
         }),
+        Command::OpDone(OpDone {
+            seq: 14,
+            device_ns: 123_456,
+        }),
     ]
 }
 

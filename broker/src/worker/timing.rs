@@ -1,0 +1,278 @@
+//! Device time of the timed operations (launches, copies, memsets: [`super::proto::is_timed`]).
+//!
+//! The ring thread brackets each timed operation with two events on its stream — a start event
+//! recorded before the operation, an end event after it — taken from a pool of reusable events
+//! (timing on; `CU_EVENT_BLOCKING_SYNC`, so waiting for one sleeps rather than spins), and hands
+//! `(seq, start, end)` to the worker's one **timing thread** through a queue. The timing thread
+//! takes the operations in submission order, waits for each end event (`cuEventSynchronize`),
+//! reads `cuEventElapsedTime`, puts both events back in the pool and posts
+//! `OP_DONE{seq, device_ns}` on the notify ring. On the CPU device the events carry its modelled
+//! timestamps, so `device_ns` is the modelled time (`docs/cpu-device.md`, "Events").
+//!
+//! Every timed record gets exactly one `OP_DONE`. It has no time ([`NO_DEVICE_TIME`]) when the
+//! operation failed at submission, when an event call failed (a sticky context error), or when
+//! waiting for its end event failed (the context faulted). `device_ns` is what the events see:
+//! from the moment the stream reached the operation to its end, so it includes any time the
+//! operation waited for its engine behind other streams' work.
+//!
+//! In steady state nothing is allocated per operation: events come from the pool and the queue
+//! keeps its capacity. The ring thread never waits for the timing thread: past [`QUEUE_LIMIT`]
+//! waiting operations (the device is far behind) an operation is not timed — a host function on
+//! its stream posts its `OP_DONE` without a time when the stream reaches it — because the
+//! operation the timing thread waits for may itself wait for a record still in the command ring
+//! (a gated host function opens with `HOST_FN_DONE`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use gpushare_client::ring::record::OpDone;
+use gpushare_client::ring::{Command, Producer};
+
+use super::driver::{Driver, Event, Stream};
+use super::proto::NO_DEVICE_TIME;
+
+/// Most timed operations waiting for the timing thread (see the module documentation).
+pub const QUEUE_LIMIT: usize = 1 << 16;
+/// `CU_EVENT_BLOCKING_SYNC`: the timing thread sleeps in `cuEventSynchronize` (timing stays on).
+const EVENT_FLAGS: u32 = 1;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A timed operation on its way to the timing thread: its start and end events, or `None`
+/// when it has no time.
+struct Pending {
+    seq: u64,
+    events: Option<(Arc<Event>, Arc<Event>)>,
+}
+
+/// The queue to the timing thread.
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Pending>,
+    /// The timing thread waits on `ready` (the ring thread wakes it only then).
+    sleeping: bool,
+}
+
+/// What the ring thread and the timing thread share.
+struct Shared {
+    drv: Arc<Driver>,
+    notify: Arc<Mutex<Producer>>,
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    pool: Mutex<Vec<Arc<Event>>>,
+    warned: AtomicBool,
+}
+
+/// The ring thread's end: brackets timed operations with events and queues them.
+pub struct Timer {
+    shared: Arc<Shared>,
+}
+
+impl Timer {
+    /// Starts the timing thread, which posts `OP_DONE` records on `notify`.
+    pub fn spawn(drv: Arc<Driver>, notify: Arc<Mutex<Producer>>) -> std::io::Result<Timer> {
+        let shared = Arc::new(Shared {
+            drv,
+            notify,
+            queue: Mutex::default(),
+            ready: Condvar::new(),
+            pool: Mutex::default(),
+            warned: AtomicBool::new(false),
+        });
+        let theirs = Arc::clone(&shared);
+        std::thread::Builder::new()
+            .name("gpushare-wtime".into())
+            .spawn(move || theirs.run())?;
+        Ok(Timer { shared })
+    }
+
+    /// Records a start event on `stream` before a timed operation; `None` when it could not
+    /// (the operation then has no time).
+    pub fn start(&self, stream: &Stream) -> Option<Arc<Event>> {
+        self.shared.record(stream)
+    }
+
+    /// After timed operation `seq` was submitted on `stream` (`ok`) or failed: records its end
+    /// event and queues it for the timing thread.
+    pub fn finish(&self, seq: u64, stream: &Arc<Stream>, start: Option<Arc<Event>>, ok: bool) {
+        let sh = &self.shared;
+        let events = match start {
+            Some(a) if ok => match sh.record(stream) {
+                Some(b) => Some((a, b)),
+                None => {
+                    sh.put(a);
+                    None
+                }
+            },
+            Some(a) => {
+                sh.put(a);
+                None
+            }
+            None => None,
+        };
+        if let Err(p) = sh.enqueue(Pending { seq, events }) {
+            self.overflow(p, Some(stream));
+        }
+    }
+
+    /// Timed operation `seq` never reached a stream (its stream is unknown): its `OP_DONE`,
+    /// without a time, after those of the operations before it.
+    pub fn failed(&self, seq: u64) {
+        if let Err(p) = self.shared.enqueue(Pending { seq, events: None }) {
+            self.overflow(p, None);
+        }
+    }
+
+    /// The queue is full: the operation's events go back to the pool and its `OP_DONE` (without
+    /// a time) is posted by a host function once its stream reaches it.
+    fn overflow(&self, p: Pending, stream: Option<&Arc<Stream>>) {
+        let sh = &self.shared;
+        if let Some((a, b)) = p.events {
+            sh.put(a);
+            sh.put(b);
+        }
+        if !sh.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "more than {QUEUE_LIMIT} timed operations outstanding; later ones go untimed \
+                 until the device catches up"
+            );
+        }
+        let seq = p.seq;
+        let Some(s) = stream else {
+            return post(&sh.notify, seq, NO_DEVICE_TIME);
+        };
+        let notify = Arc::clone(&sh.notify);
+        // On failure the driver layer synchronises the stream and runs the function here.
+        let _ = sh
+            .drv
+            .launch_host_fn(s, Box::new(move |_| post(&notify, seq, NO_DEVICE_TIME)));
+    }
+}
+
+impl Shared {
+    /// An event from the pool (a new one when the pool is empty), recorded on `stream`.
+    fn record(&self, stream: &Stream) -> Option<Arc<Event>> {
+        let pooled = lock(&self.pool).pop();
+        let e = match pooled {
+            Some(e) => e,
+            None => match self.drv.event_create(EVENT_FLAGS) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::debug!("timing event: {e}");
+                    return None;
+                }
+            },
+        };
+        match self.drv.event_record(&e, stream, 0) {
+            Ok(()) => Some(e),
+            Err(err) => {
+                tracing::debug!("timing event record: {err}");
+                self.put(e);
+                None
+            }
+        }
+    }
+
+    fn put(&self, e: Arc<Event>) {
+        lock(&self.pool).push(e);
+    }
+
+    /// Queues `p` for the timing thread; gives it back when the queue is full.
+    fn enqueue(&self, p: Pending) -> Result<(), Pending> {
+        let mut q = lock(&self.queue);
+        if q.items.len() >= QUEUE_LIMIT {
+            return Err(p);
+        }
+        q.items.push_back(p);
+        let wake = q.sleeping;
+        drop(q);
+        if wake {
+            self.ready.notify_one();
+        }
+        Ok(())
+    }
+
+    /// The next queued operation (waits for one).
+    fn next(&self) -> Pending {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(p) = q.items.pop_front() {
+                return p;
+            }
+            q.sleeping = true;
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.sleeping = false;
+        }
+    }
+
+    /// The timing thread: each operation in submission order.
+    fn run(&self) {
+        loop {
+            let p = self.next();
+            let ns = match p.events {
+                Some((a, b)) => {
+                    let ns = self.measure(&a, &b);
+                    self.put(a);
+                    self.put(b);
+                    ns
+                }
+                None => NO_DEVICE_TIME,
+            };
+            post(&self.notify, p.seq, ns);
+        }
+    }
+
+    /// Waits for `end` and returns the nanoseconds from `start` to it.
+    fn measure(&self, start: &Event, end: &Event) -> u64 {
+        let elapsed = self
+            .drv
+            .event_synchronize(end)
+            .and_then(|()| self.drv.event_elapsed(start, end));
+        match elapsed {
+            Ok(ms) => ns_of_ms(ms),
+            Err(e) => {
+                tracing::debug!("timing a device operation: {e}");
+                NO_DEVICE_TIME
+            }
+        }
+    }
+}
+
+/// `cuEventElapsedTime`'s milliseconds as nanoseconds (negative: 0; not finite: no time).
+fn ns_of_ms(ms: f32) -> u64 {
+    if !ms.is_finite() {
+        return NO_DEVICE_TIME;
+    }
+    let ns = (f64::from(ms.max(0.0)) * 1e6).round();
+    if ns >= (NO_DEVICE_TIME - 1) as f64 {
+        NO_DEVICE_TIME - 1
+    } else {
+        ns as u64
+    }
+}
+
+/// Posts `OP_DONE{seq, device_ns}` (waits while the notify ring is full).
+fn post(notify: &Mutex<Producer>, seq: u64, device_ns: u64) {
+    let rec = Command::OpDone(OpDone { seq, device_ns });
+    if let Err(e) = lock(notify).push(&rec) {
+        tracing::error!("notify ring: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_become_nanoseconds() {
+        assert_eq!(ns_of_ms(1.5), 1_500_000);
+        assert_eq!(ns_of_ms(0.0), 0);
+        assert_eq!(ns_of_ms(-2.0), 0);
+        assert_eq!(ns_of_ms(f32::NAN), NO_DEVICE_TIME);
+        assert_eq!(ns_of_ms(f32::INFINITY), NO_DEVICE_TIME);
+        assert!(ns_of_ms(f32::MAX) < NO_DEVICE_TIME);
+    }
+}

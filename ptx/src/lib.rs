@@ -69,6 +69,12 @@
 //! `__assertfail`, fp8 / tf32 conversions, and a few rare modifier
 //! combinations (e.g. directed rounding together with `.ftz`/`.sat`).
 //!
+//! # Kernel slicing
+//!
+//! [`slice_module`] rewrites a module so that each kernel also has a variant that runs one
+//! block range of a grid ([`plan_slices`]) with `%ctaid`/`%nctaid` as in the whole grid: see
+//! [`slice`].
+//!
 //! # Hostile input
 //!
 //! [`Module::load`] never panics and never recurses, allocates or loops without bound on what
@@ -84,6 +90,7 @@ pub mod limits;
 mod lower;
 mod module;
 mod parse;
+pub mod slice;
 mod types;
 
 pub use error::{ExecError, MemFault, PtxError};
@@ -94,3 +101,7 @@ pub use exec::{
     MAX_THREADS_PER_BLOCK, WARP_SIZE,
 };
 pub use module::{GlobalSpace, GlobalVar, Kernel, Module, ParamInfo, Reloc};
+pub use slice::{
+    plan_slices, slice_module, Slice, SliceError, SlicedEntry, SlicedModule, Slicing,
+    SLICE_PARAM_BYTES, SLICE_PARAM_COUNT, SLICE_SUFFIX,
+};

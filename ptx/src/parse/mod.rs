@@ -2,7 +2,7 @@
 
 pub(crate) mod ast;
 mod decl;
-mod lexer;
+pub(crate) mod lexer;
 
 use crate::error::PtxError;
 use crate::limits::MAX_NESTING;

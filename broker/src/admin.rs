@@ -1,11 +1,11 @@
 //! Admin queries: `gpushare status` connects as an admin session, asks for `Status`, and prints
-//! a table.
+//! a table; `gpushare policy reload` asks for `PolicyReload` ([`crate::reload`]).
 
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use gpushare_client::proto::{Hello, Reply, Request, StatusReport};
+use gpushare_client::proto::{Hello, PolicyReloadReport, Reply, Request, StatusReport};
 use gpushare_client::{Client, ClientError, ClientOptions, WaitPolicy};
 
 /// Errors of admin queries.
@@ -24,12 +24,24 @@ pub enum AdminError {
     #[error(transparent)]
     Client(#[from] ClientError),
     /// The broker answered with an error code or an unexpected reply.
-    #[error("the broker answered Status with {0}")]
-    Unexpected(String),
+    #[error("the broker answered {request} with {reply}")]
+    Unexpected {
+        /// The request.
+        request: &'static str,
+        /// What came back.
+        reply: String,
+    },
 }
 
-/// Asks the broker at `socket` for its status (every wait bounded by `timeout`).
-pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, AdminError> {
+/// Sends `request` to the broker at `socket` in an admin session named `name` (every wait
+/// bounded by `timeout`); its successful reply.
+fn admin_call(
+    socket: &Path,
+    timeout: Duration,
+    name: &str,
+    request: Request,
+) -> Result<Reply, AdminError> {
+    let what = request.name();
     let connect = |source| AdminError::Connect {
         path: socket.display().to_string(),
         source,
@@ -41,16 +53,38 @@ pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, Ad
         wait: WaitPolicy::default().timeout(timeout),
         ..ClientOptions::default()
     };
-    let client = Client::from_stream(stream, &Hello::admin("gpushare-status"), options)?;
-    let reply = client.call(Request::Status)?;
+    let client = Client::from_stream(stream, &Hello::admin(name), options)?;
+    let reply = client.call(request)?;
     let _ = client.goodbye("done");
-    match reply.into_result() {
-        Ok(Reply::Status(s)) => Ok(s),
-        Ok(other) => Err(AdminError::Unexpected(format!("{other:?}"))),
-        Err(code) => Err(AdminError::Unexpected(format!(
+    reply.into_result().map_err(|code| AdminError::Unexpected {
+        request: what,
+        reply: format!(
             "{} ({code})",
             gpushare_client::code::name(code).unwrap_or("unknown CUresult")
-        ))),
+        ),
+    })
+}
+
+/// Asks the broker at `socket` for its status (every wait bounded by `timeout`).
+pub fn query_status(socket: &Path, timeout: Duration) -> Result<StatusReport, AdminError> {
+    match admin_call(socket, timeout, "gpushare-status", Request::Status)? {
+        Reply::Status(s) => Ok(s),
+        other => Err(AdminError::Unexpected {
+            request: "Status",
+            reply: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Asks the broker at `socket` to re-read its policy file (every wait bounded by `timeout`).
+/// A refused file is an `Ok` report with `applied: false` and the error in `message`.
+pub fn reload_policy(socket: &Path, timeout: Duration) -> Result<PolicyReloadReport, AdminError> {
+    match admin_call(socket, timeout, "gpushare-policy", Request::PolicyReload)? {
+        Reply::PolicyReload(r) => Ok(r),
+        other => Err(AdminError::Unexpected {
+            request: "PolicyReload",
+            reply: format!("{other:?}"),
+        }),
     }
 }
 
@@ -120,6 +154,7 @@ fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
                 t.submitted_ops.to_string(),
                 t.completed_ops.to_string(),
                 t.weight.to_string(),
+                t.priority.clone(),
             ]
         })
         .collect()
@@ -180,6 +215,7 @@ pub fn format_status(s: &StatusReport) -> String {
             "SUBMITTED",
             "DONE",
             "WEIGHT",
+            "PRIORITY",
         ];
         out += &table(&header, &tenant_rows(s));
     }
@@ -227,12 +263,15 @@ mod tests {
             name: "llm".into(),
             pid: 42,
             memory_bytes: 1 << 20,
-            weight: 1,
+            weight: 3,
+            priority: "high".into(),
             ..Default::default()
         });
         let text = format_status(&s);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[1].contains("1.0 MiB used of 8.0 GiB"), "{text}");
+        assert!(lines[2].ends_with("WEIGHT  PRIORITY"), "{text}");
+        assert!(lines[3].ends_with("3       high"), "{text}");
         assert!(lines[2].starts_with("SESSION  NAME"), "{text}");
         assert!(lines[3].starts_with("7        llm "), "{text}");
         s.workers.push(gpushare_client::proto::WorkerStatus {

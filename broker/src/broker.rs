@@ -8,7 +8,8 @@
 //! SIGTERM — and then shuts down: it stops accepting, lets every tenant's ring and calls drain
 //! and its submitted work complete (bounded by the drain timeout), tells every session
 //! (`Goodbye`, session state *closed by broker*), waits for the sessions to free their
-//! resources, and stops the dispatcher.
+//! resources, and stops the dispatcher. [`Broker::reload_handle`] re-reads the policy file while
+//! it runs (SIGHUP; [`crate::reload`]).
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
@@ -24,6 +25,7 @@ use crate::device::{worker_exe, Device, DeviceChoice, DeviceError, WorkerConfig}
 use crate::env::Env;
 use crate::groups::Groups;
 use crate::policy::Policy;
+use crate::reload::ReloadHandle;
 use crate::scheduler::{self, Fifo, Scheduler};
 use crate::session::registry::Registry;
 use crate::session::socket;
@@ -61,6 +63,9 @@ pub struct BrokerConfig {
     pub socket: PathBuf,
     /// Policy.
     pub policy: Policy,
+    /// The file `policy` came from: what SIGHUP and `gpushare policy reload` re-read (`None`:
+    /// reloads report that there is nothing to reload).
+    pub policy_file: Option<PathBuf>,
     /// Region sizes for tenants.
     pub shm: ShmConfig,
     /// How long shutdown waits for tenants' work.
@@ -229,6 +234,7 @@ impl Broker {
             sched,
             cfg.shm,
             cfg.policy,
+            cfg.policy_file,
         ));
         tracing::info!(socket = %cfg.socket.display(), device = %env.backend, "broker listening");
         Ok(Broker {
@@ -248,6 +254,11 @@ impl Broker {
     /// A handle that stops [`Broker::run`].
     pub fn stop_handle(&self) -> StopHandle {
         self.stop.clone()
+    }
+
+    /// A handle that reloads the policy file while the broker runs (SIGHUP).
+    pub fn reload_handle(&self) -> ReloadHandle {
+        ReloadHandle::new(Arc::clone(&self.env), Arc::clone(&self.registry))
     }
 
     /// The shared state.

@@ -1,9 +1,15 @@
 //! What the broker shares with every session: the isolation groups (their workers), the device
 //! snapshot, the scheduler, the region sizes, the policy, session ids and the shutdown flag. It knows nothing of sessions, so sessions can hold
 //! it without an import cycle; the registry of live sessions is [`crate::session::registry`].
+//!
+//! The policy is replaceable while the broker runs ([`Env::replace_policy`], from
+//! [`crate::reload`]): readers take a snapshot ([`Env::policy`]) and keep it for as long as they
+//! need one consistent view; whoever applies a policy to a running tenant does it under
+//! [`Env::under_policy`], so a reload never overtakes another.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use gpushare_client::ShmConfig;
@@ -26,8 +32,12 @@ pub struct Env {
     pub sched: Arc<dyn Scheduler>,
     /// Region sizes.
     pub shm: ShmConfig,
-    /// Policy.
-    pub policy: Policy,
+    /// The policy in force (replaced by a reload).
+    policy: RwLock<Arc<Policy>>,
+    /// The file the policy came from (what a reload re-reads).
+    policy_file: Option<PathBuf>,
+    /// Held while a policy is applied to running tenants.
+    applying: Mutex<()>,
     started: Instant,
     next_session: AtomicU64,
     shutting_down: AtomicBool,
@@ -42,6 +52,7 @@ impl Env {
         sched: Arc<dyn Scheduler>,
         shm: ShmConfig,
         policy: Policy,
+        policy_file: Option<PathBuf>,
     ) -> Env {
         Env {
             groups,
@@ -49,11 +60,38 @@ impl Env {
             backend,
             sched,
             shm,
-            policy,
+            policy: RwLock::new(Arc::new(policy)),
+            policy_file,
+            applying: Mutex::new(()),
             started: Instant::now(),
             next_session: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
         }
+    }
+
+    /// The policy in force now.
+    pub fn policy(&self) -> Arc<Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Runs `f` with the policy in force; no reload puts another in force until `f` returns.
+    pub fn under_policy<R>(&self, f: impl FnOnce(&Arc<Policy>) -> R) -> R {
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        f(&self.policy())
+    }
+
+    /// Puts `policy` in force (sessions opened from now on get it) and runs `apply` with it
+    /// (which updates the running tenants) before any other reload or [`Env::under_policy`].
+    pub fn replace_policy<R>(&self, policy: Policy, apply: impl FnOnce(&Arc<Policy>) -> R) -> R {
+        let _applying = self.applying.lock().unwrap_or_else(|p| p.into_inner());
+        let policy = Arc::new(policy);
+        *self.policy.write().unwrap_or_else(|p| p.into_inner()) = Arc::clone(&policy);
+        apply(&policy)
+    }
+
+    /// The policy file the broker was started with, if any.
+    pub fn policy_file(&self) -> Option<&Path> {
+        self.policy_file.as_deref()
     }
 
     /// A fresh session id.

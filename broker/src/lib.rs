@@ -18,8 +18,9 @@
 //! - [`session`]: one tenant or admin connection (threads, ring, requests), and the registry of
 //!   live sessions.
 //! - [`broker`]: the listener, status and shutdown.
-//! - [`policy`], [`paths`], [`admin`], [`run`], [`logging`]: configuration and the CLI's
-//!   helpers.
+//! - [`policy`], [`reload`]: the policy file, and applying a new one while the broker runs
+//!   (SIGHUP, `gpushare policy reload`).
+//! - [`paths`], [`admin`], [`run`], [`logging`]: the CLI's helpers.
 
 #![deny(unsafe_code)]
 
@@ -33,6 +34,7 @@ pub mod logging;
 pub mod memory;
 pub mod paths;
 pub mod policy;
+pub mod reload;
 pub mod run;
 pub mod scheduler;
 pub mod session;

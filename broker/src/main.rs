@@ -1,5 +1,5 @@
-//! The `gpushare` command: `broker`, `status` and `run` (and `worker`, which the broker starts
-//! itself: one per isolation group).
+//! The `gpushare` command: `broker`, `status`, `run`, `policy check` and `policy reload` (and
+//! `worker`, which the broker starts itself: one per isolation group).
 
 #![forbid(unsafe_code)]
 
@@ -33,7 +33,8 @@ enum DeviceArg {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
-    /// Runs the broker (until SIGTERM or SIGINT, then drains and exits 0).
+    /// Runs the broker (until SIGTERM or SIGINT, then drains and exits 0; SIGHUP re-reads the
+    /// policy file).
     Broker {
         /// Which driver executes the work.
         #[arg(long, value_enum, default_value = "auto")]
@@ -42,7 +43,8 @@ enum Cmd {
         /// /tmp/gpushare-$UID/broker.sock].
         #[arg(long)]
         socket: Option<PathBuf>,
-        /// Policy file (TOML: per-tenant weights and memory quotas).
+        /// Policy file (TOML: weights, priorities, quotas, isolation groups, the scheduler;
+        /// docs/policy.md). SIGHUP or `gpushare policy reload` re-read it.
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Seconds shutdown waits for tenants' queued work.
@@ -54,6 +56,11 @@ enum Cmd {
         /// Socket path (default as for `broker`).
         #[arg(long)]
         socket: Option<PathBuf>,
+    },
+    /// Checks or reloads a policy file.
+    Policy {
+        #[command(subcommand)]
+        cmd: PolicyCmd,
     },
     /// A worker process (started by the broker, one per isolation group; its standard input is
     /// the link to the broker). Never started by hand.
@@ -73,14 +80,83 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum PolicyCmd {
+    /// Parses a policy file: prints `FILE: ok` and a summary, or the error with its line and
+    /// column (exit status 1).
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Makes the running broker re-read the policy file it was started with (as SIGHUP does);
+    /// prints the broker's answer, exit status 1 when it refused the file.
+    Reload {
+        /// Socket path (default as for `broker`).
+        #[arg(long)]
+        socket: Option<PathBuf>,
+    },
+}
+
+fn policy_cmd(cmd: PolicyCmd) -> Result<(), String> {
+    match cmd {
+        PolicyCmd::Check { file } => {
+            let p = Policy::load(&file).map_err(|e| e.to_string())?;
+            println!("{}: ok ({})", file.display(), p.summary());
+            Ok(())
+        }
+        PolicyCmd::Reload { socket } => {
+            let socket = socket.unwrap_or_else(paths::default_socket);
+            let r = admin::reload_policy(&socket, Duration::from_secs(10))
+                .map_err(|e| e.to_string())?;
+            if !r.applied {
+                return Err(format!("policy reload refused: {}", r.message));
+            }
+            println!(
+                "{}: reloaded ({}); {} running tenant{} updated",
+                r.path,
+                r.message,
+                r.tenants,
+                if r.tenants == 1 { "" } else { "s" }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Stops the broker on SIGTERM or SIGINT; reloads its policy on SIGHUP.
+fn handle_signals(b: &Broker) -> Result<(), String> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let (stop, reload) = (b.stop_handle(), b.reload_handle());
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    std::thread::Builder::new()
+        .name("gpushare-signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    tracing::info!("SIGHUP: reloading the policy");
+                    // `reload` logs the outcome.
+                    let _ = reload.reload();
+                } else {
+                    tracing::info!(signal = sig, "stop requested");
+                    stop.stop();
+                    break;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    Ok(())
+}
+
 fn broker(
     device: DeviceArg,
     socket: PathBuf,
     policy: Option<PathBuf>,
     drain: u64,
 ) -> Result<(), String> {
-    let policy = match policy {
-        Some(p) => Policy::load(&p).map_err(|e| e.to_string())?,
+    let policy_file = policy;
+    let policy = match &policy_file {
+        Some(p) => Policy::load(p).map_err(|e| e.to_string())?,
         None => Policy::default(),
     };
     let device = match device {
@@ -92,25 +168,12 @@ fn broker(
         device,
         socket,
         policy,
+        policy_file,
         shm: ShmConfig::default(),
         drain_timeout: Duration::from_secs(drain),
     })
     .map_err(|e| e.to_string())?;
-    let stop = b.stop_handle();
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGINT,
-    ])
-    .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    std::thread::Builder::new()
-        .name("gpushare-signals".into())
-        .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
-                tracing::info!(signal = sig, "stop requested");
-                stop.stop();
-            }
-        })
-        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
+    handle_signals(&b)?;
     b.run().map_err(|e| e.to_string())
 }
 
@@ -148,6 +211,7 @@ fn main() -> ExitCode {
                 .map(|s| print!("{}", admin::format_status(&s)))
                 .map_err(|e| e.to_string())
         }
+        Cmd::Policy { cmd } => policy_cmd(cmd),
         Cmd::Worker => worker(),
         Cmd::Run { name, socket, cmd } => {
             let socket = socket.unwrap_or_else(paths::default_socket);

@@ -119,6 +119,12 @@ impl TenantMemory {
         self.quota
     }
 
+    /// Changes the quota (a policy reload): later charges are checked against it; what is
+    /// charged stays, even beyond it.
+    pub fn set_quota(&mut self, quota: u64) {
+        self.quota = quota;
+    }
+
     /// Checks that `bytes` more fit in the quota.
     pub fn can_charge(&self, bytes: u64) -> Result<(), MemoryError> {
         if self.quota != 0 && self.charged.saturating_add(bytes) > self.quota {
@@ -291,6 +297,16 @@ mod tests {
             m.can_charge(41).unwrap_err().code(),
             code::ERROR_OUT_OF_MEMORY
         );
+        m.set_quota(50);
+        assert_eq!(m.quota(), 50);
+        assert!(
+            m.can_charge(1).is_err(),
+            "a smaller quota: nothing more fits"
+        );
+        assert_eq!(m.charged(), 60, "what is charged stays");
+        m.set_quota(0);
+        assert!(m.can_charge(1 << 40).is_ok(), "0: no quota");
+        m.set_quota(100);
         m.uncharge(60);
         assert_eq!(m.charged(), 0);
         m.add_reservation(0x10000, 0x4000);

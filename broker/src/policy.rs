@@ -1,31 +1,54 @@
-//! The policy file (`gpushare broker --policy FILE`, TOML): per-tenant scheduling weights,
-//! memory quotas, isolation groups and the kernel watchdog, matched by the tenant name from
-//! `Hello`.
+//! The policy file (`gpushare broker --policy FILE`, TOML): per-tenant scheduling (weight,
+//! priority, share cap), memory quotas, isolation groups, the kernel watchdog and the scheduler's
+//! own settings. Rules are matched by the tenant name from `Hello` and by the peer's Unix user.
 //!
 //! ```toml
 //! [default]
 //! weight = 1
+//! priority = "normal"         # "high" | "normal" | "low"
+//! max_share = 1.0             # cap on the share of device time, 0 < x ≤ 1 (1: none)
 //! memory_quota = "0"          # bytes, or with a unit: "512MiB", "8GiB"; 0 = no quota
 //! isolation = "uid"           # "tenant" | "uid" | "shared": which tenants share a worker
 //! kernel_timeout = "0"        # "60s", "500ms", "2m"; 0 = no watchdog
+//! dedup = true                # reserved: parsed, not yet acted on
+//!
+//! [users.alice]               # a user name or a numeric uid ([users.1000])
+//! priority = "low"
 //!
 //! [tenants.llm-small]
 //! weight = 2
 //! memory_quota = "4GiB"
 //! group = "llm"               # a named isolation group (overrides `isolation`)
+//!
+//! [scheduler]
+//! policy = "fair"             # "fair" | "fifo"
+//! quantum = "2ms"             # 100us ..= 100ms
+//! slicing = true
+//! profiles = ["profiles/llm.json"]   # relative to the policy file's directory
 //! ```
 //!
-//! Today the quota is enforced (`MemAlloc`/`MemCreate` beyond it fail with
-//! `CUDA_ERROR_OUT_OF_MEMORY`; `MemGetInfo` and the device's total memory show the quota) and the
-//! weight is reported in `Status` and passed to the scheduler, whose FIFO policy ignores it.
-//! The file is read once at start-up.
+//! Precedence, field by field: `[tenants.NAME]` over `[users.UID]` over `[users.NAME]` over
+//! `[default]` over the built-in defaults ([`Rules::default`]). Every error names the file, the
+//! line and the column ([`PolicyError::Parse`]).
+//!
+//! The broker reads the file at start-up and again on SIGHUP or `gpushare policy reload`
+//! ([`crate::reload`]): a file that does not parse is refused and the old policy stays. A reload
+//! gives running tenants their new weight, priority, `max_share` and memory quota (new
+//! allocations are checked against it); `isolation`, `group` and `kernel_timeout` apply to new
+//! sessions only, and the `[scheduler]` table is read by the scheduler at start-up.
+
+mod parse;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use toml::Spanned;
+
+pub use gpushare_driver_abi::units::parse_size;
+pub use parse::parse_duration;
 
 /// Errors of the policy file.
 #[derive(Debug, thiserror::Error)]
@@ -40,13 +63,33 @@ pub enum PolicyError {
         source: std::io::Error,
     },
     /// The file is not valid TOML for a policy.
-    #[error("invalid policy file {path}: {message}")]
+    #[error(
+        "invalid policy file {path}: {}{message}",
+        .location.map(|l| format!("{l}: ")).unwrap_or_default()
+    )]
     Parse {
         /// Path.
         path: String,
+        /// Where (absent only when the TOML reader could not say).
+        location: Option<Location>,
         /// What is wrong.
         message: String,
     },
+}
+
+/// A place in the policy file (both 1-based; the column counts characters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Line.
+    pub line: usize,
+    /// Column.
+    pub column: usize,
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}, column {}", self.line, self.column)
+    }
 }
 
 /// Which tenants share a worker process (an isolation group).
@@ -76,11 +119,27 @@ pub enum Priority {
     High,
 }
 
+impl Priority {
+    /// The policy file's spelling (`"high"`, `"normal"`, `"low"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+}
+
 /// Rules for one tenant.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rules {
     /// Scheduling weight (≥ 1).
     pub weight: u32,
+    /// Scheduling class.
+    pub priority: Priority,
+    /// Hard cap on the tenant's share of device time (0 < cap < 1); `None`: no cap
+    /// (`max_share = 1`).
+    pub max_share: Option<f64>,
     /// Device memory quota in bytes (0: none).
     pub memory_quota: u64,
     /// How the tenant's worker is chosen when no `group` is named.
@@ -90,164 +149,149 @@ pub struct Rules {
     /// The kernel watchdog: device work that makes no progress for this long gets the group's
     /// worker replaced (`Duration::ZERO`: off).
     pub kernel_timeout: Duration,
+    /// Reserved: whether the tenant's module images and weights may be deduplicated with other
+    /// tenants'. Parsed, not yet acted on.
+    pub dedup: bool,
 }
 
 impl Default for Rules {
     fn default() -> Self {
         Rules {
             weight: 1,
+            priority: Priority::Normal,
+            max_share: None,
             memory_quota: 0,
             isolation: Isolation::Uid,
             group: None,
             kernel_timeout: Duration::ZERO,
+            dedup: true,
         }
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRules {
-    weight: Option<Spanned<u32>>,
-    memory_quota: Option<Spanned<Size>>,
+/// What one `[users.*]` or `[tenants.*]` table sets; the rest falls through to the next level.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Overrides {
+    weight: Option<u32>,
+    priority: Option<Priority>,
+    /// As written (1 = no cap).
+    max_share: Option<f64>,
+    memory_quota: Option<u64>,
     isolation: Option<Isolation>,
-    group: Option<Spanned<String>>,
-    kernel_timeout: Option<Spanned<String>>,
+    group: Option<String>,
+    kernel_timeout: Option<Duration>,
+    dedup: Option<bool>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Size {
-    Bytes(u64),
-    Text(String),
+impl Overrides {
+    /// `base` with what this table sets.
+    fn apply(&self, mut base: Rules) -> Rules {
+        if let Some(w) = self.weight {
+            base.weight = w;
+        }
+        if let Some(p) = self.priority {
+            base.priority = p;
+        }
+        if let Some(m) = self.max_share {
+            base.max_share = (m < 1.0).then_some(m);
+        }
+        if let Some(q) = self.memory_quota {
+            base.memory_quota = q;
+        }
+        if let Some(i) = self.isolation {
+            base.isolation = i;
+        }
+        if let Some(g) = &self.group {
+            base.group = Some(g.clone());
+        }
+        if let Some(t) = self.kernel_timeout {
+            base.kernel_timeout = t;
+        }
+        if let Some(d) = self.dedup {
+            base.dedup = d;
+        }
+        base
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawPolicy {
-    #[serde(default)]
-    default: RawRules,
-    #[serde(default)]
-    tenants: HashMap<String, RawRules>,
+/// The scheduler's cross-tenant policy (`[scheduler] policy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulingPolicy {
+    /// Weighted fair sharing of device time by estimated cost.
+    #[default]
+    Fair,
+    /// First come, first served across tenants.
+    Fifo,
+}
+
+impl SchedulingPolicy {
+    /// The policy file's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchedulingPolicy::Fair => "fair",
+            SchedulingPolicy::Fifo => "fifo",
+        }
+    }
+}
+
+/// The default scheduling quantum.
+pub const DEFAULT_QUANTUM: Duration = Duration::from_millis(2);
+/// The shortest quantum a policy may set.
+pub const MIN_QUANTUM: Duration = Duration::from_micros(100);
+/// The longest quantum a policy may set.
+pub const MAX_QUANTUM: Duration = Duration::from_millis(100);
+
+/// The `[scheduler]` table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedulerConfig {
+    /// Fair sharing or FIFO.
+    pub policy: SchedulingPolicy,
+    /// The time slice ([`MIN_QUANTUM`] ..= [`MAX_QUANTUM`]).
+    pub quantum: Duration,
+    /// Whether long kernels are launched as block-range slices.
+    pub slicing: bool,
+    /// Cost-profile files that seed the cost model (resolved against the policy file's
+    /// directory).
+    pub profiles: Vec<PathBuf>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            policy: SchedulingPolicy::Fair,
+            quantum: DEFAULT_QUANTUM,
+            slicing: true,
+            profiles: Vec::new(),
+        }
+    }
 }
 
 /// The parsed policy.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Policy {
     default: Rules,
-    tenants: HashMap<String, Rules>,
+    /// `[users.NAME]` with a user name.
+    user_names: HashMap<String, Overrides>,
+    /// `[users.UID]` with a numeric uid.
+    uids: HashMap<u32, Overrides>,
+    tenants: HashMap<String, Overrides>,
+    scheduler: SchedulerConfig,
 }
 
-pub use gpushare_driver_abi::units::parse_size;
-
-/// Parses a duration: `"0"`, or a number with a unit (`ms`, `s`, `m`, `h`).
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    match unit.trim() {
-        "" if n == 0 => Some(Duration::ZERO),
-        "ms" => Some(Duration::from_millis(n)),
-        "s" => Some(Duration::from_secs(n)),
-        "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
-        "h" => n.checked_mul(3600).map(Duration::from_secs),
-        _ => None,
-    }
-}
-
-/// A value the file got wrong: what is wrong and where (a byte offset into the file).
-struct Invalid {
-    at: usize,
-    message: String,
-}
-
-fn invalid<T>(value: &Spanned<T>, what: &str, message: String) -> Invalid {
-    Invalid {
-        at: value.span().start,
-        message: format!("{what}: {message}"),
-    }
-}
-
-fn rules(raw: &RawRules, base: &Rules, what: &str) -> Result<Rules, Invalid> {
-    let weight = match &raw.weight {
-        None => base.weight,
-        Some(w) if *w.get_ref() == 0 => {
-            return Err(invalid(w, what, "weight must be at least 1".into()))
-        }
-        Some(w) => *w.get_ref(),
-    };
-    let memory_quota = match &raw.memory_quota {
-        None => base.memory_quota,
-        Some(q) => match q.get_ref() {
-            Size::Bytes(b) => *b,
-            Size::Text(s) => parse_size(s).ok_or_else(|| {
-                invalid(
-                    q,
-                    what,
-                    format!("bad memory_quota {s:?} (e.g. \"8GiB\", \"0\")"),
-                )
-            })?,
-        },
-    };
-    let kernel_timeout = match &raw.kernel_timeout {
-        None => base.kernel_timeout,
-        Some(t) => parse_duration(t.get_ref()).ok_or_else(|| {
-            let s = t.get_ref();
-            invalid(
-                t,
-                what,
-                format!("bad kernel_timeout {s:?} (e.g. \"60s\", \"0\")"),
-            )
-        })?,
-    };
-    if let Some(g) = &raw.group {
-        let name = g.get_ref();
-        if name.is_empty() || name.chars().any(|c| c.is_control()) {
-            return Err(invalid(g, what, format!("bad group name {name:?}")));
-        }
-    }
-    Ok(Rules {
-        weight,
-        memory_quota,
-        isolation: raw.isolation.unwrap_or(base.isolation),
-        group: raw
-            .group
-            .as_ref()
-            .map(|g| g.get_ref().clone())
-            .or_else(|| base.group.clone()),
-        kernel_timeout,
-    })
-}
-
-/// `line L, column C` (1-based) of byte offset `at` in `text`.
-fn line_column(text: &str, at: usize) -> (usize, usize) {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
+/// The name of user `uid` (the passwd database, NSS included), if it has one.
+pub fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 impl Policy {
-    /// Parses policy TOML (`path` names it in errors).
+    /// Parses policy TOML. `path` names the file in errors, and its directory is what relative
+    /// `profiles` paths are resolved against.
     pub fn parse(text: &str, path: &str) -> Result<Policy, PolicyError> {
-        let err = |message: String| PolicyError::Parse {
-            path: path.to_string(),
-            message,
-        };
-        let placed = |e: Invalid| {
-            let (line, column) = line_column(text, e.at);
-            err(format!("line {line}, column {column}: {}", e.message))
-        };
-        let raw: RawPolicy = toml::from_str(text).map_err(|e| err(e.to_string()))?;
-        let default = rules(&raw.default, &Rules::default(), "[default]").map_err(placed)?;
-        let mut tenants = HashMap::new();
-        for (name, r) in &raw.tenants {
-            tenants.insert(
-                name.clone(),
-                rules(r, &default, &format!("[tenants.{name}]")).map_err(placed)?,
-            );
-        }
-        Ok(Policy { default, tenants })
+        parse::policy(text, path)
     }
 
     /// Reads and parses a policy file.
@@ -259,83 +303,69 @@ impl Policy {
         Policy::parse(&text, &path.display().to_string())
     }
 
-    /// The rules for tenant `name`.
-    pub fn rules_for(&self, name: &str) -> Rules {
-        self.tenants
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| self.default.clone())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_rules_and_sizes() {
-        let p = Policy::parse(
-            "[default]\nweight = 2\n[tenants.a]\nmemory_quota = \"4GiB\"\n[tenants.b]\nweight = 5\nmemory_quota = 1024\n",
-            "test",
-        )
-        .unwrap();
-        let (a, b, z) = (p.rules_for("a"), p.rules_for("b"), p.rules_for("zzz"));
-        assert_eq!((a.weight, a.memory_quota), (2, 4 << 30));
-        assert_eq!((b.weight, b.memory_quota), (5, 1024));
-        assert_eq!((z.weight, z.memory_quota), (2, 0));
-        assert_eq!(z.isolation, Isolation::Uid, "the default isolation");
-        assert!(Policy::parse("[default]\nweight = 0\n", "t").is_err());
-        assert!(Policy::parse("[default]\nbogus = 1\n", "t").is_err());
-        assert!(Policy::parse("[tenants.x]\nmemory_quota = \"3 parsecs\"\n", "t").is_err());
-        assert_eq!(parse_size("512MiB"), Some(512 << 20));
-        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
-        assert_eq!(parse_size("x"), None);
+    /// The rules for tenant `name` of user `uid` (the user's name is looked up only when the
+    /// policy has `[users.NAME]` tables with names).
+    pub fn rules_for(&self, name: &str, uid: u32) -> Rules {
+        let user = if self.user_names.is_empty() {
+            None
+        } else {
+            user_name(uid)
+        };
+        self.rules_for_user(name, uid, user.as_deref())
     }
 
-    #[test]
-    fn parses_isolation_groups_and_timeouts() {
-        let p = Policy::parse(
-            "[default]\nisolation = \"tenant\"\nkernel_timeout = \"60s\"\n\
-             [tenants.a]\ngroup = \"g1\"\nkernel_timeout = \"0\"\n\
-             [tenants.b]\nisolation = \"shared\"\nkernel_timeout = \"250ms\"\n",
-            "t",
-        )
-        .unwrap();
-        let (a, b, z) = (p.rules_for("a"), p.rules_for("b"), p.rules_for("z"));
-        assert_eq!(
-            (a.group.as_deref(), a.kernel_timeout),
-            (Some("g1"), Duration::ZERO)
-        );
-        assert_eq!(
-            (b.isolation, b.kernel_timeout),
-            (Isolation::Shared, Duration::from_millis(250))
-        );
-        assert_eq!(
-            (z.isolation, z.kernel_timeout),
-            (Isolation::Tenant, Duration::from_secs(60))
-        );
-        for bad in [
-            "[default]\nisolation = \"process\"\n",
-            "[default]\nkernel_timeout = \"ten seconds\"\n",
-            "[tenants.x]\ngroup = \"\"\n",
-        ] {
-            assert!(Policy::parse(bad, "t").is_err(), "{bad}");
+    /// The rules for tenant `name` of user `uid` whose user name is `user`: `[default]`, then
+    /// `[users.USER]`, then `[users.UID]`, then `[tenants.NAME]`, each over the one before.
+    pub fn rules_for_user(&self, name: &str, uid: u32, user: Option<&str>) -> Rules {
+        let mut rules = self.default.clone();
+        if let Some(o) = user.and_then(|u| self.user_names.get(u)) {
+            rules = o.apply(rules);
         }
-        let e = Policy::parse("[default]\nisolation = 3\n", "p.toml")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("line 2"), "the error names the line: {e}");
-        let e = Policy::parse(
-            "[default]\nweight = 1\n[tenants.x]\n  kernel_timeout = \"ten seconds\"\n",
-            "p.toml",
+        if let Some(o) = self.uids.get(&uid) {
+            rules = o.apply(rules);
+        }
+        if let Some(o) = self.tenants.get(name) {
+            rules = o.apply(rules);
+        }
+        rules
+    }
+
+    /// The `[scheduler]` table.
+    pub fn scheduler(&self) -> &SchedulerConfig {
+        &self.scheduler
+    }
+
+    /// One line: the tenant and user rules the file names and the scheduler settings.
+    pub fn summary(&self) -> String {
+        let mut tenants: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
+        tenants.sort_unstable();
+        let mut users: Vec<String> = self.user_names.keys().cloned().collect();
+        users.sort_unstable();
+        let mut uids: Vec<u32> = self.uids.keys().copied().collect();
+        uids.sort_unstable();
+        users.extend(uids.iter().map(u32::to_string));
+        let count =
+            |n: usize, what: &str| format!("{n} {what} rule{}", if n == 1 { "" } else { "s" });
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", names.join(", "))
+            }
+        };
+        let tenants: Vec<String> = tenants.iter().map(|s| s.to_string()).collect();
+        let s = &self.scheduler;
+        format!(
+            "{}{}, {}{}; scheduler {}, quantum {:?}, slicing {}, {} profile{}",
+            count(tenants.len(), "tenant"),
+            list(&tenants),
+            count(users.len(), "user"),
+            list(&users),
+            s.policy.name(),
+            s.quantum,
+            if s.slicing { "on" } else { "off" },
+            s.profiles.len(),
+            if s.profiles.len() == 1 { "" } else { "s" },
         )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("p.toml") && e.contains("line 4, column 20") && e.contains("[tenants.x]"),
-            "a value's error names its line and column: {e}"
-        );
-        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
-        assert_eq!(parse_duration("5"), None, "a unit is required except for 0");
     }
 }

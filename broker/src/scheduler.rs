@@ -48,6 +48,17 @@ impl Default for TenantParams {
     }
 }
 
+impl TenantParams {
+    /// A tenant's parameters from its policy rules.
+    pub fn from_rules(rules: &crate::policy::Rules) -> TenantParams {
+        TenantParams {
+            weight: rules.weight,
+            priority: rules.priority,
+            max_share: rules.max_share,
+        }
+    }
+}
+
 /// Errors of the scheduler.
 #[derive(Debug, thiserror::Error)]
 pub enum SchedError {

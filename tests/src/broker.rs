@@ -242,6 +242,28 @@ impl Broker {
         self.child.id()
     }
 
+    /// The policy file [`Broker::start_with_policy`] wrote (rewrite it, then reload).
+    pub fn policy_file(&self) -> PathBuf {
+        self.dir.join("policy.toml")
+    }
+
+    /// Sends `sig` to the broker process alone (not to its workers, which share its group).
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) of our own child's pid (not yet reaped: the child is waited for only
+        // in `kill` and on drop); it touches no memory of ours.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// `gpushare ARGS --socket S` (an admin command such as `policy reload`) to completion.
+    pub fn admin_command(&self, args: &[&str], timeout: Duration) -> RunOutput {
+        let mut cmd = Command::new(gpushare_bin());
+        cmd.args(args).arg("--socket").arg(&self.socket);
+        cmd.env_remove("GPUSHARE_SOCKET").env_remove("GPUSHARE_LOG");
+        run_command(cmd, timeout)
+    }
+
     /// The broker's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -92,6 +92,7 @@ impl Registry {
                 let t = t?;
                 let (memory_bytes, memory_quota, streams) = t.memory_figures();
                 let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
+                let params = t.params();
                 Some(TenantStatus {
                     session_id: info.id,
                     name: info.name,
@@ -104,7 +105,8 @@ impl Registry {
                     submitted_ops,
                     completed_ops,
                     gpu_time_ns: 0,
-                    weight: info.weight,
+                    weight: params.weight,
+                    priority: params.priority.name().to_string(),
                     group: t.group.to_string(),
                 })
             })

@@ -8,8 +8,8 @@
 //! client's request — are answered `CUDA_ERROR_NOT_SUPPORTED`). Then it waits for the other two
 //! threads and frees everything the tenant held.
 //!
-//! Admin sessions get no region: `Status` and `Ping` on the socket; anything else is
-//! `CUDA_ERROR_NOT_PERMITTED`.
+//! Admin sessions get no region: `Status`, `PolicyReload` ([`crate::reload`]) and `Ping` on the
+//! socket; anything else is `CUDA_ERROR_NOT_PERMITTED`.
 
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
@@ -35,7 +35,8 @@ use super::tenant::{Placement, ReplyTo, SessionInfo, Tenant};
 use crate::device::Device;
 use crate::env::Env;
 use crate::groups::GroupKey;
-use crate::policy::Rules;
+use crate::policy::{Policy, Rules};
+use crate::reload;
 
 /// How long a new connection may take to say `Hello`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -79,7 +80,6 @@ fn welcome(
         pid: creds.map_or(hello.pid, |c| c.pid as u32),
         uid: creds.map_or(0, |c| c.uid),
         gid: creds.map_or(0, |c| c.gid),
-        weight: rules.weight,
     };
     let mut device = dev.map_or_else(|| env.device.clone(), |d| d.info().clone());
     if rules.memory_quota != 0 {
@@ -96,6 +96,14 @@ fn welcome(
     (info, welcome)
 }
 
+/// Applies the policy in force to a tenant that got its rules from `seen` and has just been
+/// registered, if a reload replaced `seen` in between (that reload did not see the tenant).
+fn catch_up(env: &Env, seen: &Arc<Policy>, t: &Tenant) {
+    if !Arc::ptr_eq(seen, &env.policy()) {
+        env.under_policy(|p| t.apply_rules(&p.rules_for(&t.info.name, t.info.uid)));
+    }
+}
+
 /// Serves one connection until it ends (registered in `registry` while it is open).
 pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
     let id = env.next_session_id();
@@ -110,11 +118,12 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let mut tenant: Option<Arc<Tenant>> = None;
     let mut info_out: Option<SessionInfo> = None;
+    let policy = env.policy();
     let accepted = handshake::broker_handshake(&mut stream, |hello| {
         if env.is_shutting_down() {
             return Err("the broker is shutting down".to_string());
         }
-        let rules = env.policy.rules_for(&hello.tenant_name);
+        let rules = policy.rules_for(&hello.tenant_name, creds.map_or(0, |c| c.uid));
         match hello.kind {
             SessionKind::Admin => {
                 let (info, welcome) = welcome(&env, id, creds, hello, &rules, None);
@@ -151,7 +160,7 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
                     placement,
                     (region, fd.as_fd()),
                     w,
-                    rules.memory_quota,
+                    &rules,
                 )
                 .map_err(|e: SessionError| {
                     env.groups.leave(&group, &dev, timeout);
@@ -188,6 +197,9 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
     );
     let shutdown_handle = writer.try_clone().ok();
     registry.register(info.clone(), tenant.clone(), shutdown_handle);
+    if let Some(t) = &tenant {
+        catch_up(&env, &policy, t);
+    }
     match tenant {
         Some(t) => serve_tenant(&t, stream),
         None => serve_admin(&env, &registry, &info, stream, writer),
@@ -298,6 +310,10 @@ fn serve_admin(
                 Routed::Admin(AdminRequest::Status) => {
                     ReplyEnvelope::ok(req.id, Reply::Status(registry.status(env)))
                 }
+                Routed::Admin(AdminRequest::PolicyReload) => ReplyEnvelope::ok(
+                    req.id,
+                    Reply::PolicyReload(reload::requested(env, registry, info.uid)),
+                ),
                 Routed::Session(SessionRequest::Ping) => ReplyEnvelope::ok(req.id, Reply::Pong),
                 // Admin sessions have no device work: every tenant family is refused.
                 _ => ReplyEnvelope::error(req.id, code::ERROR_NOT_PERMITTED),

@@ -19,9 +19,10 @@
 //!      `progress` ([`Progress`]: counters and their condition variable), and `host_fns`
 //!      ([`HostFnsDone`] and its condition variable): by construction — their mutexes are
 //!      private to their types, whose methods take no other lock and run no caller code;
-//!    - `notify` (the notify ring's producer; `async_error`, `notify_host_fn`) and `writer`
-//!      (the socket's write half; `send`, `hang_up`): private to this file, locked only in those
-//!      methods, which lock nothing else while holding them.
+//!    - `notify` (the notify ring's producer; `async_error`, `notify_host_fn`), `writer`
+//!      (the socket's write half; `send`, `hang_up`) and `params` (the scheduling parameters in
+//!      force; `params`, `apply_rules`): private to this file, locked only in those methods,
+//!      which lock nothing else while holding them.
 //!
 //! So the order is `tables` → {`completion`, `progress`, scheduler queue, device}; every other
 //! lock is a leaf. Nothing takes `tables` while holding any other tenant lock (a completion
@@ -54,6 +55,8 @@ use super::waits::{HostFnsDone, Progress};
 use crate::device::{Attachment, Device};
 use crate::env::Env;
 use crate::groups::GroupKey;
+use crate::policy::Rules;
+use crate::scheduler::TenantParams;
 
 /// Where a new tenant's device work runs: its group's worker.
 pub struct Placement {
@@ -83,8 +86,6 @@ pub struct SessionInfo {
     pub uid: u32,
     /// Peer group id.
     pub gid: u32,
-    /// Scheduling weight (policy).
-    pub weight: u32,
 }
 
 /// Where a reply goes.
@@ -137,6 +138,8 @@ pub struct Tenant {
     notify: Mutex<Producer>,
     /// Leaf: the socket's write half.
     writer: Mutex<Option<UnixStream>>,
+    /// Leaf: the scheduling parameters in force (the policy's, updated by a reload).
+    params: Mutex<TenantParams>,
     closing: AtomicBool,
     draining: AtomicBool,
     submitted_ops: AtomicU64,
@@ -151,14 +154,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Tenant {
     /// Sets up a tenant session on its group's worker: the region attached to the worker (and
     /// registered with its driver when it can be), the legacy stream, and a place in the
-    /// scheduler. `writer` is a clone of the socket for replies and `Goodbye`.
+    /// scheduler with the scheduling parameters and memory quota of its policy `rules`.
+    /// `writer` is a clone of the socket for replies and `Goodbye`.
     pub fn create(
         env: Arc<Env>,
         info: SessionInfo,
         placement: Placement,
         region: (Region, BorrowedFd<'_>),
         writer: UnixStream,
-        quota: u64,
+        rules: &Rules,
     ) -> Result<Arc<Tenant>, SessionError> {
         let setup =
             |what: &str, e: &dyn std::fmt::Display| SessionError::Setup(format!("{what}: {e}"));
@@ -192,14 +196,9 @@ impl Tenant {
             join,
         );
         let slots = layout.stream_slots as u32;
-        let st = TenantState::new(info.id, legacy, slots, quota);
-        env.sched.add_tenant(
-            info.id,
-            crate::scheduler::TenantParams {
-                weight: info.weight,
-                ..Default::default()
-            },
-        );
+        let st = TenantState::new(info.id, legacy, slots, rules.memory_quota);
+        let params = TenantParams::from_rules(rules);
+        env.sched.add_tenant(info.id, params);
         Ok(Arc::new_cyclic(|me| Tenant {
             staging: region.staging(),
             replies: region.replies(),
@@ -218,11 +217,30 @@ impl Tenant {
             host_fns: HostFnsDone::default(),
             notify: Mutex::new(notify),
             writer: Mutex::new(Some(writer)),
+            params: Mutex::new(params),
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             submitted_ops: AtomicU64::new(0),
             me: me.clone(),
         }))
+    }
+
+    /// The scheduling parameters in force.
+    pub fn params(&self) -> TenantParams {
+        *lock(&self.params)
+    }
+
+    /// Applies new policy `rules` (a reload): the scheduling parameters (weight, priority,
+    /// `max_share`) and the memory quota, which new allocations are checked against (what is
+    /// allocated stays, even beyond a smaller quota). The isolation group and the kernel
+    /// watchdog stay as the session started.
+    pub fn apply_rules(&self, rules: &Rules) {
+        let params = TenantParams::from_rules(rules);
+        *lock(&self.params) = params;
+        self.env.sched.set_params(self.info.id, params);
+        if let Some(st) = self.state().as_mut() {
+            st.memory.set_quota(rules.memory_quota);
+        }
     }
 
     /// Leaves the tenant's group (once): its worker may be shut down.

@@ -78,8 +78,25 @@ pub struct TenantStatus {
     pub completed_ops: u64,
     /// Device time consumed (nanoseconds).
     pub gpu_time_ns: u64,
-    /// Scheduling weight.
+    /// Scheduling weight (the policy's now: a reload changes it).
     pub weight: u32,
     /// Isolation group (its worker).
     pub group: String,
+    /// Scheduling class: `high`, `normal` or `low` (the policy's now).
+    pub priority: String,
+}
+
+/// The outcome of a `PolicyReload` request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyReloadReport {
+    /// True when the new policy is in force; false when the broker refused it (the old one
+    /// stays) or has no policy file.
+    pub applied: bool,
+    /// The policy file the broker re-read (empty without one).
+    pub path: String,
+    /// On success a summary of the new policy, else why it was refused (for a bad file: the
+    /// file, line and column).
+    pub message: String,
+    /// Running tenants that got the new rules.
+    pub tenants: u32,
 }

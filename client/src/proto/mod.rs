@@ -16,7 +16,7 @@ pub mod request;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-pub use admin::{DeviceStatus, StatusReport, TenantStatus, WorkerStatus};
+pub use admin::{DeviceStatus, PolicyReloadReport, StatusReport, TenantStatus, WorkerStatus};
 pub use handshake::{check_version, DeviceInfo, Hello, SessionKind, Welcome};
 pub use reply::{ParamInfo, Reply, ReplyEnvelope};
 pub use request::{

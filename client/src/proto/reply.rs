@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::admin::StatusReport;
+use super::admin::{PolicyReloadReport, StatusReport};
 use super::handshake::DeviceInfo;
 use crate::code::{self, CuCode};
 
@@ -159,4 +159,6 @@ pub enum Reply {
     ElapsedMs(f32),
     /// Broker status (admin).
     Status(StatusReport),
+    /// The outcome of a policy reload (admin).
+    PolicyReload(PolicyReloadReport),
 }

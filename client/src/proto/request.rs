@@ -395,5 +395,8 @@ requests! {
     admin: Admin(AdminRequest) {
         /// Broker status (admin sessions).
         Status => Status, inline;
+        /// Re-read the broker's policy file and apply it (admin sessions of the broker's user
+        /// or root); the reply says whether it was applied.
+        PolicyReload => PolicyReload, inline;
     }
 }

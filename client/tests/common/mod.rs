@@ -150,6 +150,7 @@ pub fn all_requests() -> Vec<Request> {
         Request::EventSynchronize { event: 11 },
         Request::EventElapsedTime { start: 11, end: 12 },
         Request::Status,
+        Request::PolicyReload,
     ]
 }
 
@@ -204,11 +205,12 @@ pub fn request_index(r: &Request) -> usize {
         EventSynchronize { .. } => 43,
         EventElapsedTime { .. } => 44,
         Status => 45,
+        PolicyReload => 46,
     }
 }
 
 /// Number of request variants.
-pub const REQUEST_VARIANTS: usize = 46;
+pub const REQUEST_VARIANTS: usize = 47;
 
 /// A sample device.
 pub fn device() -> DeviceInfo {
@@ -250,6 +252,7 @@ pub fn status() -> StatusReport {
             gpu_time_ns: 1_000_000,
             weight: 1,
             group: "uid:1000".into(),
+            priority: "normal".into(),
         }],
         workers: vec![WorkerStatus {
             group: "uid:1000".into(),
@@ -313,6 +316,14 @@ pub fn all_replies() -> Vec<Reply> {
         Reply::Event { event: 7 },
         Reply::ElapsedMs(1.25),
         Reply::Status(status()),
+        Reply::PolicyReload(PolicyReloadReport {
+            applied: false,
+            path: "/etc/gpushare/policy.toml".into(),
+            message: "invalid policy file /etc/gpushare/policy.toml: line 2, column 10: \
+                      [default]: weight must be at least 1"
+                .into(),
+            tenants: 0,
+        }),
     ]
 }
 
@@ -340,11 +351,12 @@ pub fn reply_index(r: &Reply) -> usize {
         Event { .. } => 17,
         ElapsedMs(_) => 18,
         Status(_) => 19,
+        PolicyReload(_) => 20,
     }
 }
 
 /// Number of reply variants.
-pub const REPLY_VARIANTS: usize = 20;
+pub const REPLY_VARIANTS: usize = 21;
 
 /// The canned answer of the miniature broker.
 pub fn answer(id: u64, req: &Request, staging: Option<&Staging>) -> ReplyEnvelope {

@@ -1,5 +1,5 @@
 //! The `admin` family in a tenant session: not permitted. Admin sessions, which may ask for
-//! `Status`, are served by their socket thread ([`crate::session::socket`]).
+//! `Status` and `PolicyReload`, are served by their socket thread ([`crate::session::socket`]).
 
 use gpushare_client::code;
 use gpushare_client::proto::request::AdminRequest;
@@ -9,6 +9,8 @@ use crate::session::error::{ExecError, ExecResult};
 /// Executes an `admin` request from a tenant: `CUDA_ERROR_NOT_PERMITTED`.
 pub fn execute(req: AdminRequest) -> ExecResult {
     match req {
-        AdminRequest::Status => Err(ExecError::Code(code::ERROR_NOT_PERMITTED)),
+        AdminRequest::Status | AdminRequest::PolicyReload => {
+            Err(ExecError::Code(code::ERROR_NOT_PERMITTED))
+        }
     }
 }

@@ -157,6 +157,7 @@ fn from_copy() -> Vec<Request> {
         R::EventSynchronize { event: 12 },
         R::EventElapsedTime { start: 12, end: 13 },
         R::Status,
+        R::PolicyReload,
     ]
 }
 

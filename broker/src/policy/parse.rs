@@ -1,0 +1,286 @@
+//! Reading the policy file: the TOML shape as `toml` deserializes it (values with their spans),
+//! the checks `toml` cannot make (ranges, units, names), and the placing of every error at its
+//! line and column.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{
+    parse_size, Isolation, Location, Overrides, Policy, PolicyError, Priority, Rules,
+    SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
+};
+
+/// One `[default]`, `[users.*]` or `[tenants.*]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRules {
+    weight: Option<Spanned<u32>>,
+    priority: Option<Priority>,
+    max_share: Option<Spanned<f64>>,
+    memory_quota: Option<Spanned<Size>>,
+    isolation: Option<Isolation>,
+    group: Option<Spanned<String>>,
+    kernel_timeout: Option<Spanned<String>>,
+    dedup: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The `[scheduler]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScheduler {
+    policy: Option<SchedulingPolicy>,
+    quantum: Option<Spanned<String>>,
+    slicing: Option<bool>,
+    profiles: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    default: RawRules,
+    #[serde(default)]
+    users: HashMap<Spanned<String>, RawRules>,
+    #[serde(default)]
+    tenants: HashMap<Spanned<String>, RawRules>,
+    #[serde(default)]
+    scheduler: RawScheduler,
+}
+
+/// Parses a duration: `"0"`, or a whole number with a unit (`us` or `µs`, `ms`, `s`, `m`, `h`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit.trim() {
+        "" if n == 0 => Some(Duration::ZERO),
+        "us" | "µs" => Some(Duration::from_micros(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "s" => Some(Duration::from_secs(n)),
+        "m" | "min" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+/// A value the file got wrong: what is wrong and where (a byte offset into the file).
+struct Invalid {
+    at: usize,
+    message: String,
+}
+
+fn invalid<T>(value: &Spanned<T>, what: &str, message: String) -> Invalid {
+    Invalid {
+        at: value.span().start,
+        message: format!("{what}: {message}"),
+    }
+}
+
+/// The [`Location`] of byte offset `at` in `text`.
+fn line_column(text: &str, at: usize) -> Location {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    Location { line, column }
+}
+
+fn weight(raw: &RawRules, what: &str) -> Result<Option<u32>, Invalid> {
+    match &raw.weight {
+        Some(w) if *w.get_ref() == 0 => Err(invalid(w, what, "weight must be at least 1".into())),
+        w => Ok(w.as_ref().map(|w| *w.get_ref())),
+    }
+}
+
+fn max_share(raw: &RawRules, what: &str) -> Result<Option<f64>, Invalid> {
+    match &raw.max_share {
+        None => Ok(None),
+        Some(m) => {
+            let x = *m.get_ref();
+            if x > 0.0 && x <= 1.0 {
+                Ok(Some(x))
+            } else {
+                Err(invalid(
+                    m,
+                    what,
+                    format!("max_share must be above 0 and at most 1 (e.g. 0.3), not {x}"),
+                ))
+            }
+        }
+    }
+}
+
+fn memory_quota(raw: &RawRules, what: &str) -> Result<Option<u64>, Invalid> {
+    let Some(q) = &raw.memory_quota else {
+        return Ok(None);
+    };
+    match q.get_ref() {
+        Size::Bytes(b) => Ok(Some(*b)),
+        Size::Text(s) => parse_size(s).map(Some).ok_or_else(|| {
+            invalid(
+                q,
+                what,
+                format!("bad memory_quota {s:?} (e.g. \"8GiB\", \"0\")"),
+            )
+        }),
+    }
+}
+
+fn kernel_timeout(raw: &RawRules, what: &str) -> Result<Option<Duration>, Invalid> {
+    let Some(t) = &raw.kernel_timeout else {
+        return Ok(None);
+    };
+    let s = t.get_ref();
+    parse_duration(s).map(Some).ok_or_else(|| {
+        invalid(
+            t,
+            what,
+            format!("bad kernel_timeout {s:?} (e.g. \"60s\", \"0\")"),
+        )
+    })
+}
+
+/// Checks one rules table.
+fn overrides(raw: &RawRules, what: &str) -> Result<Overrides, Invalid> {
+    if let Some(g) = &raw.group {
+        let name = g.get_ref();
+        if name.is_empty() || name.chars().any(|c| c.is_control()) {
+            return Err(invalid(g, what, format!("bad group name {name:?}")));
+        }
+    }
+    Ok(Overrides {
+        weight: weight(raw, what)?,
+        priority: raw.priority,
+        max_share: max_share(raw, what)?,
+        memory_quota: memory_quota(raw, what)?,
+        isolation: raw.isolation,
+        group: raw.group.as_ref().map(|g| g.get_ref().clone()),
+        kernel_timeout: kernel_timeout(raw, what)?,
+        dedup: raw.dedup,
+    })
+}
+
+/// Checks the `[scheduler]` table; relative profile paths are resolved against `dir`.
+fn scheduler(raw: &RawScheduler, dir: &Path) -> Result<SchedulerConfig, Invalid> {
+    const WHAT: &str = "[scheduler]";
+    let mut cfg = SchedulerConfig::default();
+    if let Some(p) = raw.policy {
+        cfg.policy = p;
+    }
+    if let Some(s) = raw.slicing {
+        cfg.slicing = s;
+    }
+    if let Some(q) = &raw.quantum {
+        let s = q.get_ref();
+        let d = parse_duration(s).ok_or_else(|| {
+            invalid(
+                q,
+                WHAT,
+                format!("bad quantum {s:?} (e.g. \"2ms\", \"500us\")"),
+            )
+        })?;
+        if !(MIN_QUANTUM..=MAX_QUANTUM).contains(&d) {
+            return Err(invalid(
+                q,
+                WHAT,
+                format!("quantum {s:?} is out of range (100us to 100ms)"),
+            ));
+        }
+        cfg.quantum = d;
+    }
+    for p in raw.profiles.iter().flatten() {
+        let s = p.get_ref();
+        if s.trim().is_empty() {
+            return Err(invalid(p, WHAT, "an empty profile path".into()));
+        }
+        cfg.profiles.push(dir.join(PathBuf::from(s)));
+    }
+    Ok(cfg)
+}
+
+/// A `[users.KEY]` table's user: a numeric uid, else a user name.
+enum UserKey {
+    Uid(u32),
+    Name(String),
+}
+
+fn user_key(key: &Spanned<String>) -> Result<UserKey, Invalid> {
+    let k = key.get_ref();
+    let what = format!("[users.{k}]");
+    if !k.is_empty() && k.chars().all(|c| c.is_ascii_digit()) {
+        return k
+            .parse()
+            .map(UserKey::Uid)
+            .map_err(|_| invalid(key, &what, format!("uid {k} is out of range")));
+    }
+    if k.is_empty() || k.chars().any(|c| c.is_control() || c == ':' || c == '/') {
+        return Err(invalid(key, &what, format!("bad user name {k:?}")));
+    }
+    Ok(UserKey::Name(k.clone()))
+}
+
+/// The tables of `map` in the order the file has them (so the first error is reported).
+fn in_file_order(map: &HashMap<Spanned<String>, RawRules>) -> Vec<(&Spanned<String>, &RawRules)> {
+    let mut v: Vec<_> = map.iter().collect();
+    v.sort_by_key(|(k, _)| k.span().start);
+    v
+}
+
+/// Checks every table of a deserialized file.
+fn checked(raw: &RawPolicy, dir: &Path) -> Result<Policy, Invalid> {
+    let default = overrides(&raw.default, "[default]")?.apply(Rules::default());
+    let mut policy = Policy {
+        default,
+        scheduler: scheduler(&raw.scheduler, dir)?,
+        ..Policy::default()
+    };
+    for (key, r) in in_file_order(&raw.users) {
+        let o = overrides(r, &format!("[users.{}]", key.get_ref()))?;
+        match user_key(key)? {
+            UserKey::Uid(uid) => {
+                if policy.uids.insert(uid, o).is_some() {
+                    let what = format!("[users.{}]", key.get_ref());
+                    return Err(invalid(key, &what, format!("uid {uid} has two tables")));
+                }
+            }
+            UserKey::Name(name) => {
+                policy.user_names.insert(name, o);
+            }
+        }
+    }
+    for (name, r) in in_file_order(&raw.tenants) {
+        let o = overrides(r, &format!("[tenants.{}]", name.get_ref()))?;
+        policy.tenants.insert(name.get_ref().clone(), o);
+    }
+    Ok(policy)
+}
+
+/// Parses policy TOML (see [`Policy::parse`]).
+pub(super) fn policy(text: &str, path: &str) -> Result<Policy, PolicyError> {
+    let err = |location: Option<Location>, message: String| PolicyError::Parse {
+        path: path.to_string(),
+        location,
+        message,
+    };
+    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
+        let location = e.span().map(|s| line_column(text, s.start));
+        err(location, e.message().trim().to_string())
+    })?;
+    let dir = Path::new(path).parent().unwrap_or(Path::new(""));
+    checked(&raw, dir).map_err(|e| err(Some(line_column(text, e.at)), e.message))
+}

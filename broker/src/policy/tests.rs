@@ -1,0 +1,256 @@
+//! Unit tests of the policy file: every key, its errors (with line and column), precedence.
+
+use super::*;
+
+fn parse(text: &str) -> Policy {
+    Policy::parse(text, "p.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The error of `text` as displayed; asserts it names the file and `line L, column C`.
+fn error_at(text: &str, line: usize, column: usize) -> String {
+    let e = Policy::parse(text, "p.toml").expect_err(text).to_string();
+    let at = format!("line {line}, column {column}");
+    assert!(
+        e.starts_with("invalid policy file p.toml: ") && e.contains(&at),
+        "{text:?}: the error names the file and {at}: {e}"
+    );
+    e
+}
+
+#[test]
+fn parses_rules_and_sizes() {
+    let p = parse(
+        "[default]\nweight = 2\n[tenants.a]\nmemory_quota = \"4GiB\"\n[tenants.b]\nweight = 5\nmemory_quota = 1024\n",
+    );
+    let (a, b, z) = (
+        p.rules_for("a", 0),
+        p.rules_for("b", 0),
+        p.rules_for("zzz", 0),
+    );
+    assert_eq!((a.weight, a.memory_quota), (2, 4 << 30));
+    assert_eq!((b.weight, b.memory_quota), (5, 1024));
+    assert_eq!((z.weight, z.memory_quota), (2, 0));
+    assert_eq!(z.isolation, Isolation::Uid, "the default isolation");
+    error_at("[default]\nweight = 0\n", 2, 10);
+    error_at("[default]\nbogus = 1\n", 2, 1);
+    error_at("[tenants.x]\nmemory_quota = \"3 parsecs\"\n", 2, 16);
+    assert_eq!(parse_size("512MiB"), Some(512 << 20));
+    assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+    assert_eq!(parse_size("x"), None);
+}
+
+#[test]
+fn parses_isolation_groups_and_timeouts() {
+    let p = parse(
+        "[default]\nisolation = \"tenant\"\nkernel_timeout = \"60s\"\n\
+         [tenants.a]\ngroup = \"g1\"\nkernel_timeout = \"0\"\n\
+         [tenants.b]\nisolation = \"shared\"\nkernel_timeout = \"250ms\"\n",
+    );
+    let (a, b, z) = (
+        p.rules_for("a", 0),
+        p.rules_for("b", 0),
+        p.rules_for("z", 0),
+    );
+    assert_eq!(
+        (a.group.as_deref(), a.kernel_timeout),
+        (Some("g1"), Duration::ZERO)
+    );
+    assert_eq!(
+        (b.isolation, b.kernel_timeout),
+        (Isolation::Shared, Duration::from_millis(250))
+    );
+    assert_eq!(
+        (z.isolation, z.kernel_timeout),
+        (Isolation::Tenant, Duration::from_secs(60))
+    );
+    error_at("[default]\nisolation = \"process\"\n", 2, 13);
+    error_at("[default]\nkernel_timeout = \"ten seconds\"\n", 2, 18);
+    error_at("[tenants.x]\ngroup = \"\"\n", 2, 9);
+    error_at("[default]\nisolation = 3\n", 2, 13);
+    let e = error_at(
+        "[default]\nweight = 1\n[tenants.x]\n  kernel_timeout = \"ten seconds\"\n",
+        4,
+        20,
+    );
+    assert!(e.contains("[tenants.x]"), "the error names the table: {e}");
+    assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+    assert_eq!(parse_duration("5"), None, "a unit is required except for 0");
+}
+
+#[test]
+fn priority_max_share_and_dedup() {
+    let p = parse(
+        "[default]\npriority = \"low\"\nmax_share = 0.5\ndedup = false\n\
+         [tenants.hi]\npriority = \"high\"\nmax_share = 1\n\
+         [tenants.capped]\nmax_share = 0.3\ndedup = true\n",
+    );
+    let (d, hi, capped) = (
+        p.rules_for("other", 0),
+        p.rules_for("hi", 0),
+        p.rules_for("capped", 0),
+    );
+    assert_eq!(
+        (d.priority, d.max_share, d.dedup),
+        (Priority::Low, Some(0.5), false)
+    );
+    assert_eq!(
+        (hi.priority, hi.max_share),
+        (Priority::High, None),
+        "max_share = 1 (an integer is fine) is no cap"
+    );
+    assert_eq!(
+        (capped.priority, capped.max_share, capped.dedup),
+        (Priority::Low, Some(0.3), true)
+    );
+    let built_in = Policy::default().rules_for("x", 0);
+    assert_eq!(
+        (built_in.priority, built_in.max_share, built_in.dedup),
+        (Priority::Normal, None, true)
+    );
+    assert_eq!(Priority::High.name(), "high");
+    error_at("[default]\npriority = \"urgent\"\n", 2, 12);
+    error_at("[default]\npriority = 1\n", 2, 12);
+    let e = error_at("[tenants.t]\nweight = 2\n  max_share = 1.5\n", 3, 15);
+    assert!(e.contains("[tenants.t]") && e.contains("max_share"), "{e}");
+    error_at("[default]\nmax_share = 0\n", 2, 13);
+    error_at("[default]\nmax_share = -0.2\n", 2, 13);
+    error_at("[default]\nmax_share = nan\n", 2, 13);
+    error_at("[default]\nmax_share = \"30%\"\n", 2, 13);
+    error_at("[default]\ndedup = \"yes\"\n", 2, 9);
+}
+
+#[test]
+fn scheduler_table() {
+    let s = Policy::default().scheduler().clone();
+    assert_eq!(s, SchedulerConfig::default());
+    assert_eq!(
+        (s.policy, s.quantum, s.slicing, s.profiles.len()),
+        (SchedulingPolicy::Fair, Duration::from_millis(2), true, 0)
+    );
+    let p = Policy::parse(
+        "[scheduler]\npolicy = \"fifo\"\nquantum = \"500us\"\nslicing = false\n\
+         profiles = [\"llm.json\", \"/abs/mlp.json\", \"sub/x.json\"]\n",
+        "/etc/gpushare/policy.toml",
+    )
+    .unwrap();
+    let s = p.scheduler();
+    assert_eq!(
+        (s.policy, s.quantum, s.slicing),
+        (SchedulingPolicy::Fifo, Duration::from_micros(500), false)
+    );
+    assert_eq!(
+        s.profiles,
+        [
+            PathBuf::from("/etc/gpushare/llm.json"),
+            PathBuf::from("/abs/mlp.json"),
+            PathBuf::from("/etc/gpushare/sub/x.json"),
+        ],
+        "relative to the policy file's directory"
+    );
+    for (q, want) in [
+        ("100us", Duration::from_micros(100)),
+        ("250µs", Duration::from_micros(250)),
+        ("2ms", Duration::from_millis(2)),
+        ("100ms", Duration::from_millis(100)),
+    ] {
+        let p = parse(&format!("[scheduler]\nquantum = \"{q}\"\n"));
+        assert_eq!(p.scheduler().quantum, want, "{q}");
+    }
+    let e = error_at("[scheduler]\nquantum = \"99us\"\n", 2, 11);
+    assert!(
+        e.contains("[scheduler]") && e.contains("out of range"),
+        "{e}"
+    );
+    error_at("[scheduler]\nquantum = \"101ms\"\n", 2, 11);
+    error_at("[scheduler]\nquantum = \"1s\"\n", 2, 11);
+    error_at("[scheduler]\nquantum = \"0\"\n", 2, 11);
+    error_at("[scheduler]\nquantum = \"2 fortnights\"\n", 2, 11);
+    error_at("[scheduler]\nquantum = 2\n", 2, 11);
+    error_at("[scheduler]\npolicy = \"lottery\"\n", 2, 10);
+    error_at("[scheduler]\nslicing = 1\n", 2, 11);
+    error_at("[scheduler]\nprofiles = \"a.json\"\n", 2, 12);
+    error_at("[scheduler]\nprofiles = [\"a.json\", \"\"]\n", 2, 23);
+    error_at("[scheduler]\nscheduler = \"fair\"\n", 2, 1);
+    error_at("[scheduler]\nweight = 2\n", 2, 1);
+}
+
+const LAYERS: &str = "[default]\nweight = 2\nmemory_quota = \"1GiB\"\npriority = \"low\"\n\
+    [users.alice]\nweight = 3\nkernel_timeout = \"5s\"\n\
+    [users.1000]\nmemory_quota = \"2GiB\"\n\
+    [users.2000]\nweight = 7\n\
+    [tenants.llm]\npriority = \"high\"\n";
+
+#[test]
+fn precedence_tenants_over_users_over_default() {
+    let p = parse(LAYERS);
+    // A user table by name, then by uid, then the tenant's, each over the one before.
+    let r = p.rules_for_user("llm", 1000, Some("alice"));
+    assert_eq!(
+        (r.weight, r.memory_quota, r.priority, r.kernel_timeout),
+        (3, 2 << 30, Priority::High, Duration::from_secs(5))
+    );
+    let r = p.rules_for_user("other", 1000, Some("bob"));
+    assert_eq!(
+        (r.weight, r.memory_quota, r.priority),
+        (2, 2 << 30, Priority::Low)
+    );
+    let r = p.rules_for_user("other", 1001, Some("alice"));
+    assert_eq!((r.weight, r.memory_quota), (3, 1 << 30));
+    let r = p.rules_for_user("llm", 2000, None);
+    assert_eq!((r.weight, r.priority), (7, Priority::High));
+    let r = p.rules_for_user("other", 3000, None);
+    assert_eq!(
+        (r.weight, r.memory_quota, r.priority),
+        (2, 1 << 30, Priority::Low)
+    );
+    // A tenant table overrides a user's value with its own.
+    let p = parse("[users.0]\nweight = 9\n[tenants.t]\nweight = 4\n");
+    assert_eq!(p.rules_for("t", 0).weight, 4);
+    assert_eq!(p.rules_for("u", 0).weight, 9, "numeric uids need no lookup");
+    // User names are looked up in the passwd database.
+    if let Some(name) = user_name(0) {
+        let p = parse(&format!("[users.{name}]\nweight = 6\n"));
+        assert_eq!(p.rules_for("t", 0).weight, 6, "{name}");
+    }
+}
+
+#[test]
+fn user_table_errors() {
+    let e = error_at("[users.alice]\n weight = 0\n", 2, 11);
+    assert!(e.contains("[users.alice]"), "{e}");
+    error_at("[users.4294967296]\nweight = 1\n", 1, 8);
+    error_at("[users.\"\"]\nweight = 1\n", 1, 8);
+    error_at("[users.\"a:b\"]\nweight = 1\n", 1, 8);
+    error_at(
+        "[users.1000]\nweight = 1\n[users.01000]\nweight = 2\n",
+        3,
+        8,
+    );
+    error_at("[users.bob]\nisolation = \"none\"\n", 2, 13);
+    error_at("[user.bob]\nweight = 1\n", 1, 2);
+}
+
+#[test]
+fn errors_are_reported_in_file_order() {
+    for _ in 0..8 {
+        error_at(
+            "[tenants.a]\nweight = 1\n[tenants.b]\nweight = 0\n[tenants.c]\nweight = 0\n",
+            4,
+            10,
+        );
+    }
+}
+
+#[test]
+fn summary_and_syntax_errors() {
+    let s = parse(LAYERS).summary();
+    assert_eq!(
+        s,
+        "1 tenant rule (llm), 3 user rules (alice, 1000, 2000); scheduler fair, quantum 2ms, \
+         slicing on, 0 profiles"
+    );
+    error_at("[default]\nweight = \n", 2, 10);
+    error_at("[default\n", 1, 9);
+    let e = Policy::load(Path::new("/nonexistent/p.toml")).unwrap_err();
+    assert!(matches!(e, PolicyError::Read { .. }), "{e}");
+}

@@ -133,6 +133,17 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A duration in ns as `850ns`, `12.3us`, `4.5ms` or `2.1s`.
+fn human_ns(ns: u64) -> String {
+    let x = ns as f64;
+    match ns {
+        0..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{:.1}us", x / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", x / 1e6),
+        _ => format!("{:.1}s", x / 1e9),
+    }
+}
+
 fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
     s.tenants
         .iter()
@@ -155,6 +166,12 @@ fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
                 t.completed_ops.to_string(),
                 t.weight.to_string(),
                 t.priority.clone(),
+                human_ns(t.gpu_time_ns),
+                format!("{:.1}%", f64::from(t.share_ppm) / 1e4),
+                format!("{}/{}", human_ns(t.queue_p50_ns), human_ns(t.queue_p99_ns)),
+                t.kernels.to_string(),
+                t.prediction_error_ppm
+                    .map_or("-".into(), |e| format!("{:.1}%", f64::from(e) / 1e4)),
             ]
         })
         .collect()
@@ -216,6 +233,11 @@ pub fn format_status(s: &StatusReport) -> String {
             "DONE",
             "WEIGHT",
             "PRIORITY",
+            "DEVICE",
+            "SHARE",
+            "QDELAY p50/p99",
+            "KERNELS",
+            "PRED.ERR",
         ];
         out += &table(&header, &tenant_rows(s));
     }
@@ -265,13 +287,28 @@ mod tests {
             memory_bytes: 1 << 20,
             weight: 3,
             priority: "high".into(),
+            gpu_time_ns: 1_500_000,
+            share_ppm: 250_000,
+            queue_p50_ns: 12_000,
+            queue_p99_ns: 2_000_000,
+            kernels: 9,
+            prediction_error_ppm: Some(42_000),
             ..Default::default()
         });
         let text = format_status(&s);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[1].contains("1.0 MiB used of 8.0 GiB"), "{text}");
-        assert!(lines[2].ends_with("WEIGHT  PRIORITY"), "{text}");
-        assert!(lines[3].ends_with("3       high"), "{text}");
+        assert!(lines[2].contains("WEIGHT  PRIORITY  DEVICE"), "{text}");
+        assert!(lines[2].ends_with("KERNELS  PRED.ERR"), "{text}");
+        assert!(
+            lines[3].contains("3       high      1.5ms   25.0%"),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with("12.0us/2.0ms    9        4.2%"),
+            "{text}"
+        );
+        assert_eq!(human_ns(2_100_000_000), "2.1s");
         assert!(lines[2].starts_with("SESSION  NAME"), "{text}");
         assert!(lines[3].starts_with("7        llm "), "{text}");
         s.workers.push(gpushare_client::proto::WorkerStatus {

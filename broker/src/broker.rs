@@ -26,7 +26,7 @@ use crate::env::Env;
 use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::reload::ReloadHandle;
-use crate::scheduler::{self, Fifo, Scheduler};
+use crate::scheduler;
 use crate::session::registry::Registry;
 use crate::session::socket;
 use crate::worker::proto::DriverChoice;
@@ -49,6 +49,9 @@ pub enum BrokerError {
     /// Another broker is serving the socket.
     #[error("another broker is already listening on {0}")]
     InUse(String),
+    /// A cost-profile file named by the policy could not be read.
+    #[error(transparent)]
+    Profile(#[from] scheduler::cost::CostError),
     /// A thread could not be started.
     #[error("cannot start a thread: {0}")]
     Thread(#[source] io::Error),
@@ -222,7 +225,7 @@ impl Broker {
     pub fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
         let (probe, workers) = probe_device(cfg.device)?;
         let listener = bind(&cfg.socket)?;
-        let sched: Arc<dyn Scheduler> = Arc::new(Fifo::new());
+        let sched = scheduler::from_config(cfg.policy.scheduler())?;
         let dispatcher =
             scheduler::spawn_dispatcher(Arc::clone(&sched)).map_err(BrokerError::Thread)?;
         let (device, backend) = (probe.info().clone(), probe.backend().to_string());

@@ -20,7 +20,7 @@
 //! - [`broker`]: the listener, status and shutdown.
 //! - [`policy`], [`reload`]: the policy file, and applying a new one while the broker runs
 //!   (SIGHUP, `gpushare policy reload`).
-//! - [`paths`], [`admin`], [`run`], [`logging`]: the CLI's helpers.
+//! - [`paths`], [`admin`], [`run`], [`profile`], [`logging`]: the CLI's helpers.
 
 #![deny(unsafe_code)]
 
@@ -34,6 +34,7 @@ pub mod logging;
 pub mod memory;
 pub mod paths;
 pub mod policy;
+pub mod profile;
 pub mod reload;
 pub mod run;
 pub mod scheduler;

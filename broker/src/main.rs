@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use gpushare_broker::policy::Policy;
-use gpushare_broker::{admin, logging, paths, run, Broker, BrokerConfig, DeviceChoice};
+use gpushare_broker::{admin, logging, paths, profile, run, Broker, BrokerConfig, DeviceChoice};
 use gpushare_client::ShmConfig;
 
 /// gpushare: several CUDA processes sharing one GPU through a broker.
@@ -74,6 +74,22 @@ enum Cmd {
         /// Socket path (default as for `broker`).
         #[arg(long)]
         socket: Option<PathBuf>,
+        /// The command and its arguments, after `--`.
+        #[arg(last = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+    /// Runs a command alone on a private broker and writes the kernel and copy costs it
+    /// measured (TOML) for `[scheduler] profiles` in a policy; exits with the command's status.
+    Profile {
+        /// Where to write the profile.
+        #[arg(long)]
+        out: PathBuf,
+        /// Which driver executes the work.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+        /// Tenant name [default: the command's file name].
+        #[arg(long)]
+        name: Option<String>,
         /// The command and its arguments, after `--`.
         #[arg(last = true, required = true)]
         cmd: Vec<OsString>,
@@ -159,11 +175,7 @@ fn broker(
         Some(p) => Policy::load(p).map_err(|e| e.to_string())?,
         None => Policy::default(),
     };
-    let device = match device {
-        DeviceArg::Cpu => DeviceChoice::Cpu,
-        DeviceArg::Cuda => DeviceChoice::Cuda,
-        DeviceArg::Auto => DeviceChoice::Auto,
-    };
+    let device = device_choice(device);
     let b = Broker::start(BrokerConfig {
         device,
         socket,
@@ -175,6 +187,14 @@ fn broker(
     .map_err(|e| e.to_string())?;
     handle_signals(&b)?;
     b.run().map_err(|e| e.to_string())
+}
+
+fn device_choice(d: DeviceArg) -> DeviceChoice {
+    match d {
+        DeviceArg::Cpu => DeviceChoice::Cpu,
+        DeviceArg::Cuda => DeviceChoice::Cuda,
+        DeviceArg::Auto => DeviceChoice::Auto,
+    }
 }
 
 fn worker() -> Result<(), String> {
@@ -217,6 +237,22 @@ fn main() -> ExitCode {
             let socket = socket.unwrap_or_else(paths::default_socket);
             Err(run::run(&socket, name, &cmd).to_string())
         }
+        Cmd::Profile {
+            out,
+            device,
+            name,
+            cmd,
+        } => match profile::profile(device_choice(device), &out, name, &cmd) {
+            Ok(0) => Ok(()),
+            Ok(code) => {
+                eprintln!(
+                    "gpushare: profile written to {}; the command exited with {code}",
+                    out.display()
+                );
+                return ExitCode::from(u8::try_from(code).unwrap_or(1));
+            }
+            Err(e) => Err(e.to_string()),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

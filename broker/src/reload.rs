@@ -93,6 +93,7 @@ fn load_and_apply(env: &Env, registry: &Registry) -> Result<Reloaded, ReloadErro
     let policy = Policy::load(&path)?;
     let summary = policy.summary();
     let tenants = env.replace_policy(policy, |policy| {
+        env.sched.configure(policy.scheduler());
         let tenants = registry.tenants();
         for t in &tenants {
             t.apply_rules(&policy.rules_for(&t.info.name, t.info.uid));

@@ -83,42 +83,49 @@ fn prepend(var: &str, first: &OsStr, sep: &str) -> OsString {
     v
 }
 
-/// Replaces this process with `cmd` running as a tenant; returns only on failure.
-pub fn run(socket: &Path, name: Option<String>, cmd: &[OsString]) -> RunError {
-    let Some((program, args)) = cmd.split_first() else {
-        return RunError::NoCommand;
-    };
-    let shim = match paths::find_shim() {
-        Ok(s) => s.canonicalize().unwrap_or(s),
-        Err(e) => return e.into(),
-    };
+/// `cmd` prepared to run as a tenant of the broker at `socket` (named `name`, or after the
+/// program's file name).
+pub fn tenant_command(
+    socket: &Path,
+    name: Option<String>,
+    cmd: &[OsString],
+) -> Result<Command, RunError> {
+    let (program, args) = cmd.split_first().ok_or(RunError::NoCommand)?;
+    let shim = paths::find_shim()?;
+    let shim = shim.canonicalize().unwrap_or(shim);
     if !socket.exists() {
-        return RunError::NoBroker(socket.display().to_string());
+        return Err(RunError::NoBroker(socket.display().to_string()));
     }
     let socket = socket
         .canonicalize()
         .unwrap_or_else(|_| socket.to_path_buf());
-    let dir = match lib_dir(&shim) {
-        Ok(d) => d,
-        Err(e) => return e,
-    };
+    let dir = lib_dir(&shim)?;
     let name = name.unwrap_or_else(|| {
         Path::new(program)
             .file_name()
             .map_or_else(|| "tenant".into(), |n| n.to_string_lossy().into_owned())
     });
-    let err = Command::new(program)
-        .args(args)
+    let mut c = Command::new(program);
+    c.args(args)
         .env(SOCKET_ENV, &socket)
         .env(TENANT_NAME_ENV, &name)
         .env("LD_PRELOAD", prepend("LD_PRELOAD", shim.as_os_str(), " "))
         .env(
             "LD_LIBRARY_PATH",
             prepend("LD_LIBRARY_PATH", dir.as_os_str(), ":"),
-        )
-        .exec();
+        );
+    Ok(c)
+}
+
+/// Replaces this process with `cmd` running as a tenant; returns only on failure.
+pub fn run(socket: &Path, name: Option<String>, cmd: &[OsString]) -> RunError {
+    let mut c = match tenant_command(socket, name, cmd) {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let err = c.exec();
     RunError::Exec {
-        cmd: program.to_string_lossy().into_owned(),
+        cmd: c.get_program().to_string_lossy().into_owned(),
         source: err,
     }
 }

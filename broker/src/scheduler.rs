@@ -5,21 +5,36 @@
 //! submits them to the device. A scheduler decides only the *order* across tenants; within a
 //! tenant, jobs keep their order (the tenant's stream semantics depend on it).
 //!
-//! [`Fifo`] is today's policy: one queue, first come first served. Weighted fair scheduling by
-//! measured cost replaces it behind the same trait (weights arrive through
-//! [`Scheduler::add_tenant`]).
+//! - [`Fair`] (the default): weighted fair sharing of device time by learned cost, priorities,
+//!   share caps and kernel slicing. The algorithm is the pure [`queue::FairQueue`]; the cost
+//!   model is [`cost::CostModel`]; per-tenant figures are [`stats::TenantReport`]s. The
+//!   dispatcher asks the device to time every kernel, copy and memset ([`Timing`]); the
+//!   completions feed the model and release the work ahead in the device.
+//! - [`Fifo`]: one queue, first come first served (`[scheduler] policy = "fifo"`): the baseline
+//!   the benchmarks compare against.
 //!
 //! Back-pressure: a tenant with [`MAX_QUEUED`] jobs waiting blocks in `enqueue` (its session's
 //! ring thread stops reading its ring) until the dispatcher catches up.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub mod cost;
+mod fair;
+mod fifo;
+pub mod queue;
+#[cfg(test)]
+mod sim;
+pub mod stats;
+
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::device::{DResult, FailureSink, Origin};
-use crate::policy::Priority;
+use crate::device::{DResult, FailureSink, Origin, Timing};
+use crate::policy::{Priority, SchedulerConfig, SchedulingPolicy};
 use crate::work::Op;
+
+pub use fair::Fair;
+pub use fifo::Fifo;
+pub use stats::TenantReport;
 
 /// Identifies a tenant (its session id).
 pub type TenantId = u64;
@@ -88,8 +103,9 @@ pub struct Job {
 
 /// What [`Scheduler::next`] returned.
 pub enum Next {
-    /// Submit this job, then call [`Scheduler::finish`].
-    Job(Job),
+    /// Submit this job (its completion reported to the [`Timing`], if any), then call
+    /// [`Scheduler::finish`].
+    Job(Job, Option<Timing>),
     /// Nothing arrived within the timeout.
     Idle,
     /// Closed and empty: the dispatcher stops.
@@ -115,117 +131,41 @@ pub trait Scheduler: Send + Sync {
     fn queued(&self, tenant: TenantId) -> usize;
     /// Stops accepting work; `next` returns `Closed` once the queue is empty.
     fn close(&self);
-}
-
-#[derive(Default)]
-struct FifoState {
-    queue: VecDeque<Job>,
-    tenants: HashMap<TenantId, usize>,
-    executing: Option<TenantId>,
-    closed: bool,
-}
-
-/// First come, first served across all tenants.
-#[derive(Default)]
-pub struct Fifo {
-    state: Mutex<FifoState>,
-    /// Signalled when a job is queued or the scheduler closes.
-    work: Condvar,
-    /// Signalled when a job leaves the queue or finishes.
-    space: Condvar,
-}
-
-impl Fifo {
-    /// An empty FIFO scheduler.
-    pub fn new() -> Fifo {
-        Fifo::default()
+    /// The scheduling figures of `tenant` (`None`: unknown, or a scheduler that keeps none).
+    fn report(&self, tenant: TenantId) -> Option<TenantReport> {
+        let _ = tenant;
+        None
     }
-
-    fn lock(&self) -> MutexGuard<'_, FifoState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// What the cost model learned, as profile TOML (`None`: a scheduler without one).
+    fn profile(&self) -> Option<String> {
+        None
+    }
+    /// Applies a reloaded `[scheduler]` table: the quantum and the slicing switch (the policy
+    /// and the profiles are read at start only).
+    fn configure(&self, cfg: &SchedulerConfig) {
+        let _ = cfg;
     }
 }
 
-impl Scheduler for Fifo {
-    fn add_tenant(&self, tenant: TenantId, _params: TenantParams) {
-        self.lock().tenants.insert(tenant, 0);
-    }
-
-    fn set_params(&self, _tenant: TenantId, _params: TenantParams) {}
-
-    fn remove_tenant(&self, tenant: TenantId) -> Vec<Job> {
-        let mut st = self.lock();
-        st.tenants.remove(&tenant);
-        let (dropped, kept): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.queue)
-            .into_iter()
-            .partition(|j| j.tenant == tenant);
-        st.queue = kept;
-        while st.executing == Some(tenant) {
-            st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
-        }
-        self.space.notify_all();
-        dropped.into_iter().collect()
-    }
-
-    fn enqueue(&self, job: Job) -> Result<(), SchedError> {
-        let mut st = self.lock();
-        loop {
-            if st.closed {
-                return Err(SchedError::Closed(job.tenant));
+/// The scheduler a `[scheduler]` table asks for, its cost model seeded from its profiles.
+pub fn from_config(cfg: &SchedulerConfig) -> Result<Arc<dyn Scheduler>, cost::CostError> {
+    Ok(match cfg.policy {
+        SchedulingPolicy::Fifo => Arc::new(Fifo::new()),
+        SchedulingPolicy::Fair => {
+            let mut model = cost::CostModel::new();
+            for path in &cfg.profiles {
+                model.seed(&cost::CostModel::load(path)?);
             }
-            match st.tenants.get(&job.tenant) {
-                None => return Err(SchedError::Closed(job.tenant)),
-                Some(&n) if n < MAX_QUEUED => break,
-                Some(_) => st = self.space.wait(st).unwrap_or_else(|p| p.into_inner()),
-            }
+            Fair::new(queue_config(cfg), model)
         }
-        if let Some(n) = st.tenants.get_mut(&job.tenant) {
-            *n += 1;
-        }
-        st.queue.push_back(job);
-        self.work.notify_one();
-        Ok(())
-    }
+    })
+}
 
-    fn next(&self, timeout: Duration) -> Next {
-        let mut st = self.lock();
-        if st.queue.is_empty() && !st.closed {
-            st = self
-                .work
-                .wait_timeout(st, timeout)
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
-        match st.queue.pop_front() {
-            Some(job) => {
-                if let Some(n) = st.tenants.get_mut(&job.tenant) {
-                    *n = n.saturating_sub(1);
-                }
-                st.executing = Some(job.tenant);
-                self.space.notify_all();
-                Next::Job(job)
-            }
-            None if st.closed => Next::Closed,
-            None => Next::Idle,
-        }
-    }
-
-    fn finish(&self, tenant: TenantId) {
-        let mut st = self.lock();
-        if st.executing == Some(tenant) {
-            st.executing = None;
-        }
-        self.space.notify_all();
-    }
-
-    fn queued(&self, tenant: TenantId) -> usize {
-        self.lock().tenants.get(&tenant).copied().unwrap_or(0)
-    }
-
-    fn close(&self) {
-        self.lock().closed = true;
-        self.work.notify_all();
-        self.space.notify_all();
+/// The fair queue's configuration from a `[scheduler]` table.
+pub fn queue_config(cfg: &SchedulerConfig) -> queue::QueueConfig {
+    queue::QueueConfig {
+        quantum: cfg.quantum.as_nanos().min(u128::from(u64::MAX)) as u64,
+        slicing: cfg.slicing,
     }
 }
 
@@ -236,13 +176,13 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
         .name("gpushare-dispatch".into())
         .spawn(move || loop {
             match sched.next(Duration::from_millis(200)) {
-                Next::Job(job) => {
+                Next::Job(job, timing) => {
                     let name = job.op.name();
                     let origin = Origin {
                         sink: Arc::clone(&job.sink) as Arc<dyn FailureSink>,
                         seq: job.seq,
                         op: name,
-                        timing: None,
+                        timing,
                     };
                     let result = job.op.execute(&origin);
                     job.sink.submitted(job.seq, name, result);
@@ -252,58 +192,4 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
                 Next::Closed => break,
             }
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct Nop;
-    impl JobSink for Nop {
-        fn submitted(&self, _: u64, _: &'static str, _: DResult<()>) {}
-    }
-    impl FailureSink for Nop {
-        fn failed(&self, _: u64, _: &'static str, _: u32) {}
-        fn owner(&self) -> String {
-            String::new()
-        }
-    }
-
-    fn job(tenant: TenantId, seq: u64) -> Job {
-        // Jobs are never executed in these tests.
-        Job {
-            tenant,
-            seq,
-            op: Op::Nop,
-            sink: Arc::new(Nop),
-        }
-    }
-
-    #[test]
-    fn fifo_order_removal_and_close() {
-        let s = Fifo::new();
-        s.add_tenant(1, TenantParams::default());
-        s.add_tenant(2, TenantParams::default());
-        s.enqueue(job(1, 1)).unwrap();
-        s.enqueue(job(2, 1)).unwrap();
-        s.enqueue(job(1, 2)).unwrap();
-        assert_eq!(s.queued(1), 2);
-        let Next::Job(j) = s.next(Duration::ZERO) else {
-            panic!("expected a job")
-        };
-        assert_eq!((j.tenant, j.seq), (1, 1));
-        s.finish(1);
-        let dropped = s.remove_tenant(1);
-        assert_eq!(dropped.len(), 1);
-        assert!(s.enqueue(job(1, 3)).is_err(), "removed tenant");
-        let Next::Job(j) = s.next(Duration::ZERO) else {
-            panic!("expected a job")
-        };
-        assert_eq!((j.tenant, j.seq), (2, 1));
-        s.finish(2);
-        assert!(matches!(s.next(Duration::from_millis(1)), Next::Idle));
-        s.close();
-        assert!(matches!(s.next(Duration::ZERO), Next::Closed));
-        assert!(s.enqueue(job(2, 2)).is_err());
-    }
 }

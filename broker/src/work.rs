@@ -32,6 +32,10 @@ pub enum Op {
     Launch {
         /// Kernel.
         function: FunctionRaw,
+        /// The kernel's name (the cost model's key).
+        kernel: Arc<str>,
+        /// Its block-range variant (kernel slicing), if its module has one.
+        sliced: Option<FunctionRaw>,
         /// Grid.
         grid: [u32; 3],
         /// Block.
@@ -180,6 +184,8 @@ impl Op {
         match self {
             Op::Launch {
                 function,
+                kernel: _,
+                sliced: _,
                 grid,
                 block,
                 shared,

@@ -93,6 +93,7 @@ impl Registry {
                 let (memory_bytes, memory_quota, streams) = t.memory_figures();
                 let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
                 let params = t.params();
+                let sched = env.sched.report(info.id).unwrap_or_default();
                 Some(TenantStatus {
                     session_id: info.id,
                     name: info.name,
@@ -104,7 +105,12 @@ impl Registry {
                     queued_ops,
                     submitted_ops,
                     completed_ops,
-                    gpu_time_ns: 0,
+                    gpu_time_ns: sched.device_ns,
+                    share_ppm: (sched.share * 1e6).round() as u32,
+                    queue_p50_ns: sched.queue_p50_ns,
+                    queue_p99_ns: sched.queue_p99_ns,
+                    kernels: sched.kernels,
+                    prediction_error_ppm: sched.prediction_error.map(|e| (e * 1e6).min(4e9) as u32),
                     weight: params.weight,
                     priority: params.priority.name().to_string(),
                     group: t.group.to_string(),

@@ -176,6 +176,8 @@ fn launch(t: &Arc<Tenant>, seq: u64, l: &Launch<'_>) -> RResult {
         }
         Ok(Op::Launch {
             function: f.raw,
+            kernel: Arc::clone(&f.name),
+            sliced: f.sliced,
             grid: l.grid,
             block: l.block,
             shared: l.shared_mem_bytes,

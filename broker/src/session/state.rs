@@ -100,10 +100,12 @@ pub struct FunctionEntry {
     pub raw: FunctionRaw,
     /// Tenant handle of its module.
     pub module: u64,
-    /// Name.
-    pub name: String,
+    /// Name (also the scheduler's cost-model key).
+    pub name: Arc<str>,
     /// Parameter layout (empty when unknown).
     pub layout: Arc<[ParamInfo]>,
+    /// The kernel's block-range variant, when its module has one (kernel slicing).
+    pub sliced: Option<FunctionRaw>,
 }
 
 /// A context handle (an alias of the broker's shared context).

@@ -2,6 +2,10 @@
 //! checked against their own length before the driver sees them (the driver's
 //! `cuModuleLoadData` takes no length). The copy is the worker's own, so a tenant changing the
 //! bytes meanwhile changes nothing.
+//!
+//! A PTX image whose kernels can be sliced is loaded with their block-range variants added
+//! ([`with_slices`], see `gpushare_ptx::slice` and docs/scheduling.md): the scheduler launches a
+//! long kernel as slices of its grid through `NAME__gs_slice`.
 
 use gpushare_client::code;
 
@@ -72,6 +76,23 @@ pub fn prepare_image(mut image: Vec<u8>) -> Result<Vec<u8>, BadImage> {
             Ok(image)
         }
     }
+}
+
+/// The image with block-range slice variants of its kernels added (NUL-terminated), when it is
+/// PTX text with at least one sliceable kernel; `None` otherwise (load it as given).
+pub fn with_slices(image: &[u8]) -> Option<Vec<u8>> {
+    let text = image.strip_suffix(&[0]).unwrap_or(image);
+    if text.starts_with(ELF_MAGIC) || text.contains(&0) {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    let sliced = gpushare_ptx::slice_module(text).ok()?;
+    let any = sliced.entries.iter().any(|e| e.sliced_name().is_some());
+    any.then(|| {
+        let mut v = sliced.ptx.into_bytes();
+        v.push(0);
+        v
+    })
 }
 
 #[cfg(test)]

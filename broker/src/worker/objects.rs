@@ -145,7 +145,18 @@ impl Objects {
             call: "cuModuleLoadData",
             code: e.code(),
         })?;
-        let m = self.drv.module_load(&image)?;
+        let m = match super::image::with_slices(&image) {
+            Some(sliced) => match self.drv.module_load(&sliced) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(
+                        "the module with kernel slices did not load ({e}); loading it as given"
+                    );
+                    self.drv.module_load(&image)?
+                }
+            },
+            None => self.drv.module_load(&image)?,
+        };
         let id = self.id();
         write(&self.modules).insert(id, m);
         Ok(id)

@@ -225,7 +225,12 @@ fn timed(ctx: &Ctx, seq: u64, cmd: &Command<'_>) -> DResult<()> {
     };
     let start = ctx.timer.start(&s);
     let submitted = submit(ctx, cmd, &s);
-    ctx.timer.finish(seq, &s, start, submitted.is_ok());
+    let engine = match cmd {
+        Command::MemcpyHtoD(_) => 1,
+        Command::MemcpyDtoH(_) => 2,
+        _ => 0,
+    };
+    ctx.timer.finish(seq, engine, &s, start, submitted.is_ok());
     submitted
 }
 

@@ -45,6 +45,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// when it has no time.
 struct Pending {
     seq: u64,
+    /// Engine index: 0 compute, 1 host-to-device, 2 device-to-host.
+    engine: usize,
     events: Option<(Arc<Event>, Arc<Event>)>,
 }
 
@@ -97,7 +99,15 @@ impl Timer {
 
     /// After timed operation `seq` was submitted on `stream` (`ok`) or failed: records its end
     /// event and queues it for the timing thread.
-    pub fn finish(&self, seq: u64, stream: &Arc<Stream>, start: Option<Arc<Event>>, ok: bool) {
+    /// `engine`: 0 compute, 1 host-to-device, 2 device-to-host copies.
+    pub fn finish(
+        &self,
+        seq: u64,
+        engine: usize,
+        stream: &Arc<Stream>,
+        start: Option<Arc<Event>>,
+        ok: bool,
+    ) {
         let sh = &self.shared;
         let events = match start {
             Some(a) if ok => match sh.record(stream) {
@@ -113,7 +123,12 @@ impl Timer {
             }
             None => None,
         };
-        if let Err(p) = sh.enqueue(Pending { seq, events }) {
+        let engine = engine.min(2);
+        if let Err(p) = sh.enqueue(Pending {
+            seq,
+            engine,
+            events,
+        }) {
             self.overflow(p, Some(stream));
         }
     }
@@ -121,7 +136,12 @@ impl Timer {
     /// Timed operation `seq` never reached a stream (its stream is unknown): its `OP_DONE`,
     /// without a time, after those of the operations before it.
     pub fn failed(&self, seq: u64) {
-        if let Err(p) = self.shared.enqueue(Pending { seq, events: None }) {
+        let p = Pending {
+            seq,
+            engine: 0,
+            events: None,
+        };
+        if let Err(p) = self.shared.enqueue(p) {
             self.overflow(p, None);
         }
     }
@@ -208,15 +228,28 @@ impl Shared {
         }
     }
 
-    /// The timing thread: each operation in submission order.
+    /// The timing thread: each operation in submission order. An operation's device time is
+    /// from its start event — or from the end of the previous operation on the same engine,
+    /// if that is later (it waited for the engine behind another stream's work, which is not
+    /// its own time) — to its end event.
     fn run(&self) {
+        let mut last_end: [Option<Arc<Event>>; 3] = [None, None, None];
         loop {
             let p = self.next();
             let ns = match p.events {
                 Some((a, b)) => {
-                    let ns = self.measure(&a, &b);
+                    let mut ns = self.measure(&a, &b);
+                    if let Some(prev) = &last_end[p.engine] {
+                        if ns != NO_DEVICE_TIME {
+                            if let Ok(ms) = self.drv.event_elapsed(prev, &b) {
+                                ns = ns.min(ns_of_ms(ms));
+                            }
+                        }
+                    }
                     self.put(a);
-                    self.put(b);
+                    if let Some(prev) = last_end[p.engine].replace(b) {
+                        self.put(prev);
+                    }
                     ns
                 }
                 None => NO_DEVICE_TIME,

@@ -84,6 +84,17 @@ pub struct TenantStatus {
     pub group: String,
     /// Scheduling class: `high`, `normal` or `low` (the policy's now).
     pub priority: String,
+    /// Share of device time over the last 10 s, in parts per million.
+    pub share_ppm: u32,
+    /// Median time an operation waited in the scheduler's queue (recent operations, ns).
+    pub queue_p50_ns: u64,
+    /// 99th percentile of the same.
+    pub queue_p99_ns: u64,
+    /// Kernels completed.
+    pub kernels: u64,
+    /// Mean |predicted − measured| / measured of the cost model, recent timed operations, in
+    /// parts per million (`None`: nothing measured yet, or a scheduler without a cost model).
+    pub prediction_error_ppm: Option<u32>,
 }
 
 /// The outcome of a `PolicyReload` request.

@@ -253,6 +253,11 @@ pub fn status() -> StatusReport {
             weight: 1,
             group: "uid:1000".into(),
             priority: "normal".into(),
+            share_ppm: 250_000,
+            queue_p50_ns: 12_000,
+            queue_p99_ns: 900_000,
+            kernels: 80,
+            prediction_error_ppm: Some(31_000),
         }],
         workers: vec![WorkerStatus {
             group: "uid:1000".into(),

@@ -71,7 +71,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
         let found = st
             .functions
             .iter()
-            .find(|(_, f)| f.module == module && f.name == name)
+            .find(|(_, f)| f.module == module && *f.name == *name)
             .map(|(h, f)| (*h, f.layout.to_vec()));
         Ok((raw, found))
     })?;
@@ -88,13 +88,24 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
         );
         Vec::new()
     });
+    // The block-range variant the worker added for kernel slicing, if any (it needs the
+    // parameter layout: slices append their parameters after the kernel's own).
+    let sliced = if params.is_empty() {
+        None
+    } else {
+        CString::new(format!("{name}{}", gpushare_ptx::SLICE_SUFFIX))
+            .ok()
+            .and_then(|n| dev.module_get_function(raw, &n).ok())
+            .map(|(f, _)| f)
+    };
     let function = with_state(t, |st| {
         st.modules.get(module)?;
         Ok(st.functions.insert(FunctionEntry {
             raw: f,
             module,
-            name,
+            name: name.into(),
             layout: params.clone().into(),
+            sliced,
         })?)
     })?;
     Ok(Reply::Function { function, params })

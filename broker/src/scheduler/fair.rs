@@ -1,0 +1,340 @@
+//! [`Fair`]: the [`FairQueue`] behind a lock, on the broker's clock, fed by the device's
+//! completions ([`CompletionSink`]).
+//!
+//! Threads: sessions' ring threads `enqueue` (blocking while their tenant has
+//! [`MAX_QUEUED`] jobs waiting); the dispatcher calls `next`/`finish`; links' notify threads call
+//! `completed`. Each takes only this scheduler's lock, never while holding another, and the
+//! dispatcher submits with the lock released.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use super::cost::{CostClass, CostModel, Engine, Nanos, Shape};
+use super::queue::{FairQueue, Pick, QueueConfig, Work};
+use super::{
+    Job, JobSink, Next, SchedError, Scheduler, TenantId, TenantParams, TenantReport, MAX_QUEUED,
+};
+use crate::device::{CompletionSink, FailureSink, Timing};
+use crate::work::{memset_extent, Op};
+
+impl Work for Job {
+    fn class(&self) -> CostClass {
+        op_class(&self.op)
+    }
+
+    fn slice_class(&self, parts: u32) -> Option<CostClass> {
+        slices(self, parts).and_then(|ops| ops.first().map(op_class))
+    }
+
+    fn split(self, parts: u32) -> Result<Vec<Job>, Job> {
+        match slices(&self, parts) {
+            Some(ops) => {
+                let n = ops.len();
+                Ok(ops
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, op)| Job {
+                        tenant: self.tenant,
+                        seq: self.seq,
+                        op,
+                        // Only the last slice counts as the tenant's submission.
+                        sink: if i + 1 == n {
+                            Arc::clone(&self.sink)
+                        } else {
+                            Arc::new(SliceSink(Arc::clone(&self.sink)))
+                        },
+                    })
+                    .collect())
+            }
+            None => Err(self),
+        }
+    }
+}
+
+/// The launches of `job`'s kernel as `parts` block-range slices of its grid, through its
+/// sliced variant (the kernel's parameters, padded to 4 bytes, then block offset x, y, z and
+/// the whole grid x, y, z; see `gpushare_ptx::slice`); `None` when it cannot be sliced.
+fn slices(job: &Job, parts: u32) -> Option<Vec<Op>> {
+    let Op::Launch {
+        sliced: Some(variant),
+        kernel,
+        grid,
+        block,
+        shared,
+        stream,
+        params,
+        layout,
+        ..
+    } = &job.op
+    else {
+        return None;
+    };
+    let end = layout
+        .iter()
+        .map(|p| p.offset as usize + p.size as usize)
+        .max()?;
+    let own = params.get(..end)?;
+    let plan = gpushare_ptx::plan_slices(*grid, parts);
+    if plan.len() < 2 {
+        return None;
+    }
+    // Slices are costed apart from whole launches (their shapes differ in waves, not blocks).
+    let slice_name: Arc<str> = format!("{kernel}{}", gpushare_ptx::SLICE_SUFFIX).into();
+    Some(
+        plan.iter()
+            .map(|s| {
+                let mut p = own.to_vec();
+                p.resize(end.next_multiple_of(4), 0);
+                for v in s.params(*grid) {
+                    p.extend_from_slice(&v.to_le_bytes());
+                }
+                Op::Launch {
+                    function: *variant,
+                    kernel: Arc::clone(&slice_name),
+                    sliced: None,
+                    grid: s.grid,
+                    block: *block,
+                    shared: *shared,
+                    stream: Arc::clone(stream),
+                    params: p,
+                    layout: Arc::clone(layout),
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The sink of a slice before the last: failures go to the tenant, the submission is counted
+/// once, by the last slice.
+struct SliceSink(Arc<dyn JobSink>);
+
+impl FailureSink for SliceSink {
+    fn failed(&self, seq: u64, op: &'static str, code: u32) {
+        self.0.failed(seq, op, code);
+    }
+
+    fn owner(&self) -> String {
+        self.0.owner()
+    }
+}
+
+impl JobSink for SliceSink {
+    fn submitted(&self, seq: u64, op: &'static str, result: crate::device::DResult<()>) {
+        if let Err(e) = result {
+            self.0.failed(seq, op, e.code());
+        }
+    }
+}
+
+/// The cost class of an operation.
+pub fn op_class(op: &Op) -> CostClass {
+    match op {
+        Op::Launch {
+            kernel,
+            grid,
+            block,
+            shared,
+            ..
+        } => CostClass::Kernel(Shape {
+            kernel: Arc::clone(kernel),
+            grid: *grid,
+            block: *block,
+            shared: *shared,
+        }),
+        Op::CopyHtoD { src, .. } => CostClass::Transfer {
+            engine: Engine::H2D,
+            bytes: src.len() as u64,
+        },
+        Op::CopyDtoH { dst, .. } => CostClass::Transfer {
+            engine: Engine::D2H,
+            bytes: dst.len() as u64,
+        },
+        Op::CopyDtoD { len, .. } => CostClass::Transfer {
+            engine: Engine::Compute,
+            bytes: len.saturating_mul(2),
+        },
+        Op::Memset {
+            pitch,
+            element_size,
+            width,
+            height,
+            ..
+        } => CostClass::Transfer {
+            engine: Engine::Compute,
+            bytes: memset_extent(*pitch, *width, *height, u64::from(*element_size)).unwrap_or(0),
+        },
+        Op::WriteValue { .. }
+        | Op::EventRecord { .. }
+        | Op::StreamWait { .. }
+        | Op::Join { .. }
+        | Op::HostFn { .. }
+        | Op::Nop => CostClass::Free,
+    }
+}
+
+struct State {
+    queue: FairQueue<Job>,
+    executing: Option<TenantId>,
+    closed: bool,
+}
+
+/// Weighted fair scheduling of device time (see [`super::queue`]).
+pub struct Fair {
+    state: Mutex<State>,
+    /// Signalled when work is queued or completes, parameters change, or the scheduler closes.
+    work: Condvar,
+    /// Signalled when a job leaves a queue or finishes submitting.
+    space: Condvar,
+    epoch: Instant,
+    me: Weak<Fair>,
+}
+
+impl Fair {
+    /// A fair scheduler with `cfg`, its cost model seeded with `model`.
+    pub fn new(cfg: QueueConfig, model: CostModel) -> Arc<Fair> {
+        Arc::new_cyclic(|me| Fair {
+            state: Mutex::new(State {
+                queue: FairQueue::new(cfg, model),
+                executing: None,
+                closed: false,
+            }),
+            work: Condvar::new(),
+            space: Condvar::new(),
+            epoch: Instant::now(),
+            me: me.clone(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn now(&self) -> Nanos {
+        self.epoch.elapsed().as_nanos() as Nanos
+    }
+
+    /// Replaces the quantum and slicing switch (a policy reload).
+    pub fn set_config(&self, cfg: QueueConfig) {
+        self.lock().queue.set_config(cfg);
+        self.work.notify_all();
+    }
+
+    fn timing(&self, ticket: Option<u64>) -> Option<Timing> {
+        let sink: Arc<dyn CompletionSink> = self.me.upgrade()?;
+        ticket.map(|ticket| Timing { sink, ticket })
+    }
+}
+
+impl CompletionSink for Fair {
+    fn completed(&self, ticket: u64, device_ns: Option<u64>) {
+        let now = self.now();
+        self.lock().queue.complete(ticket, device_ns, now);
+        self.work.notify_all();
+    }
+}
+
+impl Scheduler for Fair {
+    fn add_tenant(&self, tenant: TenantId, params: TenantParams) {
+        let now = self.now();
+        self.lock().queue.add_tenant(tenant, params, now);
+    }
+
+    fn set_params(&self, tenant: TenantId, params: TenantParams) {
+        self.lock().queue.set_params(tenant, params);
+        self.work.notify_all();
+    }
+
+    fn remove_tenant(&self, tenant: TenantId) -> Vec<Job> {
+        let mut st = self.lock();
+        let dropped = st.queue.remove_tenant(tenant);
+        while st.executing == Some(tenant) {
+            st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        self.space.notify_all();
+        self.work.notify_all();
+        dropped
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), SchedError> {
+        let id = job.tenant;
+        let mut st = self.lock();
+        loop {
+            if st.closed || !st.queue.has_tenant(id) {
+                return Err(SchedError::Closed(id));
+            }
+            if st.queue.queued(id) < MAX_QUEUED {
+                break;
+            }
+            st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        let now = self.now();
+        st.queue
+            .push(id, job, now)
+            .map_err(|_| SchedError::Closed(id))?;
+        self.work.notify_one();
+        Ok(())
+    }
+
+    fn next(&self, timeout: Duration) -> Next {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            let now = self.now();
+            let wait = match st.queue.pick(now) {
+                Pick::Job {
+                    tenant,
+                    job,
+                    ticket,
+                } => {
+                    st.executing = Some(tenant);
+                    drop(st);
+                    self.space.notify_all();
+                    return Next::Job(job, self.timing(ticket));
+                }
+                Pick::WaitUntil(at) => Duration::from_nanos(at.saturating_sub(now)),
+                Pick::Wait if st.closed => return Next::Closed,
+                Pick::Wait => Duration::MAX,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Next::Idle;
+            }
+            st = self
+                .work
+                .wait_timeout(st, wait.min(left))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn finish(&self, tenant: TenantId) {
+        let mut st = self.lock();
+        if st.executing == Some(tenant) {
+            st.executing = None;
+        }
+        self.space.notify_all();
+    }
+
+    fn queued(&self, tenant: TenantId) -> usize {
+        self.lock().queue.queued(tenant)
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+        self.space.notify_all();
+    }
+
+    fn report(&self, tenant: TenantId) -> Option<TenantReport> {
+        let now = self.now();
+        self.lock().queue.report(tenant, now)
+    }
+
+    fn profile(&self) -> Option<String> {
+        Some(self.lock().queue.model().to_profile())
+    }
+
+    fn configure(&self, cfg: &crate::policy::SchedulerConfig) {
+        self.set_config(super::queue_config(cfg));
+    }
+}

@@ -1,0 +1,178 @@
+//! [`Fifo`]: one queue across all tenants, first come first served — the scheduler before fair
+//! sharing, kept as the baseline the benchmarks compare against (`[scheduler] policy = "fifo"`).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::{Job, Next, SchedError, Scheduler, TenantId, TenantParams, MAX_QUEUED};
+
+#[derive(Default)]
+struct FifoState {
+    queue: VecDeque<Job>,
+    tenants: HashMap<TenantId, usize>,
+    executing: Option<TenantId>,
+    closed: bool,
+}
+
+/// First come, first served across all tenants.
+#[derive(Default)]
+pub struct Fifo {
+    state: Mutex<FifoState>,
+    /// Signalled when a job is queued or the scheduler closes.
+    work: Condvar,
+    /// Signalled when a job leaves the queue or finishes.
+    space: Condvar,
+}
+
+impl Fifo {
+    /// An empty FIFO scheduler.
+    pub fn new() -> Fifo {
+        Fifo::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FifoState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Scheduler for Fifo {
+    fn add_tenant(&self, tenant: TenantId, _params: TenantParams) {
+        self.lock().tenants.insert(tenant, 0);
+    }
+
+    fn set_params(&self, _tenant: TenantId, _params: TenantParams) {}
+
+    fn remove_tenant(&self, tenant: TenantId) -> Vec<Job> {
+        let mut st = self.lock();
+        st.tenants.remove(&tenant);
+        let (dropped, kept): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.queue)
+            .into_iter()
+            .partition(|j| j.tenant == tenant);
+        st.queue = kept;
+        while st.executing == Some(tenant) {
+            st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        self.space.notify_all();
+        dropped.into_iter().collect()
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), SchedError> {
+        let mut st = self.lock();
+        loop {
+            if st.closed {
+                return Err(SchedError::Closed(job.tenant));
+            }
+            match st.tenants.get(&job.tenant) {
+                None => return Err(SchedError::Closed(job.tenant)),
+                Some(&n) if n < MAX_QUEUED => break,
+                Some(_) => st = self.space.wait(st).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+        if let Some(n) = st.tenants.get_mut(&job.tenant) {
+            *n += 1;
+        }
+        st.queue.push_back(job);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    fn next(&self, timeout: Duration) -> Next {
+        let mut st = self.lock();
+        if st.queue.is_empty() && !st.closed {
+            st = self
+                .work
+                .wait_timeout(st, timeout)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+        match st.queue.pop_front() {
+            Some(job) => {
+                if let Some(n) = st.tenants.get_mut(&job.tenant) {
+                    *n = n.saturating_sub(1);
+                }
+                st.executing = Some(job.tenant);
+                self.space.notify_all();
+                Next::Job(job, None)
+            }
+            None if st.closed => Next::Closed,
+            None => Next::Idle,
+        }
+    }
+
+    fn finish(&self, tenant: TenantId) {
+        let mut st = self.lock();
+        if st.executing == Some(tenant) {
+            st.executing = None;
+        }
+        self.space.notify_all();
+    }
+
+    fn queued(&self, tenant: TenantId) -> usize {
+        self.lock().tenants.get(&tenant).copied().unwrap_or(0)
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.work.notify_all();
+        self.space.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::device::{DResult, FailureSink};
+    use crate::scheduler::JobSink;
+    use crate::work::Op;
+    use std::sync::Arc;
+
+    struct Nop;
+    impl JobSink for Nop {
+        fn submitted(&self, _: u64, _: &'static str, _: DResult<()>) {}
+    }
+    impl FailureSink for Nop {
+        fn failed(&self, _: u64, _: &'static str, _: u32) {}
+        fn owner(&self) -> String {
+            String::new()
+        }
+    }
+
+    fn job(tenant: TenantId, seq: u64) -> Job {
+        // Jobs are never executed in these tests.
+        Job {
+            tenant,
+            seq,
+            op: Op::Nop,
+            sink: Arc::new(Nop),
+        }
+    }
+
+    #[test]
+    fn fifo_order_removal_and_close() {
+        let s = Fifo::new();
+        s.add_tenant(1, TenantParams::default());
+        s.add_tenant(2, TenantParams::default());
+        s.enqueue(job(1, 1)).unwrap();
+        s.enqueue(job(2, 1)).unwrap();
+        s.enqueue(job(1, 2)).unwrap();
+        assert_eq!(s.queued(1), 2);
+        let Next::Job(j, _) = s.next(Duration::ZERO) else {
+            panic!("expected a job")
+        };
+        assert_eq!((j.tenant, j.seq), (1, 1));
+        s.finish(1);
+        let dropped = s.remove_tenant(1);
+        assert_eq!(dropped.len(), 1);
+        assert!(s.enqueue(job(1, 3)).is_err(), "removed tenant");
+        let Next::Job(j, _) = s.next(Duration::ZERO) else {
+            panic!("expected a job")
+        };
+        assert_eq!((j.tenant, j.seq), (2, 1));
+        s.finish(2);
+        assert!(matches!(s.next(Duration::from_millis(1)), Next::Idle));
+        s.close();
+        assert!(matches!(s.next(Duration::ZERO), Next::Closed));
+        assert!(s.enqueue(job(2, 2)).is_err());
+    }
+}

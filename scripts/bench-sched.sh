@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# Scheduling benchmark (issue 10): tenants running tests/c/bench_sched.c through `gpushare run`
+# against a broker on the CPU device with pacing (GPUSHARE_CPU_PACING=1, `small` profile), so a
+# kernel lasts its modelled time in wall-clock time. Prints, per scenario, each tenant's device
+# time (launches x modelled kernel time) and the figures of issue 10 item 8:
+#   a) two tenants, kernels 10x apart: Jain's index (equal weights), share ratio (weights 3:1)
+#   b) overhead against FIFO: device utilisation, one tenant alone and four together
+#   c) a high-priority tenant (1 ms kernels every 20 ms, each waited for): p99 alone and beside
+#      a saturating normal tenant with 2 ms kernels of many blocks
+#   d) max_share = 0.3 alone: the share it got
+#   e) the cost model's prediction error over the runs (from the broker's session-end log)
+# Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
+# Nothing is asserted (the properties
+# are asserted over modelled time by broker/src/scheduler/sim.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+secs=${1:-5}
+only=${2:-a b c d}
+want() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+scripts/setup-cuda-deps.sh >/dev/null
+if [ "${GPUSHARE_BENCH_NO_BUILD:-0}" != 1 ]; then
+    cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim
+fi
+rel=${CARGO_TARGET_DIR:-$root/target}/release
+work=$(mktemp -d /tmp/gpushare-bench-sched.XXXXXX)
+broker_pid=
+stop_broker() {
+    if [ -n "$broker_pid" ]; then
+        kill "$broker_pid" 2>/dev/null || true
+        wait "$broker_pid" 2>/dev/null || true
+        broker_pid=
+    fi
+}
+trap 'stop_broker; [ "${GPUSHARE_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
+
+mkdir -p "$work/lib"
+ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
+ln -s libcuda.so.1 "$work/lib/libcuda.so"
+gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
+    tests/c/bench_sched.c -o "$work/bench_sched" -L "$work/lib" -lcuda -lm
+
+unset GPUSHARE_CPU_THREADS LD_PRELOAD
+export GPUSHARE_KERNELS_DIR=$root/examples/kernels GPUSHARE_CPU_PROFILE=small GPUSHARE_CPU_PACING=1
+export GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so
+export TMPDIR=$work
+
+# start_broker POLICY_TEXT: a broker with that policy (isolation "shared": one worker, one
+# modelled device for all tenants).
+start_broker() {
+    stop_broker
+    printf '[default]\nisolation = "shared"\n%b\n' "$1" >"$work/policy.toml"
+    rm -f "$work/sock"
+    GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-info} "$rel/gpushare" broker --device cpu --socket "$work/sock" \
+        --policy "$work/policy.toml" 2>>"$work/broker.log" &
+    broker_pid=$!
+    for _ in $(seq 600); do
+        [ -S "$work/sock" ] && return 0
+        sleep 0.05
+    done
+    echo "bench-sched: the broker did not start" >&2
+    cat "$work/broker.log" >&2
+    exit 1
+}
+
+# wait_tenants: waits for the tenants started since the broker (never for the broker itself).
+wait_tenants() {
+    for p in "${tenants[@]}"; do wait "$p" || echo "bench-sched: a tenant failed (exit $?)" >&2; done
+    tenants=()
+}
+tenants=()
+
+# tenant NAME ARGS...: runs bench_sched as tenant NAME in the background, output in NAME.out.
+tenant() {
+    local name=$1
+    shift
+    "$rel/gpushare" run --socket "$work/sock" --name "$name" -- \
+        "$work/bench_sched" --seconds "$secs" "$@" >"$work/$name.out" &
+    tenants+=($!)
+}
+
+# device_s NAME NS BLOCKS_PER_WAVE... : modelled device seconds: launches x (5 µs + waves x ns).
+device_s() {
+    awk -v ns="$2" -v waves="${3:-1}" '$1 == "launches" { printf "%.3f", $2 * (5000 + waves * ns) / 1e9 }' "$work/$1.out"
+}
+elapsed() { awk '$1 == "elapsed_s" { print $2 }' "$work/$1.out"; }
+field() { awk -v k="$2" '$1 == k { print $2 }' "$work/$1.out"; }
+
+# Kernels of the `small` profile: 1 block = 1 wave; a nanosleep lasts at most 1 ms (PTX).
+# Long many-block kernels: 320 blocks with 48 KiB of shared memory each = 4 blocks per SM = 20
+# waves of 100 µs = 2 ms. Saturating tenants keep about 20 ms of work per synchronisation.
+short="--ns 100000 --depth 200"
+long="--ns 1000000 --depth 20"
+wide="--ns 100000 --blocks 320 --shared 49152 --depth 10"
+
+if want a; then
+echo "== a) two tenants, kernels 10x apart (0.1 ms and 1 ms), equal weights"
+start_broker ""
+tenant short $short
+tenant long $long
+wait_tenants
+a=$(device_s short 100000) b=$(device_s long 1000000)
+awk -v a="$a" -v b="$b" 'BEGIN { printf "device s: short %.3f, long %.3f; shares %.3f / %.3f; Jain %.4f\n",
+    a, b, a / (a + b), b / (a + b), (a + b)^2 / (2 * (a * a + b * b)) }'
+
+echo "== a) the same with weights 3 (short) : 1 (long)"
+start_broker '[tenants.short]\nweight = 3'
+tenant short $short
+tenant long $long
+wait_tenants
+a=$(device_s short 100000) b=$(device_s long 1000000)
+awk -v a="$a" -v b="$b" 'BEGIN { printf "device s: short %.3f, long %.3f; ratio %.3f (goal 3 +- 5%%)\n", a, b, a / b }'
+fi
+
+want b && for policy in fifo fair; do
+    echo "== b) overhead, [scheduler] policy = \"$policy\": one tenant, 1 ms kernels"
+    start_broker "[scheduler]\npolicy = \"$policy\""
+    tenant solo --ns 1000000
+    wait_tenants
+    awk -v d="$(device_s solo 1000000)" -v e="$(elapsed solo)" 'BEGIN { printf "utilisation %.4f\n", d / e }'
+    echo "== b) overhead, [scheduler] policy = \"$policy\": four tenants, 1 ms kernels"
+    start_broker "[scheduler]\npolicy = \"$policy\""
+    for i in 1 2 3 4; do tenant "t$i" --ns 1000000; done
+    wait_tenants
+    sum=0
+    for i in 1 2 3 4; do sum=$(awk -v s="$sum" -v d="$(device_s "t$i" 1000000)" 'BEGIN { print s + d }'); done
+    awk -v d="$sum" -v e="$(elapsed t1)" 'BEGIN { printf "utilisation %.4f\n", d / e }'
+done
+
+if want c; then
+echo "== c) high-priority tenant: 1 ms kernels every 20 ms, each waited for"
+start_broker '[tenants.hi]\npriority = "high"'
+tenant hi --ns 1000000 --period-us 20000
+wait_tenants
+alone=$(field hi lat_p99_us)
+echo "alone: p50 $(field hi lat_p50_us) us, p99 $alone us"
+start_broker '[tenants.hi]\npriority = "high"'
+tenant hi --ns 1000000 --period-us 20000
+tenant bulk $wide
+wait_tenants
+shared=$(field hi lat_p99_us)
+awk -v a="$alone" -v s="$shared" -v p50="$(field hi lat_p50_us)" -v d="$(device_s bulk 100000 20)" -v e="$(elapsed bulk)" \
+    'BEGIN { printf "beside a saturating tenant: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); bulk tenant kept %.3f of the device\n", p50, s, s / a, d / e }'
+
+fi
+if want d; then
+echo "== d) max_share = 0.3, alone, 1 ms kernels"
+start_broker '[tenants.capped]\nmax_share = 0.3'
+tenant capped --ns 1000000
+wait_tenants
+awk -v d="$(device_s capped 1000000)" -v e="$(elapsed capped)" 'BEGIN { printf "share %.4f (goal 0.3 +- 0.015)\n", d / e }'
+fi
+stop_broker
+
+echo "== e) cost-model prediction error, per session (broker log)"
+grep -o 'session ended.*prediction error [^ ]*' "$work/broker.log" | sed 's/.*tenant/tenant/' || true

@@ -1,0 +1,125 @@
+/*
+ * A tenant for the scheduling benchmarks (scripts/bench-sched.sh): launches busy_sleep kernels
+ * (examples/kernels/busy_sleep.ptx; on the CPU device with GPUSHARE_CPU_PACING=1 a launch lasts
+ * its modelled time: waves x ns x iters) for a fixed wall-clock time, and prints what it got.
+ *
+ * Usage: bench_sched [--seconds S] [--ns NS] [--iters I] [--blocks B] [--threads T]
+ *                    [--shared BYTES] [--period-us P] [--depth D]
+ *   --period-us 0 (default): saturate — two batches of D launches always queued (launch batch
+ *                      k+1, then wait for batch k);
+ *   --period-us P > 0: one launch every P µs, each waited for (cuStreamSynchronize), latency
+ *                      measured from the launch call to the end of the synchronisation.
+ *
+ * Output (one per line, "KEY VALUE"; nothing else on stdout):
+ *   launches     kernels completed within the run
+ *   elapsed_s    wall-clock seconds of the run
+ *   lat_p50_us   (periodic only) median launch-to-completion latency
+ *   lat_p99_us   (periodic only) 99th percentile
+ */
+#include "common.h"
+
+static double now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double opt(int argc, char **argv, const char *name, double dflt)
+{
+    for (int i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], name) == 0) {
+            return strtod(argv[i + 1], NULL);
+        }
+    }
+    return dflt;
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = opt(argc, argv, "--seconds", 5);
+    unsigned ns = (unsigned)opt(argc, argv, "--ns", 100000);
+    int iters = (int)opt(argc, argv, "--iters", 1);
+    unsigned blocks = (unsigned)opt(argc, argv, "--blocks", 1);
+    unsigned threads = (unsigned)opt(argc, argv, "--threads", 32);
+    unsigned shared = (unsigned)opt(argc, argv, "--shared", 0);
+    double period = opt(argc, argv, "--period-us", 0);
+    unsigned depth = (unsigned)opt(argc, argv, "--depth", 8);
+
+    CUcontext ctx;
+    CHECK(cuInit(0));
+    CUdevice dev;
+    CHECK(cuDeviceGet(&dev, 0));
+    CHECK(cuCtxCreate(&ctx, 0, dev));
+    CUmodule mod = load_module("busy_sleep");
+    CUfunction f = get_function(mod, "busy_sleep");
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    int n = (int)(blocks * threads);
+    CUdeviceptr out;
+    CHECK(cuMemAlloc(&out, (size_t)n * 4));
+    void *params[] = {&out, &ns, &iters, &n};
+
+    size_t cap = period > 0 ? (size_t)(seconds * 1e6 / period) + 16 : 1;
+    double *lat = calloc(cap, sizeof *lat);
+    EXPECT(lat != NULL, "calloc");
+    size_t samples = 0;
+    CUevent ev[2];
+    CHECK(cuEventCreate(&ev[0], 0));
+    CHECK(cuEventCreate(&ev[1], 0));
+    unsigned long batch = 0;
+    unsigned long launches = 0;
+    double t0 = now_us(), end = t0 + seconds * 1e6, next = t0;
+    while (now_us() < end) {
+        if (period > 0) {
+            double t = now_us();
+            if (t < next) {
+                sleep_ms((unsigned)((next - t) / 1000.0));
+                while (now_us() < next) {
+                }
+            }
+            double start = now_us();
+            CHECK(cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, shared, s, params, NULL));
+            CHECK(cuStreamSynchronize(s));
+            if (samples < cap) {
+                lat[samples++] = now_us() - start;
+            }
+            launches++;
+            next += period;
+        } else {
+            /* Two batches in flight: launch batch k+1, then wait for batch k. */
+            for (unsigned i = 0; i < depth; i++) {
+                CHECK(cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, shared, s, params, NULL));
+            }
+            CHECK(cuEventRecord(ev[batch % 2], s));
+            if (batch > 0) {
+                CHECK(cuEventSynchronize(ev[(batch - 1) % 2]));
+                launches += depth;
+            }
+            batch++;
+        }
+    }
+    if (period <= 0 && batch > 0) {
+        /* The last batch ran past the end: not counted. */
+        CHECK(cuStreamSynchronize(s));
+    }
+    double elapsed = (now_us() - t0) / 1e6;
+    printf("launches %lu\nelapsed_s %.3f\n", launches, elapsed);
+    if (samples > 0) {
+        qsort(lat, samples, sizeof *lat, cmp_double);
+        printf("lat_p50_us %.1f\n", lat[(samples - 1) / 2]);
+        printf("lat_p99_us %.1f\n", lat[(size_t)((double)(samples - 1) * 0.99 + 0.5)]);
+    }
+    free(lat);
+    CHECK(cuMemFree(out));
+    CHECK(cuStreamDestroy(s));
+    CHECK(cuModuleUnload(mod));
+    CHECK(cuCtxDestroy(ctx));
+    return 0;
+}

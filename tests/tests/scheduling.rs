@@ -1,0 +1,138 @@
+//! Fair scheduling end to end (shim → broker → worker on the CPU device): the cost model learns
+//! each kernel's modelled device time from the worker's events, `gpushare status` reports it
+//! per tenant, and `gpushare profile` writes it for a policy to seed the model with. Shares,
+//! priorities and caps are asserted over modelled time in broker/src/scheduler/sim.rs; the
+//! figures through real processes are benchmarks (scripts/bench-sched.sh), never asserted here.
+
+use std::process::Command;
+use std::time::Duration;
+
+use gpushare_tests::broker::{gpushare_bin, tenant_env, Broker};
+use gpushare_tests::process::run_command;
+use gpushare_tests::{compile_c, cpu_lib};
+
+/// busy_sleep of 100 µs, 1 block: the `small` profile models 5 µs launch latency + the sleep.
+const KERNEL_NS: u64 = 105_000;
+const SMALL: &[(&str, &str)] = &[("GPUSHARE_CPU_PROFILE", "small")];
+
+#[test]
+fn status_reports_device_time_share_and_prediction_error() {
+    let broker = Broker::start_with_policy(
+        Some("[default]\nisolation = \"shared\"\n[tenants.heavy]\nweight = 3\n"),
+        SMALL,
+    );
+    let bench = compile_c("bench_sched");
+    let args = ["--seconds", "3", "--ns", "100000", "--depth", "20"];
+    let tenants: Vec<_> = ["heavy", "light"]
+        .iter()
+        .map(|n| broker.spawn_tenant(n, &bench, &args, SMALL))
+        .collect();
+    let status = broker
+        .wait_status("both tenants measured", Duration::from_secs(20), |s| {
+            s.tenants.len() == 2 && s.tenants.iter().all(|t| t.kernels >= 50)
+        })
+        .expect("both tenants' kernels are measured");
+    for t in &status.tenants {
+        let per_kernel = t.gpu_time_ns / t.kernels;
+        assert!(
+            per_kernel.abs_diff(KERNEL_NS) <= KERNEL_NS / 50,
+            "{}: {per_kernel} ns per kernel, modelled {KERNEL_NS}",
+            t.name
+        );
+        let err = t
+            .prediction_error_ppm
+            .expect("a prediction error once measured");
+        assert!(err < 500_000, "{}: prediction error {err} ppm", t.name);
+        assert!(t.share_ppm > 0 && t.share_ppm <= 1_000_000, "{t:?}");
+        assert!(t.queue_p99_ns >= t.queue_p50_ns, "{t:?}");
+    }
+    for t in tenants {
+        let out = t.wait(Duration::from_secs(30));
+        assert_eq!(out.code, Some(0), "{out:?}");
+    }
+}
+
+#[test]
+fn profile_writes_what_a_program_ran() {
+    let bench = compile_c("bench_sched");
+    let out = std::env::temp_dir().join(format!("gpushare-profile-{}.toml", std::process::id()));
+    let mut cmd = Command::new(gpushare_bin());
+    cmd.args(["profile", "--device", "cpu", "--out"])
+        .arg(&out)
+        .arg("--")
+        .arg(&bench)
+        .args(["--seconds", "0.5", "--ns", "100000", "--depth", "10"]);
+    tenant_env(&mut cmd, SMALL);
+    cmd.env("GPUSHARE_CPU_LIB", cpu_lib())
+        .env("GPUSHARE_SHIM_LIB", gpushare_tests::broker::shim_lib());
+    let run = run_command(cmd, Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let text = std::fs::read_to_string(&out).expect("the profile was written");
+    let _ = std::fs::remove_file(&out);
+    let value: toml_like::Profile = toml_like::parse(&text);
+    let k = value
+        .kernels
+        .iter()
+        .find(|k| k.kernel == "busy_sleep" && k.grid == [1, 1, 1])
+        .unwrap_or_else(|| panic!("busy_sleep is in the profile:\n{text}"));
+    assert!(
+        k.ns.abs_diff(KERNEL_NS) <= KERNEL_NS / 50 && k.samples >= 10,
+        "learned {} ns from {} samples, modelled {KERNEL_NS}:\n{text}",
+        k.ns,
+        k.samples
+    );
+}
+
+/// Just enough of the profile format to check it (the broker's own parser is tested in its
+/// crate): `[[kernels]]` tables with `kernel`, `grid`, `ns`, `samples`.
+mod toml_like {
+    pub struct Kernel {
+        pub kernel: String,
+        pub grid: [u32; 3],
+        pub ns: u64,
+        pub samples: u64,
+    }
+
+    pub struct Profile {
+        pub kernels: Vec<Kernel>,
+    }
+
+    pub fn parse(text: &str) -> Profile {
+        let mut kernels = Vec::new();
+        let mut cur: Option<Kernel> = None;
+        for line in text.lines().map(str::trim) {
+            if line == "[[kernels]]" {
+                kernels.extend(cur.take());
+                cur = Some(Kernel {
+                    kernel: String::new(),
+                    grid: [0; 3],
+                    ns: 0,
+                    samples: 0,
+                });
+                continue;
+            }
+            let (Some(k), Some((key, value))) = (cur.as_mut(), line.split_once('=')) else {
+                continue;
+            };
+            let value = value.trim();
+            match key.trim() {
+                "kernel" => k.kernel = value.trim_matches('"').to_string(),
+                "ns" => k.ns = value.parse::<f64>().unwrap_or(0.0) as u64,
+                "samples" => k.samples = value.parse().unwrap_or(0),
+                "grid" => {
+                    let v: Vec<u32> = value
+                        .trim_matches(|c| c == '[' || c == ']')
+                        .split(',')
+                        .filter_map(|x| x.trim().parse().ok())
+                        .collect();
+                    if v.len() == 3 {
+                        k.grid = [v[0], v[1], v[2]];
+                    }
+                }
+                _ => {}
+            }
+        }
+        kernels.extend(cur);
+        Profile { kernels }
+    }
+}

@@ -26,6 +26,17 @@ pub fn memset_extent(pitch: u64, width: u64, height: u64, element_size: u64) -> 
     }
 }
 
+/// A kernel's block-range variant (`NAME__gs_slice`, see `gpushare_ptx::slice`), found once
+/// when the tenant looks the kernel up.
+#[derive(Debug)]
+pub struct SlicedFunction {
+    /// The variant.
+    pub function: FunctionRaw,
+    /// Its name: the cost model keys slices apart from whole launches (their shapes differ in
+    /// waves, not blocks).
+    pub name: Arc<str>,
+}
+
 /// One asynchronous driver operation.
 pub enum Op {
     /// `cuLaunchKernel`.
@@ -35,7 +46,7 @@ pub enum Op {
         /// The kernel's name (the cost model's key).
         kernel: Arc<str>,
         /// Its block-range variant (kernel slicing), if its module has one.
-        sliced: Option<FunctionRaw>,
+        sliced: Option<Arc<SlicedFunction>>,
         /// Grid.
         grid: [u32; 3],
         /// Block.

@@ -23,7 +23,22 @@ impl Work for Job {
     }
 
     fn slice_class(&self, parts: u32) -> Option<CostClass> {
-        slices(self, parts).and_then(|ops| ops.first().map(op_class))
+        let (plan, _) = slice_plan(self, parts)?;
+        let Op::Launch {
+            sliced: Some(variant),
+            block,
+            shared,
+            ..
+        } = &self.op
+        else {
+            return None;
+        };
+        Some(CostClass::Kernel(Shape {
+            kernel: Arc::clone(&variant.name),
+            grid: plan.first()?.grid,
+            block: *block,
+            shared: *shared,
+        }))
     }
 
     fn split(self, parts: u32) -> Result<Vec<Job>, Job> {
@@ -51,17 +66,12 @@ impl Work for Job {
     }
 }
 
-/// The launches of `job`'s kernel as `parts` block-range slices of its grid, through its
-/// sliced variant (the kernel's parameters, padded to 4 bytes, then block offset x, y, z and
-/// the whole grid x, y, z; see `gpushare_ptx::slice`); `None` when it cannot be sliced.
-fn slices(job: &Job, parts: u32) -> Option<Vec<Op>> {
+/// `job`'s kernel cut into `parts` block-range slices of its grid, and the end of its own
+/// parameters; `None` when it cannot be sliced (no variant, no parameter layout, one slice).
+fn slice_plan(job: &Job, parts: u32) -> Option<(Vec<gpushare_ptx::Slice>, usize)> {
     let Op::Launch {
-        sliced: Some(variant),
-        kernel,
+        sliced: Some(_),
         grid,
-        block,
-        shared,
-        stream,
         params,
         layout,
         ..
@@ -73,24 +83,42 @@ fn slices(job: &Job, parts: u32) -> Option<Vec<Op>> {
         .iter()
         .map(|p| p.offset as usize + p.size as usize)
         .max()?;
-    let own = params.get(..end)?;
-    let plan = gpushare_ptx::plan_slices(*grid, parts);
-    if plan.len() < 2 {
+    if params.len() < end {
         return None;
     }
-    // Slices are costed apart from whole launches (their shapes differ in waves, not blocks).
-    let slice_name: Arc<str> = format!("{kernel}{}", gpushare_ptx::SLICE_SUFFIX).into();
+    let plan = gpushare_ptx::plan_slices(*grid, parts);
+    (plan.len() >= 2).then_some((plan, end))
+}
+
+/// The launches of `job`'s kernel as `parts` block-range slices of its grid, through its
+/// sliced variant (the kernel's parameters, padded to 4 bytes, then block offset x, y, z and
+/// the whole grid x, y, z; see `gpushare_ptx::slice`); `None` when it cannot be sliced.
+fn slices(job: &Job, parts: u32) -> Option<Vec<Op>> {
+    let (plan, end) = slice_plan(job, parts)?;
+    let Op::Launch {
+        sliced: Some(variant),
+        grid,
+        block,
+        shared,
+        stream,
+        params,
+        layout,
+        ..
+    } = &job.op
+    else {
+        return None;
+    };
     Some(
         plan.iter()
             .map(|s| {
-                let mut p = own.to_vec();
+                let mut p = params[..end].to_vec();
                 p.resize(end.next_multiple_of(4), 0);
                 for v in s.params(*grid) {
                     p.extend_from_slice(&v.to_le_bytes());
                 }
                 Op::Launch {
-                    function: *variant,
-                    kernel: Arc::clone(&slice_name),
+                    function: variant.function,
+                    kernel: Arc::clone(&variant.name),
                     sliced: None,
                     grid: s.grid,
                     block: *block,

@@ -177,7 +177,7 @@ fn launch(t: &Arc<Tenant>, seq: u64, l: &Launch<'_>) -> RResult {
         Ok(Op::Launch {
             function: f.raw,
             kernel: Arc::clone(&f.name),
-            sliced: f.sliced,
+            sliced: f.sliced.clone(),
             grid: l.grid,
             block: l.block,
             shared: l.shared_mem_bytes,

@@ -105,7 +105,7 @@ pub struct FunctionEntry {
     /// Parameter layout (empty when unknown).
     pub layout: Arc<[ParamInfo]>,
     /// The kernel's block-range variant, when its module has one (kernel slicing).
-    pub sliced: Option<FunctionRaw>,
+    pub sliced: Option<Arc<crate::work::SlicedFunction>>,
 }
 
 /// A context handle (an alias of the broker's shared context).

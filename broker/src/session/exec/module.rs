@@ -3,6 +3,7 @@
 //! layout launches are checked against) and globals, function attributes.
 
 use std::ffi::CString;
+use std::sync::Arc;
 
 use gpushare_client::code;
 use gpushare_client::proto::request::ModuleRequest;
@@ -14,6 +15,7 @@ use crate::session::error::ExecResult;
 use crate::session::host::image_span;
 use crate::session::state::{FunctionEntry, ModuleEntry};
 use crate::session::tenant::Tenant;
+use crate::work::SlicedFunction;
 
 /// Executes a `module` request.
 pub fn execute(t: &Tenant, req: ModuleRequest) -> ExecResult {
@@ -93,10 +95,16 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
     let sliced = if params.is_empty() {
         None
     } else {
-        CString::new(format!("{name}{}", gpushare_ptx::SLICE_SUFFIX))
+        let variant = format!("{name}{}", gpushare_ptx::SLICE_SUFFIX);
+        CString::new(variant.as_str())
             .ok()
             .and_then(|n| dev.module_get_function(raw, &n).ok())
-            .map(|(f, _)| f)
+            .map(|(function, _)| {
+                Arc::new(SlicedFunction {
+                    function,
+                    name: variant.into(),
+                })
+            })
     };
     let function = with_state(t, |st| {
         st.modules.get(module)?;

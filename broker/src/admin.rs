@@ -209,11 +209,12 @@ pub fn format_status(s: &StatusReport) -> String {
     );
     for d in &s.devices {
         out += &format!(
-            "device {}: {} — {} used of {}\n",
+            "device {}: {} — {} used of {}, busy {:.1} % (10 s)\n",
             d.ordinal,
             d.name,
             human_bytes(d.used_mem),
-            human_bytes(d.total_mem)
+            human_bytes(d.total_mem),
+            f64::from(d.busy_permille) / 10.0
         );
     }
     if s.tenants.is_empty() {

@@ -19,9 +19,12 @@
 pub mod cost;
 mod fair;
 mod fifo;
+mod ops;
 pub mod queue;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_streams;
 pub mod stats;
 
 use std::sync::Arc;
@@ -85,8 +88,9 @@ pub enum SchedError {
 /// Told when a job was submitted (or failed to submit), and — as a [`FailureSink`] — when it
 /// failed on the device later.
 pub trait JobSink: FailureSink {
-    /// `seq` is the job's command sequence number (0 for broker bookkeeping).
-    fn submitted(&self, seq: u64, op: &'static str, result: DResult<()>);
+    /// `seq` is the job's command sequence number (0 for broker bookkeeping), `order` its
+    /// [`Job::order`].
+    fn submitted(&self, seq: u64, order: u64, op: &'static str, result: DResult<()>);
 }
 
 /// One unit of work of one tenant.
@@ -95,6 +99,10 @@ pub struct Job {
     pub tenant: TenantId,
     /// Command sequence number (0: broker bookkeeping such as joins and markers).
     pub seq: u64,
+    /// The tenant's ordinal of the operation (every operation queued, from 1): what its
+    /// waiters count, as operations of more urgent streams may be submitted before earlier
+    /// ones.
+    pub order: u64,
     /// The operation.
     pub op: Op,
     /// Where the outcome goes.
@@ -185,7 +193,7 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
                         timing,
                     };
                     let result = job.op.execute(&origin);
-                    job.sink.submitted(job.seq, name, result);
+                    job.sink.submitted(job.seq, job.order, name, result);
                     sched.finish(job.tenant);
                 }
                 Next::Idle => {}

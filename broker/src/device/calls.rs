@@ -311,8 +311,11 @@ impl Device {
         )
     }
 
-    /// A non-blocking stream.
+    /// A non-blocking stream (`cuStreamCreateWithPriority`); the priority is clamped to the device's range, as CUDA
+    /// does.
     pub fn stream_create(self: &Arc<Self>, flags: u32, priority: i32) -> DResult<Arc<Stream>> {
+        let (least, greatest) = self.priorities;
+        let priority = priority.clamp(greatest.min(least), least.max(greatest));
         let id = self.value(
             "cuStreamCreateWithPriority",
             Q::StreamCreate { flags, priority },
@@ -320,6 +323,7 @@ impl Device {
         Ok(Arc::new(Stream {
             dev: Arc::clone(self),
             id,
+            priority,
             keep: Mutex::new(Vec::new()),
             failed: Arc::new(AtomicU32::new(0)),
         }))

@@ -178,6 +178,8 @@ impl HostRegistration {
 pub struct Stream {
     dev: Arc<Device>,
     id: u64,
+    /// CUDA stream priority, clamped to the device's range (lower is more urgent).
+    priority: i32,
     keep: Mutex<Vec<HostMem>>,
     failed: Arc<AtomicU32>,
 }
@@ -197,6 +199,11 @@ impl Stream {
     /// The device it belongs to.
     pub fn device(&self) -> &Arc<Device> {
         &self.dev
+    }
+
+    /// Its CUDA priority (lower is more urgent; within the device's range).
+    pub fn priority(&self) -> i32 {
+        self.priority
     }
 
     /// The driver error that made a completion marker on this stream run early, if any.

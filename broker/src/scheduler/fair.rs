@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::cost::{CostClass, CostModel, Engine, Nanos, Shape};
-use super::queue::{FairQueue, Pick, QueueConfig, Work};
+use super::queue::{FairQueue, Lane, Pick, QueueConfig, Work};
 use super::{
     Job, JobSink, Next, SchedError, Scheduler, TenantId, TenantParams, TenantReport, MAX_QUEUED,
 };
@@ -20,6 +20,10 @@ use crate::work::{memset_extent, Op};
 impl Work for Job {
     fn class(&self) -> CostClass {
         op_class(&self.op)
+    }
+
+    fn lane(&self) -> Lane {
+        op_lane(&self.op)
     }
 
     fn slice_class(&self, parts: u32) -> Option<CostClass> {
@@ -51,6 +55,7 @@ impl Work for Job {
                     .map(|(i, op)| Job {
                         tenant: self.tenant,
                         seq: self.seq,
+                        order: self.order,
                         op,
                         // Only the last slice counts as the tenant's submission.
                         sink: if i + 1 == n {
@@ -147,7 +152,7 @@ impl FailureSink for SliceSink {
 }
 
 impl JobSink for SliceSink {
-    fn submitted(&self, seq: u64, op: &'static str, result: crate::device::DResult<()>) {
+    fn submitted(&self, seq: u64, _: u64, op: &'static str, result: crate::device::DResult<()>) {
         if let Err(e) = result {
             self.0.failed(seq, op, e.code());
         }
@@ -197,6 +202,25 @@ pub fn op_class(op: &Op) -> CostClass {
         | Op::Join { .. }
         | Op::HostFn { .. }
         | Op::Nop => CostClass::Free,
+    }
+}
+
+/// Where an operation sits among its tenant's streams: one stream's work, or an operation that
+/// orders several (an event record or wait, a legacy-stream join, a stream memory write that
+/// another stream may wait for).
+pub fn op_lane(op: &Op) -> Lane {
+    match op {
+        Op::Launch { stream, .. }
+        | Op::CopyHtoD { stream, .. }
+        | Op::CopyDtoH { stream, .. }
+        | Op::CopyDtoD { stream, .. }
+        | Op::Memset { stream, .. }
+        | Op::HostFn { stream, .. } => Lane::Stream(stream.priority()),
+        Op::WriteValue { .. }
+        | Op::EventRecord { .. }
+        | Op::StreamWait { .. }
+        | Op::Join { .. } => Lane::Barrier,
+        Op::Nop => Lane::Stream(0),
     }
 }
 

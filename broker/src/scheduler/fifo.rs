@@ -129,7 +129,7 @@ mod tests {
 
     struct Nop;
     impl JobSink for Nop {
-        fn submitted(&self, _: u64, _: &'static str, _: DResult<()>) {}
+        fn submitted(&self, _: u64, _: u64, _: &'static str, _: DResult<()>) {}
     }
     impl FailureSink for Nop {
         fn failed(&self, _: u64, _: &'static str, _: u32) {}
@@ -143,6 +143,7 @@ mod tests {
         Job {
             tenant,
             seq,
+            order: seq,
             op: Op::Nop,
             sink: Arc::new(Nop),
         }

@@ -3,8 +3,8 @@
 //! (`sim.rs`) and the threaded [`super::fair::Fair`] only adds locking.
 //!
 //! **Fairness: start-time fair queueing over estimated device time.** Each tenant keeps its
-//! operations in its own FIFO (its command order, which its streams' semantics need). The head
-//! of a tenant's queue gets the start tag `S = max(v, F)` where `F` is the finish tag of the
+//! operations in its own queue, in command order, and offers one of them at a time (its *head*,
+//! see *stream priorities* below). The head of a tenant's queue gets the start tag `S = max(v, F)` where `F` is the finish tag of the
 //! tenant's previous operation and `v` the system's virtual time (the start tag of the latest
 //! dispatched operation); the head with the smallest `S` goes first, and its finish tag is
 //! `S + cost / weight`. When the device measured the operation, the tenant's `F` moves by
@@ -27,12 +27,21 @@
 //! `max_share` per nanosecond of clock time (capacity one quantum): it is dispatched only while
 //! the bucket is positive, even when it is alone.
 //!
+//! **Stream priorities.** A tenant's head is the first queued operation of its most urgent
+//! stream priority (CUDA's: lower numbers first) that no *barrier* precedes, so work on a
+//! high-priority stream passes the tenant's queued work on lower-priority streams. Operations of
+//! one stream share its priority, so the first of a priority is its stream's first: each
+//! stream's order is kept. Barriers — operations that order several streams (event records and
+//! waits, legacy-stream joins, stream memory writes) — pass nothing and nothing passes them.
+//!
 //! **Free operations** (markers, event records and waits, host functions) take no device time:
 //! they go as soon as they reach the head of their tenant's queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use super::cost::{CostClass, CostModel, Engine, Nanos};
+pub use super::ops::Lane;
+use super::ops::{Ops, Queued};
 use super::stats::{TenantReport, TenantStats};
 use super::{TenantId, TenantParams};
 
@@ -46,6 +55,10 @@ const STALE_NS: Nanos = 30_000_000_000;
 pub trait Work: Sized {
     /// What the cost model needs to know about it.
     fn class(&self) -> CostClass;
+    /// Its place among the tenant's streams (default: all on one stream, in order).
+    fn lane(&self) -> Lane {
+        Lane::Stream(0)
+    }
     /// Splits a kernel into `parts` block-range slices in order, if it can be sliced
     /// (`Err(self)` otherwise).
     fn split(self, parts: u32) -> Result<Vec<Self>, Self> {
@@ -77,15 +90,9 @@ impl Default for QueueConfig {
     }
 }
 
-struct Queued<J> {
-    job: J,
-    class: CostClass,
-    at: Nanos,
-}
-
 struct TenantQueue<J> {
     params: TenantParams,
-    queue: VecDeque<Queued<J>>,
+    ops: Ops<J>,
     /// Finish tag of the latest dispatched operation (virtual ns).
     finish: f64,
     /// Tickets in flight.
@@ -105,6 +112,15 @@ struct Ticket {
     dispatched: Nanos,
     /// Still counted in its engine's window.
     counted: bool,
+}
+
+fn queued<J: Work>(job: J, at: Nanos) -> Queued<J> {
+    Queued {
+        class: job.class(),
+        lane: job.lane(),
+        job,
+        at,
+    }
 }
 
 /// A dispatch decision.
@@ -171,7 +187,7 @@ impl<J: Work> FairQueue<J> {
     pub fn add_tenant(&mut self, id: TenantId, params: TenantParams, now: Nanos) {
         let tq = TenantQueue {
             params,
-            queue: VecDeque::new(),
+            ops: Ops::new(),
             finish: self.vtime,
             in_flight: 0,
             tokens: 0.0,
@@ -192,7 +208,7 @@ impl<J: Work> FairQueue<J> {
     pub fn remove_tenant(&mut self, id: TenantId) -> Vec<J> {
         self.tenants
             .remove(&id)
-            .map(|t| t.queue.into_iter().map(|q| q.job).collect())
+            .map(|t| t.ops.into_jobs().collect())
             .unwrap_or_default()
     }
 
@@ -203,7 +219,7 @@ impl<J: Work> FairQueue<J> {
 
     /// Jobs of tenant `id` waiting.
     pub fn queued(&self, id: TenantId) -> usize {
-        self.tenants.get(&id).map_or(0, |t| t.queue.len())
+        self.tenants.get(&id).map_or(0, |t| t.ops.len())
     }
 
     /// Queues a job of tenant `id` at `now` (false: unknown tenant).
@@ -211,16 +227,11 @@ impl<J: Work> FairQueue<J> {
         let Some(t) = self.tenants.get_mut(&id) else {
             return Err(job);
         };
-        if t.queue.is_empty() && t.in_flight == 0 {
+        if t.ops.is_empty() && t.in_flight == 0 {
             // Back from idle: no credit for the time away.
             t.finish = t.finish.max(self.vtime);
         }
-        let class = job.class();
-        t.queue.push_back(Queued {
-            job,
-            class,
-            at: now,
-        });
+        t.ops.push(queued(job, now));
         Ok(())
     }
 
@@ -273,7 +284,7 @@ impl<J: Work> FairQueue<J> {
         let Some(t) = self.tenants.get(&id) else {
             return false;
         };
-        let Some(head) = t.queue.front() else {
+        let Some(head) = t.ops.head() else {
             return false;
         };
         let engine = head.class.engine().unwrap_or(Engine::Compute);
@@ -293,7 +304,7 @@ impl<J: Work> FairQueue<J> {
     fn free_head(&self) -> Option<TenantId> {
         self.tenants
             .iter()
-            .find(|(_, t)| t.queue.front().is_some_and(|q| q.class == CostClass::Free))
+            .find(|(_, t)| t.ops.head().is_some_and(|q| q.class == CostClass::Free))
             .map(|(&id, _)| id)
     }
 
@@ -301,7 +312,7 @@ impl<J: Work> FairQueue<J> {
     fn active_priority(&self) -> Option<crate::policy::Priority> {
         self.tenants
             .values()
-            .filter(|t| !t.queue.is_empty() || t.in_flight > 0)
+            .filter(|t| !t.ops.is_empty() || t.in_flight > 0)
             .map(|t| t.params.priority)
             .max()
     }
@@ -332,7 +343,7 @@ impl<J: Work> FairQueue<J> {
         let Some(t) = self.tenants.get(&id) else {
             return Eligible::No;
         };
-        let Some(head) = t.queue.front() else {
+        let Some(head) = t.ops.head() else {
             return Eligible::No;
         };
         if t.params.priority < active {
@@ -356,7 +367,7 @@ impl<J: Work> FairQueue<J> {
         let Some(t) = self.tenants.get_mut(&id) else {
             return Pick::Wait;
         };
-        let Some(q) = t.queue.pop_front() else {
+        let Some(q) = t.ops.take() else {
             return Pick::Wait;
         };
         t.stats.queued(now.saturating_sub(q.at));
@@ -413,7 +424,7 @@ impl<J: Work> FairQueue<J> {
             return;
         };
         let target = self.window(t) / 2;
-        let Some(head) = t.queue.front() else {
+        let Some(head) = t.ops.head() else {
             return;
         };
         let CostClass::Kernel(shape) = &head.class else {
@@ -458,20 +469,13 @@ impl<J: Work> FairQueue<J> {
             return;
         }
         let t = self.tenants.get_mut(&id).expect("present");
-        let q = t.queue.pop_front().expect("head");
-        match q.job.split(parts) {
-            Ok(slices) => {
-                for job in slices.into_iter().rev() {
-                    let class = job.class();
-                    t.queue.push_front(Queued {
-                        job,
-                        class,
-                        at: q.at,
-                    });
-                }
+        t.ops.replace_head(|q| {
+            let at = q.at;
+            match q.job.split(parts) {
+                Ok(slices) => slices.into_iter().map(|j| queued(j, at)).collect(),
+                Err(job) => vec![Queued { job, ..q }],
             }
-            Err(job) => t.queue.push_front(Queued { job, ..q }),
-        }
+        });
     }
 
     /// The operation `ticket` completed at `now` after `measured` ns of device time (`None`:

@@ -136,7 +136,9 @@ impl Registry {
                 name: info.name.clone(),
                 total_mem: info.total_mem,
                 used_mem: tenants.iter().map(|t| t.memory_bytes).sum(),
-                busy_permille: 0,
+                // Each tenant's share of device time over the same window.
+                busy_permille: (tenants.iter().map(|t| u64::from(t.share_ppm)).sum::<u64>() / 1000)
+                    .min(1000) as u32,
             }],
             tenants,
         }

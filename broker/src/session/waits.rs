@@ -6,7 +6,7 @@
 //! leaves of the tenant's lock order (see [`super::tenant`]) by construction. Waits are sliced
 //! (50 ms) so that a closing session (`closing`) is noticed without a wake-up.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -21,7 +21,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Default)]
 struct Counters {
     enqueued: u64,
+    /// Every operation up to this ordinal was submitted.
     submitted: u64,
+    /// Ordinals past `submitted` already submitted: work of a more urgent stream that passed
+    /// the tenant's earlier work (see `crate::scheduler::queue`).
+    ahead: BTreeSet<u64>,
     processed: u64,
     ring_done: bool,
     calls_pending: u64,
@@ -46,19 +50,28 @@ impl Progress {
         lock(&self.counters).enqueued
     }
 
-    /// One more operation queued (no waiter waits for this).
-    pub fn add_enqueued(&self) {
-        lock(&self.counters).enqueued += 1;
+    /// One more operation queued (no waiter waits for this); returns its ordinal (from 1).
+    pub fn add_enqueued(&self) -> u64 {
+        let mut c = lock(&self.counters);
+        c.enqueued += 1;
+        c.enqueued
     }
 
-    /// An operation counted by [`Progress::add_enqueued`] was not queued after all.
-    pub fn remove_enqueued(&self) {
-        lock(&self.counters).enqueued -= 1;
-    }
-
-    /// One queued operation was submitted to the device.
-    pub fn add_submitted(&self) {
-        lock(&self.counters).submitted += 1;
+    /// The queued operation `order` was submitted to the device (or will never be: it could
+    /// not be queued after all). Operations may be submitted out of order; waiters see the
+    /// prefix submitted in full.
+    pub fn add_submitted(&self, order: u64) {
+        let mut c = lock(&self.counters);
+        if order == c.submitted + 1 {
+            c.submitted = order;
+            while c.ahead.first() == Some(&(c.submitted + 1)) {
+                c.ahead.pop_first();
+                c.submitted += 1;
+            }
+        } else if order > c.submitted {
+            c.ahead.insert(order);
+        }
+        drop(c);
         self.changed.notify_all();
     }
 
@@ -104,7 +117,8 @@ impl Progress {
         }
     }
 
-    /// Waits until `target` operations have been submitted (false: the session closed).
+    /// Waits until the operations up to ordinal `target` have all been submitted (false: the
+    /// session closed).
     pub fn wait_submitted(&self, target: u64, closing: &AtomicBool) -> bool {
         self.wait(|c| c.submitted >= target, closing, None)
     }
@@ -185,8 +199,8 @@ mod tests {
         let closing = Arc::new(AtomicBool::new(false));
         let (p2, c2) = (Arc::clone(&p), Arc::clone(&closing));
         let waiter = std::thread::spawn(move || p2.wait_submitted(2, &c2));
-        p.add_submitted();
-        p.add_submitted();
+        p.add_submitted(1);
+        p.add_submitted(2);
         assert!(waiter.join().unwrap());
         let soon = Instant::now() + Duration::from_millis(20);
         assert!(!p.wait_processed(5, &closing, soon), "fence not reached");
@@ -199,10 +213,28 @@ mod tests {
         assert!(!p.wait_ring_and_calls(&closing, Instant::now() + Duration::from_secs(5)));
         p.add_calls_pending(-1);
         assert!(p.wait_ring_and_calls(&closing, Instant::now()));
-        p.add_enqueued();
-        p.add_enqueued();
-        p.remove_enqueued();
-        assert_eq!(p.enqueued(), 1);
+        assert_eq!((p.add_enqueued(), p.add_enqueued()), (1, 2));
+        assert_eq!(p.enqueued(), 2);
+    }
+
+    #[test]
+    fn waiters_see_only_a_prefix_submitted_in_full() {
+        let p = Progress::default();
+        let closing = AtomicBool::new(true);
+        // 2 and 4 (a more urgent stream's work) go before 1 and 3.
+        p.add_submitted(2);
+        p.add_submitted(4);
+        assert!(p.wait_submitted(0, &closing));
+        assert!(!p.wait_submitted(1, &closing), "1 is still queued");
+        p.add_submitted(1);
+        assert!(p.wait_submitted(2, &closing));
+        assert!(!p.wait_submitted(3, &closing), "3 is still queued");
+        p.add_submitted(3);
+        assert!(p.wait_submitted(4, &closing));
+        assert!(!p.wait_submitted(5, &closing));
+        // A repeated report changes nothing.
+        p.add_submitted(2);
+        assert!(!p.wait_submitted(5, &closing));
     }
 
     #[test]

@@ -49,7 +49,8 @@ pub struct DeviceStatus {
     pub total_mem: u64,
     /// Memory in use by all tenants (bytes).
     pub used_mem: u64,
-    /// Busy time over the last second, in per mille.
+    /// Device time used by all tenants over the last 10 s (the sum of their shares), in per
+    /// mille (0 from a broker without a fair scheduler's figures).
     pub busy_permille: u32,
 }
 

@@ -31,15 +31,17 @@ impl Tenant {
     ) -> Result<(), SchedError> {
         for op in ops {
             let is_tenant_op = op.is_tenant_op();
-            self.progress.add_enqueued();
+            let order = self.progress.add_enqueued();
             let job = Job {
                 tenant: self.info.id,
                 seq: if is_tenant_op { seq } else { 0 },
+                order,
                 op,
                 sink: Arc::clone(sink),
             };
             if let Err(e) = self.env.sched.enqueue(job) {
-                self.progress.remove_enqueued();
+                // Never queued: nothing to wait for.
+                self.progress.add_submitted(order);
                 return Err(e);
             }
         }
@@ -76,8 +78,8 @@ impl Tenant {
 }
 
 impl JobSink for Tenant {
-    fn submitted(&self, seq: u64, op: &'static str, result: DResult<()>) {
-        self.progress.add_submitted();
+    fn submitted(&self, seq: u64, order: u64, op: &'static str, result: DResult<()>) {
+        self.progress.add_submitted(order);
         if seq != 0 {
             self.submitted_ops.fetch_add(1, Ordering::Relaxed);
         }
@@ -124,9 +126,9 @@ impl FailureSink for CallSink {
 }
 
 impl JobSink for CallSink {
-    fn submitted(&self, _seq: u64, _op: &'static str, result: DResult<()>) {
+    fn submitted(&self, _seq: u64, order: u64, _op: &'static str, result: DResult<()>) {
         if let Some(t) = self.tenant.upgrade() {
-            t.progress.add_submitted();
+            t.progress.add_submitted(order);
         }
         let mut st = lock(&self.state);
         st.0 = st.0.saturating_sub(1);

@@ -34,6 +34,7 @@ pub mod logging;
 pub mod memory;
 pub mod paths;
 pub mod policy;
+pub mod private_dir;
 pub mod profile;
 pub mod reload;
 pub mod run;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::paths::{self, PathError, SOCKET_ENV, TENANT_NAME_ENV};
+use crate::private_dir::{self, DirError, Rule};
 
 /// Errors of `gpushare run`.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,9 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    /// No private directory for the library links.
+    #[error("no private directory for the library links: {0}")]
+    PrivateDir(#[from] DirError),
     /// `exec` failed.
     #[error("cannot run {cmd}: {source}")]
     Exec {
@@ -46,21 +50,22 @@ pub enum RunError {
     },
 }
 
-/// The directory of `libcuda.so.1`/`libcuda.so` links to `shim`: one per user and shim path
-/// (named by a hash of the path), so concurrent runs with different shims never flip each
-/// other's links. A link is created under a temporary name and renamed into place (atomic).
+/// The directory of `libcuda.so.1`/`libcuda.so` links to `shim`, which comes first on the
+/// tenant's `LD_LIBRARY_PATH`: `lib-<hash of the shim's path>` (so concurrent runs with
+/// different shims never flip each other's links) in a directory nobody else can write to or
+/// enter — [`private_base`] — so no other user can put a library there. A link is created under
+/// a temporary name and renamed into place (atomic).
 fn lib_dir(shim: &Path) -> Result<PathBuf, RunError> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     shim.hash(&mut h);
-    let dir = std::env::temp_dir()
-        .join(format!("gpushare-run-{}", paths::uid()))
-        .join(format!("lib-{:016x}", h.finish()));
+    let base = private_base()?;
+    let dir = base.join(format!("lib-{:016x}", h.finish()));
+    private_dir::ensure(&dir, Rule::Private)?;
     let err = |source| RunError::LibDir {
         path: dir.display().to_string(),
         source,
     };
-    std::fs::create_dir_all(&dir).map_err(err)?;
     for name in ["libcuda.so.1", "libcuda.so"] {
         let link = dir.join(name);
         let current = std::fs::read_link(&link).ok();
@@ -72,6 +77,36 @@ fn lib_dir(shim: &Path) -> Result<PathBuf, RunError> {
         }
     }
     Ok(dir)
+}
+
+/// A directory only this user can enter: `$XDG_RUNTIME_DIR/gpushare-run` when the runtime
+/// directory is the user's own and private; else `$TMPDIR/gpushare-run-$UID` when that is (or
+/// can be made) a private directory of the user; else — someone else made it, or opened it — a
+/// fresh directory with an unpredictable name (`gpushare-run-$UID-XXXX`, left behind), with a
+/// warning naming the cause.
+fn private_base() -> Result<PathBuf, RunError> {
+    if let Some(rt) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        let rt = PathBuf::from(rt);
+        if private_dir::check(&rt, Rule::Private).is_ok() {
+            let base = rt.join("gpushare-run");
+            if private_dir::ensure(&base, Rule::Private).is_ok() {
+                return Ok(base);
+            }
+        }
+    }
+    let tmp = std::env::temp_dir();
+    let uid = private_dir::effective_uid();
+    let base = tmp.join(format!("gpushare-run-{uid}"));
+    match private_dir::ensure(&base, Rule::Private) {
+        Ok(()) => Ok(base),
+        Err(e) => {
+            eprintln!(
+                "gpushare run: not using {}: {e}; using a new private directory",
+                base.display()
+            );
+            Ok(private_dir::fresh(&tmp, &format!("gpushare-run-{uid}-"))?)
+        }
+    }
 }
 
 fn prepend(var: &str, first: &OsStr, sep: &str) -> OsString {

@@ -1,0 +1,136 @@
+//! Local security (issue 13): what another user on the machine can and cannot do to a tenant or
+//! the broker. Cross-uid cases need root (CI runs as root); they say so and skip otherwise.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gpushare_tests::broker::{gpushare_bin, shim_lib};
+use gpushare_tests::compile_c;
+use gpushare_tests::process::run_command;
+
+/// An empty scratch directory for this test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gpushare-security-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    dir
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
+/// `gpushare run -- dlopen_probe LIB` with `tmpdir` as `TMPDIR` and no runtime directory;
+/// returns the first `LD_LIBRARY_PATH` entry the program saw, whether `lib` loaded, and stderr.
+fn probe(tmpdir: &Path, lib: &str) -> (PathBuf, bool, String) {
+    let socket = tmpdir.join("no-broker.sock");
+    // `gpushare run` only checks that the socket exists; the probe never connects.
+    std::fs::write(&socket, b"").expect("socket placeholder");
+    let mut cmd = Command::new(gpushare_bin());
+    cmd.arg("run")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--")
+        .arg(compile_c("dlopen_probe"))
+        .arg(lib)
+        .env("TMPDIR", tmpdir)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("GPUSHARE_SHIM_LIB", shim_lib());
+    let out = run_command(cmd, Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let field = |key: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} in {out:?}"))
+            .trim()
+            .to_string()
+    };
+    let first = PathBuf::from(field("first_lib_dir "));
+    (first, field("dlopen ") == "loaded", out.stderr.clone())
+}
+
+/// A shared library that does nothing, built at `path`.
+fn build_library(path: &Path) {
+    let src = path.with_extension("c");
+    std::fs::write(&src, "int planted_by_another_user(void) { return 1; }\n").unwrap();
+    let status = Command::new("gcc")
+        .args(["-shared", "-fPIC", "-o"])
+        .arg(path)
+        .arg(&src)
+        .status()
+        .expect("gcc");
+    assert!(status.success(), "building {}", path.display());
+}
+
+#[test]
+fn run_links_the_shim_from_a_private_directory() {
+    let tmp = scratch("clean");
+    let (first, _, _) = probe(&tmp, "libnothing.so");
+    let base = first.parent().expect("the link directory has a parent");
+    for dir in [first.as_path(), base] {
+        let meta = std::fs::symlink_metadata(dir).expect("exists");
+        assert!(meta.is_dir(), "{}", dir.display());
+        assert_eq!(meta.uid(), std::fs::metadata("/proc/self").unwrap().uid());
+        assert_eq!(
+            meta.permissions().mode() & 0o077,
+            0,
+            "{} is open to others",
+            dir.display()
+        );
+    }
+    assert!(first.join("libcuda.so").exists() && first.join("libcuda.so.1").exists());
+    std::fs::remove_dir_all(tmp).unwrap();
+}
+
+/// Another user (or anyone, through a world-writable directory) made `gpushare-run-$UID` first
+/// and planted a library where the tenant's links would go: it must never load.
+#[test]
+fn a_library_planted_in_the_predictable_directory_never_loads() {
+    // Where the links go when nobody interferes: `<base>/lib-<hash>`.
+    let clean = scratch("learn");
+    let (first, _, _) = probe(&clean, "libnothing.so");
+    let base_name = first
+        .parent()
+        .and_then(Path::file_name)
+        .expect("base")
+        .to_owned();
+    let lib_name = first.file_name().expect("lib dir").to_owned();
+    std::fs::remove_dir_all(clean).unwrap();
+
+    let tmp = scratch("planted");
+    let base = tmp.join(&base_name);
+    let planted_dir = base.join(&lib_name);
+    std::fs::create_dir_all(&planted_dir).unwrap();
+    build_library(&planted_dir.join("libplanted.so"));
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (first, loaded, stderr) = probe(&tmp, "libplanted.so");
+    assert!(
+        !loaded,
+        "the planted library loaded (first entry {})",
+        first.display()
+    );
+    assert!(
+        !first.starts_with(&base),
+        "{} is inside the planted directory",
+        first.display()
+    );
+    assert!(
+        stderr.contains("not using") && stderr.contains("0777"),
+        "{stderr}"
+    );
+
+    if is_root() {
+        // Owned by another user (nobody), closed to others: still not ours.
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&base, Some(65534), Some(65534)).unwrap();
+        let (first, loaded, stderr) = probe(&tmp, "libplanted.so");
+        assert!(!loaded && !first.starts_with(&base), "{}", first.display());
+        assert!(stderr.contains("belongs to uid 65534"), "{stderr}");
+    } else {
+        eprintln!("not root: the case of a directory owned by another user is skipped");
+    }
+    std::fs::remove_dir_all(tmp).unwrap();
+}

@@ -49,6 +49,7 @@ fn admin_call(
     let stream = UnixStream::connect(socket).map_err(connect)?;
     stream.set_read_timeout(Some(timeout)).map_err(connect)?;
     stream.set_write_timeout(Some(timeout)).map_err(connect)?;
+    gpushare_client::client::check_broker(&stream)?;
     let options = ClientOptions {
         wait: WaitPolicy::default().timeout(timeout),
         ..ClientOptions::default()

@@ -46,6 +46,9 @@ pub enum BrokerError {
         #[source]
         source: io::Error,
     },
+    /// The socket's directory could be tampered with by another user.
+    #[error("socket directory refused: {0}")]
+    SocketDir(#[from] crate::private_dir::DirError),
     /// Another broker is serving the socket.
     #[error("another broker is already listening on {0}")]
     InUse(String),
@@ -189,7 +192,17 @@ fn probe_device(choice: DeviceChoice) -> Result<(Arc<Device>, WorkerConfig), Bro
     }
 }
 
+/// Mode of the broker's socket: its own user only (root connects regardless). Who else may use
+/// the broker is decided per connection from its peer credentials (`session::socket`).
+const SOCKET_MODE: u32 = 0o600;
+
+/// Binds the socket at `path`. Its directory is created if missing (mode 0711: others may pass
+/// through to the socket, not list or change the directory) and must be one no other user can
+/// tamper with ([`Rule::NoTamper`]): owned by the broker's user or root, writable by others only
+/// if sticky. The socket gets [`SOCKET_MODE`] whatever the umask.
 fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
+    use crate::private_dir::{self, Rule};
+    use std::os::unix::fs::PermissionsExt;
     let err = |source| BrokerError::Socket {
         path: path.display().to_string(),
         source,
@@ -198,10 +211,11 @@ fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
         if !dir.exists() {
             std::fs::DirBuilder::new()
                 .recursive(true)
-                .mode(0o700)
+                .mode(0o711)
                 .create(dir)
                 .map_err(err)?;
         }
+        private_dir::check(dir, Rule::NoTamper)?;
     }
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -216,7 +230,9 @@ fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
         // A stale socket of a broker that is gone.
         std::fs::remove_file(path).map_err(err)?;
     }
-    UnixListener::bind(path).map_err(err)
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(err)?;
+    Ok(listener)
 }
 
 impl Broker {

@@ -39,12 +39,13 @@ enum Cmd {
         /// Which driver executes the work.
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
-        /// Socket path [default: $GPUSHARE_SOCKET, $XDG_RUNTIME_DIR/gpushare/broker.sock or
-        /// /tmp/gpushare-$UID/broker.sock].
+        /// Socket path [default: $GPUSHARE_SOCKET; as root /run/gpushare/broker.sock; else
+        /// $XDG_RUNTIME_DIR/gpushare/broker.sock or /tmp/gpushare-$UID/broker.sock].
         #[arg(long)]
         socket: Option<PathBuf>,
         /// Policy file (TOML: weights, priorities, quotas, isolation groups, the scheduler;
-        /// docs/policy.md). SIGHUP or `gpushare policy reload` re-read it.
+        /// docs/policy.md) [default as root: /etc/gpushare/policy.toml if it exists]. SIGHUP
+        /// or `gpushare policy reload` re-read it.
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Seconds shutdown waits for tenants' queued work.
@@ -170,7 +171,10 @@ fn broker(
     policy: Option<PathBuf>,
     drain: u64,
 ) -> Result<(), String> {
-    let policy_file = policy;
+    let policy_file = policy.or_else(|| {
+        let system = std::path::Path::new(paths::SYSTEM_POLICY);
+        (paths::uid() == 0 && system.is_file()).then(|| system.to_path_buf())
+    });
     let policy = match &policy_file {
         Some(p) => Policy::load(p).map_err(|e| e.to_string())?,
         None => Policy::default(),
@@ -221,7 +225,7 @@ fn main() -> ExitCode {
             drain_timeout,
         } => broker(
             device,
-            socket.unwrap_or_else(paths::default_socket),
+            socket.unwrap_or_else(paths::broker_socket),
             policy,
             drain_timeout,
         ),

@@ -2,7 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-pub use gpushare_client::paths::{default_socket, uid, SOCKET_ENV, TENANT_NAME_ENV};
+pub use gpushare_client::paths::{
+    broker_socket, default_socket, uid, SOCKET_ENV, SYSTEM_POLICY, SYSTEM_SOCKET, TENANT_NAME_ENV,
+};
 /// Environment variable naming the shim library explicitly.
 pub const SHIM_LIB_ENV: &str = "GPUSHARE_SHIM_LIB";
 /// File name of the shim library (`cargo build --release -p gpushare-shim`).

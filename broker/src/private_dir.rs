@@ -5,8 +5,10 @@
 //! in it would then be theirs (a library that runs inside the tenant, a socket that is not the
 //! broker's). So an existing directory is used only if it is a real directory (not a symbolic
 //! link), owned by the effective user, and not writable by others ([`Rule::NoOthersWrite`]) or
-//! not open to others at all ([`Rule::Private`]). New directories are made with an explicit mode
-//! (0700), not the umask's.
+//! not open to others at all ([`Rule::Private`]) — or, for the broker's socket
+//! ([`Rule::NoTamper`]), owned by the user or root and, if others may write to it, sticky (as
+//! `/tmp` is: nobody else can remove or rename what the user put there). New directories are
+//! made with an explicit mode, not the umask's.
 
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -18,13 +20,17 @@ pub enum Rule {
     Private,
     /// Group and others may not write (no `0o022` bits).
     NoOthersWrite,
+    /// Owned by the user or root; writable by others only with the sticky bit.
+    NoTamper,
 }
 
 impl Rule {
-    fn forbidden(self) -> u32 {
+    fn forbidden(self, mode: u32) -> u32 {
         match self {
             Rule::Private => 0o077,
             Rule::NoOthersWrite => 0o022,
+            Rule::NoTamper if mode & 0o1000 != 0 => 0,
+            Rule::NoTamper => 0o022,
         }
     }
 }
@@ -76,10 +82,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DirError + '_ {
     }
 }
 
-/// The effective uid.
-pub fn effective_uid() -> u32 {
-    nix::unistd::Uid::effective().as_raw()
-}
+pub use gpushare_client::os::effective_uid;
 
 /// Checks that `path` is a directory of the effective user that `rule` keeps others out of.
 pub fn check(path: &Path, rule: Rule) -> Result<(), DirError> {
@@ -89,7 +92,7 @@ pub fn check(path: &Path, rule: Rule) -> Result<(), DirError> {
         return Err(DirError::NotDir { path: name() });
     }
     let uid = effective_uid();
-    if meta.uid() != uid {
+    if meta.uid() != uid && !(rule == Rule::NoTamper && meta.uid() == 0) {
         return Err(DirError::Owner {
             path: name(),
             owner: meta.uid(),
@@ -97,7 +100,7 @@ pub fn check(path: &Path, rule: Rule) -> Result<(), DirError> {
         });
     }
     let mode = meta.mode() & 0o7777;
-    if mode & rule.forbidden() != 0 {
+    if mode & rule.forbidden(mode) != 0 {
         let what = if mode & 0o022 != 0 {
             "write to"
         } else {
@@ -114,7 +117,18 @@ pub fn check(path: &Path, rule: Rule) -> Result<(), DirError> {
 
 /// `path`, created with mode 0700 if missing (its parent must exist), then [`check`]ed.
 pub fn ensure(path: &Path, rule: Rule) -> Result<(), DirError> {
+    ensure_with_mode(path, rule, 0o700)
+}
+
+/// `path`, created with `mode` if missing (its parent must exist; the umask does not apply),
+/// then [`check`]ed.
+pub fn ensure_with_mode(path: &Path, rule: Rule, mode: u32) -> Result<(), DirError> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) if mode != 0o700 => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+                .map_err(io_error(path))?;
+        }
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_error(path)(e)),
@@ -202,6 +216,20 @@ mod tests {
             check(&file, Rule::Private),
             Err(DirError::NotDir { .. })
         ));
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn a_socket_directory_may_be_open_only_if_sticky() {
+        let root = scratch("sticky");
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(matches!(
+            check(&root, Rule::NoTamper),
+            Err(DirError::Mode { .. })
+        ));
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        check(&root, Rule::NoTamper).expect("sticky, like /tmp");
+        assert!(check(&root, Rule::NoOthersWrite).is_err());
         std::fs::remove_dir_all(root).unwrap();
     }
 

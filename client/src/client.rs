@@ -27,6 +27,7 @@ use crate::code::{self, CuCode};
 use crate::frame::{self, FrameError};
 use crate::handshake::{self, HandshakeError};
 use crate::os::{self, OsError};
+use crate::paths;
 use crate::proto::{
     self, BrokerMessage, ClientMessage, Hello, HostSpan, ProtoError, ReplyEnvelope, Request,
     RequestEnvelope, Welcome, STAGING_REGION,
@@ -47,6 +48,18 @@ pub enum ClientError {
     /// Connecting failed.
     #[error("cannot connect to the broker: {0}")]
     Connect(#[source] io::Error),
+    /// The process listening on the socket is neither root, nor this user, nor the uid
+    /// `GPUSHARE_BROKER_UID` names: nothing was sent to it.
+    #[error(
+        "the process listening on the broker socket runs as uid {uid}, not as root or uid {me} \
+         (set GPUSHARE_BROKER_UID={uid} if that is the broker's service account); nothing was sent"
+    )]
+    UntrustedBroker {
+        /// The listener's uid.
+        uid: u32,
+        /// This process's effective uid.
+        me: u32,
+    },
     /// The handshake failed or was rejected.
     #[error(transparent)]
     Handshake(#[from] HandshakeError),
@@ -137,6 +150,19 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Checks, before anything is sent, that the process at the other end of `stream` runs as root,
+/// as this process's effective user, or as the uid [`paths::BROKER_UID_ENV`] names: a socket
+/// path another user could have put a listener behind must not receive a tenant's `Hello`.
+pub fn check_broker(stream: &UnixStream) -> Result<(), ClientError> {
+    let peer = os::peer_credentials(stream)?;
+    let me = paths::uid();
+    if peer.uid == 0 || peer.uid == me || paths::extra_broker_uid() == Some(peer.uid) {
+        Ok(())
+    } else {
+        Err(ClientError::UntrustedBroker { uid: peer.uid, me })
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves the data usable (positions are only committed after
     // a complete push), so a poisoned lock is taken over.
@@ -144,17 +170,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Client {
-    /// Connects to the broker socket at `path` and performs the handshake.
+    /// Connects to the broker socket at `path`, checks that the listener is a broker this
+    /// process trusts ([`check_broker`]) and performs the handshake.
     pub fn connect(
         path: impl AsRef<Path>,
         hello: &Hello,
         options: ClientOptions,
     ) -> Result<Client, ClientError> {
         let stream = UnixStream::connect(path).map_err(ClientError::Connect)?;
+        check_broker(&stream)?;
         Client::from_stream(stream, hello, options)
     }
 
-    /// Performs the handshake on an already connected socket.
+    /// Performs the handshake on an already connected socket (whose peer the caller trusts).
     pub fn from_stream(
         mut stream: UnixStream,
         hello: &Hello,

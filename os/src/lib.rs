@@ -11,6 +11,7 @@
 //!   (`fcntl` `F_ADD_SEALS` / `F_GET_SEALS`), descriptor duplication.
 //! - [`futex`]: non-private `FUTEX_WAIT` / `FUTEX_WAKE`, so waits work across processes on a
 //!   word in a `MAP_SHARED` mapping.
+//! - [`identity`]: the effective uid.
 //! - [`socket`]: `SCM_RIGHTS` descriptor passing, `send(MSG_NOSIGNAL)`, and `poll` for the
 //!   peer's hang-up on Unix stream sockets (and `SO_PEERCRED`, whose code is in [`raw`]).
 //!
@@ -42,6 +43,7 @@
 mod error;
 pub mod file;
 pub mod futex;
+pub mod identity;
 #[allow(unsafe_code)]
 pub mod raw;
 pub mod socket;
@@ -52,6 +54,7 @@ mod tests;
 pub use error::OsError;
 pub use file::{dup_fd, fd_seals, fd_size, is_shrink_sealed, memfd_create};
 pub use futex::{futex_wait, futex_wake, FutexWait};
+pub use identity::effective_uid;
 pub use raw::mapping::{AtomicWord, Mapping, SharedAtomic};
 pub use raw::vm::{
     map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, protect, range_is_mapped,

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gpushare_tests::broker::{gpushare_bin, shim_lib};
+use gpushare_tests::broker::{gpushare_bin, shim_lib, Broker};
 use gpushare_tests::compile_c;
-use gpushare_tests::process::run_command;
+use gpushare_tests::process::{run_command, Proc};
 
 /// An empty scratch directory for this test.
 fn scratch(name: &str) -> PathBuf {
@@ -133,4 +133,125 @@ fn a_library_planted_in_the_predictable_directory_never_loads() {
         eprintln!("not root: the case of a directory owned by another user is skipped");
     }
     std::fs::remove_dir_all(tmp).unwrap();
+}
+
+/// `setpriv` running `program` as uid and gid 65534 (nobody) with no supplementary groups.
+fn as_nobody(program: &Path) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program);
+    cmd
+}
+
+/// Skips (true) with a message when the test cannot switch users.
+fn cannot_switch_users(test: &str) -> bool {
+    let ok = is_root() && Command::new("setpriv").arg("--version").output().is_ok();
+    if !ok {
+        eprintln!("{test}: skipped (needs root and setpriv to act as another user)");
+    }
+    !ok
+}
+
+#[test]
+fn the_broker_admits_only_its_own_user_and_root() {
+    if cannot_switch_users("the_broker_admits_only_its_own_user_and_root") {
+        return;
+    }
+    let broker = Broker::start(&[]);
+    let socket = broker.socket();
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o600,
+        "the socket's mode is explicit, not the umask's"
+    );
+    // Open the socket itself: the broker's own check must still refuse.
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let mut status = as_nobody(gpushare_bin());
+    status.arg("status").arg("--socket").arg(socket);
+    let out = run_command(status, Duration::from_secs(20));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("uid 65534 may not use this broker"),
+        "{out:?}"
+    );
+    assert!(
+        broker
+            .log_text()
+            .contains("refused a connection: uid 65534"),
+        "{}",
+        broker.log_tail(20)
+    );
+    // Its own user (root here) still gets in.
+    broker.status().expect("root is admitted");
+}
+
+#[test]
+fn clients_send_nothing_to_a_listener_of_another_user() {
+    if cannot_switch_users("clients_send_nothing_to_a_listener_of_another_user") {
+        return;
+    }
+    let dir = scratch("fake");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.join("broker.sock");
+    let mut listener = as_nobody(&compile_c("fake_listener"));
+    listener.arg(&socket);
+    let mut fake = Proc::spawn(listener);
+    fake.wait_line(Duration::from_secs(10), |l| l == "listening")
+        .expect("the fake broker listens");
+    let mut status = Command::new(gpushare_bin());
+    status.arg("status").arg("--socket").arg(&socket);
+    let out = run_command(status, Duration::from_secs(20));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(out.stderr.contains("runs as uid 65534"), "{out:?}");
+    let got = fake.wait(Duration::from_secs(20));
+    assert!(
+        got.stdout.contains("received 0"),
+        "the fake broker got data: {got:?}"
+    );
+
+    // The shim (inside a tenant) refuses it the same way: cuInit reports no device.
+    let mut listener = as_nobody(&compile_c("fake_listener"));
+    let _ = std::fs::remove_file(&socket);
+    listener.arg(&socket);
+    let mut fake = Proc::spawn(listener);
+    fake.wait_line(Duration::from_secs(10), |l| l == "listening")
+        .expect("the fake broker listens");
+    let mut tenant = Command::new(gpushare_bin());
+    tenant
+        .arg("run")
+        .arg("--socket")
+        .arg(&socket)
+        .arg("--")
+        .arg(compile_c("init_only"))
+        .env("TMPDIR", &dir)
+        .env("GPUSHARE_SHIM_LIB", shim_lib());
+    let out = run_command(tenant, Duration::from_secs(20));
+    assert!(
+        out.stdout.contains("cuInit 100"),
+        "CUDA_ERROR_NO_DEVICE expected: {out:?}"
+    );
+    let got = fake.wait(Duration::from_secs(20));
+    assert!(
+        got.stdout.contains("received 0"),
+        "the fake broker got data: {got:?}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_socket_directory_others_may_write_to_is_refused() {
+    let dir = scratch("open-socket-dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut broker = Command::new(gpushare_bin());
+    broker
+        .args(["broker", "--device", "cpu", "--socket"])
+        .arg(dir.join("broker.sock"));
+    let out = run_command(broker, Duration::from_secs(30));
+    assert_ne!(out.code, Some(0), "{out:?}");
+    assert!(
+        out.stderr.contains("socket directory refused") && out.stderr.contains("0777"),
+        "{out:?}"
+    );
+    assert!(!dir.join("broker.sock").exists());
+    std::fs::remove_dir_all(dir).unwrap();
 }

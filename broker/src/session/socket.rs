@@ -96,6 +96,35 @@ fn welcome(
     (info, welcome)
 }
 
+/// Who may open a session: a peer whose credentials the kernel reports (`SO_PEERCRED`) and who
+/// runs as root or as the broker's own user. Refusals name the peer's identity in the log and
+/// the reason in the `Rejected` the client gets.
+fn admit(id: u64, creds: Option<os::PeerCredentials>) -> Result<os::PeerCredentials, String> {
+    let Some(c) = creds else {
+        tracing::warn!(
+            session = id,
+            "refused a connection without peer credentials"
+        );
+        return Err("the broker cannot tell who you are (no SO_PEERCRED)".into());
+    };
+    let broker = os::effective_uid();
+    if c.uid == 0 || c.uid == broker {
+        return Ok(c);
+    }
+    tracing::warn!(
+        session = id,
+        uid = c.uid,
+        gid = c.gid,
+        pid = c.pid,
+        "refused a connection: uid {} may not use this broker",
+        c.uid
+    );
+    Err(format!(
+        "uid {} may not use this broker (it serves uid {broker} and root)",
+        c.uid
+    ))
+}
+
 /// Applies the policy in force to a tenant that got its rules from `seen` and has just been
 /// registered, if a reload replaced `seen` in between (that reload did not see the tenant).
 fn catch_up(env: &Env, seen: &Arc<Policy>, t: &Tenant) {
@@ -123,6 +152,7 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
         if env.is_shutting_down() {
             return Err("the broker is shutting down".to_string());
         }
+        admit(id, creds)?;
         let rules = policy.rules_for(&hello.tenant_name, creds.map_or(0, |c| c.uid));
         match hello.kind {
             SessionKind::Admin => {

@@ -105,8 +105,23 @@ pub fn human_bytes(b: u64) -> String {
     }
 }
 
-/// Rows under a header, columns padded to their widest cell.
+/// `cell` as it may be printed: control characters (which could move the cursor, clear the
+/// screen or forge a line) escaped. Names are checked at the handshake; this is the second line.
+fn printable(cell: &str) -> String {
+    if cell.chars().any(char::is_control) {
+        cell.escape_debug().to_string()
+    } else {
+        cell.to_string()
+    }
+}
+
+/// Rows under a header, columns padded to their widest cell (control characters escaped).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| printable(c)).collect())
+        .collect();
+    let rows = &rows;
     let widths: Vec<usize> = (0..header.len())
         .map(|i| {
             rows.iter()
@@ -313,6 +328,10 @@ mod tests {
         assert_eq!(human_ns(2_100_000_000), "2.1s");
         assert!(lines[2].starts_with("SESSION  NAME"), "{text}");
         assert!(lines[3].starts_with("7        llm "), "{text}");
+        s.tenants[0].name = "x\n\u{1b}[2Jforged".into();
+        let text = format_status(&s);
+        assert_eq!(text.lines().count(), lines.len(), "no extra line: {text}");
+        assert!(text.contains("x\\n\\u{1b}[2Jforged"), "{text}");
         s.workers.push(gpushare_client::proto::WorkerStatus {
             group: "uid:0".into(),
             pid: 99,

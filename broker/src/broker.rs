@@ -27,6 +27,7 @@ use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::reload::ReloadHandle;
 use crate::scheduler;
+use crate::session::admission::{self, Admission, AdmissionLimits};
 use crate::session::registry::Registry;
 use crate::session::socket;
 use crate::worker::proto::DriverChoice;
@@ -124,9 +125,11 @@ impl StopHandle {
 fn accept_loop(
     env: Arc<Env>,
     registry: Arc<Registry>,
+    adm: Arc<Admission>,
     listener: UnixListener,
     threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
 ) {
+    let mut last_refusal_logged: Option<Instant> = None;
     for conn in listener.incoming() {
         if env.is_shutting_down() {
             break;
@@ -139,10 +142,24 @@ fn accept_loop(
                 continue;
             }
         };
+        let uid = gpushare_client::os::peer_credentials(&stream)
+            .ok()
+            .map(|c| c.uid);
+        let pending = match adm.arrive(&stream, uid, Instant::now()) {
+            Ok(p) => p,
+            Err(refusal) => {
+                // Closed at once, with no thread and nothing read; logged at most once a second.
+                if last_refusal_logged.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+                    tracing::warn!("refused a connection: {refusal}");
+                    last_refusal_logged = Some(Instant::now());
+                }
+                continue;
+            }
+        };
         let (env2, registry2) = (Arc::clone(&env), Arc::clone(&registry));
         match std::thread::Builder::new()
             .name("gpushare-session".into())
-            .spawn(move || socket::serve(env2, registry2, stream))
+            .spawn(move || socket::serve(env2, registry2, stream, pending))
         {
             Ok(h) => {
                 let mut t = lock(&threads);
@@ -154,10 +171,25 @@ fn accept_loop(
     }
 }
 
+/// Cuts off connections whose handshake outlived its deadline, until shutdown.
+fn handshake_watchdog(env: &Env, adm: &Admission) {
+    while !env.is_shutting_down() {
+        std::thread::sleep(admission::SWEEP);
+        let n = adm.sweep(Instant::now());
+        if n > 0 {
+            tracing::info!(
+                "closed {n} connection(s) that did not finish the handshake within {:?}",
+                adm.limits().handshake
+            );
+        }
+    }
+}
+
 /// A started broker.
 pub struct Broker {
     env: Arc<Env>,
     registry: Arc<Registry>,
+    admission: Arc<Admission>,
     listener: UnixListener,
     socket: PathBuf,
     dispatcher: JoinHandle<()>,
@@ -241,6 +273,18 @@ impl Broker {
     pub fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
         let (probe, workers) = probe_device(cfg.device)?;
         let listener = bind(&cfg.socket)?;
+        let descriptors = gpushare_client::os::raise_descriptor_limit().unwrap_or_else(|e| {
+            tracing::warn!("cannot raise the descriptor limit: {e}");
+            1024
+        });
+        let limits = AdmissionLimits::for_descriptors(descriptors);
+        tracing::info!(
+            descriptors,
+            connections = limits.sessions,
+            pending = limits.pending,
+            per_uid = limits.per_uid,
+            "admission limits"
+        );
         let sched = scheduler::from_config(cfg.policy.scheduler())?;
         let dispatcher =
             scheduler::spawn_dispatcher(Arc::clone(&sched)).map_err(BrokerError::Thread)?;
@@ -259,6 +303,7 @@ impl Broker {
         Ok(Broker {
             env,
             registry: Arc::default(),
+            admission: Admission::new(limits),
             listener,
             stop: StopHandle {
                 inner: Arc::new((Mutex::new(false), std::sync::Condvar::new())),
@@ -299,12 +344,22 @@ impl Broker {
         let acceptor = {
             let env = Arc::clone(&self.env);
             let registry = Arc::clone(&self.registry);
+            let adm = Arc::clone(&self.admission);
             let threads = Arc::clone(&threads);
             std::thread::Builder::new()
                 .name("gpushare-accept".into())
-                .spawn(move || accept_loop(env, registry, listener, threads))
+                .spawn(move || accept_loop(env, registry, adm, listener, threads))
                 .map_err(BrokerError::Thread)?
         };
+        let watchdog = {
+            let env = Arc::clone(&self.env);
+            let adm = Arc::clone(&self.admission);
+            std::thread::Builder::new()
+                .name("gpushare-handshakes".into())
+                .spawn(move || handshake_watchdog(&env, &adm))
+                .map_err(BrokerError::Thread)?
+        };
+        lock(&threads).push(watchdog);
         self.stop.wait();
         self.env.begin_shutdown();
         self.stop.wake_acceptor();

@@ -11,7 +11,7 @@
 //!   (`fcntl` `F_ADD_SEALS` / `F_GET_SEALS`), descriptor duplication.
 //! - [`futex`]: non-private `FUTEX_WAIT` / `FUTEX_WAKE`, so waits work across processes on a
 //!   word in a `MAP_SHARED` mapping.
-//! - [`identity`]: the effective uid.
+//! - [`identity`]: the effective uid, the descriptor limit.
 //! - [`socket`]: `SCM_RIGHTS` descriptor passing, `send(MSG_NOSIGNAL)`, and `poll` for the
 //!   peer's hang-up on Unix stream sockets (and `SO_PEERCRED`, whose code is in [`raw`]).
 //!
@@ -54,7 +54,7 @@ mod tests;
 pub use error::OsError;
 pub use file::{dup_fd, fd_seals, fd_size, is_shrink_sealed, memfd_create};
 pub use futex::{futex_wait, futex_wake, FutexWait};
-pub use identity::effective_uid;
+pub use identity::{effective_uid, raise_descriptor_limit};
 pub use raw::mapping::{AtomicWord, Mapping, SharedAtomic};
 pub use raw::vm::{
     map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, protect, range_is_mapped,

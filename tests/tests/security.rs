@@ -255,3 +255,97 @@ fn a_socket_directory_others_may_write_to_is_refused() {
     assert!(!dir.join("broker.sock").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A client that sends its `Hello` a byte at a time, slower than the whole handshake may take, is
+/// cut off (a per-read timeout alone would keep it forever).
+#[test]
+fn a_handshake_trickled_a_byte_at_a_time_is_cut_off() {
+    use std::io::{Read, Write};
+    let broker = Broker::start(&[]);
+    let mut conn = std::os::unix::net::UnixStream::connect(broker.socket()).unwrap();
+    // A plausible frame: a length prefix of 64 bytes, then the payload, slowly.
+    conn.write_all(&64u32.to_le_bytes()).unwrap();
+    let start = std::time::Instant::now();
+    let mut writer = conn.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..60 {
+            std::thread::sleep(Duration::from_millis(300));
+            if writer.write_all(&[0]).is_err() {
+                return;
+            }
+        }
+    });
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = conn.read(&mut buf).unwrap_or(0);
+    let held = start.elapsed();
+    assert_eq!(n, 0, "the broker answered a half-sent Hello");
+    assert!(held < Duration::from_secs(15), "held for {held:?}");
+    trickle.join().unwrap();
+    assert!(
+        broker.log_text().contains("did not finish the handshake"),
+        "{}",
+        broker.log_tail(10)
+    );
+    broker.status().expect("the broker still serves");
+}
+
+/// Connections that never say anything are capped per uid: beyond the cap they are closed at
+/// once, without a thread; once they go, the user gets in again.
+#[test]
+fn idle_connections_are_capped_per_user() {
+    use std::io::Read;
+    let broker = Broker::start(&[]);
+    let idle: Vec<_> = (0..32)
+        .map(|_| std::os::unix::net::UnixStream::connect(broker.socket()).unwrap())
+        .collect();
+    // Let the acceptor see them all.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut extra = std::os::unix::net::UnixStream::connect(broker.socket()).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        extra.read(&mut buf).unwrap_or(usize::MAX),
+        0,
+        "closed at once"
+    );
+    assert!(
+        broker
+            .log_text()
+            .contains("already has 32 connections waiting"),
+        "{}",
+        broker.log_tail(10)
+    );
+    drop(idle);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while broker.status().is_err() {
+        assert!(std::time::Instant::now() < deadline, "never admitted again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A tenant name with a newline and escape codes is refused (the shim gets no device), and the
+/// broker's log shows it escaped: no forged line.
+#[test]
+fn a_name_with_control_characters_is_refused_and_logged_escaped() {
+    let broker = Broker::start(&[]);
+    let name = "x\nFAKE: session opened\u{1b}[2J";
+    let out = broker.run_tenant(
+        name,
+        &compile_c("init_only"),
+        &[] as &[&str],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(out.stdout.contains("cuInit 100"), "{out:?}");
+    let log = broker.log_text();
+    assert!(!log.lines().any(|l| l.starts_with("FAKE")), "{log}");
+    assert!(!log.contains("\u{1b}[2J"), "the name's escape code reached the log");
+    assert!(
+        log.contains("contains the control or formatting character"),
+        "{log}"
+    );
+}

@@ -19,6 +19,7 @@
 //! request handlers, one module per API family); [`ring`]; [`registry`]; [`socket`]. This file
 //! only re-exports.
 
+pub mod admission;
 pub mod completion;
 pub mod error;
 pub mod exec;

@@ -61,20 +61,25 @@ impl Registry {
             .collect()
     }
 
-    /// Says `Goodbye` to every admin session and shuts its socket down (shutdown).
+    /// Says `Goodbye` to every admin session and shuts its socket down (shutdown). The sends
+    /// happen outside the registry's lock, each bounded by a short timeout: an admin client that
+    /// never reads cannot hold up shutdown.
     pub fn goodbye_admins(&self, reason: &str) {
-        for e in self.lock().values_mut() {
-            if e.tenant.is_none() {
-                if let Some(s) = e.socket.as_mut() {
-                    let _ = frame::send_message(
-                        s,
-                        &BrokerMessage::Goodbye {
-                            reason: reason.to_string(),
-                        },
-                    );
-                    let _ = s.shutdown(std::net::Shutdown::Both);
-                }
-            }
+        let sockets: Vec<UnixStream> = self
+            .lock()
+            .values()
+            .filter(|e| e.tenant.is_none())
+            .filter_map(|e| e.socket.as_ref()?.try_clone().ok())
+            .collect();
+        for mut s in sockets {
+            let _ = s.set_write_timeout(Some(std::time::Duration::from_millis(500)));
+            let _ = frame::send_message(
+                &mut s,
+                &BrokerMessage::Goodbye {
+                    reason: reason.to_string(),
+                },
+            );
+            let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
 

@@ -27,6 +27,7 @@ use gpushare_client::proto::{
 };
 use gpushare_client::shm::{Region, SessionState};
 
+use super::admission::{Pending, SessionSlot};
 use super::error::SessionError;
 use super::exec::{self, CallJob};
 use super::registry::Registry;
@@ -38,8 +39,13 @@ use crate::groups::GroupKey;
 use crate::policy::{Policy, Rules};
 use crate::reload;
 
-/// How long a new connection may take to say `Hello`.
+/// How long one read of the handshake may take (the whole handshake is bounded by
+/// [`super::admission`]'s deadline).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long one send to a client may block: a client that stops reading loses its session
+/// rather than holding a broker thread.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How a session's socket loop ended.
 #[derive(Debug)]
@@ -125,6 +131,33 @@ fn admit(id: u64, creds: Option<os::PeerCredentials>) -> Result<os::PeerCredenti
     ))
 }
 
+/// Longest tenant name, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Checks a tenant name a client declares: not empty, at most [`MAX_NAME_BYTES`], and free of
+/// control characters and of the invisible formatting characters that reorder or hide text
+/// (bidirectional overrides, zero-width characters), so a name cannot forge a log line or
+/// disguise itself in `gpushare status`.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("the tenant name is empty".into());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the tenant name is {} bytes long (at most {MAX_NAME_BYTES})",
+            name.len()
+        ));
+    }
+    let hidden = |c: char| matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}');
+    match name.chars().find(|&c| c.is_control() || hidden(c)) {
+        Some(c) => Err(format!(
+            "the tenant name {:?} contains the control or formatting character {:?}",
+            name, c
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Applies the policy in force to a tenant that got its rules from `seen` and has just been
 /// registered, if a reload replaced `seen` in between (that reload did not see the tenant).
 fn catch_up(env: &Env, seen: &Arc<Policy>, t: &Tenant) {
@@ -133,8 +166,9 @@ fn catch_up(env: &Env, seen: &Arc<Policy>, t: &Tenant) {
     }
 }
 
-/// Serves one connection until it ends (registered in `registry` while it is open).
-pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
+/// Serves one connection until it ends (registered in `registry` while it is open; `pending`
+/// is its admission slot, which becomes a session slot once the peer is known).
+pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream, pending: Pending) {
     let id = env.next_session_id();
     let creds = os::peer_credentials(&stream).ok();
     let writer = match stream.try_clone() {
@@ -145,6 +179,8 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
         }
     };
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(SEND_TIMEOUT));
+    let mut slot: Option<SessionSlot> = None;
     let mut tenant: Option<Arc<Tenant>> = None;
     let mut info_out: Option<SessionInfo> = None;
     let policy = env.policy();
@@ -152,7 +188,24 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
         if env.is_shutting_down() {
             return Err("the broker is shutting down".to_string());
         }
-        admit(id, creds)?;
+        let peer = admit(id, creds)?;
+        check_name(&hello.tenant_name).inspect_err(|reason| {
+            tracing::warn!(
+                session = id,
+                uid = peer.uid,
+                pid = peer.pid,
+                "refused: {reason}"
+            );
+        })?;
+        slot = Some(pending.admit(peer.uid).map_err(|refusal| {
+            tracing::warn!(
+                session = id,
+                uid = peer.uid,
+                pid = peer.pid,
+                "refused: {refusal}"
+            );
+            refusal.to_string()
+        })?);
         let rules = policy.rules_for(&hello.tenant_name, creds.map_or(0, |c| c.uid));
         match hello.kind {
             SessionKind::Admin => {
@@ -235,6 +288,8 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream) {
         None => serve_admin(&env, &registry, &info, stream, writer),
     }
     registry.unregister(id);
+    // The session's resources are freed: its place in the admission counts is free too.
+    drop(slot);
 }
 
 fn serve_tenant(t: &Arc<Tenant>, mut stream: UnixStream) {
@@ -265,7 +320,7 @@ fn serve_tenant(t: &Arc<Tenant>, mut stream: UnixStream) {
     drop(tx);
     match &end {
         End::Goodbye(reason) => {
-            tracing::info!(session = id, tenant = %t.info.name, "tenant said goodbye: {reason}");
+            tracing::info!(session = id, tenant = %t.info.name, "tenant said goodbye: {reason:?}");
             t.close(SessionState::ClosedByTenant);
         }
         End::Eof => {
@@ -372,4 +427,30 @@ fn serve_admin(
         );
     }
     let _ = writer.shutdown(std::net::Shutdown::Both);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_that_could_forge_or_hide_text_are_refused() {
+        for good in ["llm", "bert-large_2", "モデル", "a b"] {
+            assert!(check_name(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            "x\nFAKE log line",
+            "\u{1b}[2J",
+            "tab\there",
+            "del\u{7f}",
+            "evil\u{202e}txt.exe",
+            "zero\u{200b}width",
+        ] {
+            let e = check_name(bad).expect_err(bad);
+            assert!(e.contains("tenant name"), "{e}");
+        }
+        assert!(check_name(&"n".repeat(257)).is_err());
+        assert!(check_name(&"n".repeat(256)).is_ok());
+    }
 }

@@ -9,7 +9,9 @@
 //! cannot tell. Kernel arguments are not checked (they are opaque bytes); isolation of what
 //! kernels touch is the device's (one shared context today: see `docs/architecture.md`).
 //!
-//! Charged bytes: `MemAlloc` sizes (rounded to the granularity) and `MemCreate` sizes.
+//! Charged bytes: `MemAlloc` sizes (rounded to the granularity), `MemCreate` sizes and the bytes
+//! modules' variables declare (`.global`/`.const`, charged at load, see
+//! `session::exec::module`).
 
 use std::collections::BTreeMap;
 
@@ -123,6 +125,15 @@ impl TenantMemory {
     /// charged stays, even beyond it.
     pub fn set_quota(&mut self, quota: u64) {
         self.quota = quota;
+    }
+
+    /// Bytes left under the quota (`u64::MAX` without one).
+    pub fn room(&self) -> u64 {
+        if self.quota == 0 {
+            u64::MAX
+        } else {
+            self.quota.saturating_sub(self.charged)
+        }
     }
 
     /// Checks that `bytes` more fit in the quota.

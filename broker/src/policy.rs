@@ -11,6 +11,11 @@
 //! isolation = "uid"           # "tenant" | "uid" | "shared": which tenants share a worker
 //! kernel_timeout = "0"        # "60s", "500ms", "2m"; 0 = no watchdog
 //! dedup = true                # reserved: parsed, not yet acted on
+//! max_streams = 4096          # objects a session may hold at once (0 = no bound): streams,
+//! max_events = 65536          #   events, modules, their images' bytes and host functions in
+//! max_modules = 16384         #   flight; past one, CUDA_ERROR_OUT_OF_MEMORY (see [`Limits`])
+//! max_module_bytes = "4GiB"
+//! max_host_fns = 65536
 //!
 //! [users.alice]               # a user name or a numeric uid ([users.1000])
 //! priority = "low"
@@ -35,8 +40,10 @@
 //! ([`crate::reload`]): a file that does not parse is refused and the old policy stays. A reload
 //! gives running tenants their new weight, priority, `max_share` and memory quota (new
 //! allocations are checked against it); `isolation`, `group` and `kernel_timeout` apply to new
-//! sessions only, and the `[scheduler]` table is read by the scheduler at start-up.
+//! sessions only, and the `[scheduler]` table is read by the scheduler at start-up. The object
+//! bounds (`max_*`) apply to running tenants too: what they hold stays, new objects are checked.
 
+mod limits;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -48,6 +55,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use gpushare_driver_abi::units::parse_size;
+use limits::LimitOverrides;
+pub use limits::{
+    Limits, DEFAULT_MAX_EVENTS, DEFAULT_MAX_HOST_FNS, DEFAULT_MAX_MODULES,
+    DEFAULT_MAX_MODULE_BYTES, DEFAULT_MAX_STREAMS,
+};
 pub use parse::parse_duration;
 
 /// Errors of the policy file.
@@ -152,6 +164,8 @@ pub struct Rules {
     /// Reserved: whether the tenant's module images and weights may be deduplicated with other
     /// tenants'. Parsed, not yet acted on.
     pub dedup: bool,
+    /// Bounds on the driver objects the tenant may hold at once.
+    pub limits: Limits,
 }
 
 impl Default for Rules {
@@ -165,6 +179,7 @@ impl Default for Rules {
             group: None,
             kernel_timeout: Duration::ZERO,
             dedup: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -181,6 +196,7 @@ struct Overrides {
     group: Option<String>,
     kernel_timeout: Option<Duration>,
     dedup: Option<bool>,
+    limits: LimitOverrides,
 }
 
 impl Overrides {
@@ -210,6 +226,7 @@ impl Overrides {
         if let Some(d) = self.dedup {
             base.dedup = d;
         }
+        base.limits = self.limits.apply(base.limits);
         base
     }
 }

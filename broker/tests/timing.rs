@@ -136,9 +136,9 @@ impl Rig {
         let mut image = std::fs::read(path).unwrap();
         image.push(0);
         self.region.mapping().write(0, &image).unwrap();
-        let m = self
+        let (m, _globals) = self
             .dev
-            .module_load(&self.region, 0, image.len() as u64)
+            .module_load(&self.region, (0, image.len() as u64), u64::MAX)
             .expect("module loads");
         let cname = std::ffi::CString::new(name).unwrap();
         let (f, params) = self.dev.module_get_function(m, &cname).unwrap();

@@ -84,6 +84,7 @@
 //! is the caller's) and cost no host memory beyond their initialisers.
 #![deny(unsafe_code)]
 
+mod declared;
 mod error;
 mod exec;
 pub mod limits;
@@ -93,6 +94,7 @@ mod parse;
 pub mod slice;
 mod types;
 
+pub use declared::declared_global_bytes;
 pub use error::{ExecError, MemFault, PtxError};
 pub use exec::{
     launch, ExecOptions, GlobalMemory, LaunchConfig, LaunchStats, PrintfSink, TimeSource,

@@ -244,14 +244,23 @@ impl Device {
         )
     }
 
-    /// `cuModuleLoadData` of the image at `[offset, offset + len)` of an attachment.
-    pub fn module_load(&self, att: &Attachment, offset: u64, len: u64) -> DResult<ModuleRaw> {
+    /// `cuModuleLoadData` of the image at `[offset, offset + len)` of an attachment, whose
+    /// module variables may take at most `max_globals` bytes (more: `CUDA_ERROR_OUT_OF_MEMORY`
+    /// before anything is allocated). Returns the module and the bytes its variables declare.
+    pub fn module_load(
+        &self,
+        att: &Attachment,
+        (offset, len): (u64, u64),
+        max_globals: u64,
+    ) -> DResult<(ModuleRaw, u64)> {
         let req = Q::ModuleLoad {
             region: att.id,
             offset,
             len,
+            max_globals,
         };
-        self.value("cuModuleLoadData", req).map(ModuleRaw)
+        self.pair("cuModuleLoadData", req)
+            .map(|(m, globals)| (ModuleRaw(m), globals))
     }
 
     /// `cuModuleUnload`.

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_size, Isolation, Location, Overrides, Policy, PolicyError, Priority, Rules,
-    SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
+    parse_size, Isolation, LimitOverrides, Location, Overrides, Policy, PolicyError, Priority,
+    Rules, SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
 };
 
 /// One `[default]`, `[users.*]` or `[tenants.*]` table as written.
@@ -26,6 +26,11 @@ struct RawRules {
     group: Option<Spanned<String>>,
     kernel_timeout: Option<Spanned<String>>,
     dedup: Option<bool>,
+    max_streams: Option<u32>,
+    max_events: Option<u32>,
+    max_modules: Option<u32>,
+    max_module_bytes: Option<Spanned<Size>>,
+    max_host_fns: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,20 +130,28 @@ fn max_share(raw: &RawRules, what: &str) -> Result<Option<f64>, Invalid> {
     }
 }
 
-fn memory_quota(raw: &RawRules, what: &str) -> Result<Option<u64>, Invalid> {
-    let Some(q) = &raw.memory_quota else {
+/// A size key (`memory_quota`, `max_module_bytes`): bytes, or text with a unit.
+fn size(value: Option<&Spanned<Size>>, key: &str, what: &str) -> Result<Option<u64>, Invalid> {
+    let Some(q) = value else {
         return Ok(None);
     };
     match q.get_ref() {
         Size::Bytes(b) => Ok(Some(*b)),
-        Size::Text(s) => parse_size(s).map(Some).ok_or_else(|| {
-            invalid(
-                q,
-                what,
-                format!("bad memory_quota {s:?} (e.g. \"8GiB\", \"0\")"),
-            )
-        }),
+        Size::Text(s) => parse_size(s)
+            .map(Some)
+            .ok_or_else(|| invalid(q, what, format!("bad {key} {s:?} (e.g. \"8GiB\", \"0\")"))),
     }
+}
+
+/// The object bounds a table sets (counts are checked by their type: whole numbers from 0).
+fn limits(raw: &RawRules, what: &str) -> Result<LimitOverrides, Invalid> {
+    Ok(LimitOverrides {
+        streams: raw.max_streams,
+        events: raw.max_events,
+        modules: raw.max_modules,
+        module_bytes: size(raw.max_module_bytes.as_ref(), "max_module_bytes", what)?,
+        host_fns: raw.max_host_fns,
+    })
 }
 
 fn kernel_timeout(raw: &RawRules, what: &str) -> Result<Option<Duration>, Invalid> {
@@ -167,11 +180,12 @@ fn overrides(raw: &RawRules, what: &str) -> Result<Overrides, Invalid> {
         weight: weight(raw, what)?,
         priority: raw.priority,
         max_share: max_share(raw, what)?,
-        memory_quota: memory_quota(raw, what)?,
+        memory_quota: size(raw.memory_quota.as_ref(), "memory_quota", what)?,
         isolation: raw.isolation,
         group: raw.group.as_ref().map(|g| g.get_ref().clone()),
         kernel_timeout: kernel_timeout(raw, what)?,
         dedup: raw.dedup,
+        limits: limits(raw, what)?,
     })
 }
 

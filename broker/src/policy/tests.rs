@@ -254,3 +254,49 @@ fn summary_and_syntax_errors() {
     let e = Policy::load(Path::new("/nonexistent/p.toml")).unwrap_err();
     assert!(matches!(e, PolicyError::Read { .. }), "{e}");
 }
+
+#[test]
+fn object_limits_default_layer_and_fail_at_their_place() {
+    let p = parse(
+        "[default]\nmax_streams = 64\nmax_module_bytes = \"256MiB\"\n\
+         [users.7]\nmax_events = 10\n\
+         [tenants.a]\nmax_modules = 3\nmax_host_fns = 0\nmax_module_bytes = 1000\n",
+    );
+    let (a, u, z) = (
+        p.rules_for("a", 7),
+        p.rules_for("z", 7),
+        p.rules_for("z", 0),
+    );
+    let d = Limits::default();
+    assert_eq!(
+        z.limits,
+        Limits {
+            streams: 64,
+            module_bytes: 256 << 20,
+            ..d
+        }
+    );
+    assert_eq!(u.limits.events, 10, "[users.UID] over [default]");
+    assert_eq!(
+        a.limits,
+        Limits {
+            streams: 64,
+            events: 10,
+            modules: 3,
+            module_bytes: 1000,
+            host_fns: 0,
+        },
+        "[tenants.NAME] over both, field by field"
+    );
+    assert_eq!(Policy::default().rules_for("x", 0).limits, d);
+    assert_eq!(
+        (d.streams, d.events, d.modules, d.module_bytes, d.host_fns),
+        (4096, 65_536, 16_384, 4 << 30, 65_536)
+    );
+    error_at("[default]\nmax_streams = -1\n", 2, 15);
+    error_at("[default]\nmax_events = \"many\"\n", 2, 14);
+    error_at("[tenants.x]\nmax_modules = 5000000000\n", 2, 15);
+    let e = error_at("[tenants.x]\nmax_module_bytes = \"lots\"\n", 2, 20);
+    assert!(e.contains("bad max_module_bytes"), "{e}");
+    error_at("[default]\nmax_host_fns = 1.5\n", 2, 16);
+}

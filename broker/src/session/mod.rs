@@ -14,8 +14,9 @@
 //! [`Registry`] lists the live sessions.
 //!
 //! Modules, bottom up — each imports only modules listed before it:
-//! [`error`]; [`state`] (the tenant's tables); [`waits`] and [`completion`] (what threads wait
-//! for, batches and `retired`); [`tenant`]; [`host`] (host spans); [`exec`] (the executor and the
+//! [`error`]; [`state`] (the tenant's tables); [`limits`] (bounds on the objects a tenant
+//! holds); [`waits`] and [`completion`] (what threads wait for, batches and `retired`);
+//! [`tenant`]; [`host`] (host spans); [`exec`] (the executor and the
 //! request handlers, one module per API family); [`ring`]; [`registry`]; [`socket`]. This file
 //! only re-exports.
 
@@ -24,6 +25,7 @@ pub mod completion;
 pub mod error;
 pub mod exec;
 pub mod host;
+pub mod limits;
 pub mod registry;
 pub mod ring;
 pub mod socket;

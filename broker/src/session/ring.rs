@@ -293,17 +293,24 @@ fn stream_wait(t: &Arc<Tenant>, seq: u64, w: &StreamWait) -> RResult {
     })
 }
 
+/// A host function: a gated marker that offers the function to the tenant and waits for its
+/// `HOST_FN_DONE`. It counts against `max_host_fns` until the marker has run (or its operation
+/// was dropped): past the bound the command fails with `CUDA_ERROR_OUT_OF_MEMORY` (an
+/// asynchronous error, as the shim does not wait for the command).
 fn host_fn(t: &Arc<Tenant>, seq: u64, h: &HostFn) -> RResult {
     let weak = Arc::downgrade(t);
     let (stream_handle, token) = (h.stream, h.token);
-    submit(t, seq, h.stream, None, move |_, stream| {
+    submit(t, seq, h.stream, None, |_, stream| {
+        let in_flight = t.limits.host_fn().map_err(|e| e.code())?;
         let f = Box::new(move || {
+            let _in_flight = in_flight;
             let Some(t) = weak.upgrade() else {
                 return;
             };
             if t.is_closing() {
                 return;
             }
+            t.host_fn_expect(token);
             let ready = HostFnReady {
                 stream: stream_handle,
                 token,

@@ -91,6 +91,10 @@ impl TenantStream {
 pub struct ModuleEntry {
     /// Driver handle.
     pub raw: ModuleRaw,
+    /// Bytes of its image (counted in [`TenantState::module_bytes`]).
+    pub image_bytes: u64,
+    /// Bytes its variables declare (charged to the tenant's memory).
+    pub globals: u64,
 }
 
 /// A kernel.
@@ -132,6 +136,8 @@ pub struct TenantState {
     pub primary: Option<(u64, u32)>,
     /// Modules.
     pub modules: Table<ModuleEntry>,
+    /// Bytes of the images of `modules`, together (`max_module_bytes`).
+    pub module_bytes: u64,
     /// Kernels.
     pub functions: Table<FunctionEntry>,
     /// Streams (not the legacy one).
@@ -158,6 +164,7 @@ impl TenantState {
             contexts: Table::new(Kind::Context, session),
             primary: None,
             modules: Table::new(Kind::Module, session),
+            module_bytes: 0,
             functions: Table::new(Kind::Function, session),
             streams: Table::new(Kind::Stream, session),
             legacy,
@@ -226,6 +233,28 @@ impl TenantState {
             s.work += 1;
             Ok((Arc::clone(&s.dev), s.slot, joins))
         }
+    }
+
+    /// Adds a loaded module: its image's bytes counted, its variables' bytes charged (which
+    /// the caller checked fit). Returns its handle.
+    pub fn add_module(&mut self, entry: ModuleEntry) -> Result<u64, StateError> {
+        let (image, globals) = (entry.image_bytes, entry.globals);
+        let h = self.modules.insert(entry)?;
+        self.module_bytes = self.module_bytes.saturating_add(image);
+        self.memory.charge(globals);
+        Ok(h)
+    }
+
+    /// Removes module `h` with its kernels and its globals' ranges, uncounting its image and
+    /// uncharging its variables.
+    pub fn remove_module(&mut self, h: u64) -> Result<ModuleEntry, StateError> {
+        let m = self.modules.remove(h)?;
+        self.functions.extract(|f| f.module == h);
+        self.memory
+            .remove_ranges(|r| r.owner == crate::memory::Owner::Global { module: h });
+        self.module_bytes = self.module_bytes.saturating_sub(m.image_bytes);
+        self.memory.uncharge(m.globals);
+        Ok(m)
     }
 
     /// Every driver stream of the tenant (legacy first).

@@ -50,6 +50,7 @@ use std::os::fd::BorrowedFd;
 
 use super::completion::Completion;
 use super::error::SessionError;
+use super::limits::Limiter;
 use super::state::{self, TenantState};
 use super::waits::{HostFnsDone, Progress};
 use crate::device::{Attachment, Device};
@@ -112,6 +113,9 @@ pub struct Tenant {
     pub dev: Arc<Device>,
     /// The tenant's isolation group.
     pub group: GroupKey,
+    /// Bounds on the objects the tenant holds, and its host functions in flight (atomics: no
+    /// lock).
+    pub limits: Limiter,
     /// The tenant's `kernel_timeout` (counted in its worker's watchdog).
     timeout: Duration,
     /// The region, as the worker maps it (copies name spans of it).
@@ -199,7 +203,9 @@ impl Tenant {
         let st = TenantState::new(info.id, legacy, slots, rules.memory_quota);
         let params = TenantParams::from_rules(rules);
         env.sched.add_tenant(info.id, params);
+        let limits = Limiter::new(info.id, &info.name, &rules.limits);
         Ok(Arc::new_cyclic(|me| Tenant {
+            limits,
             staging: region.staging(),
             replies: region.replies(),
             layout,
@@ -231,12 +237,13 @@ impl Tenant {
     }
 
     /// Applies new policy `rules` (a reload): the scheduling parameters (weight, priority,
-    /// `max_share`) and the memory quota, which new allocations are checked against (what is
-    /// allocated stays, even beyond a smaller quota). The isolation group and the kernel
-    /// watchdog stay as the session started.
+    /// `max_share`), the memory quota and the object bounds, which new allocations and objects
+    /// are checked against (what is held stays, even beyond a smaller bound). The isolation
+    /// group and the kernel watchdog stay as the session started.
     pub fn apply_rules(&self, rules: &Rules) {
         let params = TenantParams::from_rules(rules);
         *lock(&self.params) = params;
+        self.limits.set(&rules.limits);
         self.env.sched.set_params(self.info.id, params);
         if let Some(st) = self.state().as_mut() {
             st.memory.set_quota(rules.memory_quota);
@@ -354,14 +361,37 @@ impl Tenant {
         self.host_fns.wait(token, &self.closing, HOST_FN_TIMEOUT)
     }
 
-    /// The tenant ran host function `token`.
-    pub fn host_fn_done(&self, token: u64) {
-        self.host_fns.done(token);
+    /// Host function `token` is about to be offered to the tenant (`HOST_FN_READY`): its
+    /// `HOST_FN_DONE` is expected.
+    pub fn host_fn_expect(&self, token: u64) {
+        self.host_fns.expect(token);
     }
 
-    /// Pushes `HOST_FN_READY` on the notify ring (waits a bounded time for space).
+    /// The tenant ran host function `token` (an answer for a token no host function waits
+    /// for — never offered, timed out, answered twice — is dropped).
+    pub fn host_fn_done(&self, token: u64) {
+        if !self.host_fns.done(token) {
+            tracing::debug!(
+                session = self.info.id,
+                token,
+                "HOST_FN_DONE for no waiting host function: dropped"
+            );
+        }
+    }
+
+    /// Host functions waiting for the tenant's `HOST_FN_DONE`.
+    pub fn host_fns_waiting(&self) -> usize {
+        self.host_fns.waiting()
+    }
+
+    /// Pushes `HOST_FN_READY` on the notify ring (waits a bounded time for space); when it
+    /// cannot, the token is no longer expected.
     pub fn notify_host_fn(&self, rec: HostFnReady) -> bool {
-        lock(&self.notify).push(&Command::HostFnReady(rec)).is_ok()
+        let sent = lock(&self.notify).push(&Command::HostFnReady(rec)).is_ok();
+        if !sent {
+            self.host_fns.forget(rec.token);
+        }
+        sent
     }
 
     /// Sends a reply where it belongs. A reply that does not fit its slot closes the session.

@@ -6,7 +6,7 @@
 //! leaves of the tenant's lock order (see [`super::tenant`]) by construction. Waits are sliced
 //! (50 ms) so that a closing session (`closing`) is noticed without a wake-up.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -148,11 +148,14 @@ impl Progress {
     }
 }
 
-/// Tokens of the host functions the tenant reported done (`HOST_FN_DONE`) that no stream has
-/// collected yet.
+/// The host functions whose stream waits for the tenant's `HOST_FN_DONE`: each token is
+/// expected from the `HOST_FN_READY` that asks the tenant to run it until its wait ends (done,
+/// timed out or closing), and only expected tokens are recorded done — so the set holds at
+/// most one entry per waiting host function, whatever the tenant sends.
 #[derive(Default)]
 pub struct HostFnsDone {
-    tokens: Mutex<HashSet<u64>>,
+    /// Expected tokens: `true` once done.
+    tokens: Mutex<HashMap<u64, bool>>,
     changed: Condvar,
 }
 
@@ -162,21 +165,52 @@ impl HostFnsDone {
         self.changed.notify_all();
     }
 
-    /// The tenant ran host function `token`.
-    pub fn done(&self, token: u64) {
-        lock(&self.tokens).insert(token);
+    /// Host function `token` is about to be offered to the tenant (before its `HOST_FN_READY`).
+    pub fn expect(&self, token: u64) {
+        lock(&self.tokens).insert(token, false);
+    }
+
+    /// The tenant ran host function `token`; false (and nothing kept) when no host function
+    /// `token` is waiting.
+    pub fn done(&self, token: u64) -> bool {
+        let known = match lock(&self.tokens).get_mut(&token) {
+            Some(done) => {
+                *done = true;
+                true
+            }
+            None => false,
+        };
+        self.changed.notify_all();
+        known
+    }
+
+    /// Stops expecting `token` (its `HOST_FN_READY` could not be sent).
+    pub fn forget(&self, token: u64) {
+        lock(&self.tokens).remove(&token);
+    }
+
+    /// Host functions waiting (expected, done or not).
+    pub fn waiting(&self) -> usize {
+        lock(&self.tokens).len()
+    }
+
+    /// Forgets every token (the session ended).
+    pub fn clear(&self) {
+        lock(&self.tokens).clear();
         self.changed.notify_all();
     }
 
-    /// Waits for `token` to be done and collects it (false: `timeout` passed or closing).
+    /// Waits for the expected `token` to be done; the token is forgotten whatever the outcome
+    /// (false: `timeout` passed or closing).
     pub fn wait(&self, token: u64, closing: &AtomicBool, timeout: Duration) -> bool {
         let start = Instant::now();
         let mut m = lock(&self.tokens);
         loop {
-            if m.remove(&token) {
-                return true;
+            if m.get(&token) != Some(&false) {
+                return m.remove(&token).is_some();
             }
             if closing.load(Ordering::Acquire) || start.elapsed() >= timeout {
+                m.remove(&token);
                 return false;
             }
             m = self
@@ -241,10 +275,30 @@ mod tests {
     fn host_functions_are_collected_once() {
         let h = HostFnsDone::default();
         let closing = AtomicBool::new(false);
-        h.done(7);
+        h.expect(7);
+        assert!(h.done(7));
         assert!(h.wait(7, &closing, Duration::from_secs(5)));
         assert!(!h.wait(7, &closing, Duration::from_millis(10)));
         closing.store(true, Ordering::Release);
+        h.expect(8);
         assert!(!h.wait(8, &closing, Duration::from_secs(5)));
+        assert_eq!(h.waiting(), 0, "a wait that ends forgets its token");
+    }
+
+    #[test]
+    fn tokens_nobody_waits_for_are_not_kept() {
+        let h = HostFnsDone::default();
+        let closing = AtomicBool::new(false);
+        for token in 0..10_000 {
+            assert!(!h.done(token), "never offered");
+        }
+        assert_eq!(h.waiting(), 0);
+        h.expect(1);
+        assert!(!h.wait(1, &closing, Duration::from_millis(1)), "timed out");
+        assert!(!h.done(1), "a late answer is dropped");
+        assert_eq!(h.waiting(), 0);
+        h.expect(2);
+        h.clear();
+        assert_eq!(h.waiting(), 0);
     }
 }

@@ -139,12 +139,21 @@ impl Objects {
             .ok_or_else(|| unknown("module"))
     }
 
-    /// Checks and loads an image; returns the module's id.
-    pub fn load_module(&self, image: Vec<u8>) -> DResult<u64> {
+    /// Checks and loads an image whose module variables may take at most `max_globals` bytes
+    /// of device memory (more: `CUDA_ERROR_OUT_OF_MEMORY`, before the driver sees the image);
+    /// returns the module's id and the bytes its variables declare.
+    pub fn load_module(&self, image: Vec<u8>, max_globals: u64) -> DResult<(u64, u64)> {
         let image = super::image::prepare_image(image).map_err(|e| DeviceError::Cuda {
             call: "cuModuleLoadData",
             code: e.code(),
         })?;
+        let globals = super::globals::declared_bytes(&image);
+        if globals > max_globals {
+            return Err(DeviceError::Cuda {
+                call: "cuModuleLoadData",
+                code: code::ERROR_OUT_OF_MEMORY,
+            });
+        }
         let m = match super::image::with_slices(&image) {
             Some(sliced) => match self.drv.module_load(&sliced) {
                 Ok(m) => m,
@@ -159,7 +168,7 @@ impl Objects {
         };
         let id = self.id();
         write(&self.modules).insert(id, m);
-        Ok(id)
+        Ok((id, globals))
     }
 
     /// Unloads a module and forgets its functions.

@@ -179,8 +179,15 @@ pub enum WorkerRequest {
     VmmAlloc { size: u64 },
     /// Frees a [`WorkerRequest::VmmAlloc`].
     VmmFree { ptr: u64, size: u64, handle: u64 },
-    /// `cuModuleLoadData` of an image in an attached region.
-    ModuleLoad { region: u32, offset: u64, len: u64 },
+    /// `cuModuleLoadData` of an image in an attached region, refused with
+    /// `CUDA_ERROR_OUT_OF_MEMORY` before the driver sees it when the image's module variables
+    /// declare more than `max_globals` bytes; answered with `Pair(module, declared bytes)`.
+    ModuleLoad {
+        region: u32,
+        offset: u64,
+        len: u64,
+        max_globals: u64,
+    },
     /// `cuModuleUnload`.
     ModuleUnload { module: u64 },
     /// `cuModuleGetFunction` (with its parameter layout).

@@ -406,11 +406,14 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
             region,
             offset,
             len,
+            max_globals,
         } => {
             let loaded = o
                 .read_region(region, offset, len)
-                .and_then(|image| o.load_module(image));
-            reply(loaded, WorkerReply::Value)
+                .and_then(|image| o.load_module(image, max_globals));
+            reply(loaded, |(module, globals)| {
+                WorkerReply::Pair(module, globals)
+            })
         }
         R::ModuleUnload { module } => done(o.unload_module(module)),
         R::ModuleGetFunction { module, name: n } => {

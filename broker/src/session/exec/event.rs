@@ -8,6 +8,7 @@ use gpushare_client::proto::Reply;
 
 use super::support::with_state;
 use crate::session::error::{ExecError, ExecResult};
+use crate::session::limits::Limit;
 use crate::session::tenant::Tenant;
 
 /// Executes a `event` request.
@@ -15,8 +16,14 @@ pub fn execute(t: &Tenant, req: EventRequest) -> ExecResult {
     let dev = &t.dev;
     match req {
         EventRequest::EventCreate { flags } => {
+            // Bounded by `max_events`: checked before the worker creates the event and again
+            // when it is added (an event created on the other lane meanwhile counts).
+            with_state(t, |st| fits(t, st.events.len()))?;
             let e = dev.event_create(flags)?;
-            let event = with_state(t, |st| Ok(st.events.insert(e)?))?;
+            let event = with_state(t, |st| {
+                fits(t, st.events.len())?;
+                Ok(st.events.insert(e)?)
+            })?;
             Ok(Reply::Event { event })
         }
         EventRequest::EventDestroy { event } => with_state(t, |st| {
@@ -46,4 +53,11 @@ pub fn execute(t: &Tenant, req: EventRequest) -> ExecResult {
             Ok(Reply::ElapsedMs(dev.event_elapsed(&a, &b)?))
         }
     }
+}
+
+/// Checks that one more event fits `max_events` beside the tenant's `held`.
+fn fits(t: &Tenant, held: usize) -> Result<(), ExecError> {
+    t.limits
+        .check(Limit::Events, held as u64, 1)
+        .map_err(|e| ExecError::Code(e.code()))
 }

@@ -1,19 +1,26 @@
 //! The `module` family: modules (loaded by the worker from images staged in shared memory, which
 //! it copies out and checks before its driver sees them), their functions (with the parameter
 //! layout launches are checked against) and globals, function attributes.
+//!
+//! A load is bounded by `max_modules` and `max_module_bytes` ([`crate::session::limits`]), and
+//! the bytes the module's variables declare are charged to the tenant's memory quota: the worker
+//! refuses an image whose variables exceed what is left of the quota before its driver
+//! allocates anything (`CUDA_ERROR_OUT_OF_MEMORY`), and the charge is undone at unload or when
+//! the session ends.
 
 use std::ffi::CString;
 use std::sync::Arc;
 
 use gpushare_client::code;
 use gpushare_client::proto::request::ModuleRequest;
-use gpushare_client::proto::Reply;
+use gpushare_client::proto::{HostSpan, Reply};
 
 use super::support::{sync_tenant, with_state};
 use crate::memory::{Owner, Range};
-use crate::session::error::ExecResult;
+use crate::session::error::{ExecError, ExecResult};
 use crate::session::host::image_span;
-use crate::session::state::{FunctionEntry, ModuleEntry};
+use crate::session::limits::Limit;
+use crate::session::state::{FunctionEntry, ModuleEntry, TenantState};
 use crate::session::tenant::Tenant;
 use crate::work::SlicedFunction;
 
@@ -21,23 +28,9 @@ use crate::work::SlicedFunction;
 pub fn execute(t: &Tenant, req: ModuleRequest) -> ExecResult {
     let dev = &t.dev;
     match req {
-        ModuleRequest::ModuleLoad { image } => {
-            let (att, offset, len) = image_span(t, image)?;
-            let raw = dev.module_load(&att, offset, len)?;
-            let module = with_state(t, |st| Ok(st.modules.insert(ModuleEntry { raw })?));
-            if module.is_err() {
-                let _ = dev.module_unload(raw);
-            }
-            Ok(Reply::Module { module: module? })
-        }
+        ModuleRequest::ModuleLoad { image } => load(t, image),
         ModuleRequest::ModuleUnload { module } => {
-            let entry = with_state(t, |st| {
-                let m = st.modules.remove(module)?;
-                st.functions.extract(|f| f.module == module);
-                st.memory
-                    .remove_ranges(|r| r.owner == Owner::Global { module });
-                Ok(m)
-            })?;
+            let entry = with_state(t, |st| Ok(st.remove_module(module)?))?;
             // Kernels of the module may still be running.
             sync_tenant(t)?;
             dev.module_unload(entry.raw)?;
@@ -62,6 +55,40 @@ pub fn execute(t: &Tenant, req: ModuleRequest) -> ExecResult {
             Ok(Reply::Empty)
         }
     }
+}
+
+/// Checks that one more module of `len` bytes fits the tenant's bounds.
+fn fits(t: &Tenant, st: &TenantState, len: u64) -> Result<(), ExecError> {
+    t.limits
+        .check(Limit::Modules, st.modules.len() as u64, 1)
+        .and_then(|()| t.limits.check(Limit::ModuleBytes, st.module_bytes, len))
+        .map_err(|e| ExecError::Code(e.code()))
+}
+
+/// `ModuleLoad`: bounded, with the module's variables charged (see the module documentation).
+/// The bounds and the quota are checked again once the worker has loaded it (another request
+/// may have taken the room meanwhile); a module that no longer fits is unloaded.
+fn load(t: &Tenant, image: HostSpan) -> ExecResult {
+    let dev = &t.dev;
+    let (att, offset, len) = image_span(t, image)?;
+    let room = with_state(t, |st| {
+        fits(t, st, len)?;
+        Ok(st.memory.room())
+    })?;
+    let (raw, globals) = dev.module_load(&att, (offset, len), room)?;
+    let module = with_state(t, |st| {
+        fits(t, st, len)?;
+        st.memory.can_charge(globals)?;
+        Ok(st.add_module(ModuleEntry {
+            raw,
+            image_bytes: len,
+            globals,
+        })?)
+    });
+    if module.is_err() {
+        let _ = dev.module_unload(raw);
+    }
+    Ok(Reply::Module { module: module? })
 }
 
 /// `ModuleGetFunction`: the tenant's handle of the kernel (one per module and name) and its

@@ -10,6 +10,7 @@ use gpushare_client::proto::Reply;
 
 use super::support::{sync_stream, with_state};
 use crate::session::error::{ExecError, ExecResult};
+use crate::session::limits::Limit;
 use crate::session::state::{TenantState, TenantStream, JOIN_EVENT_FLAGS, STREAM_NON_BLOCKING};
 use crate::session::tenant::Tenant;
 
@@ -43,9 +44,21 @@ pub fn execute(t: &Tenant, req: StreamRequest) -> ExecResult {
     }
 }
 
+/// Checks that one more stream fits `max_streams`.
+fn fits(t: &Tenant, st: &TenantState) -> Result<(), ExecError> {
+    t.limits
+        .check(Limit::Streams, st.streams.len() as u64, 1)
+        .map_err(|e| ExecError::Code(e.code()))
+}
+
+/// `StreamCreate`, bounded by `max_streams` (checked again when the stream is added: a stream
+/// created on the other lane meanwhile counts) and by the region's completion slots.
 fn stream_create(t: &Tenant, flags: u32, priority: i32) -> ExecResult {
     let dev = &t.dev;
-    let slot = with_state(t, |st| Ok(st.take_slot()?))?;
+    let slot = with_state(t, |st| {
+        fits(t, st)?;
+        Ok(st.take_slot()?)
+    })?;
     let created = dev
         .stream_create(flags, priority)
         .and_then(|s| Ok((s, dev.event_create(JOIN_EVENT_FLAGS)?)));
@@ -61,6 +74,10 @@ fn stream_create(t: &Tenant, flags: u32, priority: i32) -> ExecResult {
     };
     let blocking = flags & STREAM_NON_BLOCKING == 0;
     let stream = with_state(t, |st| {
+        if let Err(e) = fits(t, st) {
+            st.put_slot(slot);
+            return Err(e);
+        }
         // A new blocking stream's first operation waits for the legacy stream's work so far.
         Ok(st
             .streams

@@ -25,6 +25,7 @@ impl Tenant {
         }
         drop(self.env.sched.remove_tenant(self.info.id));
         self.completion.clear_open();
+        self.host_fns.clear();
         let Some(mut st) = self.state().take() else {
             return;
         };

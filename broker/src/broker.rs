@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use gpushare_client::ShmConfig;
 
 use crate::device::{worker_exe, Device, DeviceChoice, DeviceError, WorkerConfig};
-use crate::env::Env;
+use crate::env::{BrokerFiles, Env};
 use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::reload::ReloadHandle;
@@ -224,15 +224,13 @@ fn probe_device(choice: DeviceChoice) -> Result<(Arc<Device>, WorkerConfig), Bro
     }
 }
 
-/// Mode of the broker's socket: its own user only (root connects regardless). Who else may use
-/// the broker is decided per connection from its peer credentials (`session::socket`).
-const SOCKET_MODE: u32 = 0o600;
-
 /// Binds the socket at `path`. Its directory is created if missing (mode 0711: others may pass
 /// through to the socket, not list or change the directory) and must be one no other user can
 /// tamper with ([`Rule::NoTamper`]): owned by the broker's user or root, writable by others only
-/// if sticky. The socket gets [`SOCKET_MODE`] whatever the umask.
-fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
+/// if sticky. The socket gets `mode` whatever the umask (see [`AccessRules::socket_mode`]).
+///
+/// [`AccessRules::socket_mode`]: crate::access::AccessRules::socket_mode
+fn bind(path: &Path, mode: u32) -> Result<UnixListener, BrokerError> {
     use crate::private_dir::{self, Rule};
     use std::os::unix::fs::PermissionsExt;
     let err = |source| BrokerError::Socket {
@@ -263,7 +261,7 @@ fn bind(path: &Path) -> Result<UnixListener, BrokerError> {
         std::fs::remove_file(path).map_err(err)?;
     }
     let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE)).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
     Ok(listener)
 }
 
@@ -272,7 +270,7 @@ impl Broker {
     /// binds the socket.
     pub fn start(cfg: BrokerConfig) -> Result<Broker, BrokerError> {
         let (probe, workers) = probe_device(cfg.device)?;
-        let listener = bind(&cfg.socket)?;
+        let listener = bind(&cfg.socket, cfg.policy.access().socket_mode())?;
         let descriptors = gpushare_client::os::raise_descriptor_limit().unwrap_or_else(|e| {
             tracing::warn!("cannot raise the descriptor limit: {e}");
             1024
@@ -297,7 +295,10 @@ impl Broker {
             sched,
             cfg.shm,
             cfg.policy,
-            cfg.policy_file,
+            BrokerFiles {
+                socket: cfg.socket.clone(),
+                policy: cfg.policy_file,
+            },
         ));
         tracing::info!(socket = %cfg.socket.display(), device = %env.backend, "broker listening");
         Ok(Broker {

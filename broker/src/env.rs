@@ -20,6 +20,15 @@ use crate::groups::Groups;
 use crate::policy::Policy;
 use crate::scheduler::Scheduler;
 
+/// The files a broker serves and reads: its socket and its policy file.
+#[derive(Clone, Debug)]
+pub struct BrokerFiles {
+    /// The listening socket.
+    pub socket: PathBuf,
+    /// The policy file (what a reload re-reads), if any.
+    pub policy: Option<PathBuf>,
+}
+
 /// Broker-wide state shared with every session.
 pub struct Env {
     /// The isolation groups and their workers.
@@ -34,8 +43,8 @@ pub struct Env {
     pub shm: ShmConfig,
     /// The policy in force (replaced by a reload).
     policy: RwLock<Arc<Policy>>,
-    /// The file the policy came from (what a reload re-reads).
-    policy_file: Option<PathBuf>,
+    /// The socket and the policy file.
+    files: BrokerFiles,
     /// Held while a policy is applied to running tenants.
     applying: Mutex<()>,
     started: Instant,
@@ -52,7 +61,7 @@ impl Env {
         sched: Arc<dyn Scheduler>,
         shm: ShmConfig,
         policy: Policy,
-        policy_file: Option<PathBuf>,
+        files: BrokerFiles,
     ) -> Env {
         Env {
             groups,
@@ -61,7 +70,7 @@ impl Env {
             sched,
             shm,
             policy: RwLock::new(Arc::new(policy)),
-            policy_file,
+            files,
             applying: Mutex::new(()),
             started: Instant::now(),
             next_session: AtomicU64::new(1),
@@ -91,7 +100,12 @@ impl Env {
 
     /// The policy file the broker was started with, if any.
     pub fn policy_file(&self) -> Option<&Path> {
-        self.policy_file.as_deref()
+        self.files.policy.as_deref()
+    }
+
+    /// The broker's socket.
+    pub fn socket(&self) -> &Path {
+        &self.files.socket
     }
 
     /// A fresh session id.

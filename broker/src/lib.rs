@@ -24,6 +24,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod admin;
 pub mod broker;
 pub mod device;

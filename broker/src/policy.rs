@@ -54,6 +54,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::access::{AccessRules, Directory, Principal};
+
 pub use gpushare_driver_abi::units::parse_size;
 use limits::LimitOverrides;
 pub use limits::{
@@ -293,15 +295,15 @@ pub struct Policy {
     /// `[users.UID]` with a numeric uid.
     uids: HashMap<u32, Overrides>,
     tenants: HashMap<String, Overrides>,
+    /// `[tenants.NAME] users`: the names only these users may use.
+    tenant_users: HashMap<String, Vec<Principal>>,
     scheduler: SchedulerConfig,
+    access: AccessRules,
 }
 
 /// The name of user `uid` (the passwd database, NSS included), if it has one.
 pub fn user_name(uid: u32) -> Option<String> {
-    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-        .ok()
-        .flatten()
-        .map(|u| u.name)
+    crate::access::SystemDirectory.user_name(uid)
 }
 
 impl Policy {
@@ -350,6 +352,33 @@ impl Policy {
     /// The `[scheduler]` table.
     pub fn scheduler(&self) -> &SchedulerConfig {
         &self.scheduler
+    }
+
+    /// The `[access]` table: who may connect, who administers.
+    pub fn access(&self) -> &AccessRules {
+        &self.access
+    }
+
+    /// Whether user `uid` may use tenant name `name`: yes unless `[tenants.NAME] users` lists
+    /// who may, and `uid` is neither one of them nor root (else the reason).
+    pub fn may_use_name(&self, name: &str, uid: u32, dir: &dyn Directory) -> Result<(), String> {
+        let Some(users) = self.tenant_users.get(name) else {
+            return Ok(());
+        };
+        let mut user: Option<Option<String>> = None;
+        let listed = users.iter().any(|u| match u {
+            Principal::Id(id) => *id == uid,
+            Principal::Name(n) => {
+                user.get_or_insert_with(|| dir.user_name(uid)).as_deref() == Some(n.as_str())
+            }
+        });
+        if uid == 0 || listed {
+            Ok(())
+        } else {
+            Err(format!(
+                "the tenant name {name:?} is reserved by the policy for other users (uid {uid} is not among them)"
+            ))
+        }
     }
 
     /// One line: the tenant and user rules the file names and the scheduler settings.

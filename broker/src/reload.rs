@@ -94,6 +94,14 @@ fn load_and_apply(env: &Env, registry: &Registry) -> Result<Reloaded, ReloadErro
     let summary = policy.summary();
     let tenants = env.replace_policy(policy, |policy| {
         env.sched.configure(policy.scheduler());
+        // Who may connect may have changed: the socket's mode follows `[access]`.
+        let mode = policy.access().socket_mode();
+        if let Err(e) = std::fs::set_permissions(
+            env.socket(),
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        ) {
+            tracing::warn!("setting the socket's mode to {mode:o}: {e}");
+        }
         let tenants = registry.tenants();
         for t in &tenants {
             t.apply_rules(&policy.rules_for(&t.info.name, t.info.uid));

@@ -343,9 +343,74 @@ fn a_name_with_control_characters_is_refused_and_logged_escaped() {
     assert!(out.stdout.contains("cuInit 100"), "{out:?}");
     let log = broker.log_text();
     assert!(!log.lines().any(|l| l.starts_with("FAKE")), "{log}");
-    assert!(!log.contains("\u{1b}[2J"), "the name's escape code reached the log");
+    assert!(
+        !log.contains("\u{1b}[2J"),
+        "the name's escape code reached the log"
+    );
     assert!(
         log.contains("contains the control or formatting character"),
         "{log}"
     );
+}
+
+/// `[access]` admits another user; that user sees only its own tenants in `gpushare status` and
+/// cannot use a tenant name the policy reserves for others.
+#[test]
+fn the_policy_admits_users_who_see_only_their_own_tenants_and_names() {
+    if cannot_switch_users("the_policy_admits_users_who_see_only_their_own_tenants_and_names") {
+        return;
+    }
+    let broker = Broker::start_with_policy(
+        Some("[access]\nusers = [65534]\n[tenants.reserved]\nusers = [1000]\n"),
+        &[],
+    );
+    let socket = broker.socket();
+    let mode = std::fs::metadata(socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(
+        mode, 0o666,
+        "others are admitted: the socket is open, the policy decides"
+    );
+    // A tenant of root's, running while nobody looks.
+    let bench = compile_c("bench_sched");
+    let root_tenant =
+        broker.spawn_tenant("roots", &bench, &["--seconds", "4", "--ns", "100000"], &[]);
+    broker
+        .wait_status("root's tenant", Duration::from_secs(20), |s| {
+            s.tenants.iter().any(|t| t.name == "roots")
+        })
+        .expect("root sees its tenant");
+    let mut status = as_nobody(gpushare_bin());
+    status.arg("status").arg("--socket").arg(socket);
+    let out = run_command(status, Duration::from_secs(20));
+    assert_eq!(out.code, Some(0), "nobody is admitted: {out:?}");
+    assert!(
+        out.stdout.contains("no tenants") && !out.stdout.contains("roots"),
+        "nobody sees root's tenant: {out:?}"
+    );
+
+    let tmp = scratch("nobody-run");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run_as_nobody = |name: &str| {
+        let mut cmd = as_nobody(gpushare_bin());
+        cmd.args(["run", "--name", name, "--socket"])
+            .arg(socket)
+            .arg("--")
+            .arg(compile_c("init_only"))
+            .env("TMPDIR", &tmp)
+            .env_remove("XDG_RUNTIME_DIR")
+            .env("GPUSHARE_SHIM_LIB", shim_lib());
+        run_command(cmd, Duration::from_secs(30))
+    };
+    let reserved = run_as_nobody("reserved");
+    assert!(reserved.stdout.contains("cuInit 100"), "{reserved:?}");
+    assert!(
+        broker.log_text().contains("is reserved by the policy"),
+        "{}",
+        broker.log_tail(10)
+    );
+    let own = run_as_nobody("mine");
+    assert!(own.stdout.contains("cuInit 0"), "{own:?}");
+    let out = root_tenant.wait(Duration::from_secs(30));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    std::fs::remove_dir_all(tmp).unwrap();
 }

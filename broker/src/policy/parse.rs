@@ -10,8 +10,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_size, Isolation, LimitOverrides, Location, Overrides, Policy, PolicyError, Priority,
-    Rules, SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
+    parse_size, AccessRules, Isolation, LimitOverrides, Location, Overrides, Policy, PolicyError,
+    Principal, Priority, Rules, SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
 };
 
 /// One `[default]`, `[users.*]` or `[tenants.*]` table as written.
@@ -31,6 +31,30 @@ struct RawRules {
     max_modules: Option<u32>,
     max_module_bytes: Option<Spanned<Size>>,
     max_host_fns: Option<u32>,
+    /// Only in `[tenants.*]`: who may use the name.
+    users: Option<Vec<Spanned<RawPrincipal>>>,
+}
+
+/// A user or group as written: a number or a name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawPrincipal {
+    Id(i64),
+    Name(String),
+}
+
+/// The `[access]` table as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccess {
+    #[serde(default)]
+    users: Vec<Spanned<RawPrincipal>>,
+    #[serde(default)]
+    groups: Vec<Spanned<RawPrincipal>>,
+    #[serde(default)]
+    admins: Vec<Spanned<RawPrincipal>>,
+    #[serde(default)]
+    admin_groups: Vec<Spanned<RawPrincipal>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +85,34 @@ struct RawPolicy {
     tenants: HashMap<Spanned<String>, RawRules>,
     #[serde(default)]
     scheduler: RawScheduler,
+    #[serde(default)]
+    access: RawAccess,
+}
+
+/// A list of users or groups, each name checked (`what` names the key in errors).
+fn principals(list: &[Spanned<RawPrincipal>], what: &str) -> Result<Vec<Principal>, Invalid> {
+    list.iter()
+        .map(|p| match p.get_ref() {
+            RawPrincipal::Id(id) => u32::try_from(*id)
+                .map(Principal::Id)
+                .map_err(|_| invalid(p, what, format!("id {id} is out of range"))),
+            RawPrincipal::Name(n)
+                if n.is_empty() || n.chars().any(|c| c.is_control() || c == ':' || c == '/') =>
+            {
+                Err(invalid(p, what, format!("bad name {n:?}")))
+            }
+            RawPrincipal::Name(n) => Ok(Principal::Name(n.clone())),
+        })
+        .collect()
+}
+
+fn access(raw: &RawAccess) -> Result<AccessRules, Invalid> {
+    Ok(AccessRules {
+        users: principals(&raw.users, "[access] users")?,
+        groups: principals(&raw.groups, "[access] groups")?,
+        admins: principals(&raw.admins, "[access] admins")?,
+        admin_groups: principals(&raw.admin_groups, "[access] admin_groups")?,
+    })
 }
 
 /// Parses a duration: `"0"`, or a whole number with a unit (`us` or `µs`, `ms`, `s`, `m`, `h`).
@@ -248,6 +300,18 @@ fn user_key(key: &Spanned<String>) -> Result<UserKey, Invalid> {
     Ok(UserKey::Name(k.clone()))
 }
 
+/// `users` (who may use a tenant name) belongs in `[tenants.*]` only.
+fn only_in_tenants(r: &RawRules, what: &str) -> Result<(), Invalid> {
+    match r.users.as_ref().and_then(|u| u.first()) {
+        Some(first) => Err(invalid(
+            first,
+            what,
+            "`users` (who may use a tenant name) belongs in a [tenants.NAME] table".into(),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The tables of `map` in the order the file has them (so the first error is reported).
 fn in_file_order(map: &HashMap<Spanned<String>, RawRules>) -> Vec<(&Spanned<String>, &RawRules)> {
     let mut v: Vec<_> = map.iter().collect();
@@ -257,13 +321,16 @@ fn in_file_order(map: &HashMap<Spanned<String>, RawRules>) -> Vec<(&Spanned<Stri
 
 /// Checks every table of a deserialized file.
 fn checked(raw: &RawPolicy, dir: &Path) -> Result<Policy, Invalid> {
+    only_in_tenants(&raw.default, "[default]")?;
     let default = overrides(&raw.default, "[default]")?.apply(Rules::default());
     let mut policy = Policy {
         default,
         scheduler: scheduler(&raw.scheduler, dir)?,
+        access: access(&raw.access)?,
         ..Policy::default()
     };
     for (key, r) in in_file_order(&raw.users) {
+        only_in_tenants(r, &format!("[users.{}]", key.get_ref()))?;
         let o = overrides(r, &format!("[users.{}]", key.get_ref()))?;
         match user_key(key)? {
             UserKey::Uid(uid) => {
@@ -278,8 +345,13 @@ fn checked(raw: &RawPolicy, dir: &Path) -> Result<Policy, Invalid> {
         }
     }
     for (name, r) in in_file_order(&raw.tenants) {
-        let o = overrides(r, &format!("[tenants.{}]", name.get_ref()))?;
+        let what = format!("[tenants.{}]", name.get_ref());
+        let o = overrides(r, &what)?;
         policy.tenants.insert(name.get_ref().clone(), o);
+        if let Some(users) = &r.users {
+            let users = principals(users, &format!("{what} users"))?;
+            policy.tenant_users.insert(name.get_ref().clone(), users);
+        }
     }
     Ok(policy)
 }

@@ -300,3 +300,53 @@ fn object_limits_default_layer_and_fail_at_their_place() {
     assert!(e.contains("bad max_module_bytes"), "{e}");
     error_at("[default]\nmax_host_fns = 1.5\n", 2, 16);
 }
+
+/// A user database for the access tests: uid 1000 is alice.
+struct Users;
+
+impl Directory for Users {
+    fn user_name(&self, uid: u32) -> Option<String> {
+        (uid == 1000).then(|| "alice".to_string())
+    }
+
+    fn group_id(&self, _: &str) -> Option<u32> {
+        None
+    }
+
+    fn groups_of(&self, _: u32, gid: u32) -> Vec<u32> {
+        vec![gid]
+    }
+}
+
+#[test]
+fn access_and_reserved_names() {
+    let p = parse(
+        "[access]\nusers = [\"bob\", 1001]\ngroups = [\"gpu\", 27]\nadmins = [\"alice\"]\n\
+         [tenants.llm]\nweight = 2\nusers = [\"alice\", 2000]\n",
+    );
+    let a = p.access();
+    assert_eq!(
+        a.users,
+        vec![Principal::Name("bob".into()), Principal::Id(1001)]
+    );
+    assert_eq!(
+        a.groups,
+        vec![Principal::Name("gpu".into()), Principal::Id(27)]
+    );
+    assert_eq!(a.admins, vec![Principal::Name("alice".into())]);
+    assert_eq!(a.socket_mode(), 0o666);
+    assert!(p.may_use_name("llm", 1000, &Users).is_ok(), "alice by name");
+    assert!(p.may_use_name("llm", 2000, &Users).is_ok(), "by uid");
+    assert!(p.may_use_name("llm", 0, &Users).is_ok(), "root");
+    let e = p.may_use_name("llm", 1001, &Users).expect_err("reserved");
+    assert!(e.contains("reserved") && e.contains("1001"), "{e}");
+    assert!(p.may_use_name("other", 1001, &Users).is_ok());
+    assert_eq!(p.rules_for("llm", 1000).weight, 2);
+    assert_eq!(parse("").access().socket_mode(), 0o600);
+    let e = error_at("[default]\nusers = [\"alice\"]\n", 2, 10);
+    assert!(e.contains("[tenants.NAME]"), "{e}");
+    error_at("[users.1000]\nweight = 1\nusers = [1]\n", 3, 10);
+    error_at("[access]\nusers = [\"a:b\"]\n", 2, 10);
+    error_at("[access]\nfriends = [1]\n", 2, 1);
+    error_at("[access]\nusers = [-1]\n", 2, 10);
+}

@@ -23,7 +23,8 @@ use gpushare_client::handshake::{self, HandshakeError};
 use gpushare_client::os;
 use gpushare_client::proto::request::{AdminRequest, SessionRequest};
 use gpushare_client::proto::{
-    self, BrokerMessage, ClientMessage, Hello, Reply, ReplyEnvelope, Routed, SessionKind, Welcome,
+    self, BrokerMessage, ClientMessage, Hello, Reply, ReplyEnvelope, Routed, SessionKind,
+    StatusReport, Welcome,
 };
 use gpushare_client::shm::{Region, SessionState};
 
@@ -33,6 +34,7 @@ use super::exec::{self, CallJob};
 use super::registry::Registry;
 use super::ring;
 use super::tenant::{Placement, ReplyTo, SessionInfo, Tenant};
+use crate::access::{AccessRules, Peer, SystemDirectory};
 use crate::device::Device;
 use crate::env::Env;
 use crate::groups::GroupKey;
@@ -102,10 +104,33 @@ fn welcome(
     (info, welcome)
 }
 
-/// Who may open a session: a peer whose credentials the kernel reports (`SO_PEERCRED`) and who
-/// runs as root or as the broker's own user. Refusals name the peer's identity in the log and
-/// the reason in the `Rejected` the client gets.
-fn admit(id: u64, creds: Option<os::PeerCredentials>) -> Result<os::PeerCredentials, String> {
+/// What an admin session of `info`'s user may see of `report`: everything for admins (root,
+/// the broker's user, the policy's `admins`), else its own user's tenants and their workers.
+fn visible_status(env: &Env, mut report: StatusReport, info: &SessionInfo) -> StatusReport {
+    let peer = Peer {
+        uid: info.uid,
+        gid: info.gid,
+    };
+    let admin = env
+        .policy()
+        .access()
+        .is_admin(peer, os::effective_uid(), &SystemDirectory);
+    if !admin {
+        report.tenants.retain(|t| t.uid == info.uid);
+        let groups: Vec<String> = report.tenants.iter().map(|t| t.group.clone()).collect();
+        report.workers.retain(|w| groups.contains(&w.group));
+    }
+    report
+}
+
+/// Who may open a session: a peer whose credentials the kernel reports (`SO_PEERCRED`) and whom
+/// the policy's `[access]` admits (root and the broker's own user always). Refusals name the
+/// peer's identity in the log and the reason in the `Rejected` the client gets.
+fn admit(
+    id: u64,
+    creds: Option<os::PeerCredentials>,
+    access: &AccessRules,
+) -> Result<os::PeerCredentials, String> {
     let Some(c) = creds else {
         tracing::warn!(
             session = id,
@@ -113,8 +138,11 @@ fn admit(id: u64, creds: Option<os::PeerCredentials>) -> Result<os::PeerCredenti
         );
         return Err("the broker cannot tell who you are (no SO_PEERCRED)".into());
     };
-    let broker = os::effective_uid();
-    if c.uid == 0 || c.uid == broker {
+    let peer = Peer {
+        uid: c.uid,
+        gid: c.gid,
+    };
+    if access.admits(peer, os::effective_uid(), &SystemDirectory) {
         return Ok(c);
     }
     tracing::warn!(
@@ -126,7 +154,7 @@ fn admit(id: u64, creds: Option<os::PeerCredentials>) -> Result<os::PeerCredenti
         c.uid
     );
     Err(format!(
-        "uid {} may not use this broker (it serves uid {broker} and root)",
+        "uid {} may not use this broker (the policy's [access] does not admit it)",
         c.uid
     ))
 }
@@ -188,15 +216,17 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream, pen
         if env.is_shutting_down() {
             return Err("the broker is shutting down".to_string());
         }
-        let peer = admit(id, creds)?;
-        check_name(&hello.tenant_name).inspect_err(|reason| {
-            tracing::warn!(
-                session = id,
-                uid = peer.uid,
-                pid = peer.pid,
-                "refused: {reason}"
-            );
-        })?;
+        let peer = admit(id, creds, policy.access())?;
+        check_name(&hello.tenant_name)
+            .and_then(|()| policy.may_use_name(&hello.tenant_name, peer.uid, &SystemDirectory))
+            .inspect_err(|reason| {
+                tracing::warn!(
+                    session = id,
+                    uid = peer.uid,
+                    pid = peer.pid,
+                    "refused: {reason}"
+                );
+            })?;
         slot = Some(pending.admit(peer.uid).map_err(|refusal| {
             tracing::warn!(
                 session = id,
@@ -392,9 +422,10 @@ fn serve_admin(
         };
         let reply = match proto::decode::<ClientMessage>(&payload) {
             Ok(ClientMessage::Request(req)) => match req.body.route() {
-                Routed::Admin(AdminRequest::Status) => {
-                    ReplyEnvelope::ok(req.id, Reply::Status(registry.status(env)))
-                }
+                Routed::Admin(AdminRequest::Status) => ReplyEnvelope::ok(
+                    req.id,
+                    Reply::Status(visible_status(env, registry.status(env), info)),
+                ),
                 Routed::Admin(AdminRequest::PolicyReload) => ReplyEnvelope::ok(
                     req.id,
                     Reply::PolicyReload(reload::requested(env, registry, info.uid)),

@@ -114,7 +114,12 @@ fn tenant_name() -> String {
     // A process may call itself anything: the default name keeps printable characters only
     // (the broker refuses names with control characters).
     std::fs::read_to_string("/proc/self/comm")
-        .map(|s| s.trim().chars().filter(|c| !c.is_control()).collect::<String>())
+        .map(|s| {
+            s.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .collect::<String>()
+        })
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| format!("pid-{}", std::process::id()))

@@ -414,3 +414,43 @@ fn the_policy_admits_users_who_see_only_their_own_tenants_and_names() {
     assert_eq!(out.code, Some(0), "{out:?}");
     std::fs::remove_dir_all(tmp).unwrap();
 }
+
+/// An admin client that asks for status over and over and never reads the replies: the broker's
+/// sends to it block, but shutdown (SIGTERM) still finishes promptly.
+#[test]
+fn a_client_that_never_reads_cannot_hold_up_shutdown() {
+    use gpushare_client::proto::{ClientMessage, Hello, Request, RequestEnvelope};
+    use gpushare_client::{frame, handshake};
+    let mut broker = Broker::start(&[]);
+    let mut conn = std::os::unix::net::UnixStream::connect(broker.socket()).unwrap();
+    handshake::client_handshake(&mut conn, &Hello::admin("never-reads")).expect("admitted");
+    conn.set_write_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut sent = 0u64;
+    for id in 1..=200_000u64 {
+        let req = ClientMessage::Request(RequestEnvelope {
+            id,
+            fence: 0,
+            body: Request::Status,
+        });
+        if frame::send_message(&mut conn, &req).is_err() {
+            break; // the broker stopped reading: its replies fill the socket
+        }
+        sent += 1;
+    }
+    assert!(sent > 100, "only {sent} requests went out");
+    let start = std::time::Instant::now();
+    broker.signal(15);
+    while broker.running() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the broker did not exit within 15 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "shutdown with a client that never reads: {:?}",
+        start.elapsed()
+    );
+    drop(conn);
+}

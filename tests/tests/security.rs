@@ -390,15 +390,28 @@ fn the_policy_admits_users_who_see_only_their_own_tenants_and_names() {
 
     let tmp = scratch("nobody-run");
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The build tree may sit in a directory only root can enter (a fresh clone in a mkdtemp
+    // directory): uid 65534 runs copies.
+    let reachable = |from: &Path| {
+        let to = tmp.join(from.file_name().expect("a file"));
+        std::fs::copy(from, &to).expect("copy for uid 65534");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to
+    };
+    let (gpushare, shim, program) = (
+        reachable(gpushare_bin()),
+        reachable(shim_lib()),
+        reachable(&compile_c("init_only")),
+    );
     let run_as_nobody = |name: &str| {
-        let mut cmd = as_nobody(gpushare_bin());
+        let mut cmd = as_nobody(&gpushare);
         cmd.args(["run", "--name", name, "--socket"])
             .arg(socket)
             .arg("--")
-            .arg(compile_c("init_only"))
+            .arg(&program)
             .env("TMPDIR", &tmp)
             .env_remove("XDG_RUNTIME_DIR")
-            .env("GPUSHARE_SHIM_LIB", shim_lib());
+            .env("GPUSHARE_SHIM_LIB", &shim);
         run_command(cmd, Duration::from_secs(30))
     };
     let reserved = run_as_nobody("reserved");

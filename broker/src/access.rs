@@ -115,17 +115,20 @@ fn owner(peer: Peer, broker_uid: u32) -> bool {
     peer.uid == 0 || peer.uid == broker_uid
 }
 
+/// True if user `uid` is one of `users` (by uid, or by name: looked up once, only if needed).
+pub fn is_listed(users: &[Principal], uid: u32, dir: &dyn Directory) -> bool {
+    let mut name: Option<Option<String>> = None;
+    users.iter().any(|u| match u {
+        Principal::Id(id) => *id == uid,
+        Principal::Name(n) => {
+            name.get_or_insert_with(|| dir.user_name(uid)).as_deref() == Some(n.as_str())
+        }
+    })
+}
+
 /// True if `peer` is one of `users` or a member of one of `groups`.
 fn matches(users: &[Principal], groups: &[Principal], peer: Peer, dir: &dyn Directory) -> bool {
-    let mut name: Option<Option<String>> = None;
-    let is_user = users.iter().any(|u| match u {
-        Principal::Id(id) => *id == peer.uid,
-        Principal::Name(n) => {
-            name.get_or_insert_with(|| dir.user_name(peer.uid))
-                .as_deref()
-                == Some(n.as_str())
-        }
-    });
+    let is_user = is_listed(users, peer.uid, dir);
     if is_user || groups.is_empty() {
         return is_user;
     }

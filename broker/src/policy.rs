@@ -365,14 +365,7 @@ impl Policy {
         let Some(users) = self.tenant_users.get(name) else {
             return Ok(());
         };
-        let mut user: Option<Option<String>> = None;
-        let listed = users.iter().any(|u| match u {
-            Principal::Id(id) => *id == uid,
-            Principal::Name(n) => {
-                user.get_or_insert_with(|| dir.user_name(uid)).as_deref() == Some(n.as_str())
-            }
-        });
-        if uid == 0 || listed {
+        if uid == 0 || crate::access::is_listed(users, uid, dir) {
             Ok(())
         } else {
             Err(format!(

@@ -34,7 +34,7 @@ use super::exec::{self, CallJob};
 use super::registry::Registry;
 use super::ring;
 use super::tenant::{Placement, ReplyTo, SessionInfo, Tenant};
-use crate::access::{AccessRules, Peer, SystemDirectory};
+use crate::access::{Peer, SystemDirectory};
 use crate::device::Device;
 use crate::env::Env;
 use crate::groups::GroupKey;
@@ -123,14 +123,18 @@ fn visible_status(env: &Env, mut report: StatusReport, info: &SessionInfo) -> St
     report
 }
 
-/// Who may open a session: a peer whose credentials the kernel reports (`SO_PEERCRED`) and whom
-/// the policy's `[access]` admits (root and the broker's own user always). Refusals name the
-/// peer's identity in the log and the reason in the `Rejected` the client gets.
+/// Who may open a session named `name`: a peer whose credentials the kernel reports
+/// (`SO_PEERCRED`), whom the policy's `[access]` admits (root and the broker's own user always),
+/// with an acceptable name ([`check_name`]) not reserved for other users, and whose uid is under
+/// its session cap (`pending` becomes its slot). Refusals name the peer's identity in the log and
+/// the reason in the `Rejected` the client gets.
 fn admit(
     id: u64,
     creds: Option<os::PeerCredentials>,
-    access: &AccessRules,
-) -> Result<os::PeerCredentials, String> {
+    name: &str,
+    policy: &Policy,
+    pending: Pending,
+) -> Result<(os::PeerCredentials, SessionSlot), String> {
     let Some(c) = creds else {
         tracing::warn!(
             session = id,
@@ -142,21 +146,29 @@ fn admit(
         uid: c.uid,
         gid: c.gid,
     };
-    if access.admits(peer, os::effective_uid(), &SystemDirectory) {
-        return Ok(c);
-    }
-    tracing::warn!(
-        session = id,
-        uid = c.uid,
-        gid = c.gid,
-        pid = c.pid,
-        "refused a connection: uid {} may not use this broker",
-        c.uid
-    );
-    Err(format!(
-        "uid {} may not use this broker (the policy's [access] does not admit it)",
-        c.uid
-    ))
+    let verdict = if policy
+        .access()
+        .admits(peer, os::effective_uid(), &SystemDirectory)
+    {
+        check_name(name).and_then(|()| policy.may_use_name(name, c.uid, &SystemDirectory))
+    } else {
+        Err(format!(
+            "uid {} may not use this broker (the policy's [access] does not admit it)",
+            c.uid
+        ))
+    };
+    verdict
+        .and_then(|()| pending.admit(c.uid).map_err(|r| r.to_string()))
+        .map(|slot| (c, slot))
+        .inspect_err(|reason| {
+            tracing::warn!(
+                session = id,
+                uid = c.uid,
+                gid = c.gid,
+                pid = c.pid,
+                "refused a connection: {reason}"
+            );
+        })
 }
 
 /// Longest tenant name, in bytes.
@@ -216,26 +228,8 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream, pen
         if env.is_shutting_down() {
             return Err("the broker is shutting down".to_string());
         }
-        let peer = admit(id, creds, policy.access())?;
-        check_name(&hello.tenant_name)
-            .and_then(|()| policy.may_use_name(&hello.tenant_name, peer.uid, &SystemDirectory))
-            .inspect_err(|reason| {
-                tracing::warn!(
-                    session = id,
-                    uid = peer.uid,
-                    pid = peer.pid,
-                    "refused: {reason}"
-                );
-            })?;
-        slot = Some(pending.admit(peer.uid).map_err(|refusal| {
-            tracing::warn!(
-                session = id,
-                uid = peer.uid,
-                pid = peer.pid,
-                "refused: {refusal}"
-            );
-            refusal.to_string()
-        })?);
+        let (_, admitted) = admit(id, creds, &hello.tenant_name, &policy, pending)?;
+        slot = Some(admitted);
         let rules = policy.rules_for(&hello.tenant_name, creds.map_or(0, |c| c.uid));
         match hello.kind {
             SessionKind::Admin => {

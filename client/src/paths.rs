@@ -32,12 +32,16 @@ fn from_env() -> Option<PathBuf> {
 /// This user's own broker socket: root's is [`SYSTEM_SOCKET`]; another user's is
 /// `$XDG_RUNTIME_DIR/gpushare/broker.sock`, else `/tmp/gpushare-$UID/broker.sock`.
 pub fn user_socket() -> PathBuf {
-    let uid = uid();
+    socket_of(uid(), std::env::var_os("XDG_RUNTIME_DIR").as_deref())
+}
+
+/// The own socket of user `uid` whose runtime directory is `runtime` (see [`user_socket`]).
+fn socket_of(uid: u32, runtime: Option<&std::ffi::OsStr>) -> PathBuf {
     if uid == 0 {
         return PathBuf::from(SYSTEM_SOCKET);
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|p| !p.is_empty()) {
-        return Path::new(&dir).join("gpushare").join("broker.sock");
+    if let Some(dir) = runtime.filter(|p| !p.is_empty()) {
+        return Path::new(dir).join("gpushare").join("broker.sock");
     }
     PathBuf::from(format!("/tmp/gpushare-{uid}")).join("broker.sock")
 }
@@ -65,4 +69,29 @@ pub fn default_socket() -> PathBuf {
 /// The uid [`BROKER_UID_ENV`] names, if it is set to a number.
 pub fn extra_broker_uid() -> Option<u32> {
     std::env::var(BROKER_UID_ENV).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn root_uses_the_system_socket_and_users_their_own() {
+        let rt = Some(OsStr::new("/run/user/1000"));
+        assert_eq!(socket_of(0, rt), PathBuf::from(SYSTEM_SOCKET));
+        assert_eq!(
+            socket_of(0, None),
+            PathBuf::from("/run/gpushare/broker.sock")
+        );
+        assert_eq!(
+            socket_of(1000, rt),
+            PathBuf::from("/run/user/1000/gpushare/broker.sock")
+        );
+        assert_eq!(
+            socket_of(1000, Some(OsStr::new(""))),
+            PathBuf::from("/tmp/gpushare-1000/broker.sock")
+        );
+        assert_eq!(SYSTEM_POLICY, "/etc/gpushare/policy.toml");
+    }
 }

@@ -25,6 +25,8 @@ pub struct Context {
     sticky: AtomicU32,
     /// `cuCtxSetLimit` values.
     pub limits: Mutex<Limits>,
+    /// Usage count (`cuCtxAttach`/`cuCtxDetach`): 1 at creation.
+    pub usage: AtomicU32,
 }
 
 /// Context limits (`CUlimit`).
@@ -59,6 +61,7 @@ impl Context {
             active: AtomicBool::new(true),
             sticky: AtomicU32::new(0),
             limits: Mutex::new(Limits::default()),
+            usage: AtomicU32::new(1),
         }
     }
 

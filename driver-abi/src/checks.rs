@@ -1,8 +1,9 @@
 //! What both driver libraries do identically with a caller's arguments, written once: the
 //! argument checks of contexts, configs, PCI bus ids, pitched allocations and VMM descriptors
 //! (here), and in the submodules the geometry of copies and memsets ([`copy`]), kernel argument
-//! packing and launch limits ([`launch`]), pointer-attribute values by C width ([`pointer`](mod@pointer)) and
-//! the JIT log options of module loads ([`jit`]).
+//! packing and launch limits ([`launch`]), the deprecated execution control's per-function state
+//! ([`legacy`]), the occupancy calculator ([`occupancy`]), pointer-attribute values by C width
+//! ([`pointer`](mod@pointer)) and the JIT log options of module loads ([`jit`]).
 //!
 //! A check answers with the `CUresult` CUDA gives and logs why (target `gpushare::api`, never
 //! unwinding into the caller); what a library must decide itself (which devices exist, where a
@@ -19,6 +20,8 @@ use crate::error::{CuError, CuResult};
 pub mod copy;
 pub mod jit;
 pub mod launch;
+pub mod legacy;
+pub mod occupancy;
 pub mod pointer;
 
 /// Logs a debug line about a rejected argument.

@@ -214,6 +214,10 @@ pub type CUjitOption = u32;
 pub type CUstreamCallback = unsafe extern "C" fn(CUstream, crate::error::CUresult, *mut c_void);
 /// `CUhostFn`
 pub type CUhostFn = unsafe extern "C" fn(*mut c_void);
+/// `CUoccupancyB2DSize`: the dynamic shared memory a block of the given size needs.
+pub type CUoccupancyB2DSize = unsafe extern "C" fn(i32) -> usize;
+/// `CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE` (the only `CUoccupancy_flags` bit).
+pub const CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE: u32 = 0x1;
 
 /// `CU_STREAM_NON_BLOCKING`
 pub const CU_STREAM_NON_BLOCKING: u32 = 0x1;

@@ -48,7 +48,8 @@ fn shim_how(family: &str) -> &'static str {
         "HostMemory" => "emulated: shared memfd registered with the broker (registration of existing memory: staged)",
         "Pointer" => "local for the shim's host memory, else forwarded",
         "Module" => "forwarded (image staged in shared memory; layouts and limits cached)",
-        "Launch" => "ring record, no round trip (host functions run on the shim's notify thread)",
+        "Launch" => "ring record, no round trip (host functions run on the shim's notify thread; the deprecated `cuFuncSetBlockShape`/`cuParamSet*` state is kept in the shim)",
+        "Occupancy" => "local: computed from the device snapshot and the kernel's attributes",
         _ => "implemented",
     }
 }

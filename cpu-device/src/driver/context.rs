@@ -14,7 +14,7 @@ use gpushare_driver_abi::cuda_h::{
     STREAM_PRIORITY_GREATEST, STREAM_PRIORITY_LEAST,
 };
 use gpushare_driver_abi::export_table;
-use gpushare_driver_abi::surface::{OptOut, Out};
+use gpushare_driver_abi::surface::{Flags, OptOut, Out};
 
 use super::device::device;
 use super::resolve::context;
@@ -56,6 +56,31 @@ fn destroy(ctx: CUcontext) -> CuResult {
         state::pop_current_handle();
     }
     Ok(())
+}
+
+/// `cuCtxDetach`: `ctx` must be current; the last detach of a created context destroys it (a
+/// primary context is released with `cuDevicePrimaryCtxRelease`, so its count stays at 1).
+fn detach(ctx: CUcontext) -> CuResult {
+    let d = state::driver()?;
+    let c = context(d, ctx)?;
+    if state::current_handle() != c.id() {
+        tracing::debug!("cuCtxDetach of a context that is not current");
+        return Err(CuError::INVALID_CONTEXT);
+    }
+    let last = c
+        .usage
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n > 1).then(|| n - 1)
+        })
+        .is_err();
+    match (last, c.primary) {
+        (false, _) => Ok(()),
+        (true, true) => {
+            tracing::warn!("cuCtxDetach would destroy the primary context; release it instead");
+            Err(CuError::INVALID_CONTEXT)
+        }
+        (true, false) => destroy(ctx),
+    }
 }
 
 fn primary_retain(dev: CUdevice) -> CuResult<u64> {
@@ -312,6 +337,17 @@ gpushare_driver_abi::implement! {
 
         fn device_primary_ctx_set_flags(dev: CUdevice, flags: u32) -> CuResult {
             primary_set_flags(dev, flags)
+        }
+
+        /// Increments the current context's usage count.
+        fn ctx_attach(pctx: Out<'_, CUcontext>, _flags: Flags<0>) -> CuResult {
+            let (_, c) = state::current_unchecked()?;
+            c.usage.fetch_add(1, Ordering::AcqRel);
+            pctx.write(ptr_of(c.id()))
+        }
+
+        fn ctx_detach(ctx: CUcontext) -> CuResult {
+            detach(ctx)
         }
 
         fn device_primary_ctx_get_state(dev: CUdevice, flags: Out<'_, u32>, active: Out<'_, i32>) -> CuResult {

@@ -1,5 +1,8 @@
 //! Launches: `cuLaunchKernel`, `cuLaunchKernelEx`, `cuLaunchCooperativeKernel` and
-//! `cuLaunchHostFunc`, each with its `_ptsz` variant.
+//! `cuLaunchHostFunc`, each with its `_ptsz` variant; the deprecated execution control
+//! (`cuFuncSetBlockShape`, `cuFuncSetSharedSize`, `cuParamSet*`, `cuLaunch`, `cuLaunchGrid`,
+//! `cuLaunchGridAsync`), whose state lives with the function and whose launches take the same
+//! path with the bytes set as an `extra` buffer ([`gpushare_driver_abi::checks::legacy`]).
 //!
 //! Arguments come either as `kernelParams` (one pointer per parameter; sizes and offsets from the
 //! kernel's PTX parameter list) or as `extra` (`CU_LAUNCH_PARAM_BUFFER_POINTER`/`_SIZE`/`_END`), and
@@ -9,12 +12,14 @@
 use std::ffi::c_void;
 
 use gpushare_driver_abi::checks::launch::{self as limits, LaunchArgs};
+use gpushare_driver_abi::checks::legacy::{self, LegacyLaunch};
 use gpushare_driver_abi::cuda_h::{CUhostFn, CuLaunchConfig};
 use gpushare_driver_abi::surface::{DefaultStream, In};
 
 use super::resolve::work_stream;
 use crate::error::{CuError, CuResult};
 use crate::exec::executor::{KernelWork, SendPtr, Work};
+use crate::state;
 use crate::sys::{CUfunction, CUstream};
 use crate::CpuDevice;
 
@@ -101,6 +106,31 @@ unsafe fn launch(l: LaunchArgs, default_stream: DefaultStream) -> CuResult {
         .map(|_| ())
 }
 
+/// Runs `f` on the deprecated launch state of the function `func` names (a `CUfunction`, or a
+/// `CUkernel` resolved in the current context).
+fn with_legacy<T>(
+    func: CUfunction,
+    f: impl FnOnce(&mut LegacyLaunch) -> CuResult<T>,
+) -> CuResult<T> {
+    let (d, ctx) = state::current_unchecked()?;
+    let func = d.exec.resolve_function(&ctx, func as u64)?;
+    let mut legacy = func.legacy.lock().map_err(|_| CuError::UNKNOWN)?;
+    f(&mut legacy)
+}
+
+/// `cuLaunch`/`cuLaunchGrid`/`cuLaunchGridAsync`: the function's deprecated state as a launch.
+fn legacy_launch(func: CUfunction, grid: (i32, i32), stream: CUstream) -> CuResult {
+    let (d, ctx) = state::current()?;
+    let f = d.exec.resolve_function(&ctx, func as u64)?;
+    let need = f.kernel()?.param_bytes();
+    let legacy = f.legacy.lock().map_err(|_| CuError::UNKNOWN)?;
+    legacy.with_launch(func, grid, stream, need, |args| {
+        // SAFETY: `with_launch` passes no kernelParams and an `extra` list naming `need` bytes of
+        // its own, valid for the duration of this call.
+        unsafe { launch(args, DefaultStream::Legacy) }
+    })
+}
+
 gpushare_driver_abi::implement! {
     impl Launch for CpuDevice {
         /// Accepts a `CUkernel` as the function.
@@ -131,6 +161,53 @@ gpushare_driver_abi::implement! {
         unsafe fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
             d.exec.submit(&ctx, &s, Work::HostFn(func, SendPtr(data))).map(|_| ())
+        }
+
+        fn func_set_block_shape(func: CUfunction, x: i32, y: i32, z: i32) -> CuResult {
+            with_legacy(func, |l| l.set_block_shape(x, y, z))
+        }
+
+        /// Checked at launch, against the kernel's limit.
+        fn func_set_shared_size(func: CUfunction, bytes: u32) -> CuResult {
+            with_legacy(func, |l| {
+                l.set_shared_size(bytes);
+                Ok(())
+            })
+        }
+
+        fn param_set_size(func: CUfunction, bytes: u32) -> CuResult {
+            with_legacy(func, |l| l.set_size(bytes))
+        }
+
+        fn param_seti(func: CUfunction, offset: i32, value: u32) -> CuResult {
+            with_legacy(func, |l| l.set_bytes(offset, &value.to_ne_bytes()))
+        }
+
+        fn param_setf(func: CUfunction, offset: i32, value: f32) -> CuResult {
+            with_legacy(func, |l| l.set_bytes(offset, &value.to_ne_bytes()))
+        }
+
+        /// `ptr` holds `bytes` bytes (NULL only with 0).
+        unsafe fn param_setv(func: CUfunction, offset: i32, ptr: *mut c_void, bytes: u32) -> CuResult {
+            with_legacy(func, |l| {
+                // SAFETY: the caller's buffer holds `bytes` bytes, as cuParamSetv requires.
+                let data = unsafe { legacy::source_bytes(ptr, bytes) }?;
+                l.set_bytes(offset, data)
+            })
+        }
+
+        /// A 1 × 1 grid on the legacy default stream.
+        fn launch(func: CUfunction) -> CuResult {
+            legacy_launch(func, (1, 1), std::ptr::null_mut())
+        }
+
+        /// On the legacy default stream (asynchronous, like any launch).
+        fn launch_grid(func: CUfunction, width: i32, height: i32) -> CuResult {
+            legacy_launch(func, (width, height), std::ptr::null_mut())
+        }
+
+        fn launch_grid_async(func: CUfunction, width: i32, height: i32, stream: CUstream) -> CuResult {
+            legacy_launch(func, (width, height), stream)
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod init;
 pub mod launch;
 pub mod memory;
 pub mod module;
+pub mod occupancy;
 pub mod pointer;
 pub(crate) mod resolve;
 pub mod stream;

@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::{Arc, Mutex};
 
+use gpushare_driver_abi::checks::legacy::LegacyLaunch;
+
 use super::image;
 use super::Executor;
 use crate::context::Context;
@@ -77,6 +79,8 @@ pub struct Function {
     pub name: CString,
     /// Settings (shared with the `CUkernel` for library kernels).
     pub attrs: Arc<Mutex<FuncAttrs>>,
+    /// What the deprecated `cuFuncSetBlockShape`/`cuParamSet*` calls set (for `cuLaunch*`).
+    pub legacy: Mutex<LegacyLaunch>,
 }
 
 impl Function {
@@ -275,6 +279,7 @@ impl Executor {
             module_handle: handle,
             name: CString::new(name).map_err(|_| CuError::INVALID_VALUE)?,
             attrs,
+            legacy: Mutex::new(LegacyLaunch::default()),
         };
         let h = self.functions.insert(Arc::new(f));
         fns.insert(name.to_owned(), h);

@@ -128,6 +128,12 @@ macro_rules! driver_surface {
             fn device_primary_ctx_set_flags(dev: CUdevice, flags: u32) { cuDevicePrimaryCtxSetFlags_v2, cuDevicePrimaryCtxSetFlags }
             /// `cuDevicePrimaryCtxGetState`
             fn device_primary_ctx_get_state(dev: CUdevice, flags: Out<'_, u32>, active: Out<'_, i32>) { cuDevicePrimaryCtxGetState }
+            /// `cuCtxAttach` (deprecated): flags must be 0; increments the current context's usage
+            /// count and returns it.
+            fn ctx_attach(pctx: Out<'_, CUcontext>, flags: Flags<0>) { cuCtxAttach }
+            /// `cuCtxDetach` (deprecated): `ctx` must be current; decrements its usage count and
+            /// destroys it at zero.
+            fn ctx_detach(ctx: CUcontext) { cuCtxDetach }
         }
 
         /// Streams.
@@ -395,6 +401,41 @@ macro_rules! driver_surface {
             fn launch_cooperative_kernel(f: CUfunction, gx: u32, gy: u32, gz: u32, bx: u32, by: u32, bz: u32, shared: u32, stream: CUstream, params: *mut *mut c_void) unsafe { cuLaunchCooperativeKernel | cuLaunchCooperativeKernel_ptsz }
             /// `cuLaunchHostFunc`: `func(data)` (NULL: `INVALID_VALUE`) runs when the stream reaches it.
             fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void) unsafe { cuLaunchHostFunc | cuLaunchHostFunc_ptsz }
+            /// `cuFuncSetBlockShape` (deprecated): the block of later `cuLaunch*` of `func`.
+            fn func_set_block_shape(func: CUfunction, x: i32, y: i32, z: i32) { cuFuncSetBlockShape }
+            /// `cuFuncSetSharedSize` (deprecated): dynamic shared memory of later `cuLaunch*`.
+            fn func_set_shared_size(func: CUfunction, bytes: u32) { cuFuncSetSharedSize }
+            /// `cuParamSetSize` (deprecated): the size of `func`'s parameter buffer.
+            fn param_set_size(func: CUfunction, bytes: u32) { cuParamSetSize }
+            /// `cuParamSeti` (deprecated): 4 bytes at `offset` of the parameter buffer.
+            fn param_seti(func: CUfunction, offset: i32, value: u32) { cuParamSeti }
+            /// `cuParamSetf` (deprecated): a float at `offset` of the parameter buffer.
+            fn param_setf(func: CUfunction, offset: i32, value: f32) { cuParamSetf }
+            /// `cuParamSetv` (deprecated): `bytes` bytes from `ptr` at `offset`.
+            fn param_setv(func: CUfunction, offset: i32, ptr: *mut c_void, bytes: u32) unsafe { cuParamSetv }
+            /// `cuParamSetTexRef` (deprecated): texture references are not modelled.
+            fn param_set_tex_ref(func: CUfunction, texunit: i32, texref: *mut c_void) { cuParamSetTexRef }
+            /// `cuLaunch` (deprecated): a 1 × 1 grid on the legacy default stream.
+            fn launch(func: CUfunction) { cuLaunch }
+            /// `cuLaunchGrid` (deprecated): a `width` × `height` grid on the legacy default stream.
+            fn launch_grid(func: CUfunction, width: i32, height: i32) { cuLaunchGrid }
+            /// `cuLaunchGridAsync` (deprecated): as `cuLaunchGrid`, on `stream`.
+            fn launch_grid_async(func: CUfunction, width: i32, height: i32, stream: CUstream) { cuLaunchGridAsync }
+        }
+
+        /// The occupancy calculator.
+        family Occupancy {
+            /// `cuOccupancyMaxActiveBlocksPerMultiprocessor`
+            fn occupancy_max_active_blocks(blocks: Out<'_, i32>, func: CUfunction, block_size: i32, dynamic_smem: usize) { cuOccupancyMaxActiveBlocksPerMultiprocessor }
+            /// `cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags`
+            fn occupancy_max_active_blocks_with_flags(blocks: Out<'_, i32>, func: CUfunction, block_size: i32, dynamic_smem: usize, flags: Flags<{ CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE }>) { cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags }
+            /// `cuOccupancyMaxPotentialBlockSize`: `to_dynamic_smem` (may be NULL) gives the dynamic
+            /// shared memory per block size, else `dynamic_smem`; `limit` 0 means none.
+            fn occupancy_max_potential_block_size(min_grid: Out<'_, i32>, block_size: Out<'_, i32>, func: CUfunction, to_dynamic_smem: Option<CUoccupancyB2DSize>, dynamic_smem: usize, limit: i32) unsafe { cuOccupancyMaxPotentialBlockSize }
+            /// `cuOccupancyMaxPotentialBlockSizeWithFlags`
+            fn occupancy_max_potential_block_size_with_flags(min_grid: Out<'_, i32>, block_size: Out<'_, i32>, func: CUfunction, to_dynamic_smem: Option<CUoccupancyB2DSize>, dynamic_smem: usize, limit: i32, flags: Flags<{ CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE }>) unsafe { cuOccupancyMaxPotentialBlockSizeWithFlags }
+            /// `cuOccupancyAvailableDynamicSMemPerBlock`
+            fn occupancy_available_dynamic_smem(bytes: Out<'_, usize>, func: CUfunction, num_blocks: i32, block_size: i32) { cuOccupancyAvailableDynamicSMemPerBlock }
         }
 
             undeclared {
@@ -405,7 +446,7 @@ macro_rules! driver_surface {
                 cuCheckpointProcessGetRestoreThreadId cuCheckpointProcessGetState
                 cuCheckpointProcessLock cuCheckpointProcessRestore cuCheckpointProcessUnlock
                 cuCoredumpGetAttribute cuCoredumpGetAttributeGlobal cuCoredumpSetAttribute
-                cuCoredumpSetAttributeGlobal cuCtxAttach cuCtxDetach cuCtxDisablePeerAccess
+                cuCoredumpSetAttributeGlobal cuCtxDisablePeerAccess
                 cuCtxEnablePeerAccess cuCtxFromGreenCtx cuCtxGetDevResource cuCtxGetExecAffinity
                 cuCtxRecordEvent cuCtxWaitEvent cuDestroyExternalMemory cuDestroyExternalSemaphore
                 cuDevResourceGenerateDesc cuDevSmResourceSplitByCount cuDeviceGetDefaultMemPool
@@ -420,7 +461,7 @@ macro_rules! driver_surface {
                 cuEGLStreamProducerPresentFrame cuEGLStreamProducerReturnFrame
                 cuEventCreateFromEGLSync cuExternalMemoryGetMappedBuffer
                 cuExternalMemoryGetMappedMipmappedArray cuFlushGPUDirectRDMAWrites
-                cuFuncSetBlockShape cuFuncSetSharedSize cuGLCtxCreate cuGLCtxCreate_v2
+                cuGLCtxCreate cuGLCtxCreate_v2
                 cuGLGetDevices cuGLGetDevices_v2 cuGLInit cuGLMapBufferObject
                 cuGLMapBufferObjectAsync cuGLMapBufferObjectAsync_v2
                 cuGLMapBufferObjectAsync_v2_ptsz cuGLMapBufferObject_v2 cuGLMapBufferObject_v2_ptds
@@ -471,8 +512,8 @@ macro_rules! driver_surface {
                 cuGreenCtxCreate cuGreenCtxDestroy cuGreenCtxGetDevResource cuGreenCtxRecordEvent
                 cuGreenCtxStreamCreate cuGreenCtxWaitEvent cuImportExternalMemory
                 cuImportExternalSemaphore cuIpcCloseMemHandle cuIpcGetEventHandle cuIpcGetMemHandle
-                cuIpcOpenEventHandle cuIpcOpenMemHandle cuIpcOpenMemHandle_v2 cuLaunch
-                cuLaunchCooperativeKernelMultiDevice cuLaunchGrid cuLaunchGridAsync
+                cuIpcOpenEventHandle cuIpcOpenMemHandle cuIpcOpenMemHandle_v2
+                cuLaunchCooperativeKernelMultiDevice
                 cuLibraryGetManaged cuLibraryGetUnifiedFunction cuLinkAddData cuLinkAddData_v2
                 cuLinkAddFile cuLinkAddFile_v2 cuLinkComplete cuLinkCreate cuLinkCreate_v2
                 cuLinkDestroy cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory
@@ -502,12 +543,10 @@ macro_rules! driver_surface {
                 cuMipmappedArrayGetMemoryRequirements cuMipmappedArrayGetSparseProperties
                 cuModuleGetGlobal cuModuleGetSurfRef cuModuleGetTexRef cuMulticastAddDevice
                 cuMulticastBindAddr cuMulticastBindMem cuMulticastCreate cuMulticastGetGranularity
-                cuMulticastUnbind cuOccupancyAvailableDynamicSMemPerBlock
-                cuOccupancyMaxActiveBlocksPerMultiprocessor
-                cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags cuOccupancyMaxActiveClusters
-                cuOccupancyMaxPotentialBlockSize cuOccupancyMaxPotentialBlockSizeWithFlags
-                cuOccupancyMaxPotentialClusterSize cuParamSetSize cuParamSetTexRef cuParamSetf
-                cuParamSeti cuParamSetv cuProfilerInitialize cuProfilerStart cuProfilerStop
+                cuMulticastUnbind
+                cuOccupancyMaxActiveClusters
+                cuOccupancyMaxPotentialClusterSize
+                cuProfilerInitialize cuProfilerStart cuProfilerStop
                 cuSignalExternalSemaphoresAsync cuSignalExternalSemaphoresAsync_ptsz
                 cuStreamAttachMemAsync cuStreamAttachMemAsync_ptsz cuStreamBatchMemOp
                 cuStreamBatchMemOp_ptsz cuStreamBatchMemOp_v2 cuStreamBatchMemOp_v2_ptsz

@@ -5,7 +5,7 @@
 //!  decl.rs  driver_surface!  ── one entry per call: method, converted arguments, C symbols
 //!     │
 //!     ├─► traits.rs   a trait per family (Init, Device, Context, Stream, Event, Memory, HostMemory,
-//!     │               Pointer, Vmm, Copies, Module, Launch); every method defaults to
+//!     │               Pointer, Vmm, Copies, Module, Launch, Occupancy); every method defaults to
 //!     │               NOT_SUPPORTED; `IMPLEMENTED` lists what a library overrides
 //!     │
 //!     └─► exports.rs  driver_exports!(Library, "name"): in the library's thin cdylib, every
@@ -48,9 +48,10 @@ pub mod prelude {
     pub use super::args::{CudaArg, DefaultStream, Flags, FromCuda, In, OptOut, Out};
     pub use crate::cuda_h::{
         CUhostFn, CUjitOption, CUmemAccessDesc, CUmemAllocationProp, CUmemGenericAllocationHandle,
-        CUmemLocation, CUstreamCallback, CUuuid, CuLaunchConfig, CudaMemcpy2D, CU_EVENT_FLAGS,
-        CU_EVENT_RECORD_EXTERNAL, CU_EVENT_WAIT_EXTERNAL, CU_MEMHOSTALLOC_FLAGS,
-        CU_MEMHOSTREGISTER_FLAGS, CU_STREAM_NON_BLOCKING, CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
+        CUmemLocation, CUoccupancyB2DSize, CUstreamCallback, CUuuid, CuLaunchConfig, CudaMemcpy2D,
+        CU_EVENT_FLAGS, CU_EVENT_RECORD_EXTERNAL, CU_EVENT_WAIT_EXTERNAL, CU_MEMHOSTALLOC_FLAGS,
+        CU_MEMHOSTREGISTER_FLAGS, CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE, CU_STREAM_NON_BLOCKING,
+        CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
     };
     pub use crate::error::{CUresult, CuError, CuResult};
     pub use crate::sys::{

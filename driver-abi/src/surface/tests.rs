@@ -90,6 +90,7 @@ impl Vmm for TestLib {}
 impl Copies for TestLib {}
 impl Module for TestLib {}
 impl Launch for TestLib {}
+impl Occupancy for TestLib {}
 
 pub(super) mod layer {
     crate::driver_exports!(super::TestLib, "the test library", unexported);

@@ -19,7 +19,9 @@ use gpushare_driver_abi::export_table;
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::current::{per_thread_slot, stack};
-use crate::runtime::{current, require_current, runtime, ContextState, Primary, Runtime};
+use crate::runtime::{
+    current, current_ctx, require_current, runtime, ContextState, Primary, Runtime,
+};
 use crate::Shim;
 
 fn ptr_of(h: u64) -> CUcontext {
@@ -66,6 +68,7 @@ fn create(dev: CUdevice, flags: u32) -> CuResult<CUcontext> {
             device: dev,
             flags: AtomicU32::new(flags),
             primary: false,
+            usage: AtomicU32::new(1),
         }),
     );
     stack(|s| s.push(handle))?;
@@ -83,6 +86,35 @@ fn destroy(ctx: CUcontext) -> CuResult {
     let _ = stack(|s| s.retain(|&h| h != c.handle));
     export_table::context_destroyed(ctx);
     Ok(())
+}
+
+/// `cuCtxDetach`: `ctx` must be current; the last detach of a created context destroys it (a
+/// primary context is released with `cuDevicePrimaryCtxRelease`, so its count stays at 1).
+fn detach(ctx: CUcontext) -> CuResult {
+    let rt = runtime()?;
+    let c = rt.context(handle_of(ctx))?;
+    if current_ctx() != c.handle {
+        crate::log(
+            || tracing::debug!(target: "gpushare::shim", "cuCtxDetach of a context that is not current"),
+        );
+        return Err(CuError::INVALID_CONTEXT);
+    }
+    let last = c
+        .usage
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n > 1).then(|| n - 1)
+        })
+        .is_err();
+    match (last, c.primary) {
+        (false, _) => Ok(()),
+        (true, true) => {
+            crate::log(
+                || tracing::warn!(target: "gpushare::shim", "cuCtxDetach would destroy the primary context; release it instead"),
+            );
+            Err(CuError::INVALID_CONTEXT)
+        }
+        (true, false) => destroy(ctx),
+    }
 }
 
 fn with_primary<T>(
@@ -113,6 +145,7 @@ fn primary_handle(rt: &Runtime, dev: CUdevice, p: &mut Primary) -> CuResult<Arc<
         device: dev,
         flags: AtomicU32::new(p.flags),
         primary: true,
+        usage: AtomicU32::new(1),
     });
     rt.contexts.insert(handle, c.clone());
     p.ctx = Some(c.clone());
@@ -366,6 +399,18 @@ gpushare_driver_abi::implement! {
             let (f, a) = with_primary(dev, |_, p| Ok((p.flags, (p.refs > 0) as i32)))?;
             flags.write(f)?;
             active.write(a)
+        }
+
+        /// `cuCtxAttach`: increments the current context's usage count (local).
+        fn ctx_attach(pctx: Out<'_, CUcontext>, _flags: Flags<0>) -> CuResult {
+            let c = current()?;
+            c.usage.fetch_add(1, Ordering::AcqRel);
+            pctx.write(ptr_of(c.handle))
+        }
+
+        /// `cuCtxDetach`: the last detach of a created context destroys it (forwarded).
+        fn ctx_detach(ctx: CUcontext) -> CuResult {
+            detach(ctx)
         }
     }
 }

@@ -8,6 +8,11 @@
 //! (`kernelParams`: one pointer per parameter; `extra`: one packed buffer) with the shared
 //! [`gpushare_driver_abi::checks::launch`]. Errors during execution surface at the next
 //! synchronising call.
+//!
+//! The deprecated execution control (`cuFuncSetBlockShape`, `cuFuncSetSharedSize`,
+//! `cuParamSet*`) sets state kept with the kernel in the shim's function table, with no round
+//! trip; `cuLaunch`, `cuLaunchGrid` and `cuLaunchGridAsync` launch through the same path, the
+//! bytes set passed as an `extra` buffer ([`gpushare_driver_abi::checks::legacy`]).
 
 use std::sync::atomic::Ordering;
 
@@ -15,6 +20,7 @@ use gpushare_client::proto::DeviceInfo;
 use gpushare_client::ring::record::{Launch as LaunchRecord, MAX_PARAM_BYTES};
 use gpushare_client::ring::Command;
 use gpushare_driver_abi::checks::launch::{self as limits, LaunchArgs};
+use gpushare_driver_abi::checks::legacy::{self, LegacyLaunch};
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{require_current, FunctionInfo};
@@ -86,6 +92,29 @@ unsafe fn launch(l: LaunchArgs, default_stream: DefaultStream) -> CuResult {
     rt.submit_on(&s, &Command::Launch(record)).map(|_| ())
 }
 
+/// Runs `f` on the deprecated launch state of the kernel `func` names.
+fn with_legacy<T>(
+    func: CUfunction,
+    f: impl FnOnce(&mut LegacyLaunch) -> CuResult<T>,
+) -> CuResult<T> {
+    let rt = require_current()?;
+    let info = rt.function(func as usize as u64)?;
+    let mut state = info.legacy.lock().map_err(|_| CuError::UNKNOWN)?;
+    f(&mut state)
+}
+
+/// `cuLaunch`/`cuLaunchGrid`/`cuLaunchGridAsync`: the kernel's deprecated state as a launch.
+fn legacy_launch(func: CUfunction, grid: (i32, i32), stream: CUstream) -> CuResult {
+    let rt = require_current()?;
+    let info = rt.function(func as usize as u64)?;
+    let state = info.legacy.lock().map_err(|_| CuError::UNKNOWN)?;
+    state.with_launch(func, grid, stream, info.param_bytes, |args| {
+        // SAFETY: `with_launch` passes no kernelParams and an `extra` list naming
+        // `param_bytes` bytes of its own, valid for the duration of this call.
+        unsafe { launch(args, DefaultStream::Legacy) }
+    })
+}
+
 gpushare_driver_abi::implement! {
     impl Launch for Shim {
         /// `cuLaunchKernel`: accepts a `CUkernel` as the function.
@@ -115,6 +144,58 @@ gpushare_driver_abi::implement! {
         /// reaches it.
         unsafe fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
             super::stream::host_fn(stream, func, data, default_stream)
+        }
+
+        /// `cuFuncSetBlockShape` (local).
+        fn func_set_block_shape(func: CUfunction, x: i32, y: i32, z: i32) -> CuResult {
+            with_legacy(func, |l| l.set_block_shape(x, y, z))
+        }
+
+        /// `cuFuncSetSharedSize` (local; checked at launch).
+        fn func_set_shared_size(func: CUfunction, bytes: u32) -> CuResult {
+            with_legacy(func, |l| {
+                l.set_shared_size(bytes);
+                Ok(())
+            })
+        }
+
+        /// `cuParamSetSize` (local).
+        fn param_set_size(func: CUfunction, bytes: u32) -> CuResult {
+            with_legacy(func, |l| l.set_size(bytes))
+        }
+
+        /// `cuParamSeti` (local).
+        fn param_seti(func: CUfunction, offset: i32, value: u32) -> CuResult {
+            with_legacy(func, |l| l.set_bytes(offset, &value.to_ne_bytes()))
+        }
+
+        /// `cuParamSetf` (local).
+        fn param_setf(func: CUfunction, offset: i32, value: f32) -> CuResult {
+            with_legacy(func, |l| l.set_bytes(offset, &value.to_ne_bytes()))
+        }
+
+        /// `cuParamSetv` (local): `ptr` holds `bytes` bytes (NULL only with 0).
+        unsafe fn param_setv(func: CUfunction, offset: i32, ptr: *mut c_void, bytes: u32) -> CuResult {
+            with_legacy(func, |l| {
+                // SAFETY: the caller's buffer holds `bytes` bytes, as cuParamSetv requires.
+                let data = unsafe { legacy::source_bytes(ptr, bytes) }?;
+                l.set_bytes(offset, data)
+            })
+        }
+
+        /// `cuLaunch`: a 1 × 1 grid on the legacy default stream.
+        fn launch(func: CUfunction) -> CuResult {
+            legacy_launch(func, (1, 1), std::ptr::null_mut())
+        }
+
+        /// `cuLaunchGrid`: on the legacy default stream (asynchronous, like any launch).
+        fn launch_grid(func: CUfunction, width: i32, height: i32) -> CuResult {
+            legacy_launch(func, (width, height), std::ptr::null_mut())
+        }
+
+        /// `cuLaunchGridAsync`
+        fn launch_grid_async(func: CUfunction, width: i32, height: i32, stream: CUstream) -> CuResult {
+            legacy_launch(func, (width, height), stream)
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod init;
 pub mod launch;
 pub mod memory;
 pub mod module;
+pub mod occupancy;
 pub mod pointer;
 pub mod reserve;
 pub mod stream;

@@ -191,7 +191,8 @@ pub(crate) fn reset_all(rt: &Runtime) {
     }
 }
 
-fn function_attribute(rt: &Runtime, function: u64, attribute: i32) -> CuResult<i32> {
+/// A function attribute, from the broker (`function` is its handle).
+pub(crate) fn function_attribute(rt: &Runtime, function: u64, attribute: i32) -> CuResult<i32> {
     match rt.call(Request::FuncGetAttribute {
         function,
         attribute,
@@ -245,6 +246,7 @@ fn resolve(rt: &Runtime, module: u64, key: u64, name: &CString) -> CuResult<Arc<
         max_dynamic_shared: AtomicU32::new(
             function_attribute(rt, handle, ATTR_MAX_DYNAMIC_SHARED)? as u32,
         ),
+        legacy: Default::default(),
     }))
 }
 

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use gpushare_client::proto::ParamInfo;
 use gpushare_client::shm::HostBuffer;
 use gpushare_client::wait::SeqWord;
+use gpushare_driver_abi::checks::legacy::LegacyLaunch;
 
 /// One context the tenant can make current.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub struct ContextState {
     pub flags: AtomicU32,
     /// A device's primary context.
     pub primary: bool,
+    /// Usage count (`cuCtxAttach`/`cuCtxDetach`): 1 at creation.
+    pub usage: AtomicU32,
 }
 
 /// A device's primary context: its handle once the broker gave one, its retain count and flags.
@@ -56,6 +59,8 @@ pub struct FunctionInfo {
     pub static_shared: u32,
     /// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES` (the application may raise it).
     pub max_dynamic_shared: AtomicU32,
+    /// What the deprecated `cuFuncSetBlockShape`/`cuParamSet*` calls set (for `cuLaunch*`).
+    pub legacy: Mutex<LegacyLaunch>,
 }
 
 /// A loaded module or library.

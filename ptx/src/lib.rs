@@ -93,6 +93,7 @@ mod module;
 mod parse;
 pub mod slice;
 mod types;
+pub mod writes;
 
 pub use declared::declared_global_bytes;
 pub use error::{ExecError, MemFault, PtxError};
@@ -107,3 +108,4 @@ pub use slice::{
     plan_slices, slice_module, Slice, SliceError, SlicedEntry, SlicedModule, Slicing,
     SLICE_PARAM_BYTES, SLICE_PARAM_COUNT, SLICE_SUFFIX,
 };
+pub use writes::{param_writes, ParamWrites};

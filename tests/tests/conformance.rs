@@ -122,6 +122,18 @@ fn launch_four_threads() {
 }
 
 #[test]
+fn legacy_launch() {
+    let _g = shared();
+    run_c_test("legacy_launch", &[], &[], secs(120));
+}
+
+#[test]
+fn occupancy() {
+    let _g = shared();
+    run_c_test("occupancy", &[], &[], secs(60));
+}
+
+#[test]
 fn stream_event() {
     let _g = exclusive();
     run_c_test("stream_event", &[], SMALL_PACED, secs(120));

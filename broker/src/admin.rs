@@ -171,6 +171,7 @@ fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
                 t.uid.to_string(),
                 t.group.clone(),
                 human_bytes(t.memory_bytes),
+                human_bytes(t.shared_bytes),
                 if t.memory_quota == 0 {
                     "-".to_string()
                 } else {
@@ -225,11 +226,12 @@ pub fn format_status(s: &StatusReport) -> String {
     );
     for d in &s.devices {
         out += &format!(
-            "device {}: {} — {} used of {}, busy {:.1} % (10 s)\n",
+            "device {}: {} — {} used of {} ({} saved by deduplication), busy {:.1} % (10 s)\n",
             d.ordinal,
             d.name,
             human_bytes(d.used_mem),
             human_bytes(d.total_mem),
+            human_bytes(d.saved_mem),
             f64::from(d.busy_permille) / 10.0
         );
     }
@@ -243,6 +245,7 @@ pub fn format_status(s: &StatusReport) -> String {
             "UID",
             "GROUP",
             "MEMORY",
+            "SHARED",
             "QUOTA",
             "STREAMS",
             "QUEUED",
@@ -291,6 +294,7 @@ mod tests {
                 name: "GPU".into(),
                 total_mem: 8 << 30,
                 used_mem: 1 << 20,
+                saved_mem: 0,
                 busy_permille: 0,
             }],
             tenants: vec![],

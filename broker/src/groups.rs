@@ -225,6 +225,25 @@ impl Groups {
         out
     }
 
+    /// Bytes deduplication saves in each group's running worker, by group name.
+    pub fn dedup_saved(&self) -> std::collections::HashMap<String, u64> {
+        let groups: Vec<(GroupKey, Arc<Mutex<Group>>)> = lock(&self.groups)
+            .iter()
+            .map(|(k, g)| (k.clone(), Arc::clone(g)))
+            .collect();
+        let mut out = std::collections::HashMap::new();
+        for (key, g) in groups {
+            let devs: Vec<Arc<Device>> = lock(&g).workers.iter().map(|(d, _)| Arc::clone(d)).collect();
+            let saved: u64 = devs
+                .iter()
+                .filter(|d| matches!(d.link().state(), WorkerState::Running))
+                .map(|d| d.dedup_index().figures().saved_granules * d.granularity())
+                .sum();
+            out.insert(key.to_string(), saved);
+        }
+        out
+    }
+
     /// Shuts every worker down (broker shutdown).
     pub fn shut_down(&self) {
         let groups: Vec<Arc<Mutex<Group>>> = lock(&self.groups).values().cloned().collect();

@@ -13,6 +13,7 @@
 //!   code).
 //! - [`groups`]: which tenants share a worker; starting, replacing and retiring workers.
 //! - [`handles`], [`memory`]: per-tenant handle tables and memory ownership.
+//! - [`dedup`]: deduplication of uploaded device memory (content keys, the index, granules).
 //! - [`work`], [`scheduler`]: device operations and their submission order.
 //! - [`env`](mod@env): what every session shares (device, scheduler, configuration, shutdown flag).
 //! - [`session`]: one tenant or admin connection (threads, ring, requests), and the registry of
@@ -27,6 +28,7 @@
 pub mod access;
 pub mod admin;
 pub mod broker;
+pub mod dedup;
 pub mod device;
 pub mod env;
 pub mod groups;

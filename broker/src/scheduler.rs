@@ -137,6 +137,9 @@ pub trait Scheduler: Send + Sync {
     fn finish(&self, tenant: TenantId);
     /// Jobs of `tenant` waiting.
     fn queued(&self, tenant: TenantId) -> usize;
+    /// Ends the hold that handing out an [`Op::Exclusive`] job of `tenant` began: its later
+    /// jobs may go again.
+    fn release(&self, tenant: TenantId);
     /// Stops accepting work; `next` returns `Closed` once the queue is empty.
     fn close(&self);
     /// The scheduling figures of `tenant` (`None`: unknown, or a scheduler that keeps none).
@@ -184,6 +187,9 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
         .name("gpushare-dispatch".into())
         .spawn(move || loop {
             match sched.next(Duration::from_millis(200)) {
+                Next::Job(job, _) if matches!(job.op, Op::Exclusive { .. }) => {
+                    run_exclusive(&sched, job);
+                }
                 Next::Job(job, timing) => {
                     let name = job.op.name();
                     let origin = Origin {
@@ -200,4 +206,35 @@ pub fn spawn_dispatcher(sched: Arc<dyn Scheduler>) -> std::io::Result<JoinHandle
                 Next::Closed => break,
             }
         })
+}
+
+/// Runs an [`Op::Exclusive`] job on a thread of its own (it may wait for the tenant's earlier
+/// work, which the dispatcher must keep submitting for others), then releases the tenant.
+fn run_exclusive(sched: &Arc<dyn Scheduler>, job: Job) {
+    let tenant = job.tenant;
+    sched.finish(tenant);
+    let Op::Exclusive { run } = job.op else {
+        return;
+    };
+    let (sink, seq, order) = (job.sink, job.seq, job.order);
+    let on_error = Arc::clone(&sink);
+    let after = Arc::clone(sched);
+    let spawned = std::thread::Builder::new()
+        .name("gpushare-exclusive".into())
+        .spawn(move || {
+            run();
+            sink.submitted(seq, order, "exclusive", Ok(()));
+            after.release(tenant);
+        });
+    if let Err(e) = spawned {
+        // The closure (and the work it would have done) is dropped with the error: the
+        // tenant learns it failed and must not stay held.
+        tracing::error!(tenant, "cannot start a thread for exclusive work: {e}");
+        let failed = crate::device::DeviceError::Cuda {
+            call: "exclusive",
+            code: gpushare_client::code::ERROR_OUT_OF_MEMORY,
+        };
+        on_error.submitted(seq, order, "exclusive", Err(failed));
+        sched.release(tenant);
+    }
 }

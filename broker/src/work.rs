@@ -156,6 +156,14 @@ pub enum Op {
         /// once `f` is due (a completion marker).
         gate: bool,
     },
+    /// Broker work that needs the tenant's device work quiesced (deduplication's remaps: see
+    /// `crate::dedup`). The scheduler holds the tenant's later jobs from when it hands this out
+    /// until [`crate::scheduler::Scheduler::release`]; the dispatcher runs `run` on a thread
+    /// of its own (it may wait for the tenant's earlier work), never on the dispatcher.
+    Exclusive {
+        /// The work; it waits for the tenant's earlier operations itself.
+        run: Box<dyn FnOnce() + Send>,
+    },
     /// Nothing (scheduler tests).
     Nop,
 }
@@ -180,13 +188,17 @@ impl Op {
             Op::StreamWait { .. } => "stream_wait_event",
             Op::Join { .. } => "join",
             Op::HostFn { .. } => "host_fn",
+            Op::Exclusive { .. } => "exclusive",
             Op::Nop => "nop",
         }
     }
 
     /// True for operations a tenant counts as commands (not broker bookkeeping).
     pub fn is_tenant_op(&self) -> bool {
-        !matches!(self, Op::Join { .. } | Op::HostFn { .. } | Op::Nop)
+        !matches!(
+            self,
+            Op::Join { .. } | Op::HostFn { .. } | Op::Exclusive { .. } | Op::Nop
+        )
     }
 
     /// Submits the operation to its stream's worker; a failure the worker finds later goes to
@@ -272,6 +284,12 @@ impl Op {
                 }),
             Op::HostFn { stream, f, gate } => {
                 stream.device().launch_host_fn(&stream, f, gate, origin)
+            }
+            Op::Exclusive { run } => {
+                // The dispatcher runs these itself (`scheduler::spawn_dispatcher`); run inline
+                // only if someone submits one directly.
+                run();
+                Ok(())
             }
             Op::Nop => Ok(()),
         }

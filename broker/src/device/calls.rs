@@ -18,7 +18,7 @@ use super::{
 };
 use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
-fn unexpected(call: &'static str) -> DeviceError {
+pub(super) fn unexpected(call: &'static str) -> DeviceError {
     tracing::error!("{call}: unexpected worker reply");
     DeviceError::Invalid("unexpected worker reply")
 }
@@ -40,6 +40,7 @@ impl Device {
             granularity,
             backend,
             priorities,
+            dedup: Default::default(),
         }
     }
 

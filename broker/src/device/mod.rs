@@ -146,6 +146,25 @@ impl HostMem {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// BLAKE3 of `[offset, offset + len)` of the span (`None` outside it). The bytes are
+    /// copied out first (into a buffer kept per thread): the memory is shared with the tenant.
+    pub fn hash(&self, offset: usize, len: usize) -> Option<crate::dedup::Hash> {
+        let end = offset.checked_add(len).filter(|&e| e <= self.len())?;
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> =
+                const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|s| {
+            let mut buf = s.borrow_mut();
+            buf.resize(end - offset, 0);
+            self.att
+                .map
+                .read(self.offset as usize + offset, &mut buf)
+                .ok()?;
+            Some(crate::dedup::hash_bytes(&buf))
+        })
+    }
 }
 
 /// A host buffer registered with the worker's driver (page-locked, device-mapped).
@@ -276,6 +295,9 @@ pub struct Device {
     granularity: u64,
     backend: String,
     priorities: (i32, i32),
+    /// The worker's deduplicated copies (a leaf lock: taken with no other device lock, and
+    /// after a tenant's tables when both are held).
+    dedup: std::sync::Mutex<crate::dedup::ContentIndex>,
 }
 
 impl std::fmt::Debug for Device {
@@ -288,3 +310,4 @@ impl std::fmt::Debug for Device {
 }
 
 mod calls;
+mod granules;

@@ -45,6 +45,10 @@ impl Work for Job {
         }))
     }
 
+    fn holds(&self) -> bool {
+        matches!(self.op, Op::Exclusive { .. })
+    }
+
     fn split(self, parts: u32) -> Result<Vec<Job>, Job> {
         match slices(&self, parts) {
             Some(ops) => {
@@ -201,6 +205,7 @@ pub fn op_class(op: &Op) -> CostClass {
         | Op::StreamWait { .. }
         | Op::Join { .. }
         | Op::HostFn { .. }
+        | Op::Exclusive { .. }
         | Op::Nop => CostClass::Free,
     }
 }
@@ -219,7 +224,8 @@ pub fn op_lane(op: &Op) -> Lane {
         Op::WriteValue { .. }
         | Op::EventRecord { .. }
         | Op::StreamWait { .. }
-        | Op::Join { .. } => Lane::Barrier,
+        | Op::Join { .. }
+        | Op::Exclusive { .. } => Lane::Barrier,
         Op::Nop => Lane::Stream(0),
     }
 }
@@ -369,6 +375,11 @@ impl Scheduler for Fair {
 
     fn queued(&self, tenant: TenantId) -> usize {
         self.lock().queue.queued(tenant)
+    }
+
+    fn release(&self, tenant: TenantId) {
+        self.lock().queue.release(tenant);
+        self.work.notify_all();
     }
 
     fn close(&self) {

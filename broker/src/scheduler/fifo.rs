@@ -1,16 +1,19 @@
 //! [`Fifo`]: one queue across all tenants, first come first served — the scheduler before fair
 //! sharing, kept as the baseline the benchmarks compare against (`[scheduler] policy = "fifo"`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::{Job, Next, SchedError, Scheduler, TenantId, TenantParams, MAX_QUEUED};
+use crate::work::Op;
 
 #[derive(Default)]
 struct FifoState {
     queue: VecDeque<Job>,
     tenants: HashMap<TenantId, usize>,
+    /// Tenants whose latest job was `Op::Exclusive`, until released.
+    held: HashSet<TenantId>,
     executing: Option<TenantId>,
     closed: bool,
 }
@@ -23,6 +26,16 @@ pub struct Fifo {
     work: Condvar,
     /// Signalled when a job leaves the queue or finishes.
     space: Condvar,
+}
+
+impl FifoState {
+    /// The first queued job whose tenant is not held.
+    fn first_free(&self) -> Option<usize> {
+        if self.held.is_empty() {
+            return (!self.queue.is_empty()).then_some(0);
+        }
+        self.queue.iter().position(|j| !self.held.contains(&j.tenant))
+    }
 }
 
 impl Fifo {
@@ -46,6 +59,7 @@ impl Scheduler for Fifo {
     fn remove_tenant(&self, tenant: TenantId) -> Vec<Job> {
         let mut st = self.lock();
         st.tenants.remove(&tenant);
+        st.held.remove(&tenant);
         let (dropped, kept): (VecDeque<Job>, VecDeque<Job>) = std::mem::take(&mut st.queue)
             .into_iter()
             .partition(|j| j.tenant == tenant);
@@ -79,23 +93,26 @@ impl Scheduler for Fifo {
 
     fn next(&self, timeout: Duration) -> Next {
         let mut st = self.lock();
-        if st.queue.is_empty() && !st.closed {
+        if st.first_free().is_none() && !st.closed {
             st = self
                 .work
                 .wait_timeout(st, timeout)
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
-        match st.queue.pop_front() {
+        match st.first_free().and_then(|i| st.queue.remove(i)) {
             Some(job) => {
                 if let Some(n) = st.tenants.get_mut(&job.tenant) {
                     *n = n.saturating_sub(1);
+                }
+                if matches!(job.op, Op::Exclusive { .. }) {
+                    st.held.insert(job.tenant);
                 }
                 st.executing = Some(job.tenant);
                 self.space.notify_all();
                 Next::Job(job, None)
             }
-            None if st.closed => Next::Closed,
+            None if st.closed && st.queue.is_empty() => Next::Closed,
             None => Next::Idle,
         }
     }
@@ -110,6 +127,11 @@ impl Scheduler for Fifo {
 
     fn queued(&self, tenant: TenantId) -> usize {
         self.lock().tenants.get(&tenant).copied().unwrap_or(0)
+    }
+
+    fn release(&self, tenant: TenantId) {
+        self.lock().held.remove(&tenant);
+        self.work.notify_all();
     }
 
     fn close(&self) {
@@ -146,6 +168,41 @@ mod tests {
             order: seq,
             op: Op::Nop,
             sink: Arc::new(Nop),
+        }
+    }
+
+    fn next_job(s: &dyn Scheduler) -> Option<(TenantId, u64)> {
+        match s.next(Duration::from_millis(1)) {
+            Next::Job(j, _) => {
+                s.finish(j.tenant);
+                Some((j.tenant, j.seq))
+            }
+            _ => None,
+        }
+    }
+
+    /// Handing out an exclusive job holds its tenant's later jobs, not other tenants', until
+    /// released — in both schedulers.
+    #[test]
+    fn exclusive_jobs_hold_their_tenant_until_released() {
+        let fair = crate::scheduler::Fair::new(
+            crate::scheduler::queue::QueueConfig::default(),
+            crate::scheduler::cost::CostModel::new(),
+        );
+        let schedulers: [Arc<dyn Scheduler>; 2] = [Arc::new(Fifo::new()), fair];
+        for s in schedulers {
+            s.add_tenant(1, TenantParams::default());
+            s.add_tenant(2, TenantParams::default());
+            let mut exclusive = job(1, 1);
+            exclusive.op = Op::Exclusive { run: Box::new(|| {}) };
+            s.enqueue(exclusive).unwrap();
+            s.enqueue(job(1, 2)).unwrap();
+            s.enqueue(job(2, 1)).unwrap();
+            assert_eq!(next_job(&*s), Some((1, 1)));
+            assert_eq!(next_job(&*s), Some((2, 1)), "another tenant goes on");
+            assert_eq!(next_job(&*s), None, "the held tenant waits");
+            s.release(1);
+            assert_eq!(next_job(&*s), Some((1, 2)));
         }
     }
 

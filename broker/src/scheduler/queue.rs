@@ -70,6 +70,11 @@ pub trait Work: Sized {
         let _ = parts;
         None
     }
+    /// Whether dispatching it holds the tenant's later work until
+    /// [`FairQueue::release`] (work that needs the tenant quiesced).
+    fn holds(&self) -> bool {
+        false
+    }
 }
 
 /// Configuration of the queue.
@@ -97,6 +102,8 @@ struct TenantQueue<J> {
     finish: f64,
     /// Tickets in flight.
     in_flight: usize,
+    /// Dispatched a job that [`Work::holds`] and not yet released.
+    held: bool,
     /// Device-time tokens (`max_share` tenants), and when they were last filled.
     tokens: f64,
     filled: Nanos,
@@ -190,6 +197,7 @@ impl<J: Work> FairQueue<J> {
             ops: Ops::new(),
             finish: self.vtime,
             in_flight: 0,
+            held: false,
             tokens: 0.0,
             filled: now,
             stats: TenantStats::new(now),
@@ -238,6 +246,13 @@ impl<J: Work> FairQueue<J> {
     /// The scheduling report of tenant `id` at `now`.
     pub fn report(&mut self, id: TenantId, now: Nanos) -> Option<TenantReport> {
         self.tenants.get_mut(&id).map(|t| t.stats.report(now))
+    }
+
+    /// Ends the hold a dispatched [`Work::holds`] job put on tenant `id`.
+    pub fn release(&mut self, id: TenantId) {
+        if let Some(t) = self.tenants.get_mut(&id) {
+            t.held = false;
+        }
     }
 
     /// Decides what to submit at `now`.
@@ -304,7 +319,7 @@ impl<J: Work> FairQueue<J> {
     fn free_head(&self) -> Option<TenantId> {
         self.tenants
             .iter()
-            .find(|(_, t)| t.ops.head().is_some_and(|q| q.class == CostClass::Free))
+            .find(|(_, t)| !t.held && t.ops.head().is_some_and(|q| q.class == CostClass::Free))
             .map(|(&id, _)| id)
     }
 
@@ -312,7 +327,7 @@ impl<J: Work> FairQueue<J> {
     fn active_priority(&self) -> Option<crate::policy::Priority> {
         self.tenants
             .values()
-            .filter(|t| !t.ops.is_empty() || t.in_flight > 0)
+            .filter(|t| (!t.ops.is_empty() && !t.held) || t.in_flight > 0)
             .map(|t| t.params.priority)
             .max()
     }
@@ -346,7 +361,7 @@ impl<J: Work> FairQueue<J> {
         let Some(head) = t.ops.head() else {
             return Eligible::No;
         };
-        if t.params.priority < active {
+        if t.held || t.params.priority < active {
             return Eligible::No;
         }
         let engine = head.class.engine().unwrap_or(Engine::Compute);
@@ -370,6 +385,7 @@ impl<J: Work> FairQueue<J> {
         let Some(q) = t.ops.take() else {
             return Pick::Wait;
         };
+        t.held = q.job.holds();
         t.stats.queued(now.saturating_sub(q.at));
         let Some(engine) = q.class.engine() else {
             return Pick::Job {

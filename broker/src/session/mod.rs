@@ -16,12 +16,14 @@
 //! Modules, bottom up — each imports only modules listed before it:
 //! [`error`]; [`state`] (the tenant's tables); [`limits`] (bounds on the objects a tenant
 //! holds); [`waits`] and [`completion`] (what threads wait for, batches and `retired`);
-//! [`tenant`]; [`host`] (host spans); [`exec`] (the executor and the
+//! [`tenant`]; [`host`] (host spans); [`dedup`] (what commands mean for deduplicated memory,
+//! and the remaps); [`exec`] (the executor and the
 //! request handlers, one module per API family); [`ring`]; [`registry`]; [`socket`]. This file
 //! only re-exports.
 
 pub mod admission;
 pub mod completion;
+pub mod dedup;
 pub mod error;
 pub mod exec;
 pub mod host;

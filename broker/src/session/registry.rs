@@ -95,7 +95,7 @@ impl Registry {
             .into_iter()
             .filter_map(|(info, t)| {
                 let t = t?;
-                let (memory_bytes, memory_quota, streams) = t.memory_figures();
+                let mem = t.memory_figures();
                 let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
                 let params = t.params();
                 let sched = env.sched.report(info.id).unwrap_or_default();
@@ -104,9 +104,10 @@ impl Registry {
                     name: info.name,
                     pid: info.pid,
                     uid: info.uid,
-                    memory_bytes,
-                    memory_quota,
-                    streams,
+                    memory_bytes: mem.charged,
+                    shared_bytes: mem.shared,
+                    memory_quota: mem.quota,
+                    streams: mem.streams,
                     queued_ops,
                     submitted_ops,
                     completed_ops,
@@ -125,13 +126,16 @@ impl Registry {
         tenants.sort_by_key(|t| t.session_id);
         let info = &env.device;
         let mut workers = env.groups.status();
+        let saved = env.groups.dedup_saved();
         for w in &mut workers {
             w.memory_bytes = tenants
                 .iter()
                 .filter(|t| t.group == w.group && w.state == "running")
                 .map(|t| t.memory_bytes)
-                .sum();
+                .sum::<u64>()
+                .saturating_sub(saved.get(&w.group).copied().unwrap_or(0));
         }
+        let saved_mem: u64 = saved.values().sum();
         StatusReport {
             workers,
             broker_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -140,7 +144,12 @@ impl Registry {
                 ordinal: 0,
                 name: info.name.clone(),
                 total_mem: info.total_mem,
-                used_mem: tenants.iter().map(|t| t.memory_bytes).sum(),
+                used_mem: tenants
+                    .iter()
+                    .map(|t| t.memory_bytes)
+                    .sum::<u64>()
+                    .saturating_sub(saved_mem),
+                saved_mem,
                 // Each tenant's share of device time over the same window.
                 busy_permille: (tenants.iter().map(|t| u64::from(t.share_ppm)).sum::<u64>() / 1000)
                     .min(1000) as u32,

@@ -26,6 +26,7 @@ use gpushare_client::shm::StagingSpan;
 use gpushare_client::wait::WaitError;
 use gpushare_client::{Command, Consumer, RecordBuf, ReplyEnvelope, SeqWord, WaitPolicy};
 
+use super::dedup;
 use super::error::Violation;
 use super::exec::{self, CallJob};
 use super::host::host_mem;
@@ -125,7 +126,7 @@ fn submit(
     seq: u64,
     h: u64,
     release: Option<StagingSpan>,
-    build: impl FnOnce(&TenantState, Arc<Stream>) -> Result<Op, CuCode>,
+    build: impl FnOnce(&mut TenantState, Arc<Stream>) -> Result<Vec<Op>, CuCode>,
 ) -> RResult {
     let mut guard = t.state();
     let Some(st) = guard.as_mut() else {
@@ -145,8 +146,8 @@ fn submit(
     let key = if TenantState::is_legacy(h) { 0 } else { h };
     t.track(key, &stream, slot, seq, release);
     let failed = match build(st, stream) {
-        Ok(op) => {
-            ops.push(op);
+        Ok(built) => {
+            ops.extend(built);
             None
         }
         Err(code) => Some(code),
@@ -174,7 +175,7 @@ fn launch(t: &Arc<Tenant>, seq: u64, l: &Launch<'_>) -> RResult {
         if l.params.len() < needed {
             return Err(code::ERROR_INVALID_VALUE);
         }
-        Ok(Op::Launch {
+        let launch = Op::Launch {
             function: f.raw,
             kernel: Arc::clone(&f.name),
             sliced: f.sliced.clone(),
@@ -184,7 +185,10 @@ fn launch(t: &Arc<Tenant>, seq: u64, l: &Launch<'_>) -> RResult {
             stream,
             params: l.params.to_vec(),
             layout: Arc::clone(&f.layout),
-        })
+        };
+        let (layout, may_write) = (Arc::clone(&f.layout), f.may_write.clone());
+        let cow = dedup::launch_writes(t, st, seq, (l.params, &layout), may_write.as_deref());
+        Ok(cow.into_iter().chain([launch]).collect())
     })
 }
 
@@ -208,19 +212,14 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
     };
     submit(t, seq, c.stream, release, |st, stream| {
         st.memory.check(c.device_ptr, c.len).map_err(|e| e.code())?;
-        Ok(if htod {
-            Op::CopyHtoD {
-                dst: c.device_ptr,
-                src: host,
-                stream,
-            }
-        } else {
-            Op::CopyDtoH {
+        if !htod {
+            return Ok(vec![Op::CopyDtoH {
                 dst: host,
                 src: c.device_ptr,
                 stream,
-            }
-        })
+            }]);
+        }
+        Ok(dedup::upload_ops(t, st, seq, c.device_ptr, host, stream))
     })
 }
 
@@ -228,12 +227,16 @@ fn copy_device(t: &Arc<Tenant>, seq: u64, c: &CopyDevice) -> RResult {
     submit(t, seq, c.stream, None, |st, stream| {
         st.memory.check(c.dst, c.len).map_err(|e| e.code())?;
         st.memory.check(c.src, c.len).map_err(|e| e.code())?;
-        Ok(Op::CopyDtoD {
-            dst: c.dst,
-            src: c.src,
-            len: c.len,
-            stream,
-        })
+        let cow = dedup::written(t, st, seq, c.dst, c.len);
+        Ok(cow
+            .into_iter()
+            .chain([Op::CopyDtoD {
+                dst: c.dst,
+                src: c.src,
+                len: c.len,
+                stream,
+            }])
+            .collect())
     })
 }
 
@@ -242,15 +245,19 @@ fn memset(t: &Arc<Tenant>, seq: u64, m: &Memset) -> RResult {
         let len = memset_extent(m.pitch, m.width, m.height, u64::from(m.element_size))
             .ok_or(code::ERROR_INVALID_VALUE)?;
         st.memory.check(m.dst, len).map_err(|e| e.code())?;
-        Ok(Op::Memset {
-            dst: m.dst,
-            pitch: m.pitch,
-            value: m.value,
-            element_size: m.element_size,
-            width: m.width,
-            height: m.height,
-            stream,
-        })
+        let cow = dedup::written(t, st, seq, m.dst, len);
+        Ok(cow
+            .into_iter()
+            .chain([Op::Memset {
+                dst: m.dst,
+                pitch: m.pitch,
+                value: m.value,
+                element_size: m.element_size,
+                width: m.width,
+                height: m.height,
+                stream,
+            }])
+            .collect())
     })
 }
 
@@ -262,34 +269,38 @@ fn write_value(t: &Arc<Tenant>, seq: u64, w: &WriteValue) -> RResult {
         st.memory
             .check(w.addr, u64::from(w.size))
             .map_err(|e| e.code())?;
-        Ok(Op::WriteValue {
-            addr: w.addr,
-            value: w.value as u32,
-            flags: w.flags,
-            stream,
-        })
+        let cow = dedup::written(t, st, seq, w.addr, u64::from(w.size));
+        Ok(cow
+            .into_iter()
+            .chain([Op::WriteValue {
+                addr: w.addr,
+                value: w.value as u32,
+                flags: w.flags,
+                stream,
+            }])
+            .collect())
     })
 }
 
 fn event_record(t: &Arc<Tenant>, seq: u64, e: &EventRecord) -> RResult {
     submit(t, seq, e.stream, None, |st, stream| {
         let event = st.events.get(e.event).map_err(|e| e.code())?;
-        Ok(Op::EventRecord {
+        Ok(vec![Op::EventRecord {
             event: Arc::clone(event),
             stream,
             flags: e.flags,
-        })
+        }])
     })
 }
 
 fn stream_wait(t: &Arc<Tenant>, seq: u64, w: &StreamWait) -> RResult {
     submit(t, seq, w.stream, None, |st, stream| {
         let event = st.events.get(w.event).map_err(|e| e.code())?;
-        Ok(Op::StreamWait {
+        Ok(vec![Op::StreamWait {
             stream,
             event: Arc::clone(event),
             flags: w.flags,
-        })
+        }])
     })
 }
 
@@ -323,11 +334,11 @@ fn host_fn(t: &Arc<Tenant>, seq: u64, h: &HostFn) -> RResult {
                 t.async_error(seq, code::ERROR_TIMEOUT);
             }
         });
-        Ok(Op::HostFn {
+        Ok(vec![Op::HostFn {
             stream,
             f,
             gate: true,
-        })
+        }])
     })
 }
 

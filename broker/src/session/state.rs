@@ -110,6 +110,9 @@ pub struct FunctionEntry {
     pub layout: Arc<[ParamInfo]>,
     /// The kernel's block-range variant, when its module has one (kernel slicing).
     pub sliced: Option<Arc<crate::work::SlicedFunction>>,
+    /// Per parameter, whether the kernel may store through it (from its PTX; `None`:
+    /// unknown, every pointer parameter may be written). Deduplication's copy-on-write.
+    pub may_write: Option<Arc<[bool]>>,
 }
 
 /// A context handle (an alias of the broker's shared context).
@@ -150,6 +153,8 @@ pub struct TenantState {
     pub phys: Table<PhysAlloc>,
     /// Owned device memory.
     pub memory: TenantMemory,
+    /// Its deduplicable allocations (`None`: the policy took the tenant out of dedup).
+    pub granules: Option<crate::dedup::TenantGranules>,
     /// Registered host buffers by id.
     pub host_regions: HashMap<u32, HostRegionEntry>,
     /// The staging area's registration with the driver (`None`: the driver refused it, copies
@@ -171,6 +176,7 @@ impl TenantState {
             events: Table::new(Kind::Event, session),
             phys: Table::new(Kind::MemHandle, session),
             memory: TenantMemory::new(quota),
+            granules: None,
             host_regions: HashMap::new(),
             free_slots: (1..slots).rev().collect(),
         }

@@ -147,7 +147,23 @@ pub struct Tenant {
     closing: AtomicBool,
     draining: AtomicBool,
     submitted_ops: AtomicU64,
+    /// Held while the tenant's exclusive work (deduplication's remaps) runs, and by teardown:
+    /// no remap runs on memory being freed. Taken before `tables`.
+    pub(crate) exclusive: Mutex<()>,
     me: Weak<Tenant>,
+}
+
+/// A tenant's memory figures (status).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryFigures {
+    /// Bytes charged to its quota.
+    pub charged: u64,
+    /// Its quota (0: none).
+    pub quota: u64,
+    /// Streams it created.
+    pub streams: u32,
+    /// Of `charged`, bytes mapped onto copies other tenants map too.
+    pub shared: u64,
 }
 
 /// Locks a mutex (a poisoned one is still usable: its holder only panicked).
@@ -200,7 +216,10 @@ impl Tenant {
             join,
         );
         let slots = layout.stream_slots as u32;
-        let st = TenantState::new(info.id, legacy, slots, rules.memory_quota);
+        let mut st = TenantState::new(info.id, legacy, slots, rules.memory_quota);
+        if rules.dedup {
+            st.granules = Some(crate::dedup::TenantGranules::new(dev.granularity()));
+        }
         let params = TenantParams::from_rules(rules);
         env.sched.add_tenant(info.id, params);
         let limits = Limiter::new(info.id, &info.name, &rules.limits);
@@ -227,6 +246,7 @@ impl Tenant {
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             submitted_ops: AtomicU64::new(0),
+            exclusive: Mutex::new(()),
             me: me.clone(),
         }))
     }
@@ -274,6 +294,11 @@ impl Tenant {
 
     fn arc(&self) -> Option<Arc<Tenant>> {
         self.me.upgrade()
+    }
+
+    /// A weak reference to this tenant (for work that outlives the call queueing it).
+    pub(crate) fn weak(&self) -> Weak<Tenant> {
+        self.me.clone()
     }
 
     /// Records an asynchronous error of command `seq`: the sticky word (first error wins) and
@@ -459,14 +484,18 @@ impl Tenant {
     }
 
     /// Device memory charged, quota, streams.
-    pub fn memory_figures(&self) -> (u64, u64, u32) {
-        match self.state().as_ref() {
-            Some(st) => (
-                st.memory.charged(),
-                st.memory.quota(),
-                st.streams.len() as u32,
-            ),
-            None => (0, 0, 0),
+    pub fn memory_figures(&self) -> MemoryFigures {
+        let Some((charged, quota, streams)) = self.state().as_ref().map(|st| {
+            (st.memory.charged(), st.memory.quota(), st.streams.len() as u32)
+        }) else {
+            return MemoryFigures::default();
+        };
+        let (_, shared) = self.dev.dedup_index().mapped_by(self.info.id);
+        MemoryFigures {
+            charged,
+            quota,
+            streams,
+            shared: shared * self.dev.granularity(),
         }
     }
 }

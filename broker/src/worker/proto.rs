@@ -179,6 +179,18 @@ pub enum WorkerRequest {
     VmmAlloc { size: u64 },
     /// Frees a [`WorkerRequest::VmmAlloc`].
     VmmFree { ptr: u64, size: u64, handle: u64 },
+    /// A VMM-backed allocation with one physical allocation per granule (deduplicable).
+    VmmAllocGranules { size: u64 },
+    /// Frees a [`WorkerRequest::VmmAllocGranules`]: every granule unmapped, the non-zero
+    /// handles (one per granule) released.
+    VmmFreeGranules { ptr: u64, handles: Vec<u64> },
+    /// Maps the physical `shared` read-only at granule `addr` in place of `old` (released).
+    GranuleJoin { addr: u64, old: u64, shared: u64 },
+    /// Copy-on-write: a private copy of the granule at `addr` mapped read-write in place of
+    /// the shared one; answered with its handle.
+    GranulePrivatize { addr: u64 },
+    /// The content key of the device's bytes of the granule at `addr` cut into `pieces`.
+    GranuleKey { addr: u64, pieces: Vec<(u64, u64)> },
     /// `cuModuleLoadData` of an image in an attached region, refused with
     /// `CUDA_ERROR_OUT_OF_MEMORY` before the driver sees it when the image's module variables
     /// declare more than `max_globals` bytes; answered with `Pair(module, declared bytes)`.
@@ -237,6 +249,10 @@ impl WorkerRequest {
                 | WorkerRequest::ModuleLoad { .. }
                 | WorkerRequest::ModuleUnload { .. }
                 | WorkerRequest::VmmFree { .. }
+                | WorkerRequest::VmmFreeGranules { .. }
+                | WorkerRequest::GranuleJoin { .. }
+                | WorkerRequest::GranulePrivatize { .. }
+                | WorkerRequest::GranuleKey { .. }
                 | WorkerRequest::MemUnmap { .. }
         )
     }
@@ -255,6 +271,10 @@ pub enum WorkerReply {
     Pair(u64, u64),
     /// A VMM allocation.
     Alloc { ptr: u64, size: u64, handle: u64 },
+    /// A granule-wise VMM allocation: its address and one handle per granule.
+    Granules { ptr: u64, handles: Vec<u64> },
+    /// A content key.
+    Key([u8; 32]),
     /// A boolean (query: idle / complete).
     Flag(bool),
     /// `cuFuncGetAttribute`.

@@ -402,6 +402,13 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
             handle: a.handle,
         }),
         R::VmmFree { ptr, size, handle } => done(d.vmm_free(&VmmAlloc { ptr, size, handle })),
+        R::VmmAllocGranules { size } => reply(d.vmm_alloc_granules(size), |(ptr, handles)| {
+            WorkerReply::Granules { ptr, handles }
+        }),
+        R::VmmFreeGranules { ptr, handles } => done(d.vmm_free_granules(ptr, &handles)),
+        R::GranuleJoin { addr, old, shared } => done(d.granule_join(addr, old, shared)),
+        R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
+        R::GranuleKey { addr, pieces } => reply(d.granule_key(addr, &pieces), WorkerReply::Key),
         R::ModuleLoad {
             region,
             offset,

@@ -47,8 +47,10 @@ pub struct DeviceStatus {
     pub name: String,
     /// Total memory in bytes.
     pub total_mem: u64,
-    /// Memory in use by all tenants (bytes).
+    /// Memory in use by all tenants (bytes; deduplicated copies counted once).
     pub used_mem: u64,
+    /// Bytes deduplication saves: mappings of shared copies beyond the first.
+    pub saved_mem: u64,
     /// Device time used by all tenants over the last 10 s (the sum of their shares), in per
     /// mille (0 from a broker without a fair scheduler's figures).
     pub busy_permille: u32,
@@ -65,8 +67,10 @@ pub struct TenantStatus {
     pub pid: u32,
     /// User id (from `SO_PEERCRED`).
     pub uid: u32,
-    /// Device memory held (bytes).
+    /// Device memory held (bytes; what its quota counts, shared copies included).
     pub memory_bytes: u64,
+    /// Of `memory_bytes`, what is mapped onto copies other tenants map too (deduplication).
+    pub shared_bytes: u64,
     /// Memory quota (bytes, 0 = none).
     pub memory_quota: u64,
     /// Streams created.

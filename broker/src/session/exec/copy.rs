@@ -12,7 +12,9 @@ use gpushare_client::proto::Reply;
 
 use super::support::{sync_stream, with_state};
 use crate::device::{HostMem, Stream};
+use crate::session::dedup;
 use crate::session::error::{ExecError, ExecResult, SessionError};
+use crate::session::state::TenantState;
 use crate::session::host::host_mem;
 use crate::session::tenant::Tenant;
 use crate::work::{memset_extent, Op};
@@ -23,20 +25,18 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
         CopyRequest::MemcpyHtoD { dst, src } => {
             let host = resolve_host(t, src)?;
             with_state(t, |st| Ok(st.memory.check(dst, src.len)?))?;
-            sync_op(t, |stream| Op::CopyHtoD {
-                dst,
-                src: host,
-                stream,
-            })?;
+            sync_op(t, |st, stream| dedup::upload_ops(t, st, 0, dst, host, stream))?;
             Ok(Reply::Empty)
         }
         CopyRequest::MemcpyDtoH { dst, src } => {
             let host = resolve_host(t, dst)?;
             with_state(t, |st| Ok(st.memory.check(src, dst.len)?))?;
-            sync_op(t, |stream| Op::CopyDtoH {
-                dst: host,
-                src,
-                stream,
+            sync_op(t, |_, stream| {
+                vec![Op::CopyDtoH {
+                    dst: host,
+                    src,
+                    stream,
+                }]
             })?;
             Ok(Reply::Empty)
         }
@@ -45,11 +45,16 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
                 st.memory.check(dst, len)?;
                 Ok(st.memory.check(src, len)?)
             })?;
-            sync_op(t, |stream| Op::CopyDtoD {
-                dst,
-                src,
-                len,
-                stream,
+            sync_op(t, |st, stream| {
+                let cow = dedup::written(t, st, 0, dst, len);
+                cow.into_iter()
+                    .chain([Op::CopyDtoD {
+                        dst,
+                        src,
+                        len,
+                        stream,
+                    }])
+                    .collect()
             })?;
             Ok(Reply::Empty)
         }
@@ -68,25 +73,34 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
             let len = memset_extent(pitch, width, height, u64::from(es))
                 .ok_or(code::ERROR_INVALID_VALUE)?;
             with_state(t, |st| Ok(st.memory.check(dst, len)?))?;
-            sync_op(t, |stream| Op::Memset {
-                dst,
-                pitch,
-                value,
-                element_size: es,
-                width,
-                height,
-                stream,
+            sync_op(t, |st, stream| {
+                let cow = dedup::written(t, st, 0, dst, len);
+                cow.into_iter()
+                    .chain([Op::Memset {
+                        dst,
+                        pitch,
+                        value,
+                        element_size: es,
+                        width,
+                        height,
+                        stream,
+                    }])
+                    .collect()
             })?;
             Ok(Reply::Empty)
         }
     }
 }
 
-/// Runs `op` on the tenant's legacy stream and waits for it.
-fn sync_op(t: &Tenant, build: impl FnOnce(Arc<Stream>) -> Op) -> Result<(), ExecError> {
+/// Runs `build`'s operations on the tenant's legacy stream and waits for them.
+fn sync_op(
+    t: &Tenant,
+    build: impl FnOnce(&mut TenantState, Arc<Stream>) -> Vec<Op>,
+) -> Result<(), ExecError> {
     let (ops, stream) = with_state(t, |st| {
         let (stream, _, mut ops) = st.prepare(0)?;
-        ops.push(build(Arc::clone(&stream)));
+        let built = build(st, Arc::clone(&stream));
+        ops.extend(built);
         Ok((ops, stream))
     })?;
     match t.submit_and_wait(ops) {

@@ -1,6 +1,7 @@
 //! The `memory` family: device memory allocations.
 //!
-//! `MemAlloc` is VMM-backed (reserve + create + map + access), charged to the tenant's quota;
+//! `MemAlloc` is VMM-backed (reserve + create + map + access; for a tenant in deduplication one
+//! physical allocation per granule, see `session::dedup`), charged to the tenant's quota;
 //! `MemFree` first waits for the tenant's own streams (its queued work may still use the
 //! memory).
 
@@ -10,6 +11,7 @@ use gpushare_client::proto::Reply;
 
 use super::support::{sync_tenant, with_state};
 use crate::memory::{Owner, Range};
+use crate::session::dedup;
 use crate::session::error::{ExecError, ExecResult};
 use crate::session::tenant::Tenant;
 
@@ -41,17 +43,20 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
             if ptr == 0 {
                 return Ok(Reply::Empty);
             }
-            let a = with_state(t, |st| match st.memory.range_at(ptr).map(|r| r.owner) {
+            let (a, granular) = with_state(t, |st| match st.memory.range_at(ptr).map(|r| r.owner) {
                 Some(Owner::Alloc(a)) => {
                     st.memory.remove_range(ptr);
                     st.memory.uncharge(a.size);
-                    Ok(a)
+                    Ok((a, dedup::forget_alloc(dev, t.info.id, st, a.ptr)))
                 }
                 _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
             })?;
             // The tenant's queued work may still use the memory.
             let synced = sync_tenant(t);
-            dev.vmm_free(&a)?;
+            match granular {
+                Some(freed) => dedup::free(dev, freed)?,
+                None => dev.vmm_free(&a)?,
+            }
             synced.map(|()| Reply::Empty)
         }
         MemoryRequest::MemGetInfo => {
@@ -90,13 +95,19 @@ fn alloc(t: &Tenant, size: u64) -> Result<u64, ExecError> {
     let rounded = dev.round_up(size).ok_or(code::ERROR_OUT_OF_MEMORY)?;
     with_state(t, |st| {
         st.memory.can_charge(rounded)?;
-        let a = dev.vmm_alloc(size)?;
+        let a = match dedup::alloc(dev, st, size) {
+            Some(a) => a?,
+            None => dev.vmm_alloc(size)?,
+        };
         if let Err(e) = st.memory.add_range(Range {
             base: a.ptr,
             len: a.size,
             owner: Owner::Alloc(a),
         }) {
-            let _ = dev.vmm_free(&a);
+            match dedup::forget_alloc(dev, t.info.id, st, a.ptr) {
+                Some(freed) => drop(dedup::free(dev, freed)),
+                None => drop(dev.vmm_free(&a)),
+            }
             return Err(e.into());
         }
         st.memory.charge(a.size);

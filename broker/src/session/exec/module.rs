@@ -141,6 +141,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
             name: name.into(),
             layout: params.clone().into(),
             sliced,
+            may_write: None,
         })?)
     })?;
     Ok(Reply::Function { function, params })

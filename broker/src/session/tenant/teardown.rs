@@ -26,9 +26,13 @@ impl Tenant {
         drop(self.env.sched.remove_tenant(self.info.id));
         self.completion.clear_open();
         self.host_fns.clear();
+        // No remap may run on memory being freed (an exclusive operation already handed out
+        // finishes first; later ones find the tables gone).
+        let exclusive = self.exclusive.lock().unwrap_or_else(|p| p.into_inner());
         let Some(mut st) = self.state().take() else {
             return;
         };
+        drop(exclusive);
         let dev = &self.dev;
         let charged = st.memory.charged();
         for s in st.all_streams() {
@@ -43,8 +47,13 @@ impl Tenant {
                 tracing::warn!(session = self.info.id, "teardown: {e}");
             }
         };
+        for freed in crate::session::dedup::forget_all(dev, self.info.id, &mut st) {
+            note(crate::session::dedup::free(dev, freed));
+        }
         for r in st.memory.remove_ranges(|_| true) {
             match r.owner {
+                // Granule-wise allocations were freed above.
+                crate::memory::Owner::Alloc(a) if a.handle == 0 => {}
                 crate::memory::Owner::Alloc(a) => note(dev.vmm_free(&a)),
                 crate::memory::Owner::Mapped { .. } => note(dev.mem_unmap(r.base, r.len)),
                 crate::memory::Owner::Global { .. } | crate::memory::Owner::Host { .. } => {}

@@ -103,6 +103,8 @@ driver_api! {
         memcpy_htod_async = "cuMemcpyHtoDAsync_v2": fn(CUdeviceptr, *const c_void, usize, CUstream);
         memcpy_dtoh_async = "cuMemcpyDtoHAsync_v2": fn(*mut c_void, CUdeviceptr, usize, CUstream);
         memcpy_dtod_async = "cuMemcpyDtoDAsync_v2": fn(CUdeviceptr, CUdeviceptr, usize, CUstream);
+        memcpy_dtoh = "cuMemcpyDtoH_v2": fn(*mut c_void, CUdeviceptr, usize);
+        memcpy_dtod = "cuMemcpyDtoD_v2": fn(CUdeviceptr, CUdeviceptr, usize);
         memset_d8_async = "cuMemsetD8Async": fn(CUdeviceptr, u8, usize, CUstream);
         memset_d16_async = "cuMemsetD16Async": fn(CUdeviceptr, u16, usize, CUstream);
         memset_d32_async = "cuMemsetD32Async": fn(CUdeviceptr, u32, usize, CUstream);

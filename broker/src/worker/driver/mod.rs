@@ -15,6 +15,7 @@
 
 pub mod api;
 mod calls;
+mod granules;
 pub mod loader;
 mod memory;
 

@@ -1,0 +1,297 @@
+//! Deduplication in a session (docs/dedup.md): the hooks the ring thread and the request
+//! handlers call with the tenant's tables locked, deciding what each command means for the
+//! tenant's granules ([`crate::dedup`]), and the exclusive work ([`remap`]) that carries the
+//! decisions out on the worker in the tenant's command order.
+//!
+//! - `alloc` / `forget_alloc` / `free`: allocations of a tenant in dedup have one physical
+//!   allocation per granule.
+//! - [`upload`]: a host-to-device copy. Its bytes are hashed per granule piece as they sit in
+//!   shared memory; granules it completes are registered in the worker's index, or joined to a
+//!   copy already there (after the copy; *instead of* it when the copy covers whole granules
+//!   whose content is resident and verified).
+//! - [`written`], [`launch_writes`]: any other write (a device-to-device copy, a memset, a
+//!   stream write, a kernel that may store through a pointer parameter) makes private
+//!   granules dirty and gives shared ones back to the writer first: copy-on-write, or simply
+//!   back when the writer is the copy's only user and it was never read-only.
+
+mod remap;
+
+use std::sync::Arc;
+
+use gpushare_client::proto::ParamInfo;
+
+use super::state::TenantState;
+use super::tenant::Tenant;
+use crate::dedup::{Completed, Granule, TenantGranules};
+use crate::device::{DResult, Device, HostMem, Stream, VmmAlloc};
+use crate::scheduler::TenantId;
+use crate::work::Op;
+
+pub use remap::Join;
+
+/// An allocation for a tenant in dedup (`None`: not in dedup, the caller allocates as usual).
+pub fn alloc(dev: &Device, st: &mut TenantState, size: u64) -> Option<DResult<VmmAlloc>> {
+    let granules = st.granules.as_mut()?;
+    Some(dev.vmm_alloc_granules(size).map(|(ptr, handles)| {
+        granules.add_alloc(ptr, &handles);
+        VmmAlloc {
+            ptr,
+            size: handles.len() as u64 * granules.granule(),
+            handle: 0,
+        }
+    }))
+}
+
+/// What freeing a granule-wise allocation takes on the worker.
+pub struct Freed {
+    ptr: u64,
+    /// Per granule: the handle the tenant owns, 0 for shared copies.
+    handles: Vec<u64>,
+    /// Handles to release after the unmap: copies whose last user this was, and handles a
+    /// skipped remap left behind.
+    release: Vec<u64>,
+}
+
+/// Stops tracking the allocation at `base` (tables locked): `None` if it is not granule-wise.
+/// The tenant leaves the copies it maps.
+pub fn forget_alloc(
+    dev: &Device,
+    tenant: TenantId,
+    st: &mut TenantState,
+    base: u64,
+) -> Option<Freed> {
+    let granules = st.granules.as_mut()?;
+    let g = granules.granule();
+    let list = granules.remove_alloc(base)?;
+    let mut freed = Freed {
+        ptr: base,
+        handles: Vec::with_capacity(list.len()),
+        release: Vec::new(),
+    };
+    let mut index = dev.dedup_index();
+    for (i, granule) in list.into_iter().enumerate() {
+        match granule {
+            Granule::Private { handle, .. } => freed.handles.push(handle),
+            Granule::Shared { entry, pending } => {
+                freed.handles.push(0);
+                freed.release.extend(pending);
+                freed
+                    .release
+                    .extend(index.leave(entry, tenant, base + i as u64 * g));
+            }
+        }
+    }
+    Some(freed)
+}
+
+/// Frees on the worker what [`forget_alloc`] returned (after the tenant's work on it is done).
+pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
+    let unmapped = dev.vmm_free_granules(freed.ptr, freed.handles);
+    let mut released = Ok(());
+    for h in freed.release {
+        let r = dev.mem_release(h);
+        if released.is_ok() {
+            released = r;
+        }
+    }
+    unmapped.and(released)
+}
+
+/// Every granule-wise allocation the tenant holds (teardown).
+pub fn forget_all(dev: &Device, tenant: TenantId, st: &mut TenantState) -> Vec<Freed> {
+    let bases: Vec<u64> = st
+        .granules
+        .as_ref()
+        .map(|g| g.allocs().map(|(b, _)| b).collect())
+        .unwrap_or_default();
+    bases
+        .into_iter()
+        .filter_map(|b| forget_alloc(dev, tenant, st, b))
+        .collect()
+}
+
+/// What an upload takes besides (or instead of) its copy.
+#[derive(Default)]
+pub struct Upload {
+    /// Copy-on-write of shared granules it overwrites, before the copy.
+    pub before: Option<Op>,
+    /// Whether the copy itself is still needed (false: every granule it covers is resident).
+    pub copy: bool,
+    /// Remaps of the granules it completed onto resident copies, after the copy.
+    pub after: Option<Op>,
+}
+
+/// A host-to-device copy of `src` to `dst` (tables locked; `dst` checked to be the tenant's).
+pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMem) -> Upload {
+    let len = src.len() as u64;
+    let Some(granules) = st.granules.as_mut() else {
+        return Upload {
+            copy: true,
+            ..Upload::default()
+        };
+    };
+    let before = cow(t, granules, seq, dst, len);
+    let mut unhashable = false;
+    let completed = granules.uploaded(dst, len, |offset, n| {
+        src.hash(offset as usize, n as usize).unwrap_or_else(|| {
+            unhashable = true;
+            [0; 32]
+        })
+    });
+    if unhashable {
+        // Cannot happen for a checked span; never share what was not hashed.
+        granules.written(dst, len);
+        return Upload {
+            before,
+            copy: true,
+            after: None,
+        };
+    }
+    let g = granules.granule();
+    let whole = dst % g == 0 && len % g == 0 && completed.len() as u64 == len / g;
+    let (joins, skipped) = place(t, granules, completed, whole);
+    Upload {
+        before,
+        copy: !skipped,
+        after: (!joins.is_empty()).then(|| remap::joins(t, seq, joins)),
+    }
+}
+
+/// A host-to-device copy with what deduplication adds around it (or instead of it), in order.
+pub fn upload_ops(
+    t: &Tenant,
+    st: &mut TenantState,
+    seq: u64,
+    dst: u64,
+    src: HostMem,
+    stream: Arc<Stream>,
+) -> Vec<Op> {
+    let plan = upload(t, st, seq, dst, &src);
+    let copy = plan.copy.then_some(Op::CopyHtoD { dst, src, stream });
+    plan.before.into_iter().chain(copy).chain(plan.after).collect()
+}
+
+/// Registers completed granules whose content is new, and plans joins for the others. When
+/// `whole` (the upload is exactly these granules) and every one of them is resident and
+/// verified, the copy is skipped: the granules are marked shared now (later writes see them
+/// so) and the remap replaces the copy. Returns the joins and whether the copy is skipped.
+fn place(
+    t: &Tenant,
+    granules: &mut TenantGranules,
+    completed: Vec<Completed>,
+    whole: bool,
+) -> (Vec<Join>, bool) {
+    let mut index = t.dev.dedup_index();
+    let resident: Vec<Option<u64>> = completed
+        .iter()
+        .map(|c| {
+            index
+                .lookup(&c.key)
+                .filter(|(_, e)| e.verified)
+                .map(|(id, _)| id)
+        })
+        .collect();
+    let skip = whole && !completed.is_empty() && resident.iter().all(Option::is_some);
+    let mut joins = Vec::new();
+    for (c, entry) in completed.into_iter().zip(resident) {
+        if skip {
+            let entry = entry.unwrap_or_default();
+            index.add_mapping(entry, t.info.id, c.addr);
+            if let Some((_, g)) = granules.granule_at(c.addr) {
+                *g = Granule::Shared {
+                    entry,
+                    pending: Some(c.handle),
+                };
+            }
+            joins.push(Join::Skipped { addr: c.addr, entry });
+        } else if index.lookup(&c.key).is_some() {
+            joins.push(Join::Uploaded {
+                addr: c.addr,
+                key: c.key,
+            });
+        } else {
+            let entry = index.register((c.key, c.pieces), c.handle, t.info.id, c.addr);
+            if let Some((_, g)) = granules.granule_at(c.addr) {
+                *g = Granule::Shared {
+                    entry,
+                    pending: None,
+                };
+            }
+        }
+    }
+    (joins, skip)
+}
+
+/// Any write other than an upload to `[addr, addr + len)` (tables locked): private granules
+/// there become dirty; shared ones come back to the tenant first (the returned operation goes
+/// before the write).
+pub fn written(t: &Tenant, st: &mut TenantState, seq: u64, addr: u64, len: u64) -> Option<Op> {
+    let granules = st.granules.as_mut()?;
+    let op = cow(t, granules, seq, addr, len);
+    granules.written(addr, len);
+    op
+}
+
+/// A launch (tables locked): every allocation a pointer parameter the kernel may store
+/// through points into counts as written in full. `may_write` is per parameter (`None`: the
+/// kernel's stores are unknown, so every pointer-sized parameter counts).
+pub fn launch_writes(
+    t: &Tenant,
+    st: &mut TenantState,
+    seq: u64,
+    (params, layout): (&[u8], &[ParamInfo]),
+    may_write: Option<&[bool]>,
+) -> Option<Op> {
+    let granules = st.granules.as_mut()?;
+    if granules.is_empty() {
+        return None;
+    }
+    let mut ops = Vec::new();
+    for (i, p) in layout.iter().enumerate() {
+        if p.size != 8 || may_write.is_some_and(|w| !w.get(i).copied().unwrap_or(true)) {
+            continue;
+        }
+        let at = p.offset as usize;
+        let Some(bytes) = params.get(at..at + 8) else {
+            continue;
+        };
+        let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
+        if let Some((base, size)) = granules.alloc_of(value) {
+            ops.extend(cow(t, granules, seq, base, size));
+            granules.written(base, size);
+        }
+    }
+    remap::combine(ops)
+}
+
+/// Shared granules in `[addr, addr + len)` come back to the tenant: at once when it is the
+/// copy's only user and the copy was never read-only (nothing on the device changes), else by
+/// an exclusive copy-on-write, returned.
+fn cow(t: &Tenant, granules: &mut TenantGranules, seq: u64, addr: u64, len: u64) -> Option<Op> {
+    let shared = granules.shared_in(addr, len);
+    if shared.is_empty() {
+        return None;
+    }
+    let mut later = Vec::new();
+    let mut index = t.dev.dedup_index();
+    for (start, entry) in shared {
+        let pending = matches!(
+            granules.granule_at(start),
+            Some((_, Granule::Shared { pending: Some(_), .. }))
+        );
+        let unprotected = index.get(entry).is_some_and(|e| !e.protected);
+        match (!pending && unprotected).then(|| index.take_back(entry)).flatten() {
+            Some((handle, _)) => {
+                if let Some((_, g)) = granules.granule_at(start) {
+                    *g = Granule::Private {
+                        handle,
+                        fill: crate::dedup::Fill::Dirty,
+                    };
+                }
+            }
+            None => later.push((start, entry)),
+        }
+    }
+    drop(index);
+    (!later.is_empty()).then(|| remap::privatize(t, seq, later))
+}

@@ -1,0 +1,288 @@
+//! Deduplication's exclusive work: remaps on the worker in the tenant's command order, with
+//! its device work quiesced ([`Op::Exclusive`]: the scheduler holds the tenant's later jobs;
+//! this waits for the earlier ones, then changes mappings with the tenant's tables locked, so
+//! what the ring thread decides next sees the result).
+//!
+//! - Joins map a resident copy read-only in place of the tenant's own granule. A copy whose
+//!   first user's claim was never checked is verified first: it is made read-only, then the
+//!   worker hashes its bytes; a copy that does not hold its key is unlisted and the joining
+//!   granule becomes the new copy of the key instead.
+//! - Copy-on-write gives a shared granule back to the tenant: the copy itself when the tenant
+//!   is its only user (made read-write again), else a private copy of its bytes.
+
+use std::sync::MutexGuard;
+
+use gpushare_client::code::{self, CuCode};
+
+use crate::dedup::{EntryId, Fill, Granule, Key};
+use crate::device::{AccessFlags, DeviceError};
+use crate::session::state::TenantState;
+use crate::session::tenant::Tenant;
+use crate::work::Op;
+
+/// A join to carry out.
+#[derive(Clone, Copy, Debug)]
+pub enum Join {
+    /// The copy ran: map the resident copy of `key` in place of the granule at `addr`, if the
+    /// granule still holds that content when the remap runs.
+    Uploaded {
+        /// Granule address.
+        addr: u64,
+        /// Its content key.
+        key: Key,
+    },
+    /// The copy was skipped: the granule is already marked shared with `entry`; map it.
+    Skipped {
+        /// Granule address.
+        addr: u64,
+        /// The verified copy.
+        entry: EntryId,
+    },
+}
+
+/// An exclusive operation running `work` with the tenant quiesced; a failure becomes the
+/// tenant's asynchronous error for command `seq`.
+fn exclusive(
+    t: &Tenant,
+    seq: u64,
+    work: impl FnOnce(&Tenant) -> Result<(), CuCode> + Send + 'static,
+) -> Op {
+    let weak = t.weak();
+    Op::Exclusive {
+        run: Box::new(move || {
+            let Some(t) = weak.upgrade() else {
+                return;
+            };
+            let _exclusive = t.exclusive.lock().unwrap_or_else(|p| p.into_inner());
+            if t.is_closing() {
+                return;
+            }
+            let result = quiesce(&t).and_then(|()| work(&t));
+            if let Err(code) = result {
+                t.async_error(seq, code);
+            }
+        }),
+    }
+}
+
+/// Waits for every stream of the tenant (its work submitted before the exclusive operation).
+fn quiesce(t: &Tenant) -> Result<(), CuCode> {
+    let streams = match t.state().as_ref() {
+        Some(st) => st.all_streams(),
+        None => return Err(code::ERROR_DEINITIALIZED),
+    };
+    for s in streams {
+        t.dev.stream_synchronize(&s).map_err(|e| e.code())?;
+    }
+    Ok(())
+}
+
+/// One exclusive operation doing `ops` in order (`None` for none).
+pub fn combine(mut ops: Vec<Op>) -> Option<Op> {
+    if ops.len() <= 1 {
+        return ops.pop();
+    }
+    let runs: Vec<Box<dyn FnOnce() + Send>> = ops
+        .into_iter()
+        .filter_map(|op| match op {
+            Op::Exclusive { run } => Some(run),
+            _ => None,
+        })
+        .collect();
+    Some(Op::Exclusive {
+        run: Box::new(move || runs.into_iter().for_each(|r| r())),
+    })
+}
+
+/// Carries out `joins` (after the upload that completed them).
+pub fn joins(t: &Tenant, seq: u64, joins: Vec<Join>) -> Op {
+    exclusive(t, seq, move |t| {
+        let mut guard = t.state();
+        let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let mut first = Ok(());
+        for j in joins {
+            let (addr, r) = match j {
+                Join::Uploaded { addr, key } => (addr, join_uploaded(t, st, addr, key)),
+                Join::Skipped { addr, entry } => (addr, join_skipped(t, st, addr, entry)),
+            };
+            if let Err(e) = r {
+                tracing::warn!(session = t.info.id, addr, "deduplication remap failed: {e}");
+                first = first.and(Err(e.code()));
+            }
+        }
+        first
+    })
+}
+
+fn join_skipped(t: &Tenant, st: &mut TenantState, addr: u64, entry: EntryId) -> Result<(), DeviceError> {
+    let Some(granules) = st.granules.as_mut() else {
+        return Ok(());
+    };
+    let Some((_, Granule::Shared { entry: e, pending })) = granules.granule_at(addr) else {
+        return Ok(());
+    };
+    let (Some(old), true) = (*pending, *e == entry) else {
+        return Ok(());
+    };
+    let shared = t.dev.dedup_index().get(entry).map(|e| e.handle);
+    let shared = shared.ok_or(DeviceError::Invalid("deduplicated copy vanished"))?;
+    t.dev.granule_join(addr, old, shared)?;
+    *pending = None;
+    Ok(())
+}
+
+fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(), DeviceError> {
+    let dev = &t.dev;
+    let Some(granules) = st.granules.as_mut() else {
+        return Ok(());
+    };
+    let handle = match granules.granule_at(addr) {
+        Some((a, Granule::Private { handle, fill: Fill::Complete(k, _) })) if a == addr && *k == key => *handle,
+        // Written since, or freed: nothing to share.
+        _ => return Ok(()),
+    };
+    let Some((entry, verified)) = begin(dev.dedup_index(), &key) else {
+        return register(t, st, addr, key);
+    };
+    if !verified && !verify(t, entry, &key) {
+        release(t, dev.dedup_index().join_failed(entry));
+        return register(t, st, addr, key);
+    }
+    let shared = dev.dedup_index().get(entry).map(|e| e.handle);
+    let joined = match shared {
+        Some(shared) => dev.granule_join(addr, handle, shared),
+        None => Err(DeviceError::Invalid("deduplicated copy vanished")),
+    };
+    if let Err(e) = joined {
+        release(t, dev.dedup_index().join_failed(entry));
+        return Err(e);
+    }
+    dev.dedup_index().joined(entry, t.info.id, addr);
+    if let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) {
+        *g = Granule::Shared { entry, pending: None };
+    }
+    Ok(())
+}
+
+/// Begins a join of the listed copy of `key`: `(entry, verified)`.
+fn begin(mut index: MutexGuard<'_, crate::dedup::ContentIndex>, key: &Key) -> Option<(EntryId, bool)> {
+    let (id, verified) = index.lookup(key).map(|(id, e)| (id, e.verified))?;
+    index.begin_join(id).then_some((id, verified))
+}
+
+/// Makes the copy read-only where its user maps it, then checks the device holds its key;
+/// a copy that does not is unlisted (and made read-write again if this made it read-only).
+fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
+    let dev = &t.dev;
+    let g = dev.granularity();
+    let (at, pieces, protect) = {
+        let mut index = dev.dedup_index();
+        let Some(e) = index.get_mut(entry) else {
+            return false;
+        };
+        let protect = !e.protected;
+        e.protected = true;
+        (e.mappings.first().map(|m| m.1), e.pieces.clone(), protect)
+    };
+    let Some(at) = at else {
+        return false;
+    };
+    let ok = (!protect || dev.mem_set_access(at, g, AccessFlags::Read).is_ok())
+        && dev.granule_key(at, pieces).is_ok_and(|k| k == *key);
+    let mut index = dev.dedup_index();
+    if ok {
+        if let Some(e) = index.get_mut(entry) {
+            e.verified = true;
+        }
+        return true;
+    }
+    tracing::warn!(
+        session = t.info.id,
+        entry,
+        "a deduplicated copy does not hold the content its uploads claimed: no longer shared"
+    );
+    index.unlist(entry);
+    if protect {
+        if let Some(e) = index.get_mut(entry) {
+            e.protected = false;
+        }
+        drop(index);
+        let _ = dev.mem_set_access(at, g, AccessFlags::ReadWrite);
+    }
+    false
+}
+
+/// The granule at `addr` becomes the listed copy of `key`.
+fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(), DeviceError> {
+    let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
+        return Ok(());
+    };
+    if let Granule::Private { handle, fill: Fill::Complete(k, pieces) } = g {
+        if *k == key {
+            let entry = t
+                .dev
+                .dedup_index()
+                .register((key, pieces.clone()), *handle, t.info.id, addr);
+            *g = Granule::Shared { entry, pending: None };
+        }
+    }
+    Ok(())
+}
+
+fn release(t: &Tenant, handle: Option<u64>) {
+    if let Some(h) = handle {
+        if let Err(e) = t.dev.mem_release(h) {
+            tracing::warn!(session = t.info.id, "releasing a deduplicated copy: {e}");
+        }
+    }
+}
+
+/// Copy-on-write of the shared granules `(addr, entry)` (before a write).
+pub fn privatize(t: &Tenant, seq: u64, granules: Vec<(u64, EntryId)>) -> Op {
+    exclusive(t, seq, move |t| {
+        let mut guard = t.state();
+        let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let mut first = Ok(());
+        for (addr, entry) in granules {
+            if let Err(e) = privatize_one(t, st, addr, entry) {
+                tracing::warn!(session = t.info.id, addr, "copy-on-write failed: {e}");
+                first = first.and(Err(e.code()));
+            }
+        }
+        first
+    })
+}
+
+fn privatize_one(t: &Tenant, st: &mut TenantState, addr: u64, entry: EntryId) -> Result<(), DeviceError> {
+    let dev = &t.dev;
+    let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
+        return Ok(());
+    };
+    let Granule::Shared { entry: e, pending } = g else {
+        return Ok(());
+    };
+    if *e != entry {
+        return Ok(());
+    }
+    let leftover = pending.take();
+    let taken = dev.dedup_index().take_back(entry);
+    let handle = match taken {
+        Some((handle, protected)) => {
+            if protected {
+                dev.mem_set_access(addr, dev.granularity(), AccessFlags::ReadWrite)?;
+            }
+            handle
+        }
+        None => {
+            let handle = dev.granule_privatize(addr)?;
+            release(t, dev.dedup_index().leave(entry, t.info.id, addr));
+            handle
+        }
+    };
+    release(t, leftover);
+    *g = Granule::Private {
+        handle,
+        fill: Fill::Dirty,
+    };
+    Ok(())
+}

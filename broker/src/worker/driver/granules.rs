@@ -1,0 +1,177 @@
+//! The [`Driver`]'s operations on single granules, for deduplication (`crate::dedup`): an
+//! allocation made of one physical allocation per granule (so each can be swapped), mapping a
+//! shared copy read-only in place of a private one, a private copy in place of a shared one
+//! (copy-on-write), and the content key of what the device holds.
+//!
+//! Each remap unmaps and maps whole granules: CUDA unmaps only whole mappings, which is why
+//! such allocations map every granule separately. The callers quiesce the tenant's work on the
+//! addresses first (`Op::Exclusive`).
+
+use std::ffi::c_void;
+
+use super::memory::usize_of;
+use super::{check, AccessFlags, DResult, DeviceError, Driver};
+use crate::dedup::{granule_key, hash_bytes, Key};
+
+impl Driver {
+    /// A read-write allocation of `size` bytes (rounded up to the granularity) whose every
+    /// granule is a physical allocation of its own: `(address, handles in order)`. Undone on
+    /// failure.
+    pub fn vmm_alloc_granules(&self, size: u64) -> DResult<(u64, Vec<u64>)> {
+        let g = self.granularity().max(1);
+        let size = self
+            .round_up(size.max(1))
+            .ok_or(DeviceError::Invalid("allocation size overflows"))?;
+        let ptr = self.address_reserve(size, 0, 0, 0)?;
+        let mut handles = Vec::with_capacity((size / g) as usize);
+        let mut failed = None;
+        for i in 0..size / g {
+            match self.map_new_granule(ptr + i * g, g) {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        if let Some(e) = failed {
+            let _ = self.vmm_free_granules(ptr, &handles_padded(&handles, size / g));
+            return Err(e);
+        }
+        Ok((ptr, handles))
+    }
+
+    /// Creates a granule and maps it read-write at `addr`.
+    fn map_new_granule(&self, addr: u64, g: u64) -> DResult<u64> {
+        let h = self.mem_create(g)?;
+        if let Err(e) = self.mem_map(addr, g, 0, h) {
+            let _ = self.mem_release(h);
+            return Err(e);
+        }
+        if let Err(e) = self.mem_set_access(addr, g, AccessFlags::ReadWrite) {
+            let _ = self.mem_unmap(addr, g);
+            let _ = self.mem_release(h);
+            return Err(e);
+        }
+        Ok(h)
+    }
+
+    /// Frees a [`Driver::vmm_alloc_granules`] allocation at `ptr`: every granule is unmapped,
+    /// the non-zero `handles` (the ones the tenant still owns) released, the range freed.
+    /// Returns the first error but attempts every step.
+    pub fn vmm_free_granules(&self, ptr: u64, handles: &[u64]) -> DResult<()> {
+        let g = self.granularity().max(1);
+        let mut first = Ok(());
+        for (i, &h) in handles.iter().enumerate() {
+            let addr = ptr + i as u64 * g;
+            let r = self.mem_unmap(addr, g);
+            let r = if h != 0 { r.and(self.mem_release(h)) } else { r };
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        let r = self.address_free(ptr, handles.len() as u64 * g);
+        first.and(r)
+    }
+
+    /// Maps the shared physical copy `shared` read-only at granule `addr` in place of the
+    /// private `old` (released).
+    pub fn granule_join(&self, addr: u64, old: u64, shared: u64) -> DResult<()> {
+        let g = self.granularity().max(1);
+        self.mem_unmap(addr, g)?;
+        if let Err(e) = self
+            .mem_map(addr, g, 0, shared)
+            .and_then(|()| self.mem_set_access(addr, g, AccessFlags::Read))
+        {
+            // Put the private copy back: the tenant keeps what it had.
+            let _ = self.mem_unmap(addr, g);
+            let _ = self.mem_map(addr, g, 0, old);
+            let _ = self.mem_set_access(addr, g, AccessFlags::ReadWrite);
+            return Err(e);
+        }
+        self.mem_release(old)
+    }
+
+    /// Copy-on-write: a new physical granule with the bytes mapped at `addr` (the shared
+    /// copy, which stays), mapped read-write at `addr` in its place. Returns its handle.
+    pub fn granule_privatize(&self, addr: u64) -> DResult<u64> {
+        let g = self.granularity().max(1);
+        let temp = self.address_reserve(g, 0, 0, 0)?;
+        let copied = self
+            .map_new_granule(temp, g)
+            .and_then(|h| match self.copy_dtod(temp, addr, g) {
+                Ok(()) => Ok(h),
+                Err(e) => {
+                    let _ = self.mem_unmap(temp, g);
+                    let _ = self.mem_release(h);
+                    Err(e)
+                }
+            });
+        let handle = match copied {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = self.address_free(temp, g);
+                return Err(e);
+            }
+        };
+        let _ = self.mem_unmap(temp, g);
+        let _ = self.address_free(temp, g);
+        let swapped = self.mem_unmap(addr, g).and_then(|()| {
+            self.mem_map(addr, g, 0, handle)
+                .and_then(|()| self.mem_set_access(addr, g, AccessFlags::ReadWrite))
+        });
+        match swapped {
+            Ok(()) => Ok(handle),
+            Err(e) => {
+                let _ = self.mem_release(handle);
+                Err(e)
+            }
+        }
+    }
+
+    /// The content key ([`crate::dedup::granule_key`]) of the granule at `addr` cut into
+    /// `pieces` (`(offset, length)`, contiguous, in order), from the device's bytes.
+    pub fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
+        let g = self.granularity().max(1);
+        let mut bytes = vec![0u8; usize_of(g)?];
+        self.copy_dtoh(&mut bytes, addr)?;
+        let mut list = Vec::with_capacity(pieces.len());
+        for &(offset, len) in pieces {
+            let range = usize_of(offset)?..usize_of(offset.saturating_add(len))?;
+            let piece = bytes
+                .get(range)
+                .ok_or(DeviceError::Invalid("piece outside the granule"))?;
+            list.push((offset, len, hash_bytes(piece)));
+        }
+        Ok(granule_key(&list))
+    }
+
+    /// Synchronous device-to-device copy (on the context's legacy stream, which no broker
+    /// stream waits for: the caller quiesced the addresses).
+    fn copy_dtod(&self, dst: u64, src: u64, len: u64) -> DResult<()> {
+        self.bind()?;
+        let len = usize_of(len)?;
+        // SAFETY: plain values; the driver validates the device addresses.
+        check("cuMemcpyDtoD", unsafe {
+            (self.api.memcpy_dtod)(dst, src, len)
+        })
+    }
+
+    /// Synchronous device-to-host copy into `dst`.
+    fn copy_dtoh(&self, dst: &mut [u8], src: u64) -> DResult<()> {
+        self.bind()?;
+        // SAFETY: `dst` is a live, exclusively borrowed buffer of `dst.len()` bytes for the
+        // duration of the (synchronous) call.
+        check("cuMemcpyDtoH", unsafe {
+            (self.api.memcpy_dtoh)(dst.as_mut_ptr().cast::<c_void>(), src, dst.len())
+        })
+    }
+}
+
+/// `handles` followed by zeros up to `n` (granules never created own nothing to release; the
+/// unmap of a never-mapped granule fails harmlessly).
+fn handles_padded(handles: &[u64], n: u64) -> Vec<u64> {
+    let mut v = handles.to_vec();
+    v.resize(n as usize, 0);
+    v
+}

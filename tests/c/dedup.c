@@ -1,0 +1,210 @@
+/*
+ * A tenant holding "model weights", for the deduplication tests (tests/tests/dedup.rs).
+ *
+ * Usage: dedup BYTES SEED UPLOAD
+ *   Allocates BYTES of device memory, fills it with the pattern of SEED and uploads it: UPLOAD is
+ *   "whole" (one cuMemcpyHtoD), "pieces" (64 KiB cuMemcpyHtoD calls, last piece first) or
+ *   "async" (cuMemcpyHtoDAsync on a stream, then cuStreamSynchronize). Prints
+ *   "loaded MS" (the upload's milliseconds), then obeys stdin lines:
+ *     check              reads the weights back: "check ok" or "check FAILED at OFFSET"
+ *     read               a kernel reads the weights (c = a + b, a and b inside the weights,
+ *                        c elsewhere): "read ok"
+ *     memset | htod | dtod | kernel
+ *                        writes into the weights at 3 MiB (or at BYTES/2 if smaller) — a memset, an
+ *                        upload, a device-to-device copy, or a kernel whose output is the weights —
+ *                        then checks everything: "write ok" / "write FAILED at OFFSET"
+ *     hidden             a kernel stores through a pointer it loads from device memory, into the
+ *                        weights: prints "hidden RESULT" with the synchronisation's CUresult
+ *     quit               frees everything and exits 0.
+ */
+#include "common.h"
+
+#define N 1024
+#define PIECE (64u << 10)
+
+static size_t bytes;
+static unsigned seed;
+static unsigned char *host; /* what the device should hold */
+static CUdeviceptr weights;
+
+static unsigned char pattern(size_t i)
+{
+    /* A mix of the offset and the seed: no two granules alike. */
+    uint64_t x = (uint64_t)i * 0x9E3779B97F4A7C15ull ^ (uint64_t)seed * 0xC2B2AE3D27D4EB4Full;
+    x ^= x >> 31;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 29;
+    return (unsigned char)(x >> 24);
+}
+
+static void upload(const char *how)
+{
+    if (strcmp(how, "whole") == 0) {
+        CHECK(cuMemcpyHtoD(weights, host, bytes));
+    } else if (strcmp(how, "pieces") == 0) {
+        for (size_t left = bytes; left > 0;) {
+            size_t n = left % PIECE ? left % PIECE : PIECE;
+            left -= n;
+            CHECK(cuMemcpyHtoD(weights + left, host + left, n));
+        }
+    } else {
+        CUstream s;
+        CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+        CHECK(cuMemcpyHtoDAsync(weights, host, bytes, s));
+        CHECK(cuStreamSynchronize(s));
+        CHECK(cuStreamDestroy(s));
+    }
+}
+
+/* Reads the weights back and compares them with `host`. */
+static void check(const char *what)
+{
+    unsigned char *back = malloc(bytes);
+    CHECK(cuMemcpyDtoH(back, weights, bytes));
+    for (size_t i = 0; i < bytes; i++) {
+        if (back[i] != host[i]) {
+            printf("%s FAILED at %zu\n", what, i);
+            free(back);
+            return;
+        }
+    }
+    printf("%s ok\n", what);
+    free(back);
+}
+
+/* c = a + b on N floats. */
+static CUresult vector_add(CUdeviceptr a, CUdeviceptr b, CUdeviceptr c)
+{
+    static CUfunction f;
+    if (f == NULL) {
+        f = get_function(load_module("vector_add"), "vector_add");
+    }
+    int n = N;
+    void *params[] = {&a, &b, &c, &n};
+    CUresult r = cuLaunchKernel(f, N / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL);
+    return r == CUDA_SUCCESS ? cuCtxSynchronize() : r;
+}
+
+static void read_kernel(void)
+{
+    CUdeviceptr out;
+    CHECK(cuMemAlloc(&out, N * 4));
+    CHECK(vector_add(weights, weights + N * 4, out));
+    float a[N], b[N], c[N];
+    memcpy(a, host, sizeof a);
+    memcpy(b, host + N * 4, sizeof b);
+    CHECK(cuMemcpyDtoH(c, out, sizeof c));
+    for (int i = 0; i < N; i++) {
+        float want = a[i] + b[i];
+        if (memcmp(&c[i], &want, 4) != 0 && !(c[i] != c[i] && want != want)) {
+            printf("read FAILED at %d\n", i);
+            CHECK(cuMemFree(out));
+            return;
+        }
+    }
+    printf("read ok\n");
+    CHECK(cuMemFree(out));
+}
+
+static void write_into(const char *how)
+{
+    size_t at = bytes > (6u << 20) ? (3u << 20) : bytes / 2;
+    size_t len = 8192;
+    unsigned char src[8192];
+    for (size_t i = 0; i < len; i++) {
+        src[i] = (unsigned char)(0xA5 ^ i);
+    }
+    if (strcmp(how, "memset") == 0) {
+        CHECK(cuMemsetD8(weights + at, 0x7f, len));
+        memset(host + at, 0x7f, len);
+    } else if (strcmp(how, "htod") == 0) {
+        CHECK(cuMemcpyHtoD(weights + at, src, len));
+        memcpy(host + at, src, len);
+    } else if (strcmp(how, "dtod") == 0) {
+        CUdeviceptr tmp;
+        CHECK(cuMemAlloc(&tmp, len));
+        CHECK(cuMemcpyHtoD(tmp, src, len));
+        CHECK(cuMemcpyDtoD(weights + at, tmp, len));
+        CHECK(cuCtxSynchronize());
+        CHECK(cuMemFree(tmp));
+        memcpy(host + at, src, len);
+    } else {
+        /* c = a + b with c inside the weights. */
+        CUdeviceptr a = weights, b = weights + N * 4, c = weights + at;
+        CHECK(vector_add(a, b, c));
+        float fa[N], fb[N], fc[N];
+        memcpy(fa, host, sizeof fa);
+        memcpy(fb, host + N * 4, sizeof fb);
+        for (int i = 0; i < N; i++) {
+            fc[i] = fa[i] + fb[i];
+        }
+        memcpy(host + at, fc, sizeof fc);
+    }
+    check("write");
+}
+
+/* st.global through a pointer loaded from device memory: invisible to the broker. */
+static const char *HIDDEN_PTX =
+    ".version 7.0\n.target sm_70\n.address_size 64\n"
+    ".visible .entry hidden_store(.param .u64 pp)\n{\n"
+    "  .reg .b64 %rd<3>;\n  .reg .b32 %r<2>;\n"
+    "  ld.param.u64 %rd1, [pp];\n  cvta.to.global.u64 %rd1, %rd1;\n"
+    "  ld.global.u64 %rd2, [%rd1];\n  mov.u32 %r1, 1234;\n"
+    "  st.global.u32 [%rd2], %r1;\n  ret;\n}\n";
+
+static void hidden(void)
+{
+    CUmodule m;
+    CUfunction f;
+    CHECK(cuModuleLoadData(&m, HIDDEN_PTX));
+    CHECK(cuModuleGetFunction(&f, m, "hidden_store"));
+    CUdeviceptr slot;
+    CHECK(cuMemAlloc(&slot, 8));
+    CUdeviceptr target = weights + 64;
+    CHECK(cuMemcpyHtoD(slot, &target, 8));
+    void *params[] = {&slot};
+    CUresult r = cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL);
+    if (r == CUDA_SUCCESS) {
+        r = cuCtxSynchronize();
+    }
+    printf("hidden %s\n", cu_name(r));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: dedup BYTES SEED whole|pieces|async\n");
+        return 2;
+    }
+    bytes = strtoull(argv[1], NULL, 0);
+    seed = (unsigned)strtoul(argv[2], NULL, 0);
+    init_primary(NULL);
+    host = malloc(bytes);
+    for (size_t i = 0; i < bytes; i++) {
+        host[i] = pattern(i);
+    }
+    CHECK(cuMemAlloc(&weights, bytes));
+    double t0 = now_ms();
+    upload(argv[3]);
+    printf("loaded %.3f\n", now_ms() - t0);
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin) != NULL) {
+        line[strcspn(line, "\n")] = 0;
+        if (strcmp(line, "check") == 0) {
+            check("check");
+        } else if (strcmp(line, "read") == 0) {
+            read_kernel();
+        } else if (strcmp(line, "hidden") == 0) {
+            hidden();
+        } else if (strcmp(line, "quit") == 0) {
+            break;
+        } else {
+            write_into(line);
+        }
+        fflush(stdout);
+    }
+    CHECK(cuMemFree(weights));
+    free(host);
+    return 0;
+}

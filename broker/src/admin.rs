@@ -295,6 +295,7 @@ mod tests {
                 total_mem: 8 << 30,
                 used_mem: 1 << 20,
                 saved_mem: 0,
+                dedup_faults: 0,
                 busy_permille: 0,
             }],
             tenants: vec![],

@@ -225,21 +225,29 @@ impl Groups {
         out
     }
 
-    /// Bytes deduplication saves in each group's running worker, by group name.
-    pub fn dedup_saved(&self) -> std::collections::HashMap<String, u64> {
+    /// Deduplication in each group's running worker, by group name: bytes saved, and faults
+    /// of tenants mapping read-only copies.
+    pub fn dedup_figures(&self) -> std::collections::HashMap<String, (u64, u64)> {
         let groups: Vec<(GroupKey, Arc<Mutex<Group>>)> = lock(&self.groups)
             .iter()
             .map(|(k, g)| (k.clone(), Arc::clone(g)))
             .collect();
         let mut out = std::collections::HashMap::new();
         for (key, g) in groups {
-            let devs: Vec<Arc<Device>> = lock(&g).workers.iter().map(|(d, _)| Arc::clone(d)).collect();
-            let saved: u64 = devs
+            let devs: Vec<Arc<Device>> = lock(&g)
+                .workers
                 .iter()
-                .filter(|d| matches!(d.link().state(), WorkerState::Running))
-                .map(|d| d.dedup_index().figures().saved_granules * d.granularity())
-                .sum();
-            out.insert(key.to_string(), saved);
+                .map(|(d, _)| Arc::clone(d))
+                .collect();
+            let mut figures = (0, 0);
+            for d in &devs {
+                let f = d.dedup_index().figures();
+                if matches!(d.link().state(), WorkerState::Running) {
+                    figures.0 += f.saved_granules * d.granularity();
+                }
+                figures.1 += f.faults;
+            }
+            out.insert(key.to_string(), figures);
         }
         out
     }

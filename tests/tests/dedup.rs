@@ -100,10 +100,19 @@ fn tenants_uploading_the_same_weights_share_one_copy() {
             assert_eq!(w.ask("check", "check"), "check ok", "{upload}");
             assert_eq!(w.ask("read", "read"), "read ok", "{upload}");
         }
+        assert_eq!(
+            saved(&status(&b)),
+            16 * MIB,
+            "{upload}: kernels that only read the weights keep them shared"
+        );
         a.quit();
         let s = wait_for(&b, "nothing saved with one user", |s| saved(s) == 0);
         assert_eq!(shared_of(&s, "c"), 0);
-        assert_eq!(c.ask("check", "check"), "check ok", "{upload}: the last user keeps it");
+        assert_eq!(
+            c.ask("check", "check"),
+            "check ok",
+            "{upload}: the last user keeps it"
+        );
         c.quit();
     }
 }
@@ -115,8 +124,16 @@ fn every_write_path_copies_on_write() {
         let mut a = Weights::start(&b, "a", 8 * MIB, 7, "whole");
         let mut c = Weights::start(&b, "c", 8 * MIB, 7, "whole");
         wait_for(&b, "8 MiB shared", |s| saved(s) == 8 * MIB);
-        assert_eq!(c.ask(how, "write"), "write ok", "{how}: the writer sees its write");
-        assert_eq!(a.ask("check", "check"), "check ok", "{how}: the other is intact");
+        assert_eq!(
+            c.ask(how, "write"),
+            "write ok",
+            "{how}: the writer sees its write"
+        );
+        assert_eq!(
+            a.ask("check", "check"),
+            "check ok",
+            "{how}: the other is intact"
+        );
         assert_eq!(a.ask("read", "read"), "read ok", "{how}");
         let s = status(&b);
         assert!(
@@ -171,10 +188,42 @@ fn a_tenant_killed_mid_run_leaves_the_others_intact() {
     let c = Weights::start(&b, "c", 8 * MIB, 9, "whole");
     wait_for(&b, "8 MiB shared", |s| saved(s) == 8 * MIB);
     c.p.signal(libc::SIGKILL);
-    b.wait_session_freed("c", WAIT).expect("the killed tenant's session is freed");
+    b.wait_session_freed("c", WAIT)
+        .expect("the killed tenant's session is freed");
     let s = wait_for(&b, "nothing saved", |s| saved(s) == 0);
     assert_eq!(s.tenants.len(), 1);
     assert_eq!(a.ask("check", "check"), "check ok");
     assert_eq!(a.ask("read", "read"), "read ok");
     a.quit();
+}
+
+/// A store the broker cannot see (through a pointer kept in device memory) into shared weights
+/// hits the read-only mapping: the writer gets `CUDA_ERROR_ILLEGAL_ADDRESS`, the broker logs the
+/// tenant and its read-only granules and counts it. The same store works without dedup.
+#[test]
+fn a_store_the_broker_cannot_see_faults_and_is_named() {
+    let b = Broker::start_with_policy(Some("[tenants.plain]\ndedup = false\n"), &[]);
+    let mut plain = Weights::start(&b, "plain", 4 * MIB, 11, "whole");
+    assert_eq!(plain.ask("hidden", "hidden"), "hidden CUDA_SUCCESS");
+    plain.quit();
+    let _a = Weights::start(&b, "a", 4 * MIB, 11, "whole");
+    let mut writer = Weights::start(&b, "writer", 4 * MIB, 11, "whole");
+    wait_for(&b, "4 MiB shared", |s| saved(s) == 4 * MIB);
+    assert_eq!(
+        writer.ask("hidden", "hidden"),
+        "hidden CUDA_ERROR_ILLEGAL_ADDRESS"
+    );
+    let s = wait_for(&b, "the fault counted", |s| s.devices[0].dedup_faults >= 1);
+    assert!(s.devices[0].dedup_faults >= 1);
+    let log = b.log_text();
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains("maps deduplicated memory read-only") || l.contains("memory read-only:")
+        })
+        .unwrap_or_else(|| panic!("no fault line:\n{}", b.log_tail(40)));
+    assert!(
+        line.contains("tenant=writer") && line.contains("granules=0x"),
+        "{line}"
+    );
 }

@@ -128,7 +128,11 @@ impl TenantGranules {
     fn overlapping(&mut self, addr: u64, len: u64) -> Vec<(u64, &mut Granule)> {
         let end = addr.saturating_add(len);
         let granule = self.granule;
-        let first = self.allocs.range(..=addr).next_back().map_or(addr, |(&b, _)| b);
+        let first = self
+            .allocs
+            .range(..=addr)
+            .next_back()
+            .map_or(addr, |(&b, _)| b);
         let mut out = Vec::new();
         for (&base, gs) in self.allocs.range_mut(first..end) {
             for (i, g) in gs.iter_mut().enumerate() {
@@ -279,7 +283,13 @@ mod tests {
         assert!(upload(&mut t, 0, &data[..G as usize / 2]).is_empty());
         assert!(matches!(
             t.granule_at(0),
-            Some((0, Granule::Private { fill: Fill::Dirty, .. }))
+            Some((
+                0,
+                Granule::Private {
+                    fill: Fill::Dirty,
+                    ..
+                }
+            ))
         ));
         // A memset into granule 1, then the rest of it uploaded: dirty, not complete.
         assert!(t.written(G + 10, 4).is_empty());
@@ -300,7 +310,10 @@ mod tests {
         assert_eq!(t.written(G - 1, 2), vec![(G, 5)]);
         let data = vec![1u8; 2 * G as usize];
         let done = upload(&mut t, 0, &data);
-        assert!(done.is_empty(), "granule 0 was written (dirty); granule 1 is shared");
+        assert!(
+            done.is_empty(),
+            "granule 0 was written (dirty); granule 1 is shared"
+        );
         assert_eq!(t.alloc_of(G + 5), Some((0, 2 * G)));
         assert_eq!(t.alloc_of(2 * G), None);
         assert_eq!(t.remove_alloc(0).map(|g| g.len()), Some(2));

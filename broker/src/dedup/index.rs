@@ -53,6 +53,8 @@ pub struct IndexFigures {
     pub shared: u64,
     /// Granules saved: mappings beyond the first of each entry.
     pub saved_granules: u64,
+    /// Illegal-address faults of tenants that mapped read-only copies.
+    pub faults: u64,
 }
 
 /// One worker's entries.
@@ -61,6 +63,7 @@ pub struct ContentIndex {
     by_key: HashMap<Key, EntryId>,
     entries: HashMap<EntryId, Entry>,
     next: EntryId,
+    faults: u64,
 }
 
 impl ContentIndex {
@@ -204,9 +207,29 @@ impl ContentIndex {
         mapped
     }
 
+    /// Where `tenant` maps read-only copies (granule addresses, in address order).
+    pub fn read_only_mappings(&self, tenant: TenantId) -> Vec<u64> {
+        let mut at: Vec<u64> = self
+            .entries
+            .values()
+            .filter(|e| e.protected)
+            .flat_map(|e| e.mappings.iter().filter(|m| m.0 == tenant).map(|m| m.1))
+            .collect();
+        at.sort_unstable();
+        at
+    }
+
+    /// Counts a fault of a tenant that maps read-only copies.
+    pub fn note_fault(&mut self) {
+        self.faults += 1;
+    }
+
     /// Counts (status).
     pub fn figures(&self) -> IndexFigures {
-        let mut f = IndexFigures::default();
+        let mut f = IndexFigures {
+            faults: self.faults,
+            ..IndexFigures::default()
+        };
         for e in self.entries.values() {
             f.entries += 1;
             if e.mappings.len() > 1 {

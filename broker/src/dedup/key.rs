@@ -67,6 +67,10 @@ mod tests {
         other[1].2[0] ^= 1;
         assert_ne!(granule_key(&other), split);
         let big = vec![3u8; 3 << 20];
-        assert_eq!(hash_bytes(&big), *blake3::hash(&big).as_bytes(), "rayon mode agrees");
+        assert_eq!(
+            hash_bytes(&big),
+            *blake3::hash(&big).as_bytes(),
+            "rayon mode agrees"
+        );
     }
 }

@@ -270,18 +270,22 @@ impl Device {
     }
 
     /// `cuModuleGetFunction`, with the kernel's parameter layout (`None`: the driver cannot
-    /// tell).
+    /// tell) and which parameters it may store through (`None`: unknown).
     pub fn module_get_function(
         &self,
         m: ModuleRaw,
         name: &CStr,
-    ) -> DResult<(FunctionRaw, Option<Vec<ParamInfo>>)> {
+    ) -> DResult<(FunctionRaw, Option<Vec<ParamInfo>>, Option<Vec<bool>>)> {
         let name = name.to_string_lossy().into_owned();
         match self.call(
             "cuModuleGetFunction",
             Q::ModuleGetFunction { module: m.0, name },
         )? {
-            R::Function { function, params } => Ok((FunctionRaw(function), params)),
+            R::Function {
+                function,
+                params,
+                may_write,
+            } => Ok((FunctionRaw(function), params, may_write)),
             _ => Err(unexpected("cuModuleGetFunction")),
         }
     }

@@ -34,7 +34,9 @@ impl FifoState {
         if self.held.is_empty() {
             return (!self.queue.is_empty()).then_some(0);
         }
-        self.queue.iter().position(|j| !self.held.contains(&j.tenant))
+        self.queue
+            .iter()
+            .position(|j| !self.held.contains(&j.tenant))
     }
 }
 
@@ -194,7 +196,9 @@ mod tests {
             s.add_tenant(1, TenantParams::default());
             s.add_tenant(2, TenantParams::default());
             let mut exclusive = job(1, 1);
-            exclusive.op = Op::Exclusive { run: Box::new(|| {}) };
+            exclusive.op = Op::Exclusive {
+                run: Box::new(|| {}),
+            };
             s.enqueue(exclusive).unwrap();
             s.enqueue(job(1, 2)).unwrap();
             s.enqueue(job(2, 1)).unwrap();

@@ -126,16 +126,17 @@ impl Registry {
         tenants.sort_by_key(|t| t.session_id);
         let info = &env.device;
         let mut workers = env.groups.status();
-        let saved = env.groups.dedup_saved();
+        let dedup = env.groups.dedup_figures();
         for w in &mut workers {
             w.memory_bytes = tenants
                 .iter()
                 .filter(|t| t.group == w.group && w.state == "running")
                 .map(|t| t.memory_bytes)
                 .sum::<u64>()
-                .saturating_sub(saved.get(&w.group).copied().unwrap_or(0));
+                .saturating_sub(dedup.get(&w.group).map_or(0, |f| f.0));
         }
-        let saved_mem: u64 = saved.values().sum();
+        let saved_mem: u64 = dedup.values().map(|f| f.0).sum();
+        let dedup_faults: u64 = dedup.values().map(|f| f.1).sum();
         StatusReport {
             workers,
             broker_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -150,6 +151,7 @@ impl Registry {
                     .sum::<u64>()
                     .saturating_sub(saved_mem),
                 saved_mem,
+                dedup_faults,
                 // Each tenant's share of device time over the same window.
                 busy_permille: (tenants.iter().map(|t| u64::from(t.share_ppm)).sum::<u64>() / 1000)
                     .min(1000) as u32,

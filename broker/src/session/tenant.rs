@@ -150,6 +150,8 @@ pub struct Tenant {
     /// Held while the tenant's exclusive work (deduplication's remaps) runs, and by teardown:
     /// no remap runs on memory being freed. Taken before `tables`.
     pub(crate) exclusive: Mutex<()>,
+    /// A fault was logged as a likely store into read-only deduplicated memory (once).
+    read_only_faulted: AtomicBool,
     me: Weak<Tenant>,
 }
 
@@ -247,6 +249,7 @@ impl Tenant {
             draining: AtomicBool::new(false),
             submitted_ops: AtomicU64::new(0),
             exclusive: Mutex::new(()),
+            read_only_faulted: AtomicBool::new(false),
             me: me.clone(),
         }))
     }
@@ -486,7 +489,11 @@ impl Tenant {
     /// Device memory charged, quota, streams.
     pub fn memory_figures(&self) -> MemoryFigures {
         let Some((charged, quota, streams)) = self.state().as_ref().map(|st| {
-            (st.memory.charged(), st.memory.quota(), st.streams.len() as u32)
+            (
+                st.memory.charged(),
+                st.memory.quota(),
+                st.streams.len() as u32,
+            )
         }) else {
             return MemoryFigures::default();
         };

@@ -95,6 +95,23 @@ pub fn with_slices(image: &[u8]) -> Option<Vec<u8>> {
     })
 }
 
+/// Per kernel, which parameters it may store through, when the image is PTX text the analysis
+/// understands (`gpushare_ptx::writes`); `None` otherwise (every pointer may be written).
+pub fn param_writes(image: &[u8]) -> Option<std::collections::HashMap<String, Vec<bool>>> {
+    let text = image.strip_suffix(&[0]).unwrap_or(image);
+    if text.starts_with(ELF_MAGIC) || text.contains(&0) {
+        return None;
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    let kernels = gpushare_ptx::param_writes(text).ok()?;
+    Some(
+        kernels
+            .into_iter()
+            .map(|k| (k.kernel, k.may_write))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

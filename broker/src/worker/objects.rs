@@ -52,6 +52,13 @@ fn unknown(what: &'static str) -> DeviceError {
     }
 }
 
+/// Per kernel name, which parameters the kernel may store through (`gpushare_ptx::writes`).
+pub type KernelWrites = HashMap<String, Vec<bool>>;
+
+/// A kernel found: its id, its parameter layout (`None`: the driver cannot tell), which
+/// parameters it may store through (`None`: unknown).
+pub type FoundFunction = (u64, Option<Vec<ParamInfo>>, Option<Vec<bool>>);
+
 /// The worker's driver and tables.
 pub struct Objects {
     /// The driver (the group's context).
@@ -59,6 +66,8 @@ pub struct Objects {
     streams: RwLock<HashMap<u64, Arc<Stream>>>,
     events: RwLock<HashMap<u64, Arc<Event>>>,
     modules: RwLock<HashMap<u64, ModuleRaw>>,
+    /// Per module loaded from PTX text: per kernel, which parameters it may store through.
+    writes: RwLock<HashMap<u64, Arc<KernelWrites>>>,
     functions: RwLock<HashMap<u64, Function>>,
     regions: RwLock<HashMap<u32, Attached>>,
     next: AtomicU64,
@@ -72,6 +81,7 @@ impl Objects {
             streams: RwLock::default(),
             events: RwLock::default(),
             modules: RwLock::default(),
+            writes: RwLock::default(),
             functions: RwLock::default(),
             regions: RwLock::default(),
             next: AtomicU64::new(1),
@@ -168,6 +178,9 @@ impl Objects {
         };
         let id = self.id();
         write(&self.modules).insert(id, m);
+        if let Some(w) = super::image::param_writes(&image) {
+            write(&self.writes).insert(id, Arc::new(w));
+        }
         Ok((id, globals))
     }
 
@@ -177,6 +190,7 @@ impl Objects {
             .remove(&id)
             .ok_or_else(|| unknown("module"))?;
         write(&self.functions).retain(|_, f| f.module != id);
+        write(&self.writes).remove(&id);
         self.drv.module_unload(m)
     }
 
@@ -188,15 +202,17 @@ impl Objects {
             .ok_or_else(|| unknown("function"))
     }
 
-    /// Looks a kernel up by name; returns its id and parameter layout.
-    pub fn get_function(
-        &self,
-        module: u64,
-        name: &std::ffi::CStr,
-    ) -> DResult<(u64, Option<Vec<ParamInfo>>)> {
+    /// Looks a kernel up by name; returns its id, its parameter layout, and per parameter
+    /// whether it may store through it (when its module came as PTX text and the analysis
+    /// agrees with the layout on the parameters).
+    pub fn get_function(&self, module: u64, name: &std::ffi::CStr) -> DResult<FoundFunction> {
         let m = self.module(module)?;
         let raw = self.drv.module_get_function(m, name)?;
         let params = self.drv.func_param_info(raw)?;
+        let may_write = read(&self.writes)
+            .get(&module)
+            .and_then(|w| w.get(name.to_str().ok()?).cloned())
+            .filter(|w| params.as_ref().is_some_and(|p| p.len() == w.len()));
         let layout: Arc<[ParamInfo]> = params.clone().unwrap_or_default().into();
         let id = self.id();
         write(&self.functions).insert(
@@ -207,7 +223,7 @@ impl Objects {
                 layout,
             },
         );
-        Ok((id, params))
+        Ok((id, params, may_write))
     }
 
     /// `len` bytes at `offset` of attached region `id`.

@@ -281,9 +281,11 @@ pub enum WorkerReply {
     Int(i32),
     /// Elapsed milliseconds.
     Millis(f32),
-    /// A function with its parameter layout (`None`: the driver cannot tell).
+    /// A function with its parameter layout (`None`: the driver cannot tell) and, per
+    /// parameter, whether the kernel may store through it (`None`: unknown).
     Function {
         function: u64,
         params: Option<Vec<ParamInfo>>,
+        may_write: Option<Vec<bool>>,
     },
 }

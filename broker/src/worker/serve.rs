@@ -425,9 +425,12 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
         R::ModuleUnload { module } => done(o.unload_module(module)),
         R::ModuleGetFunction { module, name: n } => {
             let found = name(n).and_then(|n| o.get_function(module, &n));
-            reply(found, |(function, params)| WorkerReply::Function {
-                function,
-                params,
+            reply(found, |(function, params, may_write)| {
+                WorkerReply::Function {
+                    function,
+                    params,
+                    may_write,
+                }
             })
         }
         R::ModuleGetGlobal { module, name: n } => {

@@ -51,6 +51,9 @@ pub struct DeviceStatus {
     pub used_mem: u64,
     /// Bytes deduplication saves: mappings of shared copies beyond the first.
     pub saved_mem: u64,
+    /// Illegal-address faults of tenants that mapped deduplicated copies read-only (each
+    /// tenant counted once): likely stores the broker could not see (docs/dedup.md).
+    pub dedup_faults: u64,
     /// Device time used by all tenants over the last 10 s (the sum of their shares), in per
     /// mille (0 from a broker without a fair scheduler's figures).
     pub busy_permille: u32,

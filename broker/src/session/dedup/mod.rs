@@ -168,7 +168,11 @@ pub fn upload_ops(
 ) -> Vec<Op> {
     let plan = upload(t, st, seq, dst, &src);
     let copy = plan.copy.then_some(Op::CopyHtoD { dst, src, stream });
-    plan.before.into_iter().chain(copy).chain(plan.after).collect()
+    plan.before
+        .into_iter()
+        .chain(copy)
+        .chain(plan.after)
+        .collect()
 }
 
 /// Registers completed granules whose content is new, and plans joins for the others. When
@@ -203,7 +207,10 @@ fn place(
                     pending: Some(c.handle),
                 };
             }
-            joins.push(Join::Skipped { addr: c.addr, entry });
+            joins.push(Join::Skipped {
+                addr: c.addr,
+                entry,
+            });
         } else if index.lookup(&c.key).is_some() {
             joins.push(Join::Uploaded {
                 addr: c.addr,
@@ -277,10 +284,19 @@ fn cow(t: &Tenant, granules: &mut TenantGranules, seq: u64, addr: u64, len: u64)
     for (start, entry) in shared {
         let pending = matches!(
             granules.granule_at(start),
-            Some((_, Granule::Shared { pending: Some(_), .. }))
+            Some((
+                _,
+                Granule::Shared {
+                    pending: Some(_),
+                    ..
+                }
+            ))
         );
         let unprotected = index.get(entry).is_some_and(|e| !e.protected);
-        match (!pending && unprotected).then(|| index.take_back(entry)).flatten() {
+        match (!pending && unprotected)
+            .then(|| index.take_back(entry))
+            .flatten()
+        {
             Some((handle, _)) => {
                 if let Some((_, g)) = granules.granule_at(start) {
                     *g = Granule::Private {

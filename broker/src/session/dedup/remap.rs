@@ -114,7 +114,12 @@ pub fn joins(t: &Tenant, seq: u64, joins: Vec<Join>) -> Op {
     })
 }
 
-fn join_skipped(t: &Tenant, st: &mut TenantState, addr: u64, entry: EntryId) -> Result<(), DeviceError> {
+fn join_skipped(
+    t: &Tenant,
+    st: &mut TenantState,
+    addr: u64,
+    entry: EntryId,
+) -> Result<(), DeviceError> {
     let Some(granules) = st.granules.as_mut() else {
         return Ok(());
     };
@@ -137,7 +142,13 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         return Ok(());
     };
     let handle = match granules.granule_at(addr) {
-        Some((a, Granule::Private { handle, fill: Fill::Complete(k, _) })) if a == addr && *k == key => *handle,
+        Some((
+            a,
+            Granule::Private {
+                handle,
+                fill: Fill::Complete(k, _),
+            },
+        )) if a == addr && *k == key => *handle,
         // Written since, or freed: nothing to share.
         _ => return Ok(()),
     };
@@ -159,13 +170,19 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
     }
     dev.dedup_index().joined(entry, t.info.id, addr);
     if let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) {
-        *g = Granule::Shared { entry, pending: None };
+        *g = Granule::Shared {
+            entry,
+            pending: None,
+        };
     }
     Ok(())
 }
 
 /// Begins a join of the listed copy of `key`: `(entry, verified)`.
-fn begin(mut index: MutexGuard<'_, crate::dedup::ContentIndex>, key: &Key) -> Option<(EntryId, bool)> {
+fn begin(
+    mut index: MutexGuard<'_, crate::dedup::ContentIndex>,
+    key: &Key,
+) -> Option<(EntryId, bool)> {
     let (id, verified) = index.lookup(key).map(|(id, e)| (id, e.verified))?;
     index.begin_join(id).then_some((id, verified))
 }
@@ -217,13 +234,20 @@ fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(),
     let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
         return Ok(());
     };
-    if let Granule::Private { handle, fill: Fill::Complete(k, pieces) } = g {
+    if let Granule::Private {
+        handle,
+        fill: Fill::Complete(k, pieces),
+    } = g
+    {
         if *k == key {
-            let entry = t
-                .dev
-                .dedup_index()
-                .register((key, pieces.clone()), *handle, t.info.id, addr);
-            *g = Granule::Shared { entry, pending: None };
+            let entry =
+                t.dev
+                    .dedup_index()
+                    .register((key, pieces.clone()), *handle, t.info.id, addr);
+            *g = Granule::Shared {
+                entry,
+                pending: None,
+            };
         }
     }
     Ok(())
@@ -253,7 +277,12 @@ pub fn privatize(t: &Tenant, seq: u64, granules: Vec<(u64, EntryId)>) -> Op {
     })
 }
 
-fn privatize_one(t: &Tenant, st: &mut TenantState, addr: u64, entry: EntryId) -> Result<(), DeviceError> {
+fn privatize_one(
+    t: &Tenant,
+    st: &mut TenantState,
+    addr: u64,
+    entry: EntryId,
+) -> Result<(), DeviceError> {
     let dev = &t.dev;
     let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
         return Ok(());

@@ -14,8 +14,8 @@ use super::support::{sync_stream, with_state};
 use crate::device::{HostMem, Stream};
 use crate::session::dedup;
 use crate::session::error::{ExecError, ExecResult, SessionError};
-use crate::session::state::TenantState;
 use crate::session::host::host_mem;
+use crate::session::state::TenantState;
 use crate::session::tenant::Tenant;
 use crate::work::{memset_extent, Op};
 
@@ -25,7 +25,9 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
         CopyRequest::MemcpyHtoD { dst, src } => {
             let host = resolve_host(t, src)?;
             with_state(t, |st| Ok(st.memory.check(dst, src.len)?))?;
-            sync_op(t, |st, stream| dedup::upload_ops(t, st, 0, dst, host, stream))?;
+            sync_op(t, |st, stream| {
+                dedup::upload_ops(t, st, 0, dst, host, stream)
+            })?;
             Ok(Reply::Empty)
         }
         CopyRequest::MemcpyDtoH { dst, src } => {

@@ -43,14 +43,15 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
             if ptr == 0 {
                 return Ok(Reply::Empty);
             }
-            let (a, granular) = with_state(t, |st| match st.memory.range_at(ptr).map(|r| r.owner) {
-                Some(Owner::Alloc(a)) => {
-                    st.memory.remove_range(ptr);
-                    st.memory.uncharge(a.size);
-                    Ok((a, dedup::forget_alloc(dev, t.info.id, st, a.ptr)))
-                }
-                _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
-            })?;
+            let (a, granular) =
+                with_state(t, |st| match st.memory.range_at(ptr).map(|r| r.owner) {
+                    Some(Owner::Alloc(a)) => {
+                        st.memory.remove_range(ptr);
+                        st.memory.uncharge(a.size);
+                        Ok((a, dedup::forget_alloc(dev, t.info.id, st, a.ptr)))
+                    }
+                    _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
+                })?;
             // The tenant's queued work may still use the memory.
             let synced = sync_tenant(t);
             match granular {

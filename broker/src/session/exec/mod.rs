@@ -73,6 +73,9 @@ pub fn envelope(t: &Tenant, id: u64, result: ExecResult) -> Option<ReplyEnvelope
         Ok(body) => Some(ReplyEnvelope::ok(id, body)),
         Err(ExecError::Code(code)) => {
             if gpushare_client::code::is_context_fatal(code) {
+                if code == gpushare_client::code::ERROR_ILLEGAL_ADDRESS {
+                    t.read_only_fault(0);
+                }
                 // The worker's context is lost: as in CUDA, the error is sticky for the tenant.
                 t.async_error(0, code);
                 t.dev

@@ -109,7 +109,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
         (raw, None) => raw,
     };
     let cname = CString::new(name.clone()).map_err(|_| code::ERROR_INVALID_VALUE)?;
-    let (f, params) = dev.module_get_function(raw, &cname)?;
+    let (f, params, may_write) = dev.module_get_function(raw, &cname)?;
     let params = params.unwrap_or_else(|| {
         tracing::warn!(
             session = t.info.id,
@@ -126,7 +126,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
         CString::new(variant.as_str())
             .ok()
             .and_then(|n| dev.module_get_function(raw, &n).ok())
-            .map(|(function, _)| {
+            .map(|(function, _, _)| {
                 Arc::new(SlicedFunction {
                     function,
                     name: variant.into(),
@@ -141,7 +141,7 @@ fn get_function(t: &Tenant, module: u64, name: String) -> ExecResult {
             name: name.into(),
             layout: params.clone().into(),
             sliced,
-            may_write: None,
+            may_write: may_write.map(Into::into),
         })?)
     })?;
     Ok(Reply::Function { function, params })

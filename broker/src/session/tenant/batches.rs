@@ -44,6 +44,9 @@ impl Tenant {
                 // fault). The tenant's sticky error is set before the slot says "complete", so a
                 // tenant woken by the slot sees the error too.
                 if let Some(code) = marked.failure() {
+                    if code == gpushare_client::code::ERROR_ILLEGAL_ADDRESS {
+                        t.read_only_fault(last);
+                    }
                     t.async_error(last, code);
                 }
                 t.batch_done(first, last, ops, slot, &releases);

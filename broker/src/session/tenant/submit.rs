@@ -101,7 +101,10 @@ struct CallSink {
 }
 
 impl FailureSink for Tenant {
-    fn failed(&self, seq: u64, _op: &'static str, code: u32) {
+    fn failed(&self, seq: u64, op: &'static str, code: u32) {
+        if code == gpushare_client::code::ERROR_ILLEGAL_ADDRESS && op == "launch" {
+            self.read_only_fault(seq);
+        }
         self.async_error(seq, code);
     }
 
@@ -136,5 +139,32 @@ impl JobSink for CallSink {
             st.1 = result;
         }
         self.cv.notify_all();
+    }
+}
+
+impl Tenant {
+    /// Device work of this tenant faulted with an illegal address: if it maps deduplicated copies
+    /// read-only, a store into one of them is the likely cause (docs/dedup.md). Logged and
+    /// counted once per tenant.
+    pub(crate) fn read_only_fault(&self, seq: u64) {
+        let mut index = self.dev.dedup_index();
+        let at = index.read_only_mappings(self.info.id);
+        if at.is_empty() || self.read_only_faulted.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        index.note_fault();
+        drop(index);
+        let shown: Vec<String> = at.iter().take(8).map(|a| format!("{a:#x}")).collect();
+        tracing::warn!(
+            session = self.info.id,
+            tenant = %self.info.name,
+            seq,
+            granules = %shown.join(","),
+            read_only_granules = at.len(),
+            "the tenant's device work faulted (illegal address) while it maps deduplicated \
+             memory read-only: a store the broker could not see (through a pointer kept in device \
+             memory, or a kernel without PTX) into shared weights faults; set `dedup = false` \
+             for this tenant if it writes its uploaded weights that way"
+        );
     }
 }

@@ -65,7 +65,11 @@ impl Driver {
         for (i, &h) in handles.iter().enumerate() {
             let addr = ptr + i as u64 * g;
             let r = self.mem_unmap(addr, g);
-            let r = if h != 0 { r.and(self.mem_release(h)) } else { r };
+            let r = if h != 0 {
+                r.and(self.mem_release(h))
+            } else {
+                r
+            };
             if first.is_ok() {
                 first = r;
             }
@@ -97,16 +101,16 @@ impl Driver {
     pub fn granule_privatize(&self, addr: u64) -> DResult<u64> {
         let g = self.granularity().max(1);
         let temp = self.address_reserve(g, 0, 0, 0)?;
-        let copied = self
-            .map_new_granule(temp, g)
-            .and_then(|h| match self.copy_dtod(temp, addr, g) {
-                Ok(()) => Ok(h),
-                Err(e) => {
-                    let _ = self.mem_unmap(temp, g);
-                    let _ = self.mem_release(h);
-                    Err(e)
-                }
-            });
+        let copied =
+            self.map_new_granule(temp, g)
+                .and_then(|h| match self.copy_dtod(temp, addr, g) {
+                    Ok(()) => Ok(h),
+                    Err(e) => {
+                        let _ = self.mem_unmap(temp, g);
+                        let _ = self.mem_release(h);
+                        Err(e)
+                    }
+                });
         let handle = match copied {
             Ok(h) => h,
             Err(e) => {

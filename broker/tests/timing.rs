@@ -141,7 +141,7 @@ impl Rig {
             .module_load(&self.region, (0, image.len() as u64), u64::MAX)
             .expect("module loads");
         let cname = std::ffi::CString::new(name).unwrap();
-        let (f, params) = self.dev.module_get_function(m, &cname).unwrap();
+        let (f, params, _) = self.dev.module_get_function(m, &cname).unwrap();
         let offsets = params
             .expect("parameter layout")
             .iter()

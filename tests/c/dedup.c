@@ -13,6 +13,7 @@
  *                        writes into the weights at 3 MiB (or at BYTES/2 if smaller) — a memset, an
  *                        upload, a device-to-device copy, or a kernel whose output is the weights —
  *                        then checks everything: "write ok" / "write FAILED at OFFSET"
+ *     bench              200 kernels reading the weights: "bench MS" (their total time)
  *     hidden             a kernel stores through a pointer it loads from device memory, into the
  *                        weights: prints "hidden RESULT" with the synchronisation's CUresult
  *     quit               frees everything and exits 0.
@@ -106,6 +107,28 @@ static void read_kernel(void)
     CHECK(cuMemFree(out));
 }
 
+/* 200 kernels reading the weights, waited for together: "bench MS". */
+static void bench(void)
+{
+    CUdeviceptr out;
+    CHECK(cuMemAlloc(&out, N * 4));
+    CHECK(vector_add(weights, weights + N * 4, out));
+    double t0 = now_ms();
+    static CUfunction f;
+    if (f == NULL) {
+        f = get_function(load_module("vector_add"), "vector_add");
+    }
+    CUdeviceptr a = weights, b = weights + N * 4;
+    int n = N;
+    void *params[] = {&a, &b, &out, &n};
+    for (int i = 0; i < 200; i++) {
+        CHECK(cuLaunchKernel(f, N / 256, 1, 1, 256, 1, 1, 0, NULL, params, NULL));
+    }
+    CHECK(cuCtxSynchronize());
+    printf("bench %.3f\n", now_ms() - t0);
+    CHECK(cuMemFree(out));
+}
+
 static void write_into(const char *how)
 {
     size_t at = bytes > (6u << 20) ? (3u << 20) : bytes / 2;
@@ -195,6 +218,8 @@ int main(int argc, char **argv)
             check("check");
         } else if (strcmp(line, "read") == 0) {
             read_kernel();
+        } else if (strcmp(line, "bench") == 0) {
+            bench();
         } else if (strcmp(line, "hidden") == 0) {
             hidden();
         } else if (strcmp(line, "quit") == 0) {

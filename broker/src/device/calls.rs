@@ -18,6 +18,10 @@ use super::{
 };
 use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
+/// A kernel found by name: its handle, its parameter layout (`None`: the driver cannot tell),
+/// per parameter whether it may store through it (`None`: unknown).
+pub type FoundFunction = (FunctionRaw, Option<Vec<ParamInfo>>, Option<Vec<bool>>);
+
 pub(super) fn unexpected(call: &'static str) -> DeviceError {
     tracing::error!("{call}: unexpected worker reply");
     DeviceError::Invalid("unexpected worker reply")
@@ -271,11 +275,7 @@ impl Device {
 
     /// `cuModuleGetFunction`, with the kernel's parameter layout (`None`: the driver cannot
     /// tell) and which parameters it may store through (`None`: unknown).
-    pub fn module_get_function(
-        &self,
-        m: ModuleRaw,
-        name: &CStr,
-    ) -> DResult<(FunctionRaw, Option<Vec<ParamInfo>>, Option<Vec<bool>>)> {
+    pub fn module_get_function(&self, m: ModuleRaw, name: &CStr) -> DResult<FoundFunction> {
         let name = name.to_string_lossy().into_owned();
         match self.call(
             "cuModuleGetFunction",

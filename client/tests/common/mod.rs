@@ -236,6 +236,8 @@ pub fn status() -> StatusReport {
             name: "NVIDIA H200".into(),
             total_mem: 141 << 30,
             used_mem: 3 << 30,
+            saved_mem: 1 << 30,
+            dedup_faults: 0,
             busy_permille: 420,
         }],
         tenants: vec![TenantStatus {
@@ -244,6 +246,7 @@ pub fn status() -> StatusReport {
             pid: 42,
             uid: 1000,
             memory_bytes: 3 << 30,
+            shared_bytes: 1 << 30,
             memory_quota: 0,
             streams: 3,
             queued_ops: 5,

@@ -148,7 +148,7 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
         };
     }
     let g = granules.granule();
-    let whole = dst % g == 0 && len % g == 0 && completed.len() as u64 == len / g;
+    let whole = dst.is_multiple_of(g) && len.is_multiple_of(g) && completed.len() as u64 == len / g;
     let (joins, skipped) = place(t, granules, completed, whole);
     Upload {
         before,

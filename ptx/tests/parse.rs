@@ -150,12 +150,16 @@ fn unsupported_and_invalid() {
         }
         e => panic!("{e:?}"),
     }
-    match load_err("\t.reg .f32 %f<4>;\n\tadd.rz.ftz.sat.f32 %f1, %f2, %f3;") {
+    match load_err("\t.reg .b16 %h<4>;\n\tadd.rz.f16 %h1, %h2, %h3;") {
         PtxError::Unsupported {
             line: 7,
             instruction,
             ..
-        } => assert_eq!(instruction, "add.rz.ftz.sat.f32"),
+        } => assert_eq!(instruction, "add.rz.f16"),
+        e => panic!("{e:?}"),
+    }
+    match load_err("\t.reg .f64 %fd<4>;\n\tadd.rz.sat.f64 %fd1, %fd2, %fd3;") {
+        PtxError::Invalid { line: 7, msg } => assert!(msg.contains("add.rz.sat.f64"), "{msg}"),
         e => panic!("{e:?}"),
     }
     match load_err("\t.reg .b32 %r<4>;\n\tadd.s32.bogus %r1, %r2, %r3;") {

@@ -292,68 +292,6 @@ pub(crate) fn testp<T: FloatT>(v: T, class: u32) -> bool {
     }
 }
 
-/// f32 operation with a directed rounding mode: OP 0 add, 1 sub, 2 mul, 3 div,
-/// 4 fma, 5 sqrt, 6 rcp; R = [`super::fround::Rnd`] code.
-pub(crate) struct D32<const OP: u8, const R: u8>;
-/// f64 counterpart of [`D32`].
-pub(crate) struct D64<const OP: u8, const R: u8>;
-
-mod directed {
-    use super::super::fround::{fma32, fma64, op32, op64, sqrt32, sqrt64, Rnd};
-    use super::super::program::{Op1, Op2, Op3};
-    use super::{D32, D64};
-
-    fn f(v: u64) -> f32 {
-        f32::from_bits(v as u32)
-    }
-    fn d(v: u64) -> f64 {
-        f64::from_bits(v)
-    }
-
-    impl<const OP: u8, const R: u8> Op1 for D32<OP, R> {
-        fn f(a: u64) -> u64 {
-            let r = Rnd::from_u8(R);
-            (if OP == 5 {
-                sqrt32(f(a), r)
-            } else {
-                op32(3, 1.0, f(a), r)
-            })
-            .to_bits() as u64
-        }
-    }
-    impl<const OP: u8, const R: u8> Op2 for D32<OP, R> {
-        fn f(a: u64, b: u64) -> u64 {
-            op32(OP, f(a), f(b), Rnd::from_u8(R)).to_bits() as u64
-        }
-    }
-    impl<const OP: u8, const R: u8> Op3 for D32<OP, R> {
-        fn f(a: u64, b: u64, c: u64) -> u64 {
-            fma32(f(a), f(b), f(c), Rnd::from_u8(R)).to_bits() as u64
-        }
-    }
-    impl<const OP: u8, const R: u8> Op1 for D64<OP, R> {
-        fn f(a: u64) -> u64 {
-            let r = Rnd::from_u8(R);
-            (if OP == 5 {
-                sqrt64(d(a), r)
-            } else {
-                op64(3, 1.0, d(a), r)
-            })
-            .to_bits()
-        }
-    }
-    impl<const OP: u8, const R: u8> Op2 for D64<OP, R> {
-        fn f(a: u64, b: u64) -> u64 {
-            op64(OP, d(a), d(b), Rnd::from_u8(R)).to_bits()
-        }
-    }
-    impl<const OP: u8, const R: u8> Op3 for D64<OP, R> {
-        fn f(a: u64, b: u64, c: u64) -> u64 {
-            fma64(d(a), d(b), d(c), Rnd::from_u8(R)).to_bits()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

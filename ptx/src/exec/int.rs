@@ -413,9 +413,34 @@ pub(crate) fn addc<T: IntT>(a: u64, b: u64, cin: bool, sub: bool) -> (u64, bool)
     }
 }
 
+/// The `.lo` or `.hi` half of the product `a * b` of `bits`-wide operands (signed when
+/// `signed`), as a zero-extended register value: the multiply part of `mad{c}.{lo,hi}`.
+pub(crate) fn mul_part(a: u64, b: u64, bits: u32, signed: bool, hi: bool) -> u64 {
+    let m = mask(bits);
+    let (a, b) = (a & m, b & m);
+    let full: u128 = if signed {
+        let sx = |v: u64| ((v << (64 - bits)) as i64 >> (64 - bits)) as i128;
+        sx(a).wrapping_mul(sx(b)) as u128
+    } else {
+        a as u128 * b as u128
+    };
+    let part = if hi { full >> bits } else { full };
+    (part as u64) & m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mul_parts() {
+        let n1 = (-1i32) as u32 as u64;
+        assert_eq!(mul_part(n1, n1, 32, true, false), 1);
+        assert_eq!(mul_part(n1, n1, 32, true, true), 0);
+        assert_eq!(mul_part(n1, n1, 32, false, true), 0xffff_fffe);
+        assert_eq!(mul_part(u64::MAX, 2, 64, false, true), 1);
+        assert_eq!(mul_part(u64::MAX, 2, 64, true, true), u64::MAX);
+    }
 
     #[test]
     fn basic_int() {

@@ -324,30 +324,57 @@ pub(crate) fn h_testp(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
     Ok(())
 }
 
-/// Extended-precision add/sub with carry: aux bit0 = sub, bit1 = uses carry-in,
-/// bit2 = writes carry-out, bit3 = 64-bit. Carry flag lives in predicate `x[0]`.
+/// `aux` bits of [`h_addc`].
+pub(crate) mod cc {
+    /// Subtract (`sub.cc` / `subc`).
+    pub const SUB: u32 = 1;
+    /// Adds the carry flag (`addc` / `subc` / `madc`).
+    pub const CIN: u32 = 2;
+    /// Writes the carry flag (`.cc`).
+    pub const COUT: u32 = 4;
+    /// 64-bit operands (else 32-bit).
+    pub const W64: u32 = 8;
+    /// Multiply-add: `d = (a * b).{lo,hi} + c (+ CF)` with `c` in `r[3]`.
+    pub const MAD: u32 = 16;
+    /// `.hi` half of the product (else `.lo`).
+    pub const HI: u32 = 32;
+    /// Signed product (`.s32` / `.s64`).
+    pub const SIGNED: u32 = 64;
+}
+
+/// Extended-precision integer arithmetic with the carry flag (`add.cc`, `addc`, `sub.cc`,
+/// `subc`, `mad{.lo,.hi}.cc`, `madc{.lo,.hi}{.cc}`; flags in [`cc`]). The flag CC.CF lives in
+/// predicate `x[0]`; for subtraction it is the borrow.
 pub(crate) fn h_addc(i: &Inst, cx: &mut Cx<'_>, m: u32) -> R {
-    let sub = i.aux & 1 != 0;
-    let cin = if i.aux & 2 != 0 {
+    let sub = i.aux & cc::SUB != 0;
+    let cin = if i.aux & cc::CIN != 0 {
         cx.preds[i.x[0] as usize]
     } else {
         0
     };
-    let is64 = i.aux & 8 != 0;
+    let bits = if i.aux & cc::W64 != 0 { 64 } else { 32 };
+    let mad = i.aux & cc::MAD != 0;
+    let (hi, signed) = (i.aux & cc::HI != 0, i.aux & cc::SIGNED != 0);
     let (a, b) = (cx.regs[i.r[1] as usize], cx.regs[i.r[2] as usize]);
+    let c = if mad { cx.regs[i.r[3] as usize] } else { a };
     let mut cout = 0u32;
     let d = &mut cx.regs[i.r[0] as usize];
     for l in lanes(m) {
         let ci = (cin >> l) & 1 != 0;
-        let (r, co) = if is64 {
-            super::int::addc::<u64>(a[l], b[l], ci, sub)
+        let (x, y) = if mad {
+            (super::int::mul_part(a[l], b[l], bits, signed, hi), c[l])
         } else {
-            super::int::addc::<u32>(a[l], b[l], ci, sub)
+            (a[l], b[l])
+        };
+        let (r, co) = if bits == 64 {
+            super::int::addc::<u64>(x, y, ci, sub)
+        } else {
+            super::int::addc::<u32>(x, y, ci, sub)
         };
         d[l] = r;
         cout |= (co as u32) << l;
     }
-    if i.aux & 4 != 0 {
+    if i.aux & cc::COUT != 0 {
         cx.set_pred(i.x[0], cout, m);
     }
     Ok(())

@@ -14,6 +14,7 @@ pub(crate) mod misc;
 pub(crate) mod printf;
 pub(crate) mod program;
 mod raw;
+pub(crate) mod softfloat;
 mod warp;
 pub(crate) mod warpops;
 

@@ -417,28 +417,52 @@ impl KLower<'_> {
         self.emit_n(frame, ai, f, Class::Int, ty, &srcs)
     }
 
+    /// `add.cc`, `addc`, `sub.cc`, `subc` (`.u32 .s32 .u64 .s64`), `mad{.lo,.hi}.cc` and
+    /// `madc{.lo,.hi}{.cc}` (same types).
     fn lower_carry(&mut self, frame: &mut Frame, ai: &AstInst, mut m: Mods<'_>) -> Res<()> {
+        use crate::exec::misc::cc;
         let cc_out = m.has("cc");
+        let mad = ai.op == "mad" || ai.op == "madc";
+        let hi = if mad {
+            match m.one_of(&["lo", "hi"]) {
+                Some("hi") => true,
+                Some(_) => false,
+                None => return invalid(ai.line, format!("`{}` needs .lo or .hi", ai.opcode())),
+            }
+        } else {
+            false
+        };
         let ty = one_type(&mut m, ai)?;
         finish(&m, ai)?;
-        if ai.op == "mad" || ai.op == "madc" {
-            return unsupported(ai, "extended-precision mad");
+        if !matches!(ty, Ty::U32 | Ty::S32 | Ty::U64 | Ty::S64) {
+            return unsupported(
+                ai,
+                "type (extended-precision arithmetic takes .u32 .s32 .u64 .s64)",
+            );
         }
         let sub = ai.op.starts_with("sub");
         let cin = ai.op.ends_with('c');
-        let is64 = ty.bits() == 64;
-        if !matches!(ty.bits(), 32 | 64) || ty.is_float() {
-            return unsupported(ai, "type");
-        }
         let carry = self.carry_pred();
-        nargs(ai, 3)?;
+        nargs(ai, if mad { 4 } else { 3 })?;
         let d = self.dst(frame, ai, &ai.args[0])?;
         let a = self.src(frame, ai, &ai.args[1], ty)?;
         let b = self.src(frame, ai, &ai.args[2], ty)?;
-        let aux = sub as u32 | (cin as u32) << 1 | (cc_out as u32) << 2 | (is64 as u32) << 3;
+        let c = if mad {
+            self.src(frame, ai, &ai.args[3], ty)?
+        } else {
+            NONE
+        };
+        let flag = |on: bool, f: u32| if on { f } else { 0 };
+        let aux = flag(sub, cc::SUB)
+            | flag(cin, cc::CIN)
+            | flag(cc_out, cc::COUT)
+            | flag(ty.bits() == 64, cc::W64)
+            | flag(mad, cc::MAD)
+            | flag(hi, cc::HI)
+            | flag(ty.is_signed(), cc::SIGNED);
         self.emit(
             I::new(h_addc, Class::Int)
-                .r([d, a, b, NONE])
+                .r([d, a, b, c])
                 .x([carry, NONE, NONE, NONE])
                 .aux(aux),
         );

@@ -7,6 +7,7 @@ use crate::exec::float::*;
 use crate::exec::half::{h_half, hop};
 use crate::exec::misc::*;
 use crate::exec::program::{h1, h2, h3, Class, ExecFn, NONE};
+use crate::exec::softfloat::{fa, h_farith};
 use crate::parse::ast::{AstInst, Operand};
 use crate::types::{Mods, Ty};
 
@@ -19,20 +20,6 @@ macro_rules! flt_pick {
             (Ty::F32, true, true) => Some($h::<L<f32, $op, true, true>> as ExecFn),
             (Ty::F64, _, false) => Some($h::<L<f64, $op, false, false>> as ExecFn),
             (Ty::F64, _, true) => Some($h::<L<f64, $op, false, true>> as ExecFn),
-            _ => None,
-        }
-    };
-}
-
-macro_rules! dir_pick {
-    ($h:ident, $op:expr, $ty:expr, $r:expr) => {
-        match ($ty, $r) {
-            (Ty::F32, 1) => Some($h::<D32<$op, 1>> as ExecFn),
-            (Ty::F32, 2) => Some($h::<D32<$op, 2>> as ExecFn),
-            (Ty::F32, 3) => Some($h::<D32<$op, 3>> as ExecFn),
-            (Ty::F64, 1) => Some($h::<D64<$op, 1>> as ExecFn),
-            (Ty::F64, 2) => Some($h::<D64<$op, 2>> as ExecFn),
-            (Ty::F64, 3) => Some($h::<D64<$op, 3>> as ExecFn),
             _ => None,
         }
     };
@@ -144,6 +131,60 @@ fn cmp_fn(setp: bool, ty: Ty, op: u8, unsigned_form: bool) -> Option<ExecFn> {
     })
 }
 
+/// Rejects the `.rnd` / `.ftz` / `.sat` / `.approx` / `.full` combinations the PTX ISA does
+/// not define for f32/f64 `add sub mul fma mad div sqrt rcp` (other opcodes are not checked
+/// here).
+#[allow(clippy::too_many_arguments)]
+fn check_float_mods(
+    ai: &AstInst,
+    op: &str,
+    ty: Ty,
+    rnd: Option<u8>,
+    ftz: bool,
+    sat: bool,
+    approx: bool,
+    full: bool,
+) -> Res<()> {
+    let approx_or_full = approx || full;
+    let f64t = ty == Ty::F64;
+    let bad = |what: &str| -> Res<()> {
+        invalid(
+            ai.line,
+            format!("`{}`: {what} is not defined by the PTX ISA", ai.opcode()),
+        )
+    };
+    match op {
+        "add" | "sub" | "mul" | "fma" | "mad" => {
+            if f64t && (ftz || sat) {
+                return bad(".ftz/.sat on .f64");
+            }
+            if approx_or_full {
+                return bad(".approx/.full");
+            }
+            if op == "fma" && rnd.is_none() {
+                return bad("fma without a rounding modifier");
+            }
+            if op == "mad" && f64t && rnd.is_none() {
+                return bad("mad.f64 without a rounding modifier");
+            }
+        }
+        "div" | "sqrt" | "rcp" => {
+            if sat {
+                return bad(".sat");
+            }
+            if rnd.is_some() == approx_or_full || (full && op != "div") {
+                return bad("a form without exactly one of .approx, .full (div) or .rnd");
+            }
+            let approx_f64_ok = op == "rcp" && ftz && rnd.is_none();
+            if f64t && (ftz && !approx_f64_ok || approx_or_full && !approx_f64_ok) {
+                return bad(".approx/.full/.ftz on .f64");
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl KLower<'_> {
     pub(super) fn lower_float(
         &mut self,
@@ -160,39 +201,35 @@ impl KLower<'_> {
         let full = m.has("full");
         let p = Ty::Pred;
         let directed = matches!(rnd, Some(1..=3));
-        if directed
-            && (ftz && ty == Ty::F32 || sat)
-            && matches!(
-                op,
-                "add" | "sub" | "mul" | "fma" | "mad" | "div" | "sqrt" | "rcp"
-            )
-        {
-            return unsupported(ai, "directed rounding combined with .ftz/.sat");
-        }
+        check_float_mods(ai, op, ty, rnd, ftz, sat, approx, full)?;
         let r = rnd.unwrap_or(0);
         let class = fclass(ty);
+        if directed {
+            let (code, srcs, class) = match op {
+                "add" => (fa::ADD, vec![p, p], class),
+                "sub" => (fa::SUB, vec![p, p], class),
+                "mul" => (fa::MUL, vec![p, p], class),
+                "fma" | "mad" => (fa::FMA, vec![p, p, p], class),
+                "div" => (fa::DIV, vec![p, p], Class::Sfu),
+                "sqrt" => (fa::SQRT, vec![p], Class::Sfu),
+                "rcp" => (fa::RCP, vec![p], Class::Sfu),
+                _ => return unsupported(ai, "rounding modifier on this instruction"),
+            };
+            finish(&m, ai)?;
+            let flag = |on: bool, f: u32| if on { f } else { 0 };
+            let aux = code
+                | (r as u32) << fa::RND_SHIFT
+                | flag(ftz, fa::FTZ)
+                | flag(sat, fa::SAT)
+                | flag(ty == Ty::F64, fa::F64);
+            return self.emit_farith(frame, ai, aux, class, ty, srcs.len());
+        }
         let (f, srcs, class): (Option<ExecFn>, Vec<Ty>, Class) = match op {
-            "add" if directed => (dir_pick!(h2, 0, ty, r), vec![p, p], class),
-            "sub" if directed => (dir_pick!(h2, 1, ty, r), vec![p, p], class),
-            "mul" if directed => (dir_pick!(h2, 2, ty, r), vec![p, p], class),
-            "fma" | "mad" if directed => (dir_pick!(h3, 4, ty, r), vec![p, p, p], class),
             "add" => (flt_pick!(h2, FAdd, ty, ftz, sat), vec![p, p], class),
             "sub" => (flt_pick!(h2, FSub, ty, ftz, sat), vec![p, p], class),
             "mul" => (flt_pick!(h2, FMul, ty, ftz, sat), vec![p, p], class),
             "fma" | "mad" => (flt_pick!(h3, FFma, ty, ftz, sat), vec![p, p, p], class),
-            "div" => {
-                let f = if directed {
-                    dir_pick!(h2, 3, ty, r)
-                } else if (approx && ty == Ty::F32) || full || rnd.is_some() {
-                    flt_pick!(h2, FDiv, ty, ftz, sat)
-                } else {
-                    return invalid(
-                        ai.line,
-                        "div on floats needs .approx, .full or a rounding mode",
-                    );
-                };
-                (f, vec![p, p], Class::Sfu)
-            }
+            "div" => (flt_pick!(h2, FDiv, ty, ftz, sat), vec![p, p], Class::Sfu),
             "min" | "max" => {
                 let nan = m.has("NaN");
                 if m.has("xorsign") {
@@ -213,22 +250,8 @@ impl KLower<'_> {
                 vec![p, p],
                 class,
             ),
-            "sqrt" => {
-                let f = if directed {
-                    dir_pick!(h1, 5, ty, r)
-                } else {
-                    flt_pick!(h1, FSqrt, ty, ftz, false)
-                };
-                (f, vec![p], Class::Sfu)
-            }
-            "rcp" => {
-                let f = if directed {
-                    dir_pick!(h1, 6, ty, r)
-                } else {
-                    flt_pick!(h1, FRcp, ty, ftz, false)
-                };
-                (f, vec![p], Class::Sfu)
-            }
+            "sqrt" => (flt_pick!(h1, FSqrt, ty, ftz, false), vec![p], Class::Sfu),
+            "rcp" => (flt_pick!(h1, FRcp, ty, ftz, false), vec![p], Class::Sfu),
             "rsqrt" => (flt_pick!(h1, FRsqrt, ty, ftz, false), vec![p], Class::Sfu),
             "sin" => (flt_pick!(h1, FSin, ty, ftz, false), vec![p], Class::Sfu),
             "cos" => (flt_pick!(h1, FCos, ty, ftz, false), vec![p], Class::Sfu),
@@ -267,6 +290,26 @@ impl KLower<'_> {
             return unsupported(ai, "type/modifier combination");
         };
         self.emit_n(frame, ai, f, class, ty, &srcs)
+    }
+
+    /// Emits [`h_farith`] with `n` sources of type `ty`.
+    fn emit_farith(
+        &mut self,
+        frame: &Frame,
+        ai: &AstInst,
+        aux: u32,
+        class: Class,
+        ty: Ty,
+        n: usize,
+    ) -> Res<()> {
+        nargs(ai, n + 1)?;
+        let d = self.dst(frame, ai, &ai.args[0])?;
+        let mut r = [d, NONE, NONE, NONE];
+        for k in 0..n {
+            r[k + 1] = self.src(frame, ai, &ai.args[k + 1], ty)?;
+        }
+        self.emit(I::new(h_farith, class).r(r).aux(aux));
+        Ok(())
     }
 
     pub(super) fn lower_half(

@@ -107,10 +107,16 @@ if want a; then
     tenant t1 $((256 * MIB)) 1
     settle
     one=$(used_mib)
+    say t1 meminfo
+    dev_one=$(answer t1 meminfo)
     for i in $(seq 2 "$n"); do tenant "t$i" $((256 * MIB)) 1; done
     settle
     all=$(used_mib)
-    awk -v o="$one" -v a="$all" -v n="$n" 'BEGIN { printf "one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx (goal <= 1.15x; without dedup %dx)\n", o, n, a, a / o, n }'
+    say t1 meminfo
+    sleep 0.5
+    dev_all=$(grep '^meminfo' "$work/t1.out" | tail -1 | awk '{ print $2 }')
+    awk -v o="$one" -v a="$all" -v n="$n" 'BEGIN { printf "status: one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx (goal <= 1.15x; without dedup %dx)\n", o, n, a, a / o, n }'
+    awk -v o="$dev_one" -v a="$dev_all" -v n="$n" 'BEGIN { printf "device (cuMemGetInfo): one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx\n", o / 1048576, n, a / 1048576, a / o }'
     echo "== a) $n tenants of the MLP example's weights (256 KiB + 1 KiB + 32 KiB allocations)"
     echo "   not shareable: allocations smaller than a 2 MiB granule are never shared (see docs/dedup.md)"
 fi
@@ -118,7 +124,7 @@ fi
 if want b; then
     for policy in "dedup = true" "dedup = false"; do
         echo "== b) 1 GiB device, tenants of a 200 MiB model, $policy"
-        start_broker "[default]\n$policy" 1024
+        start_broker "$policy" 1024
         count=0
         for i in $(seq 1 24); do
             tenant "m$i" $((200 * MIB)) 3 || break
@@ -138,7 +144,7 @@ if want c; then
     for policy in "dedup = false" "dedup = true"; do
         firsts=() seconds=()
         for r in 1 2 3; do
-            start_broker "[default]\n$policy"
+            start_broker "$policy"
             tenant first $((256 * MIB)) 5
             settle
             tenant second $((256 * MIB)) 5
@@ -155,7 +161,7 @@ fi
 if want d; then
     echo "== d) 200 kernels reading 256 MiB weights, best of 3"
     for policy in "dedup = false" "dedup = true"; do
-        start_broker "[default]\n$policy"
+        start_broker "$policy"
         tenant x $((256 * MIB)) 6
         tenant y $((256 * MIB)) 6
         settle

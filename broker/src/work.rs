@@ -68,6 +68,9 @@ pub enum Op {
         src: HostMem,
         /// Stream.
         stream: Arc<Stream>,
+        /// Set by an earlier operation of the tenant when the bytes are already in place (an
+        /// upload deduplication satisfied by mapping resident copies): the copy is not made.
+        skip: Option<Arc<std::sync::atomic::AtomicBool>>,
     },
     /// Device-to-host copy into shared memory.
     CopyDtoH {
@@ -218,9 +221,17 @@ impl Op {
             } => stream
                 .device()
                 .launch(function, grid, block, shared, &stream, &params, origin),
-            Op::CopyHtoD { dst, src, stream } => {
-                stream.device().memcpy_htod_async(dst, src, &stream, origin)
+            Op::CopyHtoD {
+                skip: Some(skip), ..
+            } if skip.load(std::sync::atomic::Ordering::Acquire) => {
+                if let Some(t) = &origin.timing {
+                    t.sink.completed(t.ticket, None);
+                }
+                Ok(())
             }
+            Op::CopyHtoD {
+                dst, src, stream, ..
+            } => stream.device().memcpy_htod_async(dst, src, &stream, origin),
             Op::CopyDtoH { dst, src, stream } => {
                 stream.device().memcpy_dtoh_async(dst, src, &stream, origin)
             }

@@ -13,6 +13,7 @@
  *                        writes into the weights at 3 MiB (or at BYTES/2 if smaller) — a memset, an
  *                        upload, a device-to-device copy, or a kernel whose output is the weights —
  *                        then checks everything: "write ok" / "write FAILED at OFFSET"
+ *     meminfo            the device's used memory as cuMemGetInfo reports it: "meminfo BYTES"
  *     bench              200 kernels reading the weights: "bench MS" (their total time)
  *     hidden             a kernel stores through a pointer it loads from device memory, into the
  *                        weights: prints "hidden RESULT" with the synchronisation's CUresult
@@ -218,6 +219,10 @@ int main(int argc, char **argv)
             check("check");
         } else if (strcmp(line, "read") == 0) {
             read_kernel();
+        } else if (strcmp(line, "meminfo") == 0) {
+            size_t free_b, total_b;
+            CHECK(cuMemGetInfo(&free_b, &total_b));
+            printf("meminfo %zu\n", total_b - free_b);
         } else if (strcmp(line, "bench") == 0) {
             bench();
         } else if (strcmp(line, "hidden") == 0) {

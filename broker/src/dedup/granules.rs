@@ -39,9 +39,6 @@ pub enum Granule {
     Shared {
         /// The entry.
         entry: EntryId,
-        /// The tenant's own handle, still mapped until a queued remap replaces it (an upload
-        /// skipped because its content was resident): released by the remap, or when freed.
-        pending: Option<u64>,
     },
 }
 
@@ -150,7 +147,7 @@ impl TenantGranules {
         self.overlapping(addr, len)
             .into_iter()
             .filter_map(|(start, g)| match g {
-                Granule::Shared { entry, .. } => Some((start, *entry)),
+                Granule::Shared { entry } => Some((start, *entry)),
                 Granule::Private { .. } => None,
             })
             .collect()
@@ -163,7 +160,7 @@ impl TenantGranules {
         for (start, g) in self.overlapping(addr, len) {
             match g {
                 Granule::Private { fill, .. } => *fill = Fill::Dirty,
-                Granule::Shared { entry, .. } => shared.push((start, *entry)),
+                Granule::Shared { entry } => shared.push((start, *entry)),
             }
         }
         shared
@@ -302,10 +299,7 @@ mod tests {
     fn shared_granules_are_reported_to_writers_and_skipped_by_uploads() {
         let mut t = TenantGranules::new(G);
         t.add_alloc(0, &[1, 2]);
-        *t.granule_at(G).unwrap().1 = Granule::Shared {
-            entry: 5,
-            pending: None,
-        };
+        *t.granule_at(G).unwrap().1 = Granule::Shared { entry: 5 };
         assert_eq!(t.shared_in(0, 2 * G), vec![(G, 5)]);
         assert_eq!(t.written(G - 1, 2), vec![(G, 5)]);
         let data = vec![1u8; 2 * G as usize];

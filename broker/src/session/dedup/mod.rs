@@ -16,18 +16,17 @@
 
 mod remap;
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use gpushare_client::proto::ParamInfo;
 
 use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::dedup::{Completed, Granule, TenantGranules};
+use crate::dedup::{Completed, Granule, Key, TenantGranules};
 use crate::device::{DResult, Device, HostMem, Stream, VmmAlloc};
 use crate::scheduler::TenantId;
 use crate::work::Op;
-
-pub use remap::Join;
 
 /// An allocation for a tenant in dedup (`None`: not in dedup, the caller allocates as usual).
 pub fn alloc(dev: &Device, st: &mut TenantState, size: u64) -> Option<DResult<VmmAlloc>> {
@@ -47,8 +46,7 @@ pub struct Freed {
     ptr: u64,
     /// Per granule: the handle the tenant owns, 0 for shared copies.
     handles: Vec<u64>,
-    /// Handles to release after the unmap: copies whose last user this was, and handles a
-    /// skipped remap left behind.
+    /// Handles to release after the unmap: copies whose last user this was.
     release: Vec<u64>,
 }
 
@@ -72,9 +70,8 @@ pub fn forget_alloc(
     for (i, granule) in list.into_iter().enumerate() {
         match granule {
             Granule::Private { handle, .. } => freed.handles.push(handle),
-            Granule::Shared { entry, pending } => {
+            Granule::Shared { entry } => {
                 freed.handles.push(0);
-                freed.release.extend(pending);
                 freed
                     .release
                     .extend(index.leave(entry, tenant, base + i as u64 * g));
@@ -110,13 +107,15 @@ pub fn forget_all(dev: &Device, tenant: TenantId, st: &mut TenantState) -> Vec<F
         .collect()
 }
 
-/// What an upload takes besides (or instead of) its copy.
+/// What an upload takes besides its copy.
 #[derive(Default)]
 pub struct Upload {
-    /// Copy-on-write of shared granules it overwrites, before the copy.
+    /// Before the copy: copy-on-write of shared granules it overwrites, and, for an upload of
+    /// whole granules all resident, their remap onto the resident copies (which then sets
+    /// `skip`).
     pub before: Option<Op>,
-    /// Whether the copy itself is still needed (false: every granule it covers is resident).
-    pub copy: bool,
+    /// Set when the copy is no longer needed.
+    pub skip: Option<Arc<AtomicBool>>,
     /// Remaps of the granules it completed onto resident copies, after the copy.
     pub after: Option<Op>,
 }
@@ -125,12 +124,9 @@ pub struct Upload {
 pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMem) -> Upload {
     let len = src.len() as u64;
     let Some(granules) = st.granules.as_mut() else {
-        return Upload {
-            copy: true,
-            ..Upload::default()
-        };
+        return Upload::default();
     };
-    let before = cow(t, granules, seq, dst, len);
+    let cow_first = cow(t, granules, seq, dst, len);
     let mut unhashable = false;
     let completed = granules.uploaded(dst, len, |offset, n| {
         src.hash(offset as usize, n as usize).unwrap_or_else(|| {
@@ -138,23 +134,30 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
             [0; 32]
         })
     });
+    let mut plan = Upload {
+        before: cow_first,
+        ..Upload::default()
+    };
     if unhashable {
         // Cannot happen for a checked span; never share what was not hashed.
         granules.written(dst, len);
-        return Upload {
-            before,
-            copy: true,
-            after: None,
-        };
+        return plan;
     }
     let g = granules.granule();
     let whole = dst.is_multiple_of(g) && len.is_multiple_of(g) && completed.len() as u64 == len / g;
-    let (joins, skipped) = place(t, granules, completed, whole);
-    Upload {
-        before,
-        copy: !skipped,
-        after: (!joins.is_empty()).then(|| remap::joins(t, seq, joins)),
+    let joins = place(t, granules, completed);
+    if joins.is_empty() {
+        return plan;
     }
+    if whole && joins.len() as u64 == len / g {
+        // Every granule's content is resident: map it before the copy and skip the copy.
+        let skip = Arc::new(AtomicBool::new(false));
+        let prejoin = remap::prejoin(t, seq, joins.clone(), Arc::clone(&skip));
+        plan.before = remap::combine(plan.before.into_iter().chain([prejoin]).collect());
+        plan.skip = Some(skip);
+    }
+    plan.after = Some(remap::joins(t, seq, joins));
+    plan
 }
 
 /// A host-to-device copy with what deduplication adds around it (or instead of it), in order.
@@ -167,66 +170,35 @@ pub fn upload_ops(
     stream: Arc<Stream>,
 ) -> Vec<Op> {
     let plan = upload(t, st, seq, dst, &src);
-    let copy = plan.copy.then_some(Op::CopyHtoD { dst, src, stream });
+    let copy = Op::CopyHtoD {
+        dst,
+        src,
+        stream,
+        skip: plan.skip,
+    };
     plan.before
         .into_iter()
-        .chain(copy)
+        .chain([copy])
         .chain(plan.after)
         .collect()
 }
 
-/// Registers completed granules whose content is new, and plans joins for the others. When
-/// `whole` (the upload is exactly these granules) and every one of them is resident and
-/// verified, the copy is skipped: the granules are marked shared now (later writes see them
-/// so) and the remap replaces the copy. Returns the joins and whether the copy is skipped.
-fn place(
-    t: &Tenant,
-    granules: &mut TenantGranules,
-    completed: Vec<Completed>,
-    whole: bool,
-) -> (Vec<Join>, bool) {
+/// Registers completed granules whose content is new as the copies of their keys; returns
+/// the others (their content is resident: joins to plan).
+fn place(t: &Tenant, granules: &mut TenantGranules, completed: Vec<Completed>) -> Vec<(u64, Key)> {
     let mut index = t.dev.dedup_index();
-    let resident: Vec<Option<u64>> = completed
-        .iter()
-        .map(|c| {
-            index
-                .lookup(&c.key)
-                .filter(|(_, e)| e.verified)
-                .map(|(id, _)| id)
-        })
-        .collect();
-    let skip = whole && !completed.is_empty() && resident.iter().all(Option::is_some);
     let mut joins = Vec::new();
-    for (c, entry) in completed.into_iter().zip(resident) {
-        if skip {
-            let entry = entry.unwrap_or_default();
-            index.add_mapping(entry, t.info.id, c.addr);
-            if let Some((_, g)) = granules.granule_at(c.addr) {
-                *g = Granule::Shared {
-                    entry,
-                    pending: Some(c.handle),
-                };
-            }
-            joins.push(Join::Skipped {
-                addr: c.addr,
-                entry,
-            });
-        } else if index.lookup(&c.key).is_some() {
-            joins.push(Join::Uploaded {
-                addr: c.addr,
-                key: c.key,
-            });
-        } else {
-            let entry = index.register((c.key, c.pieces), c.handle, t.info.id, c.addr);
-            if let Some((_, g)) = granules.granule_at(c.addr) {
-                *g = Granule::Shared {
-                    entry,
-                    pending: None,
-                };
-            }
+    for c in completed {
+        if index.lookup(&c.key).is_some() {
+            joins.push((c.addr, c.key));
+            continue;
+        }
+        let entry = index.register((c.key, c.pieces), c.handle, t.info.id, c.addr);
+        if let Some((_, g)) = granules.granule_at(c.addr) {
+            *g = Granule::Shared { entry };
         }
     }
-    (joins, skip)
+    joins
 }
 
 /// Any write other than an upload to `[addr, addr + len)` (tables locked): private granules
@@ -282,21 +254,8 @@ fn cow(t: &Tenant, granules: &mut TenantGranules, seq: u64, addr: u64, len: u64)
     let mut later = Vec::new();
     let mut index = t.dev.dedup_index();
     for (start, entry) in shared {
-        let pending = matches!(
-            granules.granule_at(start),
-            Some((
-                _,
-                Granule::Shared {
-                    pending: Some(_),
-                    ..
-                }
-            ))
-        );
         let unprotected = index.get(entry).is_some_and(|e| !e.protected);
-        match (!pending && unprotected)
-            .then(|| index.take_back(entry))
-            .flatten()
-        {
+        match unprotected.then(|| index.take_back(entry)).flatten() {
             Some((handle, _)) => {
                 if let Some((_, g)) = granules.granule_at(start) {
                     *g = Granule::Private {

@@ -3,14 +3,17 @@
 //! this waits for the earlier ones, then changes mappings with the tenant's tables locked, so
 //! what the ring thread decides next sees the result).
 //!
-//! - Joins map a resident copy read-only in place of the tenant's own granule. A copy whose
+//! - Joins map a resident copy read-only in place of the tenant's own granule: after the
+//!   upload that completed it, or — for an upload of whole granules all resident — before it,
+//!   all or nothing, and the copy is then skipped. A copy whose
 //!   first user's claim was never checked is verified first: it is made read-only, then the
 //!   worker hashes its bytes; a copy that does not hold its key is unlisted and the joining
 //!   granule becomes the new copy of the key instead.
 //! - Copy-on-write gives a shared granule back to the tenant: the copy itself when the tenant
 //!   is its only user (made read-write again), else a private copy of its bytes.
 
-use std::sync::MutexGuard;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, MutexGuard};
 
 use gpushare_client::code::{self, CuCode};
 
@@ -19,26 +22,6 @@ use crate::device::{AccessFlags, DeviceError};
 use crate::session::state::TenantState;
 use crate::session::tenant::Tenant;
 use crate::work::Op;
-
-/// A join to carry out.
-#[derive(Clone, Copy, Debug)]
-pub enum Join {
-    /// The copy ran: map the resident copy of `key` in place of the granule at `addr`, if the
-    /// granule still holds that content when the remap runs.
-    Uploaded {
-        /// Granule address.
-        addr: u64,
-        /// Its content key.
-        key: Key,
-    },
-    /// The copy was skipped: the granule is already marked shared with `entry`; map it.
-    Skipped {
-        /// Granule address.
-        addr: u64,
-        /// The verified copy.
-        entry: EntryId,
-    },
-}
 
 /// An exclusive operation running `work` with the tenant quiesced; a failure becomes the
 /// tenant's asynchronous error for command `seq`.
@@ -94,18 +77,15 @@ pub fn combine(mut ops: Vec<Op>) -> Option<Op> {
     })
 }
 
-/// Carries out `joins` (after the upload that completed them).
-pub fn joins(t: &Tenant, seq: u64, joins: Vec<Join>) -> Op {
+/// Maps the resident copies of `joins` (`(granule, key)`, after the upload that completed
+/// them) in place of the tenant's granules that still hold that content.
+pub fn joins(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>) -> Op {
     exclusive(t, seq, move |t| {
         let mut guard = t.state();
         let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
         let mut first = Ok(());
-        for j in joins {
-            let (addr, r) = match j {
-                Join::Uploaded { addr, key } => (addr, join_uploaded(t, st, addr, key)),
-                Join::Skipped { addr, entry } => (addr, join_skipped(t, st, addr, entry)),
-            };
-            if let Err(e) = r {
+        for (addr, key) in joins {
+            if let Err(e) = join_uploaded(t, st, addr, key) {
                 tracing::warn!(session = t.info.id, addr, "deduplication remap failed: {e}");
                 first = first.and(Err(e.code()));
             }
@@ -114,26 +94,88 @@ pub fn joins(t: &Tenant, seq: u64, joins: Vec<Join>) -> Op {
     })
 }
 
-fn join_skipped(
+/// Before an upload of whole granules whose content is all resident: maps the resident
+/// copies (verified first where needed) in place of every one of them and sets `skip`, so the
+/// copy is not made — all or nothing: if any granule cannot be joined, none is, and the copy
+/// runs (the joins after it try again).
+pub fn prejoin(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>, skip: Arc<AtomicBool>) -> Op {
+    exclusive(t, seq, move |t| {
+        let mut guard = t.state();
+        let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let Some(planned) = begin_all(t, st, &joins) else {
+            return Ok(());
+        };
+        let mut done = Vec::with_capacity(planned.len());
+        for (i, &(addr, handle, entry, shared)) in planned.iter().enumerate() {
+            if let Err(e) = t.dev.granule_join(addr, handle, shared) {
+                tracing::warn!(session = t.info.id, addr, "deduplication remap failed: {e}");
+                for &(_, _, entry, _) in &planned[i..] {
+                    release(t, t.dev.dedup_index().join_failed(entry));
+                }
+                // The copy runs after all: what was joined becomes private again.
+                for (addr, entry) in done {
+                    privatize_one(t, st, addr, entry).map_err(|e| e.code())?;
+                }
+                return Ok(());
+            }
+            t.dev.dedup_index().joined(entry, t.info.id, addr);
+            set_shared(st, addr, entry);
+            done.push((addr, entry));
+        }
+        skip.store(true, Ordering::Release);
+        Ok(())
+    })
+}
+
+/// Begins the join of every granule of `joins` to its key's listed copy, verified: `(addr,
+/// own handle, entry, shared handle)` each; `None` (nothing begun) if any granule no longer
+/// holds its content or has no usable copy.
+fn begin_all(
     t: &Tenant,
     st: &mut TenantState,
-    addr: u64,
-    entry: EntryId,
-) -> Result<(), DeviceError> {
-    let Some(granules) = st.granules.as_mut() else {
-        return Ok(());
-    };
-    let Some((_, Granule::Shared { entry: e, pending })) = granules.granule_at(addr) else {
-        return Ok(());
-    };
-    let (Some(old), true) = (*pending, *e == entry) else {
-        return Ok(());
-    };
-    let shared = t.dev.dedup_index().get(entry).map(|e| e.handle);
-    let shared = shared.ok_or(DeviceError::Invalid("deduplicated copy vanished"))?;
-    t.dev.granule_join(addr, old, shared)?;
-    *pending = None;
-    Ok(())
+    joins: &[(u64, Key)],
+) -> Option<Vec<(u64, u64, EntryId, u64)>> {
+    let granules = st.granules.as_mut()?;
+    let mut planned = Vec::with_capacity(joins.len());
+    let mut ok = true;
+    for &(addr, key) in joins {
+        let handle = match granules.granule_at(addr) {
+            Some((
+                a,
+                Granule::Private {
+                    handle,
+                    fill: Fill::Complete(k, _),
+                },
+            )) if a == addr && *k == key => *handle,
+            _ => {
+                ok = false;
+                break;
+            }
+        };
+        let Some((entry, verified)) = begin(t.dev.dedup_index(), &key) else {
+            ok = false;
+            break;
+        };
+        let shared = t.dev.dedup_index().get(entry).map(|e| e.handle);
+        planned.push((addr, handle, entry, shared.unwrap_or(0)));
+        if (!verified && !verify(t, entry, &key)) || shared.is_none() {
+            ok = false;
+            break;
+        }
+    }
+    if !ok {
+        for (_, _, entry, _) in planned {
+            release(t, t.dev.dedup_index().join_failed(entry));
+        }
+        return None;
+    }
+    Some(planned)
+}
+
+fn set_shared(st: &mut TenantState, addr: u64, entry: EntryId) {
+    if let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) {
+        *g = Granule::Shared { entry };
+    }
 }
 
 fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(), DeviceError> {
@@ -169,12 +211,7 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         return Err(e);
     }
     dev.dedup_index().joined(entry, t.info.id, addr);
-    if let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) {
-        *g = Granule::Shared {
-            entry,
-            pending: None,
-        };
-    }
+    set_shared(st, addr, entry);
     Ok(())
 }
 
@@ -244,10 +281,7 @@ fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(),
                 t.dev
                     .dedup_index()
                     .register((key, pieces.clone()), *handle, t.info.id, addr);
-            *g = Granule::Shared {
-                entry,
-                pending: None,
-            };
+            *g = Granule::Shared { entry };
         }
     }
     Ok(())
@@ -287,13 +321,9 @@ fn privatize_one(
     let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
         return Ok(());
     };
-    let Granule::Shared { entry: e, pending } = g else {
-        return Ok(());
-    };
-    if *e != entry {
+    if *g != (Granule::Shared { entry }) {
         return Ok(());
     }
-    let leftover = pending.take();
     let taken = dev.dedup_index().take_back(entry);
     let handle = match taken {
         Some((handle, protected)) => {
@@ -308,7 +338,6 @@ fn privatize_one(
             handle
         }
     };
-    release(t, leftover);
     *g = Granule::Private {
         handle,
         fill: Fill::Dirty,

@@ -51,7 +51,8 @@ fn half_one(op: u32, a: u16, b: u16, c: u16, aux: u32) -> u16 {
         hop::ADD => (x as f32 + y as f32) as f64,
         hop::SUB => (x as f32 - y as f32) as f64,
         hop::MUL => (x as f32 * y as f32) as f64,
-        hop::FMA => x.mul_add(y, z),
+        // Exactly rounded (a fused multiply-add rounded once into the half format).
+        hop::FMA => dec_bits(super::softfloat::fma(x, y, Some(z), fmt, Rnd::Rn), bf),
         hop::MIN => crate::exec::float::fmin(x, y),
         hop::MAX => crate::exec::float::fmax(x, y),
         hop::EX2 => (x as f32).exp2() as f64,
@@ -64,14 +65,24 @@ fn half_one(op: u32, a: u16, b: u16, c: u16, aux: u32) -> u16 {
             r.min(1.0)
         };
     }
-    if aux & hop::RELU != 0 && (r < 0.0 || r.is_nan()) {
-        r = if r.is_nan() { r } else { 0.0 };
+    // `.relu`: negative results, -0 included, become +0; NaN stays (canonical) NaN.
+    if aux & hop::RELU != 0 && r.is_sign_negative() && !r.is_nan() {
+        r = 0.0;
     }
     let out = round_f64(r, fmt, Rnd::Rn) as u16;
     if aux & hop::FTZ != 0 && !bf && out & 0x7c00 == 0 {
         out & 0x8000
     } else {
         out
+    }
+}
+
+/// Exact value of half-precision bits (f16, or bf16 when `bf`).
+fn dec_bits(h: u64, bf: bool) -> f64 {
+    if bf {
+        fround::bf16_to_f32(h as u16) as f64
+    } else {
+        fround::f16_to_f64(h as u16)
     }
 }
 

@@ -176,7 +176,7 @@ fn check_float_mods(
                 return bad("a form without exactly one of .approx, .full (div) or .rnd");
             }
             let approx_f64_ok = op == "rcp" && ftz && rnd.is_none();
-            if f64t && (ftz && !approx_f64_ok || approx_or_full && !approx_f64_ok) {
+            if f64t && (ftz || approx_or_full) && !approx_f64_ok {
                 return bad(".approx/.full/.ftz on .f64");
             }
         }
@@ -335,10 +335,29 @@ impl KLower<'_> {
         if m.has("relu") {
             aux |= hop::RELU;
         }
-        if let Some(r) = rnd_mod(&mut m) {
-            if r != 0 {
-                return unsupported(ai, "directed rounding on half precision");
-            }
+        let rnd = rnd_mod(&mut m);
+        if matches!(rnd, Some(1..=3)) {
+            return unsupported(ai, "directed rounding on half precision");
+        }
+        let bf = aux & hop::BF16 != 0;
+        let fused = matches!(ai.op.as_str(), "fma" | "mad");
+        let arith = matches!(ai.op.as_str(), "add" | "sub" | "mul") || fused;
+        let bad = if bf && arith && aux & (hop::FTZ | hop::SAT) != 0 {
+            Some(".ftz/.sat on bf16")
+        } else if aux & hop::RELU != 0 && !fused && arith {
+            Some(".relu outside fma")
+        } else if aux & hop::RELU != 0 && aux & hop::SAT != 0 {
+            Some(".relu with .sat")
+        } else if fused && rnd.is_none() {
+            Some("half-precision fma without .rn")
+        } else {
+            None
+        };
+        if let Some(what) = bad {
+            return invalid(
+                ai.line,
+                format!("`{}`: {what} is not defined by the PTX ISA", ai.opcode()),
+            );
         }
         let (op, n) = match ai.op.as_str() {
             "add" => (hop::ADD, 2),

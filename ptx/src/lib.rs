@@ -66,8 +66,10 @@
 //! instructions (`wmma`, `mma`, `wgmma`, `ldmatrix`), `mbarrier` and bulk /
 //! tensor async copies, indirect calls and recursion, `alloca`-style dynamic
 //! stack, calls to external functions other than `vprintf` /
-//! `__assertfail`, fp8 / tf32 conversions, and a few rare modifier
-//! combinations (e.g. directed rounding together with `.ftz`/`.sat`).
+//! `__assertfail`, fp8 / tf32 conversions. Arithmetic modifier combinations
+//! the PTX ISA does not define (e.g. `add.sat.f64`, `fma.f32` without a
+//! rounding mode, `add.rz.f16`) are rejected with [`PtxError::Invalid`] or
+//! [`PtxError::Unsupported`].
 //!
 //! # Kernel slicing
 //!

@@ -19,7 +19,7 @@
 //!
 //! [`select_ptx`] is the hook [`super::image`] calls before the plain PTX selection of
 //! [`super::fatbin::select_ptx`]: when the PTX entry that selection would pick is compressed, it
-//! picks and decompresses it here (same rule: the highest architecture `<= sm`, an uncompressed
+//! picks and decompresses it here (same rule, [`super::fatbin::choose_ptx_arch`], an uncompressed
 //! entry winning a tie); otherwise it returns `None` and the plain path runs.
 
 use std::io::Read;
@@ -128,13 +128,15 @@ fn entries(bytes: &[u8]) -> Option<Vec<RawEntry<'_>>> {
 /// plain selection runs and reports.
 pub fn select_ptx(bytes: &[u8], sm: u32) -> Option<CuResult<String>> {
     let entries = entries(bytes)?;
-    let best = entries
-        .iter()
-        .filter(|e| e.kind() == KIND_PTX && e.arch() <= sm)
-        .max_by_key(|e| (e.arch(), !e.compressed()))?;
+    let ptx = entries.iter().filter(|e| e.kind() == KIND_PTX);
+    let arch = super::fatbin::choose_ptx_arch(ptx.clone().map(|e| e.arch()), sm)?;
+    let best = ptx
+        .filter(|e| e.arch() == arch)
+        .max_by_key(|e| !e.compressed())?;
     if !best.compressed() {
         return None;
     }
+    super::fatbin::log_newer_ptx(arch, sm);
     Some(decompress_entry(best).and_then(|bytes| {
         let text = bytes.split(|&b| b == 0).next().unwrap_or_default();
         String::from_utf8(text.to_vec()).map_err(|_| {

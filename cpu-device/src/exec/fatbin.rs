@@ -127,17 +127,41 @@ pub fn parse(bytes: &[u8]) -> CuResult<Vec<Entry<'_>>> {
     Ok(entries)
 }
 
+/// The architecture of the PTX entry to load for a device of SM version `sm`, among the PTX
+/// entries' architectures `archs`: the highest one `<= sm`; when there is none, the lowest one
+/// above `sm` (the interpreter runs PTX of any architecture: libraries that ship only newer PTX,
+/// such as CuPy's CUB/Thrust kernels for compute_100, still load).
+pub fn choose_ptx_arch(archs: impl Iterator<Item = u32> + Clone, sm: u32) -> Option<u32> {
+    archs
+        .clone()
+        .filter(|&a| a <= sm)
+        .max()
+        .or_else(|| archs.filter(|&a| a > sm).min())
+}
+
+/// Logs (once per module load: the one call that returns the entry) that PTX of a newer
+/// architecture than the device's was taken.
+pub fn log_newer_ptx(arch: u32, sm: u32) {
+    if arch > sm {
+        tracing::info!(
+            "fatbin has no PTX for sm_{sm} or older; loading its PTX for compute_{arch}, the lowest newer architecture (the CPU device interprets any PTX)"
+        );
+    }
+}
+
 /// Picks the PTX text to load from a fatbin for a device of SM version `sm` (e.g. 90): the
-/// uncompressed PTX entry with the highest architecture `<= sm`.
+/// uncompressed PTX entry of the architecture [`choose_ptx_arch`] picks (an uncompressed entry
+/// winning a tie).
 ///
-/// Errors: no PTX entry usable on this device (only cubins, or PTX for newer architectures) →
-/// `NO_BINARY_FOR_GPU`; the best entry is compressed → `NOT_SUPPORTED`; malformed → `INVALID_IMAGE`.
+/// Errors: no PTX entry at all (only cubins) → `NO_BINARY_FOR_GPU`; the chosen entry is
+/// compressed → `NOT_SUPPORTED`; malformed → `INVALID_IMAGE`.
 pub fn select_ptx(bytes: &[u8], sm: u32) -> CuResult<String> {
     let entries = parse(bytes)?;
-    let best = entries
-        .iter()
-        .filter(|e| e.kind == KIND_PTX && e.arch <= sm)
-        .max_by_key(|e| (e.arch, !e.compressed()));
+    let ptx = entries.iter().filter(|e| e.kind == KIND_PTX);
+    let arch = choose_ptx_arch(ptx.clone().map(|e| e.arch), sm);
+    let best = ptx
+        .filter(|e| Some(e.arch) == arch)
+        .max_by_key(|e| !e.compressed());
     let Some(best) = best else {
         let kinds: Vec<String> = entries
             .iter()
@@ -157,6 +181,7 @@ pub fn select_ptx(bytes: &[u8], sm: u32) -> CuResult<String> {
         );
         return Err(CuError::NOT_SUPPORTED);
     }
+    log_newer_ptx(best.arch, sm);
     let text = best.payload.split(|&b| b == 0).next().unwrap_or_default();
     std::str::from_utf8(text).map(str::to_owned).map_err(|_| {
         tracing::warn!("fatbin PTX entry for sm_{} is not UTF-8 text", best.arch);
@@ -250,8 +275,6 @@ mod tests {
     fn cubin_only_and_compressed_entries_are_rejected() {
         let elf = build_fatbin_entries(&[(KIND_ELF, 90, FLAG_64BIT, b"\x7fELF....")]);
         assert_eq!(select_ptx(&elf, 90), Err(CuError::NO_BINARY_FOR_GPU));
-        let newer = build_fatbin_entries(&[(KIND_PTX, 100, FLAG_64BIT, b"x\0")]);
-        assert_eq!(select_ptx(&newer, 90), Err(CuError::NO_BINARY_FOR_GPU));
         let zstd = build_fatbin_entries(&[(KIND_PTX, 90, FLAG_ZSTD, b"\x28\xb5\x2f\xfd")]);
         assert_eq!(select_ptx(&zstd, 90), Err(CuError::NOT_SUPPORTED));
         let lz4 = build_fatbin_entries(&[(KIND_PTX, 90, FLAG_LZ4, b"1234")]);
@@ -262,6 +285,25 @@ mod tests {
             (KIND_PTX, 90, 0, b"plain\0"),
         ]);
         assert_eq!(select_ptx(&both, 90).unwrap(), "plain");
+    }
+
+    #[test]
+    fn newer_ptx_only_is_taken() {
+        // CuPy's CUB/Thrust modules: PTX for compute_100 (and cubins) only.
+        let fat = build_fatbin_entries(&[
+            (KIND_ELF, 100, FLAG_64BIT, b"\x7fELF...."),
+            (KIND_PTX, 120, FLAG_64BIT, b"// sm_120\0"),
+            (KIND_PTX, 100, FLAG_64BIT, b"// sm_100\0"),
+        ]);
+        assert_eq!(select_ptx(&fat, 90).unwrap(), "// sm_100");
+        assert_eq!(select_ptx(&fat, 110).unwrap(), "// sm_100");
+        assert_eq!(select_ptx(&fat, 120).unwrap(), "// sm_120");
+        assert_eq!(choose_ptx_arch([100u32, 52, 120].into_iter(), 90), Some(52));
+        assert_eq!(choose_ptx_arch([100u32, 120].into_iter(), 90), Some(100));
+        assert_eq!(choose_ptx_arch(std::iter::empty(), 90), None);
+        // A compressed newer entry is picked by the same rule.
+        let z = build_fatbin_entries(&[(KIND_PTX, 100, FLAG_ZSTD, b"zz")]);
+        assert_eq!(select_ptx(&z, 90), Err(CuError::NOT_SUPPORTED));
     }
 
     #[test]

@@ -163,8 +163,8 @@ pub struct Rules {
     /// The kernel watchdog: device work that makes no progress for this long gets the group's
     /// worker replaced (`Duration::ZERO`: off).
     pub kernel_timeout: Duration,
-    /// Reserved: whether the tenant's module images and weights may be deduplicated with other
-    /// tenants'. Parsed, not yet acted on.
+    /// Whether the tenant's uploaded device memory may be deduplicated with other tenants' of
+    /// its group (docs/dedup.md); read when a session starts.
     pub dedup: bool,
     /// Bounds on the driver objects the tenant may hold at once.
     pub limits: Limits,

@@ -11,7 +11,8 @@
 use std::collections::HashMap;
 
 use super::key::Key;
-use crate::scheduler::TenantId;
+/// A tenant (its session id).
+pub type TenantId = u64;
 
 /// Identifies an entry for its lifetime (never reused).
 pub type EntryId = u64;

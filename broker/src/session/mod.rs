@@ -15,7 +15,8 @@
 //!
 //! Modules, bottom up — each imports only modules listed before it:
 //! [`error`]; [`state`] (the tenant's tables); [`limits`] (bounds on the objects a tenant
-//! holds); [`waits`] and [`completion`] (what threads wait for, batches and `retired`);
+//! holds); [`granules`] (allocations of a tenant in deduplication); [`waits`] and
+//! [`completion`] (what threads wait for, batches and `retired`);
 //! [`tenant`]; [`host`] (host spans); [`dedup`] (what commands mean for deduplicated memory,
 //! and the remaps); [`exec`] (the executor and the
 //! request handlers, one module per API family); [`ring`]; [`registry`]; [`socket`]. This file
@@ -26,6 +27,7 @@ pub mod completion;
 pub mod dedup;
 pub mod error;
 pub mod exec;
+pub mod granules;
 pub mod host;
 pub mod limits;
 pub mod registry;

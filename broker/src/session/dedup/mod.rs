@@ -3,8 +3,8 @@
 //! tenant's granules ([`crate::dedup`]), and the exclusive work ([`remap`]) that carries the
 //! decisions out on the worker in the tenant's command order.
 //!
-//! - `alloc` / `forget_alloc` / `free`: allocations of a tenant in dedup have one physical
-//!   allocation per granule.
+//! - Allocations of a tenant in dedup (one physical allocation per granule) are made and freed
+//!   in [`super::granules`], below the tenant in the session's layers.
 //! - [`upload`]: a host-to-device copy. Its bytes are hashed per granule piece as they sit in
 //!   shared memory; granules it completes are registered in the worker's index, or joined to a
 //!   copy already there (after the copy; *instead of* it when the copy covers whole granules
@@ -24,88 +24,8 @@ use gpushare_client::proto::ParamInfo;
 use super::state::TenantState;
 use super::tenant::Tenant;
 use crate::dedup::{Completed, Granule, Key, TenantGranules};
-use crate::device::{DResult, Device, HostMem, Stream, VmmAlloc};
-use crate::scheduler::TenantId;
+use crate::device::{HostMem, Stream};
 use crate::work::Op;
-
-/// An allocation for a tenant in dedup (`None`: not in dedup, the caller allocates as usual).
-pub fn alloc(dev: &Device, st: &mut TenantState, size: u64) -> Option<DResult<VmmAlloc>> {
-    let granules = st.granules.as_mut()?;
-    Some(dev.vmm_alloc_granules(size).map(|(ptr, handles)| {
-        granules.add_alloc(ptr, &handles);
-        VmmAlloc {
-            ptr,
-            size: handles.len() as u64 * granules.granule(),
-            handle: 0,
-        }
-    }))
-}
-
-/// What freeing a granule-wise allocation takes on the worker.
-pub struct Freed {
-    ptr: u64,
-    /// Per granule: the handle the tenant owns, 0 for shared copies.
-    handles: Vec<u64>,
-    /// Handles to release after the unmap: copies whose last user this was.
-    release: Vec<u64>,
-}
-
-/// Stops tracking the allocation at `base` (tables locked): `None` if it is not granule-wise.
-/// The tenant leaves the copies it maps.
-pub fn forget_alloc(
-    dev: &Device,
-    tenant: TenantId,
-    st: &mut TenantState,
-    base: u64,
-) -> Option<Freed> {
-    let granules = st.granules.as_mut()?;
-    let g = granules.granule();
-    let list = granules.remove_alloc(base)?;
-    let mut freed = Freed {
-        ptr: base,
-        handles: Vec::with_capacity(list.len()),
-        release: Vec::new(),
-    };
-    let mut index = dev.dedup_index();
-    for (i, granule) in list.into_iter().enumerate() {
-        match granule {
-            Granule::Private { handle, .. } => freed.handles.push(handle),
-            Granule::Shared { entry } => {
-                freed.handles.push(0);
-                freed
-                    .release
-                    .extend(index.leave(entry, tenant, base + i as u64 * g));
-            }
-        }
-    }
-    Some(freed)
-}
-
-/// Frees on the worker what [`forget_alloc`] returned (after the tenant's work on it is done).
-pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
-    let unmapped = dev.vmm_free_granules(freed.ptr, freed.handles);
-    let mut released = Ok(());
-    for h in freed.release {
-        let r = dev.mem_release(h);
-        if released.is_ok() {
-            released = r;
-        }
-    }
-    unmapped.and(released)
-}
-
-/// Every granule-wise allocation the tenant holds (teardown).
-pub fn forget_all(dev: &Device, tenant: TenantId, st: &mut TenantState) -> Vec<Freed> {
-    let bases: Vec<u64> = st
-        .granules
-        .as_ref()
-        .map(|g| g.allocs().map(|(b, _)| b).collect())
-        .unwrap_or_default();
-    bases
-        .into_iter()
-        .filter_map(|b| forget_alloc(dev, tenant, st, b))
-        .collect()
-}
 
 /// What an upload takes besides its copy.
 #[derive(Default)]

@@ -11,8 +11,8 @@ use gpushare_client::proto::Reply;
 
 use super::support::{sync_tenant, with_state};
 use crate::memory::{Owner, Range};
-use crate::session::dedup;
 use crate::session::error::{ExecError, ExecResult};
+use crate::session::granules;
 use crate::session::tenant::Tenant;
 
 /// Executes a `memory` request.
@@ -48,14 +48,14 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
                     Some(Owner::Alloc(a)) => {
                         st.memory.remove_range(ptr);
                         st.memory.uncharge(a.size);
-                        Ok((a, dedup::forget_alloc(dev, t.info.id, st, a.ptr)))
+                        Ok((a, granules::forget_alloc(dev, t.info.id, st, a.ptr)))
                     }
                     _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
                 })?;
             // The tenant's queued work may still use the memory.
             let synced = sync_tenant(t);
             match granular {
-                Some(freed) => dedup::free(dev, freed)?,
+                Some(freed) => granules::free(dev, freed)?,
                 None => dev.vmm_free(&a)?,
             }
             synced.map(|()| Reply::Empty)
@@ -96,7 +96,7 @@ fn alloc(t: &Tenant, size: u64) -> Result<u64, ExecError> {
     let rounded = dev.round_up(size).ok_or(code::ERROR_OUT_OF_MEMORY)?;
     with_state(t, |st| {
         st.memory.can_charge(rounded)?;
-        let a = match dedup::alloc(dev, st, size) {
+        let a = match granules::alloc(dev, st, size) {
             Some(a) => a?,
             None => dev.vmm_alloc(size)?,
         };
@@ -105,8 +105,8 @@ fn alloc(t: &Tenant, size: u64) -> Result<u64, ExecError> {
             len: a.size,
             owner: Owner::Alloc(a),
         }) {
-            match dedup::forget_alloc(dev, t.info.id, st, a.ptr) {
-                Some(freed) => drop(dedup::free(dev, freed)),
+            match granules::forget_alloc(dev, t.info.id, st, a.ptr) {
+                Some(freed) => drop(granules::free(dev, freed)),
                 None => drop(dev.vmm_free(&a)),
             }
             return Err(e.into());

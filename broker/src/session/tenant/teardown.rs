@@ -47,8 +47,8 @@ impl Tenant {
                 tracing::warn!(session = self.info.id, "teardown: {e}");
             }
         };
-        for freed in crate::session::dedup::forget_all(dev, self.info.id, &mut st) {
-            note(crate::session::dedup::free(dev, freed));
+        for freed in crate::session::granules::forget_all(dev, self.info.id, &mut st) {
+            note(crate::session::granules::free(dev, freed));
         }
         for r in st.memory.remove_ranges(|_| true) {
             match r.owner {

@@ -227,3 +227,31 @@ fn a_store_the_broker_cannot_see_faults_and_is_named() {
         "{line}"
     );
 }
+
+/// A tenant killed while it uploads (some granules joined, some not yet) leaves the other
+/// tenant intact and the index consistent: a later tenant of the same weights shares again.
+#[test]
+fn a_tenant_killed_mid_upload_leaves_the_index_consistent() {
+    let b = Broker::start(&[]);
+    let size = 64 * MIB;
+    let mut a = Weights::start(&b, "a", size, 13, "pieces");
+    let args = [size.to_string(), "13".to_string(), "pieces".to_string()];
+    let c = b.spawn_tenant("c", &compile_c("dedup"), &args, &[]);
+    // Killed once its allocation exists and some of its granules are shared (64 KiB pieces:
+    // the upload takes many calls).
+    wait_for(&b, "c uploading", |s| {
+        s.tenants.iter().any(|t| t.name == "c" && t.memory_bytes >= size) && saved(s) > 0
+    });
+    assert!(!c.stdout().contains("loaded"), "the upload was still running");
+    c.signal(libc::SIGKILL);
+    b.wait_session_freed("c", WAIT)
+        .expect("the killed tenant's session is freed");
+    wait_for(&b, "nothing saved", |s| saved(s) == 0 && s.tenants.len() == 1);
+    assert_eq!(a.ask("check", "check"), "check ok");
+    let mut d = Weights::start(&b, "d", size, 13, "pieces");
+    wait_for(&b, "shared again", |s| saved(s) == size);
+    assert_eq!(d.ask("check", "check"), "check ok");
+    assert_eq!(a.ask("read", "read"), "read ok");
+    a.quit();
+    d.quit();
+}

@@ -23,7 +23,7 @@ use gpushare_client::proto::ParamInfo;
 
 use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::dedup::{Completed, Granule, Key, TenantGranules};
+use crate::dedup::{Completed, Granule, Hash, Key, TenantGranules};
 use crate::device::{HostMem, Stream};
 use crate::work::Op;
 
@@ -80,6 +80,29 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
     plan
 }
 
+/// A host-to-device copy whose hashing waits ([`hash_later`]): copy-on-write of shared
+/// granules it overwrites, then the copy.
+pub fn copy_ops(
+    t: &Tenant,
+    st: &mut TenantState,
+    dst: u64,
+    src: HostMem,
+    stream: Arc<Stream>,
+) -> Vec<Op> {
+    let len = src.len() as u64;
+    let cow_first = st
+        .granules
+        .as_mut()
+        .and_then(|granules| cow(t, granules, 0, dst, len));
+    let copy = Op::CopyHtoD {
+        dst,
+        src,
+        stream,
+        skip: None,
+    };
+    cow_first.into_iter().chain([copy]).collect()
+}
+
 /// A host-to-device copy with what deduplication adds around it (or instead of it), in order.
 pub fn upload_ops(
     t: &Tenant,
@@ -101,6 +124,92 @@ pub fn upload_ops(
         .chain([copy])
         .chain(plan.after)
         .collect()
+}
+
+/// The pieces `(offset from dst, length)` of an upload of `len` bytes at `dst`, cut at granule
+/// boundaries: what [`TenantGranules::uploaded`] asks hashes of.
+fn cuts(dst: u64, len: u64, g: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut at = dst;
+    let end = dst.saturating_add(len);
+    while at < end {
+        let next = (at / g + 1).saturating_mul(g).min(end);
+        out.push((at - dst, next - at));
+        at = next;
+    }
+    out
+}
+
+/// Uploads smaller than this are hashed before their copy is queued (a thread to overlap
+/// them with the copy costs more than it saves).
+const HASH_LATER_FROM: u64 = 1 << 20;
+
+/// Whether the upload of `src` to `dst` is better hashed while its copy runs (tables locked):
+/// a tenant in dedup, an upload of at least [`HASH_LATER_FROM`] bytes, unless its first whole
+/// granule is resident (then the copy may be skipped, which needs the keys first:
+/// [`upload_ops`]).
+pub fn hash_later(t: &Tenant, st: &TenantState, dst: u64, src: &HostMem) -> bool {
+    let Some(granules) = st.granules.as_ref() else {
+        return false;
+    };
+    let (g, len) = (granules.granule(), src.len() as u64);
+    if len < HASH_LATER_FROM {
+        return false;
+    }
+    if !dst.is_multiple_of(g) || !len.is_multiple_of(g) {
+        return true;
+    }
+    match src.hash(0, g as usize) {
+        Some(first) => t.dev.dedup_index().lookup(&first).is_none(),
+        None => true,
+    }
+}
+
+/// The hashes of the upload's [`cuts`] (empty for a tenant not in dedup); runs outside the
+/// tenant's locks, while the copy runs.
+pub fn hash_cuts(granule: Option<u64>, dst: u64, src: &HostMem) -> Option<Vec<Hash>> {
+    let g = granule?;
+    cuts(dst, src.len() as u64, g)
+        .into_iter()
+        .map(|(o, n)| src.hash(o as usize, n as usize))
+        .collect()
+}
+
+/// After the copy of an upload hashed while it ran ([`hash_later`]) completed (tables
+/// locked): records its pieces; registers the granules it completed whose content is new, and
+/// returns the joins of the others.
+pub fn uploaded_later(
+    t: &Tenant,
+    st: &mut TenantState,
+    dst: u64,
+    len: u64,
+    hashes: Option<Vec<Hash>>,
+) -> Option<Op> {
+    let granules = st.granules.as_mut()?;
+    let Some(hashes) = hashes else {
+        // Never share what was not hashed.
+        granules.written(dst, len);
+        return None;
+    };
+    let g = granules.granule();
+    let by_offset: std::collections::HashMap<u64, Hash> = cuts(dst, len, g)
+        .into_iter()
+        .map(|(o, _)| o)
+        .zip(hashes)
+        .collect();
+    let mut missing = false;
+    let completed = granules.uploaded(dst, len, |o, _| {
+        by_offset.get(&o).copied().unwrap_or_else(|| {
+            missing = true;
+            [0; 32]
+        })
+    });
+    if missing {
+        granules.written(dst, len);
+        return None;
+    }
+    let joins = place(t, granules, completed);
+    (!joins.is_empty()).then(|| remap::joins(t, 0, joins))
 }
 
 /// Registers completed granules whose content is new as the copies of their keys; returns

@@ -24,10 +24,17 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
     match req {
         CopyRequest::MemcpyHtoD { dst, src } => {
             let host = resolve_host(t, src)?;
-            with_state(t, |st| Ok(st.memory.check(dst, src.len)?))?;
-            sync_op(t, |st, stream| {
-                dedup::upload_ops(t, st, 0, dst, host, stream)
+            let later = with_state(t, |st| {
+                st.memory.check(dst, src.len)?;
+                Ok(dedup::hash_later(t, st, dst, &host))
             })?;
+            if later {
+                upload_hashing_meanwhile(t, dst, host)?;
+            } else {
+                sync_op(t, |st, stream| {
+                    dedup::upload_ops(t, st, 0, dst, host, stream)
+                })?;
+            }
             Ok(Reply::Empty)
         }
         CopyRequest::MemcpyDtoH { dst, src } => {
@@ -92,6 +99,29 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
             Ok(Reply::Empty)
         }
     }
+}
+
+/// A synchronous upload whose bytes are hashed while the device copies them (the tenant does
+/// not touch its staging memory before the reply); the pieces are recorded once the copy is
+/// done, so a copy registered for sharing is already on the device.
+fn upload_hashing_meanwhile(t: &Tenant, dst: u64, host: HostMem) -> Result<(), ExecError> {
+    let granule = with_state(t, |st| Ok(st.granules.as_ref().map(|g| g.granule())))?;
+    let len = host.len() as u64;
+    let (copied, hashes) = std::thread::scope(|s| {
+        let hasher = s.spawn(|| dedup::hash_cuts(granule, dst, &host));
+        let copied = sync_op(t, |st, stream| {
+            dedup::copy_ops(t, st, dst, host.clone(), stream)
+        });
+        (copied, hasher.join().ok().flatten())
+    });
+    copied?;
+    let after = with_state(t, |st| Ok(dedup::uploaded_later(t, st, dst, len, hashes)))?;
+    if let Some(op) = after {
+        if t.enqueue(0, vec![op]).is_err() {
+            return Err(ExecError::Code(code::ERROR_DEINITIALIZED));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `build`'s operations on the tenant's legacy stream and waits for them.

@@ -127,7 +127,7 @@ pub fn link_ptx(units: &[LinkUnit<'_>]) -> Result<Linked, LinkError> {
         scanned.push(scan::scan(text).map_err(parse_err)?);
     }
     let chosen = choose_definitions(units, &scanned)?;
-    let mut edits: Vec<Vec<Edit>> = scanned.iter().map(|s| drops(s)).collect();
+    let mut edits: Vec<Vec<Edit>> = scanned.iter().map(drops).collect();
     let mut hoisted = Vec::new();
     let mut resolved = 0usize;
     for (u, unit) in scanned.iter().enumerate() {

@@ -124,7 +124,7 @@ fi
 if want b; then
     for policy in "dedup = true" "dedup = false"; do
         echo "== b) 1 GiB device, tenants of a 200 MiB model, $policy"
-        start_broker "$policy" 1024
+        start_broker "$policy" 1GiB
         count=0
         for i in $(seq 1 24); do
             tenant "m$i" $((200 * MIB)) 3 || break

@@ -20,6 +20,9 @@ pub enum Fill {
     /// Covered exactly by uploads: its key and its pieces' `(offset, length)` (waiting to be
     /// shared).
     Complete(Key, Pieces),
+    /// Covered exactly by uploads, some of them not hashed on the way ([`UNHASHED`]): the key
+    /// is being computed from the device's bytes.
+    Covered(Pieces),
     /// Written by something other than an upload, or by overlapping uploads: never shared
     /// until freed.
     Dirty,
@@ -45,6 +48,10 @@ pub enum Granule {
 /// The `(offset, length)` of the uploads that filled a granule, in order.
 pub type Pieces = Vec<(u64, u64)>;
 
+/// The hash of a piece not hashed on its way (its granule's key then comes from the device's
+/// bytes once covered: [`Fill::Covered`]).
+pub const UNHASHED: Hash = [0; 32];
+
 /// A granule uploads just covered completely.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Completed {
@@ -52,8 +59,9 @@ pub struct Completed {
     pub addr: u64,
     /// The tenant's physical handle behind it.
     pub handle: u64,
-    /// Its content key.
-    pub key: Key,
+    /// Its content key (`None`: some pieces were not hashed; the granule is
+    /// [`Fill::Covered`] and its key must come from the device's bytes).
+    pub key: Option<Key>,
     /// The pieces it was filled with.
     pub pieces: Pieces,
 }
@@ -197,12 +205,17 @@ impl TenantGranules {
             }
             pieces.insert(offset, (piece, hash(from - addr, piece)));
             if let Some(key) = complete_key(pieces, granule) {
+                let hashed = pieces.values().all(|(_, h)| *h != UNHASHED);
                 let pieces: Pieces = pieces.iter().map(|(&o, &(l, _))| (o, l)).collect();
-                *fill = Fill::Complete(key, pieces.clone());
+                *fill = if hashed {
+                    Fill::Complete(key, pieces.clone())
+                } else {
+                    Fill::Covered(pieces.clone())
+                };
                 done.push(Completed {
                     addr: start,
                     handle: *handle,
-                    key,
+                    key: hashed.then_some(key),
                     pieces,
                 });
             }
@@ -258,7 +271,7 @@ mod tests {
         // Two whole granules in one upload.
         let done = upload(&mut t, 0x10000, &data);
         assert_eq!(done.len(), 2);
-        assert_eq!(done[0].key, hash_bytes(&data[..G as usize]));
+        assert_eq!(done[0].key, Some(hash_bytes(&data[..G as usize])));
         assert_eq!((done[1].addr, done[1].handle), (0x10000 + G, 12));
         // The third granule in two pieces, out of order: complete after the second.
         let third = 0x10000 + 2 * G;
@@ -266,6 +279,39 @@ mod tests {
         let done = upload(&mut t, third, &data[..G as usize / 2]);
         assert_eq!(done.len(), 1);
         assert_eq!(done[0].handle, 13);
+    }
+
+    #[test]
+    fn unhashed_pieces_leave_the_key_to_the_device() {
+        let mut t = TenantGranules::new(G);
+        t.add_alloc(0, &[1]);
+        let data = vec![9u8; G as usize / 2];
+        assert!(upload(&mut t, 0, &data).is_empty());
+        let done = t.uploaded(G / 2, G / 2, |_, _| UNHASHED);
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].key, None);
+        assert_eq!(done[0].pieces, vec![(0, G / 2), (G / 2, G / 2)]);
+        assert!(matches!(
+            t.granule_at(0),
+            Some((
+                0,
+                Granule::Private {
+                    fill: Fill::Covered(_),
+                    ..
+                }
+            ))
+        ));
+        t.written(0, 1);
+        assert!(matches!(
+            t.granule_at(0),
+            Some((
+                0,
+                Granule::Private {
+                    fill: Fill::Dirty,
+                    ..
+                }
+            ))
+        ));
     }
 
     #[test]

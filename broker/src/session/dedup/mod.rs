@@ -23,7 +23,7 @@ use gpushare_client::proto::ParamInfo;
 
 use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::dedup::{Completed, Granule, Hash, Key, TenantGranules};
+use crate::dedup::{Completed, Fill, Granule, Key, TenantGranules, UNHASHED};
 use crate::device::{HostMem, Stream};
 use crate::work::Op;
 
@@ -65,7 +65,12 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
     }
     let g = granules.granule();
     let whole = dst.is_multiple_of(g) && len.is_multiple_of(g) && completed.len() as u64 == len / g;
-    let joins = place(t, granules, completed);
+    let (joins, unkeyed) = place(t, granules, completed);
+    if !unkeyed.is_empty() {
+        // Granules completed by this upload after unhashed ones: keys from the device's bytes
+        // once the copy is done.
+        plan.after = Some(remap::then_key(t, seq, unkeyed));
+    }
     if joins.is_empty() {
         return plan;
     }
@@ -76,7 +81,12 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
         plan.before = remap::combine(plan.before.into_iter().chain([prejoin]).collect());
         plan.skip = Some(skip);
     }
-    plan.after = Some(remap::joins(t, seq, joins));
+    plan.after = remap::combine(
+        plan.after
+            .into_iter()
+            .chain([remap::joins(t, seq, joins)])
+            .collect(),
+    );
     plan
 }
 
@@ -126,25 +136,12 @@ pub fn upload_ops(
         .collect()
 }
 
-/// The pieces `(offset from dst, length)` of an upload of `len` bytes at `dst`, cut at granule
-/// boundaries: what [`TenantGranules::uploaded`] asks hashes of.
-fn cuts(dst: u64, len: u64, g: u64) -> Vec<(u64, u64)> {
-    let mut out = Vec::new();
-    let mut at = dst;
-    let end = dst.saturating_add(len);
-    while at < end {
-        let next = (at / g + 1).saturating_mul(g).min(end);
-        out.push((at - dst, next - at));
-        at = next;
-    }
-    out
-}
-
 /// Uploads smaller than this are hashed before their copy is queued (a thread to overlap
 /// them with the copy costs more than it saves).
 const HASH_LATER_FROM: u64 = 1 << 20;
 
-/// Whether the upload of `src` to `dst` is better hashed while its copy runs (tables locked):
+/// Whether the upload of `src` to `dst` is better keyed from the device's bytes after its copy
+/// (tables locked):
 /// a tenant in dedup, an upload of at least [`HASH_LATER_FROM`] bytes, unless its first whole
 /// granule is resident (then the copy may be skipped, which needs the keys first:
 /// [`upload_ops`]).
@@ -165,69 +162,101 @@ pub fn hash_later(t: &Tenant, st: &TenantState, dst: u64, src: &HostMem) -> bool
     }
 }
 
-/// The hashes of the upload's [`cuts`] (empty for a tenant not in dedup); runs outside the
-/// tenant's locks, while the copy runs.
-pub fn hash_cuts(granule: Option<u64>, dst: u64, src: &HostMem) -> Option<Vec<Hash>> {
-    let g = granule?;
-    cuts(dst, src.len() as u64, g)
+/// After the copy of a large upload ([`hash_later`]) completed (tables locked): records its
+/// pieces unhashed; the granules it covered get their keys from the device's bytes
+/// ([`key_from_device`], returned for the caller to start once the tables are released).
+pub fn uploaded_unhashed(st: &mut TenantState, dst: u64, len: u64) -> Vec<Completed> {
+    let Some(granules) = st.granules.as_mut() else {
+        return Vec::new();
+    };
+    granules
+        .uploaded(dst, len, |_, _| UNHASHED)
         .into_iter()
-        .map(|(o, n)| src.hash(o as usize, n as usize))
+        .filter(|c| c.key.is_none())
         .collect()
 }
 
-/// After the copy of an upload hashed while it ran ([`hash_later`]) completed (tables
-/// locked): records its pieces; registers the granules it completed whose content is new, and
-/// returns the joins of the others.
-pub fn uploaded_later(
-    t: &Tenant,
-    st: &mut TenantState,
-    dst: u64,
-    len: u64,
-    hashes: Option<Vec<Hash>>,
-) -> Option<Op> {
-    let granules = st.granules.as_mut()?;
-    let Some(hashes) = hashes else {
-        // Never share what was not hashed.
-        granules.written(dst, len);
-        return None;
-    };
-    let g = granules.granule();
-    let by_offset: std::collections::HashMap<u64, Hash> = cuts(dst, len, g)
-        .into_iter()
-        .map(|(o, _)| o)
-        .zip(hashes)
-        .collect();
-    let mut missing = false;
-    let completed = granules.uploaded(dst, len, |o, _| {
-        by_offset.get(&o).copied().unwrap_or_else(|| {
-            missing = true;
-            [0; 32]
-        })
-    });
-    if missing {
-        granules.written(dst, len);
-        return None;
+/// Computes the keys of covered granules from the device's bytes on a thread of its own (off
+/// the tenant's path), then registers them or queues their joins — for granules still covered
+/// exactly as they were (anything written since is left alone).
+pub fn key_from_device(t: &Tenant, covered: Vec<Completed>) {
+    if covered.is_empty() {
+        return;
     }
-    let joins = place(t, granules, completed);
-    (!joins.is_empty()).then(|| remap::joins(t, 0, joins))
+    let weak = t.weak();
+    let spawned = std::thread::Builder::new()
+        .name("gpushare-keying".into())
+        .spawn(move || {
+            if let Some(t) = weak.upgrade() {
+                key_covered(&t, covered);
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(
+            session = t.info.id,
+            "no thread to compute content keys: {e}"
+        );
+    }
+}
+
+fn key_covered(t: &Tenant, covered: Vec<Completed>) {
+    let keyed: Vec<Completed> = covered
+        .into_iter()
+        .filter_map(|c| match t.dev.granule_key(c.addr, c.pieces.clone()) {
+            Ok(k) => Some(Completed { key: Some(k), ..c }),
+            Err(e) => {
+                tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
+                None
+            }
+        })
+        .collect();
+    let mut guard = t.state();
+    let Some(granules) = guard.as_mut().and_then(|st| st.granules.as_mut()) else {
+        return;
+    };
+    let still: Vec<Completed> = keyed
+        .into_iter()
+        .filter(|c| {
+            let Some((a, Granule::Private { handle, fill })) = granules.granule_at(c.addr) else {
+                return false;
+            };
+            if a != c.addr || *handle != c.handle || *fill != Fill::Covered(c.pieces.clone()) {
+                return false;
+            }
+            *fill = Fill::Complete(c.key.unwrap_or(UNHASHED), c.pieces.clone());
+            true
+        })
+        .collect();
+    let (joins, _) = place(t, granules, still);
+    if !joins.is_empty() && t.enqueue(0, vec![remap::joins(t, 0, joins)]).is_err() {
+        tracing::debug!(session = t.info.id, "joins dropped: session closing");
+    }
 }
 
 /// Registers completed granules whose content is new as the copies of their keys; returns
-/// the others (their content is resident: joins to plan).
-fn place(t: &Tenant, granules: &mut TenantGranules, completed: Vec<Completed>) -> Vec<(u64, Key)> {
+/// the others (their content is resident: joins to plan), and those without a key yet.
+fn place(
+    t: &Tenant,
+    granules: &mut TenantGranules,
+    completed: Vec<Completed>,
+) -> (Vec<(u64, Key)>, Vec<Completed>) {
     let mut index = t.dev.dedup_index();
-    let mut joins = Vec::new();
+    let (mut joins, mut unkeyed) = (Vec::new(), Vec::new());
     for c in completed {
-        if index.lookup(&c.key).is_some() {
-            joins.push((c.addr, c.key));
+        let Some(key) = c.key else {
+            unkeyed.push(c);
+            continue;
+        };
+        if index.lookup(&key).is_some() {
+            joins.push((c.addr, key));
             continue;
         }
-        let entry = index.register((c.key, c.pieces), c.handle, t.info.id, c.addr);
+        let entry = index.register((key, c.pieces), c.handle, t.info.id, c.addr);
         if let Some((_, g)) = granules.granule_at(c.addr) {
             *g = Granule::Shared { entry };
         }
     }
-    joins
+    (joins, unkeyed)
 }
 
 /// Any write other than an upload to `[addr, addr + len)` (tables locked): private granules

@@ -60,6 +60,15 @@ fn quiesce(t: &Tenant) -> Result<(), CuCode> {
     Ok(())
 }
 
+/// After the tenant's earlier work (the copies that covered them), computes the keys of
+/// `covered` granules from the device's bytes ([`super::key_from_device`]).
+pub fn then_key(t: &Tenant, seq: u64, covered: Vec<crate::dedup::Completed>) -> Op {
+    exclusive(t, seq, move |t| {
+        super::key_from_device(t, covered);
+        Ok(())
+    })
+}
+
 /// One exclusive operation doing `ops` in order (`None` for none).
 pub fn combine(mut ops: Vec<Op>) -> Option<Op> {
     if ops.len() <= 1 {

@@ -29,7 +29,7 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
                 Ok(dedup::hash_later(t, st, dst, &host))
             })?;
             if later {
-                upload_hashing_meanwhile(t, dst, host)?;
+                upload_keyed_later(t, dst, host)?;
             } else {
                 sync_op(t, |st, stream| {
                     dedup::upload_ops(t, st, 0, dst, host, stream)
@@ -101,26 +101,14 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
     }
 }
 
-/// A synchronous upload whose bytes are hashed while the device copies them (the tenant does
-/// not touch its staging memory before the reply); the pieces are recorded once the copy is
-/// done, so a copy registered for sharing is already on the device.
-fn upload_hashing_meanwhile(t: &Tenant, dst: u64, host: HostMem) -> Result<(), ExecError> {
-    let granule = with_state(t, |st| Ok(st.granules.as_ref().map(|g| g.granule())))?;
+/// A large synchronous upload: copied without hashing on the way; once the copy is done, the
+/// granules it covered get their keys from the device's bytes, off the tenant's path
+/// (docs/dedup.md).
+fn upload_keyed_later(t: &Tenant, dst: u64, host: HostMem) -> Result<(), ExecError> {
     let len = host.len() as u64;
-    let (copied, hashes) = std::thread::scope(|s| {
-        let hasher = s.spawn(|| dedup::hash_cuts(granule, dst, &host));
-        let copied = sync_op(t, |st, stream| {
-            dedup::copy_ops(t, st, dst, host.clone(), stream)
-        });
-        (copied, hasher.join().ok().flatten())
-    });
-    copied?;
-    let after = with_state(t, |st| Ok(dedup::uploaded_later(t, st, dst, len, hashes)))?;
-    if let Some(op) = after {
-        if t.enqueue(0, vec![op]).is_err() {
-            return Err(ExecError::Code(code::ERROR_DEINITIALIZED));
-        }
-    }
+    sync_op(t, |st, stream| dedup::copy_ops(t, st, dst, host, stream))?;
+    let covered = with_state(t, |st| Ok(dedup::uploaded_unhashed(st, dst, len)))?;
+    dedup::key_from_device(t, covered);
     Ok(())
 }
 

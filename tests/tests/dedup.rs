@@ -240,13 +240,21 @@ fn a_tenant_killed_mid_upload_leaves_the_index_consistent() {
     // Killed once its allocation exists and some of its granules are shared (64 KiB pieces:
     // the upload takes many calls).
     wait_for(&b, "c uploading", |s| {
-        s.tenants.iter().any(|t| t.name == "c" && t.memory_bytes >= size) && saved(s) > 0
+        s.tenants
+            .iter()
+            .any(|t| t.name == "c" && t.memory_bytes >= size)
+            && saved(s) > 0
     });
-    assert!(!c.stdout().contains("loaded"), "the upload was still running");
+    assert!(
+        !c.stdout().contains("loaded"),
+        "the upload was still running"
+    );
     c.signal(libc::SIGKILL);
     b.wait_session_freed("c", WAIT)
         .expect("the killed tenant's session is freed");
-    wait_for(&b, "nothing saved", |s| saved(s) == 0 && s.tenants.len() == 1);
+    wait_for(&b, "nothing saved", |s| {
+        saved(s) == 0 && s.tenants.len() == 1
+    });
     assert_eq!(a.ask("check", "check"), "check ok");
     let mut d = Weights::start(&b, "d", size, 13, "pieces");
     wait_for(&b, "shared again", |s| saved(s) == size);
@@ -254,4 +262,27 @@ fn a_tenant_killed_mid_upload_leaves_the_index_consistent() {
     assert_eq!(a.ask("read", "read"), "read ok");
     a.quit();
     d.quit();
+}
+
+/// The MLP example through the shim, two tenants at once, with dedup on and off: the same
+/// output bit for bit (and as the direct run's).
+#[test]
+fn examples_print_the_same_with_dedup_on_and_off() {
+    let exe = gpushare_tests::compile_mlp().to_path_buf();
+    let kernels = gpushare_tests::kernels_dir().display().to_string();
+    let args = [kernels.as_str(), "--name", "d", "--batches", "3"];
+    let direct = gpushare_tests::run_program(&exe, &args, &[], WAIT);
+    assert!(direct.success(), "{direct}");
+    for policy in ["[default]\ndedup = true\n", "[default]\ndedup = false\n"] {
+        let b = Broker::start_with_policy(Some(policy), &[]);
+        let runs: Vec<Proc> = ["one", "two"]
+            .iter()
+            .map(|n| b.spawn_tenant(n, &exe, &args, &[]))
+            .collect();
+        for p in runs {
+            let out = p.wait(WAIT);
+            assert!(out.success(), "{policy}: {out:?}");
+            assert_eq!(out.stdout, direct.stdout, "{policy}");
+        }
+    }
 }

@@ -18,6 +18,8 @@
 //!   generated C layer that exports them.
 //! - [`checks`]: what both libraries do identically with a caller's arguments (argument checks,
 //!   copy geometry, launch packing, pointer-attribute values, JIT logs).
+//! - [`link`]: the driver linker (`cuLink*`) both libraries run locally over
+//!   `gpushare_ptx::link_ptx`; [`fatbin`]: fatbin containers and the PTX a device takes from one.
 
 pub mod checks;
 pub mod cuda_h;
@@ -26,7 +28,9 @@ pub mod error_strings;
 pub mod error_table;
 pub mod export;
 pub mod export_table;
+pub mod fatbin;
 pub mod image;
+pub mod link;
 pub mod log;
 pub mod proc_table;
 pub mod procaddress;

@@ -106,7 +106,7 @@ pub use exec::{
     GENERIC_SHARED_BASE, GENERIC_SHARED_SIZE, MAX_DYNAMIC_SHARED_BYTES, MAX_SHARED_BYTES_PER_BLOCK,
     MAX_THREADS_PER_BLOCK, WARP_SIZE,
 };
-pub use link::{link_ptx, LinkError, LinkUnit, Linked};
+pub use link::{check_unit, link_ptx, LinkError, LinkUnit, Linked};
 pub use module::{GlobalSpace, GlobalVar, Kernel, Module, ParamInfo, Reloc};
 pub use slice::{
     plan_slices, slice_module, Slice, SliceError, SlicedEntry, SlicedModule, Slicing,

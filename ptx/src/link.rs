@@ -99,6 +99,11 @@ impl fmt::Display for LinkError {
 
 impl std::error::Error for LinkError {}
 
+/// Checks that one input is well-formed PTX (what `cuLinkAddData` does before the link).
+pub fn check_unit(ptx: &str) -> Result<(), PtxError> {
+    crate::parse::parse(ptx.trim_end_matches('\0')).map(|_| ())
+}
+
 /// A linked program.
 #[derive(Clone, Debug)]
 pub struct Linked {

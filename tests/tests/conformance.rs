@@ -128,6 +128,12 @@ fn legacy_launch() {
 }
 
 #[test]
+fn linker() {
+    let _g = shared();
+    run_c_test("linker", &[], &[], secs(120));
+}
+
+#[test]
 fn occupancy() {
     let _g = shared();
     run_c_test("occupancy", &[], &[], secs(60));

@@ -157,6 +157,7 @@ const PROGRAMS: &[Program] = &[
     prog("module", Kind::Driver, "module").drop_lines(&["   (error log:"]),
     prog("launch", Kind::Driver, "launch"),
     prog("legacy_launch", Kind::Driver, "legacy_launch"),
+    prog("linker", Kind::Driver, "linker"),
     prog("occupancy", Kind::Driver, "occupancy"),
     prog("stream_event", Kind::Driver, "stream_event")
         .env(SMALL_PACED)

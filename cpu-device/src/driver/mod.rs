@@ -10,6 +10,7 @@ pub mod event;
 pub mod host_memory;
 pub mod init;
 pub mod launch;
+pub mod link;
 pub mod memory;
 pub mod module;
 pub mod occupancy;

@@ -92,6 +92,11 @@ impl JitLogs<'_> {
     /// Writes the logs (truncated, NUL-terminated; their size options become the bytes written,
     /// terminator included) and the wall time (0).
     pub fn finish(&self, info: &str, error: &str) {
+        self.finish_timed(info, error, 0.0);
+    }
+
+    /// [`finish`](Self::finish) with the wall time, in milliseconds, for `CU_JIT_WALL_TIME`.
+    pub fn finish_timed(&self, info: &str, error: &str, wall_ms: f32) {
         // SAFETY (all blocks below): `parse`'s caller guarantees the buffers and the value array
         // of the option list, with the sizes it declared, for the life of `self`.
         let put = |buf: Option<(*mut u8, usize)>, slot: Option<usize>, text: &str| {
@@ -111,7 +116,7 @@ impl JitLogs<'_> {
         put(self.error, self.error_size_slot, error);
         if let Some(i) = self.wall_time_slot {
             // SAFETY: see above. The wall time is a float stored in the value slot itself.
-            unsafe { self.values.add(i).cast::<f32>().write_unaligned(0.0) };
+            unsafe { self.values.add(i).cast::<f32>().write_unaligned(wall_ms) };
         }
     }
 }

@@ -390,6 +390,22 @@ macro_rules! driver_surface {
             fn func_load(func: CUfunction) { cuFuncLoad }
         }
 
+        /// The driver linker: PTX inputs (and the PTX of fatbins) linked into one PTX image.
+        family Link {
+            /// `cuLinkCreate`: `n` JIT options; the log buffers they name are written until
+            /// `cuLinkDestroy`.
+            fn link_create(n: u32, options: *mut CUjitOption, values: *mut *mut c_void, state: Out<'_, CUlinkState>) unsafe { cuLinkCreate_v2, cuLinkCreate }
+            /// `cuLinkAddData`: `size` bytes of an input of type `kind` (`CUjitInputType`); `name`
+            /// may be NULL; `n` options for this input.
+            fn link_add_data(state: CUlinkState, kind: u32, data: *mut c_void, size: usize, name: *const c_char, n: u32, options: *mut CUjitOption, values: *mut *mut c_void) unsafe { cuLinkAddData_v2, cuLinkAddData }
+            /// `cuLinkAddFile`: the input is the file at `path`.
+            fn link_add_file(state: CUlinkState, kind: u32, path: &str, n: u32, options: *mut CUjitOption, values: *mut *mut c_void) unsafe { cuLinkAddFile_v2, cuLinkAddFile }
+            /// `cuLinkComplete`: the linked image and its size, valid until `cuLinkDestroy`.
+            fn link_complete(state: CUlinkState, image: Out<'_, *mut c_void>, size: Out<'_, usize>) { cuLinkComplete }
+            /// `cuLinkDestroy`
+            fn link_destroy(state: CUlinkState) { cuLinkDestroy }
+        }
+
         /// Kernel launches and host functions.
         family Launch {
             /// `cuLaunchKernel`: `params` points to one pointer per parameter, or `extra` is a
@@ -514,9 +530,7 @@ macro_rules! driver_surface {
                 cuImportExternalSemaphore cuIpcCloseMemHandle cuIpcGetEventHandle cuIpcGetMemHandle
                 cuIpcOpenEventHandle cuIpcOpenMemHandle cuIpcOpenMemHandle_v2
                 cuLaunchCooperativeKernelMultiDevice
-                cuLibraryGetManaged cuLibraryGetUnifiedFunction cuLinkAddData cuLinkAddData_v2
-                cuLinkAddFile cuLinkAddFile_v2 cuLinkComplete cuLinkCreate cuLinkCreate_v2
-                cuLinkDestroy cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory
+                cuLibraryGetManaged cuLibraryGetUnifiedFunction cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory
                 cuLogsRegisterCallback cuLogsUnregisterCallback cuMemAdvise cuMemAdvise_v2
                 cuMemAllocAsync cuMemAllocAsync_ptsz cuMemAllocFromPoolAsync
                 cuMemAllocFromPoolAsync_ptsz cuMemBatchDecompressAsync

@@ -5,7 +5,7 @@
 //!  decl.rs  driver_surface!  ── one entry per call: method, converted arguments, C symbols
 //!     │
 //!     ├─► traits.rs   a trait per family (Init, Device, Context, Stream, Event, Memory, HostMemory,
-//!     │               Pointer, Vmm, Copies, Module, Launch, Occupancy); every method defaults to
+//!     │               Pointer, Vmm, Copies, Module, Link, Launch, Occupancy); every method defaults to
 //!     │               NOT_SUPPORTED; `IMPLEMENTED` lists what a library overrides
 //!     │
 //!     └─► exports.rs  driver_exports!(Library, "name"): in the library's thin cdylib, every
@@ -54,6 +54,7 @@ pub mod prelude {
         CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
     };
     pub use crate::error::{CUresult, CuError, CuResult};
+    pub use crate::link::CUlinkState;
     pub use crate::sys::{
         CUcontext, CUdevice, CUdeviceptr, CUevent, CUfunction, CUkernel, CUlibrary, CUmodule,
         CUstream,

@@ -91,6 +91,7 @@ impl Copies for TestLib {}
 impl Module for TestLib {}
 impl Launch for TestLib {}
 impl Occupancy for TestLib {}
+impl Link for TestLib {}
 
 pub(super) mod layer {
     crate::driver_exports!(super::TestLib, "the test library", unexported);

@@ -269,9 +269,10 @@ pub fn written(t: &Tenant, st: &mut TenantState, seq: u64, addr: u64, len: u64) 
     op
 }
 
-/// A launch (tables locked): every allocation a pointer parameter the kernel may store
-/// through points into counts as written in full. `may_write` is per parameter (`None`: the
-/// kernel's stores are unknown, so every pointer-sized parameter counts).
+/// A launch (tables locked): every allocation a parameter the kernel may store through points
+/// into (any aligned 8-byte word of it, so pointers in structures count) is written in full.
+/// `may_write` is per parameter (`None`: the kernel's stores are unknown, so every parameter
+/// counts).
 pub fn launch_writes(
     t: &Tenant,
     st: &mut TenantState,
@@ -283,19 +284,31 @@ pub fn launch_writes(
     if granules.is_empty() {
         return None;
     }
+    // The parameter bytes that may hold a pointer the kernel stores through: each such
+    // parameter whole (a struct may carry pointers), or every byte when the layout is unknown.
+    let spans: Vec<(usize, usize)> = if layout.is_empty() {
+        vec![(0, params.len())]
+    } else {
+        layout
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| may_write.is_none_or(|w| w.get(*i).copied().unwrap_or(true)))
+            .map(|(_, p)| (p.offset as usize, p.size as usize))
+            .collect()
+    };
     let mut ops = Vec::new();
-    for (i, p) in layout.iter().enumerate() {
-        if p.size != 8 || may_write.is_some_and(|w| !w.get(i).copied().unwrap_or(true)) {
-            continue;
-        }
-        let at = p.offset as usize;
-        let Some(bytes) = params.get(at..at + 8) else {
+    for (at, size) in spans {
+        let Some(bytes) = params.get(at..at.saturating_add(size)) else {
             continue;
         };
-        let value = u64::from_le_bytes(bytes.try_into().unwrap_or_default());
-        if let Some((base, size)) = granules.alloc_of(value) {
-            ops.extend(cow(t, granules, seq, base, size));
-            granules.written(base, size);
+        // Pointers are 8-byte aligned within the parameter buffer.
+        let first = at.next_multiple_of(8) - at;
+        for word in bytes.get(first..).unwrap_or_default().chunks_exact(8) {
+            let value = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if let Some((base, len)) = granules.alloc_of(value) {
+                ops.extend(cow(t, granules, seq, base, len));
+                granules.written(base, len);
+            }
         }
     }
     remap::combine(ops)

@@ -177,6 +177,7 @@ impl LinkTable {
     ///
     /// # Safety
     /// As [`add_data`](Self::add_data) for the options.
+    #[allow(clippy::too_many_arguments)]
     pub unsafe fn add_file(
         &self,
         handle: CUlinkState,

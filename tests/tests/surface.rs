@@ -48,6 +48,7 @@ fn shim_how(family: &str) -> &'static str {
         "HostMemory" => "emulated: shared memfd registered with the broker (registration of existing memory: staged)",
         "Pointer" => "local for the shim's host memory, else forwarded",
         "Module" => "forwarded (image staged in shared memory; layouts and limits cached)",
+        "Link" => "local: the shim links PTX itself (`driver-abi/src/link.rs`); the linked PTX reaches the broker at `cuModuleLoadData`",
         "Launch" => "ring record, no round trip (host functions run on the shim's notify thread; the deprecated `cuFuncSetBlockShape`/`cuParamSet*` state is kept in the shim)",
         "Occupancy" => "local: computed from the device snapshot and the kernel's attributes",
         _ => "implemented",

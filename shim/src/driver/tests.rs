@@ -59,12 +59,12 @@ fn every_libcudart_12_9_start_up_lookup_resolves_to_a_shim_function() {
 
 /// The shim implements what it implemented before the surface (208 declared symbols, plus the 5
 /// built-in ones), the 4 symbols of `cuStreamWriteValue32` and the 16 of the deprecated execution
-/// control, `cuCtxAttach`/`cuCtxDetach` and the occupancy calculator added since: no entry point
+/// control, `cuCtxAttach`/`cuCtxDetach`, the occupancy calculator and the linker added since: no entry point
 /// is lost unnoticed (docs/driver-entry-points.md lists them).
 #[test]
 fn the_shim_implements_its_entry_points() {
     let supported = cuda::all_symbols().filter(|(_, s)| *s).count();
-    assert_eq!(supported, 233);
+    assert_eq!(supported, 241);
     for name in [
         "cuInit",
         "cuMemAlloc",
@@ -72,6 +72,7 @@ fn the_shim_implements_its_entry_points() {
         "cuLaunchKernel_ptsz",
         "cuLaunchGrid",
         "cuOccupancyMaxPotentialBlockSize",
+        "cuLinkCreate_v2",
     ] {
         assert!(
             cuda::all_symbols().any(|(e, s)| e.name == name && *s),

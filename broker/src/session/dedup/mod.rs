@@ -122,6 +122,17 @@ pub fn upload_ops(
     src: HostMem,
     stream: Arc<Stream>,
 ) -> Vec<Op> {
+    if hash_later(t, st, dst, &src) {
+        // Large and not resident: copied without hashing; once the stream has done the copy,
+        // the covered granules are keyed from the device's bytes.
+        let len = src.len() as u64;
+        let mut ops = copy_ops(t, st, dst, src, Arc::clone(&stream));
+        let covered = uploaded_unhashed(st, dst, len);
+        if !covered.is_empty() {
+            ops.push(key_after(t, stream, covered));
+        }
+        return ops;
+    }
     let plan = upload(t, st, seq, dst, &src);
     let copy = Op::CopyHtoD {
         dst,
@@ -141,7 +152,7 @@ pub fn upload_ops(
 const HASH_LATER_FROM: u64 = 1 << 20;
 
 /// Whether the upload of `src` to `dst` is better keyed from the device's bytes after its copy
-/// (tables locked):
+/// (tables locked; synchronous uploads: `exec::copy`, asynchronous ones: [`upload_ops`]):
 /// a tenant in dedup, an upload of at least [`HASH_LATER_FROM`] bytes, unless its first whole
 /// granule is resident (then the copy may be skipped, which needs the keys first:
 /// [`upload_ops`]).
@@ -196,6 +207,24 @@ pub fn key_from_device(t: &Tenant, covered: Vec<Completed>) {
             session = t.info.id,
             "no thread to compute content keys: {e}"
         );
+    }
+}
+
+/// A marker on `stream` that starts [`key_from_device`] for `covered` once the stream has
+/// reached it (the copies that covered them are done). Runs on a driver thread: it only
+/// starts a thread.
+fn key_after(t: &Tenant, stream: Arc<Stream>, covered: Vec<Completed>) -> Op {
+    let weak = t.weak();
+    Op::HostFn {
+        stream,
+        f: Box::new(move || {
+            if let Some(t) = weak.upgrade() {
+                if !t.is_closing() {
+                    key_from_device(&t, covered);
+                }
+            }
+        }),
+        gate: false,
     }
 }
 

@@ -14,7 +14,9 @@
 //!   the benchmarks compare against.
 //!
 //! Back-pressure: a tenant with [`MAX_QUEUED`] jobs waiting blocks in `enqueue` (its session's
-//! ring thread stops reading its ring) until the dispatcher catches up.
+//! ring thread stops reading its ring) until the dispatcher catches up — except while an
+//! [`Op::Exclusive`] job holds it (the exclusive work may need the tables lock the blocked
+//! ring thread would hold).
 
 pub mod cost;
 mod fair;
@@ -219,22 +221,21 @@ fn run_exclusive(sched: &Arc<dyn Scheduler>, job: Job) {
     let (sink, seq, order) = (job.sink, job.seq, job.order);
     let on_error = Arc::clone(&sink);
     let after = Arc::clone(sched);
+    // Submitted when handed out: the hold keeps the tenant's later work back, and calls that
+    // wait for the submission of earlier work must not wait for this one's device waits (it
+    // may wait for a host function whose completion the tenant sends after such a call).
+    sink.submitted(seq, order, "exclusive", Ok(()));
     let spawned = std::thread::Builder::new()
         .name("gpushare-exclusive".into())
         .spawn(move || {
             run();
-            sink.submitted(seq, order, "exclusive", Ok(()));
             after.release(tenant);
         });
     if let Err(e) = spawned {
         // The closure (and the work it would have done) is dropped with the error: the
         // tenant learns it failed and must not stay held.
         tracing::error!(tenant, "cannot start a thread for exclusive work: {e}");
-        let failed = crate::device::DeviceError::Cuda {
-            call: "exclusive",
-            code: gpushare_client::code::ERROR_OUT_OF_MEMORY,
-        };
-        on_error.submitted(seq, order, "exclusive", Err(failed));
+        on_error.failed(seq, "exclusive", gpushare_client::code::ERROR_OUT_OF_MEMORY);
         sched.release(tenant);
     }
 }

@@ -91,7 +91,10 @@ fn tenants_uploading_the_same_weights_share_one_copy() {
         let mut a = Weights::start(&b, "a", 16 * MIB, 1, upload);
         assert_eq!(saved(&status(&b)), 0, "{upload}: one tenant shares nothing");
         let mut c = Weights::start(&b, "c", 16 * MIB, 1, upload);
-        let s = wait_for(&b, "16 MiB shared", |s| saved(s) == 16 * MIB);
+        // Remaps finish after the uploads return: wait for all of them.
+        let s = wait_for(&b, "16 MiB shared", |s| {
+            saved(s) == 16 * MIB && shared_of(s, "a") == 16 * MIB && shared_of(s, "c") == 16 * MIB
+        });
         assert_eq!(shared_of(&s, "a"), 16 * MIB, "{upload}: {s:?}");
         assert_eq!(shared_of(&s, "c"), 16 * MIB, "{upload}: {s:?}");
         let held: u64 = s.tenants.iter().map(|t| t.memory_bytes).sum();

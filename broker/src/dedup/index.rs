@@ -233,7 +233,7 @@ impl ContentIndex {
         };
         for e in self.entries.values() {
             f.entries += 1;
-            if e.mappings.len() > 1 {
+            if e.mappings.iter().any(|m| m.0 != e.mappings[0].0) {
                 f.shared += 1;
             }
             f.saved_granules += e.mappings.len().saturating_sub(1) as u64;

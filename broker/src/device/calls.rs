@@ -45,6 +45,7 @@ impl Device {
             backend,
             priorities,
             dedup: Default::default(),
+            remap: Default::default(),
         }
     }
 

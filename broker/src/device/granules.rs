@@ -53,6 +53,22 @@ impl Device {
     }
 }
 
+impl Device {
+    /// The content key of physical granule `handle` cut into `pieces`.
+    pub fn handle_key(&self, handle: u64, pieces: Vec<(u64, u64)>) -> DResult<Key> {
+        match self.call("cuMemcpyDtoH", Q::HandleKey { handle, pieces })? {
+            R::Key(k) => Ok(k),
+            _ => Err(unexpected("cuMemcpyDtoH")),
+        }
+    }
+
+    /// Held while deduplication changes or checks which addresses map a copy (joins,
+    /// copy-on-write, verification, freeing): taken after a tenant's tables, before the index.
+    pub fn remap_lock(&self) -> MutexGuard<'_, ()> {
+        self.remap.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 fn lock(m: &Mutex<ContentIndex>) -> MutexGuard<'_, ContentIndex> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -298,6 +298,8 @@ pub struct Device {
     /// The worker's deduplicated copies (a leaf lock: taken with no other device lock, and
     /// after a tenant's tables when both are held).
     dedup: std::sync::Mutex<crate::dedup::ContentIndex>,
+    /// Serialises deduplication's remaps of this worker ([`Device::remap_lock`]).
+    remap: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Device {

@@ -320,7 +320,9 @@ impl Scheduler for Fair {
             if st.closed || !st.queue.has_tenant(id) {
                 return Err(SchedError::Closed(id));
             }
-            if st.queue.queued(id) < MAX_QUEUED {
+            // A held tenant's queue may grow past the bound: the exclusive work holding it may
+            // need the tables lock its ring thread holds while queueing.
+            if st.queue.queued(id) < MAX_QUEUED || st.queue.is_held(id) {
                 break;
             }
             st = self.space.wait(st).unwrap_or_else(|p| p.into_inner());

@@ -81,7 +81,8 @@ impl Scheduler for Fifo {
             }
             match st.tenants.get(&job.tenant) {
                 None => return Err(SchedError::Closed(job.tenant)),
-                Some(&n) if n < MAX_QUEUED => break,
+                // A held tenant may exceed the bound (see `Fair::enqueue`).
+                Some(&n) if n < MAX_QUEUED || st.held.contains(&job.tenant) => break,
                 Some(_) => st = self.space.wait(st).unwrap_or_else(|p| p.into_inner()),
             }
         }

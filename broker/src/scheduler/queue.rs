@@ -248,6 +248,11 @@ impl<J: Work> FairQueue<J> {
         self.tenants.get_mut(&id).map(|t| t.stats.report(now))
     }
 
+    /// True while tenant `id` is held by a dispatched [`Work::holds`] job.
+    pub fn is_held(&self, id: TenantId) -> bool {
+        self.tenants.get(&id).is_some_and(|t| t.held)
+    }
+
     /// Ends the hold a dispatched [`Work::holds`] job put on tenant `id`.
     pub fn release(&mut self, id: TenantId) {
         if let Some(t) = self.tenants.get_mut(&id) {

@@ -27,35 +27,30 @@ pub struct Freed {
     ptr: u64,
     /// Per granule: the handle the tenant owns, 0 for shared copies.
     handles: Vec<u64>,
-    /// Handles to release after the unmap: copies whose last user this was.
-    release: Vec<u64>,
+    /// The copies it maps, `(entry, address)`: left after the unmap (not before: the tenant's
+    /// queued work may still read them, and a copy with one user left may be taken back).
+    leave: Vec<(crate::dedup::EntryId, u64)>,
+    tenant: TenantId,
 }
 
 /// Stops tracking the allocation at `base` (tables locked): `None` if it is not granule-wise.
-/// The tenant leaves the copies it maps.
-pub fn forget_alloc(
-    dev: &Device,
-    tenant: TenantId,
-    st: &mut TenantState,
-    base: u64,
-) -> Option<Freed> {
+/// The tenant leaves the copies it maps in [`free`].
+pub fn forget_alloc(tenant: TenantId, st: &mut TenantState, base: u64) -> Option<Freed> {
     let granules = st.granules.as_mut()?;
     let g = granules.granule();
     let list = granules.remove_alloc(base)?;
     let mut freed = Freed {
         ptr: base,
         handles: Vec::with_capacity(list.len()),
-        release: Vec::new(),
+        leave: Vec::new(),
+        tenant,
     };
-    let mut index = dev.dedup_index();
     for (i, granule) in list.into_iter().enumerate() {
         match granule {
             Granule::Private { handle, .. } => freed.handles.push(handle),
             Granule::Shared { entry } => {
                 freed.handles.push(0);
-                freed
-                    .release
-                    .extend(index.leave(entry, tenant, base + i as u64 * g));
+                freed.leave.push((entry, base + i as u64 * g));
             }
         }
     }
@@ -64,9 +59,18 @@ pub fn forget_alloc(
 
 /// Frees on the worker what [`forget_alloc`] returned (after the tenant's work on it is done).
 pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
+    let _remap = dev.remap_lock();
     let unmapped = dev.vmm_free_granules(freed.ptr, freed.handles);
+    let release: Vec<u64> = {
+        let mut index = dev.dedup_index();
+        freed
+            .leave
+            .iter()
+            .filter_map(|&(entry, at)| index.leave(entry, freed.tenant, at))
+            .collect()
+    };
     let mut released = Ok(());
-    for h in freed.release {
+    for h in release {
         let r = dev.mem_release(h);
         if released.is_ok() {
             released = r;
@@ -76,7 +80,7 @@ pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
 }
 
 /// Every granule-wise allocation the tenant holds (teardown).
-pub fn forget_all(dev: &Device, tenant: TenantId, st: &mut TenantState) -> Vec<Freed> {
+pub fn forget_all(tenant: TenantId, st: &mut TenantState) -> Vec<Freed> {
     let bases: Vec<u64> = st
         .granules
         .as_ref()
@@ -84,6 +88,6 @@ pub fn forget_all(dev: &Device, tenant: TenantId, st: &mut TenantState) -> Vec<F
         .unwrap_or_default();
     bases
         .into_iter()
-        .filter_map(|b| forget_alloc(dev, tenant, st, b))
+        .filter_map(|b| forget_alloc(tenant, st, b))
         .collect()
 }

@@ -191,6 +191,12 @@ pub enum WorkerRequest {
     GranulePrivatize { addr: u64 },
     /// The content key of the device's bytes of the granule at `addr` cut into `pieces`.
     GranuleKey { addr: u64, pieces: Vec<(u64, u64)> },
+    /// The content key of physical granule `handle` cut into `pieces` (read through a private
+    /// read-only mapping).
+    HandleKey {
+        handle: u64,
+        pieces: Vec<(u64, u64)>,
+    },
     /// `cuModuleLoadData` of an image in an attached region, refused with
     /// `CUDA_ERROR_OUT_OF_MEMORY` before the driver sees it when the image's module variables
     /// declare more than `max_globals` bytes; answered with `Pair(module, declared bytes)`.
@@ -253,6 +259,7 @@ impl WorkerRequest {
                 | WorkerRequest::GranuleJoin { .. }
                 | WorkerRequest::GranulePrivatize { .. }
                 | WorkerRequest::GranuleKey { .. }
+                | WorkerRequest::HandleKey { .. }
                 | WorkerRequest::MemUnmap { .. }
         )
     }

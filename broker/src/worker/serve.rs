@@ -409,6 +409,7 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
         R::GranuleJoin { addr, old, shared } => done(d.granule_join(addr, old, shared)),
         R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
         R::GranuleKey { addr, pieces } => reply(d.granule_key(addr, &pieces), WorkerReply::Key),
+        R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), WorkerReply::Key),
         R::ModuleLoad {
             region,
             offset,

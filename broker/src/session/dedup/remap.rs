@@ -92,6 +92,7 @@ pub fn joins(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>) -> Op {
     exclusive(t, seq, move |t| {
         let mut guard = t.state();
         let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let _remap = t.dev.remap_lock();
         let mut first = Ok(());
         for (addr, key) in joins {
             if let Err(e) = join_uploaded(t, st, addr, key) {
@@ -111,6 +112,7 @@ pub fn prejoin(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>, skip: Arc<AtomicBoo
     exclusive(t, seq, move |t| {
         let mut guard = t.state();
         let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let _remap = t.dev.remap_lock();
         let Some(planned) = begin_all(t, st, &joins) else {
             return Ok(());
         };
@@ -119,7 +121,8 @@ pub fn prejoin(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>, skip: Arc<AtomicBoo
             if let Err(e) = t.dev.granule_join(addr, handle, shared) {
                 tracing::warn!(session = t.info.id, addr, "deduplication remap failed: {e}");
                 for &(_, _, entry, _) in &planned[i..] {
-                    release(t, t.dev.dedup_index().join_failed(entry));
+                    let unused = t.dev.dedup_index().join_failed(entry);
+                    release(t, unused);
                 }
                 // The copy runs after all: what was joined becomes private again.
                 for (addr, entry) in done {
@@ -174,7 +177,8 @@ fn begin_all(
     }
     if !ok {
         for (_, _, entry, _) in planned {
-            release(t, t.dev.dedup_index().join_failed(entry));
+            let unused = t.dev.dedup_index().join_failed(entry);
+            release(t, unused);
         }
         return None;
     }
@@ -203,11 +207,30 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         // Written since, or freed: nothing to share.
         _ => return Ok(()),
     };
+    // The tenant's own bytes may have changed since its key was taken (a store the broker
+    // cannot see, before this join): join only if the granule still holds its key.
+    let pieces = match granules.granule_at(addr) {
+        Some((
+            _,
+            Granule::Private {
+                fill: Fill::Complete(_, p),
+                ..
+            },
+        )) => p.clone(),
+        _ => return Ok(()),
+    };
+    if !dev.handle_key(handle, pieces).is_ok_and(|k| k == key) {
+        if let Some((_, Granule::Private { fill, .. })) = granules.granule_at(addr) {
+            *fill = Fill::Dirty;
+        }
+        return Ok(());
+    }
     let Some((entry, verified)) = begin(dev.dedup_index(), &key) else {
         return register(t, st, addr, key);
     };
     if !verified && !verify(t, entry, &key) {
-        release(t, dev.dedup_index().join_failed(entry));
+        let unused = dev.dedup_index().join_failed(entry);
+        release(t, unused);
         return register(t, st, addr, key);
     }
     let shared = dev.dedup_index().get(entry).map(|e| e.handle);
@@ -216,7 +239,8 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         None => Err(DeviceError::Invalid("deduplicated copy vanished")),
     };
     if let Err(e) = joined {
-        release(t, dev.dedup_index().join_failed(entry));
+        let unused = dev.dedup_index().join_failed(entry);
+        release(t, unused);
         return Err(e);
     }
     dev.dedup_index().joined(entry, t.info.id, addr);
@@ -233,25 +257,34 @@ fn begin(
     index.begin_join(id).then_some((id, verified))
 }
 
-/// Makes the copy read-only where its user maps it, then checks the device holds its key;
-/// a copy that does not is unlisted (and made read-write again if this made it read-only).
+/// Verifies a copy (the caller holds the device's remap lock, so no mapping of it changes
+/// meanwhile): makes it read-only wherever it is mapped, then the worker hashes the physical
+/// granule through a private mapping. A copy that does not hold its key is unlisted, and made
+/// read-write again if this made its only mapping read-only.
 fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
     let dev = &t.dev;
     let g = dev.granularity();
-    let (at, pieces, protect) = {
-        let mut index = dev.dedup_index();
-        let Some(e) = index.get_mut(entry) else {
+    let (handle, pieces, mappings, was_protected) = {
+        let index = dev.dedup_index();
+        let Some(e) = index.get(entry) else {
             return false;
         };
-        let protect = !e.protected;
-        e.protected = true;
-        (e.mappings.first().map(|m| m.1), e.pieces.clone(), protect)
+        if e.verified {
+            return true;
+        }
+        let at: Vec<u64> = e.mappings.iter().map(|m| m.1).collect();
+        (e.handle, e.pieces.clone(), at, e.protected)
     };
-    let Some(at) = at else {
-        return false;
-    };
-    let ok = (!protect || dev.mem_set_access(at, g, AccessFlags::Read).is_ok())
-        && dev.granule_key(at, pieces).is_ok_and(|k| k == *key);
+    let protected = was_protected
+        || mappings
+            .iter()
+            .all(|&at| dev.mem_set_access(at, g, AccessFlags::Read).is_ok());
+    if protected {
+        if let Some(e) = dev.dedup_index().get_mut(entry) {
+            e.protected = true;
+        }
+    }
+    let ok = protected && dev.handle_key(handle, pieces).is_ok_and(|k| k == *key);
     let mut index = dev.dedup_index();
     if ok {
         if let Some(e) = index.get_mut(entry) {
@@ -265,12 +298,12 @@ fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
         "a deduplicated copy does not hold the content its uploads claimed: no longer shared"
     );
     index.unlist(entry);
-    if protect {
+    if !was_protected && mappings.len() == 1 {
         if let Some(e) = index.get_mut(entry) {
             e.protected = false;
         }
         drop(index);
-        let _ = dev.mem_set_access(at, g, AccessFlags::ReadWrite);
+        let _ = dev.mem_set_access(mappings[0], g, AccessFlags::ReadWrite);
     }
     false
 }
@@ -309,6 +342,7 @@ pub fn privatize(t: &Tenant, seq: u64, granules: Vec<(u64, EntryId)>) -> Op {
     exclusive(t, seq, move |t| {
         let mut guard = t.state();
         let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
+        let _remap = t.dev.remap_lock();
         let mut first = Ok(());
         for (addr, entry) in granules {
             if let Err(e) = privatize_one(t, st, addr, entry) {
@@ -336,6 +370,11 @@ fn privatize_one(
     let taken = dev.dedup_index().take_back(entry);
     let handle = match taken {
         Some((handle, protected)) => {
+            // The copy is the tenant's own from now on, whatever happens below.
+            *g = Granule::Private {
+                handle,
+                fill: Fill::Dirty,
+            };
             if protected {
                 dev.mem_set_access(addr, dev.granularity(), AccessFlags::ReadWrite)?;
             }
@@ -343,7 +382,8 @@ fn privatize_one(
         }
         None => {
             let handle = dev.granule_privatize(addr)?;
-            release(t, dev.dedup_index().leave(entry, t.info.id, addr));
+            let unused = dev.dedup_index().leave(entry, t.info.id, addr);
+            release(t, unused);
             handle
         }
     };

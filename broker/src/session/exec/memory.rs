@@ -48,7 +48,7 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
                     Some(Owner::Alloc(a)) => {
                         st.memory.remove_range(ptr);
                         st.memory.uncharge(a.size);
-                        Ok((a, granules::forget_alloc(dev, t.info.id, st, a.ptr)))
+                        Ok((a, granules::forget_alloc(t.info.id, st, a.ptr)))
                     }
                     _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
                 })?;
@@ -105,7 +105,7 @@ fn alloc(t: &Tenant, size: u64) -> Result<u64, ExecError> {
             len: a.size,
             owner: Owner::Alloc(a),
         }) {
-            match granules::forget_alloc(dev, t.info.id, st, a.ptr) {
+            match granules::forget_alloc(t.info.id, st, a.ptr) {
                 Some(freed) => drop(granules::free(dev, freed)),
                 None => drop(dev.vmm_free(&a)),
             }

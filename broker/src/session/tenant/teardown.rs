@@ -47,7 +47,7 @@ impl Tenant {
                 tracing::warn!(session = self.info.id, "teardown: {e}");
             }
         };
-        for freed in crate::session::granules::forget_all(dev, self.info.id, &mut st) {
+        for freed in crate::session::granules::forget_all(self.info.id, &mut st) {
             note(crate::session::granules::free(dev, freed));
         }
         for r in st.memory.remove_ranges(|_| true) {

@@ -93,7 +93,11 @@ impl Driver {
             let _ = self.mem_set_access(addr, g, AccessFlags::ReadWrite);
             return Err(e);
         }
-        self.mem_release(old)
+        // Mapped: the join happened. A failed release only leaks the private granule.
+        if let Err(e) = self.mem_release(old) {
+            tracing::warn!("releasing a granule replaced by a shared copy: {e}");
+        }
+        Ok(())
     }
 
     /// Copy-on-write: a new physical granule with the bytes mapped at `addr` (the shared
@@ -148,6 +152,23 @@ impl Driver {
             list.push((offset, len, hash_bytes(piece)));
         }
         Ok(granule_key(&list))
+    }
+
+    /// The content key of physical granule `handle` cut into `pieces`, read through a mapping
+    /// of its own (read-only, at an address no tenant has), so no tenant's mapping changes
+    /// what is read.
+    pub fn handle_key(&self, handle: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
+        let g = self.granularity().max(1);
+        let temp = self.address_reserve(g, 0, 0, 0)?;
+        let keyed = self.mem_map(temp, g, 0, handle).and_then(|()| {
+            let k = self
+                .mem_set_access(temp, g, AccessFlags::Read)
+                .and_then(|()| self.granule_key(temp, pieces));
+            let _ = self.mem_unmap(temp, g);
+            k
+        });
+        let _ = self.address_free(temp, g);
+        keyed
     }
 
     /// Synchronous device-to-device copy (on the context's legacy stream, which no broker

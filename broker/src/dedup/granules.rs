@@ -66,11 +66,27 @@ pub struct Completed {
     pub pieces: Pieces,
 }
 
+/// Granules waiting for their keys from the device's bytes, and when the last arrived: keys
+/// are computed once a tenant's uploads pause (so the hashing does not compete with the rest
+/// of a model load).
+#[derive(Debug, Default)]
+pub struct KeyQueue {
+    /// Waiting granules.
+    pub pending: Vec<Completed>,
+    /// When the last was queued.
+    pub last: Option<std::time::Instant>,
+    /// A thread is draining the queue.
+    pub running: bool,
+}
+
 /// A tenant's deduplicable allocations (allocation base → its granules).
 #[derive(Debug)]
 pub struct TenantGranules {
     granule: u64,
     allocs: BTreeMap<u64, Vec<Granule>>,
+    /// The last large upload's end and whether it was keyed after its copy (the session's
+    /// decision, reused for the chunk that continues it).
+    pub probe: Option<(u64, bool)>,
 }
 
 impl TenantGranules {
@@ -79,6 +95,7 @@ impl TenantGranules {
         TenantGranules {
             granule: granule.max(1),
             allocs: BTreeMap::new(),
+            probe: None,
         }
     }
 

@@ -16,6 +16,6 @@ pub mod granules;
 pub mod index;
 pub mod key;
 
-pub use granules::{Completed, Fill, Granule, Pieces, TenantGranules, UNHASHED};
+pub use granules::{Completed, Fill, Granule, KeyQueue, Pieces, TenantGranules, UNHASHED};
 pub use index::{ContentIndex, EntryId, IndexFigures};
 pub use key::{granule_key, hash_bytes, Hash, Key};

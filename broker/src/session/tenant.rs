@@ -152,6 +152,8 @@ pub struct Tenant {
     pub(crate) exclusive: Mutex<()>,
     /// A fault was logged as a likely store into read-only deduplicated memory (once).
     read_only_faulted: AtomicBool,
+    /// Leaf: granules waiting for their keys from the device's bytes (`session::dedup`).
+    pub(crate) key_queue: Mutex<crate::dedup::KeyQueue>,
     me: Weak<Tenant>,
 }
 
@@ -250,6 +252,7 @@ impl Tenant {
             submitted_ops: AtomicU64::new(0),
             exclusive: Mutex::new(()),
             read_only_faulted: AtomicBool::new(false),
+            key_queue: Mutex::new(crate::dedup::KeyQueue::default()),
             me: me.clone(),
         }))
     }

@@ -156,21 +156,29 @@ const HASH_LATER_FROM: u64 = 1 << 20;
 /// a tenant in dedup, an upload of at least [`HASH_LATER_FROM`] bytes, unless its first whole
 /// granule is resident (then the copy may be skipped, which needs the keys first:
 /// [`upload_ops`]).
-pub fn hash_later(t: &Tenant, st: &TenantState, dst: u64, src: &HostMem) -> bool {
-    let Some(granules) = st.granules.as_ref() else {
+pub fn hash_later(t: &Tenant, st: &mut TenantState, dst: u64, src: &HostMem) -> bool {
+    let Some(granules) = st.granules.as_mut() else {
         return false;
     };
     let (g, len) = (granules.granule(), src.len() as u64);
     if len < HASH_LATER_FROM {
         return false;
     }
-    if !dst.is_multiple_of(g) || !len.is_multiple_of(g) {
-        return true;
+    // A large upload arrives in chunks: the one continuing the previous takes its decision
+    // (one probe per upload, not per chunk).
+    if let Some((end, later)) = granules.probe {
+        if end == dst {
+            granules.probe = Some((dst.saturating_add(len), later));
+            return later;
+        }
     }
-    match src.hash(0, g as usize) {
-        Some(first) => t.dev.dedup_index().lookup(&first).is_none(),
-        None => true,
-    }
+    let later = !dst.is_multiple_of(g)
+        || !len.is_multiple_of(g)
+        || src
+            .hash(0, g as usize)
+            .is_none_or(|first| t.dev.dedup_index().lookup(&first).is_none());
+    granules.probe = Some((dst.saturating_add(len), later));
+    later
 }
 
 /// After the copy of a large upload ([`hash_later`]) completed (tables locked): records its
@@ -187,26 +195,62 @@ pub fn uploaded_unhashed(st: &mut TenantState, dst: u64, len: u64) -> Vec<Comple
         .collect()
 }
 
-/// Computes the keys of covered granules from the device's bytes on a thread of its own (off
-/// the tenant's path), then registers them or queues their joins — for granules still covered
-/// exactly as they were (anything written since is left alone).
+/// How long a tenant's uploads must pause before the keys of what they covered are computed.
+const KEYING_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Queues covered granules for their keys from the device's bytes: a thread of the tenant's
+/// computes them once its uploads pause for [`KEYING_PAUSE`] (off the tenant's path, and not
+/// competing with the rest of a model load), then registers them or queues their joins — for
+/// granules still covered exactly as they were (anything written since is left alone). Takes
+/// only the queue's leaf lock (markers call it on driver threads).
 pub fn key_from_device(t: &Tenant, covered: Vec<Completed>) {
     if covered.is_empty() {
+        return;
+    }
+    let mut q = t.key_queue.lock().unwrap_or_else(|p| p.into_inner());
+    q.pending.extend(covered);
+    q.last = Some(std::time::Instant::now());
+    if q.running {
         return;
     }
     let weak = t.weak();
     let spawned = std::thread::Builder::new()
         .name("gpushare-keying".into())
-        .spawn(move || {
-            if let Some(t) = weak.upgrade() {
-                key_covered(&t, covered);
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!(
+        .spawn(move || drain_keys(&weak));
+    match spawned {
+        Ok(_) => q.running = true,
+        Err(e) => tracing::warn!(
             session = t.info.id,
             "no thread to compute content keys: {e}"
-        );
+        ),
+    }
+}
+
+/// The keying thread of a tenant: waits for a pause in its uploads, keys what is queued, until
+/// the queue is empty.
+fn drain_keys(weak: &std::sync::Weak<Tenant>) {
+    loop {
+        std::thread::sleep(KEYING_PAUSE);
+        let Some(t) = weak.upgrade() else {
+            return;
+        };
+        let batch = {
+            let mut q = t.key_queue.lock().unwrap_or_else(|p| p.into_inner());
+            if t.is_closing() {
+                q.pending.clear();
+                q.running = false;
+                return;
+            }
+            if q.last.is_some_and(|l| l.elapsed() < KEYING_PAUSE) {
+                continue;
+            }
+            if q.pending.is_empty() {
+                q.running = false;
+                return;
+            }
+            std::mem::take(&mut q.pending)
+        };
+        key_covered(&t, batch);
     }
 }
 

@@ -258,6 +258,49 @@ pub fn available_dynamic_smem(
         .min(u64::from(k.max_dynamic_shared)))
 }
 
+/// The device's limits and a kernel's usage: what every occupancy query starts from.
+pub type Inputs = (SmLimits, KernelUsage);
+
+/// `cuOccupancyMaxActiveBlocksPerMultiprocessor(WithFlags)` into the caller's out-pointer.
+pub fn write_max_active_blocks(
+    blocks: crate::surface::Out<'_, i32>,
+    (sm, k): Inputs,
+    block_size: i32,
+    dynamic: usize,
+) -> CuResult {
+    let n = max_active_blocks(&sm, &k, block_size, dynamic as u64)?;
+    blocks.write(i32::try_from(n).unwrap_or(i32::MAX))
+}
+
+/// `cuOccupancyMaxPotentialBlockSize(WithFlags)` into the caller's out-pointers
+/// (minimum grid size, block size).
+///
+/// # Safety
+/// `to_dynamic` is NULL or callable with a block size (the C caller's contract).
+pub unsafe fn write_max_potential_block_size(
+    (min_grid, block): (crate::surface::Out<'_, i32>, crate::surface::Out<'_, i32>),
+    (sm, k): Inputs,
+    to_dynamic: Option<CUoccupancyB2DSize>,
+    dynamic: usize,
+    limit: i32,
+) -> CuResult {
+    // SAFETY: the caller's callback, under the same contract.
+    let p = unsafe { max_potential_block_size_with(&sm, &k, limit, to_dynamic, dynamic) }?;
+    min_grid.write(i32::try_from(p.min_grid_size).unwrap_or(i32::MAX))?;
+    block.write(p.block_size as i32)
+}
+
+/// `cuOccupancyAvailableDynamicSMemPerBlock` into the caller's out-pointer.
+pub fn write_available_dynamic_smem(
+    bytes: crate::surface::Out<'_, usize>,
+    (sm, k): Inputs,
+    num_blocks: i32,
+    block_size: i32,
+) -> CuResult {
+    let n = available_dynamic_smem(&sm, &k, num_blocks, block_size)?;
+    bytes.write(n as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

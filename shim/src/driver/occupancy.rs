@@ -16,7 +16,7 @@ use crate::Shim;
 const ATTR_NUM_REGS: i32 = 4;
 
 /// The device's limits and the kernel's usage for `func` (on the current context's device).
-fn inputs(func: CUfunction) -> CuResult<(SmLimits, KernelUsage)> {
+fn inputs(func: CUfunction) -> CuResult<occupancy::Inputs> {
     let rt = runtime()?;
     let dev = rt.device(current()?.device)?;
     rt.sticky()?;
@@ -31,64 +31,29 @@ fn inputs(func: CUfunction) -> CuResult<(SmLimits, KernelUsage)> {
     Ok((sm, usage))
 }
 
-fn active_blocks(
-    blocks: Out<'_, i32>,
-    func: CUfunction,
-    block_size: i32,
-    dynamic: usize,
-) -> CuResult {
-    let (sm, k) = inputs(func)?;
-    let n = occupancy::max_active_blocks(&sm, &k, block_size, dynamic as u64)?;
-    blocks.write(i32::try_from(n).unwrap_or(i32::MAX))
-}
-
-/// # Safety
-/// `to_dynamic` is NULL or callable with a block size (the C caller's contract).
-unsafe fn potential(
-    out: (Out<'_, i32>, Out<'_, i32>),
-    func: CUfunction,
-    to_dynamic: Option<CUoccupancyB2DSize>,
-    dynamic: usize,
-    limit: i32,
-) -> CuResult {
-    let (sm, k) = inputs(func)?;
-    // SAFETY: the caller's callback, under the same contract.
-    let p =
-        unsafe { occupancy::max_potential_block_size_with(&sm, &k, limit, to_dynamic, dynamic) }?;
-    out.0
-        .write(i32::try_from(p.min_grid_size).unwrap_or(i32::MAX))?;
-    out.1.write(p.block_size as i32)
-}
-
 gpushare_driver_abi::implement! {
     impl Occupancy for Shim {
-        /// `cuOccupancyMaxActiveBlocksPerMultiprocessor`
         fn occupancy_max_active_blocks(blocks: Out<'_, i32>, func: CUfunction, block_size: i32, dynamic_smem: usize) -> CuResult {
-            active_blocks(blocks, func, block_size, dynamic_smem)
+            occupancy::write_max_active_blocks(blocks, inputs(func)?, block_size, dynamic_smem)
         }
 
-        /// `...WithFlags`: the flag has no effect.
+        /// The flag has no effect (no partitioned global caching to model).
         fn occupancy_max_active_blocks_with_flags(blocks: Out<'_, i32>, func: CUfunction, block_size: i32, dynamic_smem: usize, _flags: Flags<{ CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE }>) -> CuResult {
-            active_blocks(blocks, func, block_size, dynamic_smem)
+            occupancy::write_max_active_blocks(blocks, inputs(func)?, block_size, dynamic_smem)
         }
 
-        /// `cuOccupancyMaxPotentialBlockSize`: the callback runs on the calling thread.
         unsafe fn occupancy_max_potential_block_size(min_grid: Out<'_, i32>, block_size: Out<'_, i32>, func: CUfunction, to_dynamic_smem: Option<CUoccupancyB2DSize>, dynamic_smem: usize, limit: i32) -> CuResult {
             // SAFETY: the caller's callback, as cuOccupancyMaxPotentialBlockSize requires.
-            unsafe { potential((min_grid, block_size), func, to_dynamic_smem, dynamic_smem, limit) }
+            unsafe { occupancy::write_max_potential_block_size((min_grid, block_size), inputs(func)?, to_dynamic_smem, dynamic_smem, limit) }
         }
 
-        /// `...WithFlags`: the flag has no effect.
         unsafe fn occupancy_max_potential_block_size_with_flags(min_grid: Out<'_, i32>, block_size: Out<'_, i32>, func: CUfunction, to_dynamic_smem: Option<CUoccupancyB2DSize>, dynamic_smem: usize, limit: i32, _flags: Flags<{ CU_OCCUPANCY_DISABLE_CACHING_OVERRIDE }>) -> CuResult {
             // SAFETY: the caller's callback, as cuOccupancyMaxPotentialBlockSize requires.
-            unsafe { potential((min_grid, block_size), func, to_dynamic_smem, dynamic_smem, limit) }
+            unsafe { occupancy::write_max_potential_block_size((min_grid, block_size), inputs(func)?, to_dynamic_smem, dynamic_smem, limit) }
         }
 
-        /// `cuOccupancyAvailableDynamicSMemPerBlock`
         fn occupancy_available_dynamic_smem(bytes: Out<'_, usize>, func: CUfunction, num_blocks: i32, block_size: i32) -> CuResult {
-            let (sm, k) = inputs(func)?;
-            let n = occupancy::available_dynamic_smem(&sm, &k, num_blocks, block_size)?;
-            bytes.write(n as usize)
+            occupancy::write_available_dynamic_smem(bytes, inputs(func)?, num_blocks, block_size)
         }
     }
 }

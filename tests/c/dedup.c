@@ -9,9 +9,10 @@
  *     check              reads the weights back: "check ok" or "check FAILED at OFFSET"
  *     read               a kernel reads the weights (c = a + b, a and b inside the weights,
  *                        c elsewhere): "read ok"
- *     memset | htod | dtod | kernel
+ *     memset | htod | dtod | kernel | struct
  *                        writes into the weights at 3 MiB (or at BYTES/2 if smaller) — a memset, an
- *                        upload, a device-to-device copy, or a kernel whose output is the weights —
+ *                        upload, a device-to-device copy, a kernel whose output is the weights, or a
+ *                        kernel storing through a pointer inside a structure parameter —
  *                        then checks everything: "write ok" / "write FAILED at OFFSET"
  *     meminfo            the device's used memory as cuMemGetInfo reports it: "meminfo BYTES"
  *     bench              200 kernels reading the weights: "bench MS" (their total time)
@@ -130,6 +131,14 @@ static void bench(void)
     CHECK(cuMemFree(out));
 }
 
+/* st.global through the pointer in a structure parameter. */
+static const char *STRUCT_PTX =
+    ".version 7.0\n.target sm_70\n.address_size 64\n"
+    ".visible .entry struct_store(.param .align 8 .b8 s[16])\n{\n"
+    "  .reg .b64 %rd<2>;\n  .reg .b32 %r<2>;\n"
+    "  ld.param.u64 %rd1, [s];\n  cvta.to.global.u64 %rd1, %rd1;\n"
+    "  ld.param.u32 %r1, [s+8];\n  st.global.u32 [%rd1], %r1;\n  ret;\n}\n";
+
 static void write_into(const char *how)
 {
     size_t at = bytes > (6u << 20) ? (3u << 20) : bytes / 2;
@@ -152,6 +161,22 @@ static void write_into(const char *how)
         CHECK(cuCtxSynchronize());
         CHECK(cuMemFree(tmp));
         memcpy(host + at, src, len);
+    } else if (strcmp(how, "struct") == 0) {
+        /* A kernel storing through a pointer passed inside a structure parameter. */
+        struct {
+            CUdeviceptr ptr;
+            uint32_t value;
+            uint32_t pad;
+        } arg = {weights + at, 0x01020304u, 0};
+        CUmodule m;
+        CUfunction f;
+        CHECK(cuModuleLoadData(&m, STRUCT_PTX));
+        CHECK(cuModuleGetFunction(&f, m, "struct_store"));
+        void *params[] = {&arg};
+        CHECK(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL));
+        CHECK(cuCtxSynchronize());
+        CHECK(cuModuleUnload(m));
+        memcpy(host + at, &arg.value, 4);
     } else {
         /* c = a + b with c inside the weights. */
         CUdeviceptr a = weights, b = weights + N * 4, c = weights + at;

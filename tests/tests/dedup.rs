@@ -123,7 +123,7 @@ fn tenants_uploading_the_same_weights_share_one_copy() {
 #[test]
 fn every_write_path_copies_on_write() {
     let b = Broker::start(&[]);
-    for how in ["memset", "htod", "dtod", "kernel"] {
+    for how in ["memset", "htod", "dtod", "kernel", "struct"] {
         let mut a = Weights::start(&b, "a", 8 * MIB, 7, "whole");
         let mut c = Weights::start(&b, "c", 8 * MIB, 7, "whole");
         wait_for(&b, "8 MiB shared", |s| saved(s) == 8 * MIB);

@@ -221,46 +221,9 @@ impl Op {
             } => stream
                 .device()
                 .launch(function, grid, block, shared, &stream, &params, origin),
-            Op::CopyHtoD {
-                skip: Some(skip), ..
-            } if skip.load(std::sync::atomic::Ordering::Acquire) => {
-                if let Some(t) = &origin.timing {
-                    t.sink.completed(t.ticket, None);
-                }
-                Ok(())
+            Op::CopyHtoD { .. } | Op::CopyDtoH { .. } | Op::CopyDtoD { .. } | Op::Memset { .. } => {
+                self.execute_transfer(origin)
             }
-            Op::CopyHtoD {
-                dst, src, stream, ..
-            } => stream.device().memcpy_htod_async(dst, src, &stream, origin),
-            Op::CopyDtoH { dst, src, stream } => {
-                stream.device().memcpy_dtoh_async(dst, src, &stream, origin)
-            }
-            Op::CopyDtoD {
-                dst,
-                src,
-                len,
-                stream,
-            } => stream
-                .device()
-                .memcpy_dtod_async(dst, src, len, &stream, origin),
-            Op::Memset {
-                dst,
-                pitch,
-                value,
-                element_size,
-                width,
-                height,
-                stream,
-            } => stream.device().memset_async(
-                dst,
-                pitch,
-                value,
-                element_size,
-                width,
-                height,
-                &stream,
-                origin,
-            ),
             Op::WriteValue {
                 addr,
                 value,
@@ -303,6 +266,55 @@ impl Op {
                 Ok(())
             }
             Op::Nop => Ok(()),
+        }
+    }
+
+    /// [`Op::execute`] of a copy or memset; an upload deduplication satisfied (its `skip` set)
+    /// is not made, and its timing is told it took no time.
+    fn execute_transfer(self, origin: &Origin) -> WorkResult {
+        match self {
+            Op::CopyHtoD {
+                skip: Some(skip), ..
+            } if skip.load(std::sync::atomic::Ordering::Acquire) => {
+                if let Some(t) = &origin.timing {
+                    t.sink.completed(t.ticket, None);
+                }
+                Ok(())
+            }
+            Op::CopyHtoD {
+                dst, src, stream, ..
+            } => stream.device().memcpy_htod_async(dst, src, &stream, origin),
+            Op::CopyDtoH { dst, src, stream } => {
+                stream.device().memcpy_dtoh_async(dst, src, &stream, origin)
+            }
+            Op::CopyDtoD {
+                dst,
+                src,
+                len,
+                stream,
+            } => stream
+                .device()
+                .memcpy_dtod_async(dst, src, len, &stream, origin),
+            Op::Memset {
+                dst,
+                pitch,
+                value,
+                element_size,
+                width,
+                height,
+                stream,
+            } => stream.device().memset_async(
+                dst,
+                pitch,
+                value,
+                element_size,
+                width,
+                height,
+                &stream,
+                origin,
+            ),
+            // `execute` routes only transfers here.
+            _ => Ok(()),
         }
     }
 }

@@ -24,7 +24,7 @@ use gpushare_client::shm::{Region, ReplySlots};
 use gpushare_client::wait::{SeqWord, WaitError, WaitPolicy};
 
 use super::driver::Stream;
-use super::driver::{AccessFlags, DResult, DeviceError, VmmAlloc};
+use super::driver::{AccessFlags, DResult, DeviceError, Driver, VmmAlloc};
 use super::objects::Objects;
 use super::proto::{timed_stream, WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
 use super::timing::Timer;
@@ -365,13 +365,11 @@ fn access(a: u8) -> AccessFlags {
     }
 }
 
-/// Runs one synchronous request.
-fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
+/// The VMM requests of [`execute`]: address ranges, physical allocations, mappings, access,
+/// VMM-backed allocations, and deduplication's granule operations.
+fn execute_vmm(d: &Driver, req: WorkerRequest) -> WorkerReply {
     use WorkerRequest as R;
-    let d = &o.drv;
     match req {
-        R::MemGetInfo => reply(d.mem_get_info(), |(f, t)| WorkerReply::Pair(f, t)),
-        R::Granularity { option } => reply(d.allocation_granularity(option), WorkerReply::Value),
         R::AddressReserve {
             size,
             align,
@@ -410,6 +408,33 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
         R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
         R::GranuleKey { addr, pieces } => reply(d.granule_key(addr, &pieces), WorkerReply::Key),
         R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), WorkerReply::Key),
+        // `execute` routes only VMM requests here.
+        _ => WorkerReply::Failed(code::ERROR_NOT_SUPPORTED),
+    }
+}
+
+/// Runs one synchronous request.
+fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
+    use WorkerRequest as R;
+    let d = &o.drv;
+    match req {
+        R::MemGetInfo => reply(d.mem_get_info(), |(f, t)| WorkerReply::Pair(f, t)),
+        R::Granularity { option } => reply(d.allocation_granularity(option), WorkerReply::Value),
+        req @ (R::AddressReserve { .. }
+        | R::AddressFree { .. }
+        | R::MemCreate { .. }
+        | R::MemRelease { .. }
+        | R::MemMap { .. }
+        | R::MemUnmap { .. }
+        | R::MemSetAccess { .. }
+        | R::VmmAlloc { .. }
+        | R::VmmFree { .. }
+        | R::VmmAllocGranules { .. }
+        | R::VmmFreeGranules { .. }
+        | R::GranuleJoin { .. }
+        | R::GranulePrivatize { .. }
+        | R::GranuleKey { .. }
+        | R::HandleKey { .. }) => execute_vmm(d, req),
         R::ModuleLoad {
             region,
             offset,

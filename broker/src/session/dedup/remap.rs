@@ -89,14 +89,27 @@ pub fn combine(mut ops: Vec<Op>) -> Option<Op> {
 /// Maps the resident copies of `joins` (`(granule, key)`, after the upload that completed
 /// them) in place of the tenant's granules that still hold that content.
 pub fn joins(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>) -> Op {
+    per_granule(t, seq, joins, "deduplication remap", join_uploaded)
+}
+
+/// An exclusive operation applying `each` to every `(granule, T)` of `items` with the tenant's
+/// tables and the worker's remap lock held; a failure is logged (`what`) and the first one
+/// becomes the tenant's asynchronous error.
+fn per_granule<T: Send + 'static>(
+    t: &Tenant,
+    seq: u64,
+    items: Vec<(u64, T)>,
+    what: &'static str,
+    each: fn(&Tenant, &mut TenantState, u64, T) -> Result<(), DeviceError>,
+) -> Op {
     exclusive(t, seq, move |t| {
         let mut guard = t.state();
         let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
         let _remap = t.dev.remap_lock();
         let mut first = Ok(());
-        for (addr, key) in joins {
-            if let Err(e) = join_uploaded(t, st, addr, key) {
-                tracing::warn!(session = t.info.id, addr, "deduplication remap failed: {e}");
+        for (addr, item) in items {
+            if let Err(e) = each(t, st, addr, item) {
+                tracing::warn!(session = t.info.id, addr, "{what} failed: {e}");
                 first = first.and(Err(e.code()));
             }
         }
@@ -339,19 +352,7 @@ fn release(t: &Tenant, handle: Option<u64>) {
 
 /// Copy-on-write of the shared granules `(addr, entry)` (before a write).
 pub fn privatize(t: &Tenant, seq: u64, granules: Vec<(u64, EntryId)>) -> Op {
-    exclusive(t, seq, move |t| {
-        let mut guard = t.state();
-        let st = guard.as_mut().ok_or(code::ERROR_DEINITIALIZED)?;
-        let _remap = t.dev.remap_lock();
-        let mut first = Ok(());
-        for (addr, entry) in granules {
-            if let Err(e) = privatize_one(t, st, addr, entry) {
-                tracing::warn!(session = t.info.id, addr, "copy-on-write failed: {e}");
-                first = first.and(Err(e.code()));
-            }
-        }
-        first
-    })
+    per_granule(t, seq, granules, "copy-on-write", privatize_one)
 }
 
 fn privatize_one(

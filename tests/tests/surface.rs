@@ -172,6 +172,7 @@ fn layers() -> Layers {
 fn both_layers() {
     let l = layers();
     event_record_flags_are_rejected_at_the_call_by_both_libraries();
+    a_synchronised_context_has_every_event_complete();
     both_libraries_validate_every_entry_points_arguments_alike(&l);
     stream_write_value32_writes_in_stream_order_through_both_libraries();
 }
@@ -197,6 +198,41 @@ fn event_record_flags_are_rejected_at_the_call_by_both_libraries() {
                 );
                 assert_eq!($layer::cuCtxSynchronize(), 0, "no sticky error");
                 assert_eq!($layer::cuEventQuery(ev), 0);
+                assert_eq!($layer::cuEventDestroy_v2(ev), 0);
+            }
+        }};
+    }
+    check!(cpu);
+    check!(shim);
+}
+
+/// After `cuCtxSynchronize` (and `cuStreamSynchronize`) returns, every event recorded before it
+/// is complete. Through the shim an event's completion is a slot the broker raises from a
+/// completion marker that the worker reports on its way past; the CI run of 2026-12-06 caught
+/// the broker answering the synchronisation before that marker's function ran.
+fn a_synchronised_context_has_every_event_complete() {
+    macro_rules! check {
+        ($layer:ident) => {{
+            let (mut ev, mut s) = (std::ptr::null_mut(), std::ptr::null_mut());
+            // SAFETY: valid out-pointers; the event and stream are destroyed below.
+            unsafe {
+                assert_eq!($layer::cuEventCreate(&mut ev, 0), 0);
+                assert_eq!($layer::cuStreamCreate(&mut s, 1), 0);
+                for round in 0..300 {
+                    let on = if round % 2 == 0 {
+                        std::ptr::null_mut()
+                    } else {
+                        s
+                    };
+                    assert_eq!($layer::cuEventRecord(ev, on), 0);
+                    if round % 3 == 0 {
+                        assert_eq!($layer::cuStreamSynchronize(on), 0);
+                    } else {
+                        assert_eq!($layer::cuCtxSynchronize(), 0);
+                    }
+                    assert_eq!($layer::cuEventQuery(ev), 0, "round {round}");
+                }
+                assert_eq!($layer::cuStreamDestroy_v2(s), 0);
                 assert_eq!($layer::cuEventDestroy_v2(ev), 0);
             }
         }};

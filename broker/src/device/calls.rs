@@ -352,7 +352,13 @@ impl Device {
     /// `cuStreamSynchronize`; afterwards the host memory of earlier copies is released.
     pub fn stream_synchronize(&self, s: &Stream) -> DResult<()> {
         let kept = s.take_kept();
+        let horizon = self.link.marker_horizon();
         let r = self.done("cuStreamSynchronize", Q::StreamSynchronize { stream: s.id });
+        // The worker's stream is done; the completion markers it passed may still be on their
+        // way to the events thread: a tenant told "synchronised" must find its slots raised.
+        if r.is_ok() {
+            self.link.wait_markers(s.id, horizon);
+        }
         if r.is_err() {
             for m in kept {
                 s.keep(m);

@@ -34,6 +34,7 @@ use gpushare_client::ring::{Command, Producer};
 use gpushare_client::shm::{Region, ReplySlots, SessionState};
 use gpushare_client::wait::{Cancel, WaitPolicy};
 
+use super::marker_ledger::MarkerLedger;
 use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin, Timing};
 use crate::worker::proto::{
     is_timed, FromWorker, ToWorker, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME,
@@ -92,6 +93,7 @@ pub struct Link {
     timings: Mutex<HashMap<u64, Timing>>,
     socket: Mutex<UnixStream>,
     markers: Mutex<HashMap<u64, Marker>>,
+    ledger: MarkerLedger,
     next_token: AtomicU64,
     next_ticket: AtomicU64,
     next_region: AtomicU32,
@@ -125,6 +127,7 @@ impl Link {
             timings: Mutex::new(HashMap::new()),
             socket: Mutex::new(socket),
             markers: Mutex::new(HashMap::new()),
+            ledger: MarkerLedger::default(),
             next_token: AtomicU64::new(1),
             next_ticket: AtomicU64::new(1),
             next_region: AtomicU32::new(1),
@@ -377,6 +380,7 @@ impl Link {
                 f,
             },
         );
+        self.ledger.issued(serial, stream);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
         let rec = Command::HostFn(gpushare_client::ring::record::HostFn { stream, token });
         if let Err(e) = self.push(&rec, origin, "cuLaunchHostFunc") {
@@ -456,6 +460,19 @@ impl Link {
                 tracing::warn!(group = %self.group, "opening a host function's gate: {e}");
             }
         }
+        self.ledger.finished(token & !GATED);
+    }
+
+    /// The token the next marker gets: [`Link::wait_markers`] with it waits for every marker
+    /// issued so far.
+    pub(super) fn marker_horizon(&self) -> u64 {
+        self.next_token.load(Ordering::Acquire)
+    }
+
+    /// Waits until the functions of the markers issued on worker stream `stream` before
+    /// `horizon` ran (see [`MarkerLedger`]).
+    pub(super) fn wait_markers(&self, stream: u64, horizon: u64) {
+        self.ledger.wait(stream, horizon, || self.is_alive());
     }
 
     /// A context-fatal error reached the broker, first reported for `what` (best effort: the

@@ -23,6 +23,7 @@
 //! error), and every later call fails at once.
 
 mod link;
+mod marker_ledger;
 mod spawn;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -92,6 +92,22 @@ fn host_memory() {
 }
 
 #[test]
+fn managed() {
+    let _g = shared();
+    run_c_test("managed", &[], &[], secs(120));
+}
+
+#[test]
+fn copy_order() {
+    let _g = shared();
+    let paced = [
+        ("GPUSHARE_CPU_PROFILE", "small"),
+        ("GPUSHARE_CPU_PACING", "1"),
+    ];
+    run_c_test("copy_order", &[], &paced, secs(120));
+}
+
+#[test]
 fn vmm() {
     let _g = shared();
     run_c_test("vmm", &[], &[], secs(120));

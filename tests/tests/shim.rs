@@ -317,6 +317,55 @@ fn sigkill_of_a_tenant_frees_its_memory_and_spares_the_others() {
     fail_all(&failures);
 }
 
+/// A tenant copying 256 MiB up and back in a loop (pageable: pipelined pieces through staging,
+/// most of each iteration is copying) is SIGKILLed: its session ends, everything it held is
+/// freed (device memory back to the baseline), and the next tenant's chunked copies work.
+#[test]
+fn sigkill_during_a_chunked_copy_frees_everything() {
+    let _g = shared();
+    let broker = Broker::start(&[]);
+    let baseline = broker.status().expect("status").devices[0].used_mem;
+    let looper = compile_c("shim_loop");
+    let copying = ["--alloc-mib", "256", "--copy", "1"];
+    let mut victim = broker.spawn_tenant("copier", &looper, &copying, &[]);
+    if let Err(e) = victim.wait_line(RUN, |l| l == "ready") {
+        panic!("the copier did not start looping: {e}");
+    }
+    // Some way into a later iteration's copies.
+    thread::sleep(Duration::from_millis(150));
+    assert!(victim.running(), "the copier stopped by itself");
+    victim.signal(libc::SIGKILL);
+    let v = victim.wait(SETTLE);
+    assert_eq!(v.signal, Some(libc::SIGKILL), "copier: {v}");
+
+    let mut failures = Vec::new();
+    match broker.wait_session_freed("copier", SETTLE) {
+        Ok(b) if b >= 256 * MIB => {}
+        Ok(b) => failures.push(format!(
+            "the broker freed only {b} bytes of the copier's (it held 256 MiB)"
+        )),
+        Err(e) => failures.push(e),
+    }
+    if let Err(e) = broker.wait_status(
+        &format!("device memory back to the baseline ({baseline} bytes) with no tenants"),
+        SETTLE,
+        |s| s.tenants.is_empty() && s.devices[0].used_mem == baseline,
+    ) {
+        failures.push(e);
+    }
+    let next = broker.spawn_tenant(
+        "next",
+        &looper,
+        &[&copying[..], &["--iters", "3"]].concat(),
+        &[],
+    );
+    let out = next.wait(RUN);
+    if out.code != Some(0) {
+        failures.push(format!("the next copying tenant failed: {out}"));
+    }
+    fail_all(&failures);
+}
+
 // ---------------------------------------------------------------------------------------------
 // (e) The broker dies
 // ---------------------------------------------------------------------------------------------

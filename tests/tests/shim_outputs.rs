@@ -139,12 +139,9 @@ const PROGRAMS: &[Program] = &[
     prog("memory_small", Kind::Driver, "memory")
         .env(SMALL)
         .mask(&["cuMemGetInfo"]),
-    prog("host_memory", Kind::Driver, "host_memory").skip(
-        "its second half registers malloc'd memory (cuMemHostRegister DEVICEMAP) for kernels to \
-         dereference: private anonymous memory of the tenant, which a broker in another \
-         process cannot map (the shim answers CUDA_ERROR_NOT_SUPPORTED); cuMemHostAlloc and \
-         cuMemAllocHost memory is covered by bench_shim and the cudart programs",
-    ),
+    prog("host_memory", Kind::Driver, "host_memory"),
+    prog("managed", Kind::Driver, "managed"),
+    prog("copy_order", Kind::Driver, "copy_order").env(SMALL_PACED),
     prog("vmm", Kind::Driver, "vmm").skip(
         "exports physical memory with cuMemExportToShareableHandle(POSIX fd) — no protocol \
          request exists for it — and ends with a faulting kernel whose sticky error is, through \

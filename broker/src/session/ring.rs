@@ -19,8 +19,8 @@ use gpushare_client::code::{self, CuCode};
 use gpushare_client::proto::{self, RequestEnvelope};
 use gpushare_client::ring::record::{Call, EventRecord};
 use gpushare_client::ring::record::{
-    CopyDevice, CopyHost, HostFn, HostFnReady, Launch, Memset, StreamWait, WriteValue,
-    COPY_RELEASE_STAGING,
+    CopyDevice, CopyHost, HostFn, HostFnReady, Launch, Memset, StreamWait, WriteValue, COPY_FLAGS,
+    COPY_MARK, COPY_RELEASE_STAGING,
 };
 use gpushare_client::shm::StagingSpan;
 use gpushare_client::wait::WaitError;
@@ -197,6 +197,9 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
         offset: c.host_offset,
         len: c.len,
     });
+    if c.flags & !COPY_FLAGS != 0 {
+        return Err(violation(format!("unknown copy flags {:#x}", c.flags)));
+    }
     if release.is_some() && c.host_region != proto::STAGING_REGION {
         return Err(violation(
             "COPY_RELEASE_STAGING on a registered host buffer",
@@ -220,7 +223,11 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
             }]);
         }
         Ok(dedup::upload_ops(t, st, seq, c.device_ptr, host, stream))
-    })
+    })?;
+    if c.flags & COPY_MARK != 0 {
+        t.close_batches();
+    }
+    Ok(())
 }
 
 fn copy_device(t: &Arc<Tenant>, seq: u64, c: &CopyDevice) -> RResult {

@@ -134,6 +134,12 @@ fixed_layout! {
 /// [`CopyHost::flags`]: the broker frees the staging chunks covering the host span once the
 /// copy no longer needs them (only for `host_region` 0, the staging area).
 pub const COPY_RELEASE_STAGING: u32 = 1;
+/// [`CopyHost::flags`]: the broker ends the stream's batch right after this copy, so the stream's
+/// completion slot reaches the copy's sequence number as soon as it is done (a pipelined copy
+/// waits for its pieces one at a time).
+pub const COPY_MARK: u32 = 2;
+/// Every [`CopyHost::flags`] bit a tenant may set.
+pub const COPY_FLAGS: u32 = COPY_RELEASE_STAGING | COPY_MARK;
 
 fixed_layout! {
     /// Asynchronous copy between device memory and shared host memory (staging or a registered

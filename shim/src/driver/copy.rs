@@ -14,12 +14,24 @@
 //!   once and the caller may reuse its buffer; an asynchronous copy into pageable memory returns
 //!   once the bytes are there, as CUDA's does.
 //!
-//! Linear synchronous copies and memsets are synchronous requests (run by the broker on the
-//! tenant's legacy stream, which orders them after the per-thread default streams too), and
-//! report the sticky error. Asynchronous ones are ring records on their stream. 2D copies (host
-//! and device memory only; CUDA arrays are `NOT_SUPPORTED`) are copies of rows on a stream, then
-//! waited for when synchronous. Only the `_v2` ABI (64-bit `CUdeviceptr`) is declared, as on the
-//! CPU device.
+//! Synchronous copies and memsets keep CUDA's "API synchronization behavior" and no more (the
+//! table is in docs/architecture.md): they run on the default stream the entry point names
+//! (legacy, or per-thread for `_ptds`) and report the sticky error, and
+//! - device to device and memsets of device memory are records: no host synchronisation;
+//! - pageable host to device is pipelined and returns once the last piece is staged and the work
+//!   before it on the stream is done (CUDA synchronises the stream first); the tenant may reuse
+//!   its buffer at once, the device copy may still run;
+//! - pageable device to host is pipelined and returns when the bytes are in place;
+//! - copies from and to pinned memory, and memsets of it, are synchronous requests (CUDA's are
+//!   synchronous with respect to the host); so is any copy or memset whose device side is host
+//!   memory (managed, a pinned buffer's device address, a DEVICEMAP registration): the host may
+//!   read it as soon as the call returns.
+//!
+//! Asynchronous ones are ring records on their stream. 2D copies (host and device memory only;
+//! CUDA arrays are `NOT_SUPPORTED`) are copies of rows on a stream, then waited for when
+//! synchronous. Only the `_v2` ABI (64-bit `CUdeviceptr`) is declared, as on the CPU device.
+
+use std::sync::atomic::Ordering;
 
 use gpushare_client::proto::{HostSpan, Request};
 use gpushare_client::ring::record::{CopyDevice, Memset};
@@ -32,7 +44,7 @@ use crate::runtime::{ctx_rt, runtime, HostMemory, Runtime, StreamState};
 mod family;
 mod staged;
 
-use staged::{batched, host_bytes, host_bytes_mut, host_record, htod_released, staged};
+use staged::{batched, dtoh_pipelined, host_record, htod_released};
 
 /// How an entry point waits, and which default stream a NULL stream names.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -80,44 +92,55 @@ fn is_device(rt: &Runtime, p: u64) -> bool {
     rt.device_range_of(p).is_some() || rt.in_local_reservation(p)
 }
 
-/// A linear synchronous copy with at least one device side: a synchronous request.
+/// A linear synchronous copy with at least one device side (see the module documentation).
 ///
 /// # Safety
 /// A host side of `r` must be valid for `run.len` bytes (readable source, writable destination).
-unsafe fn sync_linear(rt: &Runtime, r: &CopyShape, run: Run) -> CuResult {
+unsafe fn sync_linear(rt: &Runtime, r: &CopyShape, run: Run, ds: DefaultStream) -> CuResult {
     let Run { dst, src, len } = run;
+    let shared = |p: u64| match rt.host_memory(p as usize, len as usize) {
+        HostMemory::Shared { alloc, offset } => Some(HostSpan {
+            region: alloc.region,
+            offset,
+            len,
+        }),
+        HostMemory::Pageable => None,
+    };
+    let s = rt.stream(std::ptr::null_mut(), ds)?;
+    // Host memory on a device side (managed, pinned, mapped): the host may read it on return.
+    let host_backed =
+        (r.dst_dev && rt.is_host_backed(dst)) || (r.src_dev && rt.is_host_backed(src));
     match (r.dst_dev, r.src_dev) {
-        (true, true) => rt.call_empty(Request::MemcpyDtoD { dst, src, len })?,
-        (true, false) => match rt.host_memory(src as usize, len as usize) {
-            HostMemory::Shared { alloc, offset } => {
-                let src = HostSpan {
-                    region: alloc.region,
-                    offset,
-                    len,
-                };
-                rt.call_empty(Request::MemcpyHtoD { dst, src })?
+        (true, true) => {
+            let c = CopyDevice {
+                stream: s.handle,
+                dst,
+                src,
+                len,
+            };
+            rt.submit_on(&s, &Command::MemcpyDtoD(c))?;
+            if host_backed {
+                rt.wait_stream(&s)?;
             }
-            HostMemory::Pageable => {
+        }
+        (true, false) => match shared(src) {
+            Some(src) => rt.call_empty(Request::MemcpyHtoD { dst, src })?,
+            None => {
+                let before = s.last.load(Ordering::Acquire);
                 // SAFETY: the caller's source buffer, readable for `len` bytes per the contract.
-                let bytes = unsafe { host_bytes(src, len) };
-                staged(rt, rt.client.copy_to_device(dst, bytes))?
+                unsafe { htod_released(rt, &s, run)? };
+                if host_backed {
+                    rt.wait_stream(&s)?;
+                } else {
+                    rt.wait_for(&s.slot, before, s.handle)?;
+                }
             }
         },
-        _ => match rt.host_memory(dst as usize, len as usize) {
-            HostMemory::Shared { alloc, offset } => {
-                let dst = HostSpan {
-                    region: alloc.region,
-                    offset,
-                    len,
-                };
-                rt.call_empty(Request::MemcpyDtoH { dst, src })?
-            }
-            HostMemory::Pageable => {
-                // SAFETY: the caller's destination buffer, writable for `len` bytes per the
-                // contract, and no one else's during the call.
-                let bytes = unsafe { host_bytes_mut(dst, len) };
-                staged(rt, rt.client.copy_from_device(bytes, src))?
-            }
+        _ => match shared(dst) {
+            Some(dst) => rt.call_empty(Request::MemcpyDtoH { dst, src })?,
+            // SAFETY: the caller's destination buffer, writable for `len` bytes and no one
+            // else's during the call, per the contract.
+            None => unsafe { dtoh_pipelined(rt, &s, run)? },
         },
     }
     rt.sticky()
@@ -156,6 +179,8 @@ unsafe fn host_on_stream(
         HostMemory::Pageable => match runs.as_slice() {
             // SAFETY: the host run is the caller's source buffer, readable per the contract.
             [run] if htod => unsafe { htod_released(rt, s, *run) },
+            // SAFETY: the host run is the caller's destination, writable and no one else's.
+            [run] => unsafe { dtoh_pipelined(rt, s, *run) },
             // SAFETY: the host runs are the caller's buffers, valid per the contract.
             _ => unsafe { batched(rt, s, &runs, htod) },
         },
@@ -223,14 +248,14 @@ unsafe fn copy(what: &str, mut r: CopyShape, mode: Mode) -> CuResult {
     r.check_sides(what, spans, |p, len, w| rt.device_range_ok(p, len, w))?;
     let s = match (mode, stream) {
         (_, Some(s)) => s,
-        (Mode::Sync(_), None) if r.is_linear() && (r.dst_dev || r.src_dev) => {
+        (Mode::Sync(ds), None) if r.is_linear() && (r.dst_dev || r.src_dev) => {
             let run = Run {
                 dst: r.dst,
                 src: r.src,
                 len: r.width * r.height,
             };
             // SAFETY: host sides are valid per the contract.
-            return unsafe { sync_linear(rt, &r, run) };
+            return unsafe { sync_linear(rt, &r, run, ds) };
         }
         (Mode::Sync(ds), None) => rt.stream(std::ptr::null_mut(), ds)?,
         (Mode::Async(..), None) => return Err(CuError::UNKNOWN),
@@ -312,6 +337,14 @@ fn memset(
     }
     let span = memset_span(what, width, height, pitch, elem)?;
     device_range(what, dst, span, true, rt.device_range_ok(dst, span, true))?;
+    let stream = match (stream, mode) {
+        (Some(s), _) => Some(s),
+        // A memset of host memory (pinned, managed, mapped) is synchronous; of device memory,
+        // it is not.
+        (None, Mode::Sync(_)) if rt.is_host_backed(dst) => None,
+        (None, Mode::Sync(ds)) => Some(rt.stream(std::ptr::null_mut(), ds)?),
+        (None, Mode::Async(..)) => return Err(CuError::UNKNOWN),
+    };
     match stream {
         None => {
             let element_size = elem;

@@ -1,19 +1,31 @@
 //! Page-locked host memory: `cuMemHostAlloc`, `cuMemAllocHost`, `cuMemFreeHost`,
-//! `cuMemHostGetDevicePointer`, `cuMemHostGetFlags`, `cuMemHostRegister`, `cuMemHostUnregister`.
+//! `cuMemHostGetDevicePointer`, `cuMemHostGetFlags`, `cuMemHostRegister`, `cuMemHostUnregister`;
+//! and the shared buffers behind `cuMemAllocManaged` (see [`alloc_managed`]).
 //!
 //! Pinned memory is a sealed memfd ([`HostBuffer`]) mapped here and, after `HostRegister`, in the
-//! broker, which registers its mapping with the driver; copies from and to it are zero-copy. The
-//! broker answers with the buffer's device address, which (with unified addressing) is the
-//! broker's host address of its mapping. The shim maps the buffer a second time at exactly that
-//! address when it is free here, and hands that mapping to the application: then the host
-//! pointer *is* the device pointer, as CUDA's unified addressing promises (kernels may use
-//! either). When the address is taken the application gets the first mapping and a different
-//! device pointer. Either way the device address is a device range of the tenant.
+//! broker's worker, which registers its mapping with the driver; copies from and to it are
+//! zero-copy. The broker answers with the buffer's device address, which (with unified
+//! addressing) is the worker's host address of its mapping. The shim maps the buffer a second
+//! time at exactly that address when it is free here, and hands that mapping to the application:
+//! then the host pointer *is* the device pointer, as CUDA's unified addressing promises (kernels
+//! may use either). When the address is taken the application gets the first mapping and a
+//! different device pointer. Either way the device address is a device range of the tenant.
 //!
-//! `cuMemHostRegister` cannot share arbitrary application memory with the broker: ranges
-//! registered with flags 0 or PORTABLE are recorded (copies from and to them stay staged, so data
-//! semantics are unchanged), while DEVICEMAP, READ_ONLY and IOMEMORY, which need a device mapping,
-//! are `NOT_SUPPORTED` with a log line.
+//! Managed memory is the same kind of buffer, except that the second mapping is required: a
+//! managed allocation has one address for host and device, so when that address is taken here
+//! the allocation is undone and fails (`OUT_OF_MEMORY`, logged).
+//!
+//! `cuMemHostRegister` with flags 0 or PORTABLE records the range (copies from and to it stay
+//! staged, so data semantics are unchanged). With DEVICEMAP or READ_ONLY the range's whole
+//! pages are *re-backed* ([`remap`]): their bytes are copied into a fresh memfd that is mapped
+//! over them (`MAP_FIXED`, same address, same read-write protection), and the memfd is
+//! registered with the worker like a pinned buffer; kernels use the device pointer
+//! `cuMemHostGetDevicePointer` returns, which is not the host pointer (the worker's address of
+//! its mapping). Only private anonymous read-write memory can be re-backed (the heap, `malloc`
+//! and `mmap(MAP_PRIVATE | MAP_ANONYMOUS)` memory, other threads' stacks); anything else is
+//! `NOT_SUPPORTED` with a log line naming the reason. IOMEMORY is `NOT_SUPPORTED`, as on the
+//! CPU device. Unregistering leaves the memfd mapped: the application's memory stays valid with
+//! its contents. The hazards of re-backing are in [`remap`]'s documentation.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -22,17 +34,24 @@ use std::sync::Arc;
 use gpushare_client::proto::{Reply, Request};
 use gpushare_client::shm::HostBuffer;
 use gpushare_driver_abi::cuda_h::{
-    CU_MEMHOSTREGISTER_DEVICEMAP, CU_MEMHOSTREGISTER_IOMEMORY, CU_MEMHOSTREGISTER_READ_ONLY,
+    CU_MEMHOSTALLOC_DEVICEMAP, CU_MEMHOSTALLOC_PORTABLE, CU_MEMHOSTREGISTER_DEVICEMAP,
+    CU_MEMHOSTREGISTER_IOMEMORY, CU_MEMHOSTREGISTER_READ_ONLY,
 };
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::memory::PAGE;
+use crate::runtime::objects::Registered;
 use crate::runtime::{ctx_rt, current_ctx, HostAlloc, HostMemory, Runtime};
 use crate::Shim;
 
-/// `CU_MEMHOSTREGISTER_DEVICEMAP | _IOMEMORY | _READ_ONLY`: need a device mapping.
-const REGISTER_MAPPED: u32 =
-    CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_IOMEMORY | CU_MEMHOSTREGISTER_READ_ONLY;
+mod remap;
+
+/// `CU_MEMHOSTREGISTER_DEVICEMAP | _READ_ONLY`: need a device mapping (the range is re-backed).
+const REGISTER_MAPPED: u32 = CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_READ_ONLY;
+/// `CU_MEM_ATTACH_GLOBAL`
+const ATTACH_GLOBAL: u32 = 0x1;
+/// `CU_MEM_ATTACH_HOST`
+const ATTACH_HOST: u32 = 0x2;
 /// Host page size.
 const PAGE_SIZE: usize = PAGE as usize;
 
@@ -75,7 +94,7 @@ fn alias_at(buffer: &HostBuffer, addr: u64) -> bool {
 }
 
 /// Registers a fresh pinned buffer with the broker: its region id and device address.
-fn register_buffer(
+pub(super) fn register_buffer(
     rt: &Runtime,
     buffer: &HostBuffer,
     size: u64,
@@ -102,6 +121,17 @@ fn register_buffer(
     Ok((region, device_ptr))
 }
 
+/// Creates a sealed buffer of `size` bytes and registers it with the broker: the buffer, its
+/// region id and device address.
+fn new_buffer(rt: &Runtime, what: &str, size: u64, flags: u32) -> CuResult<(HostBuffer, u32, u64)> {
+    let buffer = HostBuffer::create(size, false).map_err(|e| {
+        crate::log(|| tracing::warn!(target: "gpushare::shim", "{what}({size}): {e}"));
+        CuError::OUT_OF_MEMORY
+    })?;
+    let (region, device_ptr) = register_buffer(rt, &buffer, size, flags)?;
+    Ok((buffer, region, device_ptr))
+}
+
 fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
     let rt = ctx_rt()?;
     if size == 0 {
@@ -110,11 +140,7 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
         ));
         return Err(CuError::INVALID_VALUE);
     }
-    let buffer = HostBuffer::create(size, false).map_err(|e| {
-        crate::log(|| tracing::warn!(target: "gpushare::shim", "cuMemHostAlloc({size}): {e}"));
-        CuError::OUT_OF_MEMORY
-    })?;
-    let (region, device_ptr) = register_buffer(rt, &buffer, size, flags)?;
+    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemHostAlloc", size, flags)?;
     let ptr = if alias_at(&buffer, device_ptr) {
         device_ptr as usize
     } else {
@@ -130,6 +156,7 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
         device_ptr,
         flags,
         ctx: current_ctx(),
+        managed: false,
     });
     if let Ok(mut m) = rt.host_allocs.write() {
         m.insert(ptr, alloc);
@@ -138,18 +165,126 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
     pp.write(ptr as *mut c_void)
 }
 
+/// `cuMemAllocManaged`: a shared buffer registered with the worker and mapped here at its device
+/// address (one address for host and device). Flags GLOBAL or HOST, as on the CPU device; the
+/// attachment changes nothing (the memory is always coherent after synchronisation).
+pub(super) fn alloc_managed(size: u64, flags: u32) -> CuResult<u64> {
+    if !matches!(flags, ATTACH_GLOBAL | ATTACH_HOST) {
+        log_debug(format_args!(
+            "cuMemAllocManaged: flags {flags:#x} not GLOBAL/HOST"
+        ));
+        return Err(CuError::INVALID_VALUE);
+    }
+    let rt = ctx_rt()?;
+    if size == 0 {
+        log_debug(format_args!("cuMemAllocManaged: zero size"));
+        return Err(CuError::INVALID_VALUE);
+    }
+    let mapped = CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP;
+    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemAllocManaged", size, mapped)?;
+    if !alias_at(&buffer, device_ptr) {
+        let _ = rt.call_empty(Request::HostUnregister { region });
+        crate::log(|| {
+            tracing::warn!(target: "gpushare::shim",
+                "cuMemAllocManaged({size}): its device address {device_ptr:#x} is taken in this \
+                 process, and managed memory must have one address for host and device")
+        });
+        return Err(CuError::OUT_OF_MEMORY);
+    }
+    let alloc = Arc::new(HostAlloc {
+        region,
+        buffer,
+        device_ptr,
+        flags,
+        ctx: current_ctx(),
+        managed: true,
+    });
+    if let Ok(mut m) = rt.host_allocs.write() {
+        m.insert(device_ptr as usize, alloc);
+    }
+    rt.add_device_range(device_ptr, size);
+    Ok(device_ptr)
+}
+
+/// Frees a shim buffer the application knew at `base` (already removed from `host_allocs`):
+/// forgets its ranges, unregisters it (the broker waits for the tenant's work first) and unmaps
+/// the second mapping.
+fn release(rt: &Runtime, base: usize, alloc: Arc<HostAlloc>) -> CuResult {
+    rt.remove_device_range(alloc.device_ptr);
+    rt.forget_attributes(base as u64);
+    rt.forget_attributes(alloc.device_ptr);
+    let result = rt.call_empty(Request::HostUnregister {
+        region: alloc.region,
+    });
+    if base != alloc.buffer.mapping().as_ptr() as usize {
+        // SAFETY: the alias mapping host_alloc or alloc_managed created at `base`, which the
+        // application no longer uses (it freed it) and the worker no longer reads (unregistered).
+        unsafe { libc::munmap(base as *mut c_void, alloc.buffer.len() as usize) };
+    }
+    result
+}
+
+/// `cuMemFree` of managed memory: `Some` when `ptr` is the base of a managed allocation.
+pub(super) fn free_managed(rt: &Runtime, ptr: u64) -> Option<CuResult> {
+    let alloc = {
+        let mut m = rt.host_allocs.write().ok()?;
+        if !m.get(&(ptr as usize))?.managed {
+            return None;
+        }
+        m.remove(&(ptr as usize))?
+    };
+    Some(release(rt, ptr as usize, alloc))
+}
+
+/// Frees every managed allocation (a primary-context teardown).
+pub(super) fn free_all_managed(rt: &Runtime) {
+    let managed: Vec<usize> = rt
+        .host_allocs
+        .read()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, a)| a.managed)
+                .map(|(&b, _)| b)
+                .collect()
+        })
+        .unwrap_or_default();
+    for base in managed {
+        let _ = free_managed(rt, base as u64);
+    }
+}
+
+/// `cuMemFreeHost`: `p` must be the base of a `cuMemHostAlloc`/`cuMemAllocHost` allocation.
+fn free_host(p: *mut c_void) -> CuResult {
+    let rt = ctx_rt()?;
+    let base = p as usize;
+    let alloc = rt.host_allocs.write().ok().and_then(|mut m| {
+        let pinned = m.get(&base).is_some_and(|a| !a.managed);
+        pinned.then(|| m.remove(&base)).flatten()
+    });
+    let Some(alloc) = alloc else {
+        log_debug(format_args!(
+            "cuMemFreeHost({p:p}): not a cuMemHostAlloc/cuMemAllocHost pointer"
+        ));
+        return Err(CuError::INVALID_VALUE);
+    };
+    release(rt, base, alloc)
+}
+
 fn device_pointer(rt: &Runtime, p: *mut c_void) -> CuResult<u64> {
     match rt.host_memory(p as usize, 1) {
-        HostMemory::Shared { alloc, offset } => Ok(alloc.device_ptr + offset),
+        HostMemory::Shared { alloc, offset } if !alloc.managed => Ok(alloc.device_ptr + offset),
         HostMemory::Pageable if rt.registration(p as usize).is_some() => {
-            crate::log(|| {
-                tracing::warn!(target: "gpushare::shim",
-                    "cuMemHostGetDevicePointer({p:p}): memory registered with cuMemHostRegister \
-                     has no device mapping under gpushare; use cuMemHostAlloc")
-            });
-            Err(CuError::NOT_SUPPORTED)
+            let (start, r) = rt.registration(p as usize).ok_or(CuError::INVALID_VALUE)?;
+            r.device_ptr(start, p as usize).ok_or_else(|| {
+                crate::log(|| {
+                    tracing::warn!(target: "gpushare::shim",
+                        "cuMemHostGetDevicePointer({p:p}): registered without DEVICEMAP, which \
+                         gpushare leaves unmapped; register with CU_MEMHOSTREGISTER_DEVICEMAP")
+                });
+                CuError::NOT_SUPPORTED
+            })
         }
-        HostMemory::Pageable => {
+        _ => {
             log_debug(format_args!(
                 "cuMemHostGetDevicePointer({p:p}): not page-locked host memory"
             ));
@@ -159,35 +294,47 @@ fn device_pointer(rt: &Runtime, p: *mut c_void) -> CuResult<u64> {
 }
 
 /// Checks that `[start, end)` (whole pages) is ordinary mapped memory of this process that no
-/// pinned buffer, device range or registration holds.
+/// pinned buffer, managed allocation, device range or registration holds.
 fn check_registrable(rt: &Runtime, p: *mut c_void, start: usize, end: usize) -> CuResult {
-    let pinned = rt.host_allocs.read().ok().is_some_and(|m| {
+    let held = rt.host_allocs.read().ok().and_then(|m| {
         m.range(..end)
             .next_back()
-            .is_some_and(|(&b, a)| b + a.buffer.len() as usize > start)
+            .filter(|(&b, a)| b + a.buffer.len() as usize > start)
+            .map(|(_, a)| a.managed)
     });
-    if pinned {
+    if held == Some(false) {
         log_debug(format_args!(
             "cuMemHostRegister({p:p}): already page-locked host memory"
         ));
         return Err(CuError::HOST_MEMORY_ALREADY_REGISTERED);
     }
-    if rt.overlaps_device_range(start as u64, end as u64) || rt.in_local_reservation(start as u64) {
+    if held == Some(true)
+        || rt.overlaps_device_range(start as u64, end as u64)
+        || rt.in_local_reservation(start as u64)
+    {
         log_debug(format_args!(
             "cuMemHostRegister({p:p}): overlaps device memory"
         ));
         return Err(CuError::INVALID_VALUE);
     }
-    // SAFETY: msync with MS_ASYNC neither reads nor changes memory; it only fails (ENOMEM) where
-    // part of the range is not mapped, which is what is asked here.
-    let mapped = unsafe { libc::msync(start as *mut c_void, end - start, libc::MS_ASYNC) } == 0;
-    if !mapped {
+    if !gpushare_client::os::range_is_mapped(start as u64, (end - start) as u64) {
         log_debug(format_args!(
             "cuMemHostRegister({p:p}): range is not mapped memory"
         ));
         return Err(CuError::INVALID_VALUE);
     }
     Ok(())
+}
+
+/// The whole pages of `[ptr, ptr + size)`.
+fn page_span(ptr: usize, size: usize) -> CuResult<(usize, usize)> {
+    let start = ptr & !(PAGE_SIZE - 1);
+    let end = ptr
+        .checked_add(size)
+        .and_then(|e| e.checked_add(PAGE_SIZE - 1))
+        .map(|e| e & !(PAGE_SIZE - 1))
+        .ok_or(CuError::INVALID_VALUE)?;
+    Ok((start, end))
 }
 
 fn register(p: *mut c_void, size: usize, flags: u32) -> CuResult {
@@ -199,35 +346,70 @@ fn register(p: *mut c_void, size: usize, flags: u32) -> CuResult {
         ));
         return Err(CuError::INVALID_VALUE);
     }
-    if flags & REGISTER_MAPPED != 0 {
+    if flags & CU_MEMHOSTREGISTER_IOMEMORY != 0 {
         crate::log(|| {
             tracing::warn!(target: "gpushare::shim",
-                "cuMemHostRegister({p:p}, {size}, {flags:#x}): DEVICEMAP, IOMEMORY and READ_ONLY \
-                 registrations need a device mapping of application memory, which gpushare \
-                 cannot provide; allocate with cuMemHostAlloc instead")
+                "cuMemHostRegister({p:p}, {size}, {flags:#x}): CU_MEMHOSTREGISTER_IOMEMORY is not \
+                 supported by gpushare")
         });
         return Err(CuError::NOT_SUPPORTED);
     }
-    let start = ptr & !(PAGE_SIZE - 1);
-    let end = ptr
-        .checked_add(size)
-        .and_then(|e| e.checked_add(PAGE_SIZE - 1))
-        .map(|e| e & !(PAGE_SIZE - 1))
-        .ok_or(CuError::INVALID_VALUE)?;
+    let (start, end) = page_span(ptr, size)?;
     check_registrable(rt, p, start, end)?;
+    // Held across the re-backing, so that two registrations of one page cannot both map it.
     let mut m = rt.host_registered.write().map_err(|_| CuError::UNKNOWN)?;
     let overlaps = m
         .range(..end)
         .next_back()
-        .is_some_and(|(&s, &(len, _))| (s + len).next_multiple_of(PAGE_SIZE) > start);
+        .is_some_and(|(&s, r)| (s + r.len).next_multiple_of(PAGE_SIZE) > start);
     if overlaps {
         log_debug(format_args!(
             "cuMemHostRegister({p:p}, {size}): overlaps a registered range"
         ));
         return Err(CuError::HOST_MEMORY_ALREADY_REGISTERED);
     }
-    m.insert(ptr, (size, flags));
+    let mapped = if flags & REGISTER_MAPPED != 0 {
+        let alloc = remap::reback(rt, p, start, end, flags)?;
+        rt.add_device_range(alloc.device_ptr, alloc.buffer.len());
+        Some(alloc)
+    } else {
+        None
+    };
+    m.insert(
+        ptr,
+        Registered {
+            len: size,
+            flags,
+            mapped,
+        },
+    );
     Ok(())
+}
+
+/// `cuMemHostUnregister`: `p` must be the pointer given to `cuMemHostRegister`. A re-backed
+/// range is unregistered in the worker (after the tenant's work) and stays mapped here.
+fn unregister(p: *mut c_void) -> CuResult {
+    let rt = ctx_rt()?;
+    let removed = rt
+        .host_registered
+        .write()
+        .ok()
+        .and_then(|mut m| m.remove(&(p as usize)));
+    let Some(r) = removed else {
+        log_debug(format_args!(
+            "cuMemHostUnregister({p:p}): not a registered base pointer"
+        ));
+        return Err(CuError::HOST_MEMORY_NOT_REGISTERED);
+    };
+    rt.forget_attributes(p as u64);
+    let Some(alloc) = r.mapped else {
+        return Ok(());
+    };
+    rt.remove_device_range(alloc.device_ptr);
+    rt.forget_attributes(alloc.device_ptr);
+    rt.call_empty(Request::HostUnregister {
+        region: alloc.region,
+    })
 }
 
 gpushare_driver_abi::implement! {
@@ -242,30 +424,14 @@ gpushare_driver_abi::implement! {
             host_alloc(pp, bytesize as u64, flags.bits())
         }
 
-        /// `cuMemFreeHost`: after the tenant's work drains (the broker waits).
+        /// `cuMemFreeHost`: after the tenant's work drains (the broker waits). Managed memory is
+        /// `INVALID_VALUE` (it is freed with `cuMemFree`).
         fn mem_free_host(p: *mut c_void) -> CuResult {
-            let rt = ctx_rt()?;
-            let base = p as usize;
-            let Some(alloc) = rt.host_allocs.write().ok().and_then(|mut m| m.remove(&base)) else {
-                log_debug(format_args!(
-                    "cuMemFreeHost({p:p}): not a cuMemHostAlloc/cuMemAllocHost pointer"
-                ));
-                return Err(CuError::INVALID_VALUE);
-            };
-            rt.remove_device_range(alloc.device_ptr);
-            rt.forget_attributes(base as u64);
-            rt.forget_attributes(alloc.device_ptr);
-            // The broker waits for the tenant's work before it unregisters.
-            let result = rt.call_empty(Request::HostUnregister { region: alloc.region });
-            if base != alloc.buffer.mapping().as_ptr() as usize {
-                // SAFETY: the alias mapping host_alloc created at `base`, which the application
-                // no longer uses (it freed it) and the broker no longer reads (unregistered).
-                unsafe { libc::munmap(base as *mut c_void, alloc.buffer.len() as usize) };
-            }
-            result
+            free_host(p)
         }
 
-        /// `cuMemHostGetDevicePointer`: the device address of pinned memory the shim allocated.
+        /// `cuMemHostGetDevicePointer`: the device address of pinned memory the shim allocated or
+        /// of a range registered with DEVICEMAP.
         fn mem_host_get_device_pointer(pdptr: Out<'_, CUdeviceptr>, p: *mut c_void, flags: Flags<0>) -> CuResult {
             let _ = flags;
             pdptr.write(device_pointer(ctx_rt()?, p)?)
@@ -274,31 +440,25 @@ gpushare_driver_abi::implement! {
         /// `cuMemHostGetFlags`: the flags of a `cuMemHostAlloc`/`cuMemAllocHost` allocation.
         fn mem_host_get_flags(pflags: Out<'_, u32>, p: *mut c_void) -> CuResult {
             let rt = ctx_rt()?;
-            let HostMemory::Shared { alloc, .. } = rt.host_memory(p as usize, 1) else {
-                log_debug(format_args!("cuMemHostGetFlags({p:p}): not in a host allocation"));
-                return Err(CuError::INVALID_VALUE);
-            };
-            pflags.write(alloc.flags)
+            match rt.host_memory(p as usize, 1) {
+                HostMemory::Shared { alloc, .. } if !alloc.managed => pflags.write(alloc.flags),
+                _ => {
+                    log_debug(format_args!("cuMemHostGetFlags({p:p}): not in a host allocation"));
+                    Err(CuError::INVALID_VALUE)
+                }
+            }
         }
 
-        /// `cuMemHostRegister`: flags 0 or PORTABLE (recorded; copies stay staged); DEVICEMAP,
-        /// IOMEMORY and READ_ONLY are not supported. The memory is never read here.
+        /// `cuMemHostRegister`: flags 0 or PORTABLE are recorded (copies stay staged); DEVICEMAP
+        /// and READ_ONLY re-back the range's pages with a registered memfd; IOMEMORY is not
+        /// supported.
         unsafe fn mem_host_register(p: *mut c_void, bytesize: usize, flags: Flags<{ CU_MEMHOSTREGISTER_FLAGS }>) -> CuResult {
             register(p, bytesize, flags.bits())
         }
 
         /// `cuMemHostUnregister`: `p` must be the pointer given to `cuMemHostRegister`.
         fn mem_host_unregister(p: *mut c_void) -> CuResult {
-            let rt = ctx_rt()?;
-            let removed = rt.host_registered.write().ok().and_then(|mut m| m.remove(&(p as usize)));
-            if removed.is_none() {
-                log_debug(format_args!(
-                    "cuMemHostUnregister({p:p}): not a registered base pointer"
-                ));
-                return Err(CuError::HOST_MEMORY_NOT_REGISTERED);
-            }
-            rt.forget_attributes(p as u64);
-            Ok(())
+            unregister(p)
         }
     }
 }

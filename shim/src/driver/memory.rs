@@ -1,5 +1,5 @@
-//! Device memory: `cuMemAlloc*`, `cuMemFree`, `cuMemGetInfo`, `cuMemGetAddressRange`,
-//! `cuMemAllocPitch`.
+//! Device memory: `cuMemAlloc*`, `cuMemAllocManaged`, `cuMemFree`, `cuMemGetInfo`,
+//! `cuMemGetAddressRange`, `cuMemAllocPitch`.
 //!
 //! Allocations are the broker's (`MemAlloc`, `MemAllocPitch`, `MemFree`); device addresses are
 //! its real ones. The shim remembers each allocation (base, requested size, owning context) in
@@ -10,8 +10,12 @@
 //! Like the CPU device, every call needs a current context and reports the sticky error of a
 //! poisoned one. The `v1` entry points (32-bit `CUdeviceptr`) work for sizes, but a device
 //! pointer that does not fit in 32 bits fails with `NOT_SUPPORTED` (after freeing it).
-//! `cuMemAllocManaged` is not implemented: the protocol has no memory the host and the device
-//! share at one address.
+//!
+//! `cuMemAllocManaged` is a shared buffer like pinned memory (`super::host_memory`), registered
+//! with the worker and mapped here at its device address, so one pointer serves host and device;
+//! it is freed with `cuMemFree` (or with the primary context). Like pinned memory it is host
+//! memory of the tenant and is not charged to the device memory quota (`cuMemGetInfo` does not
+//! change).
 
 use gpushare_client::proto::{Reply, Request};
 use gpushare_driver_abi::checks;
@@ -66,6 +70,7 @@ pub(crate) fn free_all(rt: &Runtime) {
         forget(rt, ptr, a);
         let _ = rt.call_empty(Request::MemFree { ptr });
     }
+    super::host_memory::free_all_managed(rt);
 }
 
 /// `cuMemFree`: `ptr` must be the base of a live allocation (0 is a no-op). The broker waits for
@@ -77,6 +82,9 @@ fn free(ptr: u64) -> CuResult {
     }
     let a = rt.allocs.write().ok().and_then(|mut m| m.remove(&ptr));
     let Some(a) = a else {
+        if let Some(freed) = super::host_memory::free_managed(rt, ptr) {
+            return freed;
+        }
         crate::log(|| {
             tracing::debug!(target: "gpushare::shim",
                 "cuMemFree({ptr:#x}): not the base of a device allocation")
@@ -139,6 +147,12 @@ gpushare_driver_abi::implement! {
         /// `cuMemFree`: `dptr` must be the base of a live allocation (0 is a no-op).
         fn mem_free(dptr: CUdeviceptr) -> CuResult {
             free(dptr)
+        }
+
+        /// `cuMemAllocManaged`: flags `CU_MEM_ATTACH_GLOBAL` or `CU_MEM_ATTACH_HOST`; one address
+        /// for host and device.
+        fn mem_alloc_managed(dptr: Out<'_, CUdeviceptr>, bytesize: usize, flags: u32) -> CuResult {
+            write_or_free(dptr, super::host_memory::alloc_managed(bytesize as u64, flags)?)
         }
 
         /// `cuMemGetInfo`: free and total memory of the tenant's view of the device.

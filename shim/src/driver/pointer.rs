@@ -1,7 +1,9 @@
 //! Pointer attributes: `cuPointerGetAttribute`, `cuPointerGetAttributes`, `cuPointerSetAttribute`.
 //!
-//! Answered locally wherever the shim knows the memory: pinned host memory it allocated, host
-//! ranges registered with `cuMemHostRegister`, `cuMemAlloc` allocations and VMM reservations. The
+//! Answered locally wherever the shim knows the memory: pinned host memory it allocated, managed
+//! memory (device memory with IS_MANAGED = 1, one address for host and device, as on the CPU
+//! device), host ranges registered with `cuMemHostRegister` (and the device addresses of those
+//! registered with DEVICEMAP), `cuMemAlloc` allocations and VMM reservations. The
 //! broker is asked (`PointerGetAttribute`) only about other device ranges of the tenant (module
 //! globals), with the range attributes still answered from the shim's table. Memory nobody knows
 //! is `INVALID_VALUE` for `cuPointerGetAttribute` and zero values for `cuPointerGetAttributes`, as
@@ -13,6 +15,7 @@ use gpushare_driver_abi::checks::pointer::{self as attrs, AttrValue, PointerAttr
 use gpushare_driver_abi::cuda_h::pointer_attribute::*;
 use gpushare_driver_abi::surface::prelude::*;
 
+use crate::runtime::objects::Registered;
 use crate::runtime::{current_ctx, require_current, runtime, HostAlloc, HostMemory, Runtime};
 use crate::Shim;
 
@@ -45,6 +48,25 @@ fn pinned(alloc: &HostAlloc, base: u64, dptr: u64, host: u64) -> PointerAttribut
     a
 }
 
+/// Managed memory at `ptr` (host and device address), in the allocation starting at `base`.
+fn managed(alloc: &HostAlloc, base: u64, ptr: u64) -> PointerAttributes {
+    let range = (base, alloc.buffer.len());
+    let mut a = PointerAttributes::new(false, alloc.ctx, range, u64::from(alloc.region));
+    a.managed = true;
+    a.device_ptr = Ok(ptr);
+    a.host_ptr = Some(ptr);
+    a
+}
+
+/// A `cuMemHostRegister` range starting at `start` seen at host address `host`.
+fn registered(start: usize, r: &Registered, host: usize) -> PointerAttributes {
+    let (s, len) = (start as u64, r.len as u64);
+    let mut a = PointerAttributes::new(true, current_ctx(), (s, len), s);
+    a.host_ptr = Some(host as u64);
+    a.device_ptr = r.device_ptr(start, host).ok_or(CuError::NOT_SUPPORTED);
+    a
+}
+
 /// What the shim knows about `ptr`, or `None` for memory CUDA does not know.
 fn lookup(rt: &Runtime, ptr: u64) -> Option<Known> {
     let local = |attrs| {
@@ -54,14 +76,13 @@ fn lookup(rt: &Runtime, ptr: u64) -> Option<Known> {
         })
     };
     if let HostMemory::Shared { alloc, offset } = rt.host_memory(ptr as usize, 1) {
+        if alloc.managed {
+            return local(managed(&alloc, ptr - offset, ptr));
+        }
         return local(pinned(&alloc, ptr - offset, alloc.device_ptr + offset, ptr));
     }
-    if let Some((start, len, _)) = rt.registration(ptr as usize) {
-        let (start, len) = (start as u64, len as u64);
-        let mut a = PointerAttributes::new(true, current_ctx(), (start, len), start);
-        a.host_ptr = Some(ptr);
-        a.device_ptr = Err(CuError::NOT_SUPPORTED);
-        return local(a);
+    if let Some((start, r)) = rt.registration(ptr as usize) {
+        return local(registered(start, &r, ptr as usize));
     }
     if let Some((base, alloc)) = rt.alloc_of(ptr) {
         let mut a = PointerAttributes::new(false, alloc.ctx, (base, alloc.size), alloc.id);
@@ -86,6 +107,15 @@ fn lookup(rt: &Runtime, ptr: u64) -> Option<Known> {
         // The device address of a pinned buffer whose host address differs.
         let host = (base as u64) + (ptr - alloc.device_ptr);
         return local(pinned(&alloc, alloc.device_ptr, ptr, host));
+    }
+    if let Some((start, r)) = rt.registration_by_device_ptr(ptr) {
+        // The device address of a DEVICEMAP registration (never its host address).
+        let page = start & !(crate::runtime::memory::PAGE as usize - 1);
+        let dev = r.mapped.as_ref().map_or(0, |m| m.device_ptr);
+        let host = page + (ptr - dev) as usize;
+        let mut a = registered(start, &r, host);
+        a.device_ptr = Ok(ptr);
+        return local(a);
     }
     let mut a = PointerAttributes::new(false, current_ctx(), range, range.0);
     a.device_ptr = Ok(ptr);

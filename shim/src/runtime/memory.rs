@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::objects::{Alloc, HostAlloc, HostMemory};
+use super::objects::{Alloc, HostAlloc, HostMemory, Registered};
 use super::session::Runtime;
 
 /// Host page size (local address reservations are whole pages).
@@ -78,11 +78,31 @@ impl Runtime {
             .map(|(&base, a)| (base, a.clone()))
     }
 
-    /// The `cuMemHostRegister` registration holding `ptr`: (start, len, flags).
-    pub fn registration(&self, ptr: usize) -> Option<(usize, usize, u32)> {
+    /// Whether device address `ptr` is host memory (managed, pinned, or a DEVICEMAP
+    /// registration): CUDA's copies and memsets are synchronous with respect to the host there.
+    pub fn is_host_backed(&self, ptr: u64) -> bool {
+        matches!(self.host_memory(ptr as usize, 1), HostMemory::Shared { .. })
+            || self.host_alloc_by_device_ptr(ptr).is_some()
+            || self.registration_by_device_ptr(ptr).is_some()
+    }
+
+    /// The `cuMemHostRegister` registration holding host address `ptr`: (start, registration).
+    pub fn registration(&self, ptr: usize) -> Option<(usize, Registered)> {
         let m = self.host_registered.read().ok()?;
-        let (&start, &(len, flags)) = m.range(..=ptr).next_back()?;
-        (ptr - start < len.max(1)).then_some((start, len, flags))
+        let (&start, r) = m.range(..=ptr).next_back()?;
+        (ptr - start < r.len.max(1)).then(|| (start, r.clone()))
+    }
+
+    /// The device-mapped registration whose device range holds `ptr`: (start, registration).
+    pub fn registration_by_device_ptr(&self, ptr: u64) -> Option<(usize, Registered)> {
+        let m = self.host_registered.read().ok()?;
+        m.iter()
+            .find(|(_, r)| {
+                r.mapped
+                    .as_ref()
+                    .is_some_and(|a| ptr.wrapping_sub(a.device_ptr) < a.buffer.len())
+            })
+            .map(|(&start, r)| (start, r.clone()))
     }
 
     /// The `cuMemAlloc` allocation holding `ptr`: (base, allocation).

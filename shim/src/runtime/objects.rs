@@ -124,8 +124,9 @@ pub struct Alloc {
     pub reserved: bool,
 }
 
-/// Pinned host memory the shim allocated (`cuMemHostAlloc`, `cuMemAllocHost`): a sealed memfd
-/// mapped here and in the broker.
+/// Pinned host memory the shim allocated (`cuMemHostAlloc`, `cuMemAllocHost`), managed memory
+/// (`cuMemAllocManaged`), or the memfd a `cuMemHostRegister(DEVICEMAP)` range was re-backed
+/// with: a sealed memfd mapped here and in the broker's worker.
 #[derive(Debug)]
 pub struct HostAlloc {
     /// Region id it was registered under.
@@ -138,6 +139,30 @@ pub struct HostAlloc {
     pub flags: u32,
     /// Context current when it was allocated (pointer attributes).
     pub ctx: u64,
+    /// `cuMemAllocManaged` memory (freed with `cuMemFree`; device memory for pointer
+    /// attributes; its host address is always its device address).
+    pub managed: bool,
+}
+
+/// A host range registered with `cuMemHostRegister`.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    /// Bytes, from the pointer given.
+    pub len: usize,
+    /// `CU_MEMHOSTREGISTER_*` flags.
+    pub flags: u32,
+    /// With DEVICEMAP (or READ_ONLY): the memfd the range's whole pages were re-backed with and
+    /// registered in the worker; its first byte is the first byte of the first page.
+    pub mapped: Option<Arc<HostAlloc>>,
+}
+
+impl Registered {
+    /// The device address of host address `ptr` inside the registration starting at `start`.
+    pub fn device_ptr(&self, start: usize, ptr: usize) -> Option<u64> {
+        let m = self.mapped.as_ref()?;
+        let page = start & !(super::memory::PAGE as usize - 1);
+        Some(m.device_ptr + (ptr - page) as u64)
+    }
 }
 
 /// How a host address range is backed.

@@ -16,7 +16,8 @@ use gpushare_client::{paths, Client, ClientError, ClientOptions, Hello};
 use gpushare_driver_abi::error::{CuError, CuResult};
 
 use super::objects::{
-    Alloc, ContextState, EventState, FunctionInfo, HostAlloc, ModuleState, Primary, StreamState,
+    Alloc, ContextState, EventState, FunctionInfo, HostAlloc, ModuleState, Primary, Registered,
+    StreamState,
 };
 use super::vmm::VmmTable;
 
@@ -60,9 +61,9 @@ pub struct Runtime {
     pub vmm: Mutex<VmmTable>,
     /// Pinned host allocations by start address.
     pub host_allocs: RwLock<BTreeMap<usize, Arc<HostAlloc>>>,
-    /// Host ranges registered with `cuMemHostRegister` (start -> (len, flags)); they stay
-    /// pageable for copies.
-    pub host_registered: RwLock<BTreeMap<usize, (usize, u32)>>,
+    /// Host ranges registered with `cuMemHostRegister`, by the pointer given; copies from and
+    /// to them stay staged (device-mapped ones are re-backed by a memfd the worker maps).
+    pub host_registered: RwLock<BTreeMap<usize, Registered>>,
     /// `CU_POINTER_ATTRIBUTE_SYNC_MEMOPS` settings, by the base of the range they were set on.
     pub sync_memops: Mutex<HashMap<u64, bool>>,
     /// Next host region id.

@@ -1,10 +1,18 @@
 //! Copies through shared memory: the outcome of the client's staged copies, ring records naming
-//! shared host memory, and the staging of pageable memory for copies on a stream (released pieces
-//! for asynchronous host-to-device copies, batches waited for otherwise).
+//! shared host memory, and the staging of pageable memory for copies on a stream.
+//!
+//! A copy of one pageable run is *pipelined* in pieces of [`PIPELINE_PIECE`]: host to device,
+//! each piece is written into staging and pushed as a record whose staging the broker frees
+//! ([`htod_released`]; the tenant writes piece k+1 while the worker copies piece k, and the call
+//! returns once the last piece is staged); device to host, [`PIPELINE_DEPTH`] pieces are in
+//! flight, each marked so its completion is seen alone, and the tenant reads piece k out of
+//! staging while the worker copies piece k+1 ([`dtoh_pipelined`]). Several runs (2D copies) go
+//! in batches waited for ([`batched`]).
 
-use gpushare_client::code::CuCode;
 use gpushare_client::proto::STAGING_REGION;
-use gpushare_client::ring::record::{CopyHost, COPY_RELEASE_STAGING};
+use std::collections::VecDeque;
+
+use gpushare_client::ring::record::{CopyHost, COPY_MARK, COPY_RELEASE_STAGING};
 use gpushare_client::ring::Command;
 use gpushare_client::shm::{Staging, StagingSpan};
 use gpushare_client::ClientError;
@@ -12,14 +20,6 @@ use gpushare_driver_abi::error::{CuError, CuResult};
 
 use super::Run;
 use crate::runtime::{Runtime, StreamState};
-
-/// A staged copy's outcome.
-pub(super) fn staged(rt: &Runtime, r: Result<CuCode, ClientError>) -> CuResult {
-    match r {
-        Ok(code) => CuError::from_code(code).map_or(Ok(()), Err),
-        Err(e) => Err(rt.transport_error(e)),
-    }
-}
 
 fn staging(rt: &Runtime) -> CuResult<&Staging> {
     rt.client.staging().ok_or(CuError::UNKNOWN)
@@ -33,6 +33,17 @@ fn staging_alloc(rt: &Runtime, st: &Staging, len: u64) -> CuResult<StagingSpan> 
 /// Largest staging piece: half the area, so that two threads copying at once both progress.
 fn piece_size(st: &Staging) -> u64 {
     (st.size() / 2).max(st.chunk_size())
+}
+
+/// A pipelined copy's piece: large enough that a record's cost vanishes, small enough that the
+/// two sides overlap for most of the copy, and a multiple of the 2 MiB VMM granule, so an upload
+/// of whole granules stays one of whole granules for deduplication.
+pub(super) const PIPELINE_PIECE: u64 = 4 << 20;
+/// Device-to-host pieces in flight at once.
+const PIPELINE_DEPTH: usize = 2;
+
+fn pipeline_piece(st: &Staging) -> u64 {
+    PIPELINE_PIECE.min(piece_size(st))
 }
 
 /// The application's bytes at `addr`.
@@ -84,7 +95,7 @@ pub(super) fn host_record(
 /// `[run.src, run.src + run.len)` must be readable host memory for the call.
 pub(super) unsafe fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
     let st = staging(rt)?;
-    let piece = piece_size(st);
+    let piece = pipeline_piece(st);
     let mut off = 0;
     while off < run.len {
         let n = (run.len - off).min(piece);
@@ -102,7 +113,7 @@ pub(super) unsafe fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> C
                     STAGING_REGION,
                     span.offset,
                     n,
-                    COPY_RELEASE_STAGING,
+                    COPY_RELEASE_STAGING | COPY_MARK,
                 );
                 rt.submit_on(s, &cmd)
             });
@@ -114,6 +125,66 @@ pub(super) unsafe fn htod_released(rt: &Runtime, s: &StreamState, run: Run) -> C
         off += n;
     }
     Ok(())
+}
+
+/// A device-to-host copy into one pageable run, pipelined (see the module documentation);
+/// returns once every byte is in place.
+///
+/// # Safety
+/// `[run.dst, run.dst + run.len)` must be writable host memory no one else uses during the call.
+pub(super) unsafe fn dtoh_pipelined(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
+    let st = staging(rt)?;
+    let piece = pipeline_piece(st);
+    let (mut off, mut result) = (0, Ok(()));
+    let mut in_flight: VecDeque<(Run, StagingSpan, u64)> = VecDeque::new();
+    loop {
+        if off < run.len && in_flight.len() < PIPELINE_DEPTH && result.is_ok() {
+            let n = (run.len - off).min(piece);
+            let part = Run {
+                dst: run.dst + off,
+                src: run.src + off,
+                len: n,
+            };
+            off += n;
+            let pushed = staging_alloc(rt, st, n).and_then(|span| {
+                let rec = host_record(
+                    s,
+                    false,
+                    part.src,
+                    STAGING_REGION,
+                    span.offset,
+                    n,
+                    COPY_MARK,
+                );
+                match rt.submit_on(s, &rec) {
+                    Ok(seq) => {
+                        in_flight.push_back((part, span, seq));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        let _ = st.free(span);
+                        Err(e)
+                    }
+                }
+            });
+            result = result.and(pushed);
+            continue;
+        }
+        let Some((part, span, seq)) = in_flight.pop_front() else {
+            return result;
+        };
+        // A piece pushed is waited for before its span is freed, failed or not.
+        let waited = rt.wait_for(&s.slot, seq, s.handle);
+        if result.is_ok() {
+            result = waited.and_then(|()| {
+                // SAFETY: a piece of the caller's destination, writable and no one else's.
+                let out = unsafe { host_bytes_mut(part.dst, part.len) };
+                st.read(span.offset, out)
+                    .map_err(|e| rt.transport_error(ClientError::Staging(e)))
+            });
+        }
+        let _ = st.free(span);
+    }
 }
 
 /// Copies pageable runs through staging in batches: each batch is staged, its records are

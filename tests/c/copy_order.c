@@ -1,0 +1,134 @@
+/*
+ * Synchronous and asynchronous copies as CUDA's "API synchronization behavior" defines them, with
+ * copies large enough to be cut into pieces (gpushare pipelines pageable copies in 4 MiB pieces):
+ *  - a pageable cuMemcpyHtoD may return before the device copy ran, but the caller may reuse its
+ *    buffer at once: the device still gets the bytes the buffer held at the call;
+ *  - copies on one stream land in order, piece by piece: a later copy's bytes win, also where it
+ *    overlaps only the last piece of an earlier one, and a device-to-device copy or a kernel
+ *    queued after an upload sees all of it;
+ *  - cuMemcpyDtoD and cuMemsetD* of device memory need no host synchronisation, but what follows
+ *    on the stream sees them.
+ * Run with pacing (GPUSHARE_CPU_PACING=1) so that device copies take modelled time.
+ */
+#include "common.h"
+
+#define MiB ((size_t)1 << 20)
+
+static void fill(unsigned char *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (unsigned char)((i * 131u + seed * 7u) >> 3);
+    }
+}
+
+static size_t first_mismatch(const unsigned char *got, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (got[i] != (unsigned char)((i * 131u + seed * 7u) >> 3)) {
+            return i;
+        }
+    }
+    return n;
+}
+
+static void expect_pattern(const unsigned char *got, size_t n, unsigned seed, const char *what)
+{
+    size_t at = first_mismatch(got, n, seed);
+    EXPECT(at == n, "%s: byte %zu is %#x, want pattern %u", what, at, at < n ? got[at] : 0, seed);
+}
+
+/* The buffer is overwritten as soon as each upload returns; the device has the old bytes. */
+static void reuse_after_return(CUdeviceptr d, unsigned char *buf, unsigned char *out, size_t n)
+{
+    for (unsigned seed = 1; seed <= 3; seed++) {
+        fill(buf, n, seed);
+        CHECK(cuMemcpyHtoD(d, buf, n));
+        memset(buf, 0xcc, n);
+        CHECK(cuMemcpyDtoH(out, d, n));
+        expect_pattern(out, n, seed, "buffer reused after cuMemcpyHtoD");
+    }
+    OK("a pageable upload's buffer may be reused as soon as cuMemcpyHtoD returns");
+}
+
+/* Back-to-back uploads to one destination, then device-side readers: order is kept. */
+static void ordered_uploads(CUdeviceptr d, CUdeviceptr d2, unsigned char *buf, unsigned char *out,
+                            size_t n)
+{
+    unsigned char *second = (unsigned char *)malloc(n);
+    EXPECT(second != NULL, "malloc");
+    fill(buf, n, 4);
+    fill(second, n, 5);
+    CHECK(cuMemcpyHtoD(d, buf, n));
+    CHECK(cuMemcpyHtoD(d, second, n));
+    CHECK(cuMemcpyDtoD(d2, d, n)); /* no host synchronisation; ordered after both */
+    CHECK(cuMemcpyDtoH(out, d2, n));
+    expect_pattern(out, n, 5, "the later of two uploads");
+
+    /* A small upload into the last piece of a large one lands after it. */
+    const size_t tail = MiB;
+    fill(buf, n, 6);
+    fill(second, tail, 7);
+    CHECK(cuMemcpyHtoD(d, buf, n));
+    CHECK(cuMemcpyHtoD(d + (n - tail), second, tail));
+    CHECK(cuMemcpyDtoH(out, d, n));
+    expect_pattern(out, n - tail, 6, "the large upload's head");
+    expect_pattern(out + (n - tail), tail, 7, "the small upload over the large one's last piece");
+
+    /* The same on a stream, asynchronously. */
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    fill(buf, n, 8);
+    fill(second, n, 9);
+    CHECK(cuMemcpyHtoDAsync(d, buf, n, s));
+    CHECK(cuMemcpyHtoDAsync(d, second, n, s));
+    CHECK(cuMemcpyDtoDAsync(d2, d, n, s));
+    memset(out, 0, n);
+    CHECK(cuMemcpyDtoHAsync(out, d2, n, s));
+    CHECK(cuStreamSynchronize(s));
+    expect_pattern(out, n, 9, "async uploads on one stream");
+    CHECK(cuStreamDestroy(s));
+    free(second);
+    OK("uploads land in order, piece by piece, before what follows on the stream");
+}
+
+/* A memset of device memory returns without waiting; what follows sees it. */
+static void memset_then_read(CUdeviceptr d, unsigned char *out, size_t n)
+{
+    CHECK(cuMemsetD32(d, 0x01020304u, n / 4));
+    CHECK(cuMemsetD8(d + n / 2, 0x7f, n - n / 2));
+    CHECK(cuMemcpyDtoH(out, d, n));
+    const unsigned char want[4] = {0x04, 0x03, 0x02, 0x01};
+    for (size_t i = 0; i < n / 2; i++) {
+        EXPECT(out[i] == want[i % 4], "memset D32 byte %zu = %#x", i, out[i]);
+    }
+    for (size_t i = n / 2; i < n; i++) {
+        EXPECT(out[i] == 0x7f, "memset D8 byte %zu = %#x", i, out[i]);
+    }
+    OK("memsets of device memory are seen by the next copy");
+}
+
+int main(int argc, char **argv)
+{
+    watchdog(120);
+    size_t mib = 40;
+    if (argc > 2 && strcmp(argv[1], "--mib") == 0) {
+        mib = strtoull(argv[2], NULL, 0);
+    }
+    const size_t n = mib * MiB + 12345; /* not a whole number of pieces */
+    init_primary(NULL);
+    CUdeviceptr d = 0, d2 = 0;
+    CHECK(cuMemAlloc(&d, n));
+    CHECK(cuMemAlloc(&d2, n));
+    unsigned char *buf = (unsigned char *)malloc(n), *out = (unsigned char *)malloc(n);
+    EXPECT(buf != NULL && out != NULL, "malloc");
+
+    reuse_after_return(d, buf, out, n);
+    ordered_uploads(d, d2, buf, out, n);
+    memset_then_read(d, out, n);
+
+    free(buf);
+    free(out);
+    CHECK(cuMemFree(d));
+    CHECK(cuMemFree(d2));
+    return 0;
+}

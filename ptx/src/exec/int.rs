@@ -163,6 +163,29 @@ op2!(SubSat, |a, b| T::from_i128(
 .to_r());
 op2!(MulWide, |a, b| a.to_i128().wrapping_mul(b.to_i128()) as u64
     & wide_mask(T::BITS));
+/// Packed `min`/`max` on the two 16-bit halves of a 32-bit register (`.s16x2`/`.u16x2`, PTX 8.0);
+/// `RELU` clamps negative signed results to 0.
+pub(crate) struct MinMax16x2<const SIGNED: bool, const MAX: bool, const RELU: bool>;
+impl<const SIGNED: bool, const MAX: bool, const RELU: bool> Op2 for MinMax16x2<SIGNED, MAX, RELU> {
+    #[inline(always)]
+    fn f(a: u64, b: u64) -> u64 {
+        let mut out = 0u64;
+        for shift in [0u32, 16] {
+            let (x, y) = ((a >> shift) as u16, (b >> shift) as u16);
+            let r = if SIGNED {
+                let (x, y) = (x as i16, y as i16);
+                let v = if MAX { x.max(y) } else { x.min(y) };
+                (if RELU { v.max(0) } else { v }) as u16
+            } else if MAX {
+                x.max(y)
+            } else {
+                x.min(y)
+            };
+            out |= u64::from(r) << shift;
+        }
+        out
+    }
+}
 op1!(Neg, |a| a.wneg().to_r());
 op1!(Abs, |a| (if a < T::from_i128(0) { a.wneg() } else { a })
     .to_r());
@@ -463,5 +486,12 @@ mod tests {
         assert_eq!(bfind::<u32>(0x10, true), 27);
         assert_eq!(prmt(0x4433_2211, 0x8877_6655, 0x3715, 0), 0x4488_2266);
         assert_eq!(bfi::<u64>(0xab, 0x1_0000_0000, 8, 8), 0x1_0000_ab00);
+        // halves (hi, lo): (-2, 5) and (3, -7)
+        let (a, b) = (0xfffe_0005u64, 0x0003_fff9u64);
+        assert_eq!(MinMax16x2::<true, false, false>::f(a, b), 0xfffe_fff9);
+        assert_eq!(MinMax16x2::<true, true, false>::f(a, b), 0x0003_0005);
+        assert_eq!(MinMax16x2::<true, false, true>::f(a, b), 0);
+        assert_eq!(MinMax16x2::<false, false, false>::f(a, b), 0x0003_0005);
+        assert_eq!(MinMax16x2::<false, true, false>::f(a, b), 0xfffe_fff9);
     }
 }

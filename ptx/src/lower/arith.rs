@@ -139,6 +139,22 @@ impl KLower<'_> {
                 self.emit(I::new(h_plogic, Class::Int).r([d, a, b, NONE]).aux(op));
                 return Ok(());
             }
+            "min" | "max" if ai.mods.iter().any(|x| x == "s16x2" || x == "u16x2") => {
+                let signed = m.has("s16x2");
+                m.has("u16x2");
+                let relu = m.has("relu");
+                finish(&m, ai)?;
+                let f: ExecFn = match (signed, ai.op == "max", relu) {
+                    (true, false, false) => h2::<MinMax16x2<true, false, false>>,
+                    (true, false, true) => h2::<MinMax16x2<true, false, true>>,
+                    (true, true, false) => h2::<MinMax16x2<true, true, false>>,
+                    (true, true, true) => h2::<MinMax16x2<true, true, true>>,
+                    (false, false, false) => h2::<MinMax16x2<false, false, false>>,
+                    (false, true, false) => h2::<MinMax16x2<false, true, false>>,
+                    (false, _, true) => return invalid(ai.line, ".relu needs .s16x2"),
+                };
+                return self.emit_n(frame, ai, f, Class::Int, Ty::B32, &[Ty::B32, Ty::B32]);
+            }
             "addc" | "subc" | "madc" => return self.lower_carry(frame, ai, m),
             "add" | "sub" | "mad" if ai.mods.iter().any(|x| x == "cc") => {
                 return self.lower_carry(frame, ai, m)

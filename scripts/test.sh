@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-cuda-deps.sh
+scripts/setup-python-deps.sh >/dev/null  # the venv .deps/py: numba-cuda, cuda-core, CuPy (tests/tests/python.rs)
 cargo fetch --locked 2>/dev/null || cargo fetch
 # Committed PTX must match what NVRTC 12.9 produces from the .cu sources.
 if [ -f scripts/compile-kernels.py ]; then python3 scripts/compile-kernels.py --check; fi

@@ -26,6 +26,8 @@ pub mod queue;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod sim_copies;
+#[cfg(test)]
 mod sim_streams;
 pub mod stats;
 

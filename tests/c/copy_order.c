@@ -107,6 +107,31 @@ static void memset_then_read(CUdeviceptr d, unsigned char *out, size_t n)
     OK("memsets of device memory are seen by the next copy");
 }
 
+/* Large pinned copies (the broker may cut them into chunks): bytes and order kept. */
+static void pinned_round_trip(CUdeviceptr d, CUdeviceptr d2, size_t n)
+{
+    unsigned char *a = NULL, *b = NULL;
+    CHECK(cuMemAllocHost((void **)&a, n));
+    CHECK(cuMemAllocHost((void **)&b, n));
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    fill(a, n, 10);
+    CHECK(cuMemcpyHtoDAsync(d, a, n, s));
+    CHECK(cuMemcpyDtoDAsync(d2, d, n, s));
+    CHECK(cuMemcpyDtoHAsync(b, d2, n, s));
+    CHECK(cuStreamSynchronize(s));
+    expect_pattern(b, n, 10, "pinned async upload, device copy, download");
+    fill(a, n, 11);
+    CHECK(cuMemcpyHtoD(d, a, n));
+    memset(b, 0, n);
+    CHECK(cuMemcpyDtoH(b, d, n));
+    expect_pattern(b, n, 11, "pinned synchronous upload and download");
+    CHECK(cuStreamDestroy(s));
+    CHECK(cuMemFreeHost(a));
+    CHECK(cuMemFreeHost(b));
+    OK("large pinned copies keep their bytes and their order");
+}
+
 int main(int argc, char **argv)
 {
     watchdog(120);
@@ -125,6 +150,7 @@ int main(int argc, char **argv)
     reuse_after_return(d, buf, out, n);
     ordered_uploads(d, d2, buf, out, n);
     memset_then_read(d, out, n);
+    pinned_round_trip(d, d2, n);
 
     free(buf);
     free(out);

@@ -143,6 +143,16 @@ impl HostMem {
         self.len as usize
     }
 
+    /// `[offset, offset + len)` of this span (`None` when it reaches past its end).
+    pub fn sub(&self, offset: u64, len: u64) -> Option<HostMem> {
+        offset.checked_add(len).filter(|&end| end <= self.len)?;
+        Some(HostMem {
+            att: Arc::clone(&self.att),
+            offset: self.offset + offset,
+            len,
+        })
+    }
+
     /// True for an empty range.
     pub fn is_empty(&self) -> bool {
         self.len == 0

@@ -50,7 +50,11 @@ impl Work for Job {
     }
 
     fn split(self, parts: u32) -> Result<Vec<Job>, Job> {
-        match slices(&self, parts) {
+        let pieces = match &self.op {
+            Op::CopyHtoD { .. } | Op::CopyDtoH { .. } => copy_chunks(&self.op, parts),
+            _ => slices(&self, parts),
+        };
+        match pieces {
             Some(ops) => {
                 let n = ops.len();
                 Ok(ops
@@ -139,6 +143,44 @@ fn slices(job: &Job, parts: u32) -> Option<Vec<Op>> {
             })
             .collect(),
     )
+}
+
+/// A host-to-device or device-to-host copy cut into `parts` chunks in order (whole multiples of
+/// 64 KiB but the last), on the same stream; `None` for other operations or one chunk.
+fn copy_chunks(op: &Op, parts: u32) -> Option<Vec<Op>> {
+    let (host, len) = match op {
+        Op::CopyHtoD { src, .. } => (src, src.len() as u64),
+        Op::CopyDtoH { dst, .. } => (dst, dst.len() as u64),
+        _ => return None,
+    };
+    let chunk = len
+        .div_ceil(u64::from(parts.max(1)))
+        .next_multiple_of(64 << 10);
+    if parts < 2 || chunk >= len {
+        return None;
+    }
+    (0..len.div_ceil(chunk))
+        .map(|k| {
+            let (at, n) = (k * chunk, chunk.min(len - k * chunk));
+            let piece = host.sub(at, n)?;
+            Some(match op {
+                Op::CopyHtoD {
+                    dst, stream, skip, ..
+                } => Op::CopyHtoD {
+                    dst: dst + at,
+                    src: piece,
+                    stream: Arc::clone(stream),
+                    skip: skip.clone(),
+                },
+                Op::CopyDtoH { src, stream, .. } => Op::CopyDtoH {
+                    dst: piece,
+                    src: src + at,
+                    stream: Arc::clone(stream),
+                },
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 /// The sink of a slice before the last: failures go to the tenant, the submission is counted

@@ -45,8 +45,12 @@ use super::ops::{Ops, Queued};
 use super::stats::{TenantReport, TenantStats};
 use super::{TenantId, TenantParams};
 
+mod slicing;
+
 /// Default quantum.
 pub const DEFAULT_QUANTUM_NS: Nanos = 2_000_000;
+/// Smallest chunk a host copy is cut into (a chunk's fixed cost stays small beside its bytes).
+pub const MIN_COPY_CHUNK: u64 = 1 << 20;
 /// A dispatched operation whose completion has not come back after this long stops counting
 /// against its engine's window (it still counts for fairness when it does complete).
 const STALE_NS: Nanos = 30_000_000_000;
@@ -59,8 +63,8 @@ pub trait Work: Sized {
     fn lane(&self) -> Lane {
         Lane::Stream(0)
     }
-    /// Splits a kernel into `parts` block-range slices in order, if it can be sliced
-    /// (`Err(self)` otherwise).
+    /// Splits a kernel into `parts` block-range slices, or a host copy into `parts` chunks, in
+    /// order, if it can be cut (`Err(self)` otherwise).
     fn split(self, parts: u32) -> Result<Vec<Self>, Self> {
         let _ = parts;
         Err(self)
@@ -82,7 +86,7 @@ pub trait Work: Sized {
 pub struct QueueConfig {
     /// The quantum: the device time a decision commits, and the slice target.
     pub quantum: Nanos,
-    /// Long kernels are cut into block-range slices.
+    /// Long kernels are cut into block-range slices, long host copies into chunks.
     pub slicing: bool,
 }
 
@@ -433,70 +437,6 @@ impl<J: Work> FairQueue<J> {
             job: q.job,
             ticket: Some(ticket),
         }
-    }
-
-    /// Cuts the head of tenant `id` into block-range slices when it is a kernel longer than
-    /// the tenant's slice target.
-    fn slice_head(&mut self, id: TenantId) {
-        if !self.cfg.slicing {
-            return;
-        }
-        let Some(t) = self.tenants.get(&id) else {
-            return;
-        };
-        let target = self.window(t) / 2;
-        let Some(head) = t.ops.head() else {
-            return;
-        };
-        let CostClass::Kernel(shape) = &head.class else {
-            return;
-        };
-        let estimate = self.model.estimate(&head.class);
-        let blocks = shape.blocks();
-        if estimate <= target.max(1) || blocks < 2 {
-            return;
-        }
-        let mut parts = estimate
-            .div_ceil(target.max(1))
-            .min(blocks)
-            .min(u64::from(u32::MAX)) as u32;
-        // A slice smaller than a wave of the device takes as long as a wave: when doubling a
-        // slice's blocks does not nearly double its measured time, halve the number of
-        // slices. An unmeasured size is tried (then measured), so this settles in a few
-        // launches on slices of whole waves.
-        while parts >= 2 {
-            let time = |parts: u32| match head.job.slice_class(parts) {
-                Some(CostClass::Kernel(s)) => Some(self.model.measured(&s)),
-                _ => None,
-            };
-            let Some(small) = time(parts) else {
-                return;
-            };
-            let Some(small) = small else {
-                break;
-            };
-            let bigger = if parts / 2 >= 2 {
-                time(parts / 2).flatten()
-            } else {
-                None
-            };
-            match bigger {
-                Some(b) if b * 10 >= small * 18 => break,
-                _ => parts /= 2,
-            }
-        }
-        tracing::debug!(tenant = id, estimate, blocks, parts, "slicing");
-        if parts < 2 {
-            return;
-        }
-        let t = self.tenants.get_mut(&id).expect("present");
-        t.ops.replace_head(|q| {
-            let at = q.at;
-            match q.job.split(parts) {
-                Ok(slices) => slices.into_iter().map(|j| queued(j, at)).collect(),
-                Err(job) => vec![Queued { job, ..q }],
-            }
-        });
     }
 
     /// The operation `ticket` completed at `now` after `measured` ns of device time (`None`:

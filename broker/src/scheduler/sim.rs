@@ -10,20 +10,20 @@ use super::queue::{FairQueue, Pick, QueueConfig, Work};
 use super::{TenantId, TenantParams};
 use crate::policy::Priority;
 
-const MS: Nanos = 1_000_000;
-const US: Nanos = 1_000;
+pub(super) const MS: Nanos = 1_000_000;
+pub(super) const US: Nanos = 1_000;
 
 /// A unit of modelled work: a kernel of `blocks` blocks taking `ns` in all, or a copy.
 #[derive(Clone, Debug)]
-struct SimJob {
-    tenant: TenantId,
-    kernel: Option<(Arc<str>, u32)>,
-    engine: Engine,
-    ns: Nanos,
-    sliceable: bool,
+pub(super) struct SimJob {
+    pub(super) tenant: TenantId,
+    pub(super) kernel: Option<(Arc<str>, u32)>,
+    pub(super) engine: Engine,
+    pub(super) ns: Nanos,
+    pub(super) sliceable: bool,
     /// Submission time of the request this job belongs to, and whether it is its last part.
-    submitted: Nanos,
-    last: bool,
+    pub(super) submitted: Nanos,
+    pub(super) last: bool,
 }
 
 impl Work for SimJob {
@@ -52,7 +52,7 @@ impl Work for SimJob {
 
     fn split(self, parts: u32) -> Result<Vec<Self>, Self> {
         let Some((name, blocks)) = self.kernel.clone() else {
-            return Err(self);
+            return self.split_copy(parts);
         };
         if !self.sliceable || parts < 2 || blocks < parts {
             return Err(self);
@@ -76,9 +76,26 @@ impl Work for SimJob {
     }
 }
 
+impl SimJob {
+    /// A copy cut into `parts` equal chunks (when `sliceable`); only the last ends the request.
+    fn split_copy(self, parts: u32) -> Result<Vec<Self>, Self> {
+        if !self.sliceable || parts < 2 {
+            return Err(self);
+        }
+        let n = Nanos::from(parts);
+        Ok((0..n)
+            .map(|i| SimJob {
+                ns: self.ns / n + if i == n - 1 { self.ns % n } else { 0 },
+                last: self.last && i == n - 1,
+                ..self.clone()
+            })
+            .collect())
+    }
+}
+
 /// How a modelled tenant generates work.
 #[derive(Clone)]
-enum Load {
+pub(super) enum Load {
     /// Keeps `depth` kernels of `ns` (and `blocks` blocks) queued or running.
     Saturate {
         ns: Nanos,
@@ -98,15 +115,15 @@ enum Load {
     Window { ns: Nanos, from: Nanos, to: Nanos },
 }
 
-struct Tenant {
+pub(super) struct Tenant {
     id: TenantId,
     load: Load,
-    outstanding: usize,
+    pub(super) outstanding: usize,
     next_at: Nanos,
     busy_ns: Nanos,
     /// (completion time, device ns) of each completed job.
     done: Vec<(Nanos, Nanos)>,
-    latencies: Vec<Nanos>,
+    pub(super) latencies: Vec<Nanos>,
 }
 
 struct Running {
@@ -116,17 +133,17 @@ struct Running {
 }
 
 /// The modelled device plus its tenants.
-struct Sim {
-    q: FairQueue<SimJob>,
-    tenants: BTreeMap<TenantId, Tenant>,
+pub(super) struct Sim {
+    pub(super) q: FairQueue<SimJob>,
+    pub(super) tenants: BTreeMap<TenantId, Tenant>,
     engines: [VecDeque<(u64, SimJob)>; 3],
     running: [Option<Running>; 3],
-    now: Nanos,
+    pub(super) now: Nanos,
     wake: Option<Nanos>,
 }
 
 impl Sim {
-    fn new(cfg: QueueConfig) -> Sim {
+    pub(super) fn new(cfg: QueueConfig) -> Sim {
         Sim {
             q: FairQueue::new(cfg, CostModel::new()),
             tenants: BTreeMap::new(),
@@ -137,7 +154,7 @@ impl Sim {
         }
     }
 
-    fn tenant(&mut self, id: TenantId, params: TenantParams, load: Load) {
+    pub(super) fn tenant(&mut self, id: TenantId, params: TenantParams, load: Load) {
         self.q.add_tenant(id, params, 0);
         let next_at = match &load {
             Load::Periodic { start, .. } => *start,
@@ -289,7 +306,7 @@ impl Sim {
         }
     }
 
-    fn run(&mut self, until: Nanos) {
+    pub(super) fn run(&mut self, until: Nanos) {
         while self.now < until {
             self.generate();
             self.dispatch();
@@ -312,7 +329,7 @@ impl Sim {
             .sum()
     }
 
-    fn p99(&self, id: TenantId) -> Nanos {
+    pub(super) fn p99(&self, id: TenantId) -> Nanos {
         let mut l = self.tenants[&id].latencies.clone();
         assert!(l.len() >= 50, "too few samples: {}", l.len());
         l.sort_unstable();
@@ -320,7 +337,7 @@ impl Sim {
     }
 }
 
-fn params(weight: u32, priority: Priority, max_share: Option<f64>) -> TenantParams {
+pub(super) fn params(weight: u32, priority: Priority, max_share: Option<f64>) -> TenantParams {
     TenantParams {
         weight,
         priority,
@@ -334,7 +351,7 @@ fn jain(x: &[f64]) -> f64 {
     s * s / (x.len() as f64 * s2)
 }
 
-fn saturate(ns: Nanos, blocks: u32, sliceable: bool) -> Load {
+pub(super) fn saturate(ns: Nanos, blocks: u32, sliceable: bool) -> Load {
     Load::Saturate {
         ns,
         blocks,
@@ -517,40 +534,5 @@ fn max_share_holds_alone() {
     assert!(
         r.prediction_error.expect("measured") < 0.01,
         "one shape: learned exactly"
-    );
-}
-
-#[test]
-fn copies_do_not_wait_behind_another_tenants_compute() {
-    let mut sim = Sim::new(QueueConfig::default());
-    let n = Priority::Normal;
-    sim.tenant(1, params(1, n, None), saturate(5 * MS, 1, false));
-    sim.tenant(
-        2,
-        params(1, n, None),
-        Load::Burst {
-            ns: 0,
-            count: 0,
-            at: 0,
-        },
-    );
-    sim.run(100 * MS);
-    let copy = SimJob {
-        tenant: 2,
-        kernel: None,
-        engine: Engine::H2D,
-        ns: 300 * US,
-        sliceable: false,
-        submitted: sim.now,
-        last: true,
-    };
-    sim.tenants.get_mut(&2).unwrap().outstanding += 1;
-    let start = sim.now;
-    assert!(sim.q.push(2, copy, start).is_ok());
-    sim.run(start + 10 * MS);
-    assert_eq!(
-        sim.tenants[&2].latencies,
-        vec![300 * US],
-        "the copy engine was free"
     );
 }

@@ -1,0 +1,129 @@
+//! Copies over modelled time ([`super::sim`]'s device: one compute and two copy engines): copies
+//! never wait behind another tenant's compute, and a bulk upload is cut into chunks so that
+//! another tenant's small copy waits for at most a chunk or two of it, not for all of it.
+
+use super::cost::{Engine, Nanos};
+use super::queue::{QueueConfig, MIN_COPY_CHUNK};
+use super::sim::{params, saturate, Load, Sim, SimJob, MS, US};
+use super::TenantId;
+use crate::policy::Priority;
+
+/// Bytes per modelled nanosecond of a copy (`SimJob`'s transfer class: 10 bytes per ns).
+const BYTES_PER_NS: u64 = 10;
+
+/// A tenant that submits only what the test pushes.
+fn idle() -> Load {
+    Load::Burst {
+        ns: 0,
+        count: 0,
+        at: 0,
+    }
+}
+
+fn copy(tenant: TenantId, bytes: u64, sliceable: bool, at: Nanos) -> SimJob {
+    SimJob {
+        tenant,
+        kernel: None,
+        engine: Engine::H2D,
+        ns: bytes / BYTES_PER_NS,
+        sliceable,
+        submitted: at,
+        last: true,
+    }
+}
+
+fn push(sim: &mut Sim, job: SimJob) {
+    let (tenant, at) = (job.tenant, job.submitted);
+    sim.tenants.get_mut(&tenant).expect("tenant").outstanding += 1;
+    assert!(sim.q.push(tenant, job, at).is_ok());
+}
+
+#[test]
+fn copies_do_not_wait_behind_another_tenants_compute() {
+    let mut sim = Sim::new(QueueConfig::default());
+    let n = Priority::Normal;
+    sim.tenant(1, params(1, n, None), saturate(5 * MS, 1, false));
+    sim.tenant(2, params(1, n, None), idle());
+    sim.run(100 * MS);
+    let start = sim.now;
+    push(&mut sim, copy(2, 3_000_000, false, start));
+    sim.run(start + 10 * MS);
+    assert_eq!(
+        sim.tenants[&2].latencies,
+        vec![300 * US],
+        "the copy engine was free"
+    );
+}
+
+/// Tenant 1 uploads 512 MiB (weights) in one copy at time 0; tenant 2 (priority `small`)
+/// uploads 64 KiB every 2 ms, each waited for. Returns tenant 2's worst latency and the
+/// upload's end.
+fn small_copies_beside_an_upload(small: Priority, cfg: QueueConfig) -> (Nanos, Nanos) {
+    let mut sim = Sim::new(cfg);
+    sim.tenant(1, params(1, Priority::Normal, None), idle());
+    sim.tenant(2, params(1, small, None), idle());
+    // Teach the model the engine's bandwidth first, as a tenant's earlier copies would.
+    push(&mut sim, copy(2, 4 << 20, false, 0));
+    sim.run(MS);
+    let upload = copy(1, 512 << 20, true, sim.now);
+    push(&mut sim, upload);
+    let mut at = sim.now + 100 * US + 7;
+    for _ in 0..20 {
+        sim.run(at);
+        push(&mut sim, copy(2, 64 << 10, false, at));
+        at += 2 * MS;
+    }
+    sim.run(at + 200 * MS);
+    assert_eq!(sim.tenants[&1].latencies.len(), 1, "the upload finished");
+    let l = &sim.tenants[&2].latencies;
+    assert_eq!(l.len(), 21, "every small copy finished");
+    (
+        *l[1..].iter().max().expect("samples"),
+        sim.tenants[&1].latencies[0],
+    )
+}
+
+#[test]
+fn a_high_priority_copy_waits_at_most_two_chunks_of_a_bulk_upload() {
+    let own = (64 << 10) / BYTES_PER_NS;
+    let chunk = MIN_COPY_CHUNK / BYTES_PER_NS;
+    let cfg = QueueConfig::default();
+    let (worst, upload) = small_copies_beside_an_upload(Priority::High, cfg);
+    eprintln!(
+        "sim: a 64 KiB high-priority copy beside a 512 MiB upload waits at most {} us \
+         (own {} us, a chunk {} us; the upload takes {} ms)",
+        worst / US,
+        own / US,
+        chunk / US,
+        upload / MS
+    );
+    // The chunk running when it arrives, at most one queued behind it, then its own copy.
+    assert!(worst <= 2 * chunk + own, "worst latency {worst} ns");
+    // Chunking costs the upload nothing but the small copies' time.
+    let alone = (512u64 << 20) / BYTES_PER_NS;
+    assert!(upload <= alone + 21 * own + MS, "upload took {upload} ns");
+
+    // Without cutting copies, the small copy waits for the whole upload.
+    let uncut = QueueConfig {
+        slicing: false,
+        ..cfg
+    };
+    let (worst_uncut, _) = small_copies_beside_an_upload(Priority::High, uncut);
+    assert!(worst_uncut >= 10 * MS, "uncut: {worst_uncut} ns");
+}
+
+#[test]
+fn an_equal_priority_copy_waits_at_most_a_quantum_of_a_bulk_upload() {
+    let cfg = QueueConfig::default();
+    let own = (64 << 10) / BYTES_PER_NS;
+    let (worst, _) = small_copies_beside_an_upload(Priority::Normal, cfg);
+    eprintln!(
+        "sim: a 64 KiB copy of equal priority beside a 512 MiB upload waits at most {} us",
+        worst / US
+    );
+    // A chunk of at most half a quantum runs, a quantum waits behind it, then its own copy.
+    assert!(
+        worst <= cfg.quantum + cfg.quantum / 2 + own,
+        "worst latency {worst} ns"
+    );
+}

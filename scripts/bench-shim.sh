@@ -5,6 +5,10 @@
 # cuMemcpyHtoD/DtoH bandwidth for pageable and pinned 64 MiB buffers, empty launches per second.
 #
 # Usage: scripts/bench-shim.sh [bench_shim options, e.g. --launches 2000 --copy-mib 32]
+#        scripts/bench-shim.sh --pipeline [bench_pipeline options]   (tests/c/bench_pipeline.c:
+#        seed 001's upload/kernel/download batches, one stream vs two, on the small profile with
+#        pacing, so overlap is the CPU device's modelled engines')
+# GPUSHARE_BENCH_POLICY=FILE: the broker's policy (e.g. [scheduler] policy = "fifo").
 # Builds what it needs (release: gpushare-cpu, gpushare-broker, gpushare-shim) into
 # ${CARGO_TARGET_DIR:-target} (GPUSHARE_BENCH_NO_BUILD=1: use what is there). Figures depend on the
 # machine and its load; nothing is asserted.
@@ -12,6 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
+program=bench_shim
+if [ "${1:-}" = --pipeline ]; then
+    program=bench_pipeline
+    shift
+fi
 scripts/setup-cuda-deps.sh >/dev/null
 if [ "${GPUSHARE_BENCH_NO_BUILD:-0}" != 1 ]; then
     cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim
@@ -37,10 +46,13 @@ mkdir -p "$work/lib"
 ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
 ln -s libcuda.so.1 "$work/lib/libcuda.so"
 gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
-    tests/c/bench_shim.c -o "$work/bench_shim" -L "$work/lib" -lcuda -lm
+    "tests/c/$program.c" -o "$work/bench_shim" -L "$work/lib" -lcuda -lm
 
 # Same conditions for both runs: default CPU-device profile, no pacing, no logging.
 unset GPUSHARE_CPU_PROFILE GPUSHARE_CPU_PACING GPUSHARE_CPU_THREADS GPUSHARE_LOG LD_PRELOAD
+if [ "$program" = bench_pipeline ]; then
+    export GPUSHARE_CPU_PROFILE=small GPUSHARE_CPU_PACING=1
+fi
 export GPUSHARE_KERNELS_DIR=$root/examples/kernels
 
 echo "bench-shim: direct on the CPU device ..." >&2
@@ -48,7 +60,8 @@ LD_LIBRARY_PATH=$work/lib "$work/bench_shim" "$@" >"$work/direct.txt"
 
 echo "bench-shim: through gpushare run (shim + broker on the CPU device) ..." >&2
 GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_LOG=warn \
-    "$rel/gpushare" broker --device cpu --socket "$work/sock" 2>"$work/broker.log" &
+    "$rel/gpushare" broker --device cpu --socket "$work/sock" \
+    ${GPUSHARE_BENCH_POLICY:+--policy "$GPUSHARE_BENCH_POLICY"} 2>"$work/broker.log" &
 broker_pid=$!
 for _ in $(seq 600); do
     [ -S "$work/sock" ] && break

@@ -669,3 +669,26 @@ fn bench_program_runs_directly_and_through_the_shim() {
         println!("{k:<22} direct {d:>12.3}   through the shim {s:>12.3}");
     }
 }
+
+/// The pipeline benchmark checks every batch's bytes itself; run small, both ways.
+#[test]
+fn pipeline_bench_runs_directly_and_through_the_shim() {
+    let _g = shared();
+    let exe = compile_c("bench_pipeline");
+    let args = ["--batches", "4", "--mib", "1", "--kernel-us", "200"];
+    let want = ["serial_ms", "pipelined_ms", "speedup"];
+    let check = |what: &str, out: &RunOutput| {
+        let keys: Vec<&str> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(out.code == Some(0) && keys == want, "{what}: {out}");
+    };
+    check("direct", &run_program(&exe, &args, &[], RUN));
+    let broker = Broker::start(&[]);
+    check(
+        "through the shim",
+        &broker.run_tenant("pipeline", &exe, &args, &[], RUN),
+    );
+}

@@ -121,6 +121,33 @@ pub(super) fn register_buffer(
     Ok((region, device_ptr))
 }
 
+/// A registered buffer's record, made in the current context.
+pub(super) fn host_alloc_of(
+    region: u32,
+    buffer: HostBuffer,
+    device_ptr: u64,
+    flags: u32,
+    managed: bool,
+) -> Arc<HostAlloc> {
+    Arc::new(HostAlloc {
+        region,
+        buffer,
+        device_ptr,
+        flags,
+        ctx: current_ctx(),
+        managed,
+    })
+}
+
+/// Records a buffer the application knows at `ptr`, and its device range of `len` bytes.
+fn remember(rt: &Runtime, ptr: usize, alloc: Arc<HostAlloc>, len: u64) {
+    let device_ptr = alloc.device_ptr;
+    if let Ok(mut m) = rt.host_allocs.write() {
+        m.insert(ptr, alloc);
+    }
+    rt.add_device_range(device_ptr, len);
+}
+
 /// Creates a sealed buffer of `size` bytes and registers it with the broker: the buffer, its
 /// region id and device address.
 fn new_buffer(rt: &Runtime, what: &str, size: u64, flags: u32) -> CuResult<(HostBuffer, u32, u64)> {
@@ -150,18 +177,8 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
         ));
         buffer.mapping().as_ptr() as usize
     };
-    let alloc = Arc::new(HostAlloc {
-        region,
-        buffer,
-        device_ptr,
-        flags,
-        ctx: current_ctx(),
-        managed: false,
-    });
-    if let Ok(mut m) = rt.host_allocs.write() {
-        m.insert(ptr, alloc);
-    }
-    rt.add_device_range(device_ptr, size);
+    let alloc = host_alloc_of(region, buffer, device_ptr, flags, false);
+    remember(rt, ptr, alloc, size);
     pp.write(ptr as *mut c_void)
 }
 
@@ -191,18 +208,8 @@ pub(super) fn alloc_managed(size: u64, flags: u32) -> CuResult<u64> {
         });
         return Err(CuError::OUT_OF_MEMORY);
     }
-    let alloc = Arc::new(HostAlloc {
-        region,
-        buffer,
-        device_ptr,
-        flags,
-        ctx: current_ctx(),
-        managed: true,
-    });
-    if let Ok(mut m) = rt.host_allocs.write() {
-        m.insert(device_ptr as usize, alloc);
-    }
-    rt.add_device_range(device_ptr, size);
+    let alloc = host_alloc_of(region, buffer, device_ptr, flags, true);
+    remember(rt, device_ptr as usize, alloc, size);
     Ok(device_ptr)
 }
 

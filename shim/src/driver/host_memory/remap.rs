@@ -27,8 +27,8 @@ use gpushare_client::os::{self, Prot};
 use gpushare_client::shm::HostBuffer;
 use gpushare_driver_abi::surface::prelude::*;
 
-use super::register_buffer;
-use crate::runtime::{current_ctx, HostAlloc, Runtime};
+use super::{host_alloc_of, register_buffer};
+use crate::runtime::{HostAlloc, Runtime};
 
 /// The name [`HostBuffer::create`] gives its memfds, as `/proc/self/maps` shows it.
 const OWN_MEMFD: &str = "/memfd:gpushare-host";
@@ -146,14 +146,7 @@ pub(super) fn reback(
         });
         return Err(CuError::OUT_OF_MEMORY);
     }
-    Ok(Arc::new(HostAlloc {
-        region,
-        buffer,
-        device_ptr,
-        flags,
-        ctx: current_ctx(),
-        managed: false,
-    }))
+    Ok(host_alloc_of(region, buffer, device_ptr, flags, false))
 }
 
 #[cfg(test)]

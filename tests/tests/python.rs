@@ -1,7 +1,7 @@
 //! Real Python CUDA clients, unmodified, directly on the CPU device and through shim + broker:
-//! numba-cuda, cuda-core (NVRTC + the driver linker) and CuPy (`tests/python/*.py`, each checking
-//! its results against numpy and exiting non-zero on a mismatch) must succeed both ways and print
-//! the same lines; numba-cuda's own test modules (`tests/python/numba-modules.txt`) run both ways
+//! numba-cuda, cuda-core (NVRTC + the driver linker), CuPy and PyCUDA (`tests/python/*.py`, each
+//! checking its results against numpy and exiting non-zero on a mismatch) must succeed both ways
+//! and print the same lines; numba-cuda's own test modules (`tests/python/numba-modules.txt`) run both ways
 //! as a report whose total pass count must not drop below `tests/python/numba-floor.txt`.
 //!
 //! The venv `.deps/py` comes from `scripts/setup-python-deps.sh` (pinned wheels from PyPI,
@@ -117,6 +117,11 @@ fn cuda_core_nvrtc_linker_launch() {
 #[test]
 fn cupy_ufuncs_cub_reductions_scans_sort_raw_kernels() {
     identical("cupy_ops.py");
+}
+
+#[test]
+fn pycuda_nvrtc_ptx_legacy_launches_streams_events() {
+    identical("pycuda_ptx.py");
 }
 
 /// `total passed P ...` of a numba_suite.py run.

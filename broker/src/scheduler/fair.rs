@@ -26,6 +26,18 @@ impl Work for Job {
         op_lane(&self.op)
     }
 
+    fn stream_key(&self) -> u64 {
+        match &self.op {
+            Op::Launch { stream, .. }
+            | Op::CopyHtoD { stream, .. }
+            | Op::CopyDtoH { stream, .. }
+            | Op::CopyDtoD { stream, .. }
+            | Op::Memset { stream, .. }
+            | Op::HostFn { stream, .. } => Arc::as_ptr(stream) as u64,
+            _ => 0,
+        }
+    }
+
     fn slice_class(&self, parts: u32) -> Option<CostClass> {
         let (plan, _) = slice_plan(self, parts)?;
         let Op::Launch {

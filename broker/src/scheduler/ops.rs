@@ -28,6 +28,8 @@ pub struct Queued<J> {
     pub class: CostClass,
     /// Its place among the tenant's streams.
     pub lane: Lane,
+    /// Its stream ([`super::queue::Work::stream_key`]; 0: unknown, passes nothing).
+    pub stream: u64,
     /// When it was queued.
     pub at: Nanos,
 }
@@ -104,6 +106,31 @@ impl<J> Ops<J> {
         Some(q)
     }
 
+    /// Operations that may go instead of the head when the head must wait for its engine: the
+    /// first queued operation of each other stream, before the first barrier (each stream
+    /// keeps its order; nothing passes a barrier). With their index, in command order.
+    pub fn alternatives(&self) -> impl Iterator<Item = (usize, &Queued<J>)> {
+        let head = self.head;
+        let mut seen: Vec<u64> = self.head().map(|h| h.stream).into_iter().collect();
+        self.queue
+            .iter()
+            .enumerate()
+            .take_while(|(_, q)| q.lane != Lane::Barrier)
+            .filter(move |(i, q)| {
+                let first = *i != head && q.stream != 0 && !seen.contains(&q.stream);
+                seen.push(q.stream);
+                first && !seen[..seen.len() - 1].contains(&0)
+            })
+    }
+
+    /// Removes the operation at `index` (an [`Ops::alternatives`] one) and finds the head.
+    pub fn take_at(&mut self, index: usize) -> Option<Queued<J>> {
+        let q = self.queue.remove(index)?;
+        self.count(q.lane, false);
+        self.settle();
+        Some(q)
+    }
+
     /// Replaces the head by what `cut` makes of it (its pieces, of its lane, in order).
     pub fn replace_head(&mut self, cut: impl FnOnce(Queued<J>) -> Vec<Queued<J>>) {
         let Some(old) = self.queue.remove(self.head) else {
@@ -150,6 +177,7 @@ mod tests {
             job: name,
             class: CostClass::Free,
             lane,
+            stream: 0,
             at: 0,
         }
     }
@@ -200,6 +228,34 @@ mod tests {
         ops.push(op(5, Lane::Stream(-4)));
         assert_eq!(ops.head().map(|q| q.job), Some(2), "behind a barrier");
         assert_eq!(drain(&mut ops), vec![2, 3, 1, 4, 5]);
+    }
+
+    #[test]
+    fn alternatives_are_the_first_of_other_streams_before_a_barrier() {
+        let mut ops = Ops::new();
+        let on = |name, stream| Queued {
+            stream,
+            ..op(name, Lane::Stream(0))
+        };
+        for (name, stream) in [(1, 7), (2, 7), (3, 8), (4, 8), (5, 9)] {
+            ops.push(on(name, stream));
+        }
+        ops.push(op(6, Lane::Barrier));
+        ops.push(on(7, 10));
+        let alt: Vec<u32> = ops.alternatives().map(|(_, q)| q.job).collect();
+        assert_eq!(
+            alt,
+            vec![3, 5],
+            "stream 7 is the head's, 4 follows 3, 7 is barred"
+        );
+        let (i, _) = ops.alternatives().nth(1).expect("5");
+        assert_eq!(ops.take_at(i).map(|q| q.job), Some(5));
+        assert_eq!(drain(&mut ops), vec![1, 2, 3, 4, 6, 7]);
+        // An operation of unknown stream (0) passes nothing and is passed by nothing.
+        ops.push(on(1, 7));
+        ops.push(on(2, 0));
+        ops.push(on(3, 8));
+        assert_eq!(ops.alternatives().count(), 0);
     }
 
     #[test]

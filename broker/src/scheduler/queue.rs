@@ -63,6 +63,11 @@ pub trait Work: Sized {
     fn lane(&self) -> Lane {
         Lane::Stream(0)
     }
+    /// Its stream, for letting other streams' work pass a head that waits for its engine (0:
+    /// unknown, passes nothing and nothing passes it; the default).
+    fn stream_key(&self) -> u64 {
+        0
+    }
     /// Splits a kernel into `parts` block-range slices, or a host copy into `parts` chunks, in
     /// order, if it can be cut (`Err(self)` otherwise).
     fn split(self, parts: u32) -> Result<Vec<Self>, Self> {
@@ -129,6 +134,7 @@ fn queued<J: Work>(job: J, at: Nanos) -> Queued<J> {
     Queued {
         class: job.class(),
         lane: job.lane(),
+        stream: job.stream_key(),
         job,
         at,
     }
@@ -268,7 +274,7 @@ impl<J: Work> FairQueue<J> {
     pub fn pick(&mut self, now: Nanos) -> Pick<J> {
         self.release_stale(now);
         if let Some(id) = self.free_head() {
-            return self.dispatch(id, now);
+            return self.dispatch(id, now, None);
         }
         let Some(active) = self.active_priority() else {
             return Pick::Wait;
@@ -294,7 +300,10 @@ impl<J: Work> FairQueue<J> {
         order.sort_by(|a, b| a.0.total_cmp(&b.0));
         for (_, id) in order {
             if self.fits(id) {
-                return self.dispatch(id, now);
+                return self.dispatch(id, now, None);
+            }
+            if let Some(i) = self.alternative(id, &best) {
+                return self.dispatch(id, now, Some(i));
             }
         }
         match wake {
@@ -308,20 +317,50 @@ impl<J: Work> FairQueue<J> {
         let Some(t) = self.tenants.get(&id) else {
             return false;
         };
-        let Some(head) = t.ops.head() else {
-            return false;
-        };
-        let engine = head.class.engine().unwrap_or(Engine::Compute);
+        t.ops
+            .head()
+            .is_some_and(|head| self.fits_class(t, &head.class))
+    }
+
+    /// When tenant `id`'s head waits for its engine: the index of another stream's operation
+    /// that may go now: free, or for *another* engine that no other tenant is the fair choice
+    /// for, fitting its window (on the head's own engine the tenant's streams keep command
+    /// order, so equal-priority streams take turns as submitted).
+    fn alternative(&self, id: TenantId, best: &[Option<(f64, TenantId)>; 3]) -> Option<usize> {
+        let t = self.tenants.get(&id).filter(|t| !t.held)?;
+        // Engines whose turn is taken: the head's, and each one's first alternative (later
+        // operations for that engine keep command order behind it).
+        let mut taken = [false; 3];
+        if let Some(e) = t.ops.head()?.class.engine() {
+            taken[e.index()] = true;
+        }
+        t.ops
+            .alternatives()
+            .find(|(_, q)| match q.class.engine() {
+                None => q.class == CostClass::Free,
+                Some(e) => {
+                    let first = !std::mem::replace(&mut taken[e.index()], true);
+                    first
+                        && best[e.index()].is_none_or(|(_, b)| b == id)
+                        && self.fits_class(t, &q.class)
+                }
+            })
+            .map(|(i, _)| i)
+    }
+
+    /// True if an operation of `class` of tenant `t` fits its engine's window now.
+    fn fits_class(&self, t: &TenantQueue<J>, class: &CostClass) -> bool {
+        let engine = class.engine().unwrap_or(Engine::Compute);
         let in_flight = self.in_flight[engine.index()];
         let window = self.window(t);
-        if !self.model.is_known(&head.class) {
+        if !self.model.is_known(class) {
             // Never measured: it goes alone, and holds its engine until it is (see `dispatch`).
             return in_flight == 0;
         }
         // What runs does not count: at most a window of work waits behind it (or one
         // operation, so the engine never idles between long ones).
         let ahead = in_flight.saturating_sub(self.running(engine));
-        ahead == 0 || ahead + self.model.estimate(&head.class) <= window
+        ahead == 0 || ahead + self.model.estimate(class) <= window
     }
 
     /// A tenant whose head is free (takes no device time), if any.
@@ -386,12 +425,19 @@ impl<J: Work> FairQueue<J> {
         Eligible::Now(t.finish.max(vtime), engine)
     }
 
-    fn dispatch(&mut self, id: TenantId, now: Nanos) -> Pick<J> {
-        self.slice_head(id);
+    /// Hands out tenant `id`'s head (cut first when long), or its operation at `alternative`.
+    fn dispatch(&mut self, id: TenantId, now: Nanos, alternative: Option<usize>) -> Pick<J> {
+        if alternative.is_none() {
+            self.slice_head(id);
+        }
         let Some(t) = self.tenants.get_mut(&id) else {
             return Pick::Wait;
         };
-        let Some(q) = t.ops.take() else {
+        let taken = match alternative {
+            Some(i) => t.ops.take_at(i),
+            None => t.ops.take(),
+        };
+        let Some(q) = taken else {
             return Pick::Wait;
         };
         t.held = q.job.holds();

@@ -24,9 +24,15 @@ pub(super) struct SimJob {
     /// Submission time of the request this job belongs to, and whether it is its last part.
     pub(super) submitted: Nanos,
     pub(super) last: bool,
+    /// Its stream (0: the tenant's work is one line).
+    pub(super) stream: u64,
 }
 
 impl Work for SimJob {
+    fn stream_key(&self) -> u64 {
+        self.stream
+    }
+
     fn class(&self) -> CostClass {
         match &self.kernel {
             Some((name, blocks)) => CostClass::Kernel(Shape {
@@ -176,7 +182,7 @@ impl Sim {
         );
     }
 
-    fn kernel(
+    pub(super) fn kernel(
         t: TenantId,
         name: &str,
         ns: Nanos,
@@ -192,6 +198,7 @@ impl Sim {
             sliceable,
             submitted: at,
             last: true,
+            stream: 0,
         }
     }
 

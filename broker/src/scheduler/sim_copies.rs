@@ -29,6 +29,7 @@ fn copy(tenant: TenantId, bytes: u64, sliceable: bool, at: Nanos) -> SimJob {
         sliceable,
         submitted: at,
         last: true,
+        stream: 0,
     }
 }
 
@@ -126,4 +127,36 @@ fn an_equal_priority_copy_waits_at_most_a_quantum_of_a_bulk_upload() {
         worst <= cfg.quantum + cfg.quantum / 2 + own,
         "worst latency {worst} ns"
     );
+}
+
+/// One tenant, two streams: kernels of 4 ms queued on stream 1 fill the compute engine's window;
+/// a copy on stream 2, queued behind them, goes to its free copy engine at once.
+#[test]
+fn another_streams_copy_passes_kernels_waiting_for_the_compute_engine() {
+    let mut sim = Sim::new(QueueConfig::default());
+    sim.tenant(1, params(1, Priority::Normal, None), idle());
+    let kernel = |at: Nanos| SimJob {
+        stream: 1,
+        ..Sim::kernel(1, "k", 4 * MS, 1, false, at)
+    };
+    let upload = |at: Nanos| SimJob {
+        stream: 2,
+        ..copy(1, 10_000_000, false, at)
+    };
+    // Teach the model both shapes.
+    push(&mut sim, kernel(0));
+    push(&mut sim, upload(0));
+    sim.run(10 * MS);
+    let at = sim.now;
+    for _ in 0..4 {
+        push(&mut sim, kernel(at));
+    }
+    push(&mut sim, upload(at));
+    sim.run(at + 30 * MS);
+    let l = &sim.tenants[&1].latencies;
+    assert_eq!(l.len(), 7, "{l:?}");
+    // The copy (1 ms) finished first, while the kernels ran one after another.
+    let copy_latency = l[2];
+    assert_eq!(copy_latency, MS, "the copy waited: {l:?}");
+    assert_eq!(l[3..], [4 * MS, 8 * MS, 12 * MS, 16 * MS], "{l:?}");
 }

@@ -69,10 +69,14 @@ pub fn execute(t: &Tenant, req: VmmRequest) -> ExecResult {
                 }
                 Ok(())
             })?;
+            // The tenant's queued work first: a memset or kernel submitted before the call
+            // must not meet the new protection (a synchronous memset of device memory returns
+            // before it runs).
+            let synced = sync_tenant(t);
             for f in flags {
                 dev.mem_set_access(ptr, size, f)?;
             }
-            Ok(Reply::Empty)
+            synced.map(|()| Reply::Empty)
         }
         VmmRequest::MemGetAllocationGranularity { device, option } => {
             device0(device)?;

@@ -48,6 +48,10 @@ if [ ! -f "$stamp" ]; then
   fi
   vpip install --quiet "${pip[@]}" --no-deps -r "$req" >&2
   build_pycuda
+  "$venv/bin/python" -c 'import importlib.util as u, sys
+missing = [m for m in ("numba_cuda", "cuda.core", "cuda.bindings", "cupy", "pycuda", "pytest",
+    "filecheck", "cffi", "pytools", "mako") if u.find_spec(m) is None]
+sys.exit(f"venv incomplete, missing: {missing}" if missing else 0)'
   touch "$stamp"
   echo "Python CUDA clients installed in $venv (tests/python/requirements.txt)" >&2
 fi

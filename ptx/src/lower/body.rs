@@ -269,7 +269,10 @@ impl KLower<'_> {
             let max = crate::limits::MAX_CALL_DEPTH;
             return unsupported(ai, format!("calls nested deeper than {max} levels"));
         }
-        if f.params.len() != params.len() || f.rets.len() != rets.len() {
+        // A caller may expect a value from a function defined without one (numba declares
+        // `void` C-ABI functions with a return parameter): the value is left undefined.
+        let rets_ok = f.rets.len() == rets.len() || f.rets.is_empty();
+        if f.params.len() != params.len() || !rets_ok {
             return invalid(
                 ai.line,
                 format!("wrong number of arguments in call to `{callee}`"),

@@ -59,32 +59,40 @@ pub fn kernels_dir() -> PathBuf {
     repo_root().join("examples").join("kernels")
 }
 
+/// Runs the setup script `scripts/<name>` (which installs what it needs, idempotently) and
+/// returns its standard output; panics with its output when it fails.
+pub fn run_setup_script(name: &str) -> String {
+    let root = repo_root();
+    let script = root.join("scripts").join(name);
+    let out = Command::new("bash")
+        .arg(&script)
+        .current_dir(&root)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "{} failed ({}):\n{}{}",
+        script.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Runs `scripts/setup-cuda-deps.sh` once per process and returns the directory holding
 /// NVIDIA's `cuda.h`.
 pub fn cuda_include_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        run_setup_script("setup-cuda-deps.sh");
+        let script = "scripts/setup-cuda-deps.sh";
         let root = repo_root();
-        let script = root.join("scripts").join("setup-cuda-deps.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(&root)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}):\n{}{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
         let inc = root.join(".deps/cuda/nvidia/cuda_runtime/include");
         assert!(
             inc.join("cuda.h").is_file(),
-            "{} has no cuda.h after running {}",
+            "{} has no cuda.h after running {script}",
             inc.display(),
-            script.display()
         );
         inc
     })

@@ -9,12 +9,11 @@
 //! --release --workspace --bins --lib` (the CPU device, the shim and `gpushare`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use gpushare_tests::broker::{first_difference, tail, Broker};
-use gpushare_tests::{repo_root, run_program, shared, work_dir, RunOutput};
+use gpushare_tests::{repo_root, run_program, run_setup_script, shared, work_dir, RunOutput};
 
 /// Bound on one example program run (each takes a few seconds).
 const PROGRAM: Duration = Duration::from_secs(300);
@@ -25,26 +24,10 @@ const SUITE: Duration = Duration::from_secs(900);
 fn python() -> &'static Path {
     static PY: OnceLock<PathBuf> = OnceLock::new();
     PY.get_or_init(|| {
-        let root = repo_root();
-        let script = root.join("scripts/setup-python-deps.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(&root)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        assert!(
-            out.status.success(),
-            "{} failed ({}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let py = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(
-            py.is_file(),
-            "{} printed no python: {py:?}",
-            script.display()
-        );
+        let script = "scripts/setup-python-deps.sh";
+        let out = run_setup_script("setup-python-deps.sh");
+        let py = PathBuf::from(out.trim());
+        assert!(py.is_file(), "{script} printed no python: {py:?}");
         py
     })
 }

@@ -9,6 +9,9 @@
 #      a saturating normal tenant with 2 ms kernels of many blocks
 #   d) max_share = 0.3 alone: the share it got
 #   e) the cost model's prediction error over the runs (from the broker's session-end log)
+#   f) (issue 12) a latency tenant (64 KiB up, 1 ms kernel, 64 KiB down every 20 ms, each
+#      waited for): p99 alone and beside a tenant uploading 512 MiB of weights again and again,
+#      with the latency tenant of high and of equal priority (run it with "f"; not in the default)
 # Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
@@ -150,6 +153,24 @@ start_broker '[tenants.capped]\nmax_share = 0.3'
 tenant capped --ns 1000000
 wait_tenants
 awk -v d="$(device_s capped 1000000)" -v e="$(elapsed capped)" 'BEGIN { printf "share %.4f (goal 0.3 +- 0.015)\n", d / e }'
+fi
+if want f; then
+echo "== f) latency tenant (64 KiB up, 1 ms kernel, 64 KiB down every 20 ms) beside a 512 MiB upload loop"
+request="--ns 1000000 --period-us 20000 --copy-kib 64"
+start_broker '[tenants.lat]\npriority = "high"'
+tenant lat $request
+wait_tenants
+alone=$(field lat lat_p99_us)
+echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us"
+for prio in high normal; do
+    start_broker "[tenants.lat]\npriority = \"$prio\""
+    tenant lat $request
+    tenant loader --upload-mib 512
+    wait_tenants
+    awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
+        -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \
+        'BEGIN { printf "%s priority, beside the loader: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: %s uploads, %s GB/s\n", p, p50, s, s / a, u, g }'
+done
 fi
 stop_broker
 

@@ -4,11 +4,16 @@
  * its modelled time: waves x ns x iters) for a fixed wall-clock time, and prints what it got.
  *
  * Usage: bench_sched [--seconds S] [--ns NS] [--iters I] [--blocks B] [--threads T]
- *                    [--shared BYTES] [--period-us P] [--depth D]
+ *                    [--shared BYTES] [--period-us P] [--depth D] [--copy-kib K]
+ *                    [--upload-mib M]
  *   --period-us 0 (default): saturate — two batches of D launches always queued (launch batch
  *                      k+1, then wait for batch k);
  *   --period-us P > 0: one launch every P µs, each waited for (cuStreamSynchronize), latency
- *                      measured from the launch call to the end of the synchronisation.
+ *                      measured from the launch call to the end of the synchronisation;
+ *                      with --copy-kib K each request is an upload of K KiB, the launch and a
+ *                      download of K KiB (pinned memory, on the stream), measured likewise;
+ *   --upload-mib M:    no kernels: uploads M MiB from pinned memory again and again (a model
+ *                      load), each waited for; prints "uploads" and "upload_gbps".
  *
  * Output (one per line, "KEY VALUE"; nothing else on stdout):
  *   launches     kernels completed within the run
@@ -41,6 +46,29 @@ static double opt(int argc, char **argv, const char *name, double dflt)
     return dflt;
 }
 
+/* Uploads `bytes` from pinned memory on `s` again and again for `seconds`, each waited for. */
+static int upload_loop(CUstream s, size_t bytes, double seconds)
+{
+    CUdeviceptr d;
+    unsigned char *h;
+    CHECK(cuMemAlloc(&d, bytes));
+    CHECK(cuMemAllocHost((void **)&h, bytes));
+    memset(h, 0x5a, bytes);
+    unsigned long uploads = 0;
+    double t0 = now_us(), end = t0 + seconds * 1e6;
+    while (now_us() < end) {
+        CHECK(cuMemcpyHtoDAsync(d, h, bytes, s));
+        CHECK(cuStreamSynchronize(s));
+        uploads++;
+    }
+    double elapsed = (now_us() - t0) / 1e6;
+    printf("launches 0\nelapsed_s %.3f\nuploads %lu\nupload_gbps %.3f\n", elapsed, uploads,
+           (double)uploads * (double)bytes / elapsed / 1e9);
+    CHECK(cuMemFreeHost(h));
+    CHECK(cuMemFree(d));
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     double seconds = opt(argc, argv, "--seconds", 5);
@@ -51,6 +79,8 @@ int main(int argc, char **argv)
     unsigned shared = (unsigned)opt(argc, argv, "--shared", 0);
     double period = opt(argc, argv, "--period-us", 0);
     unsigned depth = (unsigned)opt(argc, argv, "--depth", 8);
+    size_t copy = (size_t)opt(argc, argv, "--copy-kib", 0) * 1024;
+    size_t upload = (size_t)opt(argc, argv, "--upload-mib", 0) << 20;
 
     CUcontext ctx;
     CHECK(cuInit(0));
@@ -65,6 +95,16 @@ int main(int argc, char **argv)
     CUdeviceptr out;
     CHECK(cuMemAlloc(&out, (size_t)n * 4));
     void *params[] = {&out, &ns, &iters, &n};
+    if (upload > 0) {
+        return upload_loop(s, upload, seconds);
+    }
+    CUdeviceptr dcopy = 0;
+    unsigned char *hcopy = NULL;
+    if (copy > 0) {
+        CHECK(cuMemAlloc(&dcopy, copy));
+        CHECK(cuMemAllocHost((void **)&hcopy, copy));
+        memset(hcopy, 0x3c, copy);
+    }
 
     size_t cap = period > 0 ? (size_t)(seconds * 1e6 / period) + 16 : 1;
     double *lat = calloc(cap, sizeof *lat);
@@ -85,7 +125,13 @@ int main(int argc, char **argv)
                 }
             }
             double start = now_us();
+            if (copy > 0) {
+                CHECK(cuMemcpyHtoDAsync(dcopy, hcopy, copy, s));
+            }
             CHECK(cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, shared, s, params, NULL));
+            if (copy > 0) {
+                CHECK(cuMemcpyDtoHAsync(hcopy, dcopy, copy, s));
+            }
             CHECK(cuStreamSynchronize(s));
             if (samples < cap) {
                 lat[samples++] = now_us() - start;
@@ -117,6 +163,11 @@ int main(int argc, char **argv)
         printf("lat_p99_us %.1f\n", lat[(size_t)((double)(samples - 1) * 0.99 + 0.5)]);
     }
     free(lat);
+    if (copy > 0) {
+        EXPECT(hcopy[0] == 0x3c && hcopy[copy - 1] == 0x3c, "the request's bytes came back changed");
+        CHECK(cuMemFreeHost(hcopy));
+        CHECK(cuMemFree(dcopy));
+    }
     CHECK(cuMemFree(out));
     CHECK(cuStreamDestroy(s));
     CHECK(cuModuleUnload(mod));

@@ -1,7 +1,8 @@
 //! End-to-end tests of the remoting core: unmodified CUDA programs run through the shim
 //! (`libgpushare_shim.so`, SONAME `libcuda.so.1`) against a `gpushare broker --device cpu`: both
-//! ways in, several tenants, a killed tenant, a killed broker, isolation, no broker, no noise, the
-//! benchmark program. Test (a), identical output for every program, is `tests/tests/shim_outputs.rs`.
+//! ways in, several tenants, a killed tenant, a killed broker, isolation, no broker, no noise. Test
+//! (a), identical output for every program, is `tests/tests/shim_outputs.rs`; the benchmark
+//! programs are run in `tests/tests/bench_programs.rs`.
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`
 //! (fixtures: `gpushare_tests::broker`). Each test starts its own broker(s) on a private socket.
@@ -592,103 +593,4 @@ fn no_output_noise_without_gpushare_log() {
         failures.push(format!("stderr must be empty: {:?}", got.stderr));
     }
     fail_all(&failures);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The benchmark program works (figures are printed, never asserted)
-// ---------------------------------------------------------------------------------------------
-
-const BENCH_KEYS: &[&str] = &[
-    "launch_async_ns",
-    "stream_query_p50_us",
-    "stream_query_p99_us",
-    "call_p50_us",
-    "call_p99_us",
-    "device_call_p50_us",
-    "device_call_p99_us",
-    "h2d_pageable_gbps",
-    "d2h_pageable_gbps",
-    "h2d_pinned_gbps",
-    "d2h_pinned_gbps",
-    "launches_per_s",
-];
-
-const BENCH_TINY: &[&str] = &[
-    "--launches",
-    "50",
-    "--batches",
-    "3",
-    "--queries",
-    "200",
-    "--copy-mib",
-    "1",
-    "--copy-reps",
-    "2",
-    "--rate-launches",
-    "200",
-    "--rate-reps",
-    "2",
-];
-
-/// Parses bench_shim's output: every key exactly once, each a finite positive number.
-fn parse_bench(out: &RunOutput) -> Result<Vec<(String, f64)>, String> {
-    if !out.success() {
-        return Err(format!("bench_shim failed\n{out}"));
-    }
-    let mut figures = Vec::new();
-    for line in out.stdout.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(key), Some(value), Some(_unit), None) =
-            (words.next(), words.next(), words.next(), words.next())
-        else {
-            return Err(format!("unexpected line {line:?}\n{out}"));
-        };
-        let v: f64 = value.parse().map_err(|e| format!("{line:?}: {e}\n{out}"))?;
-        if !v.is_finite() || v < 0.0 {
-            return Err(format!("{line:?}: not a finite non-negative figure\n{out}"));
-        }
-        figures.push((key.to_string(), v));
-    }
-    let keys: Vec<&str> = figures.iter().map(|(k, _)| k.as_str()).collect();
-    if keys != BENCH_KEYS {
-        return Err(format!("keys {keys:?}, expected {BENCH_KEYS:?}\n{out}"));
-    }
-    Ok(figures)
-}
-
-#[test]
-fn bench_program_runs_directly_and_through_the_shim() {
-    let _g = shared();
-    let exe = compile_c("bench_shim");
-    let direct =
-        parse_bench(&run_program(&exe, BENCH_TINY, &[], RUN)).unwrap_or_else(|e| panic!("{e}"));
-    let broker = Broker::start(&[]);
-    let shim = parse_bench(&broker.run_tenant("bench", &exe, BENCH_TINY, &[], RUN))
-        .unwrap_or_else(|e| panic!("through the shim: {e}"));
-    for ((k, d), (_, s)) in direct.iter().zip(&shim) {
-        println!("{k:<22} direct {d:>12.3}   through the shim {s:>12.3}");
-    }
-}
-
-/// The pipeline benchmark checks every batch's bytes itself; run small, both ways.
-#[test]
-fn pipeline_bench_runs_directly_and_through_the_shim() {
-    let _g = shared();
-    let exe = compile_c("bench_pipeline");
-    let args = ["--batches", "4", "--mib", "1", "--kernel-us", "200"];
-    let want = ["serial_ms", "pipelined_ms", "speedup"];
-    let check = |what: &str, out: &RunOutput| {
-        let keys: Vec<&str> = out
-            .stdout
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .collect();
-        assert!(out.code == Some(0) && keys == want, "{what}: {out}");
-    };
-    check("direct", &run_program(&exe, &args, &[], RUN));
-    let broker = Broker::start(&[]);
-    check(
-        "through the shim",
-        &broker.run_tenant("pipeline", &exe, &args, &[], RUN),
-    );
 }

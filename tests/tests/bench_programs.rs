@@ -1,0 +1,101 @@
+//! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`) run, small, directly
+//! on the CPU device and through shim + broker, and print every figure they promise as a finite
+//! number. Their figures are printed, never asserted (docs/benchmarks.md records them).
+//!
+//! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
+
+use std::time::Duration;
+
+use gpushare_tests::broker::Broker;
+use gpushare_tests::{compile_c, run_program, shared, RunOutput};
+
+/// Bound on one program run (direct or through the shim).
+const RUN: Duration = Duration::from_secs(60);
+
+const BENCH_SHIM_KEYS: &[&str] = &[
+    "launch_async_ns",
+    "stream_query_p50_us",
+    "stream_query_p99_us",
+    "call_p50_us",
+    "call_p99_us",
+    "device_call_p50_us",
+    "device_call_p99_us",
+    "h2d_pageable_gbps",
+    "d2h_pageable_gbps",
+    "h2d_pinned_gbps",
+    "d2h_pinned_gbps",
+    "launches_per_s",
+];
+
+const BENCH_SHIM_TINY: &[&str] = &[
+    "--launches",
+    "50",
+    "--batches",
+    "3",
+    "--queries",
+    "200",
+    "--copy-mib",
+    "1",
+    "--copy-reps",
+    "2",
+    "--rate-launches",
+    "200",
+    "--rate-reps",
+    "2",
+];
+
+const BENCH_PIPELINE_KEYS: &[&str] = &["serial_ms", "pipelined_ms", "speedup"];
+
+const BENCH_PIPELINE_TINY: &[&str] = &["--batches", "4", "--mib", "1", "--kernel-us", "200"];
+
+/// Parses a benchmark's output ("KEY VALUE UNIT" lines): exactly `keys`, in order, each a finite
+/// non-negative number.
+fn parse_figures(out: &RunOutput, keys: &[&str]) -> Result<Vec<(String, f64)>, String> {
+    if !out.success() {
+        return Err(format!("the benchmark failed\n{out}"));
+    }
+    let mut figures = Vec::new();
+    for line in out.stdout.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(key), Some(value), Some(_unit), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(format!("unexpected line {line:?}\n{out}"));
+        };
+        let v: f64 = value.parse().map_err(|e| format!("{line:?}: {e}\n{out}"))?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(format!("{line:?}: not a finite non-negative figure\n{out}"));
+        }
+        figures.push((key.to_string(), v));
+    }
+    let got: Vec<&str> = figures.iter().map(|(k, _)| k.as_str()).collect();
+    if got != keys {
+        return Err(format!("keys {got:?}, expected {keys:?}\n{out}"));
+    }
+    Ok(figures)
+}
+
+/// Runs `program` with `args` directly and through a broker; prints both columns.
+fn both_ways(program: &str, args: &[&str], keys: &[&str]) {
+    let _g = shared();
+    let exe = compile_c(program);
+    let direct = parse_figures(&run_program(&exe, args, &[], RUN), keys)
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    let broker = Broker::start(&[]);
+    let shim = parse_figures(&broker.run_tenant(program, &exe, args, &[], RUN), keys)
+        .unwrap_or_else(|e| panic!("{program} through the shim: {e}"));
+    for ((k, d), (_, s)) in direct.iter().zip(&shim) {
+        println!("{k:<22} direct {d:>12.3}   through the shim {s:>12.3}");
+    }
+}
+
+#[test]
+fn bench_shim_runs_directly_and_through_the_shim() {
+    both_ways("bench_shim", BENCH_SHIM_TINY, BENCH_SHIM_KEYS);
+}
+
+/// It checks every batch's bytes itself.
+#[test]
+fn bench_pipeline_runs_directly_and_through_the_shim() {
+    both_ways("bench_pipeline", BENCH_PIPELINE_TINY, BENCH_PIPELINE_KEYS);
+}

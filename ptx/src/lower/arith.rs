@@ -140,20 +140,7 @@ impl KLower<'_> {
                 return Ok(());
             }
             "min" | "max" if ai.mods.iter().any(|x| x == "s16x2" || x == "u16x2") => {
-                let signed = m.has("s16x2");
-                m.has("u16x2");
-                let relu = m.has("relu");
-                finish(&m, ai)?;
-                let f: ExecFn = match (signed, ai.op == "max", relu) {
-                    (true, false, false) => h2::<MinMax16x2<true, false, false>>,
-                    (true, false, true) => h2::<MinMax16x2<true, false, true>>,
-                    (true, true, false) => h2::<MinMax16x2<true, true, false>>,
-                    (true, true, true) => h2::<MinMax16x2<true, true, true>>,
-                    (false, false, false) => h2::<MinMax16x2<false, false, false>>,
-                    (false, true, false) => h2::<MinMax16x2<false, true, false>>,
-                    (false, _, true) => return invalid(ai.line, ".relu needs .s16x2"),
-                };
-                return self.emit_n(frame, ai, f, Class::Int, Ty::B32, &[Ty::B32, Ty::B32]);
+                return self.lower_min_max_16x2(frame, ai, m)
             }
             "addc" | "subc" | "madc" => return self.lower_carry(frame, ai, m),
             "add" | "sub" | "mad" if ai.mods.iter().any(|x| x == "cc") => {
@@ -431,6 +418,24 @@ impl KLower<'_> {
             return unsupported(ai, format!("type .{ty:?}").to_lowercase());
         };
         self.emit_n(frame, ai, f, Class::Int, ty, &srcs)
+    }
+
+    /// `min`/`max` on packed halves: `.s16x2` (with `.relu`) or `.u16x2`.
+    fn lower_min_max_16x2(&mut self, frame: &mut Frame, ai: &AstInst, mut m: Mods<'_>) -> Res<()> {
+        let signed = m.has("s16x2");
+        m.has("u16x2");
+        let relu = m.has("relu");
+        finish(&m, ai)?;
+        let f: ExecFn = match (signed, ai.op == "max", relu) {
+            (true, false, false) => h2::<MinMax16x2<true, false, false>>,
+            (true, false, true) => h2::<MinMax16x2<true, false, true>>,
+            (true, true, false) => h2::<MinMax16x2<true, true, false>>,
+            (true, true, true) => h2::<MinMax16x2<true, true, true>>,
+            (false, false, false) => h2::<MinMax16x2<false, false, false>>,
+            (false, true, false) => h2::<MinMax16x2<false, true, false>>,
+            (false, _, true) => return invalid(ai.line, ".relu needs .s16x2"),
+        };
+        self.emit_n(frame, ai, f, Class::Int, Ty::B32, &[Ty::B32, Ty::B32])
     }
 
     /// `add.cc`, `addc`, `sub.cc`, `subc` (`.u32 .s32 .u64 .s64`), `mad{.lo,.hi}.cc` and

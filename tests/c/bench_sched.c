@@ -46,6 +46,62 @@ static double opt(int argc, char **argv, const char *name, double dflt)
     return dflt;
 }
 
+/* One periodic request: an optional upload, the launch, an optional download. */
+typedef struct {
+    CUfunction f;
+    unsigned blocks, threads, shared;
+    void **params;
+    size_t copy;
+    CUdeviceptr dcopy;
+    unsigned char *hcopy;
+} Request;
+
+static Request request_new(CUfunction f, unsigned blocks, unsigned threads, unsigned shared,
+                           void **params, size_t copy)
+{
+    Request r = {f, blocks, threads, shared, params, copy, 0, NULL};
+    if (copy > 0) {
+        CHECK(cuMemAlloc(&r.dcopy, copy));
+        CHECK(cuMemAllocHost((void **)&r.hcopy, copy));
+        memset(r.hcopy, 0x3c, copy);
+    }
+    return r;
+}
+
+/* Runs one request on `s` and waits for it. */
+static void request_run(Request *r, CUstream s)
+{
+    if (r->copy > 0) {
+        CHECK(cuMemcpyHtoDAsync(r->dcopy, r->hcopy, r->copy, s));
+    }
+    CHECK(cuLaunchKernel(r->f, r->blocks, 1, 1, r->threads, 1, 1, r->shared, s, r->params, NULL));
+    if (r->copy > 0) {
+        CHECK(cuMemcpyDtoHAsync(r->hcopy, r->dcopy, r->copy, s));
+    }
+    CHECK(cuStreamSynchronize(s));
+}
+
+static void request_free(Request *r)
+{
+    if (r->copy > 0) {
+        EXPECT(r->hcopy[0] == 0x3c && r->hcopy[r->copy - 1] == 0x3c,
+               "the request's bytes came back changed");
+        CHECK(cuMemFreeHost(r->hcopy));
+        CHECK(cuMemFree(r->dcopy));
+    }
+}
+
+/* Prints the run's figures (latencies sorted in place). */
+static void report(unsigned long launches, double elapsed, double *lat, size_t samples)
+{
+    printf("launches %lu\nelapsed_s %.3f\n", launches, elapsed);
+    if (samples > 0) {
+        qsort(lat, samples, sizeof *lat, cmp_double);
+        printf("lat_p50_us %.1f\n", lat[(samples - 1) / 2]);
+        printf("lat_p99_us %.1f\n", lat[(size_t)((double)(samples - 1) * 0.99 + 0.5)]);
+    }
+}
+
 /* Uploads `bytes` from pinned memory on `s` again and again for `seconds`, each waited for. */
 static int upload_loop(CUstream s, size_t bytes, double seconds)
 {
@@ -98,13 +154,7 @@ int main(int argc, char **argv)
     if (upload > 0) {
         return upload_loop(s, upload, seconds);
     }
-    CUdeviceptr dcopy = 0;
-    unsigned char *hcopy = NULL;
-    if (copy > 0) {
-        CHECK(cuMemAlloc(&dcopy, copy));
-        CHECK(cuMemAllocHost((void **)&hcopy, copy));
-        memset(hcopy, 0x3c, copy);
-    }
+    Request req = request_new(f, blocks, threads, shared, params, copy);
 
     size_t cap = period > 0 ? (size_t)(seconds * 1e6 / period) + 16 : 1;
     double *lat = calloc(cap, sizeof *lat);
@@ -125,14 +175,7 @@ int main(int argc, char **argv)
                 }
             }
             double start = now_us();
-            if (copy > 0) {
-                CHECK(cuMemcpyHtoDAsync(dcopy, hcopy, copy, s));
-            }
-            CHECK(cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, shared, s, params, NULL));
-            if (copy > 0) {
-                CHECK(cuMemcpyDtoHAsync(hcopy, dcopy, copy, s));
-            }
-            CHECK(cuStreamSynchronize(s));
+            request_run(&req, s);
             if (samples < cap) {
                 lat[samples++] = now_us() - start;
             }
@@ -155,19 +198,9 @@ int main(int argc, char **argv)
         /* The last batch ran past the end: not counted. */
         CHECK(cuStreamSynchronize(s));
     }
-    double elapsed = (now_us() - t0) / 1e6;
-    printf("launches %lu\nelapsed_s %.3f\n", launches, elapsed);
-    if (samples > 0) {
-        qsort(lat, samples, sizeof *lat, cmp_double);
-        printf("lat_p50_us %.1f\n", lat[(samples - 1) / 2]);
-        printf("lat_p99_us %.1f\n", lat[(size_t)((double)(samples - 1) * 0.99 + 0.5)]);
-    }
+    report(launches, (now_us() - t0) / 1e6, lat, samples);
     free(lat);
-    if (copy > 0) {
-        EXPECT(hcopy[0] == 0x3c && hcopy[copy - 1] == 0x3c, "the request's bytes came back changed");
-        CHECK(cuMemFreeHost(hcopy));
-        CHECK(cuMemFree(dcopy));
-    }
+    request_free(&req);
     CHECK(cuMemFree(out));
     CHECK(cuStreamDestroy(s));
     CHECK(cuModuleUnload(mod));

@@ -110,16 +110,20 @@ impl<J> Ops<J> {
     /// first queued operation of each other stream, before the first barrier (each stream
     /// keeps its order; nothing passes a barrier). With their index, in command order.
     pub fn alternatives(&self) -> impl Iterator<Item = (usize, &Queued<J>)> {
-        let head = self.head;
-        let mut seen: Vec<u64> = self.head().map(|h| h.stream).into_iter().collect();
+        // The head's stream counts as seen, so the head itself is never offered; a head of
+        // unknown stream lets nothing pass.
+        let head_stream = self.head().map_or(0, |h| h.stream);
+        let mut seen = vec![head_stream];
         self.queue
             .iter()
             .enumerate()
-            .take_while(|(_, q)| q.lane != Lane::Barrier)
-            .filter(move |(i, q)| {
-                let first = *i != head && q.stream != 0 && !seen.contains(&q.stream);
-                seen.push(q.stream);
-                first && !seen[..seen.len() - 1].contains(&0)
+            .take_while(move |(_, q)| head_stream != 0 && q.lane != Lane::Barrier && q.stream != 0)
+            .filter(move |(_, q)| {
+                let first = !seen.contains(&q.stream);
+                if first {
+                    seen.push(q.stream);
+                }
+                first
             })
     }
 

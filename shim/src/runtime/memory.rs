@@ -81,6 +81,10 @@ impl Runtime {
     /// Whether device address `ptr` is host memory (managed, pinned, or a DEVICEMAP
     /// registration): CUDA's copies and memsets are synchronous with respect to the host there.
     pub fn is_host_backed(&self, ptr: u64) -> bool {
+        if self.alloc_of(ptr).is_some() {
+            // `cuMemAlloc` memory, the common case: no scan of the host tables.
+            return false;
+        }
         matches!(self.host_memory(ptr as usize, 1), HostMemory::Shared { .. })
             || self.host_alloc_by_device_ptr(ptr).is_some()
             || self.registration_by_device_ptr(ptr).is_some()

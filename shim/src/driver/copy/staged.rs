@@ -2,9 +2,10 @@
 //! shared host memory, and the staging of pageable memory for copies on a stream.
 //!
 //! A copy of one pageable run is *pipelined* in pieces of [`PIPELINE_PIECE`]: host to device,
-//! each piece is written into staging and pushed as a record whose staging the broker frees
-//! ([`htod_released`]; the tenant writes piece k+1 while the worker copies piece k, and the call
-//! returns once the last piece is staged); device to host, [`PIPELINE_DEPTH`] pieces are in
+//! each piece is written into staging and pushed as a record whose staging the broker frees,
+//! marked (`COPY_MARK`) so that the freeing happens as soon as the piece is copied, not when the
+//! tenant next waits ([`htod_released`]; the tenant writes piece k+1 while the worker copies
+//! piece k, and the call returns once the last piece is staged); device to host, [`PIPELINE_DEPTH`] pieces are in
 //! flight, each marked so its completion is seen alone, and the tenant reads piece k out of
 //! staging while the worker copies piece k+1 ([`dtoh_pipelined`]). Several runs (2D copies) go
 //! in batches waited for ([`batched`]).

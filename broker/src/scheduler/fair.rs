@@ -14,7 +14,7 @@ use super::queue::{FairQueue, Lane, Pick, QueueConfig, Work};
 use super::{
     Job, JobSink, Next, SchedError, Scheduler, TenantId, TenantParams, TenantReport, MAX_QUEUED,
 };
-use crate::device::{CompletionSink, FailureSink, Timing};
+use crate::device::{CompletionSink, FailureSink, Stream, Timing};
 use crate::work::{memset_extent, Op};
 
 impl Work for Job {
@@ -27,15 +27,7 @@ impl Work for Job {
     }
 
     fn stream_key(&self) -> u64 {
-        match &self.op {
-            Op::Launch { stream, .. }
-            | Op::CopyHtoD { stream, .. }
-            | Op::CopyDtoH { stream, .. }
-            | Op::CopyDtoD { stream, .. }
-            | Op::Memset { stream, .. }
-            | Op::HostFn { stream, .. } => Arc::as_ptr(stream) as u64,
-            _ => 0,
-        }
+        op_stream(&self.op).map_or(0, |s| Arc::as_ptr(s) as u64)
     }
 
     fn slice_class(&self, parts: u32) -> Option<CostClass> {
@@ -269,18 +261,30 @@ pub fn op_class(op: &Op) -> CostClass {
 /// another stream may wait for).
 pub fn op_lane(op: &Op) -> Lane {
     match op {
-        Op::Launch { stream, .. }
-        | Op::CopyHtoD { stream, .. }
-        | Op::CopyDtoH { stream, .. }
-        | Op::CopyDtoD { stream, .. }
-        | Op::Memset { stream, .. }
-        | Op::HostFn { stream, .. } => Lane::Stream(stream.priority()),
         Op::WriteValue { .. }
         | Op::EventRecord { .. }
         | Op::StreamWait { .. }
         | Op::Join { .. }
         | Op::Exclusive { .. } => Lane::Barrier,
-        Op::Nop => Lane::Stream(0),
+        _ => Lane::Stream(op_stream(op).map_or(0, |s| s.priority())),
+    }
+}
+
+/// The one stream an operation runs on (`None` for barriers and `Nop`).
+fn op_stream(op: &Op) -> Option<&Arc<Stream>> {
+    match op {
+        Op::Launch { stream, .. }
+        | Op::CopyHtoD { stream, .. }
+        | Op::CopyDtoH { stream, .. }
+        | Op::CopyDtoD { stream, .. }
+        | Op::Memset { stream, .. }
+        | Op::HostFn { stream, .. } => Some(stream),
+        Op::WriteValue { .. }
+        | Op::EventRecord { .. }
+        | Op::StreamWait { .. }
+        | Op::Join { .. }
+        | Op::Exclusive { .. }
+        | Op::Nop => None,
     }
 }
 

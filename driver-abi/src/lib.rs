@@ -18,6 +18,8 @@
 //!   generated C layer that exports them.
 //! - [`checks`]: what both libraries do identically with a caller's arguments (argument checks,
 //!   copy geometry, launch packing, pointer-attribute values, JIT logs).
+//! - [`graph`]: stream capture and the graph API, written once over the family traits: nodes
+//!   replay as each library's own stream work.
 //! - [`link`]: the driver linker (`cuLink*`) both libraries run locally over
 //!   `gpushare_ptx::link_ptx`; [`fatbin`]: fatbin containers and the PTX a device takes from one.
 
@@ -29,6 +31,7 @@ pub mod error_table;
 pub mod export;
 pub mod export_table;
 pub mod fatbin;
+pub mod graph;
 pub mod image;
 pub mod link;
 pub mod log;

@@ -91,6 +91,13 @@ fn host_memory() {
     run_c_test("host_memory", &[], &[], secs(120));
 }
 
+/// Graphs built node by node and by stream capture, their queries, updates and error rules.
+#[test]
+fn graph() {
+    let _g = shared();
+    run_c_test("graph", &[], &[], secs(120));
+}
+
 #[test]
 fn managed() {
     let _g = shared();

@@ -141,6 +141,7 @@ const PROGRAMS: &[Program] = &[
         .mask(&["cuMemGetInfo"]),
     prog("host_memory", Kind::Driver, "host_memory"),
     prog("managed", Kind::Driver, "managed"),
+    prog("graph", Kind::Driver, "graph"),
     prog("copy_order", Kind::Driver, "copy_order").env(SMALL_PACED),
     prog("vmm", Kind::Driver, "vmm").skip(
         "exports physical memory with cuMemExportToShareableHandle(POSIX fd) — no protocol \

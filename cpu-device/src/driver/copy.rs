@@ -8,12 +8,14 @@
 //! Host pointers are captured and used at execution time, except that asynchronous copies from
 //! pageable memory are staged (copied into a driver buffer at submission, as CUDA does) and
 //! asynchronous copies to pageable memory return only once complete (as CUDA does). Only the `_v2`
-//! ABI (64-bit `CUdeviceptr`) is exported.
+//! ABI (64-bit `CUdeviceptr`) is exported. On a capturing stream a checked copy or memset becomes
+//! a graph node instead ([`capture::record`]).
 
 use std::ffi::c_void;
 
 use gpushare_driver_abi::checks::copy::{device_range, memset_span, CopyShape};
 use gpushare_driver_abi::cuda_h::CudaMemcpy2D;
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
 use gpushare_driver_abi::surface::DefaultStream;
 
 use super::resolve::{self, work_stream};
@@ -89,6 +91,9 @@ fn copy(what: &str, r: CopyShape, mode: Mode) -> CuResult {
     r.check_sides(what, (dst_span, src_span), |p, len, w| {
         device_ok(d, p, len, w)
     })?;
+    if let Some(captured) = capture::record(stream, default_stream, || Ok(NodeKind::copy(&r))) {
+        return captured;
+    }
     let kind = kind_of(&r);
     let pinned = match kind {
         CopyKind::H2D => d
@@ -156,6 +161,14 @@ fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
     }
     let span = memset_span(what, w.width, w.height, w.pitch, w.elem)?;
     device_range(what, w.dst, span, true, device_ok(d, w.dst, span, true))?;
+    let node = || {
+        Ok(NodeKind::memset(
+            w.dst, w.pitch, w.elem, w.value, w.width, w.height,
+        ))
+    };
+    if let Some(captured) = capture::record(stream, default_stream, node) {
+        return captured;
+    }
     let op = d.exec.submit(&ctx, &s, Work::Memset(w))?;
     if matches!(mode, Mode::Sync(_)) {
         d.exec.wait(&op, Until::End)?;

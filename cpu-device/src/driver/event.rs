@@ -5,6 +5,7 @@ use std::sync::Arc;
 use gpushare_driver_abi::cuda_h::{
     CU_EVENT_FLAGS, CU_EVENT_INTERPROCESS, CU_EVENT_RECORD_EXTERNAL,
 };
+use gpushare_driver_abi::graph::capture;
 use gpushare_driver_abi::surface::{DefaultStream, Flags, Out};
 
 use super::resolve::{event, work_stream};
@@ -20,6 +21,21 @@ fn owner_check(d: &Driver, e: &Event) -> CuResult {
         Some(c) => c.check_usable(),
         None => Err(CuError::INVALID_HANDLE),
     }
+}
+
+/// Records `ev` on `stream` (under capture: see [`capture::event_record`]).
+fn record(
+    ev: CUevent,
+    stream: CUstream,
+    external: bool,
+    default_stream: DefaultStream,
+) -> CuResult {
+    let (d, ctx, s) = work_stream(stream, default_stream)?;
+    let e = event(d, ev)?;
+    if let Some(captured) = capture::event_record(ev, stream, default_stream, external) {
+        return captured;
+    }
+    d.exec.record_event(&ctx, &e, &s)
 }
 
 gpushare_driver_abi::implement! {
@@ -44,18 +60,17 @@ gpushare_driver_abi::implement! {
         }
 
         fn event_record(ev: CUevent, stream: CUstream, default_stream: DefaultStream) -> CuResult {
-            let (d, ctx, s) = work_stream(stream, default_stream)?;
-            d.exec.record_event(&ctx, &*event(d, ev)?, &s)
+            record(ev, stream, false, default_stream)
         }
 
-        /// `CU_EVENT_RECORD_EXTERNAL` only matters under stream capture.
-        fn event_record_with_flags(ev: CUevent, stream: CUstream, _flags: Flags<{ CU_EVENT_RECORD_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
-            let (d, ctx, s) = work_stream(stream, default_stream)?;
-            d.exec.record_event(&ctx, &*event(d, ev)?, &s)
+        /// `CU_EVENT_RECORD_EXTERNAL` only matters under stream capture (an event-record node).
+        fn event_record_with_flags(ev: CUevent, stream: CUstream, flags: Flags<{ CU_EVENT_RECORD_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
+            record(ev, stream, flags.bits() & CU_EVENT_RECORD_EXTERNAL != 0, default_stream)
         }
 
         /// `NOT_READY` while the recorded work is pending.
         fn event_query(ev: CUevent) -> CuResult {
+            capture::check_event(ev)?;
             let d = state::driver()?;
             let e = event(d, ev)?;
             owner_check(d, &e)?;
@@ -64,6 +79,7 @@ gpushare_driver_abi::implement! {
 
         /// Waits for the recorded work; returns the context's sticky error.
         fn event_synchronize(ev: CUevent) -> CuResult {
+            capture::check_event(ev)?;
             let d = state::driver()?;
             let e = event(d, ev)?;
             owner_check(d, &e)?;

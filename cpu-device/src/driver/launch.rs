@@ -14,6 +14,8 @@ use std::ffi::c_void;
 use gpushare_driver_abi::checks::launch::{self as limits, LaunchArgs};
 use gpushare_driver_abi::checks::legacy::{self, LegacyLaunch};
 use gpushare_driver_abi::cuda_h::{CUhostFn, CuLaunchConfig};
+use gpushare_driver_abi::graph::capture;
+use gpushare_driver_abi::graph::node::{HostNode, NodeKind};
 use gpushare_driver_abi::surface::{DefaultStream, In};
 
 use super::resolve::work_stream;
@@ -90,6 +92,15 @@ unsafe fn launch(l: LaunchArgs, default_stream: DefaultStream) -> CuResult {
         .map_err(|msg| invalid(k, msg))?;
     // SAFETY: the caller's contract.
     let params = unsafe { pack_params(k, l.params, l.extra) }?;
+    let node = || {
+        let offsets = k.params().iter().map(|p| p.offset).collect();
+        Ok(NodeKind::kernel(
+            l.func, l.grid, l.block, l.shared, &params, offsets,
+        ))
+    };
+    if let Some(captured) = capture::record(l.stream, default_stream, node) {
+        return captured;
+    }
     let work = KernelWork {
         module: std::sync::Arc::clone(&func.module),
         kernel: func.name_str().to_owned(),
@@ -160,6 +171,10 @@ gpushare_driver_abi::implement! {
         /// start).
         unsafe fn launch_host_func(stream: CUstream, func: CUhostFn, data: *mut c_void, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
+            let node = || Ok(NodeKind::Host(HostNode { func, data }));
+            if let Some(captured) = capture::record(stream, default_stream, node) {
+                return captured;
+            }
             d.exec.submit(&ctx, &s, Work::HostFn(func, SendPtr(data))).map(|_| ())
         }
 

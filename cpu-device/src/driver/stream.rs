@@ -12,6 +12,7 @@ use gpushare_driver_abi::cuda_h::{
     CUstreamCallback, CU_EVENT_WAIT_EXTERNAL, CU_STREAM_NON_BLOCKING,
     CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
 };
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
 use gpushare_driver_abi::surface::{DefaultStream, Flags, OptOut, Out};
 
 use super::resolve::{any_stream, event, raw, work_stream};
@@ -53,6 +54,13 @@ fn get<T>(
     out.write(f(&ctx, &s))
 }
 
+/// `cuStreamAddCallback` on a capturing stream: not capturable (host nodes are
+/// `cuLaunchHostFunc`'s).
+fn refuse_callback() -> CuResult<NodeKind> {
+    tracing::warn!("cuStreamAddCallback on a capturing stream");
+    Err(CuError::STREAM_CAPTURE_UNSUPPORTED)
+}
+
 gpushare_driver_abi::implement! {
     impl Stream for CpuDevice {
         fn stream_create(stream: Out<'_, CUstream>, flags: Flags<{ CU_STREAM_NON_BLOCKING }>) -> CuResult {
@@ -72,6 +80,7 @@ gpushare_driver_abi::implement! {
         /// Waits for the stream's work; returns the context's sticky error.
         fn stream_synchronize(stream: CUstream, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = any_stream(stream, default_stream)?;
+            capture::check_stream_sync(stream, default_stream)?;
             ctx.check_usable()?;
             d.exec.synchronize_stream(&s)?;
             ctx.check_usable()
@@ -80,15 +89,20 @@ gpushare_driver_abi::implement! {
         /// `CUDA_ERROR_NOT_READY` while work is pending.
         fn stream_query(stream: CUstream, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = any_stream(stream, default_stream)?;
+            capture::check_stream_sync(stream, default_stream)?;
             ctx.check_usable()?;
             d.exec.query_stream(&s)?;
             ctx.check_usable()
         }
 
         /// Later work on the stream waits for the event's latest record.
-        fn stream_wait_event(stream: CUstream, ev: CUevent, _flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
+        fn stream_wait_event(stream: CUstream, ev: CUevent, flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
             let e = event(d, ev)?;
+            let external = flags.bits() & CU_EVENT_WAIT_EXTERNAL != 0;
+            if let Some(captured) = capture::wait_event::<CpuDevice>(stream, default_stream, ev, external) {
+                return captured;
+            }
             d.exec.wait_event(&ctx, &s, &e)
         }
 
@@ -96,6 +110,9 @@ gpushare_driver_abi::implement! {
         /// the error code).
         unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
+            if let Some(refused) = capture::record(stream, default_stream, refuse_callback) {
+                return refused;
+            }
             let work = Work::Callback(callback, SendPtr(stream), SendPtr(data));
             d.exec.submit(&ctx, &s, work).map(|_| ())
         }
@@ -137,13 +154,12 @@ gpushare_driver_abi::implement! {
             d.memory.device_range(addr, 4, true).inspect_err(|_| {
                 tracing::warn!("cuStreamWriteValue32: {addr:#x} is not writable device memory");
             })?;
+            let node = || Ok(NodeKind::memset(addr, 4, 4, value, 1, 1));
+            if let Some(captured) = capture::record(stream, default_stream, node) {
+                return captured;
+            }
             let w = MemsetWork { dst: addr, pitch: 4, width: 1, height: 1, elem: 4, value };
             d.exec.submit(&ctx, &s, Work::Memset(w)).map(|_| ())
-        }
-
-        /// Always `CU_STREAM_CAPTURE_STATUS_NONE`: stream capture is not supported.
-        fn stream_is_capturing(stream: CUstream, status: Out<'_, i32>, default_stream: DefaultStream) -> CuResult {
-            get(stream, default_stream, status, |_, _| 0)
         }
     }
 }

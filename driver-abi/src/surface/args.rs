@@ -151,6 +151,16 @@ fn narrow_size(v: usize) -> CuResult<u32> {
     Ok(u32::try_from(v).unwrap_or(u32::MAX))
 }
 
+impl<'a, T> Out<'a, T> {
+    /// An out-pointer to a Rust value, for code that calls a library method itself.
+    pub fn to(value: &'a mut T) -> Self {
+        Out {
+            slot: Slot::Same(NonNull::from(value)),
+            _caller: PhantomData,
+        }
+    }
+}
+
 impl<T> Out<'_, T> {
     /// Writes `value` to the caller's pointer (v1 ABI: narrowed, which may fail).
     #[inline]
@@ -214,7 +224,17 @@ narrow_out!(u64 => narrow_device_ptr, usize => narrow_size);
 /// An out-pointer the caller may leave NULL (then nothing is written).
 pub struct OptOut<'a, T>(Option<Out<'a, T>>);
 
-impl<T> OptOut<'_, T> {
+impl<'a, T> OptOut<'a, T> {
+    /// An out-pointer to a Rust value, for code that calls a library method itself.
+    pub fn to(value: &'a mut T) -> Self {
+        OptOut(Some(Out::to(value)))
+    }
+
+    /// No pointer: nothing is written.
+    pub fn none() -> Self {
+        OptOut(None)
+    }
+
     /// Writes `value` if the caller gave a pointer.
     #[inline]
     pub fn write(self, value: T) -> CuResult {

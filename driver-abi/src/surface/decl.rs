@@ -167,8 +167,6 @@ macro_rules! driver_surface {
             /// `cuStreamWriteValue32`: writes `value` to `addr` (4-byte aligned device memory) when
             /// the stream reaches it; `CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER` may be given.
             fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>) { cuStreamWriteValue32_v2 | cuStreamWriteValue32_v2_ptsz, cuStreamWriteValue32 | cuStreamWriteValue32_ptsz }
-            /// `cuStreamIsCapturing`
-            fn stream_is_capturing(stream: CUstream, status: Out<'_, i32>) { cuStreamIsCapturing | cuStreamIsCapturing_ptsz }
         }
 
         /// Events.
@@ -454,6 +452,155 @@ macro_rules! driver_surface {
             fn occupancy_available_dynamic_smem(bytes: Out<'_, usize>, func: CUfunction, num_blocks: i32, block_size: i32) { cuOccupancyAvailableDynamicSMemPerBlock }
         }
 
+        /// Stream capture and graphs, implemented once for both libraries in
+        /// [`crate::graph`] (`implement_graphs!`): nodes replay as the library's own stream work.
+        family Graph {
+            /// `cuStreamBeginCapture_v2`: `mode` is a `CUstreamCaptureMode`.
+            fn stream_begin_capture(stream: CUstream, mode: i32) { cuStreamBeginCapture_v2 | cuStreamBeginCapture_v2_ptsz }
+            /// `cuStreamBeginCapture` (CUDA 10.0 ABI): global mode.
+            fn stream_begin_capture_v1(stream: CUstream) { cuStreamBeginCapture | cuStreamBeginCapture_ptsz }
+            /// `cuStreamBeginCaptureToGraph`: capture into `graph`, after `n` dependencies
+            /// (`edge_data` NULL or all zero).
+            fn stream_begin_capture_to_graph(stream: CUstream, graph: CUgraph, deps: *const CUgraphNode, edge_data: *const EdgeData, n: usize, mode: i32) unsafe { cuStreamBeginCaptureToGraph | cuStreamBeginCaptureToGraph_ptsz }
+            /// `cuStreamEndCapture`
+            fn stream_end_capture(stream: CUstream, graph: Out<'_, CUgraph>) { cuStreamEndCapture | cuStreamEndCapture_ptsz }
+            /// `cuStreamIsCapturing`
+            fn stream_is_capturing(stream: CUstream, status: Out<'_, i32>) { cuStreamIsCapturing | cuStreamIsCapturing_ptsz }
+            /// `cuStreamGetCaptureInfo` (CUDA 10.1 ABI): status and id.
+            fn stream_get_capture_info_v1(stream: CUstream, status: Out<'_, i32>, id: OptOut<'_, u64>) { cuStreamGetCaptureInfo | cuStreamGetCaptureInfo_ptsz }
+            /// `cuStreamGetCaptureInfo_v2`: every out-pointer but `status` may be NULL; the
+            /// dependency array stays valid until the next capture call on the stream.
+            fn stream_get_capture_info(stream: CUstream, status: Out<'_, i32>, id: OptOut<'_, u64>, graph: OptOut<'_, CUgraph>, deps: OptOut<'_, *const CUgraphNode>, n: OptOut<'_, usize>) { cuStreamGetCaptureInfo_v2 | cuStreamGetCaptureInfo_v2_ptsz }
+            /// `cuStreamGetCaptureInfo_v3`: as `_v2`, with edge data (NULL: all edges default).
+            fn stream_get_capture_info_v3(stream: CUstream, status: Out<'_, i32>, id: OptOut<'_, u64>, graph: OptOut<'_, CUgraph>, deps: OptOut<'_, *const CUgraphNode>, edge_data: OptOut<'_, *const EdgeData>, n: OptOut<'_, usize>) { cuStreamGetCaptureInfo_v3 | cuStreamGetCaptureInfo_v3_ptsz }
+            /// `cuStreamUpdateCaptureDependencies`: flags add (0) or set (1).
+            fn stream_update_capture_dependencies(stream: CUstream, deps: *mut CUgraphNode, n: usize, flags: Flags<1>) unsafe { cuStreamUpdateCaptureDependencies | cuStreamUpdateCaptureDependencies_ptsz }
+            /// `cuStreamUpdateCaptureDependencies_v2`: with edge data (NULL or all zero).
+            fn stream_update_capture_dependencies_v2(stream: CUstream, deps: *mut CUgraphNode, edge_data: *const EdgeData, n: usize, flags: Flags<1>) unsafe { cuStreamUpdateCaptureDependencies_v2 | cuStreamUpdateCaptureDependencies_v2_ptsz }
+            /// `cuThreadExchangeStreamCaptureMode`: `mode` in, the previous mode out.
+            fn thread_exchange_stream_capture_mode(mode: *mut i32) unsafe { cuThreadExchangeStreamCaptureMode }
+            /// `cuGraphCreate`: flags must be 0.
+            fn graph_create(graph: Out<'_, CUgraph>, flags: Flags<0>) { cuGraphCreate }
+            /// `cuGraphDestroy`
+            fn graph_destroy(graph: CUgraph) { cuGraphDestroy }
+            /// `cuGraphClone`
+            fn graph_clone(clone: Out<'_, CUgraph>, graph: CUgraph) { cuGraphClone }
+            /// `cuGraphNodeFindInClone`
+            fn graph_node_find_in_clone(node: Out<'_, CUgraphNode>, original: CUgraphNode, clone: CUgraph) { cuGraphNodeFindInClone }
+            /// `cuGraphAddKernelNode_v2`: arguments are copied into the node.
+            fn graph_add_kernel_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: In<KernelNodeParams>) unsafe { cuGraphAddKernelNode_v2 }
+            /// `cuGraphAddKernelNode` (v1 parameters).
+            fn graph_add_kernel_node_v1(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: In<KernelNodeParamsV1>) unsafe { cuGraphAddKernelNode }
+            /// `cuGraphKernelNodeGetParams_v2`: `kernelParams` points into the node.
+            fn graph_kernel_node_get_params(node: CUgraphNode, params: Out<'_, KernelNodeParams>) { cuGraphKernelNodeGetParams_v2 }
+            /// `cuGraphKernelNodeGetParams` (v1 parameters).
+            fn graph_kernel_node_get_params_v1(node: CUgraphNode, params: Out<'_, KernelNodeParamsV1>) { cuGraphKernelNodeGetParams }
+            /// `cuGraphKernelNodeSetParams_v2`
+            fn graph_kernel_node_set_params(node: CUgraphNode, params: In<KernelNodeParams>) unsafe { cuGraphKernelNodeSetParams_v2 }
+            /// `cuGraphKernelNodeSetParams` (v1 parameters).
+            fn graph_kernel_node_set_params_v1(node: CUgraphNode, params: In<KernelNodeParamsV1>) unsafe { cuGraphKernelNodeSetParams }
+            /// `cuGraphAddMemcpyNode`: a 1D or 2D copy (depth 1, no arrays).
+            fn graph_add_memcpy_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: In<Memcpy3D>, ctx: CUcontext) unsafe { cuGraphAddMemcpyNode }
+            /// `cuGraphMemcpyNodeGetParams`
+            fn graph_memcpy_node_get_params(node: CUgraphNode, params: Out<'_, Memcpy3D>) { cuGraphMemcpyNodeGetParams }
+            /// `cuGraphMemcpyNodeSetParams`
+            fn graph_memcpy_node_set_params(node: CUgraphNode, params: In<Memcpy3D>) { cuGraphMemcpyNodeSetParams }
+            /// `cuGraphAddMemsetNode`
+            fn graph_add_memset_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: In<MemsetNodeParams>, ctx: CUcontext) unsafe { cuGraphAddMemsetNode }
+            /// `cuGraphMemsetNodeGetParams`
+            fn graph_memset_node_get_params(node: CUgraphNode, params: Out<'_, MemsetNodeParams>) { cuGraphMemsetNodeGetParams }
+            /// `cuGraphMemsetNodeSetParams`
+            fn graph_memset_node_set_params(node: CUgraphNode, params: In<MemsetNodeParams>) { cuGraphMemsetNodeSetParams }
+            /// `cuGraphAddHostNode`
+            fn graph_add_host_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: In<HostNodeParams>) unsafe { cuGraphAddHostNode }
+            /// `cuGraphHostNodeGetParams`
+            fn graph_host_node_get_params(node: CUgraphNode, params: Out<'_, HostNodeParams>) { cuGraphHostNodeGetParams }
+            /// `cuGraphHostNodeSetParams`
+            fn graph_host_node_set_params(node: CUgraphNode, params: In<HostNodeParams>) { cuGraphHostNodeSetParams }
+            /// `cuGraphAddChildGraphNode`: the child is copied into the node.
+            fn graph_add_child_graph_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, child: CUgraph) unsafe { cuGraphAddChildGraphNode }
+            /// `cuGraphChildGraphNodeGetGraph`: the node's own copy.
+            fn graph_child_graph_node_get_graph(node: CUgraphNode, graph: Out<'_, CUgraph>) { cuGraphChildGraphNodeGetGraph }
+            /// `cuGraphAddEmptyNode`
+            fn graph_add_empty_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize) unsafe { cuGraphAddEmptyNode }
+            /// `cuGraphAddEventRecordNode`
+            fn graph_add_event_record_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, event: CUevent) unsafe { cuGraphAddEventRecordNode }
+            /// `cuGraphEventRecordNodeGetEvent`
+            fn graph_event_record_node_get_event(node: CUgraphNode, event: Out<'_, CUevent>) { cuGraphEventRecordNodeGetEvent }
+            /// `cuGraphEventRecordNodeSetEvent`
+            fn graph_event_record_node_set_event(node: CUgraphNode, event: CUevent) { cuGraphEventRecordNodeSetEvent }
+            /// `cuGraphAddEventWaitNode`
+            fn graph_add_event_wait_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, event: CUevent) unsafe { cuGraphAddEventWaitNode }
+            /// `cuGraphEventWaitNodeGetEvent`
+            fn graph_event_wait_node_get_event(node: CUgraphNode, event: Out<'_, CUevent>) { cuGraphEventWaitNodeGetEvent }
+            /// `cuGraphEventWaitNodeSetEvent`
+            fn graph_event_wait_node_set_event(node: CUgraphNode, event: CUevent) { cuGraphEventWaitNodeSetEvent }
+            /// `cuGraphAddNode`: kernel, memcpy, memset, host, child graph, empty, event nodes.
+            fn graph_add_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: *mut NodeParams) unsafe { cuGraphAddNode }
+            /// `cuGraphAddNode_v2`: with edge data (NULL or all zero).
+            fn graph_add_node_v2(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, edge_data: *const EdgeData, n: usize, params: *mut NodeParams) unsafe { cuGraphAddNode_v2 }
+            /// `cuGraphNodeGetType`
+            fn graph_node_get_type(node: CUgraphNode, kind: Out<'_, i32>) { cuGraphNodeGetType }
+            /// `cuGraphGetNodes`: `nodes` NULL asks the count; else `n` in is its capacity.
+            fn graph_get_nodes(graph: CUgraph, nodes: *mut CUgraphNode, n: *mut usize) unsafe { cuGraphGetNodes }
+            /// `cuGraphGetRootNodes`: as `cuGraphGetNodes`, nodes without dependencies.
+            fn graph_get_root_nodes(graph: CUgraph, nodes: *mut CUgraphNode, n: *mut usize) unsafe { cuGraphGetRootNodes }
+            /// `cuGraphGetEdges`: `from`/`to` both NULL ask the count.
+            fn graph_get_edges(graph: CUgraph, from: *mut CUgraphNode, to: *mut CUgraphNode, n: *mut usize) unsafe { cuGraphGetEdges }
+            /// `cuGraphGetEdges_v2`: with edge data (all default).
+            fn graph_get_edges_v2(graph: CUgraph, from: *mut CUgraphNode, to: *mut CUgraphNode, edge_data: *mut EdgeData, n: *mut usize) unsafe { cuGraphGetEdges_v2 }
+            /// `cuGraphNodeGetDependencies`
+            fn graph_node_get_dependencies(node: CUgraphNode, deps: *mut CUgraphNode, n: *mut usize) unsafe { cuGraphNodeGetDependencies }
+            /// `cuGraphNodeGetDependencies_v2`
+            fn graph_node_get_dependencies_v2(node: CUgraphNode, deps: *mut CUgraphNode, edge_data: *mut EdgeData, n: *mut usize) unsafe { cuGraphNodeGetDependencies_v2 }
+            /// `cuGraphNodeGetDependentNodes`
+            fn graph_node_get_dependent_nodes(node: CUgraphNode, nodes: *mut CUgraphNode, n: *mut usize) unsafe { cuGraphNodeGetDependentNodes }
+            /// `cuGraphNodeGetDependentNodes_v2`
+            fn graph_node_get_dependent_nodes_v2(node: CUgraphNode, nodes: *mut CUgraphNode, edge_data: *mut EdgeData, n: *mut usize) unsafe { cuGraphNodeGetDependentNodes_v2 }
+            /// `cuGraphAddDependencies`: `n` edges `from[i]` → `to[i]`.
+            fn graph_add_dependencies(graph: CUgraph, from: *const CUgraphNode, to: *const CUgraphNode, n: usize) unsafe { cuGraphAddDependencies }
+            /// `cuGraphAddDependencies_v2`: with edge data (NULL or all zero).
+            fn graph_add_dependencies_v2(graph: CUgraph, from: *const CUgraphNode, to: *const CUgraphNode, edge_data: *const EdgeData, n: usize) unsafe { cuGraphAddDependencies_v2 }
+            /// `cuGraphRemoveDependencies`
+            fn graph_remove_dependencies(graph: CUgraph, from: *const CUgraphNode, to: *const CUgraphNode, n: usize) unsafe { cuGraphRemoveDependencies }
+            /// `cuGraphRemoveDependencies_v2`
+            fn graph_remove_dependencies_v2(graph: CUgraph, from: *const CUgraphNode, to: *const CUgraphNode, edge_data: *const EdgeData, n: usize) unsafe { cuGraphRemoveDependencies_v2 }
+            /// `cuGraphDestroyNode`
+            fn graph_destroy_node(node: CUgraphNode) { cuGraphDestroyNode }
+            /// `cuGraphInstantiateWithFlags`
+            fn graph_instantiate_with_flags(exec: Out<'_, CUgraphExec>, graph: CUgraph, flags: u64) { cuGraphInstantiateWithFlags }
+            /// `cuGraphInstantiate` (CUDA 10 ABI): the error node and a log buffer (may be NULL).
+            fn graph_instantiate_v1(exec: Out<'_, CUgraphExec>, graph: CUgraph, error_node: OptOut<'_, CUgraphNode>, log: *mut c_char, log_size: usize) unsafe { cuGraphInstantiate_v2, cuGraphInstantiate }
+            /// `cuGraphInstantiateWithParams`: flags in, the result out.
+            fn graph_instantiate_with_params(exec: Out<'_, CUgraphExec>, graph: CUgraph, params: *mut InstantiateParams) unsafe { cuGraphInstantiateWithParams | cuGraphInstantiateWithParams_ptsz }
+            /// `cuGraphExecGetFlags`
+            fn graph_exec_get_flags(exec: CUgraphExec, flags: Out<'_, u64>) { cuGraphExecGetFlags }
+            /// `cuGraphExecKernelNodeSetParams_v2`: `node` is a node of the instantiated graph.
+            fn graph_exec_kernel_node_set_params(exec: CUgraphExec, node: CUgraphNode, params: In<KernelNodeParams>) unsafe { cuGraphExecKernelNodeSetParams_v2 }
+            /// `cuGraphExecKernelNodeSetParams` (v1 parameters).
+            fn graph_exec_kernel_node_set_params_v1(exec: CUgraphExec, node: CUgraphNode, params: In<KernelNodeParamsV1>) unsafe { cuGraphExecKernelNodeSetParams }
+            /// `cuGraphExecMemcpyNodeSetParams`
+            fn graph_exec_memcpy_node_set_params(exec: CUgraphExec, node: CUgraphNode, params: In<Memcpy3D>, ctx: CUcontext) { cuGraphExecMemcpyNodeSetParams }
+            /// `cuGraphExecMemsetNodeSetParams`
+            fn graph_exec_memset_node_set_params(exec: CUgraphExec, node: CUgraphNode, params: In<MemsetNodeParams>, ctx: CUcontext) { cuGraphExecMemsetNodeSetParams }
+            /// `cuGraphExecHostNodeSetParams`
+            fn graph_exec_host_node_set_params(exec: CUgraphExec, node: CUgraphNode, params: In<HostNodeParams>) { cuGraphExecHostNodeSetParams }
+            /// `cuGraphExecEventRecordNodeSetEvent`
+            fn graph_exec_event_record_node_set_event(exec: CUgraphExec, node: CUgraphNode, event: CUevent) { cuGraphExecEventRecordNodeSetEvent }
+            /// `cuGraphExecEventWaitNodeSetEvent`
+            fn graph_exec_event_wait_node_set_event(exec: CUgraphExec, node: CUgraphNode, event: CUevent) { cuGraphExecEventWaitNodeSetEvent }
+            /// `cuGraphExecUpdate_v2`: `info` says why an update failed.
+            fn graph_exec_update(exec: CUgraphExec, graph: CUgraph, info: Out<'_, ExecUpdateResultInfo>) { cuGraphExecUpdate_v2 }
+            /// `cuGraphExecUpdate` (CUDA 10.2 ABI): the error node and the result.
+            fn graph_exec_update_v1(exec: CUgraphExec, graph: CUgraph, error_node: Out<'_, CUgraphNode>, result: Out<'_, i32>) { cuGraphExecUpdate }
+            /// `cuGraphUpload`: nothing to upload; checks the handles.
+            fn graph_upload(exec: CUgraphExec, stream: CUstream) { cuGraphUpload | cuGraphUpload_ptsz }
+            /// `cuGraphLaunch`: the steps go to `stream` as ordinary work.
+            fn graph_launch(exec: CUgraphExec, stream: CUstream) { cuGraphLaunch | cuGraphLaunch_ptsz }
+            /// `cuGraphExecDestroy`
+            fn graph_exec_destroy(exec: CUgraphExec) { cuGraphExecDestroy }
+        }
+
             undeclared {
                 cuArray3DCreate cuArray3DCreate_v2 cuArray3DGetDescriptor cuArray3DGetDescriptor_v2
                 cuArrayCreate cuArrayCreate_v2 cuArrayDestroy cuArrayGetDescriptor
@@ -462,9 +609,9 @@ macro_rules! driver_surface {
                 cuCheckpointProcessGetRestoreThreadId cuCheckpointProcessGetState
                 cuCheckpointProcessLock cuCheckpointProcessRestore cuCheckpointProcessUnlock
                 cuCoredumpGetAttribute cuCoredumpGetAttributeGlobal cuCoredumpSetAttribute
-                cuCoredumpSetAttributeGlobal cuCtxDisablePeerAccess
-                cuCtxEnablePeerAccess cuCtxFromGreenCtx cuCtxGetDevResource cuCtxGetExecAffinity
-                cuCtxRecordEvent cuCtxWaitEvent cuDestroyExternalMemory cuDestroyExternalSemaphore
+                cuCoredumpSetAttributeGlobal cuCtxDisablePeerAccess cuCtxEnablePeerAccess
+                cuCtxFromGreenCtx cuCtxGetDevResource cuCtxGetExecAffinity cuCtxRecordEvent
+                cuCtxWaitEvent cuDestroyExternalMemory cuDestroyExternalSemaphore
                 cuDevResourceGenerateDesc cuDevSmResourceSplitByCount cuDeviceGetDefaultMemPool
                 cuDeviceGetDevResource cuDeviceGetExecAffinitySupport cuDeviceGetGraphMemAttribute
                 cuDeviceGetLuid cuDeviceGetMemPool cuDeviceGetNvSciSyncAttributes
@@ -476,67 +623,44 @@ macro_rules! driver_surface {
                 cuEGLStreamProducerConnect cuEGLStreamProducerDisconnect
                 cuEGLStreamProducerPresentFrame cuEGLStreamProducerReturnFrame
                 cuEventCreateFromEGLSync cuExternalMemoryGetMappedBuffer
-                cuExternalMemoryGetMappedMipmappedArray cuFlushGPUDirectRDMAWrites
-                cuGLCtxCreate cuGLCtxCreate_v2
-                cuGLGetDevices cuGLGetDevices_v2 cuGLInit cuGLMapBufferObject
+                cuExternalMemoryGetMappedMipmappedArray cuFlushGPUDirectRDMAWrites cuGLCtxCreate
+                cuGLCtxCreate_v2 cuGLGetDevices cuGLGetDevices_v2 cuGLInit cuGLMapBufferObject
                 cuGLMapBufferObjectAsync cuGLMapBufferObjectAsync_v2
                 cuGLMapBufferObjectAsync_v2_ptsz cuGLMapBufferObject_v2 cuGLMapBufferObject_v2_ptds
                 cuGLRegisterBufferObject cuGLSetBufferObjectMapFlags cuGLUnmapBufferObject
                 cuGLUnmapBufferObjectAsync cuGLUnregisterBufferObject cuGraphAddBatchMemOpNode
-                cuGraphAddChildGraphNode cuGraphAddDependencies cuGraphAddDependencies_v2
-                cuGraphAddEmptyNode cuGraphAddEventRecordNode cuGraphAddEventWaitNode
                 cuGraphAddExternalSemaphoresSignalNode cuGraphAddExternalSemaphoresWaitNode
-                cuGraphAddHostNode cuGraphAddKernelNode cuGraphAddKernelNode_v2
-                cuGraphAddMemAllocNode cuGraphAddMemFreeNode cuGraphAddMemcpyNode
-                cuGraphAddMemsetNode cuGraphAddNode cuGraphAddNode_v2 cuGraphBatchMemOpNodeGetParams
-                cuGraphBatchMemOpNodeSetParams cuGraphChildGraphNodeGetGraph cuGraphClone
-                cuGraphConditionalHandleCreate cuGraphCreate cuGraphDebugDotPrint cuGraphDestroy
-                cuGraphDestroyNode cuGraphEventRecordNodeGetEvent cuGraphEventRecordNodeSetEvent
-                cuGraphEventWaitNodeGetEvent cuGraphEventWaitNodeSetEvent
+                cuGraphAddMemAllocNode cuGraphAddMemFreeNode cuGraphBatchMemOpNodeGetParams
+                cuGraphBatchMemOpNodeSetParams cuGraphConditionalHandleCreate cuGraphDebugDotPrint
                 cuGraphExecBatchMemOpNodeSetParams cuGraphExecChildGraphNodeSetParams
-                cuGraphExecDestroy cuGraphExecEventRecordNodeSetEvent
-                cuGraphExecEventWaitNodeSetEvent cuGraphExecExternalSemaphoresSignalNodeSetParams
-                cuGraphExecExternalSemaphoresWaitNodeSetParams cuGraphExecGetFlags
-                cuGraphExecHostNodeSetParams cuGraphExecKernelNodeSetParams
-                cuGraphExecKernelNodeSetParams_v2 cuGraphExecMemcpyNodeSetParams
-                cuGraphExecMemsetNodeSetParams cuGraphExecNodeSetParams cuGraphExecUpdate
-                cuGraphExecUpdate_v2 cuGraphExternalSemaphoresSignalNodeGetParams
+                cuGraphExecExternalSemaphoresSignalNodeSetParams
+                cuGraphExecExternalSemaphoresWaitNodeSetParams cuGraphExecNodeSetParams
+                cuGraphExternalSemaphoresSignalNodeGetParams
                 cuGraphExternalSemaphoresSignalNodeSetParams
                 cuGraphExternalSemaphoresWaitNodeGetParams
-                cuGraphExternalSemaphoresWaitNodeSetParams cuGraphGetEdges cuGraphGetEdges_v2
-                cuGraphGetNodes cuGraphGetRootNodes cuGraphHostNodeGetParams
-                cuGraphHostNodeSetParams cuGraphInstantiate cuGraphInstantiateWithFlags
-                cuGraphInstantiateWithParams cuGraphInstantiateWithParams_ptsz cuGraphInstantiate_v2
-                cuGraphKernelNodeCopyAttributes cuGraphKernelNodeGetAttribute
-                cuGraphKernelNodeGetParams cuGraphKernelNodeGetParams_v2
-                cuGraphKernelNodeSetAttribute cuGraphKernelNodeSetParams
-                cuGraphKernelNodeSetParams_v2 cuGraphLaunch cuGraphLaunch_ptsz
-                cuGraphMemAllocNodeGetParams cuGraphMemFreeNodeGetParams cuGraphMemcpyNodeGetParams
-                cuGraphMemcpyNodeSetParams cuGraphMemsetNodeGetParams cuGraphMemsetNodeSetParams
-                cuGraphNodeFindInClone cuGraphNodeGetDependencies cuGraphNodeGetDependencies_v2
-                cuGraphNodeGetDependentNodes cuGraphNodeGetDependentNodes_v2 cuGraphNodeGetEnabled
-                cuGraphNodeGetType cuGraphNodeSetEnabled cuGraphNodeSetParams
-                cuGraphReleaseUserObject cuGraphRemoveDependencies cuGraphRemoveDependencies_v2
-                cuGraphRetainUserObject cuGraphUpload cuGraphUpload_ptsz cuGraphicsEGLRegisterImage
-                cuGraphicsGLRegisterBuffer cuGraphicsGLRegisterImage cuGraphicsMapResources
-                cuGraphicsMapResources_ptsz cuGraphicsResourceGetMappedEglFrame
-                cuGraphicsResourceGetMappedMipmappedArray cuGraphicsResourceGetMappedPointer
-                cuGraphicsResourceGetMappedPointer_v2 cuGraphicsResourceSetMapFlags
-                cuGraphicsResourceSetMapFlags_v2 cuGraphicsSubResourceGetMappedArray
-                cuGraphicsUnmapResources cuGraphicsUnmapResources_ptsz cuGraphicsUnregisterResource
+                cuGraphExternalSemaphoresWaitNodeSetParams cuGraphKernelNodeCopyAttributes
+                cuGraphKernelNodeGetAttribute cuGraphKernelNodeSetAttribute
+                cuGraphMemAllocNodeGetParams cuGraphMemFreeNodeGetParams cuGraphNodeGetEnabled
+                cuGraphNodeSetEnabled cuGraphNodeSetParams cuGraphReleaseUserObject
+                cuGraphRetainUserObject cuGraphicsEGLRegisterImage cuGraphicsGLRegisterBuffer
+                cuGraphicsGLRegisterImage cuGraphicsMapResources cuGraphicsMapResources_ptsz
+                cuGraphicsResourceGetMappedEglFrame cuGraphicsResourceGetMappedMipmappedArray
+                cuGraphicsResourceGetMappedPointer cuGraphicsResourceGetMappedPointer_v2
+                cuGraphicsResourceSetMapFlags cuGraphicsResourceSetMapFlags_v2
+                cuGraphicsSubResourceGetMappedArray cuGraphicsUnmapResources
+                cuGraphicsUnmapResources_ptsz cuGraphicsUnregisterResource
                 cuGraphicsVDPAURegisterOutputSurface cuGraphicsVDPAURegisterVideoSurface
                 cuGreenCtxCreate cuGreenCtxDestroy cuGreenCtxGetDevResource cuGreenCtxRecordEvent
                 cuGreenCtxStreamCreate cuGreenCtxWaitEvent cuImportExternalMemory
                 cuImportExternalSemaphore cuIpcCloseMemHandle cuIpcGetEventHandle cuIpcGetMemHandle
                 cuIpcOpenEventHandle cuIpcOpenMemHandle cuIpcOpenMemHandle_v2
-                cuLaunchCooperativeKernelMultiDevice
-                cuLibraryGetManaged cuLibraryGetUnifiedFunction cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory
-                cuLogsRegisterCallback cuLogsUnregisterCallback cuMemAdvise cuMemAdvise_v2
-                cuMemAllocAsync cuMemAllocAsync_ptsz cuMemAllocFromPoolAsync
-                cuMemAllocFromPoolAsync_ptsz cuMemBatchDecompressAsync
-                cuMemBatchDecompressAsync_ptsz cuMemFreeAsync cuMemFreeAsync_ptsz
-                cuMemGetHandleForAddressRange cuMemMapArrayAsync cuMemMapArrayAsync_ptsz
-                cuMemPoolCreate cuMemPoolDestroy cuMemPoolExportPointer
+                cuLaunchCooperativeKernelMultiDevice cuLibraryGetManaged cuLibraryGetUnifiedFunction
+                cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory cuLogsRegisterCallback
+                cuLogsUnregisterCallback cuMemAdvise cuMemAdvise_v2 cuMemAllocAsync
+                cuMemAllocAsync_ptsz cuMemAllocFromPoolAsync cuMemAllocFromPoolAsync_ptsz
+                cuMemBatchDecompressAsync cuMemBatchDecompressAsync_ptsz cuMemFreeAsync
+                cuMemFreeAsync_ptsz cuMemGetHandleForAddressRange cuMemMapArrayAsync
+                cuMemMapArrayAsync_ptsz cuMemPoolCreate cuMemPoolDestroy cuMemPoolExportPointer
                 cuMemPoolExportToShareableHandle cuMemPoolGetAccess cuMemPoolGetAttribute
                 cuMemPoolImportFromShareableHandle cuMemPoolImportPointer cuMemPoolSetAccess
                 cuMemPoolSetAttribute cuMemPoolTrimTo cuMemPrefetchAsync cuMemPrefetchAsync_ptsz
@@ -557,27 +681,16 @@ macro_rules! driver_surface {
                 cuMipmappedArrayGetMemoryRequirements cuMipmappedArrayGetSparseProperties
                 cuModuleGetGlobal cuModuleGetSurfRef cuModuleGetTexRef cuMulticastAddDevice
                 cuMulticastBindAddr cuMulticastBindMem cuMulticastCreate cuMulticastGetGranularity
-                cuMulticastUnbind
-                cuOccupancyMaxActiveClusters
-                cuOccupancyMaxPotentialClusterSize
-                cuProfilerInitialize cuProfilerStart cuProfilerStop
-                cuSignalExternalSemaphoresAsync cuSignalExternalSemaphoresAsync_ptsz
-                cuStreamAttachMemAsync cuStreamAttachMemAsync_ptsz cuStreamBatchMemOp
-                cuStreamBatchMemOp_ptsz cuStreamBatchMemOp_v2 cuStreamBatchMemOp_v2_ptsz
-                cuStreamBeginCapture cuStreamBeginCaptureToGraph cuStreamBeginCaptureToGraph_ptsz
-                cuStreamBeginCapture_ptsz cuStreamBeginCapture_v2 cuStreamBeginCapture_v2_ptsz
-                cuStreamCopyAttributes cuStreamCopyAttributes_ptsz cuStreamEndCapture
-                cuStreamEndCapture_ptsz cuStreamGetAttribute cuStreamGetAttribute_ptsz
-                cuStreamGetCaptureInfo cuStreamGetCaptureInfo_ptsz cuStreamGetCaptureInfo_v2
-                cuStreamGetCaptureInfo_v2_ptsz cuStreamGetCaptureInfo_v3
-                cuStreamGetCaptureInfo_v3_ptsz cuStreamGetGreenCtx cuStreamSetAttribute
-                cuStreamSetAttribute_ptsz cuStreamUpdateCaptureDependencies
-                cuStreamUpdateCaptureDependencies_ptsz cuStreamUpdateCaptureDependencies_v2
-                cuStreamUpdateCaptureDependencies_v2_ptsz cuStreamWaitValue32
-                cuStreamWaitValue32_ptsz cuStreamWaitValue32_v2 cuStreamWaitValue32_v2_ptsz
-                cuStreamWaitValue64 cuStreamWaitValue64_ptsz cuStreamWaitValue64_v2
-                cuStreamWaitValue64_v2_ptsz
-                cuStreamWriteValue64
+                cuMulticastUnbind cuOccupancyMaxActiveClusters cuOccupancyMaxPotentialClusterSize
+                cuProfilerInitialize cuProfilerStart cuProfilerStop cuSignalExternalSemaphoresAsync
+                cuSignalExternalSemaphoresAsync_ptsz cuStreamAttachMemAsync
+                cuStreamAttachMemAsync_ptsz cuStreamBatchMemOp cuStreamBatchMemOp_ptsz
+                cuStreamBatchMemOp_v2 cuStreamBatchMemOp_v2_ptsz cuStreamCopyAttributes
+                cuStreamCopyAttributes_ptsz cuStreamGetAttribute cuStreamGetAttribute_ptsz
+                cuStreamGetGreenCtx cuStreamSetAttribute cuStreamSetAttribute_ptsz
+                cuStreamWaitValue32 cuStreamWaitValue32_ptsz cuStreamWaitValue32_v2
+                cuStreamWaitValue32_v2_ptsz cuStreamWaitValue64 cuStreamWaitValue64_ptsz
+                cuStreamWaitValue64_v2 cuStreamWaitValue64_v2_ptsz cuStreamWriteValue64
                 cuStreamWriteValue64_ptsz cuStreamWriteValue64_v2 cuStreamWriteValue64_v2_ptsz
                 cuSurfObjectCreate cuSurfObjectDestroy cuSurfObjectGetResourceDesc cuSurfRefGetArray
                 cuSurfRefSetArray cuTensorMapEncodeIm2col cuTensorMapEncodeIm2colWide
@@ -592,9 +705,9 @@ macro_rules! driver_surface {
                 cuTexRefSetAddress_v2 cuTexRefSetArray cuTexRefSetBorderColor cuTexRefSetFilterMode
                 cuTexRefSetFlags cuTexRefSetFormat cuTexRefSetMaxAnisotropy
                 cuTexRefSetMipmapFilterMode cuTexRefSetMipmapLevelBias cuTexRefSetMipmapLevelClamp
-                cuTexRefSetMipmappedArray cuThreadExchangeStreamCaptureMode cuUserObjectCreate
-                cuUserObjectRelease cuUserObjectRetain cuVDPAUCtxCreate cuVDPAUCtxCreate_v2
-                cuVDPAUGetDevice cuWaitExternalSemaphoresAsync cuWaitExternalSemaphoresAsync_ptsz
+                cuTexRefSetMipmappedArray cuUserObjectCreate cuUserObjectRelease cuUserObjectRetain
+                cuVDPAUCtxCreate cuVDPAUCtxCreate_v2 cuVDPAUGetDevice cuWaitExternalSemaphoresAsync
+                cuWaitExternalSemaphoresAsync_ptsz
             }
         }
     };

@@ -208,7 +208,16 @@ macro_rules! __surface_export_fn {
             if !IMPLEMENTED {
                 return $crate::export::not_supported(stringify!($sym), $name);
             }
+            // Calls that may synchronise implicitly are refused while a stream capture forbids
+            // them (one relaxed load when nothing captures).
+            const CAPTURE_UNSAFE: bool = $crate::surface::implements(
+                $crate::graph::capture::UNSAFE_CALLS,
+                stringify!($method),
+            );
             $crate::export::guard(stringify!($sym), || {
+                if CAPTURE_UNSAFE {
+                    $crate::graph::capture::check_unsafe_call(stringify!($sym))?;
+                }
                 $(
                     // SAFETY: the C caller's argument, valid as the CUDA driver API requires.
                     let $arg: $ty = unsafe { $crate::surface::FromCuda::from_cuda($arg) }

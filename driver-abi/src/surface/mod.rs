@@ -54,6 +54,11 @@ pub mod prelude {
         CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER,
     };
     pub use crate::error::{CUresult, CuError, CuResult};
+    pub use crate::graph::cuda::{
+        CUgraph, CUgraphExec, CUgraphNode, EdgeData, ExecUpdateResultInfo, HostNodeParams,
+        InstantiateParams, KernelNodeParams, KernelNodeParamsV1, Memcpy3D, MemsetNodeParams,
+        NodeParams,
+    };
     pub use crate::link::CUlinkState;
     pub use crate::sys::{
         CUcontext, CUdevice, CUdeviceptr, CUevent, CUfunction, CUkernel, CUlibrary, CUmodule,

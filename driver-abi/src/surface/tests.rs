@@ -61,6 +61,10 @@ fn a_methods_symbols_are_variants_of_one_call() {
 struct TestLib;
 
 crate::implement! {
+    impl Graph for TestLib {}
+}
+
+crate::implement! {
     impl Init for TestLib {
         fn driver_get_version(version: Out<'_, i32>) -> CuResult {
             version.write(4242)

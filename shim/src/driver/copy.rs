@@ -37,6 +37,7 @@ use gpushare_client::proto::{HostSpan, Request};
 use gpushare_client::ring::record::{CopyDevice, Memset};
 use gpushare_client::ring::Command;
 use gpushare_driver_abi::checks::copy::{device_range, memset_span, CopyShape};
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{ctx_rt, runtime, HostMemory, Runtime, StreamState};
@@ -246,6 +247,11 @@ unsafe fn copy(what: &str, mut r: CopyShape, mode: Mode) -> CuResult {
     r.dst_dev = r.dst_dev || is_device(rt, r.dst);
     r.src_dev = r.src_dev || is_device(rt, r.src);
     r.check_sides(what, spans, |p, len, w| rt.device_range_ok(p, len, w))?;
+    if let Mode::Async(stream, ds) = mode {
+        if let Some(captured) = capture::record(stream, ds, || Ok(NodeKind::copy(&r))) {
+            return captured;
+        }
+    }
     let s = match (mode, stream) {
         (_, Some(s)) => s,
         (Mode::Sync(ds), None) if r.is_linear() && (r.dst_dev || r.src_dev) => {
@@ -337,6 +343,12 @@ fn memset(
     }
     let span = memset_span(what, width, height, pitch, elem)?;
     device_range(what, dst, span, true, rt.device_range_ok(dst, span, true))?;
+    if let Mode::Async(stream, ds) = mode {
+        let node = || Ok(NodeKind::memset(dst, pitch, elem, value, width, height));
+        if let Some(captured) = capture::record(stream, ds, node) {
+            return captured;
+        }
+    }
     let stream = match (stream, mode) {
         (Some(s), _) => Some(s),
         // A memset of host memory (pinned, managed, mapped) is synchronous; of device memory,

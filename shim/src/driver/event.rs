@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use gpushare_client::proto::{Reply, Request};
 use gpushare_client::ring::record::EventRecord;
 use gpushare_client::ring::Command;
+use gpushare_driver_abi::graph::capture;
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{require_current, EventState};
@@ -20,6 +21,10 @@ fn record(event: CUevent, stream: CUstream, flags: u32, default_stream: DefaultS
     let rt = require_current()?;
     let e = rt.event(handle(event))?;
     let s = rt.stream(stream, default_stream)?;
+    let external = flags & CU_EVENT_RECORD_EXTERNAL != 0;
+    if let Some(captured) = capture::event_record(event, stream, default_stream, external) {
+        return captured;
+    }
     let mut last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?;
     let seq = rt.submit_on(
         &s,
@@ -69,6 +74,7 @@ gpushare_driver_abi::implement! {
 
         /// `cuEventQuery`: `SUCCESS` once the last record completed (or if never recorded).
         fn event_query(event: CUevent) -> CuResult {
+            capture::check_event(event)?;
             let rt = require_current()?;
             let e = rt.event(handle(event))?;
             rt.sticky()?;
@@ -81,6 +87,7 @@ gpushare_driver_abi::implement! {
 
         /// `cuEventSynchronize`
         fn event_synchronize(event: CUevent) -> CuResult {
+            capture::check_event(event)?;
             let rt = require_current()?;
             let e = rt.event(handle(event))?;
             let last = e.recorded.lock().map_err(|_| CuError::UNKNOWN)?.clone();

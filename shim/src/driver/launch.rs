@@ -21,6 +21,7 @@ use gpushare_client::ring::record::{Launch as LaunchRecord, MAX_PARAM_BYTES};
 use gpushare_client::ring::Command;
 use gpushare_driver_abi::checks::launch::{self as limits, LaunchArgs};
 use gpushare_driver_abi::checks::legacy::{self, LegacyLaunch};
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{require_current, FunctionInfo};
@@ -81,6 +82,20 @@ unsafe fn launch(l: LaunchArgs, default_stream: DefaultStream) -> CuResult {
         unsafe { limits::pack_params(layout, need, EXTRA_TAIL_ALIGN, l.params, l.extra, &mut buf) }
             .map_err(|msg| invalid(&f, msg))?;
     let s = rt.stream(l.stream, default_stream)?;
+    let node = || {
+        let offsets = f.params.iter().map(|p| p.offset as usize).collect();
+        Ok(NodeKind::kernel(
+            l.func,
+            l.grid,
+            l.block,
+            l.shared,
+            &buf[..len],
+            offsets,
+        ))
+    };
+    if let Some(captured) = capture::record(l.stream, default_stream, node) {
+        return captured;
+    }
     let record = LaunchRecord {
         function: f.handle,
         stream: s.handle,

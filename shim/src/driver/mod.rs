@@ -13,6 +13,9 @@ pub mod context;
 pub mod copy;
 pub mod device;
 pub mod event;
+
+gpushare_driver_abi::implement_graphs!(crate::Shim);
+
 pub mod host_memory;
 pub mod init;
 pub mod launch;

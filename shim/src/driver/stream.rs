@@ -10,6 +10,8 @@ use gpushare_client::proto::{Reply, Request};
 use gpushare_client::ring::record::{HostFn, StreamWait, WriteValue};
 use gpushare_client::ring::Command;
 use gpushare_driver_abi::checks::copy::device_range;
+use gpushare_driver_abi::graph::capture;
+use gpushare_driver_abi::graph::node::{HostNode, NodeKind};
 use gpushare_driver_abi::surface::prelude::*;
 
 use crate::runtime::{current, require_current, HostFnCall, Runtime, StreamState};
@@ -34,6 +36,10 @@ pub(crate) fn host_fn(
 ) -> CuResult {
     let rt = require_current()?;
     let s = rt.stream(stream, default_stream)?;
+    let node = || Ok(NodeKind::Host(HostNode { func, data }));
+    if let Some(captured) = capture::record(stream, default_stream, node) {
+        return captured;
+    }
     let token = Box::into_raw(Box::new(HostFnCall { func, data })) as usize as u64;
     let pushed = rt.submit_on(
         &s,
@@ -79,6 +85,13 @@ fn create(stream: Out<'_, CUstream>, flags: u32, priority: i32) -> CuResult {
     stream.write(s.handle as usize as CUstream)
 }
 
+/// `cuStreamAddCallback` on a capturing stream: not capturable (host nodes are
+/// `cuLaunchHostFunc`'s).
+fn refuse_callback() -> CuResult<NodeKind> {
+    tracing::debug!("cuStreamAddCallback on a capturing stream");
+    Err(CuError::STREAM_CAPTURE_UNSUPPORTED)
+}
+
 gpushare_driver_abi::implement! {
     impl Stream for Shim {
         /// `cuStreamCreate`
@@ -112,6 +125,7 @@ gpushare_driver_abi::implement! {
         /// `cuStreamQuery`: `SUCCESS` when idle, `NOT_READY` otherwise.
         fn stream_query(stream: CUstream, default_stream: DefaultStream) -> CuResult {
             let (rt, s) = with_stream(stream, default_stream)?;
+            capture::check_stream_sync(stream, default_stream)?;
             rt.sticky()?;
             if s.slot.load() >= s.last.load(Ordering::Acquire) {
                 Ok(())
@@ -123,6 +137,7 @@ gpushare_driver_abi::implement! {
         /// `cuStreamSynchronize`
         fn stream_synchronize(stream: CUstream, default_stream: DefaultStream) -> CuResult {
             let (rt, s) = with_stream(stream, default_stream)?;
+            capture::check_stream_sync(stream, default_stream)?;
             rt.wait_stream(&s)
         }
 
@@ -130,12 +145,20 @@ gpushare_driver_abi::implement! {
         fn stream_wait_event(stream: CUstream, event: CUevent, flags: Flags<{ CU_EVENT_WAIT_EXTERNAL }>, default_stream: DefaultStream) -> CuResult {
             let (rt, s) = with_stream(stream, default_stream)?;
             let e = rt.event(event as usize as u64)?;
+            let external = flags.bits() & CU_EVENT_WAIT_EXTERNAL != 0;
+            if let Some(captured) = capture::wait_event::<Shim>(stream, default_stream, event, external) {
+                return captured;
+            }
             let wait = StreamWait { stream: s.handle, event: e.handle, flags: flags.bits(), reserved: 0 };
             rt.submit_on(&s, &Command::StreamWaitEvent(wait)).map(|_| ())
         }
 
         /// `cuStreamAddCallback`: run by the notifier thread when the stream reaches it.
         unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
+            with_stream(stream, default_stream)?;
+            if let Some(refused) = capture::record(stream, default_stream, refuse_callback) {
+                return refused;
+            }
             let cb = Box::into_raw(Box::new(StreamCallback { func: callback, stream, data }));
             let r = host_fn(stream, run_stream_callback, cb.cast(), default_stream);
             if r.is_err() {
@@ -153,6 +176,10 @@ gpushare_driver_abi::implement! {
                 return Err(CuError::INVALID_VALUE);
             }
             device_range("cuStreamWriteValue32", addr, 4, true, rt.device_range_ok(addr, 4, true))?;
+            let node = || Ok(NodeKind::memset(addr, 4, 4, value, 1, 1));
+            if let Some(captured) = capture::record(stream, default_stream, node) {
+                return captured;
+            }
             let w = WriteValue { stream: s.handle, addr, value: u64::from(value), size: 4, flags: flags.bits() };
             rt.submit_on(&s, &Command::WriteValue(w)).map(|_| ())
         }
@@ -192,13 +219,6 @@ gpushare_driver_abi::implement! {
         fn stream_get_ctx_v2(stream: CUstream, pctx: Out<'_, CUcontext>, pgreen: OptOut<'_, *mut c_void>, default_stream: DefaultStream) -> CuResult {
             pctx.write(stream_ctx(stream, default_stream)?)?;
             pgreen.write(std::ptr::null_mut())
-        }
-
-        /// `cuStreamIsCapturing`: graphs are not supported, so never
-        /// (`CU_STREAM_CAPTURE_STATUS_NONE`).
-        fn stream_is_capturing(stream: CUstream, status: Out<'_, i32>, default_stream: DefaultStream) -> CuResult {
-            with_stream(stream, default_stream)?;
-            status.write(0)
         }
     }
 }

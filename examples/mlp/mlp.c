@@ -63,14 +63,16 @@ static void sgemm(CUfunction f, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s KERNELS_DIR [--name NAME] [--batches N]\n", argv[0]);
+        fprintf(stderr, "usage: %s KERNELS_DIR [--name NAME] [--batches N] [--graph 0|1]\n",
+                argv[0]);
         return 2;
     }
     const char *dir = argv[1], *name = "mlp";
-    int batches = 4;
+    int batches = 4, use_graph = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--name")) name = argv[i + 1];
         else if (!strcmp(argv[i], "--batches")) batches = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--graph")) use_graph = atoi(argv[i + 1]);
     }
 
     float *w1 = malloc(sizeof(float) * IN * HIDDEN), *b1 = malloc(sizeof(float) * HIDDEN);
@@ -108,19 +110,38 @@ int main(int argc, char **argv) {
     CHECK(cuMemAlloc(&d_logits, sizeof(float) * BATCH * CLASSES));
     CHECK(cuMemAlloc(&d_probs, sizeof(float) * BATCH * CLASSES));
 
+    /* One batch: upload x, two layers, softmax, download the probabilities. With --graph 1 the
+     * sequence is captured once into a CUDA graph and each batch replays it (same output). */
+    int rows = BATCH, cols = HIDDEN, classes = CLASSES;
+    void *bias_args[] = {&d_h, &d_b1, &d_hr, &rows, &cols};
+    void *soft_args[] = {&d_logits, &d_probs, &rows, &classes};
+#define MLP_FORWARD()                                                                            \
+    do {                                                                                         \
+        CHECK(cuMemcpyHtoDAsync(d_x, x, sizeof(float) * BATCH * IN, s));                         \
+        sgemm(f_gemm, d_x, d_w1, d_h, BATCH, HIDDEN, IN, s);                                     \
+        CHECK(cuLaunchKernel(f_bias, (HIDDEN + 15) / 16, (BATCH + 15) / 16, 1, 16, 16, 1, 0, s,  \
+                             bias_args, NULL));                                                  \
+        sgemm(f_gemm, d_hr, d_w2, d_logits, BATCH, CLASSES, HIDDEN, s);                          \
+        CHECK(cuLaunchKernel(f_soft, BATCH / 4, 1, 1, 128, 1, 1, 0, s, soft_args, NULL));        \
+        CHECK(cuMemcpyDtoHAsync(probs, d_probs, sizeof(float) * BATCH * CLASSES, s));            \
+    } while (0)
+    CUgraph graph = NULL;
+    CUgraphExec exec = NULL;
+    if (use_graph) {
+        CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+        MLP_FORWARD();
+        CHECK(cuStreamEndCapture(s, &graph));
+        CHECK(cuGraphInstantiate(&exec, graph, 0));
+    }
+
     int failures = 0;
     for (int b = 0; b < batches; b++) {
         for (int i = 0; i < BATCH * IN; i++) x[i] = next_weight(2.0f);
-        CHECK(cuMemcpyHtoDAsync(d_x, x, sizeof(float) * BATCH * IN, s));
-        sgemm(f_gemm, d_x, d_w1, d_h, BATCH, HIDDEN, IN, s);
-        int rows = BATCH, cols = HIDDEN, classes = CLASSES;
-        void *bias_args[] = {&d_h, &d_b1, &d_hr, &rows, &cols};
-        CHECK(cuLaunchKernel(f_bias, (HIDDEN + 15) / 16, (BATCH + 15) / 16, 1, 16, 16, 1, 0, s,
-                             bias_args, NULL));
-        sgemm(f_gemm, d_hr, d_w2, d_logits, BATCH, CLASSES, HIDDEN, s);
-        void *soft_args[] = {&d_logits, &d_probs, &rows, &classes};
-        CHECK(cuLaunchKernel(f_soft, BATCH / 4, 1, 1, 128, 1, 1, 0, s, soft_args, NULL));
-        CHECK(cuMemcpyDtoHAsync(probs, d_probs, sizeof(float) * BATCH * CLASSES, s));
+        if (use_graph) {
+            CHECK(cuGraphLaunch(exec, s));
+        } else {
+            MLP_FORWARD();
+        }
         CHECK(cuStreamSynchronize(s));
 
         /* CPU reference. */
@@ -154,6 +175,10 @@ int main(int argc, char **argv) {
                ok ? "matches CPU reference" : "MISMATCH");
     }
 
+    if (use_graph) {
+        CHECK(cuGraphExecDestroy(exec));
+        CHECK(cuGraphDestroy(graph));
+    }
     CHECK(cuMemFree(d_w1));
     CHECK(cuMemFree(d_b1));
     CHECK(cuMemFree(d_w2));

@@ -36,6 +36,13 @@ fn cudart_streams_and_events() {
     run_cudart_test("cudart_stream_event", &[], &[], secs(120));
 }
 
+/// Stream capture of runtime calls and the runtime's graph API (`tests/c/cudart_graph.c`).
+#[test]
+fn cudart_graphs() {
+    let _g = shared();
+    run_cudart_test("cudart_graph", &[], &[], secs(120));
+}
+
 #[test]
 fn cudart_library_load_and_launch() {
     let _g = shared();

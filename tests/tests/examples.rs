@@ -11,6 +11,29 @@ use std::time::Duration;
 
 use gpushare_tests::{compile_mlp, find_build_output, kernels_dir, run_program, shared, work_dir};
 
+/// The MLP's forward pass captured once into a CUDA graph (`--graph 1`) and replayed for 100
+/// batches prints exactly what 100 eager batches print.
+#[test]
+fn mlp_captured_as_a_graph_and_replayed_100_times_matches_eager() {
+    let _guard = shared();
+    let exe = compile_mlp().to_path_buf();
+    let kernels = kernels_dir();
+    let kernels = kernels.to_str().unwrap();
+    let run = |graph: &str| {
+        let args = [kernels, "--name", "g", "--batches", "100", "--graph", graph];
+        let out = run_program(&exe, &args, &[], Duration::from_secs(300));
+        assert!(out.success(), "{out}");
+        out.stdout
+    };
+    let (eager, replayed) = (run("0"), run("1"));
+    assert_eq!(eager.lines().count(), 100, "{eager}");
+    assert!(
+        eager.lines().all(|l| l.ends_with("matches CPU reference")),
+        "{eager}"
+    );
+    assert_eq!(eager, replayed, "graph replay differs from eager execution");
+}
+
 #[test]
 fn mlp_matches_the_cpu_reference_and_is_deterministic() {
     let _guard = shared();

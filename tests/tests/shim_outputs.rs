@@ -120,6 +120,14 @@ const SMALL_PACED: &[(&str, &str)] = &[
 /// Every program of `tests/c` (driver API and libcudart) and the MLP example.
 const PROGRAMS: &[Program] = &[
     prog("mlp", Kind::Mlp, "mlp").args(&["--name", "e2e", "--batches", "3"]),
+    prog("mlp_graph", Kind::Mlp, "mlp").args(&[
+        "--name",
+        "e2e",
+        "--batches",
+        "100",
+        "--graph",
+        "1",
+    ]),
     prog("init_version", Kind::Driver, "init_version"),
     prog("device_h200", Kind::Driver, "device")
         .args(&["h200"])
@@ -194,6 +202,7 @@ const PROGRAMS: &[Program] = &[
     .mask(&["cudaMemGetInfo"]),
     prog("cudart_stream_event", Kind::Cudart, "cudart_stream_event").mask(&["elapsed"]),
     prog("cudart_launch", Kind::Cudart, "cudart_launch"),
+    prog("cudart_graph", Kind::Cudart, "cudart_graph"),
     prog("cudart_register", Kind::Cudart, "cudart_register"),
     prog("cudart_register_eager", Kind::Cudart, "cudart_register")
         .env(&[("CUDA_MODULE_LOADING", "EAGER")]),

@@ -32,6 +32,40 @@ static void CUDA_CB count_call(void *data)
 
 static CUfunction f_add, f_saxpy;
 
+static volatile int destroyed;
+
+static void CUDA_CB on_destroy(void *data)
+{
+    __atomic_store_n(&destroyed, *(int *)data, __ATOMIC_SEQ_CST);
+}
+
+/* A user object moved into a graph lives until the graph and its instantiations are gone; its
+ * destructor then runs (on a driver thread). */
+static void test_user_objects(void)
+{
+    static int token = 42;
+    CUuserObject obj;
+    EXPECT_ERR(cuUserObjectCreate(&obj, &token, on_destroy, 1, 0), CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuUserObjectCreate(&obj, &token, on_destroy, 1, CU_USER_OBJECT_NO_DESTRUCTOR_SYNC));
+    CUgraph g;
+    CUgraphNode e;
+    CHECK(cuGraphCreate(&g, 0));
+    CHECK(cuGraphAddEmptyNode(&e, g, NULL, 0));
+    CHECK(cuGraphRetainUserObject(g, obj, 1, CU_GRAPH_USER_OBJECT_MOVE));
+    CUgraphExec ge;
+    CHECK(cuGraphInstantiate(&ge, g, 0));
+    CHECK(cuGraphDestroy(g));
+    usleep(20000);
+    EXPECT(__atomic_load_n(&destroyed, __ATOMIC_SEQ_CST) == 0, "destroyed while instantiated");
+    CHECK(cuGraphExecDestroy(ge));
+    for (int i = 0; i < 200 && __atomic_load_n(&destroyed, __ATOMIC_SEQ_CST) == 0; i++) {
+        usleep(5000);
+    }
+    EXPECT(__atomic_load_n(&destroyed, __ATOMIC_SEQ_CST) == 42, "destructor did not run");
+    EXPECT_ERR(cuUserObjectRelease(obj, 1), CUDA_ERROR_INVALID_VALUE);
+    printf("ok: user objects\n");
+}
+
 /* memset(a, 1.0) -> memset(b, 2.0) -> vector_add(c = a + b) -> copy c to host -> host node */
 static void test_explicit_graph(CUstream s)
 {
@@ -333,6 +367,7 @@ int main(void)
     CHECK(cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
     test_explicit_graph(s);
     test_capture(s, s2);
+    test_user_objects();
     CHECK(cuStreamDestroy(s));
     CHECK(cuStreamDestroy(s2));
     CHECK(cuModuleUnload(m_add));

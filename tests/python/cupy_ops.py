@@ -74,6 +74,18 @@ def main():
     s.synchronize()
     check("non-blocking stream", z, np.arange(1000, dtype=np.int32) * 3)
 
+    # A CUDA graph: elementwise work captured on a stream, replayed three times.
+    gx = cp.arange(4096, dtype=cp.float32)
+    acc = cp.zeros(4096, dtype=cp.float32)
+    with s:
+        s.begin_capture()
+        acc += gx * 2.0
+        g = s.end_capture()
+    for _ in range(3):
+        g.launch(stream=s)
+    s.synchronize()
+    check("graph capture and replay", acc, np.arange(4096, dtype=np.float32) * 6.0)
+
     if failures:
         print(f"FAILED: {', '.join(failures)}")
         sys.exit(1)

@@ -12,6 +12,8 @@ pub type CUgraph = *mut c_void;
 pub type CUgraphNode = *mut c_void;
 /// `CUgraphExec`
 pub type CUgraphExec = *mut c_void;
+/// `CUuserObject`
+pub type CUuserObject = *mut c_void;
 
 /// `CUgraphNodeType` values.
 pub mod node_type {

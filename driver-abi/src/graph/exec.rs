@@ -35,6 +35,8 @@ pub struct Step {
 pub struct ExecGraph {
     /// Instantiation flags.
     pub flags: u64,
+    /// References held on user objects (those of the graph at instantiation).
+    pub user_refs: Vec<(Id, u32)>,
     /// The steps, in launch order (shared with launches in progress).
     pub steps: Arc<Vec<Step>>,
     /// The top-level nodes of the graph it was made from, in creation order.
@@ -108,6 +110,7 @@ impl ExecGraph {
         let body = store.graph(id)?;
         Ok(ExecGraph {
             flags,
+            user_refs: Vec::new(),
             steps: Arc::new(steps),
             nodes: body.nodes.iter().map(|n| n.id).collect(),
             shape: shape_of(body),

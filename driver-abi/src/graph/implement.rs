@@ -263,6 +263,21 @@ macro_rules! implement_graphs {
                 fn graph_exec_destroy(exec: CUgraphExec) -> CuResult {
                     $crate::graph::api::graph_exec_destroy(exec)
                 }
+                fn user_object_create(object: Out<'_, CUuserObject>, ptr: *mut c_void, destroy: CUhostFn, initial: u32, flags: u32) -> CuResult {
+                    $crate::graph::api::user_object_create(object, ptr, destroy, initial, flags)
+                }
+                fn user_object_retain(object: CUuserObject, count: u32) -> CuResult {
+                    $crate::graph::api::user_object_retain(object, count)
+                }
+                fn user_object_release(object: CUuserObject, count: u32) -> CuResult {
+                    $crate::graph::api::user_object_release(object, count)
+                }
+                fn graph_retain_user_object(graph: CUgraph, object: CUuserObject, count: u32, flags: u32) -> CuResult {
+                    $crate::graph::api::graph_retain_user_object(graph, object, count, flags)
+                }
+                fn graph_release_user_object(graph: CUgraph, object: CUuserObject, count: u32) -> CuResult {
+                    $crate::graph::api::graph_release_user_object(graph, object, count)
+                }
                 }
             }
         };

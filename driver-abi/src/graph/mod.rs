@@ -20,6 +20,7 @@
 //! - [`node`]: what a node does, read from the caller's parameters.
 //! - [`store`]: graphs, nodes and executable graphs, with their handles.
 //! - [`exec`]: instantiation, update and launch.
+//! - [`user_object`]: reference-counted user objects graphs keep alive.
 //! - [`capture`]: stream capture state and its rules.
 //! - [`api`]: the entry points, as the `Graph` family's methods call them.
 
@@ -30,6 +31,7 @@ pub mod exec;
 mod implement;
 pub mod node;
 pub mod store;
+pub mod user_object;
 
 pub use exec::Replay;
 

@@ -9,6 +9,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use super::exec::ExecGraph;
 use super::node::NodeKind;
+use super::user_object::{Destructor, UserObjects};
 use crate::error::{CuError, CuResult};
 
 /// A handle's id (the handle's value).
@@ -32,6 +33,8 @@ pub struct GraphBody {
     pub nodes: Vec<Node>,
     /// For a clone: each original node's id → its copy's.
     pub clone_of: HashMap<Id, Id>,
+    /// References this graph holds on user objects.
+    pub user_refs: HashMap<Id, u32>,
 }
 
 impl GraphBody {
@@ -86,6 +89,10 @@ pub struct Store {
     pub owned: HashSet<Id>,
     /// Executable graphs by handle.
     pub execs: HashMap<Id, ExecGraph>,
+    /// User objects.
+    pub user: UserObjects,
+    /// Destructors of user objects whose last reference went, run once the lock is released.
+    pub dying: Vec<Destructor>,
 }
 
 /// Runs `f` with the process's store.
@@ -98,7 +105,11 @@ pub fn with_store<T>(f: impl FnOnce(&mut Store) -> T) -> T {
         })
     });
     let mut guard: MutexGuard<'_, Store> = lock.lock().unwrap_or_else(|p| p.into_inner());
-    f(&mut guard)
+    let out = f(&mut guard);
+    let dying = std::mem::take(&mut guard.dying);
+    drop(guard);
+    dying.into_iter().for_each(Destructor::spawn);
+    out
 }
 
 impl Store {
@@ -222,7 +233,17 @@ impl Store {
             self.node_graph.remove(&node.id);
             self.release_kind(&node.kind);
         }
+        self.release_user_refs(body.user_refs.iter().map(|(&o, &n)| (o, n)));
         Ok(())
+    }
+
+    /// Drops references on user objects; destructors of the ones left without any are queued.
+    pub fn release_user_refs(&mut self, refs: impl IntoIterator<Item = (Id, u32)>) {
+        for (object, n) in refs {
+            if let Ok(Some(d)) = self.user.release(object, n) {
+                self.dying.push(d);
+            }
+        }
     }
 
     fn release_kind(&mut self, kind: &NodeKind) {
@@ -243,7 +264,13 @@ impl Store {
             let new = self.add_node(copy, &deps, kind)?;
             map.insert(node.id, new);
         }
-        self.graph_mut(copy)?.clone_of = map;
+        let refs = body.user_refs.clone();
+        for (&object, &n) in &refs {
+            self.user.retain(object, n)?;
+        }
+        let clone = self.graph_mut(copy)?;
+        clone.clone_of = map;
+        clone.user_refs = refs;
         Ok(copy)
     }
 

@@ -599,6 +599,17 @@ macro_rules! driver_surface {
             fn graph_launch(exec: CUgraphExec, stream: CUstream) { cuGraphLaunch | cuGraphLaunch_ptsz }
             /// `cuGraphExecDestroy`
             fn graph_exec_destroy(exec: CUgraphExec) { cuGraphExecDestroy }
+            /// `cuUserObjectCreate`: `destroy(ptr)` runs when the last reference goes; flags
+            /// must be `CU_USER_OBJECT_NO_DESTRUCTOR_SYNC`.
+            fn user_object_create(object: Out<'_, CUuserObject>, ptr: *mut c_void, destroy: CUhostFn, initial: u32, flags: u32) { cuUserObjectCreate }
+            /// `cuUserObjectRetain`
+            fn user_object_retain(object: CUuserObject, count: u32) { cuUserObjectRetain }
+            /// `cuUserObjectRelease`
+            fn user_object_release(object: CUuserObject, count: u32) { cuUserObjectRelease }
+            /// `cuGraphRetainUserObject`: flags 0 or `CU_GRAPH_USER_OBJECT_MOVE`.
+            fn graph_retain_user_object(graph: CUgraph, object: CUuserObject, count: u32, flags: u32) { cuGraphRetainUserObject }
+            /// `cuGraphReleaseUserObject`
+            fn graph_release_user_object(graph: CUgraph, object: CUuserObject, count: u32) { cuGraphReleaseUserObject }
         }
 
             undeclared {
@@ -641,8 +652,8 @@ macro_rules! driver_surface {
                 cuGraphExternalSemaphoresWaitNodeSetParams cuGraphKernelNodeCopyAttributes
                 cuGraphKernelNodeGetAttribute cuGraphKernelNodeSetAttribute
                 cuGraphMemAllocNodeGetParams cuGraphMemFreeNodeGetParams cuGraphNodeGetEnabled
-                cuGraphNodeSetEnabled cuGraphNodeSetParams cuGraphReleaseUserObject
-                cuGraphRetainUserObject cuGraphicsEGLRegisterImage cuGraphicsGLRegisterBuffer
+                cuGraphNodeSetEnabled cuGraphNodeSetParams 
+                 cuGraphicsEGLRegisterImage cuGraphicsGLRegisterBuffer
                 cuGraphicsGLRegisterImage cuGraphicsMapResources cuGraphicsMapResources_ptsz
                 cuGraphicsResourceGetMappedEglFrame cuGraphicsResourceGetMappedMipmappedArray
                 cuGraphicsResourceGetMappedPointer cuGraphicsResourceGetMappedPointer_v2
@@ -705,7 +716,7 @@ macro_rules! driver_surface {
                 cuTexRefSetAddress_v2 cuTexRefSetArray cuTexRefSetBorderColor cuTexRefSetFilterMode
                 cuTexRefSetFlags cuTexRefSetFormat cuTexRefSetMaxAnisotropy
                 cuTexRefSetMipmapFilterMode cuTexRefSetMipmapLevelBias cuTexRefSetMipmapLevelClamp
-                cuTexRefSetMipmappedArray cuUserObjectCreate cuUserObjectRelease cuUserObjectRetain
+                cuTexRefSetMipmappedArray   
                 cuVDPAUCtxCreate cuVDPAUCtxCreate_v2 cuVDPAUGetDevice cuWaitExternalSemaphoresAsync
                 cuWaitExternalSemaphoresAsync_ptsz
             }

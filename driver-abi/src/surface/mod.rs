@@ -5,7 +5,7 @@
 //!  decl.rs  driver_surface!  ── one entry per call: method, converted arguments, C symbols
 //!     │
 //!     ├─► traits.rs   a trait per family (Init, Device, Context, Stream, Event, Memory, HostMemory,
-//!     │               Pointer, Vmm, Copies, Module, Link, Launch, Occupancy); every method defaults to
+//!     │               Pointer, Vmm, Copies, Module, Link, Launch, Occupancy, Graph); every method defaults to
 //!     │               NOT_SUPPORTED; `IMPLEMENTED` lists what a library overrides
 //!     │
 //!     └─► exports.rs  driver_exports!(Library, "name"): in the library's thin cdylib, every
@@ -55,7 +55,7 @@ pub mod prelude {
     };
     pub use crate::error::{CUresult, CuError, CuResult};
     pub use crate::graph::cuda::{
-        CUgraph, CUgraphExec, CUgraphNode, EdgeData, ExecUpdateResultInfo, HostNodeParams,
+        CUgraph, CUgraphExec, CUgraphNode, CUuserObject, EdgeData, ExecUpdateResultInfo, HostNodeParams,
         InstantiateParams, KernelNodeParams, KernelNodeParamsV1, Memcpy3D, MemsetNodeParams,
         NodeParams,
     };

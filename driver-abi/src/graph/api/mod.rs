@@ -9,11 +9,13 @@ mod build;
 mod capture;
 mod query;
 mod run;
+mod user;
 
 pub use build::*;
 pub use capture::*;
 pub use query::*;
 pub use run::*;
+pub use user::*;
 
 use std::ffi::c_void;
 

@@ -18,7 +18,16 @@ use crate::sys::{write_c_string, CUcontext, CUevent, CUstream};
 /// Instantiates `graph`, returning the new executable graph's id.
 fn instantiate(graph: CUgraph, flags: u64) -> CuResult<usize> {
     with_store(|s| {
-        let exec = ExecGraph::instantiate(s, id(graph), flags)?;
+        let mut exec = ExecGraph::instantiate(s, id(graph), flags)?;
+        exec.user_refs = s
+            .graph(id(graph))?
+            .user_refs
+            .iter()
+            .map(|(&o, &n)| (o, n))
+            .collect();
+        for &(object, n) in &exec.user_refs {
+            s.user.retain(object, n)?;
+        }
         let new = s.fresh();
         s.execs.insert(new, exec);
         Ok(new)
@@ -258,5 +267,9 @@ pub unsafe fn graph_launch<L: GraphHost>(
 
 /// `cuGraphExecDestroy`
 pub fn graph_exec_destroy(exec: CUgraphExec) -> CuResult {
-    with_store(|s| s.execs.remove(&id(exec)).map(|_| ())).ok_or(CuError::INVALID_VALUE)
+    with_store(|s| {
+        let e = s.execs.remove(&id(exec)).ok_or(CuError::INVALID_VALUE)?;
+        s.release_user_refs(e.user_refs);
+        Ok(())
+    })
 }

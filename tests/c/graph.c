@@ -346,6 +346,15 @@ static void test_capture(CUstream s, CUstream s2)
     CHECK(cuMemFree(tmp));
     printf("ok: capture modes\n");
 
+    /* Destroying a capturing stream ends its capture: unsafe calls work again. */
+    CUstream s3;
+    CHECK(cuStreamCreate(&s3, CU_STREAM_NON_BLOCKING));
+    CHECK(cuStreamBeginCapture(s3, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuStreamDestroy(s3));
+    CHECK(cuMemAlloc(&tmp, 256));
+    CHECK(cuMemFree(tmp));
+    printf("ok: destroying a capturing stream ends the capture\n");
+
     CHECK(cuEventDestroy(fork));
     CHECK(cuEventDestroy(join));
     CHECK(cuMemFree(x));

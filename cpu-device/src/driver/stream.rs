@@ -38,6 +38,7 @@ fn destroy(stream: CUstream) -> CuResult {
         tracing::warn!("cuStreamDestroy: invalid stream handle {h:#x}");
         CuError::INVALID_HANDLE
     })?;
+    capture::forget_stream(stream);
     // Pending work still completes (the ops hold the stream); the model forgets it afterwards.
     d.exec.submit_forget(Some(s.key), None);
     Ok(())

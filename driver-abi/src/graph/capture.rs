@@ -185,6 +185,34 @@ pub fn begin<L: Stream>(
     Ok(())
 }
 
+/// `cuStreamDestroy` of a stream that takes part in a capture: a capture it started ends (its
+/// graph is dropped); a stream that joined one leaves it.
+pub fn forget_stream(stream: CUstream) {
+    if !any_active() {
+        return;
+    }
+    let key = StreamKey::of(stream, DefaultStream::Legacy);
+    let mut st = state();
+    let Some(id) = st.by_stream.remove(&key) else {
+        return;
+    };
+    let origin = st.captures.get(&id).is_some_and(|c| c.origin == key);
+    if !origin {
+        if let Some(c) = st.captures.get_mut(&id) {
+            c.frontier.remove(&key);
+            c.blocking.remove(&key);
+        }
+        return;
+    }
+    let c = st.captures.remove(&id).expect("present");
+    st.by_stream.retain(|_, v| *v != id);
+    st.events.retain(|_, (v, _)| *v != id);
+    ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    drop(st);
+    tracing::warn!("a capturing stream was destroyed: its capture ends without a graph");
+    let _ = with_store(|s| s.destroy_graph(c.graph));
+}
+
 /// `cuStreamEndCapture`: the captured graph, or why there is none (the capture ends either way).
 pub fn end(stream: CUstream, ds: DefaultStream) -> CuResult<Id> {
     let key = StreamKey::of(stream, ds);

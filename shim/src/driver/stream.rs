@@ -119,6 +119,7 @@ gpushare_driver_abi::implement! {
             }
             rt.call_empty(Request::StreamDestroy { stream: h })?;
             rt.streams.remove(&h);
+            capture::forget_stream(stream);
             Ok(())
         }
 

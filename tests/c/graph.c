@@ -66,6 +66,106 @@ static void test_user_objects(void)
     printf("ok: user objects\n");
 }
 
+/* A graph whose child is `g`: the child runs as a unit after an empty node. */
+static void test_child_graph(CUgraph g, CUstream s, const float *out)
+{
+    CUgraph parent;
+    CUgraphNode root, child;
+    CHECK(cuGraphCreate(&parent, 0));
+    CHECK(cuGraphAddEmptyNode(&root, parent, NULL, 0));
+    CHECK(cuGraphAddChildGraphNode(&child, parent, &root, 1, g));
+    CUgraph inner;
+    CHECK(cuGraphChildGraphNodeGetGraph(child, &inner));
+    EXPECT(inner != g, "the child node holds a copy");
+    EXPECT_ERR(cuGraphDestroy(inner), CUDA_ERROR_INVALID_VALUE);
+    CUgraphExec pe;
+    CHECK(cuGraphInstantiate(&pe, parent, 0));
+    int before = host_calls;
+    CHECK(cuGraphLaunch(pe, s));
+    CHECK(cuStreamSynchronize(s));
+    EXPECT(out[0] == 3.0f && host_calls == before + 1, "child graph: %f, %d", out[0], host_calls);
+    printf("ok: child graph\n");
+
+    CHECK(cuGraphExecDestroy(pe));
+    CHECK(cuGraphDestroy(parent));
+}
+
+/* A cycle cannot be instantiated; edges and nodes can be removed. */
+static void test_cycles(void)
+{
+    size_t count = 0;
+    CUgraph cyc;
+    CUgraphNode x, y;
+    CHECK(cuGraphCreate(&cyc, 0));
+    CHECK(cuGraphAddEmptyNode(&x, cyc, NULL, 0));
+    CHECK(cuGraphAddEmptyNode(&y, cyc, &x, 1));
+    CHECK(cuGraphAddDependencies(cyc, &y, &x, 1));
+    CUgraphExec ce;
+    EXPECT(cuGraphInstantiate(&ce, cyc, 0) != CUDA_SUCCESS, "a cycle instantiated");
+    CHECK(cuGraphRemoveDependencies(cyc, &y, &x, 1));
+    CHECK(cuGraphInstantiate(&ce, cyc, 0));
+    CHECK(cuGraphDestroyNode(y));
+    CHECK(cuGraphGetNodes(cyc, NULL, &count));
+    EXPECT(count == 1, "%zu nodes after destroy", count);
+    printf("ok: cycles, edges and node removal\n");
+
+    CHECK(cuGraphExecDestroy(ce));
+    CHECK(cuGraphDestroy(cyc));
+}
+
+/* Node counts, roots, edges, types, dependencies and kernel parameters read back. */
+static void test_queries(CUgraph g, CUgraphNode n_ma, CUgraphNode n_mb, CUgraphNode n_add,
+                         CUgraphNode n_host, CUdeviceptr a_keep)
+{
+    size_t count = 0;
+    CHECK(cuGraphGetNodes(g, NULL, &count));
+    EXPECT(count == 5, "%zu nodes", count);
+    CHECK(cuGraphGetRootNodes(g, NULL, &count));
+    EXPECT(count == 2, "%zu roots", count);
+    CHECK(cuGraphGetEdges(g, NULL, NULL, &count));
+    EXPECT(count == 4, "%zu edges", count);
+    CUgraphNodeType type;
+    CHECK(cuGraphNodeGetType(n_add, &type));
+    EXPECT(type == CU_GRAPH_NODE_TYPE_KERNEL, "type %d", (int)type);
+    CHECK(cuGraphNodeGetType(n_host, &type));
+    EXPECT(type == CU_GRAPH_NODE_TYPE_HOST, "type %d", (int)type);
+    CUgraphNode got[4];
+    count = 4;
+    CHECK(cuGraphNodeGetDependencies(n_add, got, &count));
+    EXPECT(count == 2 && got[0] == n_ma && got[1] == n_mb && got[2] == NULL, "deps %zu", count);
+    CUDA_KERNEL_NODE_PARAMS back;
+    CHECK(cuGraphKernelNodeGetParams(n_add, &back));
+    EXPECT(back.func == f_add && back.gridDimX == N / 256 && *(int *)back.kernelParams[3] == N,
+           "kernel node params read back");
+    printf("ok: explicit graph built and queried\n");
+    EXPECT(*(CUdeviceptr *)back.kernelParams[0] == a_keep, "the node keeps a = %llu",
+           (unsigned long long)*(CUdeviceptr *)back.kernelParams[0]);
+}
+
+/* cuGraphExecUpdate: same shape takes the new parameters; another shape fails. Returns the
+ * clone used (the caller destroys it). */
+static CUgraph test_exec_update(CUgraph g, CUgraphExec ge, CUgraphNode n_add,
+                                CUDA_KERNEL_NODE_PARAMS *kp, CUstream s, const float *out)
+{
+    CUgraph g2;
+    CHECK(cuGraphClone(&g2, g));
+    CUgraphNode add2;
+    CHECK(cuGraphNodeFindInClone(&add2, n_add, g2));
+    CHECK(cuGraphKernelNodeSetParams(add2, kp)); /* c = c + b on the clone */
+    CUgraphExecUpdateResultInfo info;
+    CHECK(cuGraphExecUpdate(ge, g2, &info));
+    EXPECT(info.result == CU_GRAPH_EXEC_UPDATE_SUCCESS, "update result %d", (int)info.result);
+    CHECK(cuGraphLaunch(ge, s));
+    CHECK(cuStreamSynchronize(s));
+    EXPECT(out[9] == 7.0f, "after exec update: %f", out[9]);
+    CUgraphNode extra;
+    CHECK(cuGraphAddEmptyNode(&extra, g2, NULL, 0));
+    EXPECT_ERR(cuGraphExecUpdate(ge, g2, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
+    EXPECT(info.result == CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED, "result %d", (int)info.result);
+    printf("ok: exec update\n");
+    return g2;
+}
+
 /* memset(a, 1.0) -> memset(b, 2.0) -> vector_add(c = a + b) -> copy c to host -> host node */
 static void test_explicit_graph(CUstream s)
 {
@@ -113,28 +213,7 @@ static void test_explicit_graph(CUstream s)
                CUDA_ERROR_INVALID_VALUE);
     EXPECT_ERR(cuGraphAddEmptyNode(&n_host, g, deps, 3), CUDA_ERROR_INVALID_VALUE);
 
-    /* Queries. */
-    size_t count = 0;
-    CHECK(cuGraphGetNodes(g, NULL, &count));
-    EXPECT(count == 5, "%zu nodes", count);
-    CHECK(cuGraphGetRootNodes(g, NULL, &count));
-    EXPECT(count == 2, "%zu roots", count);
-    CHECK(cuGraphGetEdges(g, NULL, NULL, &count));
-    EXPECT(count == 4, "%zu edges", count);
-    CUgraphNodeType type;
-    CHECK(cuGraphNodeGetType(n_add, &type));
-    EXPECT(type == CU_GRAPH_NODE_TYPE_KERNEL, "type %d", (int)type);
-    CHECK(cuGraphNodeGetType(n_host, &type));
-    EXPECT(type == CU_GRAPH_NODE_TYPE_HOST, "type %d", (int)type);
-    CUgraphNode got[4];
-    count = 4;
-    CHECK(cuGraphNodeGetDependencies(n_add, got, &count));
-    EXPECT(count == 2 && got[0] == n_ma && got[1] == n_mb && got[2] == NULL, "deps %zu", count);
-    CUDA_KERNEL_NODE_PARAMS back;
-    CHECK(cuGraphKernelNodeGetParams(n_add, &back));
-    EXPECT(back.func == f_add && back.gridDimX == N / 256 && *(int *)back.kernelParams[3] == N,
-           "kernel node params read back");
-    printf("ok: explicit graph built and queried\n");
+    test_queries(g, n_ma, n_mb, n_add, n_host, a_keep);
 
     CUgraphExec ge;
     CHECK(cuGraphInstantiate(&ge, g, 0));
@@ -156,76 +235,115 @@ static void test_explicit_graph(CUstream s)
     CHECK(cuGraphLaunch(ge, s));
     CHECK(cuStreamSynchronize(s));
     EXPECT(out[5] == 5.0f, "after exec set params: %f", out[5]); /* c was 3, + 2 */
-    CHECK(cuGraphKernelNodeGetParams(n_add, &back));
-    EXPECT(*(CUdeviceptr *)back.kernelParams[0] == a_keep, "the graph itself keeps a = %llu",
-           (unsigned long long)*(CUdeviceptr *)back.kernelParams[0]);
+    test_queries(g, n_ma, n_mb, n_add, n_host, a_keep); /* the graph itself is unchanged */
     printf("ok: exec kernel node parameters updated\n");
 
-    /* cuGraphExecUpdate: same shape takes the new parameters; another shape fails. */
-    CUgraph g2;
-    CHECK(cuGraphClone(&g2, g));
-    CUgraphNode add2;
-    CHECK(cuGraphNodeFindInClone(&add2, n_add, g2));
-    CHECK(cuGraphKernelNodeSetParams(add2, &kp)); /* c = c + b on the clone */
-    CUgraphExecUpdateResultInfo info;
-    CHECK(cuGraphExecUpdate(ge, g2, &info));
-    EXPECT(info.result == CU_GRAPH_EXEC_UPDATE_SUCCESS, "update result %d", (int)info.result);
-    CHECK(cuGraphLaunch(ge, s));
-    CHECK(cuStreamSynchronize(s));
-    EXPECT(out[9] == 7.0f, "after exec update: %f", out[9]);
-    CUgraphNode extra;
-    CHECK(cuGraphAddEmptyNode(&extra, g2, NULL, 0));
-    EXPECT_ERR(cuGraphExecUpdate(ge, g2, &info), CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE);
-    EXPECT(info.result == CU_GRAPH_EXEC_UPDATE_ERROR_TOPOLOGY_CHANGED, "result %d", (int)info.result);
-    printf("ok: exec update\n");
+    CUgraph g2 = test_exec_update(g, ge, n_add, &kp, s, out);
 
-    /* A graph whose child is `g`: the child runs as a unit after an empty node. */
-    CUgraph parent;
-    CUgraphNode root, child;
-    CHECK(cuGraphCreate(&parent, 0));
-    CHECK(cuGraphAddEmptyNode(&root, parent, NULL, 0));
-    CHECK(cuGraphAddChildGraphNode(&child, parent, &root, 1, g));
-    CUgraph inner;
-    CHECK(cuGraphChildGraphNodeGetGraph(child, &inner));
-    EXPECT(inner != g, "the child node holds a copy");
-    EXPECT_ERR(cuGraphDestroy(inner), CUDA_ERROR_INVALID_VALUE);
-    CUgraphExec pe;
-    CHECK(cuGraphInstantiate(&pe, parent, 0));
-    int before = host_calls;
-    CHECK(cuGraphLaunch(pe, s));
-    CHECK(cuStreamSynchronize(s));
-    EXPECT(out[0] == 3.0f && host_calls == before + 1, "child graph: %f, %d", out[0], host_calls);
-    printf("ok: child graph\n");
+    test_child_graph(g, s, out);
+    test_cycles();
 
-    /* A cycle cannot be instantiated. */
-    CUgraph cyc;
-    CUgraphNode x, y;
-    CHECK(cuGraphCreate(&cyc, 0));
-    CHECK(cuGraphAddEmptyNode(&x, cyc, NULL, 0));
-    CHECK(cuGraphAddEmptyNode(&y, cyc, &x, 1));
-    CHECK(cuGraphAddDependencies(cyc, &y, &x, 1));
-    CUgraphExec ce;
-    EXPECT(cuGraphInstantiate(&ce, cyc, 0) != CUDA_SUCCESS, "a cycle instantiated");
-    CHECK(cuGraphRemoveDependencies(cyc, &y, &x, 1));
-    CHECK(cuGraphInstantiate(&ce, cyc, 0));
-    CHECK(cuGraphDestroyNode(y));
-    CHECK(cuGraphGetNodes(cyc, NULL, &count));
-    EXPECT(count == 1, "%zu nodes after destroy", count);
-    printf("ok: cycles, edges and node removal\n");
-
-    CHECK(cuGraphExecDestroy(ce));
-    CHECK(cuGraphExecDestroy(pe));
     CHECK(cuGraphExecDestroy(ge));
     EXPECT_ERR(cuGraphExecDestroy(ge), CUDA_ERROR_INVALID_VALUE);
-    CHECK(cuGraphDestroy(cyc));
-    CHECK(cuGraphDestroy(parent));
     CHECK(cuGraphDestroy(g2));
     CHECK(cuGraphDestroy(g));
+    CUgraphNodeType type;
     EXPECT_ERR(cuGraphNodeGetType(n_add, &type), CUDA_ERROR_INVALID_VALUE);
     CHECK(cuMemFree(b));
     CHECK(cuMemFree(c));
     CHECK(cuMemFree(a_keep));
     free(out);
+}
+
+/* A fork that is not joined back. */
+static void test_unjoined(CUstream s, CUstream s2, CUevent fork, CUdeviceptr y2)
+{
+    CUgraph g;
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuEventRecord(fork, s));
+    CHECK(cuStreamWaitEvent(s2, fork, 0));
+    CHECK(cuMemsetD32Async(y2, 0, N, s2));
+    EXPECT_ERR(cuStreamEndCapture(s2, &g), CUDA_ERROR_STREAM_CAPTURE_UNMATCHED);
+    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_UNJOINED);
+    EXPECT(g == NULL, "no graph from an unjoined capture");
+    printf("ok: unjoined capture refused\n");
+
+}
+
+/* Synchronising a capturing stream invalidates the capture. */
+static void test_invalidation(CUstream s, CUdeviceptr y)
+{
+    CUgraph g;
+    CUstreamCaptureStatus st;
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuMemsetD32Async(y, 0, N, s));
+    EXPECT_ERR(cuStreamSynchronize(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    CHECK(cuStreamIsCapturing(s, &st));
+    EXPECT(st == CU_STREAM_CAPTURE_STATUS_INVALIDATED, "status %d", (int)st);
+    EXPECT_ERR(cuMemsetD32Async(y, 0, N, s), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+    printf("ok: synchronising a capturing stream invalidates the capture\n");
+
+}
+
+/* Unsafe calls in global mode; relaxed mode allows them; a destroyed capturing stream ends its
+ * capture. */
+static void test_capture_modes(CUstream s)
+{
+    CUgraph g;
+    CUgraphExec ge;
+    CUdeviceptr tmp;
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    EXPECT_ERR(cuMemAlloc(&tmp, 256), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuThreadExchangeStreamCaptureMode(&mode));
+    EXPECT(mode == CU_STREAM_CAPTURE_MODE_GLOBAL, "previous mode %d", (int)mode);
+    CHECK(cuMemAlloc(&tmp, 256));
+    CHECK(cuThreadExchangeStreamCaptureMode(&mode));
+    CHECK(cuMemsetD32Async(tmp, 7, 64, s));
+    CHECK(cuStreamEndCapture(s, &g));
+    CHECK(cuGraphInstantiateWithFlags(&ge, g, 0));
+    CHECK(cuGraphLaunch(ge, s));
+    CHECK(cuStreamSynchronize(s));
+    unsigned word = 0;
+    CHECK(cuMemcpyDtoH(&word, tmp, 4));
+    EXPECT(word == 7, "relaxed-mode capture ran: %u", word);
+    CHECK(cuGraphExecDestroy(ge));
+    CHECK(cuGraphDestroy(g));
+    CHECK(cuMemFree(tmp));
+    printf("ok: capture modes\n");
+
+    /* Destroying a capturing stream ends its capture: unsafe calls work again. */
+    CUstream s3;
+    CHECK(cuStreamCreate(&s3, CU_STREAM_NON_BLOCKING));
+    CHECK(cuStreamBeginCapture(s3, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    CHECK(cuStreamDestroy(s3));
+    CHECK(cuMemAlloc(&tmp, 256));
+    CHECK(cuMemFree(tmp));
+    printf("ok: destroying a capturing stream ends the capture\n");
+
+}
+
+/* Replays the fork/join graph twice: y = 2x + 1 and y2 = 3x + 2 each time. */
+static void replay_fork_join(CUgraph g, CUstream s, float *hy, float *hy2)
+{
+    CUgraphExec ge;
+    CHECK(cuGraphInstantiateWithFlags(&ge, g, 0));
+    for (int rep = 0; rep < 2; rep++) {
+        memset(hy, 0, N * 4);
+        memset(hy2, 0, N * 4);
+        CHECK(cuGraphLaunch(ge, s));
+        CHECK(cuStreamSynchronize(s));
+        for (int i = 0; i < N; i += 511) {
+            EXPECT(hy[i] == 2.0f * i + 1.0f && hy2[i] == 3.0f * i + 2.0f, "replay %d [%d]: %f %f",
+                   rep, i, hy[i], hy2[i]);
+        }
+    }
+    printf("ok: captured graph replayed\n");
+    CHECK(cuGraphExecDestroy(ge));
+    CHECK(cuGraphDestroy(g));
 }
 
 /* y = 2 * x + y, captured on s with a fork to s2 (y2 = 3 * x + y2) joined back. */
@@ -286,74 +404,11 @@ static void test_capture(CUstream s, CUstream s2)
     EXPECT(count == 7, "%zu captured nodes", count);
     printf("ok: capture with a fork and a join: %zu nodes\n", count);
 
-    CUgraphExec ge;
-    CHECK(cuGraphInstantiateWithFlags(&ge, g, 0));
-    for (int rep = 0; rep < 2; rep++) {
-        memset(hy, 0, N * 4);
-        memset(hy2, 0, N * 4);
-        CHECK(cuGraphLaunch(ge, s));
-        CHECK(cuStreamSynchronize(s));
-        for (int i = 0; i < N; i += 511) {
-            EXPECT(hy[i] == 2.0f * i + 1.0f && hy2[i] == 3.0f * i + 2.0f, "replay %d [%d]: %f %f",
-                   rep, i, hy[i], hy2[i]);
-        }
-    }
-    printf("ok: captured graph replayed\n");
-    CHECK(cuGraphExecDestroy(ge));
-    CHECK(cuGraphDestroy(g));
+    replay_fork_join(g, s, hy, hy2);
 
-    /* A fork that is not joined back. */
-    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-    CHECK(cuEventRecord(fork, s));
-    CHECK(cuStreamWaitEvent(s2, fork, 0));
-    CHECK(cuMemsetD32Async(y2, 0, N, s2));
-    EXPECT_ERR(cuStreamEndCapture(s2, &g), CUDA_ERROR_STREAM_CAPTURE_UNMATCHED);
-    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_UNJOINED);
-    EXPECT(g == NULL, "no graph from an unjoined capture");
-    printf("ok: unjoined capture refused\n");
-
-    /* Synchronising a capturing stream invalidates the capture. */
-    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-    CHECK(cuMemsetD32Async(y, 0, N, s));
-    EXPECT_ERR(cuStreamSynchronize(s), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
-    CHECK(cuStreamIsCapturing(s, &st));
-    EXPECT(st == CU_STREAM_CAPTURE_STATUS_INVALIDATED, "status %d", (int)st);
-    EXPECT_ERR(cuMemsetD32Async(y, 0, N, s), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
-    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
-    printf("ok: synchronising a capturing stream invalidates the capture\n");
-
-    /* Unsafe calls in global mode; relaxed mode allows them. */
-    CUdeviceptr tmp;
-    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-    EXPECT_ERR(cuMemAlloc(&tmp, 256), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
-    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
-    CUstreamCaptureMode mode = CU_STREAM_CAPTURE_MODE_RELAXED;
-    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-    CHECK(cuThreadExchangeStreamCaptureMode(&mode));
-    EXPECT(mode == CU_STREAM_CAPTURE_MODE_GLOBAL, "previous mode %d", (int)mode);
-    CHECK(cuMemAlloc(&tmp, 256));
-    CHECK(cuThreadExchangeStreamCaptureMode(&mode));
-    CHECK(cuMemsetD32Async(tmp, 7, 64, s));
-    CHECK(cuStreamEndCapture(s, &g));
-    CHECK(cuGraphInstantiateWithFlags(&ge, g, 0));
-    CHECK(cuGraphLaunch(ge, s));
-    CHECK(cuStreamSynchronize(s));
-    unsigned word = 0;
-    CHECK(cuMemcpyDtoH(&word, tmp, 4));
-    EXPECT(word == 7, "relaxed-mode capture ran: %u", word);
-    CHECK(cuGraphExecDestroy(ge));
-    CHECK(cuGraphDestroy(g));
-    CHECK(cuMemFree(tmp));
-    printf("ok: capture modes\n");
-
-    /* Destroying a capturing stream ends its capture: unsafe calls work again. */
-    CUstream s3;
-    CHECK(cuStreamCreate(&s3, CU_STREAM_NON_BLOCKING));
-    CHECK(cuStreamBeginCapture(s3, CU_STREAM_CAPTURE_MODE_GLOBAL));
-    CHECK(cuStreamDestroy(s3));
-    CHECK(cuMemAlloc(&tmp, 256));
-    CHECK(cuMemFree(tmp));
-    printf("ok: destroying a capturing stream ends the capture\n");
+    test_unjoined(s, s2, fork, y2);
+    test_invalidation(s, y);
+    test_capture_modes(s);
 
     CHECK(cuEventDestroy(fork));
     CHECK(cuEventDestroy(join));

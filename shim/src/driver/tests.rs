@@ -59,13 +59,13 @@ fn every_libcudart_12_9_start_up_lookup_resolves_to_a_shim_function() {
 
 /// The shim implements what it implemented before the surface (208 declared symbols, plus the 5
 /// built-in ones), the 4 symbols of `cuStreamWriteValue32` and the 16 of the deprecated execution
-/// control, `cuCtxAttach`/`cuCtxDetach`, the occupancy calculator, the linker and
-/// `cuMemAllocManaged` added since: no entry point
-/// is lost unnoticed (docs/driver-entry-points.md lists them).
+/// control, `cuCtxAttach`/`cuCtxDetach`, the occupancy calculator, the linker,
+/// `cuMemAllocManaged`, and the 88 symbols of stream capture, graphs and user objects added
+/// since: no entry point is lost unnoticed (docs/driver-entry-points.md lists them).
 #[test]
 fn the_shim_implements_its_entry_points() {
     let supported = cuda::all_symbols().filter(|(_, s)| *s).count();
-    assert_eq!(supported, 242);
+    assert_eq!(supported, 330);
     for name in [
         "cuInit",
         "cuMemAlloc",
@@ -74,6 +74,8 @@ fn the_shim_implements_its_entry_points() {
         "cuLaunchGrid",
         "cuOccupancyMaxPotentialBlockSize",
         "cuLinkCreate_v2",
+        "cuStreamBeginCapture_v2_ptsz",
+        "cuGraphLaunch",
     ] {
         assert!(
             cuda::all_symbols().any(|(e, s)| e.name == name && *s),

@@ -623,6 +623,8 @@ pub static CONTEXT_CHECKS_TABLE: Table<4> = Table([
 
 mod integrity;
 pub use integrity::{integrity_hash, IntegrityInputs, INTEGRITY_CHECK_TABLE};
+mod tools_context;
+pub use tools_context::{TOOLS_CONTEXT, TOOLS_CONTEXT_TABLE};
 
 // ---------------------------------------------------------------------------------------------
 // Lookup
@@ -636,6 +638,7 @@ pub fn lookup(uuid: &[u8; 16]) -> Option<*const c_void> {
         CONTEXT_LOCAL_STORAGE => CONTEXT_LOCAL_STORAGE_TABLE.as_ptr(),
         CONTEXT_CHECKS => CONTEXT_CHECKS_TABLE.as_ptr(),
         INTEGRITY_CHECK => INTEGRITY_CHECK_TABLE.as_ptr(),
+        TOOLS_CONTEXT => TOOLS_CONTEXT_TABLE.as_ptr(),
         _ => return None,
     })
 }
@@ -649,6 +652,7 @@ pub fn table_name(uuid: &[u8; 16]) -> Option<&'static str> {
         CONTEXT_LOCAL_STORAGE => "CONTEXT_LOCAL_STORAGE",
         CONTEXT_CHECKS => "CONTEXT_CHECKS",
         INTEGRITY_CHECK => "INTEGRITY_CHECK",
+        TOOLS_CONTEXT => "TOOLS_CONTEXT",
         _ => return None,
     })
 }

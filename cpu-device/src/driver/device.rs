@@ -101,8 +101,10 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         131 | 134 => -1, // NUMA_ID, HOST_NUMA_ID
         132 | 133 => 0,  // MULTICAST_SUPPORTED, MPS_ENABLED
         135..=138 => 0,  // CIG, decompression
+        139 => 0x2335_10DE, // GPU_PCI_DEVICE_ID: H200 (0x2335) of NVIDIA (0x10de); libcudart 13 asks
         140 => 0,        // GPU_PCI_SUBSYSTEM_ID
         141..=143 => 0,  // host NUMA features
+        144..=147 => 0,  // CUDA 13.0: host memory pools, host VMM, host DMA-BUF, partial atomics
         _ => return Err(CuError::INVALID_VALUE),
     };
     Ok(v as i32)
@@ -140,7 +142,10 @@ gpushare_driver_abi::implement! {
         /// From the profile; an unknown attribute is `INVALID_VALUE`.
         fn device_get_attribute(value: Out<'_, i32>, attrib: i32, dev: CUdevice) -> CuResult {
             let d = device(dev)?;
-            value.write(attribute(&d.profile, attrib)?)
+            let v = attribute(&d.profile, attrib).inspect_err(|_| {
+                tracing::debug!(target: "gpushare::api", "cuDeviceGetAttribute: unknown attribute {attrib}");
+            })?;
+            value.write(v)
         }
 
         /// From the profile.

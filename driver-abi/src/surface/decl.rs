@@ -92,6 +92,8 @@ macro_rules! driver_surface {
             fn ctx_get_current(pctx: Out<'_, CUcontext>) { cuCtxGetCurrent }
             /// `cuCtxGetDevice`
             fn ctx_get_device(dev: Out<'_, CUdevice>) { cuCtxGetDevice }
+            /// `cuCtxGetDevice_v2` (CUDA 13.0): the device of `ctx`, NULL meaning the current context.
+            fn ctx_get_device_v2(dev: Out<'_, CUdevice>, ctx: CUcontext) { cuCtxGetDevice_v2 }
             /// `cuCtxGetFlags`
             fn ctx_get_flags(flags: Out<'_, u32>) { cuCtxGetFlags }
             /// `cuCtxSetFlags`
@@ -102,6 +104,8 @@ macro_rules! driver_surface {
             fn ctx_get_api_version(ctx: CUcontext, version: Out<'_, u32>) { cuCtxGetApiVersion }
             /// `cuCtxSynchronize`
             fn ctx_synchronize() { cuCtxSynchronize }
+            /// `cuCtxSynchronize_v2` (CUDA 13.0): waits for `ctx`'s work, NULL meaning the current context.
+            fn ctx_synchronize_v2(ctx: CUcontext) { cuCtxSynchronize_v2 }
             /// `cuCtxGetLimit`
             fn ctx_get_limit(value: Out<'_, usize>, limit: i32) { cuCtxGetLimit }
             /// `cuCtxSetLimit`
@@ -595,6 +599,30 @@ macro_rules! driver_surface {
                 cuTexRefSetMipmappedArray cuThreadExchangeStreamCaptureMode cuUserObjectCreate
                 cuUserObjectRelease cuUserObjectRetain cuVDPAUCtxCreate cuVDPAUCtxCreate_v2
                 cuVDPAUGetDevice cuWaitExternalSemaphoresAsync cuWaitExternalSemaphoresAsync_ptsz
+                // New in CUDA 13.x (13.0 to 13.5), not implemented:
+                cuCheckpointOperationComplete cuCoredumpDeregisterCompleteCallback
+                cuCoredumpDeregisterStartCallback cuCoredumpRegisterCompleteCallback
+                cuCoredumpRegisterStartCallback cuDevSmResourceSplit cuDeviceGetCliqueCount
+                cuDeviceGetCliqueInfo cuDeviceGetFabricClusterUuid cuDeviceGetHostAtomicCapabilities
+                cuDeviceGetP2PAtomicCapabilities cuFabricCpyBatchAsync cuFabricCpyBatchAsync_ptsz
+                cuFuncGetParamCount cuGraphAddNode_v3 cuGraphExecGetId cuGraphGetId
+                cuGraphNodeGetContainingGraph cuGraphNodeGetLocalId cuGraphNodeGetParams
+                cuGraphNodeGetToolsId cuGraphNodeSetParams_v2 cuGreenCtxGetId cuKernelGetParamCount
+                cuLaunchHostFunc_v2 cuLaunchHostFunc_v2_ptsz cuLogicalEndpointAddDevice
+                cuLogicalEndpointBindAddr cuLogicalEndpointBindMem cuLogicalEndpointCreate
+                cuLogicalEndpointDestroy cuLogicalEndpointExport cuLogicalEndpointGetLimits
+                cuLogicalEndpointIdRelease cuLogicalEndpointIdReserve cuLogicalEndpointImport
+                cuLogicalEndpointQuery cuLogicalEndpointUnbind cuMemDiscardAndPrefetchBatchAsync
+                cuMemDiscardAndPrefetchBatchAsync_ptsz cuMemDiscardBatchAsync
+                cuMemDiscardBatchAsync_ptsz cuMemGetDefaultMemPool cuMemGetLocationInfo
+                cuMemGetMemPool cuMemPrefetchBatchAsync cuMemPrefetchBatchAsync_ptsz cuMemSetMemPool
+                cuMemcpy3DBatchAsync_v2 cuMemcpy3DBatchAsync_v2_ptsz cuMemcpy3DWithAttributesAsync
+                cuMemcpy3DWithAttributesAsync_ptsz cuMemcpyBatchAsync_v2 cuMemcpyBatchAsync_v2_ptsz
+                cuMemcpyWithAttributesAsync cuMemcpyWithAttributesAsync_ptsz cuMulticastBindAddr_v2
+                cuMulticastBindMem_v2 cuStreamBeginCaptureToCig cuStreamBeginCaptureToCig_ptsz
+                cuStreamBeginRecaptureToGraph cuStreamBeginRecaptureToGraph_ptsz
+                cuStreamEndCaptureToCig cuStreamEndCaptureToCig_ptsz cuStreamGetDevResource
+                cuStreamGetDevResource_ptsz cuTensorMapSetAllocationClass
             }
         }
     };

@@ -63,7 +63,10 @@ impl Cudart {
         let inc = match self {
             Cudart::V12_9 => {
                 let nvcc = repo_root().join(".deps/cuda-nvcc/nvidia/cuda_nvcc/include");
-                return vec![cuda_include_dir().to_path_buf(), checked(nvcc, "crt/host_defines.h")];
+                return vec![
+                    cuda_include_dir().to_path_buf(),
+                    checked(nvcc, "crt/host_defines.h"),
+                ];
             }
             _ => {
                 let _ = cuda_include_dir(); // runs scripts/setup-cuda-deps.sh

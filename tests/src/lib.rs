@@ -229,7 +229,7 @@ pub fn lib_dir() -> &'static Path {
 /// Compiles `tests/c/<name>.c` once per process (gcc, `-Wall -Werror`, NVIDIA's `cuda.h`,
 /// `-lcuda` from [`lib_dir`]) and returns the executable.
 pub fn compile_c(name: &str) -> PathBuf {
-    compile_c_program(name, false)
+    compile_c_program(name, None)
 }
 
 /// Compiles `tests/c/<name>.c` once per process as a CUDA runtime program against libcudart 12.9
@@ -453,7 +453,7 @@ pub fn run_with_timeout(mut cmd: Command, described: String, timeout: Duration) 
 
 /// Compiles and runs `tests/c/<name>.c`, panicking with its output unless it exits 0.
 pub fn run_c_test(name: &str, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> RunOutput {
-    let exe = compile_c_program(name, None);
+    let exe = compile_c(name);
     let out = run_program(&exe, args, env, timeout);
     assert!(out.success(), "conformance program `{name}` failed\n{out}");
     // Visible with `cargo test -- --nocapture`.
@@ -473,7 +473,10 @@ pub fn run_cudart_test(
     let exe = compile_cudart_c_for(name, rt);
     let out = run_program(&exe, args, env, timeout);
     let label = rt.label();
-    assert!(out.success(), "CUDA runtime program `{name}` (libcudart {label}) failed\n{out}");
+    assert!(
+        out.success(),
+        "CUDA runtime program `{name}` (libcudart {label}) failed\n{out}"
+    );
     println!("{out}");
     out
 }

@@ -353,8 +353,8 @@ fn run_table(select: impl Fn(&Program) -> bool, rt: Cudart, workers: usize) {
             s.spawn(|| loop {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some(p) = next else { break };
-                let result =
-                    catch_unwind(AssertUnwindSafe(|| check_program(p, rt))).unwrap_or_else(|panic| {
+                let result = catch_unwind(AssertUnwindSafe(|| check_program(p, rt)))
+                    .unwrap_or_else(|panic| {
                         Err(panic
                             .downcast_ref::<String>()
                             .cloned()

@@ -23,6 +23,10 @@ pub(crate) fn device(dev: CUdevice) -> CuResult<&'static Driver> {
     Ok(driver)
 }
 
+/// `CU_DEVICE_ATTRIBUTE_GPU_PCI_DEVICE_ID`: the 16-bit PCI device id (H200: 0x2335) above the
+/// 16-bit vendor id (NVIDIA: 0x10de).
+const PCI_ID: i64 = 0x2335_10DE;
+
 /// Value of a `CUdevice_attribute` for `p`, or `INVALID_VALUE` for an unknown attribute.
 pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
     let v: i64 = match attrib {
@@ -101,7 +105,7 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         131 | 134 => -1, // NUMA_ID, HOST_NUMA_ID
         132 | 133 => 0,  // MULTICAST_SUPPORTED, MPS_ENABLED
         135..=138 => 0,  // CIG, decompression
-        139 => 0x2335_10DE, // GPU_PCI_DEVICE_ID: H200 (0x2335) of NVIDIA (0x10de); libcudart 13 asks
+        139 => PCI_ID,   // GPU_PCI_DEVICE_ID (libcudart 13 asks at start-up)
         140 => 0,        // GPU_PCI_SUBSYSTEM_ID
         141..=143 => 0,  // host NUMA features
         144..=147 => 0,  // CUDA 13.0: host memory pools, host VMM, host DMA-BUF, partial atomics

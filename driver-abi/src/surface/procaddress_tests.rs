@@ -212,13 +212,15 @@ fn every_variant_resolves_to_itself() {
 /// `name version flags` per `cuGetProcAddress_v2` call, in call order) and their line counts.
 pub(crate) const INIT_LOOKUPS: &[(&str, usize)] = &[
     ("cudart-12.9.79-init-lookups.txt", 418),
-    ("cudart-13.0.96-init-lookups.txt", LINES_13_0),
-    ("cudart-13.5.37-init-lookups.txt", LINES_13_5),
+    ("cudart-13.0.96-init-lookups.txt", 439),
+    ("cudart-13.5.37-init-lookups.txt", 457),
 ];
 
 /// Parses one recorded list: (line, name, version, flags).
 pub(crate) fn init_lookups(file: &str) -> Vec<(String, String, i32, u64)> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data").join(file);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("the start-up lookup list");
     let parse = |line: &str| {
         let fields: Vec<&str> = line.split_whitespace().collect();
@@ -228,7 +230,10 @@ pub(crate) fn init_lookups(file: &str) -> Vec<(String, String, i32, u64)> {
         let (version, flags) = (version.parse().unwrap(), flags.parse().unwrap());
         (line.to_string(), name.to_string(), version, flags)
     };
-    text.lines().filter(|l| !l.trim().is_empty()).map(parse).collect()
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse)
+        .collect()
 }
 
 #[test]
@@ -279,6 +284,12 @@ fn cuda_13_lookups_get_the_cuda_13_variants() {
     // A 12.9 runtime still gets the 12.x ABI of the calls CUDA 13 changed.
     assert_eq!(lookup("cuCtxGetDevice", 12090, 0), ok("cuCtxGetDevice"));
     assert_eq!(lookup("cuCtxSynchronize", 12090, 0), ok("cuCtxSynchronize"));
-    assert_eq!(lookup("cuLaunchHostFunc", 13000, 2), ok("cuLaunchHostFunc_ptsz"));
-    assert_eq!(lookup("cuLaunchHostFunc", 13050, 2), ok("cuLaunchHostFunc_v2_ptsz"));
+    assert_eq!(
+        lookup("cuLaunchHostFunc", 13000, 2),
+        ok("cuLaunchHostFunc_ptsz")
+    );
+    assert_eq!(
+        lookup("cuLaunchHostFunc", 13050, 2),
+        ok("cuLaunchHostFunc_v2_ptsz")
+    );
 }

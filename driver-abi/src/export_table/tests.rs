@@ -117,10 +117,8 @@ fn tools_context_is_handed_out_with_failing_slots() {
     );
     let mut table: *const c_void = std::ptr::null();
     // SAFETY: valid pointers.
-    assert_eq!(
-        unsafe { get_export_table(&mut table, &TOOLS_CONTEXT) },
-        SUCCESS
-    );
+    let found = unsafe { get_export_table(&mut table, &TOOLS_CONTEXT) };
+    assert_eq!(found, SUCCESS);
     assert_eq!(table, TOOLS_CONTEXT_TABLE.as_ptr());
     let slots = table.cast::<usize>();
     for i in [1, 4, 39, 51, 94] {

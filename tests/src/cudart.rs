@@ -57,23 +57,20 @@ impl Cudart {
             .join("nvidia/cu13")
     }
 
-    /// The include directories, in order: `cuda_runtime_api.h` and the `crt/` headers
-    /// (and `fatbinary_section.h`).
+    /// The include directories, in order: `cuda_runtime_api.h`, then the `crt/` headers (and
+    /// `fatbinary_section.h`): 12.9's come from two wheel directories, a 13.x runtime's from one.
     pub fn include_dirs(self) -> Vec<PathBuf> {
-        let inc = match self {
+        let runtime = cuda_include_dir().to_path_buf(); // runs scripts/setup-cuda-deps.sh
+        match self {
             Cudart::V12_9 => {
                 let nvcc = repo_root().join(".deps/cuda-nvcc/nvidia/cuda_nvcc/include");
-                return vec![
-                    cuda_include_dir().to_path_buf(),
-                    checked(nvcc, "crt/host_defines.h"),
-                ];
+                vec![runtime, checked(nvcc, "crt/host_defines.h")]
             }
-            _ => {
-                let _ = cuda_include_dir(); // runs scripts/setup-cuda-deps.sh
-                self.cu13_root().join("include")
-            }
-        };
-        vec![checked(inc, "crt/host_defines.h")]
+            _ => vec![checked(
+                self.cu13_root().join("include"),
+                "crt/host_defines.h",
+            )],
+        }
     }
 
     /// The directory holding the runtime's `libcudart.so.<major>`.

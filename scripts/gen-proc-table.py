@@ -7,7 +7,11 @@ Output (committed, "do not edit"):
                                         per-thread-default-stream or not), and the list of every
                                         driver symbol libcuda exports that these headers declare.
 
-Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh):
+Facts come from NVIDIA's public headers (installed by scripts/setup-cuda-deps.sh), of CUDA 12.9
+(.deps/cuda) and of the newest CUDA 13.x (.deps/cuda-13.5), read alike and joined: a base's variants
+are those either version declares (13.x adds e.g. cuCtxGetDevice_v13000 -> cuCtxGetDevice_v2, and
+drops none a 12.x program may still ask for), and the exported symbols are both headers' symbols
+(CUDA 13 removed some from cuda.h, e.g. cuCtxCreate_v2's plain name; 12.x programs still call them):
   - cudaTypedefs.h and the interop typedef headers (GL, EGL, VDPAU, profiler): one
     `PFN_<base>_v<version>[_ptds|_ptsz]` typedef per variant, older ones under
     __CUDA_API_VERSION_INTERNAL. A base's legacy variants, oldest first, are exported as <base>,
@@ -34,7 +38,11 @@ import sys
 from collections import defaultdict
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-INCLUDE = ROOT / ".deps/cuda/nvidia/cuda_runtime/include"
+# (label, include directory); the newest last.
+INCLUDES = [
+    ("12.9", ROOT / ".deps/cuda/nvidia/cuda_runtime/include"),
+    ("13.5", ROOT / ".deps/cuda-13.5/nvidia/cu13/include"),
+]
 PROC_TABLE_RS = ROOT / "driver-abi/src/proc_table.rs"
 
 # (function header or None, typedef header). The profiler's function header is not in the wheel.
@@ -46,15 +54,28 @@ HEADERS = [
     (None, "cudaProfilerTypedefs.h"),
 ]
 
-# Plain names the 12.9 headers deliberately keep on an older ABI: `#define <base> <symbol>` names a
-# variant that is not the newest (the newer ones are reached only by their explicit _vN name, or
-# through cuGetProcAddress). Reviewed by hand; a change here means the headers changed.
-OLDER_ABI_MACROS = {
+# Plain names each header version deliberately keeps on an older ABI: `#define <base> <symbol>`
+# names a variant that is not the newest (the newer ones are reached only by their explicit _vN name,
+# or through cuGetProcAddress). Reviewed by hand; a change here means the headers changed. CUDA 13
+# moved cuCtxCreate, cuMemPrefetchAsync (and cuMemAdvise, cuDeviceGetUuid) to their newest variants.
+OLDER_ABI_12_9 = {
     "cuCtxCreate": "cuCtxCreate_v2",  # _v3 (11040, affinity) and _v4 (12050, params) exist
     "cuStreamGetCaptureInfo": "cuStreamGetCaptureInfo_v2",  # _v3 (12030, edge data) exists
     "cuMemPrefetchAsync": "cuMemPrefetchAsync",  # _v2 (12020, CUmemLocation) exists
     "cuStreamGetCtx": "cuStreamGetCtx",  # _v2 (12050, green contexts) exists
     "cuStreamUpdateCaptureDependencies": "cuStreamUpdateCaptureDependencies",  # _v2 (12030) exists
+    # Older than a variant only 13.x declares:
+    "cuMemcpyBatchAsync": "cuMemcpyBatchAsync",  # _v2 (13000)
+    "cuMemcpy3DBatchAsync": "cuMemcpy3DBatchAsync",  # _v2 (13000)
+    "cuLaunchHostFunc": "cuLaunchHostFunc",  # _v2 (13010, syncMode)
+}
+OLDER_ABI_MACROS = {
+    "12.9": OLDER_ABI_12_9,
+    "13.5": {
+        "cuStreamGetCtx": "cuStreamGetCtx",  # _v2 (12050, green contexts) exists
+        "cuLaunchHostFunc": "cuLaunchHostFunc",  # _v2 (13010, syncMode) exists
+        "cuGraphAddNode": "cuGraphAddNode_v2",  # _v3 (13040) exists
+    },
 }
 
 # Anchors checked on every run (symbol expected for (base, version, per_thread)).
@@ -72,6 +93,10 @@ ANCHORS = [
     ("cuStreamGetCaptureInfo", 12030, True, "cuStreamGetCaptureInfo_v3_ptsz"),
     ("cuGraphInstantiate", 11040, False, "cuGraphInstantiateWithFlags"),
     ("cuTexRefSetAddress2D", 4010, False, "cuTexRefSetAddress2D_v3"),
+    ("cuCtxGetDevice", 2000, False, "cuCtxGetDevice"),
+    ("cuCtxGetDevice", 13000, False, "cuCtxGetDevice_v2"),
+    ("cuCtxSynchronize", 13000, False, "cuCtxSynchronize_v2"),
+    ("cuLaunchHostFunc", 13010, True, "cuLaunchHostFunc_v2_ptsz"),
 ]
 
 
@@ -209,23 +234,26 @@ def typedef_variants(path):
 
 def build_table():
     exported, inactive, headerless = set(), set(), set()
-    raw, aliases, macros = [], [], {}
-    for func_header, typedef_header in HEADERS:
-        if not (INCLUDE / typedef_header).exists():
-            fail(f"{INCLUDE / typedef_header} missing: run scripts/setup-cuda-deps.sh")
-        variants, al = typedef_variants(INCLUDE / typedef_header)
-        raw += variants
-        aliases += al
-        if func_header is None:
-            headerless |= {base for base, _, _ in variants}
-            continue
-        syms, inact = exported_declarations(INCLUDE / func_header)
-        exported |= set(syms)
-        inactive |= inact
-        macros.update(plain_name_macros(INCLUDE / func_header))
+    raw, aliases, macros = set(), set(), {}
+    for label, include in INCLUDES:
+        macros[label] = {}
+        for func_header, typedef_header in HEADERS:
+            if not (include / typedef_header).exists():
+                fail(f"{include / typedef_header} missing: run scripts/setup-cuda-deps.sh")
+            variants, al = typedef_variants(include / typedef_header)
+            raw |= set(variants)
+            aliases |= set(al)
+            if func_header is None:
+                headerless |= {base for base, _, _ in variants}
+                continue
+            syms, inact = exported_declarations(include / func_header)
+            exported |= set(syms)
+            inactive |= inact
+            macros[label].update(plain_name_macros(include / func_header))
+    inactive -= exported
 
     by_base = defaultdict(list)
-    for base, version, suffix in raw:
+    for base, version, suffix in sorted(raw):
         by_base[base].append((version, suffix))
     rows = []  # (base, version, symbol, per_thread)
     for base, variants in by_base.items():
@@ -239,7 +267,7 @@ def build_table():
                 partner = max(v for v in legacy if v <= version)
                 rows.append((base, version, symbol_of[partner] + suffix, True))
     symbols = {r[2] for r in rows}
-    for alias, target, version in aliases:
+    for alias, target, version in sorted(aliases):
         sym = next((s for b, v, s, pt in rows if b == target and v == version and not pt), None)
         if sym is None:
             fail(f"alias {alias} -> {target}@{version}: no such variant")
@@ -261,18 +289,20 @@ def build_table():
     variants_of = defaultdict(list)
     for r in rows:
         variants_of[r[0]].append(r)
-    seen_older = {}
-    for name, target in macros.items():
-        if name not in variants_of:
-            continue
-        legacy = [r for r in variants_of[name] if not r[3]]
-        if target not in {r[2] for r in legacy}:
-            fail(f"#define {name} {target}: not a variant of {name}")
-        newest = max(legacy, key=lambda r: r[1])[2]
-        if target != newest:
-            seen_older[name] = target
-    if seen_older != OLDER_ABI_MACROS:
-        fail(f"plain-name macros on an older ABI changed: {seen_older} (expected {OLDER_ABI_MACROS})")
+    for label, header_macros in macros.items():
+        seen_older = {}
+        for name, target in header_macros.items():
+            if name not in variants_of:
+                continue
+            legacy = [r for r in variants_of[name] if not r[3]]
+            if target not in {r[2] for r in legacy}:
+                fail(f"{label}: #define {name} {target}: not a variant of {name}")
+            newest = max(legacy, key=lambda r: r[1])[2]
+            if target != newest:
+                seen_older[name] = target
+        if seen_older != OLDER_ABI_MACROS[label]:
+            fail(f"{label}: plain-name macros on an older ABI changed: {seen_older} "
+                 f"(expected {OLDER_ABI_MACROS[label]})")
     table = {(b, v, pt): s for b, v, s, pt in rows}
     for base, version, pt, want in ANCHORS:
         if table.get((base, version, pt)) != want:
@@ -290,7 +320,7 @@ def render_proc_table(rows, exported, dropped, not_in_table):
     out = [
         "//! Driver API entry-point variants for `cuGetProcAddress`, generated by",
         "//! scripts/gen-proc-table.py from NVIDIA's cudaTypedefs.h, cuda.h and the GL/EGL/VDPAU/profiler",
-        "//! headers (CUDA 12.9). Do not edit by hand: re-run the script.",
+        "//! headers (CUDA 12.9 and 13.5, joined). Do not edit by hand: re-run the script.",
         "//!",
         f"//! [`PROC_TABLE`]: {bases} base names, {len(rows)} variants ({pt} per-thread-default-stream).",
         "//! A base's legacy variants, oldest first, are `<base>`, `<base>_v2`, `<base>_v3`, ...; a",
@@ -334,7 +364,7 @@ def render_proc_table(rows, exported, dropped, not_in_table):
         "",
         "macro_rules! exported_symbols {",
         "    ($($name:ident)*) => {",
-        "        /// Every driver symbol libcuda 12.9 exports that the headers declare, sorted.",
+        "        /// Every driver symbol libcuda 12.9 or 13.5 exports that the headers declare, sorted.",
         "        pub const EXPORTED_SYMBOLS: &[&str] = &[$(stringify!($name),)*];",
         "    };",
         "}",

@@ -1,8 +1,9 @@
 //! `cuGetExportTable`: the hidden driver tables NVIDIA's libcudart needs.
 //!
-//! libcudart (12.9.79 observed) asks the driver for private tables of function pointers, each named
-//! by a UUID, and fails every runtime call with "operation not supported" (or "integrity checks
-//! failed", or "driver version insufficient") when one is missing or misbehaves. The layouts and
+//! libcudart (12.9.79 observed; 13.0.96 and 13.5.37 too) asks the driver for private tables of
+//! function pointers, each named by a UUID, and fails every runtime call with "operation not
+//! supported" (or "integrity checks failed", or "driver version insufficient") when one is missing
+//! or misbehaves. The layouts and
 //! semantics below come from public reverse-engineering notes (ZLUDA's `dark_api`) and were checked
 //! here by handing libcudart logging trampolines and recording which slots it calls, with which
 //! arguments (docs/compatibility.md has the trace and what each slot does).
@@ -15,6 +16,7 @@
 //! | CONTEXT_LOCAL_STORAGE | c693336e-1121-df11-a8c3-68f355d89593 | 0 put, 1 delete, 2 get |
 //! | CONTEXT_CHECKS | 263e8860-7cd2-6143-92f6-bbd5006dfa7e | 3 at start-up (returns 0); 2 per context |
 //! | INTEGRITY_CHECK | d4082055-bde6-704b-8d34-ba123c66e1f2 | 1: keyed hash, versions 12090..12092 |
+//! | TOOLS_CONTEXT | 21318c60-9714-3248-8ca6-41ff7324c8f2 | none; libcudart 13.5 only asks for it (`export_table/tools_context.rs`) |
 //!
 //! Slot 0 of every table except CONTEXT_LOCAL_STORAGE is the table's size in bytes. Slots whose
 //! meaning is unknown hold logging trampolines that return `CUDA_ERROR_NOT_SUPPORTED`, so a runtime
@@ -623,6 +625,8 @@ pub static CONTEXT_CHECKS_TABLE: Table<4> = Table([
 
 mod integrity;
 pub use integrity::{integrity_hash, IntegrityInputs, INTEGRITY_CHECK_TABLE};
+mod tools_context;
+pub use tools_context::{TOOLS_CONTEXT, TOOLS_CONTEXT_TABLE};
 
 // ---------------------------------------------------------------------------------------------
 // Lookup
@@ -636,6 +640,7 @@ pub fn lookup(uuid: &[u8; 16]) -> Option<*const c_void> {
         CONTEXT_LOCAL_STORAGE => CONTEXT_LOCAL_STORAGE_TABLE.as_ptr(),
         CONTEXT_CHECKS => CONTEXT_CHECKS_TABLE.as_ptr(),
         INTEGRITY_CHECK => INTEGRITY_CHECK_TABLE.as_ptr(),
+        TOOLS_CONTEXT => TOOLS_CONTEXT_TABLE.as_ptr(),
         _ => return None,
     })
 }
@@ -649,6 +654,7 @@ pub fn table_name(uuid: &[u8; 16]) -> Option<&'static str> {
         CONTEXT_LOCAL_STORAGE => "CONTEXT_LOCAL_STORAGE",
         CONTEXT_CHECKS => "CONTEXT_CHECKS",
         INTEGRITY_CHECK => "INTEGRITY_CHECK",
+        TOOLS_CONTEXT => "TOOLS_CONTEXT",
         _ => return None,
     })
 }

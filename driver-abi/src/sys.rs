@@ -27,8 +27,11 @@ pub const CU_STREAM_LEGACY: u64 = 0x1;
 /// `CU_STREAM_PER_THREAD`
 pub const CU_STREAM_PER_THREAD: u64 = 0x2;
 
-/// The driver API version gpushare implements (`cuDriverGetVersion` of the CPU device): CUDA 12.9.
-pub const DRIVER_VERSION: i32 = 12090;
+/// The driver API version gpushare reports (`cuDriverGetVersion` of the CPU device, and of the shim
+/// before it reaches a broker): CUDA 13.0 (driver 580). libcudart 13.x refuses a driver older than
+/// 13000 (`cudaErrorInsufficientDriver`); 12.x runtimes accept a newer driver. The surface is
+/// libcuda 12.9's plus the 13.x entry points (`surface::decl`).
+pub const DRIVER_VERSION: i32 = 13000;
 
 /// Writes `value` through an out-pointer, failing with `INVALID_VALUE` on NULL.
 ///

@@ -15,10 +15,17 @@
  *  - cuCtxSetLimit(CU_LIMIT_STACK_SIZE, n): cuCtxGetLimit returns a value >= n (the driver may
  *    round up).
  *  - Using a destroyed context handle -> CUDA_ERROR_INVALID_CONTEXT.
+ *  - CUDA 13.0's cuCtxGetDevice_v2(dev, ctx) / cuCtxSynchronize_v2(ctx) act on `ctx` whichever
+ *    context is current (NULL: the current one; none current -> CUDA_ERROR_INVALID_CONTEXT) and
+ *    leave the current context as it was.
  */
 #include "common.h"
 
 #include <pthread.h>
+
+/* CUDA 13.0 entry points: cuda.h 13.x declares them, this program builds against 12.9's. */
+CUresult CUDAAPI cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx);
+CUresult CUDAAPI cuCtxSynchronize_v2(CUcontext ctx);
 
 struct thread_args {
     CUcontext ctx;
@@ -220,6 +227,41 @@ static void created_contexts(CUdevice dev)
     OK("destroyed contexts -> CUDA_ERROR_INVALID_CONTEXT");
 }
 
+/* cuCtxGetDevice_v2 and cuCtxSynchronize_v2 on a context that is not current. */
+static void cuda13_context_calls(CUdevice dev)
+{
+    CUdevice got = -1;
+    CUcontext a, b, cur;
+    EXPECT_ERR(cuCtxGetDevice_v2(&got, NULL), CUDA_ERROR_INVALID_CONTEXT);
+    EXPECT_ERR(cuCtxSynchronize_v2(NULL), CUDA_ERROR_INVALID_CONTEXT);
+    CHECK(cuCtxCreate(&a, 0, dev));
+    const size_t n = 1 << 20;
+    CUdeviceptr d;
+    CHECK(cuMemAlloc(&d, n * 4));
+    CHECK(cuMemsetD32Async(d, 0x5a5a5a5a, n, NULL));
+    CHECK(cuCtxCreate(&b, 0, dev)); /* b current, a below it */
+    CHECK(cuCtxSynchronize_v2(a));
+    CHECK(cuCtxGetDevice_v2(&got, a));
+    EXPECT(got == dev, "cuCtxGetDevice_v2(a) = %d", got);
+    got = -1;
+    CHECK(cuCtxGetDevice_v2(&got, NULL));
+    EXPECT(got == dev, "cuCtxGetDevice_v2(NULL) = %d", got);
+    CHECK(cuCtxSynchronize_v2(NULL));
+    CHECK(cuCtxGetCurrent(&cur));
+    EXPECT(cur == b, "the _v2 calls must not change the current context");
+    EXPECT_ERR(cuCtxGetDevice_v2(NULL, a), CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuCtxDestroy(b));
+    EXPECT_ERR(cuCtxGetDevice_v2(&got, b), CUDA_ERROR_INVALID_CONTEXT);
+    EXPECT_ERR(cuCtxSynchronize_v2(b), CUDA_ERROR_INVALID_CONTEXT);
+    CHECK(cuCtxSetCurrent(a));
+    uint32_t last = 0;
+    CHECK(cuMemcpyDtoH(&last, d + (n - 1) * 4, 4));
+    EXPECT(last == 0x5a5a5a5a, "memset before cuCtxSynchronize_v2: %#x", last);
+    CHECK(cuMemFree(d));
+    CHECK(cuCtxDestroy(a));
+    OK("cuCtxGetDevice_v2, cuCtxSynchronize_v2 on a context that is not current");
+}
+
 int main(void)
 {
     watchdog(60);
@@ -229,6 +271,7 @@ int main(void)
 
     primary_context(dev);
     created_contexts(dev);
+    cuda13_context_calls(dev);
 
     /* Per-thread current context. */
     CUcontext ctx = init_primary(NULL);

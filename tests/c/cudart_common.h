@@ -4,10 +4,13 @@
  * These programs include NVIDIA's cuda_runtime_api.h (nvidia-cuda-runtime-cu12 12.9 wheel, plus
  * the crt/ headers of the nvidia-cuda-nvcc-cu12 wheel) and link against NVIDIA's real
  * libcudart.so.12, unmodified; libcudart in turn loads the library under test as libcuda.so.1.
+ * The harness also builds each against libcudart 13.0 and 13.5 (nvidia-cuda-runtime,
+ * nvidia-cuda-crt and nvidia-cuda-nvcc 13.x wheels, libcudart.so.13); the few differences are
+ * under #if CUDART_VERSION >= 13000.
  * They exit 0 only when every assertion holds; a failure prints "FAIL file:line: ..." on stderr
  * and exits 1; progress lines ("ok: ...") go to stdout.
  *
- * The harness (tests/src/lib.rs, compile_cudart_c) links with -lcudart from the wheel with an
+ * The harness (tests/src/lib.rs, compile_cudart_c_for) links with -lcudart from the wheel with an
  * rpath to it, and sets GPUSHARE_KERNELS_DIR (examples/kernels) and LD_LIBRARY_PATH (a directory
  * with libcuda.so.1 -> the library under test).
  */

@@ -6,7 +6,9 @@
  * Semantics assumed (CUDA Runtime API reference, 12.9):
  *  - cudaGetDeviceCount reports the driver's devices; cudaGetDeviceProperties(prop, 0) fills
  *    name, multiProcessorCount, major/minor, totalGlobalMem from the driver's attributes.
- *  - cudaDriverGetVersion reports cuDriverGetVersion (12090 here); cudaRuntimeGetVersion 12090.
+ *  - cudaDriverGetVersion reports cuDriverGetVersion (13000 here: the CPU device reports CUDA 13.0,
+ *    which 12.x and 13.x runtimes accept); cudaRuntimeGetVersion is CUDART_VERSION (12090, 13000,
+ *    13050: the program is compiled against each runtime).
  *  - cudaMemGetInfo: 0 < free <= total; total = cuDeviceTotalMem.
  *  - cudaMemcpy works in every cudaMemcpyKind, including cudaMemcpyDefault (UVA decides).
  *  - cudaMemset(Async) sets bytes.
@@ -27,8 +29,9 @@ static void test_device(const char *profile)
     int driver = 0, runtime = 0;
     CHECK(cudaDriverGetVersion(&driver));
     CHECK(cudaRuntimeGetVersion(&runtime));
-    EXPECT(driver == 12090, "driver version %d", driver);
-    EXPECT(runtime == 12090, "runtime version %d", runtime);
+    EXPECT(driver == 13000, "driver version %d", driver);
+    EXPECT(runtime == CUDART_VERSION, "runtime version %d, built against %d", runtime,
+           CUDART_VERSION);
     OK("1 device, driver %d, runtime %d", driver, runtime);
 
     struct cudaDeviceProp prop;

@@ -7,7 +7,8 @@
  *    a host function symbol. cudaLibraryGetKernel for a missing name -> cudaErrorSymbolNotFound.
  *  - Kernel arguments are passed as an array of pointers to each argument.
  *  - An invalid launch configuration (more than 1024 threads per block, a zero dimension) makes
- *    cudaLaunchKernel return cudaErrorInvalidConfiguration; the error is not sticky:
+ *    cudaLaunchKernel return cudaErrorInvalidConfiguration (libcudart 12; libcudart 13 passes the
+ *    launch to the driver and returns cudaErrorInvalidValue); the error is not sticky:
  *    cudaGetLastError returns it once and then cudaSuccess, cudaPeekAtLastError does not clear
  *    it, and later launches work.
  *  - Dynamic shared memory is the launch's sharedMem argument.
@@ -64,16 +65,21 @@ static void test_vector_add(void)
     EXPECT(fa.maxThreadsPerBlock >= 256, "maxThreadsPerBlock %d", fa.maxThreadsPerBlock);
     OK("cudaFuncGetAttributes: maxThreadsPerBlock %d, %d regs", fa.maxThreadsPerBlock, fa.numRegs);
 
-    /* Invalid configurations: reported, not sticky. */
+    /* Invalid configurations: reported, not sticky. libcudart 12 rejects a block over the limit
+     * and an empty grid itself (cudaErrorInvalidConfiguration); libcudart 13 leaves both to
+     * cuLaunchKernel and reports the driver's CUDA_ERROR_INVALID_VALUE as cudaErrorInvalidValue. */
+#if CUDART_VERSION >= 13000
+    const cudaError_t bad_config_err = cudaErrorInvalidValue;
+#else
+    const cudaError_t bad_config_err = cudaErrorInvalidConfiguration;
+#endif
     dim3 too_big = {1025, 1, 1}, zero = {0, 1, 1};
-    EXPECT_ERR(cudaLaunchKernel((const void *)k, grid, too_big, args, 0, 0),
-               cudaErrorInvalidConfiguration);
-    EXPECT_ERR(cudaPeekAtLastError(), cudaErrorInvalidConfiguration);
-    EXPECT_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    EXPECT_ERR(cudaLaunchKernel((const void *)k, grid, too_big, args, 0, 0), bad_config_err);
+    EXPECT_ERR(cudaPeekAtLastError(), bad_config_err);
+    EXPECT_ERR(cudaGetLastError(), bad_config_err);
     EXPECT_ERR(cudaGetLastError(), cudaSuccess);
-    EXPECT_ERR(cudaLaunchKernel((const void *)k, zero, block, args, 0, 0),
-               cudaErrorInvalidConfiguration);
-    EXPECT_ERR(cudaGetLastError(), cudaErrorInvalidConfiguration);
+    EXPECT_ERR(cudaLaunchKernel((const void *)k, zero, block, args, 0, 0), bad_config_err);
+    EXPECT_ERR(cudaGetLastError(), bad_config_err);
     EXPECT_ERR(cudaGetLastError(), cudaSuccess);
     /* A later launch (on a created stream) works. */
     cudaStream_t s;

@@ -18,7 +18,10 @@
 //! * The shim + broker end-to-end tests (`tests/shim.rs`) use the fixtures of [`broker`].
 
 pub mod broker;
+pub mod cudart;
 pub mod process;
+
+pub use cudart::Cudart;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -226,44 +229,24 @@ pub fn lib_dir() -> &'static Path {
 /// Compiles `tests/c/<name>.c` once per process (gcc, `-Wall -Werror`, NVIDIA's `cuda.h`,
 /// `-lcuda` from [`lib_dir`]) and returns the executable.
 pub fn compile_c(name: &str) -> PathBuf {
-    compile_c_program(name, false)
+    compile_c_program(name, None)
 }
 
-/// The directory holding NVIDIA's `libcudart.so.12` (from the runtime wheel).
-pub fn cudart_lib_dir() -> PathBuf {
-    let dir = cuda_include_dir()
-        .parent()
-        .expect("include dir has a parent")
-        .join("lib");
-    assert!(
-        dir.join("libcudart.so.12").is_file(),
-        "{} has no libcudart.so.12 (scripts/setup-cuda-deps.sh)",
-        dir.display()
-    );
-    dir
-}
-
-/// The nvcc wheel's include directory (`crt/host_defines.h` and friends, which
-/// `cuda_runtime_api.h` includes).
-pub fn cuda_nvcc_include_dir() -> PathBuf {
-    let _ = cuda_include_dir(); // runs scripts/setup-cuda-deps.sh
-    let dir = repo_root().join(".deps/cuda-nvcc/nvidia/cuda_nvcc/include");
-    assert!(
-        dir.join("crt/host_defines.h").is_file(),
-        "{} has no crt/host_defines.h (scripts/setup-cuda-deps.sh)",
-        dir.display()
-    );
-    dir
-}
-
-/// Compiles `tests/c/<name>.c` once per process as a CUDA runtime program: NVIDIA's
-/// `cuda_runtime_api.h`, linked against NVIDIA's real `libcudart.so.12` with an rpath to it (so
-/// [`run_program`]'s `LD_LIBRARY_PATH` only has to provide `libcuda.so.1`).
+/// Compiles `tests/c/<name>.c` once per process as a CUDA runtime program against libcudart 12.9
+/// ([`compile_cudart_c_for`]).
 pub fn compile_cudart_c(name: &str) -> PathBuf {
-    compile_c_program(name, true)
+    compile_c_program(name, Some(Cudart::V12_9))
 }
 
-fn compile_c_program(name: &str, cudart: bool) -> PathBuf {
+/// Compiles `tests/c/<name>.c` once per process and runtime as a CUDA runtime program: the
+/// runtime's own `cuda_runtime_api.h` and `crt/` headers, linked against its real
+/// `libcudart.so.<major>` with an rpath to it (so [`run_program`]'s `LD_LIBRARY_PATH` only has to
+/// provide `libcuda.so.1`).
+pub fn compile_cudart_c_for(name: &str, rt: Cudart) -> PathBuf {
+    compile_c_program(name, Some(rt))
+}
+
+fn compile_c_program(name: &str, cudart: Option<Cudart>) -> PathBuf {
     type Slot = Arc<OnceLock<Result<PathBuf, String>>>;
     static BUILT: OnceLock<Mutex<HashMap<String, Slot>>> = OnceLock::new();
     let slot: Slot = {
@@ -271,26 +254,29 @@ fn compile_c_program(name: &str, cudart: bool) -> PathBuf {
             .get_or_init(Default::default)
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        map.entry(name.to_string()).or_default().clone()
+        map.entry(exe_name(name, cudart)).or_default().clone()
     };
     let result = slot.get_or_init(|| {
         let src_dir = repo_root().join("tests").join("c");
         let src = src_dir.join(format!("{name}.c"));
-        let out = work_dir().join("bin").join(name);
+        let out = work_dir().join("bin").join(exe_name(name, cudart));
         let mut cmd = Command::new("gcc");
-        cmd.args(["-std=gnu11", "-O1", "-g", "-Wall", "-Werror"])
-            .arg("-I")
-            .arg(cuda_include_dir());
-        if cudart {
-            cmd.arg("-I").arg(cuda_nvcc_include_dir());
+        cmd.args(["-std=gnu11", "-O1", "-g", "-Wall", "-Werror"]);
+        match cudart {
+            Some(rt) => rt.include_dirs().into_iter().for_each(|d| {
+                cmd.arg("-I").arg(d);
+            }),
+            None => {
+                cmd.arg("-I").arg(cuda_include_dir());
+            }
         }
         cmd.arg("-I").arg(&src_dir).arg(&src).arg("-o").arg(&out);
-        if cudart {
-            let rt = cudart_lib_dir();
+        if let Some(rt) = cudart {
+            let dir = rt.lib_dir();
             cmd.arg("-L")
-                .arg(&rt)
-                .arg(format!("-Wl,-rpath,{}", rt.display()))
-                .arg("-l:libcudart.so.12");
+                .arg(&dir)
+                .arg(format!("-Wl,-rpath,{}", dir.display()))
+                .arg(format!("-l:{}", rt.soname()));
         } else {
             cmd.arg("-L").arg(lib_dir()).arg("-lcuda");
         }
@@ -313,6 +299,14 @@ fn compile_c_program(name: &str, cudart: bool) -> PathBuf {
     match result {
         Ok(p) => p.clone(),
         Err(msg) => panic!("{msg}"),
+    }
+}
+
+/// The executable's name: `<name>` (driver API, libcudart 12.9) or `<name>-cudart<label>`.
+fn exe_name(name: &str, cudart: Option<Cudart>) -> String {
+    match cudart {
+        Some(rt) if rt != Cudart::V12_9 => format!("{name}-cudart{}", rt.label()),
+        _ => name.to_string(),
     }
 }
 
@@ -467,17 +461,22 @@ pub fn run_c_test(name: &str, args: &[&str], env: &[(&str, &str)], timeout: Dura
     out
 }
 
-/// Compiles `tests/c/<name>.c` as a CUDA runtime program ([`compile_cudart_c`]) and runs it,
-/// panicking with its output unless it exits 0.
+/// Compiles `tests/c/<name>.c` as a CUDA runtime program for `rt` ([`compile_cudart_c_for`]) and
+/// runs it directly on the library under test, panicking with its output unless it exits 0.
 pub fn run_cudart_test(
+    rt: Cudart,
     name: &str,
     args: &[&str],
     env: &[(&str, &str)],
     timeout: Duration,
 ) -> RunOutput {
-    let exe = compile_cudart_c(name);
+    let exe = compile_cudart_c_for(name, rt);
     let out = run_program(&exe, args, env, timeout);
-    assert!(out.success(), "CUDA runtime program `{name}` failed\n{out}");
+    let label = rt.label();
+    assert!(
+        out.success(),
+        "CUDA runtime program `{name}` (libcudart {label}) failed\n{out}"
+    );
     println!("{out}");
     out
 }

@@ -21,7 +21,8 @@ use gpushare_tests::broker::{
     stderr_must_be_silent, tenant_env, tenant_log, Broker, Proc,
 };
 use gpushare_tests::{
-    compile_c, compile_cudart_c, exclusive, kernels_dir, lib_dir, run_program, shared, RunOutput,
+    compile_c, compile_cudart_c_for, exclusive, kernels_dir, lib_dir, run_program, shared, Cudart,
+    RunOutput,
 };
 
 /// Bound on one program run (direct or through the shim); each takes well under 5 s.
@@ -171,24 +172,35 @@ fn both_ways_in_reach_the_broker() {
     fail_all(&failures);
 }
 
-/// A libcudart program (the real `libcudart.so.12`, which `dlopen`s `libcuda.so.1`) reaches the
-/// broker both ways in too, with the same output as directly on the CPU device.
+/// A libcudart program (the real `libcudart.so.12` and `.so.13`, which `dlopen` `libcuda.so.1`)
+/// reaches the broker both ways in too, with the same output as directly on the CPU device.
 #[test]
 fn libcudart_program_both_ways_in() {
     let _g = shared();
     let broker = Broker::start(&[]);
-    let exe = compile_cudart_c("cudart_launch");
     let kernels = kernels_dir().display().to_string();
     let env = [("GPUSHARE_KERNELS_DIR", kernels.as_str())];
-    let direct = run_program(&exe, &[], &env, RUN);
-    assert!(direct.success(), "direct run failed\n{direct}");
     let mut failures = Vec::new();
-    for way in ["cudart-ld-library-path", "cudart-preload-over-real-libcuda"] {
+    for (rt, way) in Cudart::ALL.iter().flat_map(|rt| {
+        ["cudart-ld-library-path", "cudart-preload-over-real-libcuda"].map(|w| (*rt, w))
+    }) {
+        let exe = compile_cudart_c_for("cudart_launch", rt);
+        let direct = run_program(&exe, &[], &env, RUN);
+        assert!(
+            direct.success(),
+            "direct run ({}) failed\n{direct}",
+            rt.label()
+        );
+        let (through_path, way) = (
+            way == "cudart-ld-library-path",
+            format!("{way}-{}", rt.label()),
+        );
+        let way = way.as_str();
         let mut cmd = Command::new(&exe);
         tenant_env(&mut cmd, &env);
         cmd.env("GPUSHARE_SOCKET", broker.socket())
             .env("GPUSHARE_TENANT_NAME", way);
-        if way == "cudart-ld-library-path" {
+        if through_path {
             cmd.env("LD_LIBRARY_PATH", shim_lib_dir());
         } else {
             cmd.env("LD_PRELOAD", shim_lib())

@@ -1,6 +1,8 @@
 //! End-to-end test (a) of the remoting core: every program of the table — the MLP example, the
 //! driver-API programs of `tests/c` and the libcudart programs — run directly on the CPU device
 //! and through the shim against a `gpushare broker --device cpu` must print the same lines.
+//! The libcudart entries run against libcudart 12.9 in the main table test, and against 13.0 and
+//! the newest 13.x in tests of their own (`gpushare_tests::Cudart`).
 //! The other end-to-end tests are in `tests/tests/shim.rs`.
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`
@@ -22,7 +24,8 @@ use std::time::Duration;
 
 use gpushare_tests::broker::{compile_mlp, first_difference, stderr_must_be_silent, tail, Broker};
 use gpushare_tests::{
-    compile_c, compile_cudart_c, exclusive, kernels_dir, run_program, shared, H200_MEMORY,
+    compile_c, compile_cudart_c_for, exclusive, kernels_dir, run_program, shared, Cudart,
+    H200_MEMORY,
 };
 
 /// Bound on one program run (direct or through the shim); each takes well under 5 s.
@@ -208,10 +211,10 @@ const PROGRAMS: &[Program] = &[
         .env(&[("CUDA_MODULE_LOADING", "EAGER")]),
 ];
 
-fn executable(p: &Program) -> PathBuf {
+fn executable(p: &Program, rt: Cudart) -> PathBuf {
     match p.kind {
         Kind::Driver => compile_c(p.source),
-        Kind::Cudart => compile_cudart_c(p.source),
+        Kind::Cudart => compile_cudart_c_for(p.source, rt),
         Kind::Mlp => compile_mlp().to_path_buf(),
     }
 }
@@ -259,9 +262,10 @@ fn normalize(out: &str, masks: &[&str]) -> String {
         .join("\n")
 }
 
-/// Runs one table entry directly and through the shim; `Err` describes every problem.
-fn check_program(p: &Program) -> Result<(), String> {
-    let exe = executable(p);
+/// Runs one table entry (a libcudart one against `rt`) directly and through the shim; `Err`
+/// describes every problem.
+fn check_program(p: &Program, rt: Cudart) -> Result<(), String> {
+    let exe = executable(p, rt);
     let args = arguments(p);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let direct = run_program(&exe, &argv, p.env, RUN);
@@ -272,7 +276,7 @@ fn check_program(p: &Program) -> Result<(), String> {
         ));
     }
     let broker = Broker::start(p.env);
-    let name = format!("e2e-{}", p.name);
+    let name = format!("e2e-{}", label(p, rt));
     let shim = broker.run_tenant(&name, &exe, &args, p.env, RUN);
     let mut problems = Vec::new();
     if !shim.success() {
@@ -297,7 +301,9 @@ fn check_program(p: &Program) -> Result<(), String> {
     if problems.is_empty() {
         println!(
             "{}: identical ({:.1?} direct, {:.1?} through the shim)",
-            p.name, direct.elapsed, shim.elapsed
+            label(p, rt),
+            direct.elapsed,
+            shim.elapsed
         );
         return Ok(());
     }
@@ -321,14 +327,24 @@ fn check_program(p: &Program) -> Result<(), String> {
     ))
 }
 
-/// Runs the selected entries of [`PROGRAMS`] on `workers` threads and fails naming each failure.
-fn run_table(select: impl Fn(&Program) -> bool, workers: usize) {
+/// An entry's label: its name, with the runtime for a libcudart entry on a 13.x runtime.
+fn label(p: &Program, rt: Cudart) -> String {
+    match p.kind {
+        Kind::Cudart if rt != Cudart::V12_9 => format!("{}@cudart{}", p.name, rt.label()),
+        _ => p.name.to_string(),
+    }
+}
+
+/// Runs the selected entries of [`PROGRAMS`] on `workers` threads — libcudart entries against
+/// `rt`, the others only when `rt` is 12.9 — and fails naming each failure.
+fn run_table(select: impl Fn(&Program) -> bool, rt: Cudart, workers: usize) {
     let only: Option<Vec<String>> = std::env::var("GPUSHARE_E2E_PROGRAMS")
         .ok()
         .map(|s| s.split(',').map(|n| n.trim().to_string()).collect());
     let include_skipped = std::env::var_os("GPUSHARE_E2E_INCLUDE_SKIPPED").is_some();
     let mut queue = Vec::new();
-    for p in PROGRAMS.iter().filter(|p| select(p)) {
+    let applies = |p: &Program| p.kind == Kind::Cudart || rt == Cudart::V12_9;
+    for p in PROGRAMS.iter().filter(|p| select(p) && applies(p)) {
         if only
             .as_ref()
             .is_some_and(|o| !o.iter().any(|n| n == p.name))
@@ -347,8 +363,8 @@ fn run_table(select: impl Fn(&Program) -> bool, workers: usize) {
             s.spawn(|| loop {
                 let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                 let Some(p) = next else { break };
-                let result =
-                    catch_unwind(AssertUnwindSafe(|| check_program(p))).unwrap_or_else(|panic| {
+                let result = catch_unwind(AssertUnwindSafe(|| check_program(p, rt)))
+                    .unwrap_or_else(|panic| {
                         Err(panic
                             .downcast_ref::<String>()
                             .cloned()
@@ -359,14 +375,14 @@ fn run_table(select: impl Fn(&Program) -> bool, workers: usize) {
                     failures
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .push((p.name, msg));
+                        .push((label(p, rt), msg));
                 }
             });
         }
     });
     let failures = failures.into_inner().unwrap_or_else(|e| e.into_inner());
     if !failures.is_empty() {
-        let names: Vec<&str> = failures.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = failures.iter().map(|(n, _)| n.as_str()).collect();
         let details: Vec<String> = failures
             .iter()
             .map(|(n, m)| format!("########## {n} ##########\n{m}"))
@@ -384,12 +400,26 @@ fn run_table(select: impl Fn(&Program) -> bool, workers: usize) {
 #[test]
 fn identical_output_direct_and_through_the_shim() {
     let _g = shared();
-    run_table(|p| !p.exclusive, 2);
+    run_table(|p| !p.exclusive, Cudart::V12_9, 2);
+}
+
+/// (a) The libcudart programs built against libcudart 13.0: the same through the shim.
+#[test]
+fn identical_output_libcudart_13_0() {
+    let _g = shared();
+    run_table(|p| !p.exclusive, Cudart::V13_0, 2);
+}
+
+/// (a) The libcudart programs built against the newest 13.x runtime: the same through the shim.
+#[test]
+fn identical_output_libcudart_13_5() {
+    let _g = shared();
+    run_table(|p| !p.exclusive, Cudart::V13_5, 2);
 }
 
 /// (a) The timing-sensitive programs (paced CPU device), alone.
 #[test]
 fn identical_output_timing_sensitive_programs() {
     let _g = exclusive();
-    run_table(|p| p.exclusive, 1);
+    run_table(|p| p.exclusive, Cudart::V12_9, 1);
 }

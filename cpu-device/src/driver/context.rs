@@ -222,6 +222,12 @@ gpushare_driver_abi::implement! {
             dev.write(state::current_unchecked()?.1.device)
         }
 
+        fn ctx_get_device_v2(dev: Out<'_, CUdevice>, ctx: CUcontext) -> CuResult {
+            let d = state::driver()?;
+            let c = if ctx.is_null() { state::current_unchecked()?.1 } else { context(d, ctx)? };
+            dev.write(c.device)
+        }
+
         fn ctx_get_flags(flags: Out<'_, u32>) -> CuResult {
             flags.write(state::current_unchecked()?.1.flags.load(Ordering::Relaxed))
         }
@@ -253,6 +259,14 @@ gpushare_driver_abi::implement! {
         /// Waits for all work of the current context; returns its sticky error.
         fn ctx_synchronize() -> CuResult {
             let (d, c) = state::current_unchecked()?;
+            c.check_usable()?;
+            d.exec.synchronize_context(&c)?;
+            c.check_usable()
+        }
+
+        fn ctx_synchronize_v2(ctx: CUcontext) -> CuResult {
+            let d = state::driver()?;
+            let c = if ctx.is_null() { state::current_unchecked()?.1 } else { context(d, ctx)? };
             c.check_usable()?;
             d.exec.synchronize_context(&c)?;
             c.check_usable()

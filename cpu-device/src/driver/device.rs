@@ -23,6 +23,10 @@ pub(crate) fn device(dev: CUdevice) -> CuResult<&'static Driver> {
     Ok(driver)
 }
 
+/// `CU_DEVICE_ATTRIBUTE_GPU_PCI_DEVICE_ID`: the 16-bit PCI device id (H200: 0x2335) above the
+/// 16-bit vendor id (NVIDIA: 0x10de).
+const PCI_ID: i64 = 0x2335_10DE;
+
 /// Value of a `CUdevice_attribute` for `p`, or `INVALID_VALUE` for an unknown attribute.
 pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
     let v: i64 = match attrib {
@@ -101,8 +105,10 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         131 | 134 => -1, // NUMA_ID, HOST_NUMA_ID
         132 | 133 => 0,  // MULTICAST_SUPPORTED, MPS_ENABLED
         135..=138 => 0,  // CIG, decompression
+        139 => PCI_ID,   // GPU_PCI_DEVICE_ID (libcudart 13 asks at start-up)
         140 => 0,        // GPU_PCI_SUBSYSTEM_ID
         141..=143 => 0,  // host NUMA features
+        144..=147 => 0,  // CUDA 13.0: host memory pools, host VMM, host DMA-BUF, partial atomics
         _ => return Err(CuError::INVALID_VALUE),
     };
     Ok(v as i32)
@@ -140,7 +146,10 @@ gpushare_driver_abi::implement! {
         /// From the profile; an unknown attribute is `INVALID_VALUE`.
         fn device_get_attribute(value: Out<'_, i32>, attrib: i32, dev: CUdevice) -> CuResult {
             let d = device(dev)?;
-            value.write(attribute(&d.profile, attrib)?)
+            let v = attribute(&d.profile, attrib).inspect_err(|_| {
+                tracing::debug!(target: "gpushare::api", "cuDeviceGetAttribute: unknown attribute {attrib}");
+            })?;
+            value.write(v)
         }
 
         /// From the profile.

@@ -105,6 +105,31 @@ fn tables_have_their_sizes_in_slot_0() {
     assert_eq!(size(TOOLS_RUNTIME_CALLBACK_HOOKS_TABLE.as_ptr()), 7 * 8);
     assert_eq!(size(CONTEXT_CHECKS_TABLE.as_ptr()), 4 * 8);
     assert_eq!(size(INTEGRITY_CHECK_TABLE.as_ptr()), 3 * 8);
+    assert_eq!(size(TOOLS_CONTEXT_TABLE.as_ptr()), 95 * 8);
+}
+
+/// libcudart 13.5 asks for TOOLS_CONTEXT; every slot is a trampoline failing with NOT_SUPPORTED.
+#[test]
+fn tools_context_is_handed_out_with_failing_slots() {
+    assert_eq!(
+        uuid_string(&TOOLS_CONTEXT),
+        "21318c60-9714-3248-8ca6-41ff7324c8f2"
+    );
+    let mut table: *const c_void = std::ptr::null();
+    // SAFETY: valid pointers.
+    let found = unsafe { get_export_table(&mut table, &TOOLS_CONTEXT) };
+    assert_eq!(found, SUCCESS);
+    assert_eq!(table, TOOLS_CONTEXT_TABLE.as_ptr());
+    let slots = table.cast::<usize>();
+    for i in [1, 4, 39, 51, 94] {
+        // SAFETY: the table has 95 slots; each slot past 0 is a 6-register trampoline.
+        let r = unsafe {
+            let f: extern "C" fn(usize, usize, usize, usize, usize, usize) -> CUresult =
+                std::mem::transmute(slots.add(i).read());
+            f(0, 0, 0, 0, 0, 0)
+        };
+        assert_eq!(r, NOT_SUPPORTED, "slot {i}");
+    }
 }
 
 #[test]

@@ -55,9 +55,9 @@ pub mod prelude {
     };
     pub use crate::error::{CUresult, CuError, CuResult};
     pub use crate::graph::cuda::{
-        CUgraph, CUgraphExec, CUgraphNode, CUuserObject, EdgeData, ExecUpdateResultInfo, HostNodeParams,
-        InstantiateParams, KernelNodeParams, KernelNodeParamsV1, Memcpy3D, MemsetNodeParams,
-        NodeParams,
+        CUgraph, CUgraphExec, CUgraphNode, CUuserObject, EdgeData, ExecUpdateResultInfo,
+        HostNodeParams, InstantiateParams, KernelNodeParams, KernelNodeParamsV1, Memcpy3D,
+        MemsetNodeParams, NodeParams,
     };
     pub use crate::link::CUlinkState;
     pub use crate::sys::{

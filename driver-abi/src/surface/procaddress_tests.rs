@@ -1,5 +1,6 @@
 //! `cuGetProcAddress` through a generated layer (the test library's): resolution by version and
-//! per-thread flag, misses, invalid arguments, stubs, and libcudart 12.9's start-up lookups.
+//! per-thread flag, misses, invalid arguments, stubs, and libcudart 12.9's and 13.x's start-up
+//! lookups.
 
 use std::ffi::{c_void, CString};
 
@@ -207,34 +208,88 @@ fn every_variant_resolves_to_itself() {
     }
 }
 
-#[test]
-fn every_libcudart_12_9_start_up_lookup_resolves() {
+/// The recorded start-up lookup lists (`driver-abi/data/cudart-<version>-init-lookups.txt`:
+/// `name version flags` per `cuGetProcAddress_v2` call, in call order) and their line counts.
+pub(crate) const INIT_LOOKUPS: &[(&str, usize)] = &[
+    ("cudart-12.9.79-init-lookups.txt", 418),
+    ("cudart-13.0.96-init-lookups.txt", 439),
+    ("cudart-13.5.37-init-lookups.txt", 457),
+];
+
+/// Parses one recorded list: (line, name, version, flags).
+pub(crate) fn init_lookups(file: &str) -> Vec<(String, String, i32, u64)> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../driver-abi/data/cudart-12.9.79-init-lookups.txt");
+        .join("data")
+        .join(file);
     let text = std::fs::read_to_string(&path).expect("the start-up lookup list");
-    let (mut lines, mut stubs) = (0, 0);
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    let parse = |line: &str| {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [name, version, flags] = fields[..] else {
-            panic!("malformed line {line:?}");
+            panic!("{file}: malformed line {line:?}");
         };
-        let (version, flags): (i32, u64) = (version.parse().unwrap(), flags.parse().unwrap());
-        let (rc, pfn, status) = lookup(name, version, flags);
-        match expected(name, version, flags == 2) {
-            Ok(symbol) => {
-                assert_eq!(
-                    (rc, pfn, status),
-                    (0, addr_of(symbol), 0),
-                    "{line} -> {symbol}"
-                );
-                if !resolve(name, version, flags == 2).unwrap().supported {
-                    stubs += 1;
+        let (version, flags) = (version.parse().unwrap(), flags.parse().unwrap());
+        (line.to_string(), name.to_string(), version, flags)
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(parse)
+        .collect()
+}
+
+#[test]
+fn every_libcudart_start_up_lookup_resolves() {
+    for &(file, want_lines) in INIT_LOOKUPS {
+        let (mut lines, mut stubs) = (0, 0);
+        for (line, name, version, flags) in init_lookups(file) {
+            let (rc, pfn, status) = lookup(&name, version, flags);
+            match expected(&name, version, flags == 2) {
+                Ok(symbol) => {
+                    assert_eq!(
+                        (rc, pfn, status),
+                        (0, addr_of(symbol), 0),
+                        "{file}: {line} -> {symbol}"
+                    );
+                    if !resolve(&name, version, flags == 2).unwrap().supported {
+                        stubs += 1;
+                    }
                 }
+                Err(want) => assert_eq!((rc, pfn, status), (NOT_FOUND, 0, want), "{file}: {line}"),
             }
-            Err(want) => assert_eq!((rc, pfn, status), (NOT_FOUND, 0, want), "{line}"),
+            lines += 1;
         }
-        lines += 1;
+        assert_eq!(lines, want_lines, "{file}");
+        println!("{file}: {lines} lookups resolved, {stubs} of them to unsupported stubs");
     }
-    assert_eq!(lines, 418);
-    println!("{lines} lookups resolved, {stubs} of them to unsupported stubs");
+}
+
+/// What CUDA 13's `cuda.h` maps the plain names to (`#define cuCtxCreate cuCtxCreate_v4`, ...),
+/// and the context-taking `_v2`s 13.0 added: a 13.x runtime's lookup at its own version gets them.
+#[test]
+fn cuda_13_lookups_get_the_cuda_13_variants() {
+    let want = [
+        ("cuCtxCreate", "cuCtxCreate_v4"),
+        ("cuMemAdvise", "cuMemAdvise_v2"),
+        ("cuMemPrefetchAsync", "cuMemPrefetchAsync_v2"),
+        ("cuDeviceGetUuid", "cuDeviceGetUuid_v2"),
+        ("cuCtxGetDevice", "cuCtxGetDevice_v2"),
+        ("cuCtxSynchronize", "cuCtxSynchronize_v2"),
+        ("cuStreamGetCaptureInfo", "cuStreamGetCaptureInfo_v3"),
+        ("cuMemcpyBatchAsync", "cuMemcpyBatchAsync_v2"),
+    ];
+    for (base, symbol) in want {
+        for version in [13000, 13050] {
+            assert_eq!(lookup(base, version, 0), ok(symbol), "{base}@{version}");
+        }
+    }
+    // A 12.9 runtime still gets the 12.x ABI of the calls CUDA 13 changed.
+    assert_eq!(lookup("cuCtxGetDevice", 12090, 0), ok("cuCtxGetDevice"));
+    assert_eq!(lookup("cuCtxSynchronize", 12090, 0), ok("cuCtxSynchronize"));
+    assert_eq!(
+        lookup("cuLaunchHostFunc", 13000, 2),
+        ok("cuLaunchHostFunc_ptsz")
+    );
+    assert_eq!(
+        lookup("cuLaunchHostFunc", 13050, 2),
+        ok("cuLaunchHostFunc_v2_ptsz")
+    );
 }

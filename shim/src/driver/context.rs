@@ -273,6 +273,11 @@ gpushare_driver_abi::implement! {
             dev.write(current()?.device)
         }
 
+        /// `cuCtxGetDevice_v2`: NULL means the current context.
+        fn ctx_get_device_v2(dev: Out<'_, CUdevice>, ctx: CUcontext) -> CuResult {
+            dev.write(context_or_current(runtime()?, ctx)?.device)
+        }
+
         /// `cuCtxGetFlags`
         fn ctx_get_flags(flags: Out<'_, u32>) -> CuResult {
             flags.write(current()?.flags.load(Ordering::Relaxed))
@@ -307,6 +312,15 @@ gpushare_driver_abi::implement! {
         fn ctx_synchronize() -> CuResult {
             let c = current()?;
             let rt = runtime()?;
+            rt.sticky()?;
+            rt.call_empty(Request::CtxSynchronize { ctx: c.handle })?;
+            rt.sticky()
+        }
+
+        /// `cuCtxSynchronize_v2`: waits for the tenant's work in `ctx` (NULL: the current context).
+        fn ctx_synchronize_v2(ctx: CUcontext) -> CuResult {
+            let rt = runtime()?;
+            let c = context_or_current(rt, ctx)?;
             rt.sticky()?;
             rt.call_empty(Request::CtxSynchronize { ctx: c.handle })?;
             rt.sticky()

@@ -9,14 +9,29 @@ mod cuda {
     gpushare_driver_abi::driver_exports!(crate::Shim, "the shim", unexported);
 }
 
-/// Every line of libcudart 12.9's start-up lookup list resolves, through the shim's
-/// `cuGetProcAddress_v2`, to the shim's export of the variant the generated table names for that
-/// version and flags (or to NULL with the right status when there is none).
+/// Every line of libcudart's start-up lookup lists (12.9, 13.0, the newest 13.x) resolves,
+/// through the shim's `cuGetProcAddress_v2`, to the shim's export of the variant the generated
+/// table names for that version and flags (or to NULL with the right status when there is none).
 #[test]
-fn every_libcudart_12_9_start_up_lookup_resolves_to_a_shim_function() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../driver-abi/data/cudart-12.9.79-init-lookups.txt");
-    let text = std::fs::read_to_string(&path).expect("the start-up lookup list");
+fn every_libcudart_start_up_lookup_resolves_to_a_shim_function() {
+    for file in [
+        "cudart-12.9.79-init-lookups.txt",
+        "cudart-13.0.96-init-lookups.txt",
+        "cudart-13.5.37-init-lookups.txt",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../driver-abi/data")
+            .join(file);
+        let text = std::fs::read_to_string(&path).expect("the start-up lookup list");
+        let (lines, implemented) = resolve_lookups(&text);
+        assert!(lines >= 400, "{file}: only {lines} lines resolved");
+        println!("{file}: {lines} lookups resolved, {implemented} to implemented shim functions");
+    }
+}
+
+/// Checks each `name version flags` line of `text`: (lines resolved, how many to implemented
+/// functions).
+fn resolve_lookups(text: &str) -> (usize, usize) {
     let expected = ProcResolver::with_support(cuda::all_symbols().map(|(e, s)| (e, *s)));
     let (mut lines, mut implemented) = (0, 0);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -53,21 +68,23 @@ fn every_libcudart_12_9_start_up_lookup_resolves_to_a_shim_function() {
         }
         lines += 1;
     }
-    assert!(lines >= 400, "only {lines} lines resolved");
-    println!("{lines} lookups resolved, {implemented} to implemented shim functions");
+    (lines, implemented)
 }
 
 /// The shim implements what it implemented before the surface (208 declared symbols, plus the 5
 /// built-in ones), the 4 symbols of `cuStreamWriteValue32` and the 16 of the deprecated execution
 /// control, `cuCtxAttach`/`cuCtxDetach`, the occupancy calculator, the linker,
-/// `cuMemAllocManaged`, and the 88 symbols of stream capture, graphs and user objects added
-/// since: no entry point is lost unnoticed (docs/driver-entry-points.md lists them).
+/// `cuMemAllocManaged`, CUDA 13's `cuCtxGetDevice_v2`/`cuCtxSynchronize_v2`, and the 88 symbols
+/// of stream capture, graphs and user objects added since: no entry point is lost unnoticed
+/// (docs/driver-entry-points.md lists them).
 #[test]
 fn the_shim_implements_its_entry_points() {
     let supported = cuda::all_symbols().filter(|(_, s)| *s).count();
-    assert_eq!(supported, 330);
+    assert_eq!(supported, 332);
     for name in [
         "cuInit",
+        "cuCtxGetDevice_v2",
+        "cuCtxSynchronize_v2",
         "cuMemAlloc",
         "cuMemcpyHtoD_v2_ptds",
         "cuLaunchKernel_ptsz",

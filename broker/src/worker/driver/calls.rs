@@ -459,7 +459,9 @@ fn device_info(api: &Api, dev: i32) -> DResult<DeviceInfo> {
             bus[0] = 0;
         }
     }
-    let max = CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MAX as c_int;
+    // CUDA 13.5's CU_DEVICE_ATTRIBUTE_MAX (cuda.h 12.9's is 144): a 13.x driver's newer
+    // attributes reach tenants built against 13.x headers.
+    let max = (CUdevice_attribute_enum::CU_DEVICE_ATTRIBUTE_MAX as c_int).max(162);
     // Attributes the driver rejects (and 0, which is none) stay UNSUPPORTED, so the shim answers
     // them with CUDA_ERROR_INVALID_VALUE as the driver would.
     let mut attributes = vec![DeviceInfo::UNSUPPORTED; max as usize];

@@ -90,6 +90,28 @@ static void test_child_graph(CUgraph g, CUstream s, const float *out)
     CHECK(cuGraphDestroy(parent));
 }
 
+/* CUDA 13.1's graph and node ids, looked up as a CUDA 13.1 program would. */
+static void test_ids(CUgraph g, CUgraphNode second)
+{
+    void *fn = NULL;
+    CUdriverProcAddressQueryResult found;
+    CHECK(cuGetProcAddress("cuGraphNodeGetLocalId", &fn, 13010, CU_GET_PROC_ADDRESS_DEFAULT, &found));
+    CUresult (*local_id)(CUgraphNode, unsigned *) = (CUresult(*)(CUgraphNode, unsigned *))fn;
+    CHECK(cuGetProcAddress("cuGraphNodeGetContainingGraph", &fn, 13010,
+                           CU_GET_PROC_ADDRESS_DEFAULT, &found));
+    CUresult (*containing)(CUgraphNode, CUgraph *) = (CUresult(*)(CUgraphNode, CUgraph *))fn;
+    CHECK(cuGetProcAddress("cuGraphGetId", &fn, 13010, CU_GET_PROC_ADDRESS_DEFAULT, &found));
+    CUresult (*graph_id)(CUgraph, unsigned *) = (CUresult(*)(CUgraph, unsigned *))fn;
+    unsigned id = 99, gid = 0;
+    CUgraph owner = NULL;
+    CHECK(local_id(second, &id));
+    CHECK(containing(second, &owner));
+    CHECK(graph_id(g, &gid));
+    EXPECT(id == 1 && owner == g && gid != 0, "local id %u, owner %p, graph id %u", id,
+           (void *)owner, gid);
+    printf("ok: CUDA 13 graph and node ids\n");
+}
+
 /* A cycle cannot be instantiated; edges and nodes can be removed. */
 static void test_cycles(void)
 {
@@ -214,6 +236,7 @@ static void test_explicit_graph(CUstream s)
     EXPECT_ERR(cuGraphAddEmptyNode(&n_host, g, deps, 3), CUDA_ERROR_INVALID_VALUE);
 
     test_queries(g, n_ma, n_mb, n_add, n_host, a_keep);
+    test_ids(g, n_mb);
 
     CUgraphExec ge;
     CHECK(cuGraphInstantiate(&ge, g, 0));

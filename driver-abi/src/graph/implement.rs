@@ -263,6 +263,21 @@ macro_rules! implement_graphs {
                 fn graph_exec_destroy(exec: CUgraphExec) -> CuResult {
                     $crate::graph::api::graph_exec_destroy(exec)
                 }
+                fn graph_node_get_containing_graph(node: CUgraphNode, graph: Out<'_, CUgraph>) -> CuResult {
+                    $crate::graph::api::graph_node_get_containing_graph(node, graph)
+                }
+                fn graph_node_get_local_id(node: CUgraphNode, id: Out<'_, u32>) -> CuResult {
+                    $crate::graph::api::graph_node_get_local_id(node, id)
+                }
+                fn graph_node_get_tools_id(node: CUgraphNode, id: Out<'_, u64>) -> CuResult {
+                    $crate::graph::api::graph_node_get_tools_id(node, id)
+                }
+                fn graph_get_id(graph: CUgraph, id: Out<'_, u32>) -> CuResult {
+                    $crate::graph::api::graph_get_id(graph, id)
+                }
+                fn graph_exec_get_id(exec: CUgraphExec, id: Out<'_, u32>) -> CuResult {
+                    $crate::graph::api::graph_exec_get_id(exec, id)
+                }
                 fn user_object_create(object: Out<'_, CUuserObject>, ptr: *mut c_void, destroy: CUhostFn, initial: u32, flags: u32) -> CuResult {
                     $crate::graph::api::user_object_create(object, ptr, destroy, initial, flags)
                 }

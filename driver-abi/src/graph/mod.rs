@@ -33,6 +33,9 @@ pub mod node;
 pub mod store;
 pub mod user_object;
 
+#[cfg(test)]
+mod tests;
+
 pub use exec::Replay;
 
 /// What a library needs to host graphs: its stream operations (to replay nodes) and its

@@ -549,7 +549,17 @@ macro_rules! driver_surface {
             /// `cuGraphAddNode`: kernel, memcpy, memset, host, child graph, empty, event nodes.
             fn graph_add_node(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, n: usize, params: *mut NodeParams) unsafe { cuGraphAddNode }
             /// `cuGraphAddNode_v2`: with edge data (NULL or all zero).
-            fn graph_add_node_v2(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, edge_data: *const EdgeData, n: usize, params: *mut NodeParams) unsafe { cuGraphAddNode_v2 }
+            fn graph_add_node_v2(node: Out<'_, CUgraphNode>, graph: CUgraph, deps: *const CUgraphNode, edge_data: *const EdgeData, n: usize, params: *mut NodeParams) unsafe { cuGraphAddNode_v2, cuGraphAddNode_v3 }
+            /// `cuGraphNodeGetContainingGraph` (CUDA 13)
+            fn graph_node_get_containing_graph(node: CUgraphNode, graph: Out<'_, CUgraph>) { cuGraphNodeGetContainingGraph }
+            /// `cuGraphNodeGetLocalId` (CUDA 13): the node's position in its graph's creation order.
+            fn graph_node_get_local_id(node: CUgraphNode, id: Out<'_, u32>) { cuGraphNodeGetLocalId }
+            /// `cuGraphNodeGetToolsId` (CUDA 13): unique in the process.
+            fn graph_node_get_tools_id(node: CUgraphNode, id: Out<'_, u64>) { cuGraphNodeGetToolsId }
+            /// `cuGraphGetId` (CUDA 13)
+            fn graph_get_id(graph: CUgraph, id: Out<'_, u32>) { cuGraphGetId }
+            /// `cuGraphExecGetId` (CUDA 13)
+            fn graph_exec_get_id(exec: CUgraphExec, id: Out<'_, u32>) { cuGraphExecGetId }
             /// `cuGraphNodeGetType`
             fn graph_node_get_type(node: CUgraphNode, kind: Out<'_, i32>) { cuGraphNodeGetType }
             /// `cuGraphGetNodes`: `nodes` NULL asks the count; else `n` in is its capacity.
@@ -736,9 +746,9 @@ macro_rules! driver_surface {
                 cuCoredumpRegisterStartCallback cuDevSmResourceSplit cuDeviceGetCliqueCount
                 cuDeviceGetCliqueInfo cuDeviceGetFabricClusterUuid cuDeviceGetHostAtomicCapabilities
                 cuDeviceGetP2PAtomicCapabilities cuFabricCpyBatchAsync cuFabricCpyBatchAsync_ptsz
-                cuFuncGetParamCount cuGraphAddNode_v3 cuGraphExecGetId cuGraphGetId
-                cuGraphNodeGetContainingGraph cuGraphNodeGetLocalId cuGraphNodeGetParams
-                cuGraphNodeGetToolsId cuGraphNodeSetParams_v2 cuGreenCtxGetId cuKernelGetParamCount
+                cuFuncGetParamCount
+                  cuGraphNodeGetParams
+                 cuGraphNodeSetParams_v2 cuGreenCtxGetId cuKernelGetParamCount
                 cuLaunchHostFunc_v2 cuLaunchHostFunc_v2_ptsz cuLogicalEndpointAddDevice
                 cuLogicalEndpointBindAddr cuLogicalEndpointBindMem cuLogicalEndpointCreate
                 cuLogicalEndpointDestroy cuLogicalEndpointExport cuLogicalEndpointGetLimits

@@ -320,3 +320,43 @@ pub unsafe fn graph_remove_dependencies(
     // SAFETY: forwarded.
     unsafe { graph_remove_dependencies_v2(graph, from, to, std::ptr::null(), n) }
 }
+
+/// `cuGraphNodeGetContainingGraph`
+pub fn graph_node_get_containing_graph(node: CUgraphNode, graph: Out<'_, CUgraph>) -> CuResult {
+    graph.write(handle(with_store(|s| s.node(id(node)).map(|(g, _)| g))?))
+}
+
+/// `cuGraphNodeGetLocalId`: the node's position among its graph's nodes, in creation order.
+pub fn graph_node_get_local_id(node: CUgraphNode, local: Out<'_, u32>) -> CuResult {
+    let pos = with_store(|s| {
+        let (g, _) = s.node(id(node))?;
+        let pos = s.graph(g)?.nodes.iter().position(|n| n.id == id(node));
+        pos.ok_or(CuError::INVALID_VALUE)
+    })?;
+    local.write(u32::try_from(pos).map_err(|_| CuError::INVALID_VALUE)?)
+}
+
+/// `cuGraphNodeGetToolsId`: the handle's id, unique in the process.
+pub fn graph_node_get_tools_id(node: CUgraphNode, tools: Out<'_, u64>) -> CuResult {
+    with_store(|s| s.node(id(node)).map(|_| ()))?;
+    tools.write(id(node) as u64)
+}
+
+/// A 32-bit id from a handle id (handles step by 16 from 0x100).
+fn short_id(handle: Id) -> CuResult<u32> {
+    u32::try_from(handle >> 4).map_err(|_| CuError::INVALID_VALUE)
+}
+
+/// `cuGraphGetId`
+pub fn graph_get_id(graph: CUgraph, out: Out<'_, u32>) -> CuResult {
+    with_graph(graph, |_| ())?;
+    out.write(short_id(id(graph))?)
+}
+
+/// `cuGraphExecGetId`
+pub fn graph_exec_get_id(exec: crate::graph::cuda::CUgraphExec, out: Out<'_, u32>) -> CuResult {
+    with_store(|s| s.execs.contains_key(&id(exec)))
+        .then_some(())
+        .ok_or(CuError::INVALID_VALUE)?;
+    out.write(short_id(id(exec))?)
+}

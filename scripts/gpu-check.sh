@@ -50,9 +50,11 @@ die() { echo "gpu-check: $*" >&2; exit 2; }
 # ============================================================================================
 
 DRIVER_PROGRAMS="init_version context memory host_memory managed module launch legacy_launch
-linker occupancy procaddress group_faults shim_isolation shim_loop bench_sched dedup
+linker occupancy procaddress graph group_faults shim_isolation shim_loop bench_sched dedup
 bench_pipeline bench_shim"
-CUDART_PROGRAMS="cudart_launch cudart_register cudart_stream_event"
+CUDART_PROGRAMS="cudart_launch cudart_register cudart_stream_event cudart_graph"
+# The CUDA 13 runtimes the libcudart programs are also built against (<program>@<version>).
+CUDART13_VERSIONS="13.0 13.5"
 
 prepare() {
     local bundle=$ROOT/gpu-bundle build=1 rel=${CARGO_TARGET_DIR:-$ROOT/target}/release
@@ -90,7 +92,11 @@ stage_binaries() {
 }
 
 stage_cuda() {
-    local deps=$ROOT/.deps/cuda/nvidia/cuda_runtime
+    local deps=$ROOT/.deps/cuda/nvidia/cuda_runtime v
+    for v in $CUDART13_VERSIONS; do
+        mkdir -p "$1/cuda-$v/lib" &&
+            cp "$ROOT/.deps/cuda-$v/nvidia/cu13/lib/libcudart.so.13" "$1/cuda-$v/lib/" || return 1
+    done
     cp -r "$deps/include" "$1/cuda/include" &&
         cp "$deps/lib/libcudart.so.12" "$1/cuda/lib/" &&
         ln -sf ../release/libgpushare_cpu.so "$1/stub/libcuda.so.1" &&
@@ -109,9 +115,24 @@ compile_programs() {
         "${cc[@]}" -I "$nvcc" "$ROOT/tests/c/$p.c" -o "$b/progs/$p" -L "$b/cuda/lib" \
             -Wl,-rpath,'$ORIGIN/../cuda/lib' -l:libcudart.so.12 -lpthread -ldl -lm || return 1
     done
+    compile_cudart13 "$b" || return 1
     "${cc[@]}" "$HELPERS/corpus.c" -o "$b/progs/corpus" -L "$b/stub" -lcuda -lm || return 1
     gcc -O2 -Wall -Wextra -Werror -I "$inc" "$ROOT/examples/mlp/mlp.c" -o "$b/progs/mlp" \
         -L "$b/stub" -lcuda -lm
+}
+
+# compile_cudart13 BUNDLE: the libcudart programs against each CUDA 13 runtime's own headers.
+compile_cudart13() {
+    local b=$1 v p inc
+    for v in $CUDART13_VERSIONS; do
+        inc=$ROOT/.deps/cuda-$v/nvidia/cu13/include
+        for p in $CUDART_PROGRAMS; do
+            # shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader
+            gcc -std=gnu11 -O2 -Wall -Werror -I "$inc" -I "$ROOT/tests/c" "$ROOT/tests/c/$p.c" \
+                -o "$b/progs/$p@$v" -L "$b/cuda-$v/lib" -Wl,-rpath,"\$ORIGIN/../cuda-$v/lib" \
+                -l:libcudart.so.13 -lpthread -ldl -lm || return 1
+        done
+    done
 }
 
 # source_commit: HEAD, marked when the working tree differs from it; "unknown" outside git.

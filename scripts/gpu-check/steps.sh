@@ -75,6 +75,15 @@ E2E_TABLE=(
     "cudart_register|cudart_register||||"
     "cudart_register_eager|cudart_register||||CUDA_MODULE_LOADING=EAGER"
     "cudart_stream_event|cudart_stream_event||elapsed||"
+    "cudart_graph|cudart_graph||||"
+    "graph|graph||||"
+    "mlp_graph|mlp|@K --name e2e --batches 100 --graph 1|||"
+    "cudart_launch@13.0|cudart_launch@13.0||||"
+    "cudart_stream_event@13.0|cudart_stream_event@13.0||elapsed||"
+    "cudart_graph@13.0|cudart_graph@13.0||||"
+    "cudart_register@13.0|cudart_register@13.0||||"
+    "cudart_launch@13.5|cudart_launch@13.5||||"
+    "cudart_graph@13.5|cudart_graph@13.5||||"
     "cudarc_mlp|@R/gpushare-example-cudarc-mlp|@K --name e2e --batches 3|||"
 )
 

@@ -2,7 +2,7 @@
 //! argument checks of contexts, configs, PCI bus ids, pitched allocations and VMM descriptors
 //! (here), and in the submodules the geometry of copies and memsets ([`copy`]), kernel argument
 //! packing and launch limits ([`launch`]), the deprecated execution control's per-function state
-//! ([`legacy`]), the occupancy calculator ([`occupancy`]), pointer-attribute values by C width
+//! ([`legacy`]), managed-memory hints ([`managed`]), the occupancy calculator ([`occupancy`]), pointer-attribute values by C width
 //! ([`pointer`](mod@pointer)) and the JIT log options of module loads ([`jit`]).
 //!
 //! A check answers with the `CUresult` CUDA gives and logs why (target `gpushare::api`, never
@@ -21,6 +21,7 @@ pub mod copy;
 pub mod jit;
 pub mod launch;
 pub mod legacy;
+pub mod managed;
 pub mod occupancy;
 pub mod pointer;
 

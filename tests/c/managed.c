@@ -12,6 +12,9 @@
  *  - Kernel writes to managed memory are visible to the host after cuCtxSynchronize (or a stream
  *    synchronisation); host writes before a launch are visible to the kernel.
  *  - cuMemcpy* accept managed pointers on either side.
+ *  - cuMemAdvise / cuMemPrefetchAsync (and their _v2 location forms) accept a managed range with
+ *    an advice 1-6 and a device or host location; a range outside managed memory or an unknown
+ *    advice -> INVALID_VALUE, a device that does not exist -> INVALID_DEVICE.
  *  - cuMemHostRegister(DEVICEMAP) of malloc'd memory: cuMemHostGetDevicePointer gives a device
  *    pointer kernels use; after cuMemHostUnregister the memory keeps its contents and stays
  *    usable by the host.
@@ -164,6 +167,37 @@ static void registered_devicemap(CUfunction vadd, int n)
     OK("cuMemHostRegister(DEVICEMAP) of malloc'd memory used by a kernel");
 }
 
+/* Hints about managed memory: accepted on managed ranges, refused elsewhere; data unchanged. */
+static void managed_hints(void)
+{
+    CUdeviceptr m, d;
+    CHECK(cuMemAllocManaged(&m, 1 << 20, CU_MEM_ATTACH_GLOBAL));
+    CHECK(cuMemAlloc(&d, 4096));
+    ((int *)(uintptr_t)m)[7] = 1234;
+    CUmemLocation dev0 = {CU_MEM_LOCATION_TYPE_DEVICE, 0}, host = {CU_MEM_LOCATION_TYPE_HOST, 0};
+    CUmemLocation dev9 = {CU_MEM_LOCATION_TYPE_DEVICE, 9};
+    CHECK(cuMemAdvise_v2(m, 1 << 20, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, dev0));
+    CHECK(cuMemAdvise_v2(m, 4096, CU_MEM_ADVISE_SET_ACCESSED_BY, host));
+    CHECK(cuMemAdvise(m, 4096, CU_MEM_ADVISE_SET_READ_MOSTLY, 0));
+    CHECK(cuMemAdvise(m, 4096, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, CU_DEVICE_CPU));
+    EXPECT_ERR(cuMemAdvise_v2(m, 4096, (CUmem_advise)9, dev0), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_ERR(cuMemAdvise_v2(m, 4096, CU_MEM_ADVISE_SET_PREFERRED_LOCATION, dev9),
+               CUDA_ERROR_INVALID_DEVICE);
+    EXPECT_ERR(cuMemAdvise_v2(d, 4096, CU_MEM_ADVISE_SET_READ_MOSTLY, dev0),
+               CUDA_ERROR_INVALID_VALUE);
+    EXPECT_ERR(cuMemAdvise_v2(m, (1 << 20) + 1, CU_MEM_ADVISE_SET_READ_MOSTLY, dev0),
+               CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuMemPrefetchAsync_v2(m, 1 << 20, dev0, 0, NULL));
+    CHECK(cuMemPrefetchAsync(m, 4096, CU_DEVICE_CPU, NULL));
+    EXPECT_ERR(cuMemPrefetchAsync_v2(m, 4096, dev0, 1, NULL), CUDA_ERROR_INVALID_VALUE);
+    EXPECT_ERR(cuMemPrefetchAsync(d, 4096, 0, NULL), CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuCtxSynchronize());
+    EXPECT(((int *)(uintptr_t)m)[7] == 1234, "data after hints: %d", ((int *)(uintptr_t)m)[7]);
+    CHECK(cuMemFree(m));
+    CHECK(cuMemFree(d));
+    OK("cuMemAdvise and cuMemPrefetchAsync (v1 and _v2) on managed memory");
+}
+
 int main(void)
 {
     watchdog(120);
@@ -178,6 +212,7 @@ int main(void)
     managed_kernel_round_trip(vadd, 100000);
     managed_attributes_and_errors();
     registered_devicemap(vadd, 50000);
+    managed_hints();
 
     CHECK(cuModuleUnload(m));
     CHECK(cuDevicePrimaryCtxRelease(dev));

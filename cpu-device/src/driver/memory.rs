@@ -8,11 +8,16 @@
 //! fail with `NOT_SUPPORTED` and a log line (the generated layer's narrowing `Out`).
 
 use gpushare_driver_abi::checks;
-use gpushare_driver_abi::surface::{OptOut, Out};
+use gpushare_driver_abi::checks::managed::{self as hints, v1_location};
+use gpushare_driver_abi::cuda_h::CUmemLocation;
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
+use gpushare_driver_abi::surface::{DefaultStream, Flags, OptOut, Out};
+
+use super::resolve::work_stream;
 
 use crate::error::{CuError, CuResult};
 use crate::state;
-use crate::sys::CUdeviceptr;
+use crate::sys::{CUdevice, CUdeviceptr, CUstream};
 use crate::CpuDevice;
 
 /// `CU_MEM_ATTACH_GLOBAL`
@@ -52,6 +57,28 @@ fn alloc_pitch(width: u64, height: u64, element_size: u32) -> CuResult<(u64, u64
         .ok_or(CuError::INVALID_VALUE)?;
     let size = pitch.checked_mul(height).ok_or(CuError::OUT_OF_MEMORY)?;
     Ok((alloc(size)?, pitch))
+}
+
+/// Whether `[ptr, ptr + count)` lies in one managed allocation.
+fn managed(ptr: u64, count: usize) -> CuResult<bool> {
+    let d = state::driver()?;
+    Ok(d.memory
+        .pointer_info(ptr)
+        .is_some_and(|i| i.managed && ptr + count as u64 <= i.range_start + i.range_size))
+}
+
+/// `cuMemPrefetchAsync`: managed memory is where host and device share it already, so a valid
+/// prefetch is stream-ordered nothing (a node under capture).
+fn prefetch(
+    ptr: u64,
+    count: usize,
+    loc: CUmemLocation,
+    stream: CUstream,
+    ds: DefaultStream,
+) -> CuResult {
+    work_stream(stream, ds)?;
+    hints::prefetch(count, loc, 1, managed(ptr, count)?)?;
+    capture::record(stream, ds, || Ok(NodeKind::Empty)).unwrap_or(Ok(()))
 }
 
 gpushare_driver_abi::implement! {
@@ -104,6 +131,25 @@ gpushare_driver_abi::implement! {
             }
             let (d, ctx) = state::current()?;
             dptr.write(d.memory.alloc_managed(ctx.id(), bytesize as u64)?)
+        }
+
+        /// Checked, then nothing to do (host and device share managed memory).
+        fn mem_advise(ptr: CUdeviceptr, count: usize, advice: i32, location: CUmemLocation) -> CuResult {
+            state::current()?;
+            hints::advise(count, advice, location, 1, managed(ptr, count)?)
+        }
+
+        fn mem_advise_v1(ptr: CUdeviceptr, count: usize, advice: i32, device: CUdevice) -> CuResult {
+            state::current()?;
+            hints::advise(count, advice, v1_location(device), 1, managed(ptr, count)?)
+        }
+
+        fn mem_prefetch_async(ptr: CUdeviceptr, count: usize, location: CUmemLocation, _flags: Flags<0>, stream: CUstream, default_stream: DefaultStream) -> CuResult {
+            prefetch(ptr, count, location, stream, default_stream)
+        }
+
+        fn mem_prefetch_async_v1(ptr: CUdeviceptr, count: usize, device: CUdevice, stream: CUstream, default_stream: DefaultStream) -> CuResult {
+            prefetch(ptr, count, v1_location(device), stream, default_stream)
         }
     }
 }

@@ -52,7 +52,17 @@ macro_rules! plain {
     )*};
 }
 
-plain!(u8, u16, u32, i32, u64, i64, usize, f32);
+plain!(
+    u8,
+    u16,
+    u32,
+    i32,
+    u64,
+    i64,
+    usize,
+    f32,
+    crate::cuda_h::CUmemLocation
+);
 
 impl<T> CudaArg for *mut T {
     type Raw = *mut T;

@@ -206,6 +206,14 @@ macro_rules! driver_surface {
             fn mem_alloc_pitch(dptr: Out<'_, CUdeviceptr>, pitch: Out<'_, usize>, width: usize, height: usize, element_size: u32) { cuMemAllocPitch_v2, cuMemAllocPitch(*mut u32, *mut u32, u32, u32, u32) }
             /// `cuMemAllocManaged`
             fn mem_alloc_managed(dptr: Out<'_, CUdeviceptr>, bytesize: usize, flags: u32) { cuMemAllocManaged }
+            /// `cuMemAdvise_v2` (`cuMemAdvise` in CUDA 13): a hint about a managed range.
+            fn mem_advise(ptr: CUdeviceptr, count: usize, advice: i32, location: CUmemLocation) { cuMemAdvise_v2 }
+            /// `cuMemAdvise` (CUDA 8 ABI): the location as a device ordinal, `CU_DEVICE_CPU` the host.
+            fn mem_advise_v1(ptr: CUdeviceptr, count: usize, advice: i32, device: CUdevice) { cuMemAdvise }
+            /// `cuMemPrefetchAsync_v2` (`cuMemPrefetchAsync` in CUDA 13): flags must be 0.
+            fn mem_prefetch_async(ptr: CUdeviceptr, count: usize, location: CUmemLocation, flags: Flags<0>, stream: CUstream) { cuMemPrefetchAsync_v2 | cuMemPrefetchAsync_v2_ptsz }
+            /// `cuMemPrefetchAsync` (CUDA 8 ABI): to a device ordinal, `CU_DEVICE_CPU` the host.
+            fn mem_prefetch_async_v1(ptr: CUdeviceptr, count: usize, device: CUdevice, stream: CUstream) { cuMemPrefetchAsync | cuMemPrefetchAsync_ptsz }
             /// `cuMemFree`: 0 is a no-op.
             fn mem_free(dptr: CUdeviceptr) { cuMemFree_v2, cuMemFree(u32) }
             /// `cuMemGetInfo` (v1: clamped).
@@ -688,15 +696,15 @@ macro_rules! driver_surface {
                 cuIpcOpenEventHandle cuIpcOpenMemHandle cuIpcOpenMemHandle_v2
                 cuLaunchCooperativeKernelMultiDevice cuLibraryGetManaged cuLibraryGetUnifiedFunction
                 cuLogsCurrent cuLogsDumpToFile cuLogsDumpToMemory cuLogsRegisterCallback
-                cuLogsUnregisterCallback cuMemAdvise cuMemAdvise_v2 cuMemAllocAsync
+                cuLogsUnregisterCallback   cuMemAllocAsync
                 cuMemAllocAsync_ptsz cuMemAllocFromPoolAsync cuMemAllocFromPoolAsync_ptsz
                 cuMemBatchDecompressAsync cuMemBatchDecompressAsync_ptsz cuMemFreeAsync
                 cuMemFreeAsync_ptsz cuMemGetHandleForAddressRange cuMemMapArrayAsync
                 cuMemMapArrayAsync_ptsz cuMemPoolCreate cuMemPoolDestroy cuMemPoolExportPointer
                 cuMemPoolExportToShareableHandle cuMemPoolGetAccess cuMemPoolGetAttribute
                 cuMemPoolImportFromShareableHandle cuMemPoolImportPointer cuMemPoolSetAccess
-                cuMemPoolSetAttribute cuMemPoolTrimTo cuMemPrefetchAsync cuMemPrefetchAsync_ptsz
-                cuMemPrefetchAsync_v2 cuMemPrefetchAsync_v2_ptsz cuMemRangeGetAttribute
+                cuMemPoolSetAttribute cuMemPoolTrimTo
+                  cuMemRangeGetAttribute
                 cuMemRangeGetAttributes cuMemcpy2D cuMemcpy2DAsync cuMemcpy2DUnaligned cuMemcpy3D
                 cuMemcpy3DAsync cuMemcpy3DAsync_v2 cuMemcpy3DAsync_v2_ptsz cuMemcpy3DBatchAsync
                 cuMemcpy3DBatchAsync_ptsz cuMemcpy3DPeer cuMemcpy3DPeerAsync

@@ -53,6 +53,12 @@ impl<T> ProbeArg for *const T {
     }
 }
 
+impl ProbeArg for crate::cuda_h::CUmemLocation {
+    fn probe(_: Pattern, _: *mut u8) -> Self {
+        crate::cuda_h::CUmemLocation { type_: 0, id: 0 }
+    }
+}
+
 impl<F> ProbeArg for Option<F> {
     fn probe(_: Pattern, _: *mut u8) -> Self {
         None

@@ -19,6 +19,8 @@
 
 use gpushare_client::proto::{Reply, Request};
 use gpushare_driver_abi::checks;
+use gpushare_driver_abi::checks::managed::{self as hints, v1_location};
+use gpushare_driver_abi::graph::{capture, node::NodeKind};
 use gpushare_driver_abi::surface::prelude::*;
 
 use super::reserve::{release_local, reserve_local};
@@ -122,6 +124,26 @@ fn address_range(ptr: u64) -> CuResult<(u64, u64)> {
     }
 }
 
+/// Whether `[ptr, ptr + count)` lies in one managed buffer of the tenant.
+fn managed(rt: &Runtime, ptr: u64, count: usize) -> bool {
+    matches!(rt.host_memory(ptr as usize, count.max(1)), HostMemory::Shared { alloc, .. } if alloc.managed)
+}
+
+/// `cuMemPrefetchAsync`: managed memory is one buffer host and device share, so a valid
+/// prefetch is stream-ordered nothing (a node under capture).
+fn prefetch(
+    ptr: u64,
+    count: usize,
+    loc: CUmemLocation,
+    stream: CUstream,
+    ds: DefaultStream,
+) -> CuResult {
+    let rt = ctx_rt()?;
+    rt.stream(stream, ds)?;
+    hints::prefetch(count, loc, rt.devices.len() as i32, managed(rt, ptr, count))?;
+    capture::record(stream, ds, || Ok(NodeKind::Empty)).unwrap_or(Ok(()))
+}
+
 gpushare_driver_abi::implement! {
     impl Memory for Shim {
         /// `cuMemAlloc`
@@ -153,6 +175,29 @@ gpushare_driver_abi::implement! {
         /// for host and device.
         fn mem_alloc_managed(dptr: Out<'_, CUdeviceptr>, bytesize: usize, flags: u32) -> CuResult {
             write_or_free(dptr, super::host_memory::alloc_managed(bytesize as u64, flags)?)
+        }
+
+        /// `cuMemAdvise_v2`: checked, then nothing to do (one buffer host and device share).
+        fn mem_advise(ptr: CUdeviceptr, count: usize, advice: i32, location: CUmemLocation) -> CuResult {
+            let rt = ctx_rt()?;
+            hints::advise(count, advice, location, rt.devices.len() as i32, managed(rt, ptr, count))
+        }
+
+        /// `cuMemAdvise`
+        fn mem_advise_v1(ptr: CUdeviceptr, count: usize, advice: i32, device: CUdevice) -> CuResult {
+            let rt = ctx_rt()?;
+            let devices = rt.devices.len() as i32;
+            hints::advise(count, advice, v1_location(device), devices, managed(rt, ptr, count))
+        }
+
+        /// `cuMemPrefetchAsync_v2`
+        fn mem_prefetch_async(ptr: CUdeviceptr, count: usize, location: CUmemLocation, _flags: Flags<0>, stream: CUstream, default_stream: DefaultStream) -> CuResult {
+            prefetch(ptr, count, location, stream, default_stream)
+        }
+
+        /// `cuMemPrefetchAsync`
+        fn mem_prefetch_async_v1(ptr: CUdeviceptr, count: usize, device: CUdevice, stream: CUstream, default_stream: DefaultStream) -> CuResult {
+            prefetch(ptr, count, v1_location(device), stream, default_stream)
         }
 
         /// `cuMemGetInfo`: free and total memory of the tenant's view of the device.

@@ -3,7 +3,7 @@
 use super::{default_edges, fill, handle, id, ids};
 use crate::error::{CuError, CuResult};
 use crate::graph::cuda::{CUgraph, CUgraphNode, EdgeData};
-use crate::graph::store::{with_store, GraphBody, Id};
+use crate::graph::store::{with_store, GraphBody, Id, Store};
 use crate::surface::{Flags, Out};
 
 /// `cuGraphCreate`
@@ -255,10 +255,29 @@ unsafe fn edges(
     Ok(f.into_iter().zip(t).collect())
 }
 
-/// `cuGraphAddDependencies_v2`
+/// Adds or removes (`change`) the `n` edges `from[i] → to[i]` with default edge data.
 ///
 /// # Safety
 /// As [`edges`]; `edge_data` NULL or valid for `n` entries.
+unsafe fn change_edges(
+    graph: CUgraph,
+    (from, to): (*const CUgraphNode, *const CUgraphNode),
+    edge_data: *const EdgeData,
+    n: usize,
+    change: fn(&mut Store, Id, &[(Id, Id)]) -> CuResult,
+) -> CuResult {
+    // SAFETY: forwarded.
+    let list = unsafe {
+        default_edges(edge_data, n)?;
+        edges(from, to, n)?
+    };
+    with_store(|s| change(s, id(graph), &list))
+}
+
+/// `cuGraphAddDependencies_v2`
+///
+/// # Safety
+/// As [`change_edges`].
 pub unsafe fn graph_add_dependencies_v2(
     graph: CUgraph,
     from: *const CUgraphNode,
@@ -267,11 +286,7 @@ pub unsafe fn graph_add_dependencies_v2(
     n: usize,
 ) -> CuResult {
     // SAFETY: forwarded.
-    let list = unsafe {
-        default_edges(edge_data, n)?;
-        edges(from, to, n)?
-    };
-    with_store(|s| s.add_edges(id(graph), &list))
+    unsafe { change_edges(graph, (from, to), edge_data, n, Store::add_edges) }
 }
 
 /// `cuGraphAddDependencies`
@@ -291,7 +306,7 @@ pub unsafe fn graph_add_dependencies(
 /// `cuGraphRemoveDependencies_v2`
 ///
 /// # Safety
-/// As [`graph_add_dependencies_v2`].
+/// As [`change_edges`].
 pub unsafe fn graph_remove_dependencies_v2(
     graph: CUgraph,
     from: *const CUgraphNode,
@@ -300,11 +315,7 @@ pub unsafe fn graph_remove_dependencies_v2(
     n: usize,
 ) -> CuResult {
     // SAFETY: forwarded.
-    let list = unsafe {
-        default_edges(edge_data, n)?;
-        edges(from, to, n)?
-    };
-    with_store(|s| s.remove_edges(id(graph), &list))
+    unsafe { change_edges(graph, (from, to), edge_data, n, Store::remove_edges) }
 }
 
 /// `cuGraphRemoveDependencies`

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Installs the Python CUDA clients the tests run (numba-cuda, cuda-core/cuda-bindings, CuPy,
-# PyCUDA built from source, and numba-cuda's test dependencies), pinned in
-# tests/python/requirements.txt, into the venv .deps/py (no GPU needed; from PyPI). Idempotent: does nothing when the venv was built from the
-# current requirements file and script (stamp .deps/py/.installed-<sha256 of both>).
-# Prints the venv's python on standard output.
+# Installs the Python CUDA clients the tests run into two venvs (no GPU needed; from PyPI):
+#   .deps/py   numba-cuda, cuda-core/cuda-bindings 12.9, CuPy (cupy-cuda12x), PyCUDA built from
+#              source, numba-cuda's test dependencies, CUDA 12.9 wheels; pinned in
+#              tests/python/requirements.txt
+#   .deps/py13 the same numba-cuda, cuda-core and CuPy on CUDA 13: cuda-bindings 13.x,
+#              cupy-cuda13x, the CUDA 13.0 NVRTC, NVVM and runtime wheels only; pinned in
+#              tests/python/requirements-cu13.txt
+# Idempotent: does nothing for a venv built from its current requirements file and this script
+# (stamp <venv>/.installed-<sha256 of both>).
+# Prints the venvs' pythons on standard output, one a line: .deps/py's, then .deps/py13's.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-req="$root/tests/python/requirements.txt"
-venv="$root/.deps/py"
-sum="$(cat "$req" "$0" | sha256sum | cut -c1-16)"
 pip=(--disable-pip-version-check --root-user-action=ignore)
-stamp="$venv/.installed-$sum"
 # pip for the venv: its own, or the system pip aimed at it (venvs made without ensurepip).
 vpip() {
   if [ -x "$venv/bin/pip" ]; then "$venv/bin/python" -m pip "$@"; else "$python" -m pip --python "$venv/bin/python" "$@"; fi
@@ -38,7 +39,13 @@ build_pycuda() {
 }
 PYCUDA_VERSION=2026.1
 
-if [ ! -f "$stamp" ]; then
+# Creates the venv $venv from the requirements file $1 unless its stamp is there; then runs
+# "$2" (a function: the venv's extra build steps and checks). Sets $venv_built when it built.
+make_venv() {
+  local req="$1" sum stamp
+  sum="$(cat "$req" "$0" | sha256sum | cut -c1-16)"
+  stamp="$venv/.installed-$sum"
+  [ -f "$stamp" ] && return 0
   rm -rf "$venv"
   python="$(command -v python3.11 || command -v python3)"
   if ! "$python" -m venv "$venv" 2>/dev/null; then
@@ -47,12 +54,37 @@ if [ ! -f "$stamp" ]; then
     "$python" -m venv --without-pip "$venv"
   fi
   vpip install --quiet "${pip[@]}" --no-deps -r "$req" >&2
+  "$2"
+  touch "$stamp"
+  echo "Python CUDA clients installed in $venv (${req#"$root"/})" >&2
+}
+
+finish_cu12() {
   build_pycuda
   "$venv/bin/python" -c 'import importlib.util as u, sys
 missing = [m for m in ("numba_cuda", "cuda.core", "cuda.bindings", "cupy", "pycuda", "pytest",
     "filecheck", "cffi", "pytools", "mako") if u.find_spec(m) is None]
 sys.exit(f"venv incomplete, missing: {missing}" if missing else 0)'
-  touch "$stamp"
-  echo "Python CUDA clients installed in $venv (tests/python/requirements.txt)" >&2
-fi
-echo "$venv/bin/python"
+}
+
+# The CUDA 13 venv: every client imports, cuda-bindings is 13.x, and cuda-pathfinder finds the
+# CUDA 13 NVRTC and NVVM in the venv's nvidia/cu13 (no system CUDA is looked at).
+finish_cu13() {
+  "$venv/bin/python" -c 'import sys
+import cupy, numba_cuda, cuda.core, pytest, filecheck, cffi
+from cuda.bindings import __version__ as v
+from cuda.pathfinder import load_nvidia_dynamic_lib as load
+if not v.startswith("13."):
+    sys.exit(f"cuda-bindings {v}, not 13.x")
+for lib in ("nvrtc", "nvvm"):
+    found = load(lib)
+    if "/cu13/" not in found.abs_path or not found.abs_path.startswith(sys.prefix):
+        sys.exit(f"lib{lib} found outside the venv nvidia/cu13: {found.abs_path}")'
+}
+
+venv="$root/.deps/py"
+make_venv "$root/tests/python/requirements.txt" finish_cu12
+venv="$root/.deps/py13"
+make_venv "$root/tests/python/requirements-cu13.txt" finish_cu13
+echo "$root/.deps/py/bin/python"
+echo "$root/.deps/py13/bin/python"

@@ -15,6 +15,12 @@ import sys
 
 FORMATS = {"f32": ("f", 4), "f64": ("d", 8), "u32": ("I", 4)}
 
+# Kernels that sum floats with atomics across blocks: the sum depends on the order in which
+# blocks finish, which differs from run to run on any device with concurrent blocks (a GPU, or
+# the CPU device with several host threads). Held within this relative tolerance even when an
+# exact comparison is asked for, and marked in the output.
+ORDER_DEPENDENT = {"reduce_sum.f32": 1e-5}
+
 
 def values(path, kind):
     code, size = FORMATS[kind]
@@ -56,11 +62,13 @@ def main(argv):
             print("%-20s MISSING on the device side" % name)
             continue
         kind = name.rsplit(".", 1)[1]
-        exact, within, worst, where = compare(os.path.join(ref, name), dev_path, kind, rel, abs_tol)
+        k_rel = max(rel, ORDER_DEPENDENT.get(name, 0.0))
+        exact, within, worst, where = compare(os.path.join(ref, name), dev_path, kind, k_rel, abs_tol)
         exact_n += exact
         within_n += within
         verdict = "exact" if exact else ("within tolerance" if within else "DIFFERENT")
-        print("%-20s %-16s max |diff| %.3g (element %d)" % (name, verdict, worst, where))
+        note = " (float atomics: order-dependent, rel %g)" % k_rel if name in ORDER_DEPENDENT else ""
+        print("%-20s %-16s max |diff| %.3g (element %d)%s" % (name, verdict, worst, where, note))
     total = len(names)
     print("exact %d/%d within-tolerance %d/%d (rel %g, abs %g)" % (exact_n, total, within_n, total, rel, abs_tol))
     return 0 if total > 0 and within_n == total else 1

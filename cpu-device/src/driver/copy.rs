@@ -81,6 +81,16 @@ unsafe fn stage(r: &CopyShape) -> Vec<u8> {
     buf
 }
 
+/// An asynchronous copy or memset on a capturing stream becomes a node (synchronous ones are
+/// refused during capture by the export layer, unless the thread's mode is relaxed: then they
+/// run).
+fn captured(mode: Mode, node: impl FnOnce() -> CuResult<NodeKind>) -> Option<CuResult> {
+    match mode {
+        Mode::Async(stream, ds) => capture::record(stream, ds, node),
+        Mode::Sync(_) => None,
+    }
+}
+
 fn copy(what: &str, r: CopyShape, mode: Mode) -> CuResult {
     let (stream, default_stream) = mode.stream();
     let (d, ctx, s) = work_stream(stream, default_stream)?;
@@ -91,7 +101,7 @@ fn copy(what: &str, r: CopyShape, mode: Mode) -> CuResult {
     r.check_sides(what, (dst_span, src_span), |p, len, w| {
         device_ok(d, p, len, w)
     })?;
-    if let Some(captured) = capture::record(stream, default_stream, || Ok(NodeKind::copy(&r))) {
+    if let Some(captured) = captured(mode, || Ok(NodeKind::copy(&r))) {
         return captured;
     }
     let kind = kind_of(&r);
@@ -166,7 +176,7 @@ fn memset(what: &str, w: MemsetWork, mode: Mode) -> CuResult {
             w.dst, w.pitch, w.elem, w.value, w.width, w.height,
         ))
     };
-    if let Some(captured) = capture::record(stream, default_stream, node) {
+    if let Some(captured) = captured(mode, node) {
         return captured;
     }
     let op = d.exec.submit(&ctx, &s, Work::Memset(w))?;

@@ -21,6 +21,8 @@
  */
 #include "common.h"
 
+#include <pthread.h>
+
 #define N 4096
 
 static int host_calls;
@@ -346,7 +348,46 @@ static void test_capture_modes(CUstream s)
     CHECK(cuMemAlloc(&tmp, 256));
     CHECK(cuMemFree(tmp));
     printf("ok: destroying a capturing stream ends the capture\n");
+}
 
+/* Another thread's cuMemAlloc (the thread's mode: global) while this thread captures. */
+static void *alloc_elsewhere(void *result)
+{
+    CUcontext ctx = NULL;
+    CUdevice dev;
+    CUdeviceptr p = 0;
+    CUresult r = cuDeviceGet(&dev, 0);
+    if (r == CUDA_SUCCESS) r = cuDevicePrimaryCtxRetain(&ctx, dev);
+    if (r == CUDA_SUCCESS) r = cuCtxSetCurrent(ctx);
+    if (r == CUDA_SUCCESS) r = cuMemAlloc(&p, 256);
+    if (r == CUDA_SUCCESS) r = cuMemFree(p);
+    if (ctx != NULL) cuDevicePrimaryCtxRelease(dev);
+    *(CUresult *)result = r;
+    return NULL;
+}
+
+/* A thread-local capture forbids unsafe calls on its own thread only; a global one on every
+ * thread whose mode is global. */
+static void test_thread_local_capture(CUstream s)
+{
+    CUgraph g;
+    CUdeviceptr tmp;
+    pthread_t t;
+    CUresult other = CUDA_ERROR_UNKNOWN;
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL));
+    EXPECT(pthread_create(&t, NULL, alloc_elsewhere, &other) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT(other == CUDA_SUCCESS, "another thread's cuMemAlloc during a thread-local capture: %s",
+           cu_name(other));
+    EXPECT_ERR(cuMemAlloc(&tmp, 256), CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED);
+    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+    CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+    EXPECT(pthread_create(&t, NULL, alloc_elsewhere, &other) == 0, "pthread_create");
+    pthread_join(t, NULL);
+    EXPECT(other == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED,
+           "another thread's cuMemAlloc during a global capture: %s", cu_name(other));
+    EXPECT_ERR(cuStreamEndCapture(s, &g), CUDA_ERROR_STREAM_CAPTURE_INVALIDATED);
+    printf("ok: thread-local and global capture modes across threads\n");
 }
 
 /* Replays the fork/join graph twice: y = 2x + 1 and y2 = 3x + 2 each time. */
@@ -454,6 +495,7 @@ int main(void)
     CHECK(cuStreamCreate(&s2, CU_STREAM_NON_BLOCKING));
     test_explicit_graph(s);
     test_capture(s, s2);
+    test_thread_local_capture(s);
     test_user_objects();
     CHECK(cuStreamDestroy(s));
     CHECK(cuStreamDestroy(s2));

@@ -1,4 +1,4 @@
-//! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`) run, small, directly
+//! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`) run, small, directly
 //! on the CPU device and through shim + broker, and print every figure they promise as a finite
 //! number. Their figures are printed, never asserted (docs/benchmarks.md records them).
 //!
@@ -47,6 +47,23 @@ const BENCH_SHIM_TINY: &[&str] = &[
 const BENCH_PIPELINE_KEYS: &[&str] = &["serial_ms", "pipelined_ms", "speedup"];
 
 const BENCH_PIPELINE_TINY: &[&str] = &["--batches", "4", "--mib", "1", "--kernel-us", "200"];
+
+const BENCH_TENANTS_KEYS: &[&str] = &["batches", "elapsed_s", "batches_per_s", "batch_p50_ms"];
+
+const BENCH_TENANTS_TINY: &[&str] = &["--seconds", "0.3", "--mib", "1", "--kernel-us", "200"];
+
+const BENCH_TENANTS_WAKE_KEYS: &[&str] = &[
+    "tiny_event_sync_p50_us",
+    "tiny_event_sync_p99_us",
+    "tiny_stream_sync_p50_us",
+    "tiny_stream_sync_p99_us",
+    "tiny_launch_wake_p50_us",
+    "tiny_launch_wake_p99_us",
+    "long_overhead_p50_us",
+    "long_overhead_p99_us",
+];
+
+const BENCH_TENANTS_WAKE_TINY: &[&str] = &["--wake", "40", "--gap-us", "100", "--long-us", "100"];
 
 /// Parses a benchmark's output ("KEY VALUE UNIT" lines): exactly `keys`, in order, each a finite
 /// non-negative number.
@@ -98,4 +115,15 @@ fn bench_shim_runs_directly_and_through_the_shim() {
 #[test]
 fn bench_pipeline_runs_directly_and_through_the_shim() {
     both_ways("bench_pipeline", BENCH_PIPELINE_TINY, BENCH_PIPELINE_KEYS);
+}
+
+/// Batch mode: it checks every batch's bytes itself.
+#[test]
+fn bench_tenants_runs_directly_and_through_the_shim() {
+    both_ways("bench_tenants", BENCH_TENANTS_TINY, BENCH_TENANTS_KEYS);
+}
+
+#[test]
+fn bench_tenants_wake_runs_directly_and_through_the_shim() {
+    both_ways("bench_tenants", BENCH_TENANTS_WAKE_TINY, BENCH_TENANTS_WAKE_KEYS);
 }

@@ -125,5 +125,9 @@ fn bench_tenants_runs_directly_and_through_the_shim() {
 
 #[test]
 fn bench_tenants_wake_runs_directly_and_through_the_shim() {
-    both_ways("bench_tenants", BENCH_TENANTS_WAKE_TINY, BENCH_TENANTS_WAKE_KEYS);
+    both_ways(
+        "bench_tenants",
+        BENCH_TENANTS_WAKE_TINY,
+        BENCH_TENANTS_WAKE_KEYS,
+    );
 }

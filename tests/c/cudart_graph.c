@@ -128,6 +128,57 @@ static void test_explicit(cudaKernel_t saxpy, cudaStream_t s, float *dx, float *
     free(hy);
 }
 
+/* Capture on the per-thread default stream with a dependency set by hand, embedded as a child
+ * graph: an empty node is made the capture's only dependency, so the memset runs after it. */
+static void test_per_thread_child(cudaStream_t s, float *dy)
+{
+    cudaGraph_t g, parent;
+    cudaGraphNode_t empty, child;
+    enum cudaStreamCaptureStatus st;
+    cudaGraph_t capturing = NULL;
+    size_t ndeps = 99;
+    const cudaGraphNode_t *deps = NULL;
+    CHECK(cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal));
+#if CUDART_VERSION >= 13000
+    CHECK(cudaStreamGetCaptureInfo(cudaStreamPerThread, &st, NULL, &capturing, &deps, NULL, &ndeps));
+#else
+    CHECK(cudaStreamGetCaptureInfo(cudaStreamPerThread, &st, NULL, &capturing, &deps, &ndeps));
+#endif
+    EXPECT(st == cudaStreamCaptureStatusActive && capturing != NULL && ndeps == 0,
+           "capture info: status %d, %zu dependencies", (int)st, ndeps);
+    CHECK(cudaGraphAddEmptyNode(&empty, capturing, NULL, 0));
+#if CUDART_VERSION >= 13000
+    CHECK(cudaStreamUpdateCaptureDependencies(cudaStreamPerThread, &empty, NULL, 1,
+                                              cudaStreamSetCaptureDependencies));
+#else
+    CHECK(cudaStreamUpdateCaptureDependencies(cudaStreamPerThread, &empty, 1,
+                                              cudaStreamSetCaptureDependencies));
+#endif
+    CHECK(cudaMemsetAsync(dy, 0, N * 4, cudaStreamPerThread));
+    CHECK(cudaStreamEndCapture(cudaStreamPerThread, &g));
+    size_t edges = 0;
+#if CUDART_VERSION >= 13000
+    CHECK(cudaGraphGetEdges(g, NULL, NULL, NULL, &edges));
+#else
+    CHECK(cudaGraphGetEdges(g, NULL, NULL, &edges));
+#endif
+    EXPECT(edges == 1, "%zu edges (empty -> memset)", edges);
+    CHECK(cudaGraphCreate(&parent, 0));
+    CHECK(cudaGraphAddChildGraphNode(&child, parent, NULL, 0, g));
+    cudaGraphExec_t ge;
+    CHECK(cudaGraphInstantiate(&ge, parent, 0));
+    float one = 1.0f, back = 0.0f;
+    CHECK(cudaMemcpy(dy, &one, 4, cudaMemcpyHostToDevice));
+    CHECK(cudaGraphLaunch(ge, s));
+    CHECK(cudaStreamSynchronize(s));
+    CHECK(cudaMemcpy(&back, dy, 4, cudaMemcpyDeviceToHost));
+    EXPECT(back == 0.0f, "child graph's memset ran: %f", back);
+    CHECK(cudaGraphExecDestroy(ge));
+    CHECK(cudaGraphDestroy(parent));
+    CHECK(cudaGraphDestroy(g));
+    OK("per-thread stream capture, capture dependencies set by hand, child graph");
+}
+
 int main(void)
 {
     CHECK(cudaSetDevice(0));
@@ -139,6 +190,7 @@ int main(void)
     CHECK(cudaMalloc((void **)&dy, N * 4));
     test_capture(saxpy, s, x, dx, dy);
     test_explicit(saxpy, s, dx, dy);
+    test_per_thread_child(s, dy);
     CHECK(cudaFree(dx));
     CHECK(cudaFree(dy));
     CHECK(cudaStreamDestroy(s));

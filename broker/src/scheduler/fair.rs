@@ -261,16 +261,15 @@ pub fn op_class(op: &Op) -> CostClass {
 /// another stream may wait for).
 pub fn op_lane(op: &Op) -> Lane {
     match op {
-        Op::WriteValue { .. }
-        | Op::EventRecord { .. }
-        | Op::StreamWait { .. }
-        | Op::Join { .. }
-        | Op::Exclusive { .. } => Lane::Barrier,
+        Op::WriteValue { .. } | Op::StreamWait { .. } | Op::Join { .. } | Op::Exclusive { .. } => {
+            Lane::Barrier
+        }
         _ => Lane::Stream(op_stream(op).map_or(0, |s| s.priority())),
     }
 }
 
-/// The one stream an operation runs on (`None` for barriers and `Nop`).
+/// The one stream an operation runs on (`None` for barriers and `Nop`; an event record is its
+/// stream's).
 fn op_stream(op: &Op) -> Option<&Arc<Stream>> {
     match op {
         Op::Launch { stream, .. }
@@ -278,9 +277,9 @@ fn op_stream(op: &Op) -> Option<&Arc<Stream>> {
         | Op::CopyDtoH { stream, .. }
         | Op::CopyDtoD { stream, .. }
         | Op::Memset { stream, .. }
-        | Op::HostFn { stream, .. } => Some(stream),
+        | Op::HostFn { stream, .. }
+        | Op::EventRecord { stream, .. } => Some(stream),
         Op::WriteValue { .. }
-        | Op::EventRecord { .. }
         | Op::StreamWait { .. }
         | Op::Join { .. }
         | Op::Exclusive { .. }

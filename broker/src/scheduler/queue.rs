@@ -31,8 +31,10 @@
 //! stream priority (CUDA's: lower numbers first) that no *barrier* precedes, so work on a
 //! high-priority stream passes the tenant's queued work on lower-priority streams. Operations of
 //! one stream share its priority, so the first of a priority is its stream's first: each
-//! stream's order is kept. Barriers — operations that order several streams (event records and
-//! waits, legacy-stream joins, stream memory writes) — pass nothing and nothing passes them.
+//! stream's order is kept. Barriers — operations that order several streams (event waits,
+//! legacy-stream joins, stream memory writes) — pass nothing and nothing passes them. An event
+//! record belongs to its stream: it keeps its place there, and other streams' work may pass it
+//! (a wait on the event is a barrier, so it never passes the record).
 //!
 //! **Free operations** (markers, event records and waits, host functions) take no device time:
 //! they go as soon as they reach the head of their tenant's queue.

@@ -484,6 +484,28 @@ static void test_capture(CUstream s, CUstream s2)
     free(hy2);
 }
 
+/* Graph memory: no allocation nodes, so every figure is 0; high watermarks reset to 0 only. */
+static void test_graph_memory(void)
+{
+    cuuint64_t v = 99;
+    CHECK(cuDeviceGetGraphMemAttribute(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &v));
+    EXPECT(v == 0, "graph memory in use: %llu", (unsigned long long)v);
+    v = 99;
+    CHECK(cuDeviceGetGraphMemAttribute(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH, &v));
+    EXPECT(v == 0, "graph memory reserved, high: %llu", (unsigned long long)v);
+    EXPECT_ERR(cuDeviceGetGraphMemAttribute(7, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &v),
+               CUDA_ERROR_INVALID_DEVICE);
+    v = 0;
+    CHECK(cuDeviceSetGraphMemAttribute(0, CU_GRAPH_MEM_ATTR_USED_MEM_HIGH, &v));
+    EXPECT_ERR(cuDeviceSetGraphMemAttribute(0, CU_GRAPH_MEM_ATTR_USED_MEM_CURRENT, &v),
+               CUDA_ERROR_INVALID_VALUE);
+    v = 5;
+    EXPECT_ERR(cuDeviceSetGraphMemAttribute(0, CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH, &v),
+               CUDA_ERROR_INVALID_VALUE);
+    CHECK(cuDeviceGraphMemTrim(0));
+    printf("ok: graph memory attributes and trim\n");
+}
+
 int main(void)
 {
     init_primary(NULL);
@@ -497,6 +519,7 @@ int main(void)
     test_capture(s, s2);
     test_thread_local_capture(s);
     test_user_objects();
+    test_graph_memory();
     CHECK(cuStreamDestroy(s));
     CHECK(cuStreamDestroy(s2));
     CHECK(cuModuleUnload(m_add));

@@ -278,6 +278,17 @@ macro_rules! implement_graphs {
                 fn graph_exec_get_id(exec: CUgraphExec, id: Out<'_, u32>) -> CuResult {
                     $crate::graph::api::graph_exec_get_id(exec, id)
                 }
+                unsafe fn device_get_graph_mem_attribute(device: CUdevice, attr: i32, value: *mut c_void) -> CuResult {
+                    // SAFETY: the C caller's contract, forwarded.
+                    unsafe { $crate::graph::api::device_get_graph_mem_attribute::<$lib>(device, attr, value) }
+                }
+                unsafe fn device_set_graph_mem_attribute(device: CUdevice, attr: i32, value: *mut c_void) -> CuResult {
+                    // SAFETY: the C caller's contract, forwarded.
+                    unsafe { $crate::graph::api::device_set_graph_mem_attribute::<$lib>(device, attr, value) }
+                }
+                fn device_graph_mem_trim(device: CUdevice) -> CuResult {
+                    $crate::graph::api::device_graph_mem_trim::<$lib>(device)
+                }
                 fn user_object_create(object: Out<'_, CUuserObject>, ptr: *mut c_void, destroy: CUhostFn, initial: u32, flags: u32) -> CuResult {
                     $crate::graph::api::user_object_create(object, ptr, destroy, initial, flags)
                 }

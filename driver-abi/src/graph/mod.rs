@@ -40,5 +40,5 @@ pub use exec::Replay;
 
 /// What a library needs to host graphs: its stream operations (to replay nodes) and its
 /// function parameter layouts (to pack kernel nodes' arguments).
-pub trait GraphHost: Replay + crate::surface::Module {}
-impl<L: Replay + crate::surface::Module> GraphHost for L {}
+pub trait GraphHost: Replay + crate::surface::Module + crate::surface::Device {}
+impl<L: Replay + crate::surface::Module + crate::surface::Device> GraphHost for L {}

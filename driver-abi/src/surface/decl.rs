@@ -628,6 +628,12 @@ macro_rules! driver_surface {
             fn graph_launch(exec: CUgraphExec, stream: CUstream) { cuGraphLaunch | cuGraphLaunch_ptsz }
             /// `cuGraphExecDestroy`
             fn graph_exec_destroy(exec: CUgraphExec) { cuGraphExecDestroy }
+            /// `cuDeviceGetGraphMemAttribute`: `value` is a `cuuint64_t`.
+            fn device_get_graph_mem_attribute(device: CUdevice, attr: i32, value: *mut c_void) unsafe { cuDeviceGetGraphMemAttribute }
+            /// `cuDeviceSetGraphMemAttribute`: resets a high watermark (`value` 0).
+            fn device_set_graph_mem_attribute(device: CUdevice, attr: i32, value: *mut c_void) unsafe { cuDeviceSetGraphMemAttribute }
+            /// `cuDeviceGraphMemTrim`
+            fn device_graph_mem_trim(device: CUdevice) { cuDeviceGraphMemTrim }
             /// `cuUserObjectCreate`: `destroy(ptr)` runs when the last reference goes; flags
             /// must be `CU_USER_OBJECT_NO_DESTRUCTOR_SYNC`.
             fn user_object_create(object: Out<'_, CUuserObject>, ptr: *mut c_void, destroy: CUhostFn, initial: u32, flags: u32) { cuUserObjectCreate }
@@ -653,10 +659,10 @@ macro_rules! driver_surface {
                 cuCtxFromGreenCtx cuCtxGetDevResource cuCtxGetExecAffinity cuCtxRecordEvent
                 cuCtxWaitEvent cuDestroyExternalMemory cuDestroyExternalSemaphore
                 cuDevResourceGenerateDesc cuDevSmResourceSplitByCount cuDeviceGetDefaultMemPool
-                cuDeviceGetDevResource cuDeviceGetExecAffinitySupport cuDeviceGetGraphMemAttribute
+                cuDeviceGetDevResource cuDeviceGetExecAffinitySupport
                 cuDeviceGetLuid cuDeviceGetMemPool cuDeviceGetNvSciSyncAttributes
-                cuDeviceGetProperties cuDeviceGetTexture1DLinearMaxWidth cuDeviceGraphMemTrim
-                cuDeviceRegisterAsyncNotification cuDeviceSetGraphMemAttribute cuDeviceSetMemPool
+                cuDeviceGetProperties cuDeviceGetTexture1DLinearMaxWidth
+                cuDeviceRegisterAsyncNotification  cuDeviceSetMemPool
                 cuDeviceUnregisterAsyncNotification cuEGLStreamConsumerAcquireFrame
                 cuEGLStreamConsumerConnect cuEGLStreamConsumerConnectWithFlags
                 cuEGLStreamConsumerDisconnect cuEGLStreamConsumerReleaseFrame

@@ -1,6 +1,6 @@
 //! Executable graphs: instantiation, parameter updates, launch.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, c_void};
 
 use super::{handle, id};
 use crate::error::{CuError, CuResult};
@@ -13,7 +13,7 @@ use crate::graph::node::{host_from, kernel_from, memcpy_from, memset_from, NodeK
 use crate::graph::store::with_store;
 use crate::graph::GraphHost;
 use crate::surface::{DefaultStream, In, OptOut, Out};
-use crate::sys::{write_c_string, CUcontext, CUevent, CUstream};
+use crate::sys::{write_c_string, CUcontext, CUdevice, CUevent, CUstream};
 
 /// Instantiates `graph`, returning the new executable graph's id.
 fn instantiate(graph: CUgraph, flags: u64) -> CuResult<usize> {
@@ -263,6 +263,63 @@ pub unsafe fn graph_launch<L: GraphHost>(
         .ok_or(CuError::INVALID_VALUE)?;
     // SAFETY: forwarded.
     unsafe { exec::launch::<L>(&steps, stream, ds) }
+}
+
+/// `CU_GRAPH_MEM_ATTR_USED_MEM_HIGH`, `CU_GRAPH_MEM_ATTR_RESERVED_MEM_HIGH`: the settable ones.
+const GRAPH_MEM_HIGH_WATERMARKS: [i32; 2] = [1, 3];
+
+/// Checks `device` (`INVALID_DEVICE` when it does not exist) and a graph-memory attribute.
+fn graph_mem_args<L: GraphHost>(device: CUdevice, attr: i32, value: *mut c_void) -> CuResult {
+    let mut count = 0;
+    L::device_get_count(Out::to(&mut count))?;
+    if !(0..count).contains(&device) {
+        return Err(CuError::INVALID_DEVICE);
+    }
+    if !(0..=3).contains(&attr) || value.is_null() {
+        return Err(CuError::INVALID_VALUE);
+    }
+    Ok(())
+}
+
+/// `cuDeviceGetGraphMemAttribute`: graphs allocate no memory here (allocation nodes are not
+/// supported), so every figure is 0.
+///
+/// # Safety
+/// `value` is NULL or valid for a write of a `cuuint64_t`.
+pub unsafe fn device_get_graph_mem_attribute<L: GraphHost>(
+    device: CUdevice,
+    attr: i32,
+    value: *mut c_void,
+) -> CuResult {
+    graph_mem_args::<L>(device, attr, value)?;
+    // SAFETY: non-NULL (checked), valid for a u64 per the contract.
+    unsafe { value.cast::<u64>().write_unaligned(0) };
+    Ok(())
+}
+
+/// `cuDeviceSetGraphMemAttribute`: only the high watermarks, and only reset to 0.
+///
+/// # Safety
+/// `value` is NULL or valid for a read of a `cuuint64_t`.
+pub unsafe fn device_set_graph_mem_attribute<L: GraphHost>(
+    device: CUdevice,
+    attr: i32,
+    value: *mut c_void,
+) -> CuResult {
+    graph_mem_args::<L>(device, attr, value)?;
+    // SAFETY: non-NULL (checked), valid for a u64 per the contract.
+    let v = unsafe { value.cast::<u64>().read_unaligned() };
+    if !GRAPH_MEM_HIGH_WATERMARKS.contains(&attr) || v != 0 {
+        return Err(CuError::INVALID_VALUE);
+    }
+    Ok(())
+}
+
+/// `cuDeviceGraphMemTrim`: nothing is cached for graphs.
+pub fn device_graph_mem_trim<L: GraphHost>(device: CUdevice) -> CuResult {
+    let mut one = 0u64;
+    // SAFETY: a local u64.
+    unsafe { device_get_graph_mem_attribute::<L>(device, 0, (&mut one as *mut u64).cast()) }
 }
 
 /// `cuGraphExecDestroy`

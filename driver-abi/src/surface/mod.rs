@@ -33,10 +33,12 @@
 
 pub mod args;
 pub mod decl;
+pub mod decl_graph;
 pub mod exports;
 pub mod implement;
 pub mod probe;
 pub mod traits;
+pub mod undeclared;
 
 pub use args::{CudaArg, DefaultStream, Flags, FromCuda, In, OptOut, Out};
 pub use traits::*;

@@ -55,13 +55,6 @@ fn get<T>(
     out.write(f(&ctx, &s))
 }
 
-/// `cuStreamAddCallback` on a capturing stream: not capturable (host nodes are
-/// `cuLaunchHostFunc`'s).
-fn refuse_callback() -> CuResult<NodeKind> {
-    tracing::warn!("cuStreamAddCallback on a capturing stream");
-    Err(CuError::STREAM_CAPTURE_UNSUPPORTED)
-}
-
 gpushare_driver_abi::implement! {
     impl Stream for CpuDevice {
         fn stream_create(stream: Out<'_, CUstream>, flags: Flags<{ CU_STREAM_NON_BLOCKING }>) -> CuResult {
@@ -111,7 +104,7 @@ gpushare_driver_abi::implement! {
         /// the error code).
         unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
-            if let Some(refused) = capture::record(stream, default_stream, refuse_callback) {
+            if let Some(refused) = capture::not_capturable(stream, default_stream, "cuStreamAddCallback") {
                 return refused;
             }
             let work = Work::Callback(callback, SendPtr(stream), SendPtr(data));

@@ -128,6 +128,11 @@ pub fn any_active() -> bool {
     ACTIVE.load(Ordering::Relaxed) != 0
 }
 
+/// When a capture is in progress: `stream`'s key and the capture state (locked).
+fn active(stream: CUstream, ds: DefaultStream) -> Option<(StreamKey, MutexGuard<'static, State>)> {
+    any_active().then(|| (StreamKey::of(stream, ds), state()))
+}
+
 /// Whether `stream` synchronises with the legacy default stream (asked of the library, which
 /// also checks the handle).
 fn is_blocking<L: Stream>(stream: CUstream, ds: DefaultStream) -> CuResult<bool> {
@@ -188,11 +193,9 @@ pub fn begin<L: Stream>(
 /// `cuStreamDestroy` of a stream that takes part in a capture: a capture it started ends (its
 /// graph is dropped); a stream that joined one leaves it.
 pub fn forget_stream(stream: CUstream) {
-    if !any_active() {
+    let Some((key, mut st)) = active(stream, DefaultStream::Legacy) else {
         return;
-    }
-    let key = StreamKey::of(stream, DefaultStream::Legacy);
-    let mut st = state();
+    };
     let Some(id) = st.by_stream.remove(&key) else {
         return;
     };
@@ -342,11 +345,7 @@ pub fn record(
     ds: DefaultStream,
     kind: impl FnOnce() -> CuResult<NodeKind>,
 ) -> Option<CuResult> {
-    if !any_active() {
-        return None;
-    }
-    let key = StreamKey::of(stream, ds);
-    let mut st = state();
+    let (key, mut st) = active(stream, ds)?;
     let Some(&id) = st.by_stream.get(&key) else {
         return implicit(&mut st, key);
     };
@@ -364,6 +363,15 @@ pub fn record(
             c.frontier.insert(key, vec![node]);
         }),
     )
+}
+
+/// Stream work that cannot be captured (`cuStreamAddCallback`: host nodes are
+/// `cuLaunchHostFunc`'s): `STREAM_CAPTURE_UNSUPPORTED` on a capturing stream, else `None`.
+pub fn not_capturable(stream: CUstream, ds: DefaultStream, what: &str) -> Option<CuResult> {
+    record(stream, ds, || {
+        tracing::warn!("{what} on a capturing stream");
+        Err(CuError::STREAM_CAPTURE_UNSUPPORTED)
+    })
 }
 
 /// Work on the legacy default stream while a blocking stream captures: refused, and the
@@ -392,11 +400,7 @@ pub fn event_record(
     ds: DefaultStream,
     external: bool,
 ) -> Option<CuResult> {
-    if !any_active() {
-        return None;
-    }
-    let key = StreamKey::of(stream, ds);
-    let mut st = state();
+    let (key, mut st) = active(stream, ds)?;
     let Some(&id) = st.by_stream.get(&key) else {
         st.events.remove(&(event as usize));
         return implicit(&mut st, key);
@@ -463,11 +467,9 @@ pub fn wait_event<L: Stream>(
 /// `cuStreamSynchronize` / `cuStreamQuery` of a capturing stream: refused, the capture
 /// invalidated.
 pub fn check_stream_sync(stream: CUstream, ds: DefaultStream) -> CuResult {
-    if !any_active() {
+    let Some((key, mut st)) = active(stream, ds) else {
         return Ok(());
-    }
-    let key = StreamKey::of(stream, ds);
-    let mut st = state();
+    };
     let Some(&id) = st.by_stream.get(&key) else {
         return Ok(());
     };

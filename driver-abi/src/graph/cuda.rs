@@ -84,33 +84,23 @@ pub struct KernelNodeParamsV1 {
     pub extra: *mut *mut c_void,
 }
 
-/// `CUDA_KERNEL_NODE_PARAMS_v2` (and `_v3`, the same layout): `kern` is used when `func` is NULL.
+/// `CUDA_KERNEL_NODE_PARAMS_v2` (and `_v3`, the same layout): the v1 fields, then `kern` (used
+/// when `func` is NULL) and `ctx`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-#[allow(missing_docs)]
 pub struct KernelNodeParams {
-    pub func: CUfunction,
-    pub grid: [u32; 3],
-    pub block: [u32; 3],
-    pub shared: u32,
-    pub kernel_params: *mut *mut c_void,
-    pub extra: *mut *mut c_void,
+    /// The v1 fields.
+    pub base: KernelNodeParamsV1,
+    /// `kern`
     pub kern: CUkernel,
+    /// `ctx`
     pub ctx: CUcontext,
 }
 
 impl From<KernelNodeParamsV1> for KernelNodeParams {
-    fn from(p: KernelNodeParamsV1) -> Self {
-        KernelNodeParams {
-            func: p.func,
-            grid: p.grid,
-            block: p.block,
-            shared: p.shared,
-            kernel_params: p.kernel_params,
-            extra: p.extra,
-            kern: std::ptr::null_mut(),
-            ctx: std::ptr::null_mut(),
-        }
+    fn from(base: KernelNodeParamsV1) -> Self {
+        let (kern, ctx) = (std::ptr::null_mut(), std::ptr::null_mut());
+        KernelNodeParams { base, kern, ctx }
     }
 }
 

@@ -5,7 +5,9 @@
 
 use std::ffi::c_void;
 
-use super::cuda::{HostNodeParams, KernelNodeParams, Memcpy3D, MemsetNodeParams};
+use super::cuda::{
+    HostNodeParams, KernelNodeParams, KernelNodeParamsV1, Memcpy3D, MemsetNodeParams,
+};
 use super::store::Id;
 use crate::checks::copy::CopyShape;
 use crate::checks::launch::pack_params;
@@ -68,16 +70,14 @@ impl KernelNode {
 
     /// The parameters as CUDA returns them: `kernelParams` points into the node's storage.
     pub fn params(&self) -> KernelNodeParams {
-        KernelNodeParams {
+        KernelNodeParams::from(KernelNodeParamsV1 {
             func: self.func,
             grid: self.grid,
             block: self.block,
             shared: self.shared,
             kernel_params: self.arg_ptrs.as_ptr().cast_mut().cast(),
             extra: std::ptr::null_mut(),
-            kern: std::ptr::null_mut(),
-            ctx: std::ptr::null_mut(),
-        }
+        })
     }
 }
 
@@ -220,8 +220,13 @@ impl NodeKind {
 ///
 /// # Safety
 /// `p.kernel_params` / `p.extra` are as `cuLaunchKernel` requires.
-pub unsafe fn kernel_from<L: Module>(p: &KernelNodeParams) -> CuResult<KernelNode> {
-    let func = if p.func.is_null() { p.kern } else { p.func };
+pub unsafe fn kernel_from<L: Module>(params: &KernelNodeParams) -> CuResult<KernelNode> {
+    let p = &params.base;
+    let func = if p.func.is_null() {
+        params.kern
+    } else {
+        p.func
+    };
     if func.is_null() {
         tracing::debug!("kernel node without a function");
         return Err(CuError::INVALID_VALUE);

@@ -85,13 +85,6 @@ fn create(stream: Out<'_, CUstream>, flags: u32, priority: i32) -> CuResult {
     stream.write(s.handle as usize as CUstream)
 }
 
-/// `cuStreamAddCallback` on a capturing stream: not capturable (host nodes are
-/// `cuLaunchHostFunc`'s).
-fn refuse_callback() -> CuResult<NodeKind> {
-    tracing::debug!("cuStreamAddCallback on a capturing stream");
-    Err(CuError::STREAM_CAPTURE_UNSUPPORTED)
-}
-
 gpushare_driver_abi::implement! {
     impl Stream for Shim {
         /// `cuStreamCreate`
@@ -157,7 +150,7 @@ gpushare_driver_abi::implement! {
         /// `cuStreamAddCallback`: run by the notifier thread when the stream reaches it.
         unsafe fn stream_add_callback(stream: CUstream, callback: CUstreamCallback, data: *mut c_void, _flags: Flags<0>, default_stream: DefaultStream) -> CuResult {
             with_stream(stream, default_stream)?;
-            if let Some(refused) = capture::record(stream, default_stream, refuse_callback) {
+            if let Some(refused) = capture::not_capturable(stream, default_stream, "cuStreamAddCallback") {
                 return refused;
             }
             let cb = Box::into_raw(Box::new(StreamCallback { func: callback, stream, data }));

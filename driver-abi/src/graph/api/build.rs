@@ -337,16 +337,20 @@ fn set_kind(node: CUgraphNode, new: CuResult<NodeKind>) -> CuResult {
     })
 }
 
+/// The parameters of kernel node `node` (`kernelParams` pointing into the node).
+fn kernel_params(node: CUgraphNode) -> CuResult<KernelNodeParams> {
+    with_kind(node, |k| match k {
+        NodeKind::Kernel(k) => Ok(k.params()),
+        _ => Err(CuError::INVALID_VALUE),
+    })
+}
+
 /// `cuGraphKernelNodeGetParams_v2`
 pub fn graph_kernel_node_get_params(
     node: CUgraphNode,
     params: Out<'_, KernelNodeParams>,
 ) -> CuResult {
-    let p = with_kind(node, |k| match k {
-        NodeKind::Kernel(k) => Ok(k.params()),
-        _ => Err(CuError::INVALID_VALUE),
-    })?;
-    params.write(p)
+    params.write(kernel_params(node)?)
 }
 
 /// `cuGraphKernelNodeGetParams` (v1 parameters).
@@ -354,20 +358,7 @@ pub fn graph_kernel_node_get_params_v1(
     node: CUgraphNode,
     params: Out<'_, KernelNodeParamsV1>,
 ) -> CuResult {
-    let mut p = std::mem::MaybeUninit::<KernelNodeParams>::uninit();
-    // SAFETY: a local, valid for a write.
-    graph_kernel_node_get_params(node, Out::to(unsafe { &mut *p.as_mut_ptr() }))?;
-    // SAFETY: written above.
-    let p = unsafe { p.assume_init() };
-    let v1 = KernelNodeParamsV1 {
-        func: p.func,
-        grid: p.grid,
-        block: p.block,
-        shared: p.shared,
-        kernel_params: p.kernel_params,
-        extra: p.extra,
-    };
-    params.write(v1)
+    params.write(kernel_params(node)?.base)
 }
 
 /// `cuGraphKernelNodeSetParams_v2`

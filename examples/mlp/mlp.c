@@ -61,6 +61,89 @@ static void sgemm(CUfunction f, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int
     CHECK(cuLaunchKernel(f, (n + 15) / 16, (m + 15) / 16, 1, 16, 16, 1, 0, s, args, NULL));
 }
 
+/* Holds batch `b`'s probabilities against a CPU reference of the same forward pass (h and logits
+ * are scratch) and prints its line; returns whether they match. */
+static int check_batch(const char *name, int b, const float *x, const float *w1, const float *b1,
+                       const float *w2, float *h, float *logits, const float *probs) {
+    cpu_sgemm(x, w1, h, BATCH, HIDDEN, IN);
+    for (int i = 0; i < BATCH * HIDDEN; i++) {
+        float v = h[i] + b1[i % HIDDEN];
+        h[i] = v > 0.f ? v : 0.f;
+    }
+    cpu_sgemm(h, w2, logits, BATCH, CLASSES, HIDDEN);
+    double checksum = 0.0, max_err = 0.0;
+    int first_classes[4];
+    for (int r = 0; r < BATCH; r++) {
+        float mx = -INFINITY, sum = 0.f;
+        int arg = 0;
+        for (int c = 0; c < CLASSES; c++) mx = fmaxf(mx, logits[r * CLASSES + c]);
+        for (int c = 0; c < CLASSES; c++) sum += expf(logits[r * CLASSES + c] - mx);
+        for (int c = 0; c < CLASSES; c++) {
+            float ref = expf(logits[r * CLASSES + c] - mx) / sum;
+            float got = probs[r * CLASSES + c];
+            double err = fabs((double)ref - (double)got);
+            if (err > max_err) max_err = err;
+            if (got > probs[r * CLASSES + arg]) arg = c;
+            checksum += got * (c + 1);
+        }
+        if (r < 4) first_classes[r] = arg;
+    }
+    int ok = max_err < 1e-4;
+    printf("[%s] batch %d: classes %d %d %d %d  checksum %.3f  %s\n", name, b,
+           first_classes[0], first_classes[1], first_classes[2], first_classes[3], checksum,
+           ok ? "matches CPU reference" : "MISMATCH");
+    return ok;
+}
+
+/* The network on the device: kernels, a stream, the weights (uploaded once) and activations. */
+typedef struct {
+    CUmodule m_gemm, m_bias, m_soft;
+    CUfunction f_gemm, f_bias, f_soft;
+    CUstream s;
+    CUdeviceptr w1, b1, w2, x, h, hr, logits, probs;
+} Net;
+
+static void net_init(Net *n, const char *dir, const float *w1, const float *b1, const float *w2) {
+    n->f_gemm = load(dir, "sgemm_tiled", &n->m_gemm);
+    n->f_bias = load(dir, "bias_relu", &n->m_bias);
+    n->f_soft = load(dir, "softmax_rows", &n->m_soft);
+    CHECK(cuStreamCreate(&n->s, CU_STREAM_NON_BLOCKING));
+    CHECK(cuMemAlloc(&n->w1, sizeof(float) * IN * HIDDEN));
+    CHECK(cuMemAlloc(&n->b1, sizeof(float) * HIDDEN));
+    CHECK(cuMemAlloc(&n->w2, sizeof(float) * HIDDEN * CLASSES));
+    CHECK(cuMemcpyHtoD(n->w1, w1, sizeof(float) * IN * HIDDEN));
+    CHECK(cuMemcpyHtoD(n->b1, b1, sizeof(float) * HIDDEN));
+    CHECK(cuMemcpyHtoD(n->w2, w2, sizeof(float) * HIDDEN * CLASSES));
+    CHECK(cuMemAlloc(&n->x, sizeof(float) * BATCH * IN));
+    CHECK(cuMemAlloc(&n->h, sizeof(float) * BATCH * HIDDEN));
+    CHECK(cuMemAlloc(&n->hr, sizeof(float) * BATCH * HIDDEN));
+    CHECK(cuMemAlloc(&n->logits, sizeof(float) * BATCH * CLASSES));
+    CHECK(cuMemAlloc(&n->probs, sizeof(float) * BATCH * CLASSES));
+}
+
+/* One batch on the network's stream: upload x, two layers, softmax, download the probabilities. */
+static void net_forward(Net *n, const float *x, float *probs) {
+    int rows = BATCH, cols = HIDDEN, classes = CLASSES;
+    void *bias_args[] = {&n->h, &n->b1, &n->hr, &rows, &cols};
+    void *soft_args[] = {&n->logits, &n->probs, &rows, &classes};
+    CHECK(cuMemcpyHtoDAsync(n->x, x, sizeof(float) * BATCH * IN, n->s));
+    sgemm(n->f_gemm, n->x, n->w1, n->h, BATCH, HIDDEN, IN, n->s);
+    CHECK(cuLaunchKernel(n->f_bias, (HIDDEN + 15) / 16, (BATCH + 15) / 16, 1, 16, 16, 1, 0, n->s,
+                         bias_args, NULL));
+    sgemm(n->f_gemm, n->hr, n->w2, n->logits, BATCH, CLASSES, HIDDEN, n->s);
+    CHECK(cuLaunchKernel(n->f_soft, BATCH / 4, 1, 1, 128, 1, 1, 0, n->s, soft_args, NULL));
+    CHECK(cuMemcpyDtoHAsync(probs, n->probs, sizeof(float) * BATCH * CLASSES, n->s));
+}
+
+static void net_release(Net *n) {
+    CUdeviceptr bufs[] = {n->w1, n->b1, n->w2, n->x, n->h, n->hr, n->logits, n->probs};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) CHECK(cuMemFree(bufs[i]));
+    CHECK(cuStreamDestroy(n->s));
+    CHECK(cuModuleUnload(n->m_gemm));
+    CHECK(cuModuleUnload(n->m_bias));
+    CHECK(cuModuleUnload(n->m_soft));
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: %s KERNELS_DIR [--name NAME] [--batches N] [--graph 0|1]\n",
@@ -89,48 +172,17 @@ int main(int argc, char **argv) {
     CHECK(cuDeviceGet(&dev, 0));
     CHECK(cuDevicePrimaryCtxRetain(&ctx, dev));
     CHECK(cuCtxSetCurrent(ctx));
-    CUmodule m_gemm, m_bias, m_soft;
-    CUfunction f_gemm = load(dir, "sgemm_tiled", &m_gemm);
-    CUfunction f_bias = load(dir, "bias_relu", &m_bias);
-    CUfunction f_soft = load(dir, "softmax_rows", &m_soft);
-    CUstream s;
-    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    Net net;
+    net_init(&net, dir, w1, b1, w2);
 
-    /* Weights: uploaded once. */
-    CUdeviceptr d_w1, d_b1, d_w2, d_x, d_h, d_hr, d_logits, d_probs;
-    CHECK(cuMemAlloc(&d_w1, sizeof(float) * IN * HIDDEN));
-    CHECK(cuMemAlloc(&d_b1, sizeof(float) * HIDDEN));
-    CHECK(cuMemAlloc(&d_w2, sizeof(float) * HIDDEN * CLASSES));
-    CHECK(cuMemcpyHtoD(d_w1, w1, sizeof(float) * IN * HIDDEN));
-    CHECK(cuMemcpyHtoD(d_b1, b1, sizeof(float) * HIDDEN));
-    CHECK(cuMemcpyHtoD(d_w2, w2, sizeof(float) * HIDDEN * CLASSES));
-    CHECK(cuMemAlloc(&d_x, sizeof(float) * BATCH * IN));
-    CHECK(cuMemAlloc(&d_h, sizeof(float) * BATCH * HIDDEN));
-    CHECK(cuMemAlloc(&d_hr, sizeof(float) * BATCH * HIDDEN));
-    CHECK(cuMemAlloc(&d_logits, sizeof(float) * BATCH * CLASSES));
-    CHECK(cuMemAlloc(&d_probs, sizeof(float) * BATCH * CLASSES));
-
-    /* One batch: upload x, two layers, softmax, download the probabilities. With --graph 1 the
-     * sequence is captured once into a CUDA graph and each batch replays it (same output). */
-    int rows = BATCH, cols = HIDDEN, classes = CLASSES;
-    void *bias_args[] = {&d_h, &d_b1, &d_hr, &rows, &cols};
-    void *soft_args[] = {&d_logits, &d_probs, &rows, &classes};
-#define MLP_FORWARD()                                                                            \
-    do {                                                                                         \
-        CHECK(cuMemcpyHtoDAsync(d_x, x, sizeof(float) * BATCH * IN, s));                         \
-        sgemm(f_gemm, d_x, d_w1, d_h, BATCH, HIDDEN, IN, s);                                     \
-        CHECK(cuLaunchKernel(f_bias, (HIDDEN + 15) / 16, (BATCH + 15) / 16, 1, 16, 16, 1, 0, s,  \
-                             bias_args, NULL));                                                  \
-        sgemm(f_gemm, d_hr, d_w2, d_logits, BATCH, CLASSES, HIDDEN, s);                          \
-        CHECK(cuLaunchKernel(f_soft, BATCH / 4, 1, 1, 128, 1, 1, 0, s, soft_args, NULL));        \
-        CHECK(cuMemcpyDtoHAsync(probs, d_probs, sizeof(float) * BATCH * CLASSES, s));            \
-    } while (0)
+    /* With --graph 1 one batch is captured into a CUDA graph and each batch replays it (the
+     * copies read x and write probs at each replay: same output). */
     CUgraph graph = NULL;
     CUgraphExec exec = NULL;
     if (use_graph) {
-        CHECK(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
-        MLP_FORWARD();
-        CHECK(cuStreamEndCapture(s, &graph));
+        CHECK(cuStreamBeginCapture(net.s, CU_STREAM_CAPTURE_MODE_GLOBAL));
+        net_forward(&net, x, probs);
+        CHECK(cuStreamEndCapture(net.s, &graph));
         CHECK(cuGraphInstantiate(&exec, graph, 0));
     }
 
@@ -138,59 +190,19 @@ int main(int argc, char **argv) {
     for (int b = 0; b < batches; b++) {
         for (int i = 0; i < BATCH * IN; i++) x[i] = next_weight(2.0f);
         if (use_graph) {
-            CHECK(cuGraphLaunch(exec, s));
+            CHECK(cuGraphLaunch(exec, net.s));
         } else {
-            MLP_FORWARD();
+            net_forward(&net, x, probs);
         }
-        CHECK(cuStreamSynchronize(s));
-
-        /* CPU reference. */
-        cpu_sgemm(x, w1, h, BATCH, HIDDEN, IN);
-        for (int i = 0; i < BATCH * HIDDEN; i++) {
-            float v = h[i] + b1[i % HIDDEN];
-            h[i] = v > 0.f ? v : 0.f;
-        }
-        cpu_sgemm(h, w2, logits, BATCH, CLASSES, HIDDEN);
-        double checksum = 0.0, max_err = 0.0;
-        int first_classes[4];
-        for (int r = 0; r < BATCH; r++) {
-            float mx = -INFINITY, sum = 0.f;
-            int arg = 0;
-            for (int c = 0; c < CLASSES; c++) mx = fmaxf(mx, logits[r * CLASSES + c]);
-            for (int c = 0; c < CLASSES; c++) sum += expf(logits[r * CLASSES + c] - mx);
-            for (int c = 0; c < CLASSES; c++) {
-                float ref = expf(logits[r * CLASSES + c] - mx) / sum;
-                float got = probs[r * CLASSES + c];
-                double err = fabs((double)ref - (double)got);
-                if (err > max_err) max_err = err;
-                if (got > probs[r * CLASSES + arg]) arg = c;
-                checksum += got * (c + 1);
-            }
-            if (r < 4) first_classes[r] = arg;
-        }
-        int ok = max_err < 1e-4;
-        failures += !ok;
-        printf("[%s] batch %d: classes %d %d %d %d  checksum %.3f  %s\n", name, b,
-               first_classes[0], first_classes[1], first_classes[2], first_classes[3], checksum,
-               ok ? "matches CPU reference" : "MISMATCH");
+        CHECK(cuStreamSynchronize(net.s));
+        failures += !check_batch(name, b, x, w1, b1, w2, h, logits, probs);
     }
 
     if (use_graph) {
         CHECK(cuGraphExecDestroy(exec));
         CHECK(cuGraphDestroy(graph));
     }
-    CHECK(cuMemFree(d_w1));
-    CHECK(cuMemFree(d_b1));
-    CHECK(cuMemFree(d_w2));
-    CHECK(cuMemFree(d_x));
-    CHECK(cuMemFree(d_h));
-    CHECK(cuMemFree(d_hr));
-    CHECK(cuMemFree(d_logits));
-    CHECK(cuMemFree(d_probs));
-    CHECK(cuStreamDestroy(s));
-    CHECK(cuModuleUnload(m_gemm));
-    CHECK(cuModuleUnload(m_bias));
-    CHECK(cuModuleUnload(m_soft));
+    net_release(&net);
     CHECK(cuDevicePrimaryCtxRelease(dev));
     free(w1); free(b1); free(w2); free(x); free(h); free(logits); free(probs);
     return failures ? 1 : 0;

@@ -23,28 +23,7 @@
  */
 #include "common.h"
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double opt(int argc, char **argv, const char *name, double dflt)
-{
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], name) == 0) {
-            return strtod(argv[i + 1], NULL);
-        }
-    }
-    return dflt;
-}
+#include "bench_util.h"
 
 /* One periodic request: an optional upload, the launch, an optional download. */
 typedef struct {

@@ -32,36 +32,15 @@
  */
 #include "common.h"
 
-#define MiB ((size_t)1 << 20)
+#include "bench_util.h"
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
+#define MiB ((size_t)1 << 20)
 
 static double realtime_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double opt(int argc, char **argv, const char *name, double dflt)
-{
-    for (int i = 1; i + 1 < argc; i++) {
-        if (strcmp(argv[i], name) == 0) {
-            return strtod(argv[i + 1], NULL);
-        }
-    }
-    return dflt;
 }
 
 /* Sorts `v` and prints its p50 and p99 as NAME_p50_us / NAME_p99_us. */
@@ -146,35 +125,10 @@ static int wake_mode(CUfunction f, CUstream s, CUdeviceptr out, size_t n, unsign
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Batch mode (see the top): batches of upload, kernel, download for `seconds`, then the figures. */
+static void batch_mode(CUfunction f, CUstream s, CUdeviceptr out, size_t bytes, unsigned kernel_us,
+                       int pageable, double seconds, double start_at)
 {
-    double seconds = opt(argc, argv, "--seconds", 3);
-    size_t bytes = (size_t)(opt(argc, argv, "--mib", 2) * (double)MiB);
-    unsigned kernel_us = (unsigned)opt(argc, argv, "--kernel-us", 1500);
-    int pageable = (int)opt(argc, argv, "--pageable", 0);
-    double start_at = opt(argc, argv, "--start-at", 0);
-    size_t wake = (size_t)opt(argc, argv, "--wake", 0);
-    unsigned gap_us = (unsigned)opt(argc, argv, "--gap-us", 0);
-    unsigned long_us = (unsigned)opt(argc, argv, "--long-us", 1000);
-    EXPECT(bytes > 0 && seconds > 0, "usage: bench_tenants [--seconds S] [--mib M] [--kernel-us U] "
-                                     "[--pageable 0|1] [--start-at T] | --wake N [--gap-us G]");
-    watchdog((unsigned)(seconds + 120 + (start_at > 0 ? start_at - realtime_s() : 0)));
-
-    init_primary(NULL);
-    CUmodule mod = load_module("busy_sleep");
-    CUfunction f = get_function(mod, "busy_sleep");
-    CUstream s;
-    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
-    CUdeviceptr out;
-    CHECK(cuMemAlloc(&out, 32 * sizeof(unsigned)));
-    if (wake > 0) {
-        int rc = wake_mode(f, s, out, wake, gap_us, long_us);
-        CHECK(cuMemFree(out));
-        CHECK(cuStreamDestroy(s));
-        CHECK(cuModuleUnload(mod));
-        return rc;
-    }
-
     CUdeviceptr dev;
     CHECK(cuMemAlloc(&dev, bytes));
     unsigned char *up, *down;
@@ -246,6 +200,38 @@ int main(int argc, char **argv)
         CHECK(cuMemFreeHost(down));
     }
     CHECK(cuMemFree(dev));
+}
+
+int main(int argc, char **argv)
+{
+    double seconds = opt(argc, argv, "--seconds", 3);
+    size_t bytes = (size_t)(opt(argc, argv, "--mib", 2) * (double)MiB);
+    unsigned kernel_us = (unsigned)opt(argc, argv, "--kernel-us", 1500);
+    int pageable = (int)opt(argc, argv, "--pageable", 0);
+    double start_at = opt(argc, argv, "--start-at", 0);
+    size_t wake = (size_t)opt(argc, argv, "--wake", 0);
+    unsigned gap_us = (unsigned)opt(argc, argv, "--gap-us", 0);
+    unsigned long_us = (unsigned)opt(argc, argv, "--long-us", 1000);
+    EXPECT(bytes > 0 && seconds > 0, "usage: bench_tenants [--seconds S] [--mib M] [--kernel-us U] "
+                                     "[--pageable 0|1] [--start-at T] | --wake N [--gap-us G]");
+    watchdog((unsigned)(seconds + 120 + (start_at > 0 ? start_at - realtime_s() : 0)));
+
+    init_primary(NULL);
+    CUmodule mod = load_module("busy_sleep");
+    CUfunction f = get_function(mod, "busy_sleep");
+    CUstream s;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CUdeviceptr out;
+    CHECK(cuMemAlloc(&out, 32 * sizeof(unsigned)));
+    if (wake > 0) {
+        int rc = wake_mode(f, s, out, wake, gap_us, long_us);
+        CHECK(cuMemFree(out));
+        CHECK(cuStreamDestroy(s));
+        CHECK(cuModuleUnload(mod));
+        return rc;
+    }
+
+    batch_mode(f, s, out, bytes, kernel_us, pageable, seconds, start_at);
     CHECK(cuMemFree(out));
     CHECK(cuStreamDestroy(s));
     CHECK(cuModuleUnload(mod));

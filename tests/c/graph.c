@@ -190,6 +190,22 @@ static CUgraph test_exec_update(CUgraph g, CUgraphExec ge, CUgraphNode n_add,
     return g2;
 }
 
+/* Instantiates `g` (memsets, c = a + b, copy to `out`, host node) and launches it 3 times. */
+static CUgraphExec launch_thrice(CUgraph g, CUstream s, float *out)
+{
+    CUgraphExec ge;
+    CHECK(cuGraphInstantiate(&ge, g, 0));
+    for (int i = 0; i < 3; i++) {
+        memset(out, 0, N * 4);
+        CHECK(cuGraphLaunch(ge, s));
+        CHECK(cuStreamSynchronize(s));
+        EXPECT(out[0] == 3.0f && out[N - 1] == 3.0f, "launch %d: %f", i, out[0]);
+    }
+    EXPECT(host_calls == 3, "host node ran %d times", host_calls);
+    printf("ok: instantiated graph launched 3 times\n");
+    return ge;
+}
+
 /* memset(a, 1.0) -> memset(b, 2.0) -> vector_add(c = a + b) -> copy c to host -> host node */
 static void test_explicit_graph(CUstream s)
 {
@@ -240,16 +256,7 @@ static void test_explicit_graph(CUstream s)
     test_queries(g, n_ma, n_mb, n_add, n_host, a_keep);
     test_ids(g, n_mb);
 
-    CUgraphExec ge;
-    CHECK(cuGraphInstantiate(&ge, g, 0));
-    for (int i = 0; i < 3; i++) {
-        memset(out, 0, N * 4);
-        CHECK(cuGraphLaunch(ge, s));
-        CHECK(cuStreamSynchronize(s));
-        EXPECT(out[0] == 3.0f && out[N - 1] == 3.0f, "launch %d: %f", i, out[0]);
-    }
-    EXPECT(host_calls == 3, "host node ran %d times", host_calls);
-    printf("ok: instantiated graph launched 3 times\n");
+    CUgraphExec ge = launch_thrice(g, s, out);
 
     /* Change the instantiated kernel: c = c + b (twice the memsets' b). */
     CUdeviceptr a2 = c;

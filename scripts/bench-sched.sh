@@ -22,50 +22,12 @@ secs=${1:-5}
 only=${2:-a b c d}
 want() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-scripts/setup-cuda-deps.sh >/dev/null
-if [ "${GPUSHARE_BENCH_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim
-fi
-rel=${CARGO_TARGET_DIR:-$root/target}/release
-work=$(mktemp -d /tmp/gpushare-bench-sched.XXXXXX)
-broker_pid=
-stop_broker() {
-    if [ -n "$broker_pid" ]; then
-        kill "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-        broker_pid=
-    fi
-}
+. "$root/scripts/lib/bench-broker.sh"
+bench_prepare bench-sched bench_sched
 trap 'stop_broker; [ "${GPUSHARE_BENCH_KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
 
-mkdir -p "$work/lib"
-ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
-ln -s libcuda.so.1 "$work/lib/libcuda.so"
-gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
-    tests/c/bench_sched.c -o "$work/bench_sched" -L "$work/lib" -lcuda -lm
-
-unset GPUSHARE_CPU_THREADS LD_PRELOAD
-export GPUSHARE_KERNELS_DIR=$root/examples/kernels GPUSHARE_CPU_PROFILE=small GPUSHARE_CPU_PACING=1
-export GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so
-export TMPDIR=$work
-
-# start_broker POLICY_TEXT: a broker with that policy (isolation "shared": one worker, one
-# modelled device for all tenants).
-start_broker() {
-    stop_broker
-    printf '[default]\nisolation = "shared"\n%b\n' "$1" >"$work/policy.toml"
-    rm -f "$work/sock"
-    GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-info} "$rel/gpushare" broker --device cpu --socket "$work/sock" \
-        --policy "$work/policy.toml" 2>>"$work/broker.log" &
-    broker_pid=$!
-    for _ in $(seq 600); do
-        [ -S "$work/sock" ] && return 0
-        sleep 0.05
-    done
-    echo "bench-sched: the broker did not start" >&2
-    cat "$work/broker.log" >&2
-    exit 1
-}
+# start_broker POLICY_TEXT: a broker with that policy.
+start_broker() { start_broker_with "$1" info; }
 
 # wait_tenants: waits for the tenants started since the broker (never for the broker itself).
 wait_tenants() {

@@ -31,23 +31,9 @@ memories=${MEMORY:-pinned pageable}
 wake_n=${WAKE_N:-2000}
 want() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-scripts/setup-cuda-deps.sh >/dev/null
-if [ "${GPUSHARE_BENCH_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim
-fi
-rel=${CARGO_TARGET_DIR:-$root/target}/release
-for f in libgpushare_cpu.so libgpushare_shim.so gpushare; do
-    [ -e "$rel/$f" ] || { echo "bench-tenants: $rel/$f is missing" >&2; exit 1; }
-done
-work=$(mktemp -d /tmp/gpushare-bench-tenants.XXXXXX)
-broker_pid=
-stop_broker() {
-    if [ -n "$broker_pid" ]; then
-        kill "$broker_pid" 2>/dev/null || true
-        wait "$broker_pid" 2>/dev/null || true
-        broker_pid=
-    fi
-}
+. "$root/scripts/lib/bench-broker.sh"
+bench_prepare bench-tenants bench_tenants
+unset GPUSHARE_LOG
 tenants=()
 cleanup() {
     for p in "${tenants[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -56,34 +42,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/lib"
-ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
-ln -s libcuda.so.1 "$work/lib/libcuda.so"
-gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
-    tests/c/bench_tenants.c -o "$work/bench_tenants" -L "$work/lib" -lcuda -lm
-
-unset GPUSHARE_CPU_THREADS GPUSHARE_LOG LD_PRELOAD
-export GPUSHARE_KERNELS_DIR=$root/examples/kernels GPUSHARE_CPU_PROFILE=small GPUSHARE_CPU_PACING=1
-export GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so
-export TMPDIR=$work
-
-# start_broker POLICY: a broker with [scheduler] policy = POLICY, isolation "shared".
-start_broker() {
-    stop_broker
-    printf '[default]\nisolation = "shared"\n[scheduler]\npolicy = "%s"\n' "$1" >"$work/policy.toml"
-    rm -f "$work/sock"
-    GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-warn} "$rel/gpushare" broker --device cpu --socket "$work/sock" \
-        --policy "$work/policy.toml" 2>>"$work/broker.log" &
-    broker_pid=$!
-    for _ in $(seq 600); do
-        [ -S "$work/sock" ] && return 0
-        kill -0 "$broker_pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench-tenants: the broker did not start" >&2
-    cat "$work/broker.log" >&2
-    exit 1
-}
+# start_broker POLICY: a broker with [scheduler] policy = POLICY.
+start_broker() { start_broker_with "[scheduler]\npolicy = \"$1\"" warn; }
 
 # wait_tenants: waits for the tenants started since the last call (never for the broker).
 wait_tenants() {

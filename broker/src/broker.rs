@@ -205,9 +205,11 @@ fn probe_device(choice: DeviceChoice) -> Result<(Arc<Device>, WorkerConfig), Bro
             "cannot find the gpushare executable for workers (set GPUSHARE_WORKER_EXE)".into(),
         )
     })?;
+    let peers = crate::device::Peers::new();
     let cfg = |driver| WorkerConfig {
         exe: exe.clone(),
         driver,
+        peers: Arc::clone(&peers),
     };
     let first = match choice {
         DeviceChoice::Cpu => DriverChoice::Cpu,

@@ -225,13 +225,15 @@ impl Groups {
         out
     }
 
-    /// Deduplication in each group's running worker, by group name: bytes saved, and faults
-    /// of tenants mapping read-only copies.
+    /// Deduplication in each group's workers, by group name: bytes saved (mappings of copies
+    /// another worker or tenant holds, [`crate::dedup::summary`]), and faults of tenants
+    /// mapping read-only copies.
     pub fn dedup_figures(&self) -> std::collections::HashMap<String, (u64, u64)> {
         let groups: Vec<(GroupKey, Arc<Mutex<Group>>)> = lock(&self.groups)
             .iter()
             .map(|(k, g)| (k.clone(), Arc::clone(g)))
             .collect();
+        let summary = self.cfg.peers.dedup_summary();
         let mut out = std::collections::HashMap::new();
         for (key, g) in groups {
             let devs: Vec<Arc<Device>> = lock(&g)
@@ -241,11 +243,9 @@ impl Groups {
                 .collect();
             let mut figures = (0, 0);
             for d in &devs {
-                let f = d.dedup_index().figures();
-                if matches!(d.link().state(), WorkerState::Running) {
-                    figures.0 += f.saved_granules * d.granularity();
-                }
-                figures.1 += f.faults;
+                let saved = summary.saved.get(&d.peer_id()).copied().unwrap_or(0);
+                figures.0 += saved * d.granularity();
+                figures.1 += d.dedup_index().faults();
             }
             out.insert(key.to_string(), figures);
         }

@@ -10,7 +10,8 @@
 //! memory_quota = "0"          # bytes, or with a unit: "512MiB", "8GiB"; 0 = no quota
 //! isolation = "uid"           # "tenant" | "uid" | "shared": which tenants share a worker
 //! kernel_timeout = "0"        # "60s", "500ms", "2m"; 0 = no watchdog
-//! dedup = true                # reserved: parsed, not yet acted on
+//! dedup = true                # share identical uploaded weights: true (with every tenant of
+//!                             #   the device), "group" (its isolation group only), false
 //! max_streams = 4096          # objects a session may hold at once (0 = no bound): streams,
 //! max_events = 65536          #   events, modules, their images' bytes and host functions in
 //! max_modules = 16384         #   flight; past one, CUDA_ERROR_OUT_OF_MEMORY (see [`Limits`])
@@ -119,6 +120,19 @@ pub enum Isolation {
     Shared,
 }
 
+/// With whom a tenant's uploaded device memory may be deduplicated (docs/dedup.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DedupScope {
+    /// Not at all: every allocation is the tenant's own.
+    Off,
+    /// With tenants of its isolation group (its worker) only: its uploads are never exported
+    /// to other groups, and it never imports theirs.
+    Group,
+    /// With every tenant of the device whose scope allows it (`dedup = true`).
+    #[default]
+    Device,
+}
+
 /// A tenant's scheduling class: while a higher class has work, lower classes wait (and their
 /// work ahead in the device is cut to what is already running).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -163,9 +177,9 @@ pub struct Rules {
     /// The kernel watchdog: device work that makes no progress for this long gets the group's
     /// worker replaced (`Duration::ZERO`: off).
     pub kernel_timeout: Duration,
-    /// Whether the tenant's uploaded device memory may be deduplicated with other tenants' of
-    /// its group (docs/dedup.md); read when a session starts.
-    pub dedup: bool,
+    /// With whom the tenant's uploaded device memory may be deduplicated (docs/dedup.md); read
+    /// when a session starts.
+    pub dedup: DedupScope,
     /// Bounds on the driver objects the tenant may hold at once.
     pub limits: Limits,
 }
@@ -180,7 +194,7 @@ impl Default for Rules {
             isolation: Isolation::Uid,
             group: None,
             kernel_timeout: Duration::ZERO,
-            dedup: true,
+            dedup: DedupScope::Device,
             limits: Limits::default(),
         }
     }
@@ -197,7 +211,7 @@ struct Overrides {
     isolation: Option<Isolation>,
     group: Option<String>,
     kernel_timeout: Option<Duration>,
-    dedup: Option<bool>,
+    dedup: Option<DedupScope>,
     limits: LimitOverrides,
 }
 

@@ -114,6 +114,7 @@ impl Rig {
         let cfg = WorkerConfig {
             exe: worker_exe().expect("the gpushare executable"),
             driver: DriverChoice::Cpu,
+            peers: gpushare_broker::device::Peers::new(),
         };
         let dev = Device::spawn(group, &cfg).expect("worker starts");
         let fd = memfd_create("timing-test", 4 * MIB, true).unwrap();

@@ -289,3 +289,137 @@ fn examples_print_the_same_with_dedup_on_and_off() {
         }
     }
 }
+
+/// Every session its own isolation group (its own worker).
+const GROUP_PER_TENANT: &str = "[default]\nisolation = \"tenant\"\n";
+
+fn group_of(s: &StatusReport, name: &str) -> String {
+    s.tenants
+        .iter()
+        .find(|t| t.name == name)
+        .map(|t| t.group.clone())
+        .unwrap_or_default()
+}
+
+/// Tenants of different isolation groups (different workers) share one copy: the copy is
+/// exported once by the worker that holds it and imported read-only by the others. A write
+/// copies on write in the writer's group only; the copy outlives the worker that first held
+/// it while another group still maps it.
+#[test]
+fn tenants_of_different_groups_share_one_copy() {
+    let b = Broker::start_with_policy(Some(GROUP_PER_TENANT), &[]);
+    let mut a = Weights::start(&b, "a", 16 * MIB, 21, "whole");
+    let mut c = Weights::start(&b, "c", 16 * MIB, 21, "whole");
+    let s = wait_for(&b, "16 MiB shared across groups", |s| {
+        saved(s) == 16 * MIB && shared_of(s, "a") == 16 * MIB && shared_of(s, "c") == 16 * MIB
+    });
+    assert_ne!(group_of(&s, "a"), group_of(&s, "c"), "{s:?}");
+    let mut d = Weights::start(&b, "d", 16 * MIB, 21, "async");
+    wait_for(&b, "three groups, one copy", |s| {
+        saved(s) == 32 * MIB && shared_of(s, "d") == 16 * MIB
+    });
+    for w in [&mut a, &mut c, &mut d] {
+        assert_eq!(w.ask("check", "check"), "check ok");
+        assert_eq!(w.ask("read", "read"), "read ok");
+    }
+    // A kernel writing c's weights (the whole allocation counts as written): copy-on-write
+    // in group c; a and d keep the shared bytes.
+    assert_eq!(c.ask("kernel", "write"), "write ok");
+    wait_for(&b, "c's granules private", |s| {
+        shared_of(s, "c") == 0 && saved(s) == 16 * MIB
+    });
+    for w in [&mut a, &mut d] {
+        assert_eq!(w.ask("check", "check"), "check ok");
+    }
+    // The worker that first held the copy goes: d's import keeps the memory, and a tenant of
+    // a new group imports it from d's worker.
+    a.quit();
+    wait_for(&b, "d alone on the copy", |s| {
+        s.tenants.iter().all(|t| t.name != "a") && saved(s) == 0
+    });
+    assert_eq!(d.ask("check", "check"), "check ok");
+    let mut e = Weights::start(&b, "e", 16 * MIB, 21, "whole");
+    wait_for(&b, "e joins d's copy", |s| {
+        saved(s) == 16 * MIB && shared_of(s, "e") == 16 * MIB && shared_of(s, "d") == 16 * MIB
+    });
+    for w in [&mut c, &mut d, &mut e] {
+        assert_eq!(w.ask("check", "check"), "check ok");
+        assert_eq!(w.ask("read", "read"), "read ok");
+    }
+    c.quit();
+    d.quit();
+    e.quit();
+    wait_for(&b, "nothing saved", |s| {
+        saved(s) == 0 && s.tenants.is_empty()
+    });
+}
+
+/// A store the broker cannot see into a copy imported from another group faults in the
+/// writer's group only: the group holding the copy keeps running with its bytes intact.
+#[test]
+fn a_hidden_store_into_another_groups_copy_faults_only_the_writer() {
+    let b = Broker::start_with_policy(Some(GROUP_PER_TENANT), &[]);
+    let mut a = Weights::start(&b, "a", 4 * MIB, 23, "whole");
+    let mut writer = Weights::start(&b, "writer", 4 * MIB, 23, "whole");
+    wait_for(&b, "4 MiB shared", |s| saved(s) == 4 * MIB);
+    assert_eq!(
+        writer.ask("hidden", "hidden"),
+        "hidden CUDA_ERROR_ILLEGAL_ADDRESS"
+    );
+    wait_for(&b, "the fault counted", |s| s.devices[0].dedup_faults >= 1);
+    assert_eq!(a.ask("check", "check"), "check ok");
+    assert_eq!(a.ask("read", "read"), "read ok");
+    drop(writer);
+    a.quit();
+}
+
+/// SIGKILL of the tenant whose worker holds the copy, then of the importer: the others keep
+/// their bytes, and nothing is left behind.
+#[test]
+fn killing_the_exporting_tenant_leaves_the_importers_intact() {
+    let b = Broker::start_with_policy(Some(GROUP_PER_TENANT), &[]);
+    let a = Weights::start(&b, "a", 8 * MIB, 25, "whole");
+    let mut c = Weights::start(&b, "c", 8 * MIB, 25, "whole");
+    let d = Weights::start(&b, "d", 8 * MIB, 25, "whole");
+    wait_for(&b, "16 MiB saved", |s| saved(s) == 16 * MIB);
+    a.p.signal(libc::SIGKILL);
+    b.wait_session_freed("a", WAIT).expect("a's session freed");
+    d.p.signal(libc::SIGKILL);
+    b.wait_session_freed("d", WAIT).expect("d's session freed");
+    let s = wait_for(&b, "c alone", |s| s.tenants.len() == 1 && saved(s) == 0);
+    assert_eq!(shared_of(&s, "c"), 0);
+    assert_eq!(c.ask("check", "check"), "check ok");
+    assert_eq!(c.ask("read", "read"), "read ok");
+    c.quit();
+}
+
+/// `dedup = "group"`: the tenant shares within its isolation group only — its copy is not
+/// imported by another group, and it imports none.
+#[test]
+fn a_group_scoped_tenant_shares_only_within_its_group() {
+    let policy = "[default]\nisolation = \"tenant\"\n[tenants.private]\ndedup = \"group\"\n";
+    let b = Broker::start_with_policy(Some(policy), &[]);
+    let mut private = Weights::start(&b, "private", 4 * MIB, 27, "whole");
+    let mut a = Weights::start(&b, "a", 4 * MIB, 27, "whole");
+    let mut c = Weights::start(&b, "c", 4 * MIB, 27, "whole");
+    // a and c share (a's copy, imported by c); private keeps its own.
+    let s = wait_for(&b, "a and c share", |s| saved(s) == 4 * MIB);
+    assert_eq!(shared_of(&s, "private"), 0, "{s:?}");
+    // A second group-scoped tenant, after the copy is resident elsewhere, imports nothing
+    // (it loads the same weights, alone in its group).
+    let mut later = Weights::start(&b, "private", 4 * MIB, 27, "whole");
+    // Its keys are computed 100 ms after its upload; a join would follow at once.
+    std::thread::sleep(Duration::from_millis(600));
+    let s = status(&b);
+    assert_eq!(saved(&s), 4 * MIB, "nothing more is shared: {s:?}");
+    assert!(s
+        .tenants
+        .iter()
+        .all(|t| t.name != "private" || t.shared_bytes == 0));
+    for w in [&mut private, &mut a, &mut c, &mut later] {
+        assert_eq!(w.ask("check", "check"), "check ok");
+    }
+    for w in [private, a, c, later] {
+        w.quit();
+    }
+}

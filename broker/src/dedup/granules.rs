@@ -87,6 +87,9 @@ pub struct TenantGranules {
     /// The last large upload's end and whether it was keyed after its copy (the session's
     /// decision, reused for the chunk that continues it).
     pub probe: Option<(u64, bool)>,
+    /// Whether the tenant shares with other isolation groups (`dedup = true`, not `"group"`):
+    /// its copies may be exported, and it may import other groups' copies.
+    pub across_groups: bool,
 }
 
 impl TenantGranules {
@@ -96,6 +99,7 @@ impl TenantGranules {
             granule: granule.max(1),
             allocs: BTreeMap::new(),
             probe: None,
+            across_groups: true,
         }
     }
 

@@ -36,26 +36,44 @@ pub struct Entry {
     pub protected: bool,
     /// Found by its key.
     pub listed: bool,
+    /// For a copy imported from another worker: that worker's id and its entry (told when
+    /// this one goes, [`ContentIndex::unexport`]).
+    pub origin: Option<(u64, EntryId)>,
+    /// For an import: the `(worker, entry)` the physical copy was first registered in (the
+    /// origin's own origin, and so on), which names the copy device-wide ([`CopyUse`]).
+    pub copy: Option<(u64, EntryId)>,
+    /// Other workers' entries imported from this one (each counts as a user).
+    pub exports: u32,
+    /// Other workers may import it (its first tenant shares across isolation groups).
+    pub exportable: bool,
 }
 
 impl Entry {
-    /// Users, joins under way included.
+    /// Users, joins under way and other workers' imports included.
     pub fn users(&self) -> usize {
-        self.mappings.len() + self.joining as usize
+        self.mappings.len() + self.joining as usize + self.exports as usize
     }
 }
 
-/// The index's figures (status).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct IndexFigures {
-    /// Entries (physical copies).
-    pub entries: u64,
-    /// Entries mapped by two or more tenants.
-    pub shared: u64,
-    /// Granules saved: mappings beyond the first of each entry.
-    pub saved_granules: u64,
-    /// Illegal-address faults of tenants that mapped read-only copies.
-    pub faults: u64,
+/// An entry that went ([`ContentIndex::leave`] and the like): its handle to release in this
+/// worker and, for an import, the exporting worker's entry to tell ([`ContentIndex::unexport`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Freed {
+    /// This worker's handle.
+    pub handle: u64,
+    /// `(worker, entry)` it was imported from.
+    pub origin: Option<(u64, EntryId)>,
+}
+
+/// One physical copy as one worker's index sees it (status): which copy (the worker and
+/// entry it was first registered in: an import names its origin) and the tenants mapping it
+/// here, one per mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyUse {
+    /// `(worker, entry)` of the original.
+    pub copy: (u64, EntryId),
+    /// The tenant of each mapping in this worker.
+    pub tenants: Vec<TenantId>,
 }
 
 /// One worker's entries.
@@ -116,9 +134,63 @@ impl ContentIndex {
                 verified: false,
                 protected: false,
                 listed: true,
+                origin: None,
+                copy: None,
+                exports: 0,
+                exportable: true,
             },
         );
         id
+    }
+
+    /// A listed entry for `key` held by `handle`, this worker's import of entry `origin.1` of
+    /// worker `origin.0` (verified and read-only there), of the physical copy named `copy`:
+    /// verified, read-only, with a join under way ([`ContentIndex::joined`] or
+    /// [`ContentIndex::join_failed`] follows). Unlists an older entry of the same key.
+    pub fn register_import(
+        &mut self,
+        (key, pieces): (Key, Vec<(u64, u64)>),
+        handle: u64,
+        (origin, copy): ((u64, EntryId), (u64, EntryId)),
+    ) -> EntryId {
+        self.next += 1;
+        let id = self.next;
+        if let Some(old) = self.by_key.insert(key, id) {
+            if let Some(e) = self.entries.get_mut(&old) {
+                e.listed = false;
+            }
+        }
+        let entry = Entry {
+            key,
+            pieces,
+            handle,
+            mappings: Vec::new(),
+            joining: 1,
+            verified: true,
+            protected: true,
+            listed: true,
+            origin: Some(origin),
+            copy: Some(copy),
+            exports: 0,
+            exportable: true,
+        };
+        self.entries.insert(id, entry);
+        id
+    }
+
+    /// A join of entry `id` begun by another worker became its import.
+    pub fn exported(&mut self, id: EntryId) {
+        if let Some(e) = self.entries.get_mut(&id) {
+            e.joining = e.joining.saturating_sub(1);
+            e.exports += 1;
+        }
+    }
+
+    /// Another worker's import of entry `id` went; what to release if that left it unused.
+    pub fn unexport(&mut self, id: EntryId) -> Option<Freed> {
+        let e = self.entries.get_mut(&id)?;
+        e.exports = e.exports.saturating_sub(1);
+        self.drop_if_unused(id)
     }
 
     /// A join of entry `id` begins (it cannot go away until [`ContentIndex::joined`] or
@@ -148,8 +220,8 @@ impl ContentIndex {
         }
     }
 
-    /// A join did not happen; returns the handle to release if that left the entry unused.
-    pub fn join_failed(&mut self, id: EntryId) -> Option<u64> {
+    /// A join did not happen; what to release if that left the entry unused.
+    pub fn join_failed(&mut self, id: EntryId) -> Option<Freed> {
         let e = self.entries.get_mut(&id)?;
         e.joining = e.joining.saturating_sub(1);
         self.drop_if_unused(id)
@@ -166,9 +238,9 @@ impl ContentIndex {
         }
     }
 
-    /// `tenant`'s mapping at `addr` leaves entry `id`; returns the handle to release when it
-    /// was the last user.
-    pub fn leave(&mut self, id: EntryId, tenant: TenantId, addr: u64) -> Option<u64> {
+    /// `tenant`'s mapping at `addr` leaves entry `id`; what to release when it was the last
+    /// user.
+    pub fn leave(&mut self, id: EntryId, tenant: TenantId, addr: u64) -> Option<Freed> {
         let e = self.entries.get_mut(&id)?;
         if let Some(i) = e.mappings.iter().position(|&m| m == (tenant, addr)) {
             e.mappings.swap_remove(i);
@@ -177,35 +249,26 @@ impl ContentIndex {
     }
 
     /// The only user of entry `id` takes its copy back as private memory: the entry goes;
-    /// returns its handle and whether it was mapped read-only. `None` if others use it.
+    /// returns its handle and whether it was mapped read-only. `None` if others use it, and
+    /// for an import (the exporting worker keeps the memory).
     pub fn take_back(&mut self, id: EntryId) -> Option<(u64, bool)> {
         let e = self.entries.get(&id)?;
-        if e.users() != 1 || e.joining != 0 {
+        if e.users() != 1 || e.joining != 0 || e.origin.is_some() {
             return None;
         }
         self.unlist(id);
         self.entries.remove(&id).map(|e| (e.handle, e.protected))
     }
 
-    fn drop_if_unused(&mut self, id: EntryId) -> Option<u64> {
+    fn drop_if_unused(&mut self, id: EntryId) -> Option<Freed> {
         if self.entries.get(&id)?.users() > 0 {
             return None;
         }
         self.unlist(id);
-        self.entries.remove(&id).map(|e| e.handle)
-    }
-
-    /// Granules `tenant` maps through the index: `(all, those another tenant maps too)`.
-    pub fn mapped_by(&self, tenant: TenantId) -> (u64, u64) {
-        let mut mapped = (0, 0);
-        for e in self.entries.values() {
-            let mine = e.mappings.iter().filter(|m| m.0 == tenant).count() as u64;
-            mapped.0 += mine;
-            if e.mappings.iter().any(|m| m.0 != tenant) {
-                mapped.1 += mine;
-            }
-        }
-        mapped
+        self.entries.remove(&id).map(|e| Freed {
+            handle: e.handle,
+            origin: e.origin,
+        })
     }
 
     /// Where `tenant` maps read-only copies (granule addresses, in address order).
@@ -225,26 +288,72 @@ impl ContentIndex {
         self.faults += 1;
     }
 
-    /// Counts (status).
-    pub fn figures(&self) -> IndexFigures {
-        let mut f = IndexFigures {
-            faults: self.faults,
-            ..IndexFigures::default()
-        };
-        for e in self.entries.values() {
-            f.entries += 1;
-            if e.mappings.iter().any(|m| m.0 != e.mappings[0].0) {
-                f.shared += 1;
-            }
-            f.saved_granules += e.mappings.len().saturating_sub(1) as u64;
-        }
-        f
+    /// Faults counted by [`ContentIndex::note_fault`].
+    pub fn faults(&self) -> u64 {
+        self.faults
+    }
+
+    /// Every entry as a [`CopyUse`]; `me` is this worker's id.
+    pub fn uses(&self, me: u64) -> Vec<CopyUse> {
+        self.entries
+            .iter()
+            .map(|(&id, e)| CopyUse {
+                copy: e.copy.unwrap_or((me, id)),
+                tenants: e.mappings.iter().map(|m| m.0).collect(),
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn freed(handle: u64) -> Freed {
+        Freed {
+            handle,
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn an_export_keeps_the_copy_and_an_import_is_never_taken_back() {
+        // Worker A: tenant 1's copy; worker B imports it for tenant 2.
+        let (mut a, mut b) = (ContentIndex::new(), ContentIndex::new());
+        let k = [3u8; 32];
+        let ea = a.register((k, vec![(0, 16)]), 10, 1, 0x1000);
+        assert!(a.begin_join(ea));
+        a.exported(ea);
+        let eb = b.register_import((k, vec![(0, 16)]), 20, ((7, ea), (7, ea)));
+        b.joined(eb, 2, 0x2000);
+        assert_eq!(
+            b.lookup(&k).map(|(i, _)| i),
+            Some(eb),
+            "listed for B's next tenants"
+        );
+        assert_eq!(a.uses(7)[0].copy, (7, ea));
+        assert_eq!(b.uses(8)[0].copy, (7, ea), "an import names its original");
+        assert!(a.take_back(ea).is_none(), "B maps it");
+        assert!(
+            b.take_back(eb).is_none(),
+            "A's memory: copy-on-write, never in place"
+        );
+        assert_eq!(a.leave(ea, 1, 0x1000), None, "B's import keeps A's handle");
+        let gone = b.leave(eb, 2, 0x2000);
+        assert_eq!(
+            gone,
+            Some(Freed {
+                handle: 20,
+                origin: Some((7, ea))
+            })
+        );
+        assert_eq!(
+            a.unexport(ea),
+            Some(freed(10)),
+            "the last user of the memory left"
+        );
+        assert!(a.uses(7).is_empty() && b.uses(8).is_empty());
+    }
 
     #[test]
     fn entries_live_while_used_and_are_found_while_listed() {
@@ -255,8 +364,7 @@ mod tests {
         assert!(ix.begin_join(id));
         assert!(ix.take_back(id).is_none(), "a join is under way");
         ix.joined(id, 2, 0x2000);
-        assert_eq!(ix.figures().saved_granules, 1);
-        assert_eq!(ix.mapped_by(2), (1, 1));
+        assert_eq!(ix.uses(9)[0].tenants, vec![1, 2]);
         assert!(ix.take_back(id).is_none(), "two users");
         assert_eq!(ix.leave(id, 1, 0x1000), None, "tenant 2 still maps it");
         assert_eq!(ix.take_back(id), Some((100, false)));
@@ -270,14 +378,18 @@ mod tests {
         let a = ix.register((k, vec![(0, 16)]), 1, 1, 0x10);
         assert!(ix.begin_join(a));
         assert_eq!(ix.leave(a, 1, 0x10), None, "the join keeps it");
-        assert_eq!(ix.join_failed(a), Some(1), "now unused: release its handle");
+        assert_eq!(
+            ix.join_failed(a),
+            Some(freed(1)),
+            "now unused: release its handle"
+        );
         let b = ix.register((k, vec![(0, 16)]), 2, 1, 0x20);
         ix.unlist(b);
         assert!(ix.lookup(&k).is_none());
         let c = ix.register((k, vec![(0, 16)]), 3, 3, 0x30);
         assert_eq!(ix.lookup(&k).map(|(i, _)| i), Some(c));
-        assert_eq!(ix.leave(b, 1, 0x20), Some(2));
-        assert_eq!(ix.figures().entries, 1);
+        assert_eq!(ix.leave(b, 1, 0x20), Some(freed(2)));
+        assert_eq!(ix.uses(9).len(), 1);
         assert!(!ix.begin_join(b), "gone");
     }
 }

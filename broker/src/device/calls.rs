@@ -14,7 +14,7 @@ use gpushare_client::ring::Command;
 
 use super::{
     AccessFlags, Attachment, DResult, Device, DeviceError, Event, FunctionRaw, HostMem,
-    HostRegistration, Link, ModuleRaw, Origin, Stream, VmmAlloc,
+    HostRegistration, Link, ModuleRaw, Origin, Peers, Stream, VmmAlloc,
 };
 use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
@@ -36,7 +36,9 @@ impl Device {
         granularity: u64,
         backend: String,
         priorities: (i32, i32),
+        peers: Arc<Peers>,
     ) -> Device {
+        let peer_id = peers.next_id();
         Device {
             link,
             info,
@@ -45,7 +47,8 @@ impl Device {
             backend,
             priorities,
             dedup: Default::default(),
-            remap: Default::default(),
+            peers,
+            peer_id,
         }
     }
 

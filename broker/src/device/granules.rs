@@ -1,11 +1,12 @@
 //! The worker's granule operations for deduplication, as the broker calls them, and the
 //! worker's content index ([`crate::dedup::ContentIndex`]).
 
-use std::sync::{Mutex, MutexGuard};
+use std::os::fd::{BorrowedFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::calls::unexpected;
-use super::{DResult, Device};
-use crate::dedup::{ContentIndex, Key};
+use super::{DResult, Device, PeerId, Peers};
+use crate::dedup::{ContentIndex, Freed, Key};
 use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
 impl Device {
@@ -63,9 +64,53 @@ impl Device {
     }
 
     /// Held while deduplication changes or checks which addresses map a copy (joins,
-    /// copy-on-write, verification, freeing): taken after a tenant's tables, before the index.
+    /// copy-on-write, verification, freeing), in this worker or another of the device
+    /// ([`Peers::remap_lock`]): taken after a tenant's tables, before any index.
     pub fn remap_lock(&self) -> MutexGuard<'_, ()> {
-        self.remap.lock().unwrap_or_else(|p| p.into_inner())
+        self.peers.remap_lock()
+    }
+
+    /// The device's workers.
+    pub fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    /// This worker's id among its peers.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// A POSIX file descriptor of physical granule `handle`, for another worker to import.
+    pub fn granule_export(&self, handle: u64) -> DResult<OwnedFd> {
+        self.link().export_granule(handle)
+    }
+
+    /// Releases what an entry of this worker's index left ([`Freed`]): its handle here and,
+    /// for an import, the exporting worker's entry's share of the memory (and so on, should
+    /// that entry be an import too). Best effort: a failure is logged (a leaked handle, never
+    /// a wrong mapping); a worker gone has nothing left to release.
+    pub fn release_copy(&self, freed: Freed) {
+        if let Err(e) = self.mem_release(freed.handle) {
+            tracing::warn!(group = %self.link().group(), "releasing a deduplicated copy: {e}");
+        }
+        let mut origin = freed.origin;
+        while let Some((peer, entry)) = origin.take() {
+            let Some(dev) = self.peers.get(peer) else {
+                return;
+            };
+            let unused = dev.dedup_index().unexport(entry);
+            if let Some(f) = unused {
+                if let Err(e) = dev.mem_release(f.handle) {
+                    tracing::warn!(group = %dev.link().group(), "releasing an exported copy: {e}");
+                }
+                origin = f.origin;
+            }
+        }
+    }
+
+    /// This worker's handle for the memory behind `fd` (another worker's export).
+    pub fn granule_import(&self, fd: BorrowedFd<'_>) -> DResult<u64> {
+        self.link().import_granule(fd)
     }
 }
 

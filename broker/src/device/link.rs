@@ -20,14 +20,12 @@
 //! `None` right after the push (nothing times it).
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::BorrowedFd;
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use gpushare_client::code;
-use gpushare_client::frame;
 use gpushare_client::proto as wire;
 use gpushare_client::ring::record::{Call, HostFnDone};
 use gpushare_client::ring::{Command, Producer};
@@ -36,9 +34,9 @@ use gpushare_client::wait::{Cancel, WaitPolicy};
 
 use super::marker_ledger::MarkerLedger;
 use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin, Timing};
-use crate::worker::proto::{
-    is_timed, FromWorker, ToWorker, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME,
-};
+use crate::worker::proto::{is_timed, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME};
+
+mod socket;
 
 /// Owners remembered for late failures: the most recent operations (an older one that fails is
 /// logged without an owner; a context-fatal failure reaches every tenant of the group anyway,
@@ -536,49 +534,6 @@ impl Link {
         for t in tokens {
             self.run_marker(t, code);
         }
-    }
-
-    /// Attaches a region or host buffer (its memfd) to the worker; returns its id and, for a
-    /// registration, its device address.
-    pub(super) fn attach(
-        &self,
-        fd: BorrowedFd<'_>,
-        len: u64,
-        register: bool,
-    ) -> DResult<(u32, Option<u64>)> {
-        if !self.is_alive() {
-            return Err(self.dead_error("attach"));
-        }
-        let id = self.next_region.fetch_add(1, Ordering::Relaxed);
-        let msg = ToWorker::Attach { id, len, register };
-        match self.socket_request(&msg, &[fd])? {
-            FromWorker::Attached { device_ptr } => Ok((id, device_ptr)),
-            FromWorker::Error { code } => Err(DeviceError::Cuda {
-                call: "cuMemHostRegister",
-                code,
-            }),
-            _ => Err(DeviceError::Invalid("unexpected worker answer")),
-        }
-    }
-
-    /// Detaches a region (best effort: a dead worker has nothing to detach).
-    pub(super) fn detach(&self, id: u32) {
-        if self.is_alive() {
-            if let Err(e) = self.socket_request(&ToWorker::Detach { id }, &[]) {
-                tracing::debug!(group = %self.group, "detaching region {id}: {e}");
-            }
-        }
-    }
-
-    fn socket_request(&self, msg: &ToWorker, fds: &[BorrowedFd<'_>]) -> DResult<FromWorker> {
-        let lost = || DeviceError::Cuda {
-            call: "worker link",
-            code: code::ERROR_LAUNCH_FAILED,
-        };
-        let bytes = wire::encode(msg).map_err(|_| DeviceError::Invalid("socket message"))?;
-        let mut s = lock(&self.socket);
-        frame::send_frame_with_fds(&mut s, &bytes, fds).map_err(|_| lost())?;
-        frame::recv_message::<FromWorker>(&mut s).map_err(|_| lost())
     }
 
     /// Ends the link: the worker sees the socket's end and exits.

@@ -24,6 +24,7 @@
 
 mod link;
 mod marker_ledger;
+mod peers;
 mod spawn;
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +35,7 @@ use gpushare_client::proto::DeviceInfo;
 
 pub use crate::worker::driver::{AccessFlags, DResult, DeviceChoice, DeviceError, VmmAlloc};
 pub use link::{Link, WorkerState};
+pub use peers::{PeerId, Peers};
 pub use spawn::{worker_exe, WorkerConfig};
 
 pub use crate::worker::proto::is_timed;
@@ -309,8 +311,10 @@ pub struct Device {
     /// The worker's deduplicated copies (a leaf lock: taken with no other device lock, and
     /// after a tenant's tables when both are held).
     dedup: std::sync::Mutex<crate::dedup::ContentIndex>,
-    /// Serialises deduplication's remaps of this worker ([`Device::remap_lock`]).
-    remap: std::sync::Mutex<()>,
+    /// The device's other workers (deduplication across groups) and its remap lock.
+    peers: Arc<Peers>,
+    /// This worker's id among them.
+    peer_id: PeerId,
 }
 
 impl std::fmt::Debug for Device {

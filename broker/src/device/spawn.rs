@@ -33,6 +33,8 @@ pub struct WorkerConfig {
     pub exe: PathBuf,
     /// The driver workers open.
     pub driver: DriverChoice,
+    /// The device's workers, which every worker started with this configuration joins.
+    pub peers: Arc<super::Peers>,
 }
 
 /// The `gpushare` executable workers run: `$GPUSHARE_WORKER_EXE`, else this executable when it
@@ -100,7 +102,9 @@ impl Device {
             granularity,
             backend,
             priorities,
+            Arc::clone(&cfg.peers),
         ));
+        cfg.peers.add(&dev);
         let events = Arc::clone(&link);
         std::thread::Builder::new()
             .name(format!("gpushare-wev-{pid}"))

@@ -10,8 +10,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    parse_size, AccessRules, Isolation, LimitOverrides, Location, Overrides, Policy, PolicyError,
-    Principal, Priority, Rules, SchedulerConfig, SchedulingPolicy, MAX_QUANTUM, MIN_QUANTUM,
+    parse_size, AccessRules, DedupScope, Isolation, LimitOverrides, Location, Overrides, Policy,
+    PolicyError, Principal, Priority, Rules, SchedulerConfig, SchedulingPolicy, MAX_QUANTUM,
+    MIN_QUANTUM,
 };
 
 /// One `[default]`, `[users.*]` or `[tenants.*]` table as written.
@@ -25,7 +26,7 @@ struct RawRules {
     isolation: Option<Isolation>,
     group: Option<Spanned<String>>,
     kernel_timeout: Option<Spanned<String>>,
-    dedup: Option<bool>,
+    dedup: Option<Spanned<RawDedup>>,
     max_streams: Option<u32>,
     max_events: Option<u32>,
     max_modules: Option<u32>,
@@ -33,6 +34,14 @@ struct RawRules {
     max_host_fns: Option<u32>,
     /// Only in `[tenants.*]`: who may use the name.
     users: Option<Vec<Spanned<RawPrincipal>>>,
+}
+
+/// `dedup` as written: a boolean or a scope's name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawDedup {
+    Flag(bool),
+    Scope(String),
 }
 
 /// A user or group as written: a number or a name.
@@ -220,6 +229,22 @@ fn kernel_timeout(raw: &RawRules, what: &str) -> Result<Option<Duration>, Invali
     })
 }
 
+fn dedup(raw: &RawRules, what: &str) -> Result<Option<DedupScope>, Invalid> {
+    let Some(d) = &raw.dedup else {
+        return Ok(None);
+    };
+    match d.get_ref() {
+        RawDedup::Flag(true) => Ok(Some(DedupScope::Device)),
+        RawDedup::Flag(false) => Ok(Some(DedupScope::Off)),
+        RawDedup::Scope(s) if s == "group" => Ok(Some(DedupScope::Group)),
+        RawDedup::Scope(s) => Err(invalid(
+            d,
+            what,
+            format!("bad dedup {s:?} (true, false or \"group\")"),
+        )),
+    }
+}
+
 /// Checks one rules table.
 fn overrides(raw: &RawRules, what: &str) -> Result<Overrides, Invalid> {
     if let Some(g) = &raw.group {
@@ -236,7 +261,7 @@ fn overrides(raw: &RawRules, what: &str) -> Result<Overrides, Invalid> {
         isolation: raw.isolation,
         group: raw.group.as_ref().map(|g| g.get_ref().clone()),
         kernel_timeout: kernel_timeout(raw, what)?,
-        dedup: raw.dedup,
+        dedup: dedup(raw, what)?,
         limits: limits(raw, what)?,
     })
 }

@@ -82,16 +82,18 @@ fn priority_max_share_and_dedup() {
     let p = parse(
         "[default]\npriority = \"low\"\nmax_share = 0.5\ndedup = false\n\
          [tenants.hi]\npriority = \"high\"\nmax_share = 1\n\
-         [tenants.capped]\nmax_share = 0.3\ndedup = true\n",
+         [tenants.capped]\nmax_share = 0.3\ndedup = true\n\
+         [tenants.private]\ndedup = \"group\"\n",
     );
     let (d, hi, capped) = (
         p.rules_for("other", 0),
         p.rules_for("hi", 0),
         p.rules_for("capped", 0),
     );
+    assert_eq!(p.rules_for("private", 0).dedup, DedupScope::Group);
     assert_eq!(
         (d.priority, d.max_share, d.dedup),
-        (Priority::Low, Some(0.5), false)
+        (Priority::Low, Some(0.5), DedupScope::Off)
     );
     assert_eq!(
         (hi.priority, hi.max_share),
@@ -100,12 +102,12 @@ fn priority_max_share_and_dedup() {
     );
     assert_eq!(
         (capped.priority, capped.max_share, capped.dedup),
-        (Priority::Low, Some(0.3), true)
+        (Priority::Low, Some(0.3), DedupScope::Device)
     );
     let built_in = Policy::default().rules_for("x", 0);
     assert_eq!(
         (built_in.priority, built_in.max_share, built_in.dedup),
-        (Priority::Normal, None, true)
+        (Priority::Normal, None, DedupScope::Device)
     );
     assert_eq!(Priority::High.name(), "high");
     error_at("[default]\npriority = \"urgent\"\n", 2, 12);
@@ -116,7 +118,9 @@ fn priority_max_share_and_dedup() {
     error_at("[default]\nmax_share = -0.2\n", 2, 13);
     error_at("[default]\nmax_share = nan\n", 2, 13);
     error_at("[default]\nmax_share = \"30%\"\n", 2, 13);
-    error_at("[default]\ndedup = \"yes\"\n", 2, 9);
+    let e = error_at("[default]\ndedup = \"yes\"\n", 2, 9);
+    assert!(e.contains("\"group\""), "{e}");
+    error_at("[default]\ndedup = 1\n", 2, 9);
 }
 
 #[test]

@@ -61,7 +61,7 @@ pub fn forget_alloc(tenant: TenantId, st: &mut TenantState, base: u64) -> Option
 pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
     let _remap = dev.remap_lock();
     let unmapped = dev.vmm_free_granules(freed.ptr, freed.handles);
-    let release: Vec<u64> = {
+    let release: Vec<crate::dedup::Freed> = {
         let mut index = dev.dedup_index();
         freed
             .leave
@@ -69,14 +69,10 @@ pub fn free(dev: &Device, freed: Freed) -> DResult<()> {
             .filter_map(|&(entry, at)| index.leave(entry, freed.tenant, at))
             .collect()
     };
-    let mut released = Ok(());
-    for h in release {
-        let r = dev.mem_release(h);
-        if released.is_ok() {
-            released = r;
-        }
+    for f in release {
+        dev.release_copy(f);
     }
-    unmapped.and(released)
+    unmapped
 }
 
 /// Every granule-wise allocation the tenant holds (teardown).

@@ -56,7 +56,7 @@ use super::waits::{HostFnsDone, Progress};
 use crate::device::{Attachment, Device};
 use crate::env::Env;
 use crate::groups::GroupKey;
-use crate::policy::Rules;
+use crate::policy::{DedupScope, Rules};
 use crate::scheduler::TenantParams;
 
 /// Where a new tenant's device work runs: its group's worker.
@@ -221,8 +221,10 @@ impl Tenant {
         );
         let slots = layout.stream_slots as u32;
         let mut st = TenantState::new(info.id, legacy, slots, rules.memory_quota);
-        if rules.dedup {
-            st.granules = Some(crate::dedup::TenantGranules::new(dev.granularity()));
+        if rules.dedup != DedupScope::Off {
+            let mut granules = crate::dedup::TenantGranules::new(dev.granularity());
+            granules.across_groups = rules.dedup == DedupScope::Device;
+            st.granules = Some(granules);
         }
         let params = TenantParams::from_rules(rules);
         env.sched.add_tenant(info.id, params);
@@ -500,7 +502,14 @@ impl Tenant {
         }) else {
             return MemoryFigures::default();
         };
-        let (_, shared) = self.dev.dedup_index().mapped_by(self.info.id);
+        let shared = self
+            .dev
+            .peers()
+            .dedup_summary()
+            .shared
+            .get(&self.info.id)
+            .copied()
+            .unwrap_or(0);
         MemoryFigures {
             charged,
             quota,

@@ -134,21 +134,49 @@ fn control(link: &mut UnixStream, objects: &Objects) {
                 return;
             }
         };
+        let mut exported = None;
         let reply = match wire::decode::<ToWorker>(&payload) {
             Ok(ToWorker::Attach { id, len, register }) => attach(objects, id, len, register, fds),
             Ok(ToWorker::Detach { id }) => {
                 objects.detach(id);
                 FromWorker::Attached { device_ptr: None }
             }
+            Ok(ToWorker::ExportGranule { handle }) => match objects.drv.granule_export(handle) {
+                Ok(fd) => {
+                    exported = Some(fd);
+                    FromWorker::Exported
+                }
+                Err(e) => FromWorker::Error { code: e.code() },
+            },
+            Ok(ToWorker::ImportGranule) => match fds.first() {
+                Some(fd) => match objects.drv.granule_import(fd.as_fd()) {
+                    Ok(handle) => FromWorker::Imported { handle },
+                    Err(e) => FromWorker::Error { code: e.code() },
+                },
+                None => FromWorker::Error {
+                    code: gpushare_client::code::ERROR_INVALID_VALUE,
+                },
+            },
             Ok(ToWorker::Hello { .. }) | Err(_) => {
                 tracing::error!("worker link: unexpected message");
                 return;
             }
         };
-        if frame::send_message(link, &reply).is_err() {
+        if send_reply(link, &reply, exported).is_err() {
             return;
         }
     }
+}
+
+/// Sends a socket reply, with `fd` when there is one.
+fn send_reply(
+    link: &mut UnixStream,
+    reply: &FromWorker,
+    fd: Option<OwnedFd>,
+) -> Result<(), FrameError> {
+    let bytes = wire::encode(reply)?;
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = fd.iter().map(|f| f.as_fd()).collect();
+    frame::send_frame_with_fds(link, &bytes, &fds)
 }
 
 fn attach(

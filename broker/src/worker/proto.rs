@@ -17,8 +17,8 @@
 //!   from events recorded around it, or [`NO_DEVICE_TIME`] when it has none (it failed at
 //!   submission, an event call failed, the context faulted).
 //! - **socket** (frames of [`ToWorker`] / [`FromWorker`]): the hello and the device snapshot,
-//!   and everything that carries a file descriptor — attaching a tenant's region or host buffer
-//!   (SCM_RIGHTS) — answered in order. Its end is the worker's end: a worker exits when the
+//!   and everything that carries a file descriptor — attaching a tenant's region or host buffer,
+//!   exporting and importing a deduplicated granule (SCM_RIGHTS) — answered in order. Its end is the worker's end: a worker exits when the
 //!   broker's side closes, and the broker sees a dead worker as the socket's end of stream.
 
 use gpushare_client::proto::{DeviceInfo, ParamInfo};
@@ -27,8 +27,8 @@ use gpushare_client::shm::ShmLayout;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol (the worker is the broker's own executable, so both always match;
-/// checked anyway). 3: `OP_DONE` for every timed operation.
-pub const WORKER_PROTOCOL: u32 = 3;
+/// checked anyway). 3: `OP_DONE` for every timed operation; 4: granule export and import.
+pub const WORKER_PROTOCOL: u32 = 4;
 
 pub use gpushare_client::ring::record::NO_DEVICE_TIME;
 
@@ -105,6 +105,15 @@ pub enum ToWorker {
         /// Region id.
         id: u32,
     },
+    /// Exports physical granule `handle` (deduplication across workers): answered with
+    /// [`FromWorker::Exported`] and the descriptor.
+    ExportGranule {
+        /// The worker's physical allocation handle.
+        handle: u64,
+    },
+    /// Imports the physical granule whose descriptor comes with the message (another worker's
+    /// export): answered with [`FromWorker::Imported`].
+    ImportGranule,
 }
 
 /// Socket messages from the worker, one per [`ToWorker`] message, in order.
@@ -136,6 +145,13 @@ pub enum FromWorker {
     Attached {
         /// Device address of a registered buffer.
         device_ptr: Option<u64>,
+    },
+    /// [`ToWorker::ExportGranule`]: the descriptor comes with the message.
+    Exported,
+    /// [`ToWorker::ImportGranule`]: the new handle.
+    Imported {
+        /// The worker's physical allocation handle.
+        handle: u64,
     },
     /// A socket request failed.
     Error {

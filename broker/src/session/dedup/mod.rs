@@ -14,6 +14,7 @@
 //!   granules dirty and gives shared ones back to the writer first: copy-on-write, or simply
 //!   back when the writer is the copy's only user and it was never read-only.
 
+mod import;
 mod remap;
 
 use std::sync::atomic::AtomicBool;
@@ -176,7 +177,7 @@ pub fn hash_later(t: &Tenant, st: &mut TenantState, dst: u64, src: &HostMem) -> 
         || !len.is_multiple_of(g)
         || src
             .hash(0, g as usize)
-            .is_none_or(|first| t.dev.dedup_index().lookup(&first).is_none());
+            .is_none_or(|first| !import::resident(&t.dev, &first, granules.across_groups));
     granules.probe = Some((dst.saturating_add(len), later));
     later
 }
@@ -313,23 +314,39 @@ fn place(
     granules: &mut TenantGranules,
     completed: Vec<Completed>,
 ) -> (Vec<(u64, Key)>, Vec<Completed>) {
-    let mut index = t.dev.dedup_index();
     let (mut joins, mut unkeyed) = (Vec::new(), Vec::new());
     for c in completed {
         let Some(key) = c.key else {
             unkeyed.push(c);
             continue;
         };
-        if index.lookup(&key).is_some() {
+        if import::resident(&t.dev, &key, granules.across_groups) {
             joins.push((c.addr, key));
             continue;
         }
-        let entry = index.register((key, c.pieces), c.handle, t.info.id, c.addr);
+        let entry = register(t, granules, (key, c.pieces), c.handle, c.addr);
         if let Some((_, g)) = granules.granule_at(c.addr) {
             *g = Granule::Shared { entry };
         }
     }
     (joins, unkeyed)
+}
+
+/// Registers the tenant's granule at `addr` (physical `handle`) as the copy of `key`,
+/// exportable to other groups if the tenant shares across them.
+fn register(
+    t: &Tenant,
+    granules: &TenantGranules,
+    key: (Key, Vec<(u64, u64)>),
+    handle: u64,
+    addr: u64,
+) -> crate::dedup::EntryId {
+    let mut index = t.dev.dedup_index();
+    let entry = index.register(key, handle, t.info.id, addr);
+    if let Some(e) = index.get_mut(entry) {
+        e.exportable = granules.across_groups;
+    }
+    entry
 }
 
 /// Any write other than an upload to `[addr, addr + len)` (tables locked): private granules

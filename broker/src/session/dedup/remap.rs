@@ -17,8 +17,9 @@ use std::sync::{Arc, MutexGuard};
 
 use gpushare_client::code::{self, CuCode};
 
-use crate::dedup::{EntryId, Fill, Granule, Key};
-use crate::device::{AccessFlags, DeviceError};
+use super::import::begin_any;
+use crate::dedup::{EntryId, Fill, Freed, Granule, Key};
+use crate::device::{AccessFlags, Device, DeviceError};
 use crate::session::state::TenantState;
 use crate::session::tenant::Tenant;
 use crate::work::Op;
@@ -177,13 +178,13 @@ fn begin_all(
                 break;
             }
         };
-        let Some((entry, verified)) = begin(t.dev.dedup_index(), &key) else {
+        let Some((entry, verified)) = begin_any(t, &key, granules.across_groups) else {
             ok = false;
             break;
         };
         let shared = t.dev.dedup_index().get(entry).map(|e| e.handle);
         planned.push((addr, handle, entry, shared.unwrap_or(0)));
-        if (!verified && !verify(t, entry, &key)) || shared.is_none() {
+        if (!verified && !verify(&t.dev, t.info.id, entry, &key)) || shared.is_none() {
             ok = false;
             break;
         }
@@ -238,10 +239,10 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         }
         return Ok(());
     }
-    let Some((entry, verified)) = begin(dev.dedup_index(), &key) else {
+    let Some((entry, verified)) = begin_any(t, &key, granules.across_groups) else {
         return register(t, st, addr, key);
     };
-    if !verified && !verify(t, entry, &key) {
+    if !verified && !verify(dev, t.info.id, entry, &key) {
         let unused = dev.dedup_index().join_failed(entry);
         release(t, unused);
         return register(t, st, addr, key);
@@ -261,8 +262,8 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
     Ok(())
 }
 
-/// Begins a join of the listed copy of `key`: `(entry, verified)`.
-fn begin(
+/// Begins a join of the listed copy of `key` in `index`: `(entry, verified)`.
+pub(super) fn begin(
     mut index: MutexGuard<'_, crate::dedup::ContentIndex>,
     key: &Key,
 ) -> Option<(EntryId, bool)> {
@@ -274,8 +275,7 @@ fn begin(
 /// meanwhile): makes it read-only wherever it is mapped, then the worker hashes the physical
 /// granule through a private mapping. A copy that does not hold its key is unlisted, and made
 /// read-write again if this made its only mapping read-only.
-fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
-    let dev = &t.dev;
+pub(super) fn verify(dev: &Device, session: u64, entry: EntryId, key: &Key) -> bool {
     let g = dev.granularity();
     let (handle, pieces, mappings, was_protected) = {
         let index = dev.dedup_index();
@@ -306,7 +306,7 @@ fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
         return true;
     }
     tracing::warn!(
-        session = t.info.id,
+        session,
         entry,
         "a deduplicated copy does not hold the content its uploads claimed: no longer shared"
     );
@@ -323,30 +323,29 @@ fn verify(t: &Tenant, entry: EntryId, key: &Key) -> bool {
 
 /// The granule at `addr` becomes the listed copy of `key`.
 fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(), DeviceError> {
-    let Some((_, g)) = st.granules.as_mut().and_then(|g| g.granule_at(addr)) else {
+    let Some(granules) = st.granules.as_mut() else {
         return Ok(());
     };
-    if let Granule::Private {
-        handle,
-        fill: Fill::Complete(k, pieces),
-    } = g
-    {
-        if *k == key {
-            let entry =
-                t.dev
-                    .dedup_index()
-                    .register((key, pieces.clone()), *handle, t.info.id, addr);
-            *g = Granule::Shared { entry };
-        }
+    let (handle, pieces) = match granules.granule_at(addr) {
+        Some((
+            _,
+            Granule::Private {
+                handle,
+                fill: Fill::Complete(k, pieces),
+            },
+        )) if *k == key => (*handle, pieces.clone()),
+        _ => return Ok(()),
+    };
+    let entry = super::register(t, granules, (key, pieces), handle, addr);
+    if let Some((_, g)) = granules.granule_at(addr) {
+        *g = Granule::Shared { entry };
     }
     Ok(())
 }
 
-fn release(t: &Tenant, handle: Option<u64>) {
-    if let Some(h) = handle {
-        if let Err(e) = t.dev.mem_release(h) {
-            tracing::warn!(session = t.info.id, "releasing a deduplicated copy: {e}");
-        }
+pub(super) fn release(t: &Tenant, freed: Option<Freed>) {
+    if let Some(f) = freed {
+        t.dev.release_copy(f);
     }
 }
 

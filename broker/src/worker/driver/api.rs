@@ -98,6 +98,8 @@ driver_api! {
         mem_release = "cuMemRelease": fn(u64);
         mem_map = "cuMemMap": fn(CUdeviceptr, usize, usize, u64, u64);
         mem_unmap = "cuMemUnmap": fn(CUdeviceptr, usize);
+        mem_export_to_shareable_handle = "cuMemExportToShareableHandle": fn(*mut c_void, u64, c_int, u64);
+        mem_import_from_shareable_handle = "cuMemImportFromShareableHandle": fn(*mut u64, *mut c_void, c_int);
         mem_set_access = "cuMemSetAccess": fn(CUdeviceptr, usize, *const CUmemAccessDesc, usize);
         mem_get_allocation_granularity = "cuMemGetAllocationGranularity": fn(*mut usize, *const CUmemAllocationProp, c_uint);
         memcpy_htod_async = "cuMemcpyHtoDAsync_v2": fn(CUdeviceptr, *const c_void, usize, CUstream);

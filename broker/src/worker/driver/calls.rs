@@ -70,6 +70,7 @@ impl Driver {
             driver_version: version,
             info,
             granularity: 0,
+            shareable: std::sync::atomic::AtomicBool::new(true),
         };
         let mut g = 0usize;
         let prop = device.prop();

@@ -7,7 +7,11 @@
 //! such allocations map every granule separately. The callers quiesce the tenant's work on the
 //! addresses first (`Op::Exclusive`).
 
-use std::ffi::c_void;
+use std::ffi::{c_int, c_void};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+
+use cudarc::driver::sys::CUmemAllocationHandleType;
 
 use super::memory::usize_of;
 use super::{check, AccessFlags, DResult, DeviceError, Driver};
@@ -41,9 +45,28 @@ impl Driver {
         Ok((ptr, handles))
     }
 
+    /// Creates a granule, exportable where the driver allows ([`Driver::granule_export`]).
+    fn create_granule(&self, g: u64) -> DResult<u64> {
+        if self.shareable.load(Ordering::Relaxed) {
+            let mut prop = self.prop();
+            prop.requestedHandleTypes = CUmemAllocationHandleType(POSIX_FD as _);
+            match self.mem_create_with(g, prop) {
+                Ok(h) => return Ok(h),
+                Err(e) if e.code() == gpushare_client::code::ERROR_OUT_OF_MEMORY => return Err(e),
+                Err(e) => {
+                    tracing::info!(
+                        "granules cannot be exported ({e}): deduplication stays within this worker"
+                    );
+                    self.shareable.store(false, Ordering::Relaxed);
+                }
+            }
+        }
+        self.mem_create(g)
+    }
+
     /// Creates a granule and maps it read-write at `addr`.
     fn map_new_granule(&self, addr: u64, g: u64) -> DResult<u64> {
-        let h = self.mem_create(g)?;
+        let h = self.create_granule(g)?;
         if let Err(e) = self.mem_map(addr, g, 0, h) {
             let _ = self.mem_release(h);
             return Err(e);
@@ -171,6 +194,46 @@ impl Driver {
         keyed
     }
 
+    /// A POSIX file descriptor of physical granule `handle`, for another worker to import
+    /// ([`Driver::granule_import`]): `cuMemExportToShareableHandle`.
+    pub fn granule_export(&self, handle: u64) -> DResult<OwnedFd> {
+        self.bind()?;
+        let mut fd: c_int = -1;
+        // SAFETY: for POSIX_FILE_DESCRIPTOR the shareable handle is an `int` the call writes;
+        // `fd` is a live local.
+        check("cuMemExportToShareableHandle", unsafe {
+            (self.api.mem_export_to_shareable_handle)(
+                (&mut fd as *mut c_int).cast::<c_void>(),
+                handle,
+                POSIX_FD,
+                0,
+            )
+        })?;
+        if fd < 0 {
+            return Err(DeviceError::Invalid("the driver exported no descriptor"));
+        }
+        // SAFETY: the driver returned a new descriptor that the caller owns (the API's
+        // contract); nothing else holds it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// A handle in this worker for the physical memory behind `fd` (another worker's
+    /// [`Driver::granule_export`]): `cuMemImportFromShareableHandle`. The caller keeps `fd`.
+    pub fn granule_import(&self, fd: BorrowedFd<'_>) -> DResult<u64> {
+        self.bind()?;
+        let mut handle = 0u64;
+        // SAFETY: for POSIX_FILE_DESCRIPTOR the OS handle is the descriptor's number cast to
+        // a pointer; `fd` stays open for the call; `handle` is a live local.
+        check("cuMemImportFromShareableHandle", unsafe {
+            (self.api.mem_import_from_shareable_handle)(
+                &mut handle,
+                fd.as_raw_fd() as usize as *mut c_void,
+                POSIX_FD,
+            )
+        })?;
+        Ok(handle)
+    }
+
     /// Synchronous device-to-device copy (on the context's legacy stream, which no broker
     /// stream waits for: the caller quiesced the addresses).
     fn copy_dtod(&self, dst: u64, src: u64, len: u64) -> DResult<()> {
@@ -192,6 +255,9 @@ impl Driver {
         })
     }
 }
+
+/// `CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR`.
+const POSIX_FD: c_int = 1;
 
 /// `handles` followed by zeros up to `n` (granules never created own nothing to release; the
 /// unmap of a never-mapped granule fails harmlessly).

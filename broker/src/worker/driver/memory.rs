@@ -109,9 +109,13 @@ impl Driver {
 
     /// `cuMemCreate` of pinned device memory on device 0.
     pub fn mem_create(&self, size: u64) -> DResult<u64> {
+        self.mem_create_with(size, self.prop())
+    }
+
+    /// `cuMemCreate` of pinned device memory on device 0 with `prop`.
+    pub(super) fn mem_create_with(&self, size: u64, prop: CUmemAllocationProp) -> DResult<u64> {
         self.bind()?;
         let mut handle = 0u64;
-        let prop = self.prop();
         let size = usize_of(size)?;
         // SAFETY: out-pointer to a live local; `prop` is a valid property struct.
         check("cuMemCreate", unsafe {

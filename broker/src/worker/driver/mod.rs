@@ -217,6 +217,9 @@ pub struct Driver {
     driver_version: i32,
     info: DeviceInfo,
     granularity: u64,
+    /// Whether granules are created exportable as POSIX file descriptors (cleared the first
+    /// time the driver refuses, so deduplication then stays within this worker).
+    shareable: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Driver {

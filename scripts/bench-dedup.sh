@@ -8,6 +8,10 @@
 #      with dedup against without (the hashing overhead), best of 3
 #   d) kernel time once mapped (200 kernels reading the weights): shared against private
 # Usage: scripts/bench-dedup.sh [TENANTS for a), default 8] [SCENARIOS, default "a b c d"].
+# GPUSHARE_BENCH_ISOLATION (default "shared": one worker for everyone) sets the policy's
+# isolation: "tenant" puts every tenant in its own worker, so sharing goes across isolation
+# groups (a copy exported by one worker, imported by the others). b) needs one worker (its 1 GiB
+# is per CPU device, i.e. per worker) and is skipped otherwise.
 # Nothing is asserted (tests/tests/dedup.rs asserts the behaviour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,17 +45,21 @@ ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
 ln -s libcuda.so.1 "$work/lib/libcuda.so"
 gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
     tests/c/dedup.c -o "$work/dedup" -L "$work/lib" -lcuda -lm
+gcc -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" examples/mlp/mlp.c \
+    -o "$work/mlp" -L "$work/lib" -lcuda -lm
 
 unset GPUSHARE_CPU_THREADS LD_PRELOAD GPUSHARE_CPU_PACING
 export GPUSHARE_KERNELS_DIR=$root/examples/kernels
 export GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so
 export TMPDIR=$work
 MIB=$((1 << 20))
+isolation=${GPUSHARE_BENCH_ISOLATION:-shared}
+echo "isolation = \"$isolation\""
 
-# start_broker POLICY_TEXT [DEVICE_MEMORY]: one worker for everyone (isolation "shared").
+# start_broker POLICY_TEXT [DEVICE_MEMORY]: workers per the isolation asked for.
 start_broker() {
     stop_all
-    printf '[default]\nisolation = "shared"\n%b\n' "$1" >"$work/policy.toml"
+    printf '[default]\nisolation = "%s"\n%b\n' "$isolation" "$1" >"$work/policy.toml"
     rm -f "$work/sock"
     GPUSHARE_CPU_MEMORY=${2:-} GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-warn} "$rel/gpushare" broker \
         --device cpu --socket "$work/sock" --policy "$work/policy.toml" 2>>"$work/broker.log" &
@@ -99,6 +107,13 @@ used_mib() {
         f = (u == "GiB") ? 1024 : (u == "KiB") ? 1 / 1024 : (u == "B") ? 1 / 1048576 : 1
         printf "%.1f", v * f }'
 }
+# saved_mib: what deduplication saves on the device, from `gpushare status`, in MiB.
+saved_mib() {
+    "$rel/gpushare" status --socket "$work/sock" | awk '/^device 0:/ {
+        for (i = 1; i <= NF; i++) if ($i == "saved") { v = $(i - 2); u = $(i - 1); sub(/^\(/, "", v) }
+        f = (u == "GiB") ? 1024 : (u == "KiB") ? 1 / 1024 : (u == "B") ? 1 / 1048576 : 1
+        printf "%.1f", v * f }'
+}
 settle() { sleep 1; }
 
 if want a; then
@@ -116,12 +131,36 @@ if want a; then
     sleep 0.5
     dev_all=$(grep '^meminfo' "$work/t1.out" | tail -1 | awk '{ print $2 }')
     awk -v o="$one" -v a="$all" -v n="$n" 'BEGIN { printf "status: one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx (goal <= 1.15x; without dedup %dx)\n", o, n, a, a / o, n }'
-    awk -v o="$dev_one" -v a="$dev_all" -v n="$n" 'BEGIN { printf "device (cuMemGetInfo): one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx\n", o / 1048576, n, a / 1048576, a / o }'
-    echo "== a) $n tenants of the MLP example's weights (256 KiB + 1 KiB + 32 KiB allocations)"
-    echo "   not shareable: allocations smaller than a 2 MiB granule are never shared (see docs/dedup.md)"
+    awk -v o="$dev_one" -v a="$dev_all" -v n="$n" -v i="$isolation" 'BEGIN { printf "device (cuMemGetInfo%s): one tenant %.1f MiB, %d tenants %.1f MiB: %.3fx\n", (i == "shared") ? "" : " of tenant 1'"'"'s worker", o / 1048576, n, a / 1048576, a / o }'
+    echo "== a) $n tenants of the MLP example (weights: 256 KiB + 1 KiB + 32 KiB allocations)"
+    for policy in "dedup = false" "dedup = true"; do
+        start_broker "$policy"
+        mlp_used=()
+        for count in 1 "$n"; do
+            for i in $(seq 1 "$count"); do
+                "$rel/gpushare" run --socket "$work/sock" --name "mlp$i" -- "$work/mlp" \
+                    "$root/examples/kernels" --batches 1000000 >/dev/null 2>&1 &
+                pids+=($!)
+            done
+            # Loaded once every tenant has run a few batches (status: kernels > 0 for each).
+            for _ in $(seq 600); do
+                k=$("$rel/gpushare" status --socket "$work/sock" | awk '$1 ~ /^mlp/ && $0 ~ /[0-9]/ { c++ } END { print c + 0 }')
+                [ "$k" -ge "$count" ] && break
+                sleep 0.05
+            done
+            sleep 1
+            mlp_used+=("$(used_mib)")
+            mlp_saved=$(saved_mib)
+            for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+            for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+            pids=()
+            sleep 0.5
+        done
+        awk -v o="${mlp_used[0]}" -v a="${mlp_used[1]}" -v n="$n" -v p="$policy" -v s="$mlp_saved" 'BEGIN { printf "%s: one tenant %.1f MiB, %d tenants %.1f MiB: %.2fx (%.1f MiB saved: %.1f MiB per tenant beyond the first)\n", p, o, n, a, a / o, s, s / (n - 1) }'
+    done
 fi
 
-if want b; then
+if want b && [ "$isolation" = shared ]; then
     for policy in "dedup = true" "dedup = false"; do
         echo "== b) 1 GiB device, tenants of a 200 MiB model, $policy"
         start_broker "$policy" 1GiB

@@ -1,8 +1,9 @@
 /*
  * A tenant holding "model weights", for the deduplication tests (tests/tests/dedup.rs).
  *
- * Usage: dedup BYTES SEED UPLOAD
- *   Allocates BYTES of device memory, fills it with the pattern of SEED and uploads it: UPLOAD is
+ * Usage: dedup BYTES SEED UPLOAD [ALLOC]
+ *   Allocates BYTES (or ALLOC >= BYTES) of device memory, fills BYTES of it with the pattern of
+ *   SEED and uploads them: UPLOAD is
  *   "whole" (one cuMemcpyHtoD), "pieces" (64 KiB cuMemcpyHtoD calls, last piece first) or
  *   "async" (cuMemcpyHtoDAsync on a stream, then cuStreamSynchronize). Prints
  *   "loaded MS" (the upload's milliseconds), then obeys stdin lines:
@@ -18,6 +19,8 @@
  *     bench              200 kernels reading the weights: "bench MS" (their total time)
  *     hidden             a kernel stores through a pointer it loads from device memory, into the
  *                        weights: prints "hidden RESULT" with the synchronisation's CUresult
+ *     tail               the same store just past the allocation (its granule's tail, which no
+ *                        upload writes): "tail RESULT"
  *     quit               frees everything and exits 0.
  */
 #include "common.h"
@@ -201,7 +204,8 @@ static const char *HIDDEN_PTX =
     "  ld.global.u64 %rd2, [%rd1];\n  mov.u32 %r1, 1234;\n"
     "  st.global.u32 [%rd2], %r1;\n  ret;\n}\n";
 
-static void hidden(void)
+/* The hidden store into weights + OFFSET: "WHAT RESULT". */
+static void hidden_at(const char *what, size_t offset)
 {
     CUmodule m;
     CUfunction f;
@@ -209,30 +213,35 @@ static void hidden(void)
     CHECK(cuModuleGetFunction(&f, m, "hidden_store"));
     CUdeviceptr slot;
     CHECK(cuMemAlloc(&slot, 8));
-    CUdeviceptr target = weights + 64;
+    CUdeviceptr target = weights + offset;
     CHECK(cuMemcpyHtoD(slot, &target, 8));
     void *params[] = {&slot};
     CUresult r = cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL);
     if (r == CUDA_SUCCESS) {
         r = cuCtxSynchronize();
     }
-    printf("hidden %s\n", cu_name(r));
+    printf("%s %s\n", what, cu_name(r));
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: dedup BYTES SEED whole|pieces|async\n");
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: dedup BYTES SEED whole|pieces|async [ALLOC]\n");
         return 2;
     }
     bytes = strtoull(argv[1], NULL, 0);
+    size_t alloc = argc == 5 ? strtoull(argv[4], NULL, 0) : bytes;
+    if (alloc < bytes) {
+        fprintf(stderr, "dedup: ALLOC must be at least BYTES\n");
+        return 2;
+    }
     seed = (unsigned)strtoul(argv[2], NULL, 0);
     init_primary(NULL);
     host = malloc(bytes);
     for (size_t i = 0; i < bytes; i++) {
         host[i] = pattern(i);
     }
-    CHECK(cuMemAlloc(&weights, bytes));
+    CHECK(cuMemAlloc(&weights, alloc));
     double t0 = now_ms();
     upload(argv[3]);
     printf("loaded %.3f\n", now_ms() - t0);
@@ -251,7 +260,9 @@ int main(int argc, char **argv)
         } else if (strcmp(line, "bench") == 0) {
             bench();
         } else if (strcmp(line, "hidden") == 0) {
-            hidden();
+            hidden_at("hidden", 64);
+        } else if (strcmp(line, "tail") == 0) {
+            hidden_at("tail", alloc);
         } else if (strcmp(line, "quit") == 0) {
             break;
         } else {

@@ -22,7 +22,23 @@ struct Weights {
 
 impl Weights {
     fn start(b: &Broker, name: &str, bytes: u64, seed: u32, upload: &str) -> Weights {
-        let args = [bytes.to_string(), seed.to_string(), upload.to_string()];
+        Weights::start_in(b, name, (bytes, bytes), seed, upload)
+    }
+
+    /// A tenant uploading `bytes` into an allocation of `alloc` bytes.
+    fn start_in(
+        b: &Broker,
+        name: &str,
+        (bytes, alloc): (u64, u64),
+        seed: u32,
+        upload: &str,
+    ) -> Weights {
+        let args = [
+            bytes.to_string(),
+            seed.to_string(),
+            upload.to_string(),
+            alloc.to_string(),
+        ];
         let mut p = b.spawn_tenant(name, &compile_c("dedup"), &args, &[]);
         p.wait_line(WAIT, |l| l.starts_with("loaded"))
             .unwrap_or_else(|e| panic!("{name}: {e}\n--- broker ---\n{}", b.log_tail(40)));
@@ -158,10 +174,11 @@ fn different_content_and_partial_granules_are_never_shared() {
     assert_eq!(saved(&status(&b)), 0, "different seeds");
     a.quit();
     c.quit();
-    // 4 MiB + 100 KiB: the last granule is only partly uploaded.
-    let size = 4 * MIB + 100 * 1024;
-    let mut a = Weights::start(&b, "a", size, 3, "whole");
-    let mut c = Weights::start(&b, "c", size, 3, "whole");
+    // 4 MiB + 100 KiB allocated, 4 MiB + 50 KiB uploaded: the last granule's bytes of the
+    // allocation are only partly uploaded.
+    let size = (4 * MIB + 50 * 1024, 4 * MIB + 100 * 1024);
+    let mut a = Weights::start_in(&b, "a", size, 3, "whole");
+    let mut c = Weights::start_in(&b, "c", size, 3, "whole");
     let s = wait_for(&b, "whole granules shared", |s| saved(s) == 4 * MIB);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(saved(&status(&b)), 4 * MIB, "not the partial one: {s:?}");
@@ -169,6 +186,54 @@ fn different_content_and_partial_granules_are_never_shared() {
     assert_eq!(c.ask("check", "check"), "check ok");
     a.quit();
     c.quit();
+}
+
+/// An allocation's last granule is shared when uploads covered the allocation's bytes of it
+/// (the rest of the granule is no one's, and zero): small allocations — a model's biases and
+/// small layers, each in a granule of its own — are shared too.
+#[test]
+fn an_allocations_last_granule_is_shared_when_its_bytes_are_uploaded() {
+    let b = Broker::start(&[]);
+    let size = 4 * MIB + 100 * 1024;
+    let mut a = Weights::start(&b, "a", size, 4, "whole");
+    let mut c = Weights::start(&b, "c", size, 4, "pieces");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(saved(&status(&b)), 0, "cut differently: different keys");
+    let mut d = Weights::start(&b, "d", size, 4, "whole");
+    wait_for(&b, "three granules shared", |s| saved(s) == 6 * MIB);
+    let mut small = Vec::new();
+    for name in ["s1", "s2"] {
+        small.push(Weights::start(&b, name, 32 * 1024, 4, "whole"));
+    }
+    wait_for(&b, "the small ones too", |s| saved(s) == 8 * MIB);
+    for w in [&mut a, &mut c, &mut d].into_iter().chain(small.iter_mut()) {
+        assert_eq!(w.ask("check", "check"), "check ok");
+        assert_eq!(w.ask("read", "read"), "read ok");
+    }
+    // A granule's tail is no one's, but a store past the allocation can still put bytes
+    // there: a copy whose tail is not all zeros is never shared (its verification fails).
+    let mut t1 = Weights::start(&b, "t1", 64 * 1024, 5, "whole");
+    assert_eq!(t1.ask("tail", "tail"), "tail CUDA_SUCCESS");
+    let mut t2 = Weights::start(&b, "t2", 64 * 1024, 5, "whole");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        saved(&status(&b)),
+        8 * MIB,
+        "t1's copy holds more than its key"
+    );
+    let t3 = Weights::start(&b, "t3", 64 * 1024, 5, "whole");
+    wait_for(&b, "t3 joins t2's copy", |s| saved(s) == 10 * MIB);
+    assert_eq!(t2.ask("check", "check"), "check ok");
+    assert_eq!(t1.ask("check", "check"), "check ok");
+    for w in [t1, t2, t3] {
+        w.quit();
+    }
+    // Writing a shared small allocation copies on write, as any other.
+    assert_eq!(small[0].ask("memset", "write"), "write ok");
+    assert_eq!(small[1].ask("check", "check"), "check ok");
+    for w in [a, c, d].into_iter().chain(small) {
+        w.quit();
+    }
 }
 
 #[test]

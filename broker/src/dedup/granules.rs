@@ -84,6 +84,8 @@ pub struct KeyQueue {
 pub struct TenantGranules {
     granule: u64,
     allocs: BTreeMap<u64, Vec<Granule>>,
+    /// Each allocation's size as asked for (its last granule's bytes past it are no one's).
+    sizes: BTreeMap<u64, u64>,
     /// The last large upload's end and whether it was keyed after its copy (the session's
     /// decision, reused for the chunk that continues it).
     pub probe: Option<(u64, bool)>,
@@ -98,6 +100,7 @@ impl TenantGranules {
         TenantGranules {
             granule: granule.max(1),
             allocs: BTreeMap::new(),
+            sizes: BTreeMap::new(),
             probe: None,
             across_groups: true,
         }
@@ -113,8 +116,10 @@ impl TenantGranules {
         self.allocs.is_empty()
     }
 
-    /// Tracks an allocation at `base` whose granules are the physical `handles`, in order.
-    pub fn add_alloc(&mut self, base: u64, handles: &[u64]) {
+    /// Tracks an allocation of `size` bytes at `base` whose granules are the physical
+    /// `handles`, in order.
+    pub fn add_alloc(&mut self, base: u64, size: u64, handles: &[u64]) {
+        self.sizes.insert(base, size);
         let granules = handles
             .iter()
             .map(|&handle| Granule::Private {
@@ -127,6 +132,7 @@ impl TenantGranules {
 
     /// Stops tracking the allocation at `base`: its granules, for the caller to release.
     pub fn remove_alloc(&mut self, base: u64) -> Option<Vec<Granule>> {
+        self.sizes.remove(&base);
         self.allocs.remove(&base)
     }
 
@@ -152,23 +158,7 @@ impl TenantGranules {
 
     /// Granules of tracked allocations overlapping `[addr, addr + len)`: `(start, granule)`.
     fn overlapping(&mut self, addr: u64, len: u64) -> Vec<(u64, &mut Granule)> {
-        let end = addr.saturating_add(len);
-        let granule = self.granule;
-        let first = self
-            .allocs
-            .range(..=addr)
-            .next_back()
-            .map_or(addr, |(&b, _)| b);
-        let mut out = Vec::new();
-        for (&base, gs) in self.allocs.range_mut(first..end) {
-            for (i, g) in gs.iter_mut().enumerate() {
-                let start = base + i as u64 * granule;
-                if start < end && start + granule > addr {
-                    out.push((start, g));
-                }
-            }
-        }
-        out
+        overlapping(&mut self.allocs, self.granule, addr, len)
     }
 
     /// Granules in `[addr, addr + len)` that are shared: `(start, entry)`.
@@ -208,7 +198,9 @@ impl TenantGranules {
         let granule = self.granule;
         let end = addr.saturating_add(len);
         let mut done = Vec::new();
-        for (start, g) in self.overlapping(addr, len) {
+        let sizes = &self.sizes;
+        for (start, g) in overlapping(&mut self.allocs, granule, addr, len) {
+            let owned = owned(sizes, granule, start);
             let Granule::Private { handle, fill } = g else {
                 continue;
             };
@@ -225,7 +217,7 @@ impl TenantGranules {
                 continue;
             }
             pieces.insert(offset, (piece, hash(from - addr, piece)));
-            if let Some(key) = complete_key(pieces, granule) {
+            if let Some(key) = complete_key(pieces, owned) {
                 let hashed = pieces.values().all(|(_, h)| *h != UNHASHED);
                 let pieces: Pieces = pieces.iter().map(|(&o, &(l, _))| (o, l)).collect();
                 *fill = if hashed {
@@ -245,6 +237,39 @@ impl TenantGranules {
     }
 }
 
+/// Granules of `allocs` overlapping `[addr, addr + len)`: `(start, granule)`.
+fn overlapping(
+    allocs: &mut BTreeMap<u64, Vec<Granule>>,
+    granule: u64,
+    addr: u64,
+    len: u64,
+) -> Vec<(u64, &mut Granule)> {
+    let end = addr.saturating_add(len);
+    let first = allocs.range(..=addr).next_back().map_or(addr, |(&b, _)| b);
+    let mut out = Vec::new();
+    for (&base, gs) in allocs.range_mut(first..end) {
+        for (i, g) in gs.iter_mut().enumerate() {
+            let start = base + i as u64 * granule;
+            if start < end && start + granule > addr {
+                out.push((start, g));
+            }
+        }
+    }
+    out
+}
+
+/// The bytes of the granule at `start` that belong to its allocation (`sizes`: each
+/// allocation's size as asked for, by base): all of it but in an allocation's last granule,
+/// whose tail past that size is no one's.
+fn owned(sizes: &BTreeMap<u64, u64>, granule: u64, start: u64) -> u64 {
+    sizes
+        .range(..=start)
+        .next_back()
+        .map_or(granule, |(&base, &size)| {
+            (base + size).saturating_sub(start).min(granule)
+        })
+}
+
 /// True if `[offset, offset + len)` overlaps a recorded piece.
 fn overlaps(pieces: &BTreeMap<u64, (u64, Hash)>, offset: u64, len: u64) -> bool {
     let before = pieces
@@ -255,8 +280,9 @@ fn overlaps(pieces: &BTreeMap<u64, (u64, Hash)>, offset: u64, len: u64) -> bool 
     before || after
 }
 
-/// The key of the pieces if they cover `[0, granule)` exactly.
-fn complete_key(pieces: &BTreeMap<u64, (u64, Hash)>, granule: u64) -> Option<Key> {
+/// The key of the pieces if they cover `[0, owned)` exactly (the granule's bytes that belong
+/// to its allocation).
+fn complete_key(pieces: &BTreeMap<u64, (u64, Hash)>, owned: u64) -> Option<Key> {
     let mut next = 0;
     for (&o, &(l, _)) in pieces {
         if o != next {
@@ -264,7 +290,7 @@ fn complete_key(pieces: &BTreeMap<u64, (u64, Hash)>, granule: u64) -> Option<Key
         }
         next = o + l;
     }
-    if next != granule {
+    if next != owned {
         return None;
     }
     let list: Vec<(u64, u64, Hash)> = pieces.iter().map(|(&o, &(l, h))| (o, l, h)).collect();
@@ -287,7 +313,7 @@ mod tests {
     #[test]
     fn whole_and_pieced_uploads_complete_granules() {
         let mut t = TenantGranules::new(G);
-        t.add_alloc(0x10000, &[11, 12, 13]);
+        t.add_alloc(0x10000, 3 * G, &[11, 12, 13]);
         let data: Vec<u8> = (0..2 * G).map(|i| (i % 251) as u8).collect();
         // Two whole granules in one upload.
         let done = upload(&mut t, 0x10000, &data);
@@ -305,7 +331,7 @@ mod tests {
     #[test]
     fn unhashed_pieces_leave_the_key_to_the_device() {
         let mut t = TenantGranules::new(G);
-        t.add_alloc(0, &[1]);
+        t.add_alloc(0, G, &[1]);
         let data = vec![9u8; G as usize / 2];
         assert!(upload(&mut t, 0, &data).is_empty());
         let done = t.uploaded(G / 2, G / 2, |_, _| UNHASHED);
@@ -336,9 +362,38 @@ mod tests {
     }
 
     #[test]
+    fn an_allocations_last_granule_completes_at_its_size() {
+        // 1.25 granules asked for: the second granule's first quarter is the allocation's.
+        let mut t = TenantGranules::new(G);
+        let size = G + G / 4;
+        t.add_alloc(0, size, &[1, 2]);
+        let data = vec![5u8; size as usize];
+        assert!(
+            upload(&mut t, G, &data[..G as usize / 8]).is_empty(),
+            "half of it"
+        );
+        let done = upload(&mut t, G + G / 8, &data[..G as usize / 8]);
+        assert_eq!(done.len(), 1, "the allocation's bytes of it are covered");
+        assert_eq!(done[0].pieces, vec![(0, G / 8), (G / 8, G / 8)]);
+        let other = {
+            let mut u = TenantGranules::new(G);
+            u.add_alloc(0, G / 2, &[3]);
+            upload(&mut u, 0, &data[..G as usize / 4])
+        };
+        assert!(
+            other.is_empty(),
+            "half of a smaller allocation: not complete"
+        );
+        let mut one = TenantGranules::new(G);
+        one.add_alloc(0, G / 4, &[4]);
+        let k = upload(&mut one, 0, &data[..G as usize / 4])[0].key;
+        assert_ne!(k, done[0].key, "different pieces, different keys");
+    }
+
+    #[test]
     fn partial_overlapping_and_written_granules_never_complete() {
         let mut t = TenantGranules::new(G);
-        t.add_alloc(0, &[1, 2]);
+        t.add_alloc(0, 2 * G, &[1, 2]);
         let data = vec![7u8; G as usize];
         // Half of granule 0 and half of granule 1: neither complete.
         assert!(upload(&mut t, G / 2, &data).is_empty());
@@ -365,7 +420,7 @@ mod tests {
     #[test]
     fn shared_granules_are_reported_to_writers_and_skipped_by_uploads() {
         let mut t = TenantGranules::new(G);
-        t.add_alloc(0, &[1, 2]);
+        t.add_alloc(0, 2 * G, &[1, 2]);
         *t.granule_at(G).unwrap().1 = Granule::Shared { entry: 5 };
         assert_eq!(t.shared_in(0, 2 * G), vec![(G, 5)]);
         assert_eq!(t.written(G - 1, 2), vec![(G, 5)]);

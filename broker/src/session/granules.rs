@@ -13,7 +13,7 @@ use crate::device::{DResult, Device, VmmAlloc};
 pub fn alloc(dev: &Device, st: &mut TenantState, size: u64) -> Option<DResult<VmmAlloc>> {
     let granules = st.granules.as_mut()?;
     Some(dev.vmm_alloc_granules(size).map(|(ptr, handles)| {
-        granules.add_alloc(ptr, &handles);
+        granules.add_alloc(ptr, size, &handles);
         VmmAlloc {
             ptr,
             size: handles.len() as u64 * granules.granule(),

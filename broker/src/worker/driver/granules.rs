@@ -161,18 +161,27 @@ impl Driver {
     }
 
     /// The content key ([`crate::dedup::granule_key`]) of the granule at `addr` cut into
-    /// `pieces` (`(offset, length)`, contiguous, in order), from the device's bytes.
+    /// `pieces` (`(offset, length)`, contiguous, in order, from 0), from the device's bytes.
+    /// Pieces that stop short of the granule's end (an allocation's last granule) leave a tail
+    /// no upload wrote: when it is not all zeros it is keyed as one more piece, so the key
+    /// matches no upload's and the granule is never shared (docs/dedup.md, "What is shared").
     pub fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
         let g = self.granularity().max(1);
         let mut bytes = vec![0u8; usize_of(g)?];
         self.copy_dtoh(&mut bytes, addr)?;
-        let mut list = Vec::with_capacity(pieces.len());
+        let mut list = Vec::with_capacity(pieces.len() + 1);
+        let mut covered = 0;
         for &(offset, len) in pieces {
-            let range = usize_of(offset)?..usize_of(offset.saturating_add(len))?;
+            covered = offset.saturating_add(len);
+            let range = usize_of(offset)?..usize_of(covered)?;
             let piece = bytes
                 .get(range)
                 .ok_or(DeviceError::Invalid("piece outside the granule"))?;
             list.push((offset, len, hash_bytes(piece)));
+        }
+        let tail = bytes.get(usize_of(covered)?..).unwrap_or_default();
+        if tail.iter().any(|&b| b != 0) {
+            list.push((covered, g - covered, hash_bytes(tail)));
         }
         Ok(granule_key(&list))
     }

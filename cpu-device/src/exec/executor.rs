@@ -1,11 +1,15 @@
-//! The executor: one thread per device runs every queued operation in global submission order,
+//! The executor: one thread per device takes every queued operation in global submission order,
 //! computes its modelled start and end with the [`Timeline`], and publishes completion.
 //!
 //! Submission order is always a valid CUDA order (stream FIFO, legacy-stream barriers and event
 //! waits all point backwards), so the functional result is right without a dependency graph; the
-//! timing model supplies the overlap a GPU would have. Completion is tracked per op ([`OpState`]);
-//! waiters block on a condition variable, and with pacing (`GPUSHARE_CPU_PACING=1`) an op is only
-//! complete once the driver clock has also passed its modelled end.
+//! timing model supplies the overlap a GPU would have. Host functions and stream callbacks are
+//! handed to the host-callback thread ([`super::callback`]) and run there at their modelled start
+//! with pacing; device work that depends on one not yet run (same stream, an event recorded
+//! after it, a legacy-stream barrier) waits for it, everything else goes on. Completion is tracked
+//! per op ([`OpState`]); waiters block on a condition variable, and with pacing
+//! (`GPUSHARE_CPU_PACING=1`) an op is only complete once the driver clock has also passed its
+//! modelled end.
 
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -13,6 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::callback::{Action, Deferred, Pending};
 use super::module::LoadedModule;
 use super::op::OpState;
 use super::stream::Stream;
@@ -26,8 +31,9 @@ use crate::memory::DeviceMemory;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SendPtr(pub *mut c_void);
 
-// SAFETY: the pointer is only dereferenced on the executor thread, at the point in stream order where
-// CUDA requires the caller to keep it valid (host buffers of async copies, host-function user data).
+// SAFETY: the pointer is only dereferenced on the executor or host-callback thread, at the point in
+// stream order where CUDA requires the caller to keep it valid (host buffers of async copies,
+// host-function user data).
 unsafe impl Send for SendPtr {}
 
 pub use gpushare_driver_abi::cuda_h::{CUhostFn as HostFn, CUstreamCallback as StreamCallback};
@@ -117,7 +123,7 @@ impl Executor {
     }
 
     /// Sleeps until the driver clock reaches `t`.
-    fn sleep_until(&self, t: Nanos) {
+    pub(crate) fn sleep_until(&self, t: Nanos) {
         loop {
             let now = self.now_ns();
             if now >= t {
@@ -190,9 +196,29 @@ impl Executor {
         }
     }
 
-    /// True on the executor thread (host functions run there and must not wait for the executor).
+    /// True on the executor or the host-callback thread (host functions run there and must not
+    /// wait for device work).
     pub fn on_executor_thread() -> bool {
         ON_EXECUTOR.with(Cell::get)
+    }
+
+    /// Marks the calling thread as the executor's or the host-callback thread.
+    pub(crate) fn mark_internal_thread() {
+        ON_EXECUTOR.with(|c| c.set(true));
+    }
+
+    /// Waits until every op of `blockers` is done (the executor, before device work that depends
+    /// on a deferred host function).
+    fn wait_for(&self, blockers: &[Arc<OpState>]) {
+        let Ok(mut g) = self.done_lock.lock() else {
+            return;
+        };
+        while blockers.iter().any(|b| !b.is_done()) {
+            g = match self.done_cv.wait(g) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
     }
 
     /// Waits until `op` is done and, with pacing, until the driver clock reaches the modelled time
@@ -242,8 +268,9 @@ impl Executor {
     }
 
     fn run(&self) {
-        ON_EXECUTOR.with(|c| c.set(true));
+        Self::mark_internal_thread();
         let mut timeline = Timeline::new();
+        let mut pending = Pending::default();
         loop {
             let op = {
                 let Ok(mut q) = self.queue.lock() else { return };
@@ -258,7 +285,7 @@ impl Executor {
                 }
             };
             let state = Arc::clone(&op.state);
-            let result = catch_unwind(AssertUnwindSafe(|| self.execute(&mut timeline, op)));
+            let result = catch_unwind(AssertUnwindSafe(|| self.execute(&mut timeline, &mut pending, op)));
             if result.is_err() {
                 tracing::error!("internal error while executing op {}", state.seq);
                 if !state.is_done() {
@@ -271,7 +298,7 @@ impl Executor {
         }
     }
 
-    fn execute(&self, timeline: &mut Timeline, op: Op) {
+    fn execute(&self, timeline: &mut Timeline, pending: &mut Pending, op: Op) {
         let Op {
             state,
             ctx,
@@ -288,14 +315,11 @@ impl Executor {
                     timeline.forget_context(c);
                 }
             }
-            state.finish(
-                Span {
-                    start: submit,
-                    end: submit,
-                },
-                0,
-                None,
-            );
+            let span = Span {
+                start: submit,
+                end: submit,
+            };
+            state.finish(span, 0, None);
             return;
         };
         let mut m = ModelOp {
@@ -307,82 +331,105 @@ impl Executor {
             duration: 0,
             after: 0,
         };
-        if let Work::Wait(target) = &work {
-            m.after = target.span().end;
-        }
-        let skipped = if ctx.is_active() {
-            ctx.sticky_error()
-        } else {
-            Some(CuError::CONTEXT_IS_DESTROYED)
-        };
-        let mut error = skipped;
-        if skipped.is_none() {
-            match work {
-                Work::Kernel(k) => {
-                    m.engine = EngineUse::Compute;
-                    let start = timeline.peek_start(&m);
-                    let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(&k, start)));
-                    let result = run.unwrap_or_else(|_| {
-                        tracing::error!("internal error in the interpreter running `{}`", k.kernel);
-                        Err(CuError::LAUNCH_FAILED)
-                    });
-                    match result {
-                        Ok(cost) => m.duration = timing::kernel_duration(&self.profile, &cost),
-                        Err(e) => {
-                            m.duration = self.profile.rates.launch_latency_ns;
-                            error = Some(e);
-                            ctx.poison(e);
-                        }
-                    }
-                }
-                Work::Copy(c) => {
-                    let bytes = c.width.saturating_mul(c.height);
-                    (m.engine, m.duration) =
-                        timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
-                    if let Err(e) = run_copy(&self.memory, &c) {
-                        error = Some(e);
-                        ctx.poison(e);
-                    }
-                }
-                Work::Memset(s) => {
-                    let bytes = s.width * u64::from(s.elem) * s.height;
-                    m.engine = EngineUse::Compute;
-                    m.duration = timing::memset_cost(&self.profile.rates, bytes);
-                    if let Err(e) = run_memset(&self.memory, &s) {
-                        error = Some(e);
-                        ctx.poison(e);
-                    }
-                }
-                Work::HostFn(f, data) => {
-                    let span = timeline.schedule(&m);
-                    if self.pacing {
-                        self.sleep_until(span.start);
-                    }
-                    // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
-                    unsafe { f(data.0) };
-                    state.finish(span, timeline.context_horizon(ctx.id()), None);
-                    return;
-                }
-                Work::Callback(f, handle, data) => {
-                    let span = timeline.schedule(&m);
-                    if self.pacing {
-                        self.sleep_until(span.start);
-                    }
-                    // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
-                    unsafe { f(handle.0, 0, data.0) };
-                    state.finish(span, timeline.context_horizon(ctx.id()), None);
-                    return;
-                }
-                Work::Marker | Work::Wait(_) | Work::Forget { .. } => {}
+        let target = match &work {
+            Work::Wait(t) => {
+                m.after = t.span().end;
+                Some(t)
             }
-        } else if let Work::Callback(f, handle, data) = work {
-            // Stream callbacks still run after an error, and are told about it.
-            let code = skipped.map_or(0, CuError::code);
-            // SAFETY: as above.
-            unsafe { f(handle.0, code, data.0) };
+            _ => None,
+        };
+        let blockers = pending.blockers(&m, target);
+        let skipped = |ctx: &Context| {
+            if ctx.is_active() {
+                ctx.sticky_error()
+            } else {
+                Some(CuError::CONTEXT_IS_DESTROYED)
+            }
+        };
+        if matches!(work, Work::Kernel(_) | Work::Copy(_) | Work::Memset(_)) {
+            self.wait_for(&blockers);
+            let error = match skipped(&ctx) {
+                Some(e) => Some(e),
+                None => self.run_work(timeline, &mut m, &ctx, work),
+            };
+            let span = timeline.schedule(&m);
+            state.finish(span, timeline.context_horizon(ctx.id()), error);
+            return;
         }
+        let error = skipped(&ctx);
+        let action = match work {
+            Work::HostFn(f, data) if error.is_none() => Action::HostFn(f, data),
+            // Stream callbacks still run after an error, and are told about it.
+            Work::Callback(f, handle, data) => {
+                Action::Callback(f, handle, data, error.map_or(0, CuError::code))
+            }
+            _ => Action::Complete,
+        };
         let span = timeline.schedule(&m);
-        state.finish(span, timeline.context_horizon(ctx.id()), error);
+        let horizon = timeline.context_horizon(ctx.id());
+        if matches!(action, Action::Complete) && blockers.is_empty() {
+            state.finish(span, horizon, error);
+            return;
+        }
+        state.plan(span, horizon);
+        pending.push(&m, &state);
+        let ctx = ctx.id();
+        self.defer(Deferred {
+            state,
+            ctx,
+            error,
+            action,
+        });
+    }
+
+    /// Runs a kernel, copy or memset, filling in its engine and duration; returns its error (the
+    /// context is poisoned by it).
+    fn run_work(
+        &self,
+        timeline: &Timeline,
+        m: &mut ModelOp,
+        ctx: &Context,
+        work: Work,
+    ) -> Option<CuError> {
+        let result = match work {
+            Work::Kernel(k) => {
+                m.engine = EngineUse::Compute;
+                let start = timeline.peek_start(m);
+                let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(&k, start)));
+                let result = run.unwrap_or_else(|_| {
+                    tracing::error!("internal error in the interpreter running `{}`", k.kernel);
+                    Err(CuError::LAUNCH_FAILED)
+                });
+                match result {
+                    Ok(cost) => {
+                        m.duration = timing::kernel_duration(&self.profile, &cost);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        m.duration = self.profile.rates.launch_latency_ns;
+                        Err(e)
+                    }
+                }
+            }
+            Work::Copy(c) => {
+                let bytes = c.width.saturating_mul(c.height);
+                (m.engine, m.duration) =
+                    timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
+                run_copy(&self.memory, &c)
+            }
+            Work::Memset(s) => {
+                let bytes = s.width * u64::from(s.elem) * s.height;
+                m.engine = EngineUse::Compute;
+                m.duration = timing::memset_cost(&self.profile.rates, bytes);
+                run_memset(&self.memory, &s)
+            }
+            _ => Ok(()),
+        };
+        let error = result.err();
+        if let Some(e) = error {
+            ctx.poison(e);
+        }
+        error
     }
 
     fn run_kernel(&self, k: &KernelWork, start: Nanos) -> CuResult<KernelCost> {

@@ -60,7 +60,10 @@ impl CallbackQueue {
     /// Whether a deferred op of context `ctx` submitted no later than `seq` is not done yet.
     fn has_pending(&self, ctx: u64, seq: u64) -> bool {
         self.running.is_some_and(|(c, s)| c == ctx && s <= seq)
-            || self.ops.values().any(|d| d.ctx == ctx && d.state.seq <= seq)
+            || self
+                .ops
+                .values()
+                .any(|d| d.ctx == ctx && d.state.seq <= seq)
     }
 }
 

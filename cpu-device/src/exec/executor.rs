@@ -285,7 +285,9 @@ impl Executor {
                 }
             };
             let state = Arc::clone(&op.state);
-            let result = catch_unwind(AssertUnwindSafe(|| self.execute(&mut timeline, &mut pending, op)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                self.execute(&mut timeline, &mut pending, op)
+            }));
             if result.is_err() {
                 tracing::error!("internal error while executing op {}", state.seq);
                 if !state.is_done() {

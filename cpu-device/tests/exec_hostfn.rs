@@ -143,6 +143,56 @@ fn later_work_of_the_stream_waits_for_its_host_function() {
     assert_eq!(flag.load(SeqCst), 1);
 }
 
+/// Host function: fills the pinned `[f32; 64]` at `data` with 0, 1, 2, …
+unsafe extern "C" fn fill_ramp(data: *mut c_void) {
+    // SAFETY: the test passes 64 floats of pinned memory.
+    let v = unsafe { std::slice::from_raw_parts_mut(data.cast::<f32>(), 64) };
+    for (i, x) in v.iter_mut().enumerate() {
+        *x = i as f32;
+    }
+}
+
+#[test]
+fn a_kernel_sees_a_copy_deferred_behind_a_host_function() {
+    let _serial = paced();
+    let s = new_stream(NON_BLOCKING);
+    let f = function(load("vector_add"), "vector_add");
+    let n = 64usize;
+    let (host, out) = (alloc_pinned(n * 4), alloc_pinned(n * 4));
+    let (mut a, mut b, mut c, mut nn) = (alloc(n * 4), alloc(n * 4), alloc(n * 4), n as i32);
+    // 8 ms of modelled copy, so that the copy into `a` starts well after the host function.
+    let big = 16 << 20;
+    let (big_host, big_dev) = (alloc_pinned(big), alloc(big));
+    sleep_kernel(s, 30);
+    // SAFETY: valid handles; pinned buffers of n floats and of `big` bytes.
+    unsafe {
+        ok(cuda::cuMemsetD32_v2(b, 0, n));
+        ok(cuda::cuLaunchHostFunc(s, Some(fill_ramp), host.cast()));
+        // These run after the host function, on the host-callback thread.
+        ok(cuda::cuMemcpyHtoDAsync_v2(big_dev, big_host.cast(), big, s));
+        ok(cuda::cuMemcpyHtoDAsync_v2(a, host.cast(), n * 4, s));
+        ok(cuda::cuMemsetD32Async(b, 2.0f32.to_bits(), n, s));
+    }
+    // The kernel waits for them on the executor.
+    ok(launch1d(
+        f,
+        1,
+        64,
+        s,
+        &mut [arg(&mut a), arg(&mut b), arg(&mut c), arg(&mut nn)],
+    ));
+    // SAFETY: valid handles and buffers.
+    unsafe {
+        ok(cuda::cuMemcpyDtoHAsync_v2(out.cast(), c, n * 4, s));
+        ok(cuda::cuStreamSynchronize(s));
+    }
+    // SAFETY: `out` holds n floats written by the completed copy.
+    let got = unsafe { std::slice::from_raw_parts(out.cast::<f32>(), n) };
+    for (i, v) in got.iter().enumerate() {
+        assert_eq!(*v, i as f32 + 2.0, "c[{i}]");
+    }
+}
+
 #[test]
 fn event_recorded_after_a_host_function_orders_other_streams() {
     let _serial = paced();

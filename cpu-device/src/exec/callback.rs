@@ -1,7 +1,7 @@
 //! The host-callback thread: host functions (`cuLaunchHostFunc`), stream callbacks
-//! (`cuStreamAddCallback`) and the ops that must complete after one of them run here, so that the
-//! executor thread never sleeps until a host function's modelled start (CUDA, too, runs host
-//! functions on a driver-internal thread).
+//! (`cuStreamAddCallback`) and the copies, memsets, event records and stream waits that must
+//! complete after one of them run here, so that the executor thread never sleeps until a host
+//! function's modelled start (CUDA, too, runs host functions on a driver-internal thread).
 //!
 //! The executor hands over ([`Executor::defer`]) an op it has already placed on the timeline: its
 //! modelled span is in its [`OpState`] ([`OpState::plan`]). This thread (`gpushare-hostfn`, one
@@ -9,22 +9,28 @@
 //! with pacing it sleeps until the earliest start (waking when an earlier op arrives), runs the op
 //! and publishes its completion. That order respects every dependency between deferred ops: an op
 //! that depends on another (same stream, event wait, legacy-stream barrier) is modelled to start no
-//! earlier than that one ends, and deferred ops take no modelled time. Host functions of
-//! independent streams have no mandated order in CUDA either.
+//! earlier than that one ends, which is no earlier than it starts. Host functions of independent
+//! streams have no mandated order in CUDA either.
 //!
 //! [`Pending`] is the executor's view of the deferred ops not yet done: which of them a new op
-//! depends on. Device work (kernels, copies, memsets) that depends on one waits for it on the
-//! executor thread; event records, stream waits and host functions are deferred behind it instead.
+//! depends on. A kernel that depends on one waits for it on the executor thread (its modelled
+//! duration comes from running it, and the timeline is built in submission order); copies,
+//! memsets, event records, stream waits and host functions are deferred behind it instead (their
+//! cost is known beforehand). A deferred copy or memset that fails poisons its context when it
+//! runs.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::executor::{HostFn, SendPtr, StreamCallback};
+use super::executor::{
+    run_copy, run_memset, CopyWork, HostFn, MemsetWork, SendPtr, StreamCallback,
+};
 use super::op::OpState;
 use super::timing::{ModelOp, Nanos, StreamClass};
 use super::Executor;
+use crate::context::Context;
 use crate::error::{CuError, CuResult};
 
 /// What a deferred op runs before it completes.
@@ -33,15 +39,19 @@ pub(crate) enum Action {
     HostFn(HostFn, SendPtr),
     /// A stream callback: stream handle, user data, and the status it is told.
     Callback(StreamCallback, SendPtr, SendPtr, u32),
-    /// Nothing: the op (an event record, a stream wait, a skipped host function) only completes.
+    /// A copy behind a pending host function.
+    Copy(CopyWork),
+    /// A memset behind a pending host function.
+    Memset(MemsetWork),
+    /// Nothing: the op (an event record, a stream wait, a skipped op) only completes.
     Complete,
 }
 
 /// An op handed to the host-callback thread.
 pub(crate) struct Deferred {
     pub state: Arc<OpState>,
-    /// The op's context.
-    pub ctx: u64,
+    /// The op's context (poisoned by a failing copy or memset).
+    pub ctx: Arc<Context>,
     /// The error it completes with (the context's sticky error when it was skipped).
     pub error: Option<CuError>,
     pub action: Action,
@@ -63,7 +73,7 @@ impl CallbackQueue {
             || self
                 .ops
                 .values()
-                .any(|d| d.ctx == ctx && d.state.seq <= seq)
+                .any(|d| d.ctx.id() == ctx && d.state.seq <= seq)
     }
 }
 
@@ -179,7 +189,7 @@ impl Executor {
                     let now = self.now_ns();
                     if !self.pacing || now >= start {
                         let (_, d) = q.ops.pop_first()?;
-                        q.running = Some((d.ctx, d.state.seq));
+                        q.running = Some((d.ctx.id(), d.state.seq));
                         return Some(d);
                     }
                     Some(Duration::from_nanos(start - now))
@@ -195,21 +205,33 @@ impl Executor {
     fn run_deferred(&self, d: Deferred) {
         let Deferred {
             state,
+            ctx,
             error,
             action,
-            ..
         } = d;
         let run = catch_unwind(AssertUnwindSafe(|| match action {
-            // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
-            Action::HostFn(f, data) => unsafe { f(data.0) },
-            // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
-            Action::Callback(f, handle, data, status) => unsafe { f(handle.0, status, data.0) },
-            Action::Complete => {}
+            Action::HostFn(f, data) => {
+                // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
+                unsafe { f(data.0) };
+                Ok(())
+            }
+            Action::Callback(f, handle, data, status) => {
+                // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
+                unsafe { f(handle.0, status, data.0) };
+                Ok(())
+            }
+            Action::Copy(c) => run_copy(&self.memory, &c),
+            Action::Memset(s) => run_memset(&self.memory, &s),
+            Action::Complete => Ok(()),
         }));
-        if run.is_err() {
+        let failed = run.unwrap_or_else(|_| {
             tracing::error!("internal error running deferred op {}", state.seq);
+            Err(CuError::UNKNOWN)
+        });
+        if let Err(e) = failed {
+            ctx.poison(e);
         }
-        state.complete(error);
+        state.complete(error.or(failed.err()));
     }
 
     /// Waits until no deferred op (host function, or what waits on one) of context `ctx` that was

@@ -348,7 +348,10 @@ impl Executor {
                 Some(CuError::CONTEXT_IS_DESTROYED)
             }
         };
-        if matches!(work, Work::Kernel(_) | Work::Copy(_) | Work::Memset(_)) {
+        // Kernels (whose modelled duration needs a run) and device work that depends on nothing
+        // pending run here; copies and memsets behind a pending host function are deferred.
+        let deferrable = matches!(work, Work::Copy(_) | Work::Memset(_)) && !blockers.is_empty();
+        if matches!(work, Work::Kernel(_)) || (is_device_work(&work) && !deferrable) {
             self.wait_for(&blockers);
             let error = match skipped(&ctx) {
                 Some(e) => Some(e),
@@ -359,14 +362,7 @@ impl Executor {
             return;
         }
         let error = skipped(&ctx);
-        let action = match work {
-            Work::HostFn(f, data) if error.is_none() => Action::HostFn(f, data),
-            // Stream callbacks still run after an error, and are told about it.
-            Work::Callback(f, handle, data) => {
-                Action::Callback(f, handle, data, error.map_or(0, CuError::code))
-            }
-            _ => Action::Complete,
-        };
+        let action = self.deferred_action(&mut m, work, error);
         let span = timeline.schedule(&m);
         let horizon = timeline.context_horizon(ctx.id());
         if matches!(action, Action::Complete) && blockers.is_empty() {
@@ -375,13 +371,44 @@ impl Executor {
         }
         state.plan(span, horizon);
         pending.push(&m, &state);
-        let ctx = ctx.id();
         self.defer(Deferred {
             state,
             ctx,
             error,
             action,
         });
+    }
+
+    /// What the host-callback thread does for `work` (not a kernel) when it is deferred, with the
+    /// engine and duration of a copy or memset filled in; `error` is the context's sticky error.
+    fn deferred_action(&self, m: &mut ModelOp, work: Work, error: Option<CuError>) -> Action {
+        match work {
+            Work::HostFn(f, data) if error.is_none() => Action::HostFn(f, data),
+            // Stream callbacks still run after an error, and are told about it.
+            Work::Callback(f, handle, data) => {
+                Action::Callback(f, handle, data, error.map_or(0, CuError::code))
+            }
+            Work::Copy(c) if error.is_none() => {
+                (m.engine, m.duration) = self.copy_model(&c);
+                Action::Copy(c)
+            }
+            Work::Memset(s) if error.is_none() => {
+                (m.engine, m.duration) = self.memset_model(&s);
+                Action::Memset(s)
+            }
+            _ => Action::Complete,
+        }
+    }
+
+    fn copy_model(&self, c: &CopyWork) -> (EngineUse, Nanos) {
+        let bytes = c.width.saturating_mul(c.height);
+        timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned)
+    }
+
+    fn memset_model(&self, s: &MemsetWork) -> (EngineUse, Nanos) {
+        let bytes = s.width * u64::from(s.elem) * s.height;
+        let duration = timing::memset_cost(&self.profile.rates, bytes);
+        (EngineUse::Compute, duration)
     }
 
     /// Runs a kernel, copy or memset, filling in its engine and duration; returns its error (the
@@ -414,15 +441,11 @@ impl Executor {
                 }
             }
             Work::Copy(c) => {
-                let bytes = c.width.saturating_mul(c.height);
-                (m.engine, m.duration) =
-                    timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
+                (m.engine, m.duration) = self.copy_model(&c);
                 run_copy(&self.memory, &c)
             }
             Work::Memset(s) => {
-                let bytes = s.width * u64::from(s.elem) * s.height;
-                m.engine = EngineUse::Compute;
-                m.duration = timing::memset_cost(&self.profile.rates, bytes);
+                (m.engine, m.duration) = self.memset_model(&s);
                 run_memset(&self.memory, &s)
             }
             _ => Ok(()),
@@ -473,6 +496,10 @@ impl Executor {
     }
 }
 
+fn is_device_work(work: &Work) -> bool {
+    matches!(work, Work::Kernel(_) | Work::Copy(_) | Work::Memset(_))
+}
+
 /// The `CUresult` a kernel failure surfaces as.
 pub fn exec_error_code(e: &gpushare_ptx::ExecError) -> CuError {
     use gpushare_ptx::ExecError as E;
@@ -504,7 +531,7 @@ fn side(
     }
 }
 
-fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
+pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
     let (dst_dev, src_dev) = match c.kind {
         CopyKind::H2D => (true, false),
         CopyKind::D2H => (false, true),
@@ -528,7 +555,7 @@ fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
     Ok(())
 }
 
-fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
+pub(crate) fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
     let row_bytes = s.width * u64::from(s.elem);
     for row in 0..s.height {
         let p = side(memory, s.dst + row * s.pitch, row_bytes, true, true)?;

@@ -239,6 +239,35 @@ fn host_functions_run_in_stream_order() {
     ok(unsafe { cuda::cuStreamDestroy_v2(s) });
 }
 
+/// Host function: after a pause, stores the value `data[0]` at the address `data[1]`.
+unsafe extern "C" fn slow_store(data: *mut c_void) {
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let cell = data.cast::<[usize; 2]>();
+    // SAFETY: the test passes a live [value, address of a u32] pair.
+    unsafe { *((*cell)[1] as *mut u32) = (*cell)[0] as u32 };
+}
+
+#[test]
+fn host_function_writes_are_seen_by_later_copies() {
+    setup();
+    let s = new_stream(1);
+    let host = alloc_pinned(4);
+    let dev = alloc(4);
+    let mut cell = [5usize, host as usize];
+    let mut v = 0u32;
+    // SAFETY: valid handles and buffers; `cell` outlives the synchronisation.
+    unsafe {
+        *host.cast::<u32>() = 1;
+        ok(cuda::cuLaunchHostFunc(s, Some(slow_store), arg(&mut cell)));
+        ok(cuda::cuMemcpyHtoDAsync_v2(dev, host.cast(), 4, s));
+        ok(cuda::cuStreamSynchronize(s));
+        ok(cuda::cuMemcpyDtoH_v2(arg(&mut v), dev, 4));
+    }
+    assert_eq!(v, 5, "the copy ran before the host function of its stream");
+    // SAFETY: valid stream.
+    ok(unsafe { cuda::cuStreamDestroy_v2(s) });
+}
+
 #[test]
 fn event_time_is_the_modelled_copy_time() {
     setup();

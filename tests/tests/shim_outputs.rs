@@ -171,14 +171,7 @@ const PROGRAMS: &[Program] = &[
     prog("stream_event", Kind::Driver, "stream_event")
         .env(SMALL_PACED)
         .mask(&[" ms"])
-        .exclusive()
-        .skip(
-            "checks that streams run independently under pacing, but the CPU device's executor \
-             runs a host function in submission order once its stream is ready, holding back \
-             later work of other streams; the broker closes every batch with such a marker, so \
-             a long kernel delays the other streams (a CPU-device limitation, reproduced \
-             without a broker; docs/architecture.md)",
-        ),
+        .exclusive(),
     prog("timing", Kind::Driver, "timing")
         .env(SMALL_PACED)
         .skip(

@@ -1,11 +1,15 @@
-//! The executor: one thread per device runs every queued operation in global submission order,
+//! The executor: one thread per device takes every queued operation in global submission order,
 //! computes its modelled start and end with the [`Timeline`], and publishes completion.
 //!
 //! Submission order is always a valid CUDA order (stream FIFO, legacy-stream barriers and event
 //! waits all point backwards), so the functional result is right without a dependency graph; the
-//! timing model supplies the overlap a GPU would have. Completion is tracked per op ([`OpState`]);
-//! waiters block on a condition variable, and with pacing (`GPUSHARE_CPU_PACING=1`) an op is only
-//! complete once the driver clock has also passed its modelled end.
+//! timing model supplies the overlap a GPU would have. Host functions and stream callbacks are
+//! handed to the host-callback thread ([`super::callback`]) and run there at their modelled start
+//! with pacing; device work that depends on one not yet run (same stream, an event recorded
+//! after it, a legacy-stream barrier) waits for it, everything else goes on. Completion is tracked
+//! per op ([`OpState`]); waiters block on a condition variable, and with pacing
+//! (`GPUSHARE_CPU_PACING=1`) an op is only complete once the driver clock has also passed its
+//! modelled end.
 
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -13,6 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::callback::{Action, Deferred, Pending};
 use super::module::LoadedModule;
 use super::op::OpState;
 use super::stream::Stream;
@@ -26,8 +31,9 @@ use crate::memory::DeviceMemory;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct SendPtr(pub *mut c_void);
 
-// SAFETY: the pointer is only dereferenced on the executor thread, at the point in stream order where
-// CUDA requires the caller to keep it valid (host buffers of async copies, host-function user data).
+// SAFETY: the pointer is only dereferenced on the executor or host-callback thread, at the point in
+// stream order where CUDA requires the caller to keep it valid (host buffers of async copies,
+// host-function user data).
 unsafe impl Send for SendPtr {}
 
 pub use gpushare_driver_abi::cuda_h::{CUhostFn as HostFn, CUstreamCallback as StreamCallback};
@@ -117,7 +123,7 @@ impl Executor {
     }
 
     /// Sleeps until the driver clock reaches `t`.
-    fn sleep_until(&self, t: Nanos) {
+    pub(crate) fn sleep_until(&self, t: Nanos) {
         loop {
             let now = self.now_ns();
             if now >= t {
@@ -190,9 +196,29 @@ impl Executor {
         }
     }
 
-    /// True on the executor thread (host functions run there and must not wait for the executor).
+    /// True on the executor or the host-callback thread (host functions run there and must not
+    /// wait for device work).
     pub fn on_executor_thread() -> bool {
         ON_EXECUTOR.with(Cell::get)
+    }
+
+    /// Marks the calling thread as the executor's or the host-callback thread.
+    pub(crate) fn mark_internal_thread() {
+        ON_EXECUTOR.with(|c| c.set(true));
+    }
+
+    /// Waits until every op of `blockers` is done (the executor, before device work that depends
+    /// on a deferred host function).
+    fn wait_for(&self, blockers: &[Arc<OpState>]) {
+        let Ok(mut g) = self.done_lock.lock() else {
+            return;
+        };
+        while blockers.iter().any(|b| !b.is_done()) {
+            g = match self.done_cv.wait(g) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
     }
 
     /// Waits until `op` is done and, with pacing, until the driver clock reaches the modelled time
@@ -242,8 +268,9 @@ impl Executor {
     }
 
     fn run(&self) {
-        ON_EXECUTOR.with(|c| c.set(true));
+        Self::mark_internal_thread();
         let mut timeline = Timeline::new();
+        let mut pending = Pending::default();
         loop {
             let op = {
                 let Ok(mut q) = self.queue.lock() else { return };
@@ -258,7 +285,9 @@ impl Executor {
                 }
             };
             let state = Arc::clone(&op.state);
-            let result = catch_unwind(AssertUnwindSafe(|| self.execute(&mut timeline, op)));
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                self.execute(&mut timeline, &mut pending, op)
+            }));
             if result.is_err() {
                 tracing::error!("internal error while executing op {}", state.seq);
                 if !state.is_done() {
@@ -271,7 +300,7 @@ impl Executor {
         }
     }
 
-    fn execute(&self, timeline: &mut Timeline, op: Op) {
+    fn execute(&self, timeline: &mut Timeline, pending: &mut Pending, op: Op) {
         let Op {
             state,
             ctx,
@@ -288,14 +317,11 @@ impl Executor {
                     timeline.forget_context(c);
                 }
             }
-            state.finish(
-                Span {
-                    start: submit,
-                    end: submit,
-                },
-                0,
-                None,
-            );
+            let span = Span {
+                start: submit,
+                end: submit,
+            };
+            state.finish(span, 0, None);
             return;
         };
         let mut m = ModelOp {
@@ -307,82 +333,128 @@ impl Executor {
             duration: 0,
             after: 0,
         };
-        if let Work::Wait(target) = &work {
-            m.after = target.span().end;
-        }
-        let skipped = if ctx.is_active() {
-            ctx.sticky_error()
-        } else {
-            Some(CuError::CONTEXT_IS_DESTROYED)
-        };
-        let mut error = skipped;
-        if skipped.is_none() {
-            match work {
-                Work::Kernel(k) => {
-                    m.engine = EngineUse::Compute;
-                    let start = timeline.peek_start(&m);
-                    let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(&k, start)));
-                    let result = run.unwrap_or_else(|_| {
-                        tracing::error!("internal error in the interpreter running `{}`", k.kernel);
-                        Err(CuError::LAUNCH_FAILED)
-                    });
-                    match result {
-                        Ok(cost) => m.duration = timing::kernel_duration(&self.profile, &cost),
-                        Err(e) => {
-                            m.duration = self.profile.rates.launch_latency_ns;
-                            error = Some(e);
-                            ctx.poison(e);
-                        }
-                    }
-                }
-                Work::Copy(c) => {
-                    let bytes = c.width.saturating_mul(c.height);
-                    (m.engine, m.duration) =
-                        timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned);
-                    if let Err(e) = run_copy(&self.memory, &c) {
-                        error = Some(e);
-                        ctx.poison(e);
-                    }
-                }
-                Work::Memset(s) => {
-                    let bytes = s.width * u64::from(s.elem) * s.height;
-                    m.engine = EngineUse::Compute;
-                    m.duration = timing::memset_cost(&self.profile.rates, bytes);
-                    if let Err(e) = run_memset(&self.memory, &s) {
-                        error = Some(e);
-                        ctx.poison(e);
-                    }
-                }
-                Work::HostFn(f, data) => {
-                    let span = timeline.schedule(&m);
-                    if self.pacing {
-                        self.sleep_until(span.start);
-                    }
-                    // SAFETY: the caller of cuLaunchHostFunc provided a valid function and user data.
-                    unsafe { f(data.0) };
-                    state.finish(span, timeline.context_horizon(ctx.id()), None);
-                    return;
-                }
-                Work::Callback(f, handle, data) => {
-                    let span = timeline.schedule(&m);
-                    if self.pacing {
-                        self.sleep_until(span.start);
-                    }
-                    // SAFETY: the caller of cuStreamAddCallback provided a valid callback and data.
-                    unsafe { f(handle.0, 0, data.0) };
-                    state.finish(span, timeline.context_horizon(ctx.id()), None);
-                    return;
-                }
-                Work::Marker | Work::Wait(_) | Work::Forget { .. } => {}
+        let target = match &work {
+            Work::Wait(t) => {
+                m.after = t.span().end;
+                Some(t)
             }
-        } else if let Work::Callback(f, handle, data) = work {
-            // Stream callbacks still run after an error, and are told about it.
-            let code = skipped.map_or(0, CuError::code);
-            // SAFETY: as above.
-            unsafe { f(handle.0, code, data.0) };
+            _ => None,
+        };
+        let blockers = pending.blockers(&m, target);
+        let skipped = |ctx: &Context| {
+            if ctx.is_active() {
+                ctx.sticky_error()
+            } else {
+                Some(CuError::CONTEXT_IS_DESTROYED)
+            }
+        };
+        // Kernels (whose modelled duration needs a run) and device work that depends on nothing
+        // pending run here; copies and memsets behind a pending host function are deferred.
+        let deferrable = matches!(work, Work::Copy(_) | Work::Memset(_)) && !blockers.is_empty();
+        if matches!(work, Work::Kernel(_)) || (is_device_work(&work) && !deferrable) {
+            self.wait_for(&blockers);
+            let error = match skipped(&ctx) {
+                Some(e) => Some(e),
+                None => self.run_work(timeline, &mut m, &ctx, work),
+            };
+            let span = timeline.schedule(&m);
+            state.finish(span, timeline.context_horizon(ctx.id()), error);
+            return;
         }
+        let error = skipped(&ctx);
+        let action = self.deferred_action(&mut m, work, error);
         let span = timeline.schedule(&m);
-        state.finish(span, timeline.context_horizon(ctx.id()), error);
+        let horizon = timeline.context_horizon(ctx.id());
+        if matches!(action, Action::Complete) && blockers.is_empty() {
+            state.finish(span, horizon, error);
+            return;
+        }
+        state.plan(span, horizon);
+        pending.push(&m, &state);
+        self.defer(Deferred {
+            state,
+            ctx,
+            error,
+            action,
+        });
+    }
+
+    /// What the host-callback thread does for `work` (not a kernel) when it is deferred, with the
+    /// engine and duration of a copy or memset filled in; `error` is the context's sticky error.
+    fn deferred_action(&self, m: &mut ModelOp, work: Work, error: Option<CuError>) -> Action {
+        match work {
+            Work::HostFn(f, data) if error.is_none() => Action::HostFn(f, data),
+            // Stream callbacks still run after an error, and are told about it.
+            Work::Callback(f, handle, data) => {
+                Action::Callback(f, handle, data, error.map_or(0, CuError::code))
+            }
+            Work::Copy(c) if error.is_none() => {
+                (m.engine, m.duration) = self.copy_model(&c);
+                Action::Copy(c)
+            }
+            Work::Memset(s) if error.is_none() => {
+                (m.engine, m.duration) = self.memset_model(&s);
+                Action::Memset(s)
+            }
+            _ => Action::Complete,
+        }
+    }
+
+    fn copy_model(&self, c: &CopyWork) -> (EngineUse, Nanos) {
+        let bytes = c.width.saturating_mul(c.height);
+        timing::copy_cost(&self.profile.rates, c.kind, bytes, c.pinned)
+    }
+
+    fn memset_model(&self, s: &MemsetWork) -> (EngineUse, Nanos) {
+        let bytes = s.width * u64::from(s.elem) * s.height;
+        let duration = timing::memset_cost(&self.profile.rates, bytes);
+        (EngineUse::Compute, duration)
+    }
+
+    /// Runs a kernel, copy or memset, filling in its engine and duration; returns its error (the
+    /// context is poisoned by it).
+    fn run_work(
+        &self,
+        timeline: &Timeline,
+        m: &mut ModelOp,
+        ctx: &Context,
+        work: Work,
+    ) -> Option<CuError> {
+        let result = match work {
+            Work::Kernel(k) => {
+                m.engine = EngineUse::Compute;
+                let start = timeline.peek_start(m);
+                let run = catch_unwind(AssertUnwindSafe(|| self.run_kernel(&k, start)));
+                let result = run.unwrap_or_else(|_| {
+                    tracing::error!("internal error in the interpreter running `{}`", k.kernel);
+                    Err(CuError::LAUNCH_FAILED)
+                });
+                match result {
+                    Ok(cost) => {
+                        m.duration = timing::kernel_duration(&self.profile, &cost);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        m.duration = self.profile.rates.launch_latency_ns;
+                        Err(e)
+                    }
+                }
+            }
+            Work::Copy(c) => {
+                (m.engine, m.duration) = self.copy_model(&c);
+                run_copy(&self.memory, &c)
+            }
+            Work::Memset(s) => {
+                (m.engine, m.duration) = self.memset_model(&s);
+                run_memset(&self.memory, &s)
+            }
+            _ => Ok(()),
+        };
+        let error = result.err();
+        if let Some(e) = error {
+            ctx.poison(e);
+        }
+        error
     }
 
     fn run_kernel(&self, k: &KernelWork, start: Nanos) -> CuResult<KernelCost> {
@@ -424,6 +496,10 @@ impl Executor {
     }
 }
 
+fn is_device_work(work: &Work) -> bool {
+    matches!(work, Work::Kernel(_) | Work::Copy(_) | Work::Memset(_))
+}
+
 /// The `CUresult` a kernel failure surfaces as.
 pub fn exec_error_code(e: &gpushare_ptx::ExecError) -> CuError {
     use gpushare_ptx::ExecError as E;
@@ -455,7 +531,7 @@ fn side(
     }
 }
 
-fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
+pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
     let (dst_dev, src_dev) = match c.kind {
         CopyKind::H2D => (true, false),
         CopyKind::D2H => (false, true),
@@ -479,7 +555,7 @@ fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
     Ok(())
 }
 
-fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
+pub(crate) fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
     let row_bytes = s.width * u64::from(s.elem);
     for row in 0..s.height {
         let p = side(memory, s.dst + row * s.pitch, row_bytes, true, true)?;

@@ -1,6 +1,7 @@
 //! Streams, events, modules and the executor that runs queued work and models its timing.
 //!
-//! - [`executor`]: the executor thread and ops; [`op`]: their completion records.
+//! - [`executor`]: the executor thread and ops; [`op`]: their completion records;
+//!   [`callback`]: the host-callback thread (host functions, stream callbacks).
 //! - [`timing`]: the timing model (pure).
 //! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
 //! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.
@@ -10,6 +11,7 @@
 //!
 //! See docs/cpu-device.md, sections "Execution" and "Timing model".
 
+pub mod callback;
 pub mod decompress;
 pub mod event;
 pub mod executor;
@@ -64,6 +66,11 @@ pub struct Executor {
     pub(crate) done_cv: Condvar,
     /// Set once the executor thread is started (false if it could not be).
     pub(crate) worker: OnceLock<bool>,
+    /// Ops deferred to the host-callback thread.
+    pub(crate) callbacks: Mutex<callback::CallbackQueue>,
+    pub(crate) callbacks_cv: Condvar,
+    /// Set once the host-callback thread is started (false if it could not be).
+    pub(crate) callback_worker: OnceLock<bool>,
     /// Created streams.
     pub streams: HandleTable<Stream>,
     /// Events.
@@ -125,6 +132,9 @@ impl Executor {
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
             worker: OnceLock::new(),
+            callbacks: Mutex::new(callback::CallbackQueue::default()),
+            callbacks_cv: Condvar::new(),
+            callback_worker: OnceLock::new(),
             streams: HandleTable::new(HandleKind::Stream),
             events: HandleTable::new(HandleKind::Event),
             modules: HandleTable::new(HandleKind::Module),
@@ -143,9 +153,17 @@ impl Executor {
             .get(&ctx.id())
             .and_then(|cs| cs.last.lock().ok().and_then(|l| l.clone()));
         match last {
-            Some(op) => self.wait(&op, executor::Until::Horizon),
+            Some(op) => self.wait_context(ctx.id(), &op, executor::Until::Horizon),
             None => Ok(()),
         }
+    }
+
+    /// Waits for `last`, the last op of context `ctx`, and for the host functions of the context
+    /// submitted before it (which may run after `last` is done on another stream).
+    fn wait_context(&self, ctx: u64, last: &OpState, until: executor::Until) -> CuResult {
+        self.wait(last, executor::Until::Done)?;
+        self.wait_deferred(ctx, last.seq)?;
+        self.wait(last, until)
     }
 
     /// Drains the work of context `ctx`, then destroys its streams, events and modules (freeing
@@ -157,7 +175,7 @@ impl Executor {
             if let Some(op) = last {
                 if !Self::on_executor_thread() {
                     // Without pacing: the functional work only.
-                    let _ = self.wait(&op, executor::Until::Done);
+                    let _ = self.wait_context(ctx, &op, executor::Until::Done);
                 }
             }
         }

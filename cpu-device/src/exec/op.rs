@@ -1,5 +1,6 @@
 //! Completion records: one [`OpState`] per submitted operation, written once by the executor
-//! thread and read by waiters, streams (their last op) and events (their recorded marker).
+//! thread (or, for host functions, stream callbacks and what waits on them, by the host-callback
+//! thread) and read by waiters, streams (their last op) and events (their recorded marker).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -53,12 +54,23 @@ impl OpState {
         CuError::from_code(self.error.load(Ordering::Acquire))
     }
 
-    pub(crate) fn finish(&self, span: Span, horizon: Nanos, error: Option<CuError>) {
+    /// Records the modelled interval and horizon before the op is done (an op handed to the
+    /// host-callback thread: later ops, e.g. a stream wait on it, are modelled from its end).
+    pub(crate) fn plan(&self, span: Span, horizon: Nanos) {
         self.start.store(span.start, Ordering::Release);
         self.end.store(span.end, Ordering::Release);
         self.horizon.store(horizon, Ordering::Release);
+    }
+
+    /// Marks the op done (after [`OpState::plan`]), with its error.
+    pub(crate) fn complete(&self, error: Option<CuError>) {
         self.error
             .store(error.map_or(0, CuError::code), Ordering::Release);
         self.done.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn finish(&self, span: Span, horizon: Nanos, error: Option<CuError>) {
+        self.plan(span, horizon);
+        self.complete(error);
     }
 }

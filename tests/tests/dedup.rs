@@ -332,25 +332,52 @@ fn a_tenant_killed_mid_upload_leaves_the_index_consistent() {
     d.quit();
 }
 
-/// The MLP example through the shim, two tenants at once, with dedup on and off: the same
-/// output bit for bit (and as the direct run's).
+/// Every example through the shim — the MLP in C, the cudarc MLP and the cudarc vector add —
+/// two tenants of each at once, with dedup on (within a group and across groups) and off: the
+/// same output bit for bit, and as the direct run's. (The cudarc examples are built by cargo,
+/// not by this test: `cargo build --release --workspace --bins`.)
 #[test]
 fn examples_print_the_same_with_dedup_on_and_off() {
-    let exe = gpushare_tests::compile_mlp().to_path_buf();
     let kernels = gpushare_tests::kernels_dir().display().to_string();
-    let args = [kernels.as_str(), "--name", "d", "--batches", "3"];
-    let direct = gpushare_tests::run_program(&exe, &args, &[], WAIT);
-    assert!(direct.success(), "{direct}");
-    for policy in ["[default]\ndedup = true\n", "[default]\ndedup = false\n"] {
-        let b = Broker::start_with_policy(Some(policy), &[]);
-        let runs: Vec<Proc> = ["one", "two"]
-            .iter()
-            .map(|n| b.spawn_tenant(n, &exe, &args, &[]))
-            .collect();
-        for p in runs {
-            let out = p.wait(WAIT);
-            assert!(out.success(), "{policy}: {out:?}");
-            assert_eq!(out.stdout, direct.stdout, "{policy}");
+    let mlp_args = vec![
+        kernels,
+        "--name".into(),
+        "d".into(),
+        "--batches".into(),
+        "3".into(),
+    ];
+    let built = |bin: &str| {
+        gpushare_tests::find_build_output(bin)
+            .unwrap_or_else(|_| panic!("{bin} not built: cargo build --release -p {bin}"))
+    };
+    let examples = [
+        (
+            gpushare_tests::compile_mlp().to_path_buf(),
+            mlp_args.clone(),
+        ),
+        (built("gpushare-example-cudarc-mlp"), mlp_args),
+        (built("gpushare-example-cudarc"), Vec::new()),
+    ];
+    let policies = [
+        "[default]\ndedup = true\n",
+        "[default]\ndedup = true\nisolation = \"tenant\"\n",
+        "[default]\ndedup = false\n",
+    ];
+    for (exe, args) in &examples {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let direct = gpushare_tests::run_program(exe, &args, &[], WAIT);
+        assert!(direct.success(), "{direct}");
+        for policy in policies {
+            let b = Broker::start_with_policy(Some(policy), &[]);
+            let runs: Vec<Proc> = ["one", "two"]
+                .iter()
+                .map(|n| b.spawn_tenant(n, exe, &args, &[]))
+                .collect();
+            for p in runs {
+                let out = p.wait(WAIT);
+                assert!(out.success(), "{} {policy}: {out:?}", exe.display());
+                assert_eq!(out.stdout, direct.stdout, "{} {policy}", exe.display());
+            }
         }
     }
 }

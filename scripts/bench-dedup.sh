@@ -142,9 +142,9 @@ if want a; then
                     "$root/examples/kernels" --batches 1000000 >/dev/null 2>&1 &
                 pids+=($!)
             done
-            # Loaded once every tenant has run a few batches (status: kernels > 0 for each).
-            for _ in $(seq 600); do
-                k=$("$rel/gpushare" status --socket "$work/sock" | awk '$1 ~ /^mlp/ && $0 ~ /[0-9]/ { c++ } END { print c + 0 }')
+            # Every tenant connected (status: a row named mlpN each); their weights load at once.
+            for _ in $(seq 400); do
+                k=$("$rel/gpushare" status --socket "$work/sock" | awk '$2 ~ /^mlp[0-9]+$/ { c++ } END { print c + 0 }')
                 [ "$k" -ge "$count" ] && break
                 sleep 0.05
             done

@@ -116,31 +116,20 @@ impl ContentIndex {
         tenant: TenantId,
         addr: u64,
     ) -> EntryId {
-        self.next += 1;
-        let id = self.next;
-        if let Some(old) = self.by_key.insert(key, id) {
-            if let Some(e) = self.entries.get_mut(&old) {
-                e.listed = false;
-            }
-        }
-        self.entries.insert(
-            id,
-            Entry {
-                key,
-                pieces,
-                handle,
-                mappings: vec![(tenant, addr)],
-                joining: 0,
-                verified: false,
-                protected: false,
-                listed: true,
-                origin: None,
-                copy: None,
-                exports: 0,
-                exportable: true,
-            },
-        );
-        id
+        self.list(Entry {
+            key,
+            pieces,
+            handle,
+            mappings: vec![(tenant, addr)],
+            joining: 0,
+            verified: false,
+            protected: false,
+            listed: true,
+            origin: None,
+            copy: None,
+            exports: 0,
+            exportable: true,
+        })
     }
 
     /// A listed entry for `key` held by `handle`, this worker's import of entry `origin.1` of
@@ -153,14 +142,7 @@ impl ContentIndex {
         handle: u64,
         (origin, copy): ((u64, EntryId), (u64, EntryId)),
     ) -> EntryId {
-        self.next += 1;
-        let id = self.next;
-        if let Some(old) = self.by_key.insert(key, id) {
-            if let Some(e) = self.entries.get_mut(&old) {
-                e.listed = false;
-            }
-        }
-        let entry = Entry {
+        self.list(Entry {
             key,
             pieces,
             handle,
@@ -173,7 +155,18 @@ impl ContentIndex {
             copy: Some(copy),
             exports: 0,
             exportable: true,
-        };
+        })
+    }
+
+    /// Adds `entry` as the listed one of its key (an older entry of the key is unlisted).
+    fn list(&mut self, entry: Entry) -> EntryId {
+        self.next += 1;
+        let id = self.next;
+        if let Some(old) = self.by_key.insert(entry.key, id) {
+            if let Some(e) = self.entries.get_mut(&old) {
+                e.listed = false;
+            }
+        }
         self.entries.insert(id, entry);
         id
     }

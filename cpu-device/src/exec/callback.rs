@@ -154,16 +154,11 @@ impl Executor {
     }
 
     fn ensure_callback_thread(&self) -> bool {
-        *self.callback_worker.get_or_init(|| {
-            let Some(this) = self.this.upgrade() else {
-                return false;
-            };
-            std::thread::Builder::new()
-                .name("gpushare-hostfn".into())
-                .spawn(move || this.run_callbacks())
-                .map_err(|e| tracing::error!("cannot start the host-callback thread: {e}"))
-                .is_ok()
-        })
+        self.start_once(
+            &self.callback_worker,
+            "gpushare-hostfn",
+            Executor::run_callbacks,
+        )
     }
 
     fn run_callbacks(&self) {

@@ -178,18 +178,28 @@ impl Executor {
         let _ = self.enqueue(None, None, Work::Forget { stream, ctx });
     }
 
-    fn ensure_thread(&self) -> CuResult {
-        let ok = self.worker.get_or_init(|| {
+    /// Starts `run` on a thread named `name` the first time `started` is asked; whether it
+    /// runs.
+    pub(super) fn start_once(
+        &self,
+        started: &std::sync::OnceLock<bool>,
+        name: &str,
+        run: fn(&Executor),
+    ) -> bool {
+        *started.get_or_init(|| {
             let Some(this) = self.this.upgrade() else {
                 return false;
             };
             std::thread::Builder::new()
-                .name("gpushare-exec".into())
-                .spawn(move || this.run())
-                .map_err(|e| tracing::error!("cannot start the executor thread: {e}"))
+                .name(name.into())
+                .spawn(move || run(&this))
+                .map_err(|e| tracing::error!("cannot start the {name} thread: {e}"))
                 .is_ok()
-        });
-        if *ok {
+        })
+    }
+
+    fn ensure_thread(&self) -> CuResult {
+        if self.start_once(&self.worker, "gpushare-exec", Executor::run) {
             Ok(())
         } else {
             Err(CuError::OPERATING_SYSTEM)

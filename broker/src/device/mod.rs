@@ -24,6 +24,7 @@
 
 mod link;
 mod marker_ledger;
+mod ops;
 mod peers;
 mod spawn;
 

@@ -9,9 +9,11 @@
 //! cannot tell. Kernel arguments are not checked (they are opaque bytes); isolation of what
 //! kernels touch is the device's (one shared context today: see `docs/architecture.md`).
 //!
-//! Charged bytes: `MemAlloc` sizes (rounded to the granularity), `MemCreate` sizes and the bytes
-//! modules' variables declare (`.global`/`.const`, charged at load, see
-//! `session::exec::module`).
+//! Charged bytes: `MemAlloc` sizes (rounded to the granularity; small ones are packed into
+//! slabs, [`slabs`], which are charged a granule each), `MemCreate` sizes and the bytes modules'
+//! variables declare (`.global`/`.const`, charged at load, see `session::exec::module`).
+
+pub mod slabs;
 
 use std::collections::BTreeMap;
 
@@ -56,6 +58,11 @@ impl MemoryError {
 pub enum Owner {
     /// A `MemAlloc` allocation.
     Alloc(VmmAlloc),
+    /// A small `MemAlloc` allocation packed into the slab at `slab` ([`slabs`]).
+    Piece {
+        /// The slab's base address.
+        slab: u64,
+    },
     /// A mapping of a `MemCreate` handle into one of the tenant's reservations.
     Mapped {
         /// Tenant handle of the physical allocation.
@@ -96,6 +103,8 @@ pub struct PhysAlloc {
 /// One tenant's device memory.
 #[derive(Debug, Default)]
 pub struct TenantMemory {
+    /// Slabs of small allocations.
+    pub slabs: slabs::Slabs,
     ranges: BTreeMap<u64, Range>,
     reservations: BTreeMap<u64, u64>,
     charged: u64,

@@ -21,6 +21,9 @@
  *                        weights: prints "hidden RESULT" with the synchronisation's CUresult
  *     tail               the same store just past the allocation (its granule's tail, which no
  *                        upload writes): "tail RESULT"
+ *     smalls N           N more small allocations (4 KiB + i bytes each), each uploaded with its
+ *                        own pattern, then all of them read back: "smalls ok" / "smalls FAILED"
+ *     freesmalls         frees them: "freesmalls done"
  *     quit               frees everything and exits 0.
  */
 #include "common.h"
@@ -223,6 +226,47 @@ static void hidden_at(const char *what, size_t offset)
     printf("%s %s\n", what, cu_name(r));
 }
 
+#define MAX_SMALLS 4096
+static CUdeviceptr smalls[MAX_SMALLS];
+static size_t nsmall;
+
+static size_t small_size(size_t i) { return 4096 + i; }
+
+static unsigned char small_byte(size_t i, size_t j) { return (unsigned char)(i * 31 + j * 7 + 1); }
+
+/* `n` more small allocations, each uploaded with its own pattern; then every one read back. */
+static void small_allocs(size_t n)
+{
+    unsigned char buf[4096 + MAX_SMALLS];
+    for (size_t k = 0; k < n && nsmall < MAX_SMALLS; k++, nsmall++) {
+        size_t i = nsmall;
+        CHECK(cuMemAlloc(&smalls[i], small_size(i)));
+        for (size_t j = 0; j < small_size(i); j++) {
+            buf[j] = small_byte(i, j);
+        }
+        CHECK(cuMemcpyHtoD(smalls[i], buf, small_size(i)));
+    }
+    for (size_t i = 0; i < nsmall; i++) {
+        CHECK(cuMemcpyDtoH(buf, smalls[i], small_size(i)));
+        for (size_t j = 0; j < small_size(i); j++) {
+            if (buf[j] != small_byte(i, j)) {
+                printf("smalls FAILED at %zu/%zu\n", i, j);
+                return;
+            }
+        }
+    }
+    printf("smalls ok\n");
+}
+
+static void free_smalls(void)
+{
+    for (size_t i = 0; i < nsmall; i++) {
+        CHECK(cuMemFree(smalls[i]));
+    }
+    nsmall = 0;
+    printf("freesmalls done\n");
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 4 && argc != 5) {
@@ -261,6 +305,10 @@ int main(int argc, char **argv)
             bench();
         } else if (strcmp(line, "hidden") == 0) {
             hidden_at("hidden", 64);
+        } else if (strncmp(line, "smalls ", 7) == 0) {
+            small_allocs(strtoull(line + 7, NULL, 0));
+        } else if (strcmp(line, "freesmalls") == 0) {
+            free_smalls();
         } else if (strcmp(line, "tail") == 0) {
             hidden_at("tail", alloc);
         } else if (strcmp(line, "quit") == 0) {

@@ -189,8 +189,8 @@ fn different_content_and_partial_granules_are_never_shared() {
 }
 
 /// An allocation's last granule is shared when uploads covered the allocation's bytes of it
-/// (the rest of the granule is no one's, and zero): small allocations — a model's biases and
-/// small layers, each in a granule of its own — are shared too.
+/// (the rest of the granule is no one's, and zero): allocations smaller than a granule — but
+/// above the slab size, which are packed instead — are shared too.
 #[test]
 fn an_allocations_last_granule_is_shared_when_its_bytes_are_uploaded() {
     let b = Broker::start(&[]);
@@ -203,7 +203,7 @@ fn an_allocations_last_granule_is_shared_when_its_bytes_are_uploaded() {
     wait_for(&b, "three granules shared", |s| saved(s) == 6 * MIB);
     let mut small = Vec::new();
     for name in ["s1", "s2"] {
-        small.push(Weights::start(&b, name, 32 * 1024, 4, "whole"));
+        small.push(Weights::start(&b, name, 512 * 1024, 4, "whole"));
     }
     wait_for(&b, "the small ones too", |s| saved(s) == 8 * MIB);
     for w in [&mut a, &mut c, &mut d].into_iter().chain(small.iter_mut()) {
@@ -212,16 +212,16 @@ fn an_allocations_last_granule_is_shared_when_its_bytes_are_uploaded() {
     }
     // A granule's tail is no one's, but a store past the allocation can still put bytes
     // there: a copy whose tail is not all zeros is never shared (its verification fails).
-    let mut t1 = Weights::start(&b, "t1", 64 * 1024, 5, "whole");
+    let mut t1 = Weights::start(&b, "t1", 640 * 1024, 5, "whole");
     assert_eq!(t1.ask("tail", "tail"), "tail CUDA_SUCCESS");
-    let mut t2 = Weights::start(&b, "t2", 64 * 1024, 5, "whole");
+    let mut t2 = Weights::start(&b, "t2", 640 * 1024, 5, "whole");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         saved(&status(&b)),
         8 * MIB,
         "t1's copy holds more than its key"
     );
-    let t3 = Weights::start(&b, "t3", 64 * 1024, 5, "whole");
+    let t3 = Weights::start(&b, "t3", 640 * 1024, 5, "whole");
     wait_for(&b, "t3 joins t2's copy", |s| saved(s) == 10 * MIB);
     assert_eq!(t2.ask("check", "check"), "check ok");
     assert_eq!(t1.ask("check", "check"), "check ok");
@@ -514,4 +514,39 @@ fn a_group_scoped_tenant_shares_only_within_its_group() {
     for w in [private, a, c, later] {
         w.quit();
     }
+}
+
+/// Small allocations are pieces of slabs: 200 of about 4 KiB each cost one granule of device
+/// memory and of the quota (not 200), keep their bytes apart, and give the granule back when
+/// the last is freed.
+#[test]
+fn small_allocations_share_a_granule_and_fit_a_small_quota() {
+    let b = Broker::start_with_policy(Some("[default]\nmemory_quota = \"8MiB\"\n"), &[]);
+    let mut w = Weights::start(&b, "w", 4 * MIB, 29, "whole");
+    let held = |b: &Broker| {
+        status(b)
+            .tenants
+            .iter()
+            .find(|t| t.name == "w")
+            .map_or(0, |t| t.memory_bytes)
+    };
+    assert_eq!(held(&b), 4 * MIB);
+    assert_eq!(w.ask("smalls 200", "smalls"), "smalls ok");
+    assert_eq!(held(&b), 6 * MIB, "one slab of 2 MiB for 200 allocations");
+    assert_eq!(w.ask("smalls 300", "smalls"), "smalls ok");
+    assert_eq!(
+        held(&b),
+        8 * MIB,
+        "a second slab; 500 granules would not fit the quota"
+    );
+    assert_eq!(
+        w.ask("check", "check"),
+        "check ok",
+        "the weights are untouched"
+    );
+    assert_eq!(w.ask("freesmalls", "freesmalls"), "freesmalls done");
+    assert_eq!(held(&b), 4 * MIB, "the slabs go with their last piece");
+    assert_eq!(w.ask("smalls 10", "smalls"), "smalls ok");
+    w.quit();
+    wait_for(&b, "everything freed", |s| s.tenants.is_empty());
 }

@@ -56,8 +56,13 @@ impl Tenant {
                 crate::memory::Owner::Alloc(a) if a.handle == 0 => {}
                 crate::memory::Owner::Alloc(a) => note(dev.vmm_free(&a)),
                 crate::memory::Owner::Mapped { .. } => note(dev.mem_unmap(r.base, r.len)),
-                crate::memory::Owner::Global { .. } | crate::memory::Owner::Host { .. } => {}
+                crate::memory::Owner::Global { .. }
+                | crate::memory::Owner::Host { .. }
+                | crate::memory::Owner::Piece { .. } => {}
             }
+        }
+        for slab in st.memory.slabs.drain() {
+            note(dev.vmm_free(&slab));
         }
         for (_, p) in st.phys.drain() {
             note(dev.mem_release(p.raw));

@@ -32,6 +32,7 @@ STEPS=(
     "four-tenants 60 four MLP tenants at once"
     "isolation-groups 60 a faulting tenant costs only its own isolation group"
     "isolation-handles 40 a tenant cannot use another tenant's pointers and handles"
+    "dedup-groups 45 deduplication across isolation groups: one copy, exported and imported read-only"
     "sigkill-tenant 45 SIGKILL of a tenant: session ended, memory freed, others unharmed"
     "broker-death 30 the broker SIGKILLed: its tenant gets an error, no hang"
     "corpus 45 kernel corpus on the device against the CPU device"

@@ -242,6 +242,53 @@ check_intruder() {
     fi
 }
 
+# ---- dedup-groups ------------------------------------------------------------------------------
+
+# Two tenants in groups of their own upload the same 8 MiB: the second maps the first's copy,
+# exported by its worker (cuMemExportToShareableHandle, POSIX fd) and imported read-only by the
+# other's; both read their bytes back; a store the broker cannot see faults in the writer's
+# group only.
+step_dedup_groups() {
+    start_broker dedup '[default]\nisolation = "tenant"' || return
+    local name
+    for name in holder importer; do
+        mkfifo "$S/$name.in"
+        shim_exec "$name" "$PROGS/dedup" $((8 << 20)) 31 whole <"$S/$name.in" \
+            >"$W/$name.out" 2>"$W/$name.err" &
+        if [ "$name" = holder ]; then exec 4>"$S/$name.in"; else exec 5>"$S/$name.in"; fi
+        wait_for "$W/$name.out" '^loaded' 30 || { fail "$name did not load its weights"; return; }
+    done
+    local _ saved=""
+    for _ in $(seq 100); do
+        status_of >"$W/status.txt"
+        saved=$(sed -n 's/^device 0:.*(\(.*\) saved by deduplication).*/\1/p' "$W/status.txt")
+        [ "$saved" = "8.0 MiB" ] && break
+        sleep 0.2
+    done
+    note "Device line with both tenants: \`$(grep '^device 0' "$W/status.txt")\`"
+    [ "$saved" = "8.0 MiB" ] || fail "the two groups do not share one copy (saved: ${saved:-none})"
+    echo check >&4
+    echo check >&5
+    wait_for "$W/holder.out" '^check' 30 && wait_for "$W/importer.out" '^check' 30
+    grep -q '^check ok' "$W/holder.out" || fail "the holder's bytes are wrong"
+    grep -q '^check ok' "$W/importer.out" || fail "the importer's bytes are wrong"
+    echo hidden >&5
+    wait_for "$W/importer.out" '^hidden' 30
+    note "Hidden store into the imported copy: \`$(grep '^hidden' "$W/importer.out")\`"
+    grep -q '^hidden CUDA_ERROR_ILLEGAL_ADDRESS' "$W/importer.out" ||
+        fail "a store into the read-only imported copy did not fault"
+    echo check >&4
+    for _ in $(seq 400); do
+        [ "$(grep -c '^check' "$W/holder.out")" -ge 2 ] && break
+        sleep 0.05
+    done
+    [ "$(grep '^check' "$W/holder.out" | sed -n 2p)" = "check ok" ] ||
+        fail "the holder's group was hurt by the importer's fault"
+    echo quit >&4
+    echo quit >&5
+    exec 4>&- 5>&-
+}
+
 # ---- sigkill-tenant ----------------------------------------------------------------------------
 
 step_sigkill_tenant() {

@@ -14,7 +14,7 @@
 //!   granules dirty and gives shared ones back to the writer first: copy-on-write, or simply
 //!   back when the writer is the copy's only user and it was never read-only.
 
-mod import;
+mod copies;
 mod remap;
 
 use std::sync::atomic::AtomicBool;
@@ -177,7 +177,7 @@ pub fn hash_later(t: &Tenant, st: &mut TenantState, dst: u64, src: &HostMem) -> 
         || !len.is_multiple_of(g)
         || src
             .hash(0, g as usize)
-            .is_none_or(|first| !import::resident(&t.dev, &first, granules.across_groups));
+            .is_none_or(|first| !copies::resident(&t.dev, &first, granules.across_groups));
     granules.probe = Some((dst.saturating_add(len), later));
     later
 }
@@ -320,7 +320,7 @@ fn place(
             unkeyed.push(c);
             continue;
         };
-        if import::resident(&t.dev, &key, granules.across_groups) {
+        if copies::resident(&t.dev, &key, granules.across_groups) {
             joins.push((c.addr, key));
             continue;
         }

@@ -13,13 +13,13 @@
 //!   is its only user (made read-write again), else a private copy of its bytes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use gpushare_client::code::{self, CuCode};
 
-use super::import::begin_any;
+use super::copies::{begin_any, verify};
 use crate::dedup::{EntryId, Fill, Freed, Granule, Key};
-use crate::device::{AccessFlags, Device, DeviceError};
+use crate::device::{AccessFlags, DeviceError};
 use crate::session::state::TenantState;
 use crate::session::tenant::Tenant;
 use crate::work::Op;
@@ -260,65 +260,6 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
     dev.dedup_index().joined(entry, t.info.id, addr);
     set_shared(st, addr, entry);
     Ok(())
-}
-
-/// Begins a join of the listed copy of `key` in `index`: `(entry, verified)`.
-pub(super) fn begin(
-    mut index: MutexGuard<'_, crate::dedup::ContentIndex>,
-    key: &Key,
-) -> Option<(EntryId, bool)> {
-    let (id, verified) = index.lookup(key).map(|(id, e)| (id, e.verified))?;
-    index.begin_join(id).then_some((id, verified))
-}
-
-/// Verifies a copy (the caller holds the device's remap lock, so no mapping of it changes
-/// meanwhile): makes it read-only wherever it is mapped, then the worker hashes the physical
-/// granule through a private mapping. A copy that does not hold its key is unlisted, and made
-/// read-write again if this made its only mapping read-only.
-pub(super) fn verify(dev: &Device, session: u64, entry: EntryId, key: &Key) -> bool {
-    let g = dev.granularity();
-    let (handle, pieces, mappings, was_protected) = {
-        let index = dev.dedup_index();
-        let Some(e) = index.get(entry) else {
-            return false;
-        };
-        if e.verified {
-            return true;
-        }
-        let at: Vec<u64> = e.mappings.iter().map(|m| m.1).collect();
-        (e.handle, e.pieces.clone(), at, e.protected)
-    };
-    let protected = was_protected
-        || mappings
-            .iter()
-            .all(|&at| dev.mem_set_access(at, g, AccessFlags::Read).is_ok());
-    if protected {
-        if let Some(e) = dev.dedup_index().get_mut(entry) {
-            e.protected = true;
-        }
-    }
-    let ok = protected && dev.handle_key(handle, pieces).is_ok_and(|k| k == *key);
-    let mut index = dev.dedup_index();
-    if ok {
-        if let Some(e) = index.get_mut(entry) {
-            e.verified = true;
-        }
-        return true;
-    }
-    tracing::warn!(
-        session,
-        entry,
-        "a deduplicated copy does not hold the content its uploads claimed: no longer shared"
-    );
-    index.unlist(entry);
-    if !was_protected && mappings.len() == 1 {
-        if let Some(e) = index.get_mut(entry) {
-            e.protected = false;
-        }
-        drop(index);
-        let _ = dev.mem_set_access(mappings[0], g, AccessFlags::ReadWrite);
-    }
-    false
 }
 
 /// The granule at `addr` becomes the listed copy of `key`.

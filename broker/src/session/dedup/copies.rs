@@ -1,6 +1,7 @@
-//! Deduplication across isolation groups (docs/dedup.md, "Across isolation groups"): when a
-//! tenant's worker holds no copy of a content that another worker of the device holds, that
-//! copy is imported — verified and made read-only where it lives, its physical memory exported
+//! The copy a granule joins: found in the tenant's worker's index (its join begun, the copy
+//! verified before a second user maps it), or — deduplication across isolation groups
+//! (docs/dedup.md, "Across isolation groups") — when the tenant's worker holds no copy of a
+//! content that another worker of the device holds, that copy is imported — verified and made read-only where it lives, its physical memory exported
 //! once as a POSIX file descriptor (`cuMemExportToShareableHandle`), imported by the tenant's
 //! worker (`cuMemImportFromShareableHandle`) and listed in its index, so the group's later
 //! tenants join it there. The exporting entry counts the import as a user: it keeps its
@@ -9,9 +10,10 @@
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use super::remap::{begin, verify};
+use std::sync::MutexGuard;
+
 use crate::dedup::{EntryId, Key};
-use crate::device::{Device, WorkerState};
+use crate::device::{AccessFlags, Device, WorkerState};
 use crate::session::tenant::Tenant;
 
 /// The device's other workers that are serving (a faulted worker's copies are left alone).
@@ -107,4 +109,63 @@ fn import(t: &Tenant, peer: &Arc<Device>, key: &Key) -> Option<EntryId> {
         "imported a deduplicated copy from another isolation group"
     );
     Some(id)
+}
+
+/// Begins a join of the listed copy of `key` in `index`: `(entry, verified)`.
+fn begin(
+    mut index: MutexGuard<'_, crate::dedup::ContentIndex>,
+    key: &Key,
+) -> Option<(EntryId, bool)> {
+    let (id, verified) = index.lookup(key).map(|(id, e)| (id, e.verified))?;
+    index.begin_join(id).then_some((id, verified))
+}
+
+/// Verifies a copy (the caller holds the device's remap lock, so no mapping of it changes
+/// meanwhile): makes it read-only wherever it is mapped, then the worker hashes the physical
+/// granule through a private mapping. A copy that does not hold its key is unlisted, and made
+/// read-write again if this made its only mapping read-only.
+pub(super) fn verify(dev: &Device, session: u64, entry: EntryId, key: &Key) -> bool {
+    let g = dev.granularity();
+    let (handle, pieces, mappings, was_protected) = {
+        let index = dev.dedup_index();
+        let Some(e) = index.get(entry) else {
+            return false;
+        };
+        if e.verified {
+            return true;
+        }
+        let at: Vec<u64> = e.mappings.iter().map(|m| m.1).collect();
+        (e.handle, e.pieces.clone(), at, e.protected)
+    };
+    let protected = was_protected
+        || mappings
+            .iter()
+            .all(|&at| dev.mem_set_access(at, g, AccessFlags::Read).is_ok());
+    if protected {
+        if let Some(e) = dev.dedup_index().get_mut(entry) {
+            e.protected = true;
+        }
+    }
+    let ok = protected && dev.handle_key(handle, pieces).is_ok_and(|k| k == *key);
+    let mut index = dev.dedup_index();
+    if ok {
+        if let Some(e) = index.get_mut(entry) {
+            e.verified = true;
+        }
+        return true;
+    }
+    tracing::warn!(
+        session,
+        entry,
+        "a deduplicated copy does not hold the content its uploads claimed: no longer shared"
+    );
+    index.unlist(entry);
+    if !was_protected && mappings.len() == 1 {
+        if let Some(e) = index.get_mut(entry) {
+            e.protected = false;
+        }
+        drop(index);
+        let _ = dev.mem_set_access(mappings[0], g, AccessFlags::ReadWrite);
+    }
+    false
 }

@@ -20,8 +20,9 @@ use gpushare_driver_abi::surface::DefaultStream;
 
 use super::resolve::{self, work_stream};
 use crate::error::CuResult;
-use crate::exec::executor::{CopyWork, MemsetWork, Until, Work};
+use crate::exec::executor::Until;
 use crate::exec::timing::CopyKind;
+use crate::exec::work::{CopyWork, MemsetWork, Work};
 use crate::memory::MemoryKind;
 use crate::state::{self, Driver};
 use crate::sys::{CUcontext, CUdeviceptr, CUstream};

@@ -20,7 +20,7 @@ use gpushare_driver_abi::surface::{DefaultStream, In};
 
 use super::resolve::work_stream;
 use crate::error::{CuError, CuResult};
-use crate::exec::executor::{KernelWork, SendPtr, Work};
+use crate::exec::work::{KernelWork, SendPtr, Work};
 use crate::state;
 use crate::sys::{CUfunction, CUstream};
 use crate::CpuDevice;

@@ -24,11 +24,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::executor::{
-    run_copy, run_memset, CopyWork, HostFn, MemsetWork, SendPtr, StreamCallback,
-};
 use super::op::OpState;
 use super::timing::{ModelOp, Nanos, StreamClass};
+use super::work::{run_copy, run_memset, CopyWork, HostFn, MemsetWork, SendPtr, StreamCallback};
 use super::Executor;
 use crate::context::Context;
 use crate::error::{CuError, CuResult};

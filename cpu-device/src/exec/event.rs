@@ -4,9 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::executor::{Until, Work};
+use super::executor::Until;
 use super::op::OpState;
 use super::stream::Stream;
+use super::work::Work;
 use super::Executor;
 use crate::context::Context;
 use crate::error::{CuError, CuResult};

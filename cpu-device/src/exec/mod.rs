@@ -21,6 +21,7 @@ pub mod module;
 pub mod op;
 pub mod stream;
 pub mod timing;
+pub mod work;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};

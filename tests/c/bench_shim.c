@@ -26,6 +26,10 @@
  *  h2d_pinned_gbps      the same from cuMemAllocHost memory
  *  d2h_pinned_gbps      the same into cuMemAllocHost memory
  *  launches_per_s       L empty launches then cuStreamSynchronize, L / elapsed (median of P)
+ *  alloc_free_small_us  cuMemAlloc of 4 KiB then cuMemFree, each pair timed alone, Q / 10 pairs
+ *                       (at least 100): median (through the shim a small allocation is a piece of
+ *                       the tenant's slab: the broker answers without the worker)
+ *  alloc_free_large_us  the same for 4 MiB (its own VMM allocation on the worker)
  * GB/s are 1e9 bytes per second. Defaults: N 1000, B 11, Q 10000, M 64, R 5, L 10000, P 5.
  */
 #include "common.h"
@@ -192,6 +196,24 @@ int main(int argc, char **argv)
     }
     printf("launches_per_s %.0f 1/s\n", quantile(rate, rate_reps, 0.5));
     free(rate);
+
+    /* (v) Allocation and free of a small and of a large buffer. */
+    const unsigned long pairs = queries / 10 < 100 ? 100 : queries / 10;
+    double *af = calloc(pairs, sizeof *af);
+    EXPECT(af != NULL, "calloc");
+    const size_t sizes[2] = {4096, 4 * MiB};
+    const char *names[2] = {"alloc_free_small_us", "alloc_free_large_us"};
+    for (int k = 0; k < 2; k++) {
+        for (unsigned long i = 0; i < pairs; i++) {
+            CUdeviceptr p = 0;
+            double t0 = now_ns();
+            CHECK(cuMemAlloc(&p, sizes[k]));
+            CHECK(cuMemFree(p));
+            af[i] = (now_ns() - t0) / 1e3;
+        }
+        printf("%s %.3f us\n", names[k], quantile(af, pairs, 0.5));
+    }
+    free(af);
 
     CHECK(cuStreamDestroy(s));
     CHECK(cuModuleUnload(m));

@@ -4,9 +4,10 @@
 //!
 //! A slab is one granule-sized [`VmmAlloc`] of the tenant's; its free bytes are spans kept by
 //! offset and merged with their neighbours when given back (first fit). Every piece is
-//! [`ALIGN`]-aligned, as CUDA's allocations are. A slab is freed with its last piece. Only the
-//! bookkeeping lives here; the caller makes and frees the slabs on the worker
-//! (`session::exec::memory`).
+//! [`ALIGN`]-aligned, as CUDA's allocations are. A slab is freed with its last piece, except
+//! that one empty slab is kept for the next small allocation (a loop allocating and freeing a
+//! small buffer then costs no worker call). Only the bookkeeping lives here; the caller makes
+//! and frees the slabs on the worker (`session::exec::memory`).
 
 use std::collections::BTreeMap;
 
@@ -31,6 +32,8 @@ struct Slab {
 #[derive(Debug, Default)]
 pub struct Slabs {
     slabs: BTreeMap<u64, Slab>,
+    /// The empty slab kept, if any.
+    idle: Option<u64>,
 }
 
 /// `size` rounded up to [`ALIGN`] (`None` on overflow).
@@ -51,6 +54,9 @@ impl Slabs {
                 slab.free.insert(offset + size, len - size);
             }
             slab.live += 1;
+            if self.idle == Some(base) {
+                self.idle = None;
+            }
             return Some((base + offset, base));
         }
         None
@@ -70,7 +76,8 @@ impl Slabs {
     }
 
     /// Gives back the piece of `size` bytes at `ptr` of slab `base`; returns the slab's
-    /// allocation when that was its last piece (the slab is gone: the caller frees it).
+    /// allocation when that was its last piece and an empty slab is kept already (the slab is
+    /// gone: the caller frees it).
     pub fn give_back(&mut self, base: u64, ptr: u64, size: u64) -> Option<VmmAlloc> {
         let slab = self.slabs.get_mut(&base)?;
         let mut offset = ptr - base;
@@ -93,11 +100,16 @@ impl Slabs {
         if slab.live > 0 {
             return None;
         }
+        if self.idle.is_none() {
+            self.idle = Some(base);
+            return None;
+        }
         self.slabs.remove(&base).map(|s| s.alloc)
     }
 
     /// Every slab's allocation, forgetting them (teardown).
     pub fn drain(&mut self) -> Vec<VmmAlloc> {
+        self.idle = None;
         std::mem::take(&mut self.slabs)
             .into_values()
             .map(|s| s.alloc)
@@ -120,7 +132,7 @@ mod tests {
     }
 
     #[test]
-    fn pieces_pack_into_one_slab_and_the_slab_goes_with_the_last() {
+    fn pieces_pack_into_one_slab_and_one_empty_slab_is_kept() {
         let mut s = Slabs::default();
         assert_eq!(s.take(ALIGN), None, "no slab yet");
         s.add(slab(0x100000));
@@ -137,10 +149,25 @@ mod tests {
         assert_eq!(s.give_back(0x100000, d.0, ALIGN), None);
         assert_eq!(
             s.give_back(0x100000, c.0, 4096),
-            Some(slab(0x100000)),
-            "the last piece frees the slab"
+            None,
+            "the only empty slab is kept"
         );
-        assert_eq!(s.take(ALIGN), None);
+        let e = s.take(ALIGN).unwrap();
+        assert_eq!(e.0, 0x100000, "whole again: first fit from its start");
+        s.add(slab(0x300000));
+        let f = s.take(G).unwrap();
+        assert_eq!(f.1, 0x300000, "a full piece needs the new slab");
+        assert_eq!(
+            s.give_back(0x100000, e.0, ALIGN),
+            None,
+            "kept: no empty slab yet"
+        );
+        assert_eq!(
+            s.give_back(0x300000, f.0, G),
+            Some(slab(0x300000)),
+            "a second empty slab is freed"
+        );
+        assert_eq!(s.drain(), vec![slab(0x100000)]);
     }
 
     #[test]

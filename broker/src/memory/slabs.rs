@@ -36,16 +36,47 @@ pub struct Slabs {
     idle: Option<u64>,
 }
 
+/// A piece handed out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Taken {
+    /// Its address.
+    pub ptr: u64,
+    /// Its slab's base address.
+    pub slab: u64,
+    /// It came from the kept empty slab, which is charged again from now on.
+    pub from_idle: bool,
+}
+
+/// What giving a piece back did to its slab.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Returned {
+    /// Other pieces remain.
+    InUse,
+    /// It is the kept empty slab now, of this many bytes: no longer charged.
+    Kept(u64),
+    /// It is gone: the caller frees it (and uncharges it).
+    Freed(VmmAlloc),
+}
+
 /// `size` rounded up to [`ALIGN`] (`None` on overflow).
 pub fn piece_size(size: u64) -> Option<u64> {
     size.checked_next_multiple_of(ALIGN)
 }
 
 impl Slabs {
-    /// A piece of `size` bytes ([`piece_size`]d by the caller) from an existing slab: `(address,
-    /// slab base)`; `None` when no slab has room (the caller adds one).
-    pub fn take(&mut self, size: u64) -> Option<(u64, u64)> {
-        for (&base, slab) in self.slabs.iter_mut() {
+    /// A piece of `size` bytes ([`piece_size`]d by the caller) from an existing slab, the kept
+    /// empty one last; `None` when no slab has room (the caller adds one).
+    pub fn take(&mut self, size: u64) -> Option<Taken> {
+        let idle = self.idle;
+        let order = self
+            .slabs
+            .keys()
+            .copied()
+            .filter(|&b| Some(b) != idle)
+            .chain(idle)
+            .collect::<Vec<u64>>();
+        for base in order {
+            let slab = self.slabs.get_mut(&base)?;
             let Some((&offset, &len)) = slab.free.iter().find(|(_, &len)| len >= size) else {
                 continue;
             };
@@ -54,10 +85,15 @@ impl Slabs {
                 slab.free.insert(offset + size, len - size);
             }
             slab.live += 1;
-            if self.idle == Some(base) {
+            let from_idle = idle == Some(base);
+            if from_idle {
                 self.idle = None;
             }
-            return Some((base + offset, base));
+            return Some(Taken {
+                ptr: base + offset,
+                slab: base,
+                from_idle,
+            });
         }
         None
     }
@@ -75,11 +111,11 @@ impl Slabs {
         );
     }
 
-    /// Gives back the piece of `size` bytes at `ptr` of slab `base`; returns the slab's
-    /// allocation when that was its last piece and an empty slab is kept already (the slab is
-    /// gone: the caller frees it).
-    pub fn give_back(&mut self, base: u64, ptr: u64, size: u64) -> Option<VmmAlloc> {
-        let slab = self.slabs.get_mut(&base)?;
+    /// Gives back the piece of `size` bytes at `ptr` of slab `base`: what became of the slab.
+    pub fn give_back(&mut self, base: u64, ptr: u64, size: u64) -> Returned {
+        let Some(slab) = self.slabs.get_mut(&base) else {
+            return Returned::InUse;
+        };
         let mut offset = ptr - base;
         let mut len = size;
         if let Some((&after, &after_len)) = slab.free.range(offset + len..).next() {
@@ -98,13 +134,16 @@ impl Slabs {
         slab.free.insert(offset, len);
         slab.live = slab.live.saturating_sub(1);
         if slab.live > 0 {
-            return None;
+            return Returned::InUse;
         }
         if self.idle.is_none() {
             self.idle = Some(base);
-            return None;
+            return Returned::Kept(slab.alloc.size);
         }
-        self.slabs.remove(&base).map(|s| s.alloc)
+        match self.slabs.remove(&base) {
+            Some(s) => Returned::Freed(s.alloc),
+            None => Returned::InUse,
+        }
     }
 
     /// Every slab's allocation, forgetting them (teardown).
@@ -131,53 +170,62 @@ mod tests {
         }
     }
 
+    fn at(s: &mut Slabs, size: u64) -> (u64, u64) {
+        let t = s.take(piece_size(size).unwrap()).unwrap();
+        (t.ptr, t.slab)
+    }
+
     #[test]
     fn pieces_pack_into_one_slab_and_one_empty_slab_is_kept() {
         let mut s = Slabs::default();
         assert_eq!(s.take(ALIGN), None, "no slab yet");
         s.add(slab(0x100000));
-        let a = s.take(piece_size(4).unwrap()).unwrap();
-        let b = s.take(piece_size(1000).unwrap()).unwrap();
-        let c = s.take(piece_size(4096).unwrap()).unwrap();
+        let a = at(&mut s, 4);
+        let b = at(&mut s, 1000);
+        let c = at(&mut s, 4096);
         assert_eq!(a, (0x100000, 0x100000));
         assert_eq!(b.0, 0x100000 + ALIGN, "aligned, packed");
         assert_eq!(c.0, 0x100000 + 3 * ALIGN);
-        assert_eq!(s.give_back(0x100000, b.0, 2 * ALIGN), None);
-        let d = s.take(ALIGN).unwrap();
+        assert_eq!(s.give_back(0x100000, b.0, 2 * ALIGN), Returned::InUse);
+        let d = at(&mut s, ALIGN);
         assert_eq!(d.0, b.0, "first fit reuses the hole");
-        assert_eq!(s.give_back(0x100000, a.0, ALIGN), None);
-        assert_eq!(s.give_back(0x100000, d.0, ALIGN), None);
+        assert_eq!(s.give_back(0x100000, a.0, ALIGN), Returned::InUse);
+        assert_eq!(s.give_back(0x100000, d.0, ALIGN), Returned::InUse);
         assert_eq!(
             s.give_back(0x100000, c.0, 4096),
-            None,
-            "the only empty slab is kept"
+            Returned::Kept(G),
+            "the only empty slab is kept (and uncharged)"
         );
         let e = s.take(ALIGN).unwrap();
-        assert_eq!(e.0, 0x100000, "whole again: first fit from its start");
+        assert_eq!((e.ptr, e.from_idle), (0x100000, true), "charged again");
         s.add(slab(0x300000));
         let f = s.take(G).unwrap();
-        assert_eq!(f.1, 0x300000, "a full piece needs the new slab");
+        assert_eq!((f.slab, f.from_idle), (0x300000, false));
+        assert_eq!(s.give_back(0x100000, e.ptr, ALIGN), Returned::Kept(G));
         assert_eq!(
-            s.give_back(0x100000, e.0, ALIGN),
-            None,
-            "kept: no empty slab yet"
-        );
-        assert_eq!(
-            s.give_back(0x300000, f.0, G),
-            Some(slab(0x300000)),
+            s.give_back(0x300000, f.ptr, G),
+            Returned::Freed(slab(0x300000)),
             "a second empty slab is freed"
         );
         assert_eq!(s.drain(), vec![slab(0x100000)]);
     }
 
     #[test]
-    fn a_full_slab_leaves_the_piece_to_the_next() {
+    fn the_kept_slab_is_used_last_and_a_full_slab_leaves_the_piece_to_the_next() {
         let mut s = Slabs::default();
         s.add(slab(0));
-        assert!(s.take(G).is_some());
+        let whole = s.take(G).unwrap();
         assert_eq!(s.take(ALIGN), None, "full");
         s.add(slab(G));
-        assert_eq!(s.take(ALIGN), Some((G, G)));
+        let small = s.take(ALIGN).unwrap();
+        assert_eq!(s.give_back(0, whole.ptr, G), Returned::Kept(G));
+        let next = s.take(ALIGN).unwrap();
+        assert_eq!(
+            (next.slab, next.from_idle),
+            (G, false),
+            "a slab in use before the kept one"
+        );
+        assert_eq!(s.give_back(G, small.ptr, ALIGN), Returned::InUse);
         assert_eq!(s.drain().len(), 2);
     }
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use std::sync::MutexGuard;
 
+use crate::dedup::index::Entry;
 use crate::dedup::{EntryId, Key};
 use crate::device::{AccessFlags, Device, WorkerState};
 use crate::session::tenant::Tenant;
@@ -25,27 +26,49 @@ fn running_peers(dev: &Device) -> Vec<Arc<Device>> {
         .collect()
 }
 
-/// Whether another worker may import its listed copy of `key`.
-fn exportable(peer: &Device, key: &Key) -> bool {
-    peer.dedup_index()
-        .lookup(key)
-        .is_some_and(|(_, e)| e.exportable)
+/// Whether another worker may import a copy: its first tenant shares across groups.
+fn exportable(e: &Entry) -> bool {
+    e.exportable
 }
 
-/// Whether content `key` has a listed copy in `dev`'s worker or, for a tenant sharing
-/// `across` groups, an exportable one in another worker of the device. Takes one index lock at
-/// a time.
+/// Whether a tenant sharing within its group only may join a copy: one of its worker's own
+/// (not an import) that no other worker imported, so what it holds is never seen outside.
+fn group_only(e: &Entry) -> bool {
+    e.origin.is_none() && e.exports == 0
+}
+
+/// What a tenant sharing `across` groups (or not) may join in its own worker.
+fn joinable(across: bool) -> fn(&Entry) -> bool {
+    if across {
+        |_| true
+    } else {
+        group_only
+    }
+}
+
+/// Whether content `key` has a listed copy the tenant may join: in `dev`'s worker or, for a
+/// tenant sharing `across` groups, an exportable one in another worker of the device. Takes one
+/// index lock at a time.
 pub fn resident(dev: &Device, key: &Key, across: bool) -> bool {
-    dev.dedup_index().lookup(key).is_some()
-        || (across && running_peers(dev).iter().any(|p| exportable(p, key)))
+    let found = |d: &Device, ok: fn(&Entry) -> bool| {
+        d.dedup_index().lookup(key).is_some_and(|(_, e)| ok(e))
+    };
+    found(dev, joinable(across))
+        || (across && running_peers(dev).iter().any(|p| found(p, exportable)))
 }
 
 /// Begins the join of tenant `t`'s granule to the copy of `key` (the device's remap lock
 /// held): the listed copy in its worker's index, else, for a tenant sharing `across` groups,
 /// another worker's exportable copy, imported — `(entry in the tenant's worker's index,
-/// verified)`; `None` if there is none to join.
+/// verified)`; `None` if there is none to join. A copy a tenant sharing within its group only
+/// joins is never exported from then on.
 pub(super) fn begin_any(t: &Tenant, key: &Key, across: bool) -> Option<(EntryId, bool)> {
-    if let Some(found) = begin(t.dev.dedup_index(), key) {
+    if let Some(found) = begin(t.dev.dedup_index(), key, joinable(across)) {
+        if !across {
+            if let Some(e) = t.dev.dedup_index().get_mut(found.0) {
+                e.exportable = false;
+            }
+        }
         return Some(found);
     }
     if !across {
@@ -61,12 +84,11 @@ pub(super) fn begin_any(t: &Tenant, key: &Key, across: bool) -> Option<(EntryId,
 /// way. `None` (and nothing changed) when the peer has no usable copy or the export or the
 /// import fails.
 fn import(t: &Tenant, peer: &Arc<Device>, key: &Key) -> Option<EntryId> {
-    if !exportable(peer, key) {
-        return None;
-    }
-    let (entry, verified) = begin(peer.dedup_index(), key)?;
+    let (entry, verified) = begin(peer.dedup_index(), key, exportable)?;
     let give_up = || {
-        if let Some(f) = peer.dedup_index().join_failed(entry) {
+        // The index guard goes before the release (a link call, maybe another index).
+        let freed = peer.dedup_index().join_failed(entry);
+        if let Some(f) = freed {
             peer.release_copy(f);
         }
     };
@@ -111,12 +133,17 @@ fn import(t: &Tenant, peer: &Arc<Device>, key: &Key) -> Option<EntryId> {
     Some(id)
 }
 
-/// Begins a join of the listed copy of `key` in `index`: `(entry, verified)`.
+/// Begins a join of the listed copy of `key` in `index` if `ok` accepts it (checked under the
+/// same lock): `(entry, verified)`.
 fn begin(
     mut index: MutexGuard<'_, crate::dedup::ContentIndex>,
     key: &Key,
+    ok: fn(&Entry) -> bool,
 ) -> Option<(EntryId, bool)> {
-    let (id, verified) = index.lookup(key).map(|(id, e)| (id, e.verified))?;
+    let (id, verified) = index
+        .lookup(key)
+        .filter(|(_, e)| ok(e))
+        .map(|(id, e)| (id, e.verified))?;
     index.begin_join(id).then_some((id, verified))
 }
 

@@ -39,6 +39,10 @@ pub struct Upload {
     pub skip: Option<Arc<AtomicBool>>,
     /// Remaps of the granules it completed onto resident copies, after the copy.
     pub after: Option<Op>,
+    /// Granules it completed whose content is new: registered as copies only once the copy is
+    /// done (keyed again from the device's bytes, [`key_from_device`]), so no other tenant can
+    /// join — and make read-only — a granule whose upload is still queued.
+    pub fresh: Vec<Completed>,
 }
 
 /// A host-to-device copy of `src` to `dst` (tables locked; `dst` checked to be the tenant's).
@@ -66,7 +70,8 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
     }
     let g = granules.granule();
     let whole = dst.is_multiple_of(g) && len.is_multiple_of(g) && completed.len() as u64 == len / g;
-    let (joins, unkeyed) = place(t, granules, completed);
+    let (joins, unkeyed, fresh) = classify(t, granules, completed);
+    plan.fresh = fresh;
     if !unkeyed.is_empty() {
         // Granules completed by this upload after unhashed ones: keys from the device's bytes
         // once the copy is done.
@@ -135,6 +140,7 @@ pub fn upload_ops(
         return ops;
     }
     let plan = upload(t, st, seq, dst, &src);
+    let register = (!plan.fresh.is_empty()).then(|| key_after(t, Arc::clone(&stream), plan.fresh));
     let copy = Op::CopyHtoD {
         dst,
         src,
@@ -145,6 +151,7 @@ pub fn upload_ops(
         .into_iter()
         .chain([copy])
         .chain(plan.after)
+        .chain(register)
         .collect()
 }
 
@@ -294,7 +301,11 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
             let Some((a, Granule::Private { handle, fill })) = granules.granule_at(c.addr) else {
                 return false;
             };
-            if a != c.addr || *handle != c.handle || *fill != Fill::Covered(c.pieces.clone()) {
+            let as_covered = match fill {
+                Fill::Covered(p) | Fill::Complete(_, p) => *p == c.pieces,
+                Fill::Pieces(_) | Fill::Dirty => false,
+            };
+            if a != c.addr || *handle != c.handle || !as_covered {
                 return false;
             }
             *fill = Fill::Complete(c.key.unwrap_or(UNHASHED), c.pieces.clone());
@@ -307,23 +318,36 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
     }
 }
 
-/// Registers completed granules whose content is new as the copies of their keys; returns
-/// the others (their content is resident: joins to plan), and those without a key yet.
+/// Completed granules sorted: `(joins, unkeyed, fresh)` ([`classify`]).
+type Sorted = (Vec<(u64, Key)>, Vec<Completed>, Vec<Completed>);
+
+/// Sorts completed granules: those whose content is resident (joins to plan), those without a
+/// key yet, and those whose content is new.
+fn classify(t: &Tenant, granules: &TenantGranules, completed: Vec<Completed>) -> Sorted {
+    let (mut joins, mut unkeyed, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+    for c in completed {
+        match c.key {
+            None => unkeyed.push(c),
+            Some(key) if copies::resident(&t.dev, &key, granules.across_groups) => {
+                joins.push((c.addr, key));
+            }
+            Some(_) => fresh.push(c),
+        }
+    }
+    (joins, unkeyed, fresh)
+}
+
+/// Registers completed granules whose content is new as the copies of their keys (their
+/// copies done); returns the others (their content is resident: joins to plan), and those
+/// without a key yet.
 fn place(
     t: &Tenant,
     granules: &mut TenantGranules,
     completed: Vec<Completed>,
 ) -> (Vec<(u64, Key)>, Vec<Completed>) {
-    let (mut joins, mut unkeyed) = (Vec::new(), Vec::new());
-    for c in completed {
-        let Some(key) = c.key else {
-            unkeyed.push(c);
-            continue;
-        };
-        if copies::resident(&t.dev, &key, granules.across_groups) {
-            joins.push((c.addr, key));
-            continue;
-        }
+    let (joins, unkeyed, fresh) = classify(t, granules, completed);
+    for c in fresh {
+        let key = c.key.unwrap_or(UNHASHED);
         let entry = register(t, granules, (key, c.pieces), c.handle, c.addr);
         if let Some((_, g)) = granules.granule_at(c.addr) {
             *g = Granule::Shared { entry };

@@ -150,10 +150,10 @@ fn alloc_piece(t: &Tenant, size: u64) -> Result<u64, ExecError> {
     let dev = &t.dev;
     let piece = slabs::piece_size(size).ok_or(code::ERROR_OUT_OF_MEMORY)?;
     with_state(t, |st| {
-        let (ptr, slab) = match st.memory.slabs.take(piece) {
+        let g = dev.granularity();
+        let taken = match st.memory.slabs.take(piece) {
             Some(found) => found,
             None => {
-                let g = dev.granularity();
                 st.memory.can_charge(g)?;
                 let a = dev.vmm_alloc(g)?;
                 st.memory.charge(a.size);
@@ -164,6 +164,15 @@ fn alloc_piece(t: &Tenant, size: u64) -> Result<u64, ExecError> {
                     .ok_or(ExecError::Code(code::ERROR_OUT_OF_MEMORY))?
             }
         };
+        let (ptr, slab) = (taken.ptr, taken.slab);
+        if taken.from_idle {
+            // The kept empty slab is charged again while it holds a piece.
+            if let Err(e) = st.memory.can_charge(g) {
+                drop(give_back(dev, st, slab, ptr, size));
+                return Err(e.into());
+            }
+            st.memory.charge(g);
+        }
         let range = Range {
             base: ptr,
             len: size,
@@ -194,10 +203,14 @@ fn give_back(
 ) -> crate::device::DResult<()> {
     let piece = slabs::piece_size(len).unwrap_or(len);
     match st.memory.slabs.give_back(slab, ptr, piece) {
-        Some(a) => {
+        slabs::Returned::Freed(a) => {
             st.memory.uncharge(a.size);
             dev.vmm_free(&a)
         }
-        None => Ok(()),
+        slabs::Returned::Kept(bytes) => {
+            st.memory.uncharge(bytes);
+            Ok(())
+        }
+        slabs::Returned::InUse => Ok(()),
     }
 }

@@ -21,10 +21,10 @@ impl Driver {
     /// A read-write allocation of `size` bytes (rounded up to the granularity) whose every
     /// granule is a physical allocation of its own: `(address, handles in order)`. Undone on
     /// failure.
-    pub fn vmm_alloc_granules(&self, size: u64) -> DResult<(u64, Vec<u64>)> {
+    pub fn vmm_alloc_granules(&self, asked: u64) -> DResult<(u64, Vec<u64>)> {
         let g = self.granularity().max(1);
         let size = self
-            .round_up(size.max(1))
+            .round_up(asked.max(1))
             .ok_or(DeviceError::Invalid("allocation size overflows"))?;
         let ptr = self.address_reserve(size, 0, 0, 0)?;
         let mut handles = Vec::with_capacity((size / g) as usize);
@@ -38,11 +38,31 @@ impl Driver {
                 }
             }
         }
-        if let Some(e) = failed {
+        let zeroed = match failed {
+            Some(e) => Err(e),
+            None => self.zero_tail(ptr + asked, size - asked),
+        };
+        if let Err(e) = zeroed {
             let _ = self.vmm_free_granules(ptr, &handles_padded(&handles, size / g));
             return Err(e);
         }
         Ok((ptr, handles))
+    }
+
+    /// Zeroes the last granule's bytes past the allocation (`len` at `at`; none when it ends
+    /// on a granule): `cuMemCreate` does not promise zeroed memory, and deduplication shares
+    /// a last granule only if that tail is zero (docs/dedup.md). On the context's legacy
+    /// stream, which the keying copies (`cuMemcpyDtoH`, also on it) follow.
+    fn zero_tail(&self, at: u64, len: u64) -> DResult<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.bind()?;
+        let len = usize_of(len)?;
+        // SAFETY: plain values; `[at, at + len)` was just mapped read-write by this worker.
+        check("cuMemsetD8Async", unsafe {
+            (self.api.memset_d8_async)(at, 0, len, std::ptr::null_mut())
+        })
     }
 
     /// Creates a granule, exportable where the driver allows ([`Driver::granule_export`]).

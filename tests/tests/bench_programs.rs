@@ -25,6 +25,8 @@ const BENCH_SHIM_KEYS: &[&str] = &[
     "h2d_pinned_gbps",
     "d2h_pinned_gbps",
     "launches_per_s",
+    "alloc_free_small_us",
+    "alloc_free_large_us",
 ];
 
 const BENCH_SHIM_TINY: &[&str] = &[

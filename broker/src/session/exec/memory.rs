@@ -42,41 +42,7 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
                 pitch,
             })
         }
-        MemoryRequest::MemFree { ptr } => {
-            if ptr == 0 {
-                return Ok(Reply::Empty);
-            }
-            let freed = with_state(t, |st| match st.memory.range_at(ptr).copied() {
-                Some(Range {
-                    owner: Owner::Alloc(a),
-                    ..
-                }) => {
-                    st.memory.remove_range(ptr);
-                    st.memory.uncharge(a.size);
-                    Ok(Freed::Alloc(
-                        a,
-                        granules::forget_alloc(t.info.id, st, a.ptr),
-                    ))
-                }
-                Some(Range {
-                    owner: Owner::Piece { slab },
-                    len,
-                    ..
-                }) => {
-                    st.memory.remove_range(ptr);
-                    Ok(Freed::Piece { slab, len })
-                }
-                _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
-            })?;
-            // The tenant's queued work may still use the memory.
-            let synced = sync_tenant(t);
-            match freed {
-                Freed::Alloc(_, Some(freed)) => granules::free(dev, freed)?,
-                Freed::Alloc(a, None) => dev.vmm_free(&a)?,
-                Freed::Piece { slab, len } => free_piece(t, slab, ptr, len)?,
-            }
-            synced.map(|()| Reply::Empty)
-        }
+        MemoryRequest::MemFree { ptr } => free(t, ptr),
         MemoryRequest::MemGetInfo => {
             let (charged, quota) =
                 with_state(t, |st| Ok((st.memory.charged(), st.memory.quota())))?;
@@ -104,6 +70,44 @@ pub fn execute(t: &Tenant, req: MemoryRequest) -> ExecResult {
 
 /// Pitch alignment of `MemAllocPitch`.
 const PITCH_ALIGN: u64 = 512;
+
+/// `cuMemFree`: after the tenant's queued work (it may still use the memory).
+fn free(t: &Tenant, ptr: u64) -> ExecResult {
+    let dev = &t.dev;
+    if ptr == 0 {
+        return Ok(Reply::Empty);
+    }
+    let freed = with_state(t, |st| match st.memory.range_at(ptr).copied() {
+        Some(Range {
+            owner: Owner::Alloc(a),
+            ..
+        }) => {
+            st.memory.remove_range(ptr);
+            st.memory.uncharge(a.size);
+            Ok(Freed::Alloc(
+                a,
+                granules::forget_alloc(t.info.id, st, a.ptr),
+            ))
+        }
+        Some(Range {
+            owner: Owner::Piece { slab },
+            len,
+            ..
+        }) => {
+            st.memory.remove_range(ptr);
+            Ok(Freed::Piece { slab, len })
+        }
+        _ => Err(ExecError::Code(code::ERROR_INVALID_VALUE)),
+    })?;
+    // The tenant's queued work may still use the memory.
+    let synced = sync_tenant(t);
+    match freed {
+        Freed::Alloc(_, Some(freed)) => granules::free(dev, freed)?,
+        Freed::Alloc(a, None) => dev.vmm_free(&a)?,
+        Freed::Piece { slab, len } => free_piece(t, slab, ptr, len)?,
+    }
+    synced.map(|()| Reply::Empty)
+}
 
 /// What a `MemFree` gives back.
 enum Freed {

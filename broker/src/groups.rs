@@ -225,15 +225,22 @@ impl Groups {
         out
     }
 
-    /// Deduplication in each group's workers, by group name: bytes saved (mappings of copies
-    /// another worker or tenant holds, [`crate::dedup::summary`]), and faults of tenants
+    /// Deduplication's figures over every worker of the device ([`crate::dedup::summary`]).
+    pub fn dedup_summary(&self) -> crate::dedup::Summary {
+        self.cfg.peers.dedup_summary()
+    }
+
+    /// Deduplication in each group's workers, by group name, from the device's `summary`:
+    /// bytes saved (mappings of copies another worker or tenant holds), and faults of tenants
     /// mapping read-only copies.
-    pub fn dedup_figures(&self) -> std::collections::HashMap<String, (u64, u64)> {
+    pub fn dedup_figures(
+        &self,
+        summary: &crate::dedup::Summary,
+    ) -> std::collections::HashMap<String, (u64, u64)> {
         let groups: Vec<(GroupKey, Arc<Mutex<Group>>)> = lock(&self.groups)
             .iter()
             .map(|(k, g)| (k.clone(), Arc::clone(g)))
             .collect();
-        let summary = self.cfg.peers.dedup_summary();
         let mut out = std::collections::HashMap::new();
         for (key, g) in groups {
             let devs: Vec<Arc<Device>> = lock(&g)

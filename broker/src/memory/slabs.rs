@@ -28,6 +28,19 @@ struct Slab {
     live: u32,
 }
 
+impl Slab {
+    /// A piece of `size` bytes, first fit: its offset.
+    fn carve(&mut self, size: u64) -> Option<u64> {
+        let (&offset, &len) = self.free.iter().find(|(_, &len)| len >= size)?;
+        self.free.remove(&offset);
+        if len > size {
+            self.free.insert(offset + size, len - size);
+        }
+        self.live += 1;
+        Some(offset)
+    }
+}
+
 /// A tenant's slabs, by base address.
 #[derive(Debug, Default)]
 pub struct Slabs {
@@ -68,34 +81,26 @@ impl Slabs {
     /// empty one last; `None` when no slab has room (the caller adds one).
     pub fn take(&mut self, size: u64) -> Option<Taken> {
         let idle = self.idle;
-        let order = self
+        let in_use = self
             .slabs
-            .keys()
-            .copied()
-            .filter(|&b| Some(b) != idle)
-            .chain(idle)
-            .collect::<Vec<u64>>();
-        for base in order {
-            let slab = self.slabs.get_mut(&base)?;
-            let Some((&offset, &len)) = slab.free.iter().find(|(_, &len)| len >= size) else {
-                continue;
-            };
-            slab.free.remove(&offset);
-            if len > size {
-                slab.free.insert(offset + size, len - size);
-            }
-            slab.live += 1;
-            let from_idle = idle == Some(base);
-            if from_idle {
-                self.idle = None;
-            }
+            .iter_mut()
+            .filter(|(&b, _)| Some(b) != idle)
+            .find_map(|(&b, slab)| slab.carve(size).map(|offset| (b, offset)));
+        if let Some((slab, offset)) = in_use {
             return Some(Taken {
-                ptr: base + offset,
-                slab: base,
-                from_idle,
+                ptr: slab + offset,
+                slab,
+                from_idle: false,
             });
         }
-        None
+        let base = idle?;
+        let offset = self.slabs.get_mut(&base)?.carve(size)?;
+        self.idle = None;
+        Some(Taken {
+            ptr: base + offset,
+            slab: base,
+            from_idle: true,
+        })
     }
 
     /// A new empty slab over `alloc`.

@@ -91,11 +91,12 @@ impl Registry {
             .values()
             .map(|e| (e.info.clone(), e.tenant.clone()))
             .collect();
+        let summary = env.groups.dedup_summary();
         let mut tenants: Vec<TenantStatus> = entries
             .into_iter()
             .filter_map(|(info, t)| {
                 let t = t?;
-                let mem = t.memory_figures();
+                let mem = t.memory_figures(&summary);
                 let (queued_ops, submitted_ops, completed_ops) = t.op_counts();
                 let params = t.params();
                 let sched = env.sched.report(info.id).unwrap_or_default();
@@ -126,7 +127,7 @@ impl Registry {
         tenants.sort_by_key(|t| t.session_id);
         let info = &env.device;
         let mut workers = env.groups.status();
-        let dedup = env.groups.dedup_figures();
+        let dedup = env.groups.dedup_figures(&summary);
         for w in &mut workers {
             w.memory_bytes = tenants
                 .iter()

@@ -491,8 +491,9 @@ impl Tenant {
         (queued, submitted, completed)
     }
 
-    /// Device memory charged, quota, streams.
-    pub fn memory_figures(&self) -> MemoryFigures {
+    /// Device memory charged, quota, streams; its shared bytes from the device's deduplication
+    /// `summary` (computed once per status report).
+    pub fn memory_figures(&self, summary: &crate::dedup::Summary) -> MemoryFigures {
         let Some((charged, quota, streams)) = self.state().as_ref().map(|st| {
             (
                 st.memory.charged(),
@@ -502,14 +503,7 @@ impl Tenant {
         }) else {
             return MemoryFigures::default();
         };
-        let shared = self
-            .dev
-            .peers()
-            .dedup_summary()
-            .shared
-            .get(&self.info.id)
-            .copied()
-            .unwrap_or(0);
+        let shared = summary.shared.get(&self.info.id).copied().unwrap_or(0);
         MemoryFigures {
             charged,
             quota,

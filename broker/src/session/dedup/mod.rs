@@ -40,8 +40,8 @@ pub struct Upload {
     /// Remaps of the granules it completed onto resident copies, after the copy.
     pub after: Option<Op>,
     /// Granules it completed whose content is new: registered as copies only once the copy is
-    /// done (keyed again from the device's bytes, [`key_from_device`]), so no other tenant can
-    /// join — and make read-only — a granule whose upload is still queued.
+    /// done ([`key_from_device`], which keeps their keys), so no other tenant can join — and
+    /// make read-only — a granule whose upload is still queued.
     pub fresh: Vec<Completed>,
 }
 
@@ -206,8 +206,9 @@ pub fn uploaded_unhashed(st: &mut TenantState, dst: u64, len: u64) -> Vec<Comple
 /// How long a tenant's uploads must pause before the keys of what they covered are computed.
 const KEYING_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Queues covered granules for their keys from the device's bytes: a thread of the tenant's
-/// computes them once its uploads pause for [`KEYING_PAUSE`] (off the tenant's path, and not
+/// Queues covered granules for their keys from the device's bytes (those hashed on their way
+/// keep theirs): a thread of the tenant's computes them once its uploads pause for
+/// [`KEYING_PAUSE`] (off the tenant's path, and not
 /// competing with the rest of a model load), then registers them or queues their joins — for
 /// granules still covered exactly as they were (anything written since is left alone). Takes
 /// only the queue's leaf lock (markers call it on driver threads).
@@ -281,13 +282,20 @@ fn key_after(t: &Tenant, stream: Arc<Stream>, covered: Vec<Completed>) -> Op {
 }
 
 fn key_covered(t: &Tenant, covered: Vec<Completed>) {
+    // Granules hashed on their way keep that key (a second user verifies it); the others are
+    // keyed from the device's bytes.
     let keyed: Vec<Completed> = covered
         .into_iter()
-        .filter_map(|c| match t.dev.granule_key(c.addr, c.pieces.clone()) {
-            Ok(k) => Some(Completed { key: Some(k), ..c }),
-            Err(e) => {
-                tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
-                None
+        .filter_map(|c| {
+            if c.key.is_some() {
+                return Some(c);
+            }
+            match t.dev.granule_key(c.addr, c.pieces.clone()) {
+                Ok(k) => Some(Completed { key: Some(k), ..c }),
+                Err(e) => {
+                    tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
+                    None
+                }
             }
         })
         .collect();
@@ -302,7 +310,8 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
                 return false;
             };
             let as_covered = match fill {
-                Fill::Covered(p) | Fill::Complete(_, p) => *p == c.pieces,
+                Fill::Covered(p) => *p == c.pieces,
+                Fill::Complete(k, p) => c.key == Some(*k) && *p == c.pieces,
                 Fill::Pieces(_) | Fill::Dirty => false,
             };
             if a != c.addr || *handle != c.handle || !as_covered {

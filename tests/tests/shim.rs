@@ -186,15 +186,9 @@ fn libcudart_program_both_ways_in() {
     }) {
         let exe = compile_cudart_c_for("cudart_launch", rt);
         let direct = run_program(&exe, &[], &env, RUN);
-        assert!(
-            direct.success(),
-            "direct run ({}) failed\n{direct}",
-            rt.label()
-        );
-        let (through_path, way) = (
-            way == "cudart-ld-library-path",
-            format!("{way}-{}", rt.label()),
-        );
+        let label = rt.label();
+        assert!(direct.success(), "direct run ({label}) failed\n{direct}");
+        let (through_path, way) = (way == "cudart-ld-library-path", format!("{way}-{label}"));
         let way = way.as_str();
         let mut cmd = Command::new(&exe);
         tenant_env(&mut cmd, &env);

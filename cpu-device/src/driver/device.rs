@@ -96,7 +96,15 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         115 => 0,                              // MEMORY_POOLS_SUPPORTED
         116..=118 => 0,                        // GPUDirect RDMA
         119 => 0,                              // MEMPOOL_SUPPORTED_HANDLE_TYPES
-        120 => 0,                              // CLUSTER_LAUNCH
+        _ => recent_attribute(attrib).ok_or(CuError::INVALID_VALUE)?,
+    };
+    Ok(v as i32)
+}
+
+/// Attributes from CUDA 12 on (120 and above), none of which depends on the profile.
+fn recent_attribute(attrib: i32) -> Option<i64> {
+    Some(match attrib {
+        120 => 0,        // CLUSTER_LAUNCH
         121..=125 => 0,  // deferred mapping, stream mem ops, DMA-BUF, IPC events
         126 => 1,        // MEM_SYNC_DOMAIN_COUNT
         127 | 128 => 0,  // tensor maps, fabric handles
@@ -109,9 +117,8 @@ pub fn attribute(p: &DeviceProfile, attrib: i32) -> CuResult<i32> {
         140 => 0,        // GPU_PCI_SUBSYSTEM_ID
         141..=143 => 0,  // host NUMA features
         144..=147 => 0,  // CUDA 13.0: host memory pools, host VMM, host DMA-BUF, partial atomics
-        _ => return Err(CuError::INVALID_VALUE),
-    };
-    Ok(v as i32)
+        _ => return None,
+    })
 }
 
 gpushare_driver_abi::implement! {

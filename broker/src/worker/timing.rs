@@ -3,10 +3,14 @@
 //! The ring thread brackets each timed operation with two events on its stream — a start event
 //! recorded before the operation, an end event after it — taken from a pool of reusable events
 //! (timing on; `CU_EVENT_BLOCKING_SYNC`, so waiting for one sleeps rather than spins), and hands
-//! `(seq, start, end)` to the worker's one **timing thread** through a queue. The timing thread
-//! takes the operations in submission order, waits for each end event (`cuEventSynchronize`),
-//! reads `cuEventElapsedTime`, puts both events back in the pool and posts
-//! `OP_DONE{seq, device_ns}` on the notify ring. On the CPU device the events carry its modelled
+//! `(seq, start, end)` to the **timing thread of the operation's engine** (compute, host-to-device,
+//! device-to-host) through that engine's queue. Each timing thread takes its engine's operations
+//! in submission order, waits for each end event (`cuEventSynchronize`), reads
+//! `cuEventElapsedTime`, puts both events back in the pool and posts `OP_DONE{seq, device_ns}` on
+//! the notify ring. One thread per engine, because an engine runs its work in order but engines
+//! run side by side: with one thread for all, a download's completion waited behind an upload
+//! submitted before it and still running, the download engine's window stayed full meanwhile,
+//! and chunked copies of a two-stream pipeline lost about 10 % to it (docs/benchmarks.md). On the CPU device the events carry its modelled
 //! timestamps, so `device_ns` is the modelled time (`docs/cpu-device.md`, "Events").
 //!
 //! Every timed record gets exactly one `OP_DONE`. It has no time ([`NO_DEVICE_TIME`]) when the
@@ -58,12 +62,19 @@ struct Queue {
     sleeping: bool,
 }
 
-/// What the ring thread and the timing thread share.
+/// One engine's queue and the condition its timing thread sleeps on.
+#[derive(Default)]
+struct Lane {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+/// What the ring thread and the timing threads share.
 struct Shared {
     drv: Arc<Driver>,
     notify: Arc<Mutex<Producer>>,
-    queue: Mutex<Queue>,
-    ready: Condvar,
+    /// Per engine: 0 compute, 1 host-to-device, 2 device-to-host.
+    lanes: [Lane; 3],
     pool: Mutex<Vec<Arc<Event>>>,
     warned: AtomicBool,
 }
@@ -74,20 +85,21 @@ pub struct Timer {
 }
 
 impl Timer {
-    /// Starts the timing thread, which posts `OP_DONE` records on `notify`.
+    /// Starts the timing threads (one per engine), which post `OP_DONE` records on `notify`.
     pub fn spawn(drv: Arc<Driver>, notify: Arc<Mutex<Producer>>) -> std::io::Result<Timer> {
         let shared = Arc::new(Shared {
             drv,
             notify,
-            queue: Mutex::default(),
-            ready: Condvar::new(),
+            lanes: Default::default(),
             pool: Mutex::default(),
             warned: AtomicBool::new(false),
         });
-        let theirs = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name("gpushare-wtime".into())
-            .spawn(move || theirs.run())?;
+        for engine in 0..shared.lanes.len() {
+            let theirs = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(format!("gpushare-wtime{engine}"))
+                .spawn(move || theirs.run(engine))?;
+        }
         Ok(Timer { shared })
     }
 
@@ -134,7 +146,7 @@ impl Timer {
     }
 
     /// Timed operation `seq` never reached a stream (its stream is unknown): its `OP_DONE`,
-    /// without a time, after those of the operations before it.
+    /// without a time, after those of the compute operations before it.
     pub fn failed(&self, seq: u64) {
         let p = Pending {
             seq,
@@ -200,9 +212,10 @@ impl Shared {
         lock(&self.pool).push(e);
     }
 
-    /// Queues `p` for the timing thread; gives it back when the queue is full.
+    /// Queues `p` for its engine's timing thread; gives it back when that queue is full.
     fn enqueue(&self, p: Pending) -> Result<(), Pending> {
-        let mut q = lock(&self.queue);
+        let lane = &self.lanes[p.engine];
+        let mut q = lock(&lane.queue);
         if q.items.len() >= QUEUE_LIMIT {
             return Err(p);
         }
@@ -210,36 +223,37 @@ impl Shared {
         let wake = q.sleeping;
         drop(q);
         if wake {
-            self.ready.notify_one();
+            lane.ready.notify_one();
         }
         Ok(())
     }
 
-    /// The next queued operation (waits for one).
-    fn next(&self) -> Pending {
-        let mut q = lock(&self.queue);
+    /// The next queued operation of engine `engine` (waits for one).
+    fn next(&self, engine: usize) -> Pending {
+        let lane = &self.lanes[engine];
+        let mut q = lock(&lane.queue);
         loop {
             if let Some(p) = q.items.pop_front() {
                 return p;
             }
             q.sleeping = true;
-            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            q = lane.ready.wait(q).unwrap_or_else(|p| p.into_inner());
             q.sleeping = false;
         }
     }
 
-    /// The timing thread: each operation in submission order. An operation's device time is
-    /// from its start event — or from the end of the previous operation on the same engine,
-    /// if that is later (it waited for the engine behind another stream's work, which is not
-    /// its own time) — to its end event.
-    fn run(&self) {
-        let mut last_end: [Option<Arc<Event>>; 3] = [None, None, None];
+    /// The timing thread of engine `engine`: its operations in submission order. An
+    /// operation's device time is from its start event — or from the end of the engine's
+    /// previous operation, if that is later (it waited for the engine behind another stream's
+    /// work, which is not its own time) — to its end event.
+    fn run(&self, engine: usize) {
+        let mut last_end: Option<Arc<Event>> = None;
         loop {
-            let p = self.next();
+            let p = self.next(engine);
             let ns = match p.events {
                 Some((a, b)) => {
                     let mut ns = self.measure(&a, &b);
-                    if let Some(prev) = &last_end[p.engine] {
+                    if let Some(prev) = &last_end {
                         if ns != NO_DEVICE_TIME {
                             if let Ok(ms) = self.drv.event_elapsed(prev, &b) {
                                 ns = ns.min(ns_of_ms(ms));
@@ -247,7 +261,7 @@ impl Shared {
                         }
                     }
                     self.put(a);
-                    if let Some(prev) = last_end[p.engine].replace(b) {
+                    if let Some(prev) = last_end.replace(b) {
                         self.put(prev);
                     }
                     ns

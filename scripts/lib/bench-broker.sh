@@ -3,7 +3,8 @@
 # GPUSHARE_BENCH_NO_BUILD=1), makes the scratch directory `$work`, compiles tests/c/PROGRAM.c
 # against the CPU device into `$work/PROGRAM`, and sets the tenants' environment (small profile,
 # pacing); `start_broker_with POLICY_TEXT LOG_LEVEL` starts one broker (isolation "shared": one
-# worker, one modelled device for every tenant) and waits for its socket; `stop_broker` stops it.
+# worker, one modelled device for every tenant; GPUSHARE_BENCH_DEFAULTS: more `[default]` keys, e.g.
+# `dedup = false`) and waits for its socket; `stop_broker` stops it.
 # shellcheck shell=bash
 
 broker_pid=
@@ -41,7 +42,8 @@ stop_broker() {
 
 start_broker_with() {
     stop_broker
-    printf '[default]\nisolation = "shared"\n%b\n' "$1" >"$work/policy.toml"
+    printf '[default]\nisolation = "shared"\n%b\n%b\n' "${GPUSHARE_BENCH_DEFAULTS:-}" "$1" \
+        >"$work/policy.toml"
     rm -f "$work/sock"
     GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-$2} "$rel/gpushare" broker --device cpu \
         --socket "$work/sock" --policy "$work/policy.toml" 2>>"$work/broker.log" &

@@ -88,7 +88,13 @@ static int upload_loop(CUstream s, size_t bytes, double seconds)
     unsigned char *h;
     CHECK(cuMemAlloc(&d, bytes));
     CHECK(cuMemAllocHost((void **)&h, bytes));
-    memset(h, 0x5a, bytes);
+    /* Contents like a model's weights: no two granules alike (one byte value everywhere would
+     * make every granule one shared copy, remapped at each upload, which no model does). */
+    unsigned state = 12345u;
+    for (size_t i = 0; i < bytes; i += 4) {
+        state = state * 1664525u + 1013904223u;
+        memcpy(h + i, &state, bytes - i < 4 ? bytes - i : 4);
+    }
     unsigned long uploads = 0;
     double t0 = now_us(), end = t0 + seconds * 1e6;
     while (now_us() < end) {

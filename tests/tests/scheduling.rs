@@ -244,5 +244,8 @@ fn a_download_beside_a_long_kernel_completes_while_it_runs() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no figure in {out:?}"));
     eprintln!("download done at {done:.3} of the kernel");
-    assert!(done < 0.5, "the download completed at {done:.3} of the kernel");
+    assert!(
+        done < 0.5,
+        "the download completed at {done:.3} of the kernel"
+    );
 }

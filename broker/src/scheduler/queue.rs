@@ -51,8 +51,14 @@ mod slicing;
 
 /// Default quantum.
 pub const DEFAULT_QUANTUM_NS: Nanos = 2_000_000;
-/// Smallest chunk a host copy is cut into (a chunk's fixed cost stays small beside its bytes).
-pub const MIN_COPY_CHUNK: u64 = 1 << 20;
+/// Fewest bytes in a chunk a host copy is cut into (a chunk's fixed cost — a command, two
+/// events, a completion — stays small beside its bytes).
+pub const MIN_COPY_CHUNK: u64 = 256 << 10;
+/// Shortest chunk, in estimated device time, a host copy is cut into: chunks are cut to the
+/// slice target (half the window), but no shorter than this, so a fast engine's chunks stay
+/// long enough to pay their fixed cost (on a GPU's 25 GB/s, about 1.2 MiB), and a
+/// higher-priority copy waits behind at most about two of them.
+pub const MIN_COPY_CHUNK_NS: Nanos = 50_000;
 /// A dispatched operation whose completion has not come back after this long stops counting
 /// against its engine's window (it still counts for fairness when it does complete).
 const STALE_NS: Nanos = 30_000_000_000;

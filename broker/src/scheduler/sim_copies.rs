@@ -3,7 +3,7 @@
 //! another tenant's small copy waits for at most a chunk or two of it, not for all of it.
 
 use super::cost::{Engine, Nanos};
-use super::queue::{QueueConfig, MIN_COPY_CHUNK};
+use super::queue::{QueueConfig, MIN_COPY_CHUNK, MIN_COPY_CHUNK_NS};
 use super::sim::{params, saturate, Load, Sim, SimJob, MS, US};
 use super::TenantId;
 use crate::policy::Priority;
@@ -87,7 +87,11 @@ fn small_copies_beside_an_upload(small: Priority, cfg: QueueConfig) -> (Nanos, N
 #[test]
 fn a_high_priority_copy_waits_at_most_two_chunks_of_a_bulk_upload() {
     let own = (64 << 10) / BYTES_PER_NS;
-    let chunk = MIN_COPY_CHUNK / BYTES_PER_NS;
+    // A chunk: the floors in bytes and in time, in whole 64 KiB (`fair.rs`, `copy_chunks`).
+    let chunk = MIN_COPY_CHUNK
+        .max(MIN_COPY_CHUNK_NS * BYTES_PER_NS)
+        .next_multiple_of(64 << 10)
+        / BYTES_PER_NS;
     let cfg = QueueConfig::default();
     let (worst, upload) = small_copies_beside_an_upload(Priority::High, cfg);
     eprintln!(

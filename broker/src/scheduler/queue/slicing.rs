@@ -1,10 +1,10 @@
 //! Cutting the head of a tenant's queue before it is dispatched: a kernel longer than the
 //! tenant's slice target into block-range slices (settling on whole waves), a host copy longer
-//! than that into chunks of at least [`MIN_COPY_CHUNK`], so that another tenant waits for at most
-//! a slice or a chunk of it.
+//! than that into chunks of at least [`MIN_COPY_CHUNK`] bytes and [`MIN_COPY_CHUNK_NS`], so that
+//! another tenant waits for at most a slice or a chunk of it.
 
 use super::super::cost::{CostClass, Engine, Nanos};
-use super::{queued, FairQueue, Queued, Work, MIN_COPY_CHUNK};
+use super::{queued, FairQueue, Queued, Work, MIN_COPY_CHUNK, MIN_COPY_CHUNK_NS};
 use crate::scheduler::TenantId;
 
 impl<J: Work> FairQueue<J> {
@@ -32,7 +32,9 @@ impl<J: Work> FairQueue<J> {
             CostClass::Transfer {
                 engine: Engine::H2D | Engine::D2H,
                 bytes,
-            } => estimate.div_ceil(target).min(bytes / MIN_COPY_CHUNK),
+            } => estimate
+                .div_ceil(target.max(MIN_COPY_CHUNK_NS))
+                .min(bytes / MIN_COPY_CHUNK),
             _ => 0,
         };
         let parts = parts.min(u64::from(u32::MAX)) as u32;

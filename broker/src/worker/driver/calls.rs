@@ -71,6 +71,7 @@ impl Driver {
             info,
             granularity: 0,
             shareable: std::sync::atomic::AtomicBool::new(true),
+            read_buffers: std::sync::Mutex::default(),
         };
         let mut g = 0usize;
         let prop = device.prop();

@@ -15,7 +15,6 @@ use cudarc::driver::sys::CUmemAllocationHandleType;
 
 use super::memory::usize_of;
 use super::{check, AccessFlags, DResult, DeviceError, Driver};
-use crate::dedup::{granule_key, hash_bytes, Key};
 
 impl Driver {
     /// A read-write allocation of `size` bytes (rounded up to the granularity) whose every
@@ -180,49 +179,6 @@ impl Driver {
         }
     }
 
-    /// The content key ([`crate::dedup::granule_key`]) of the granule at `addr` cut into
-    /// `pieces` (`(offset, length)`, contiguous, in order, from 0), from the device's bytes.
-    /// Pieces that stop short of the granule's end (an allocation's last granule) leave a tail
-    /// no upload wrote: when it is not all zeros it is keyed as one more piece, so the key
-    /// matches no upload's and the granule is never shared (docs/dedup.md, "What is shared").
-    pub fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
-        let g = self.granularity().max(1);
-        let mut bytes = vec![0u8; usize_of(g)?];
-        self.copy_dtoh(&mut bytes, addr)?;
-        let mut list = Vec::with_capacity(pieces.len() + 1);
-        let mut covered = 0;
-        for &(offset, len) in pieces {
-            covered = offset.saturating_add(len);
-            let range = usize_of(offset)?..usize_of(covered)?;
-            let piece = bytes
-                .get(range)
-                .ok_or(DeviceError::Invalid("piece outside the granule"))?;
-            list.push((offset, len, hash_bytes(piece)));
-        }
-        let tail = bytes.get(usize_of(covered)?..).unwrap_or_default();
-        if tail.iter().any(|&b| b != 0) {
-            list.push((covered, g - covered, hash_bytes(tail)));
-        }
-        Ok(granule_key(&list))
-    }
-
-    /// The content key of physical granule `handle` cut into `pieces`, read through a mapping
-    /// of its own (read-only, at an address no tenant has), so no tenant's mapping changes
-    /// what is read.
-    pub fn handle_key(&self, handle: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
-        let g = self.granularity().max(1);
-        let temp = self.address_reserve(g, 0, 0, 0)?;
-        let keyed = self.mem_map(temp, g, 0, handle).and_then(|()| {
-            let k = self
-                .mem_set_access(temp, g, AccessFlags::Read)
-                .and_then(|()| self.granule_key(temp, pieces));
-            let _ = self.mem_unmap(temp, g);
-            k
-        });
-        let _ = self.address_free(temp, g);
-        keyed
-    }
-
     /// A POSIX file descriptor of physical granule `handle`, for another worker to import
     /// ([`Driver::granule_import`]): `cuMemExportToShareableHandle`.
     pub fn granule_export(&self, handle: u64) -> DResult<OwnedFd> {
@@ -271,16 +227,6 @@ impl Driver {
         // SAFETY: plain values; the driver validates the device addresses.
         check("cuMemcpyDtoD", unsafe {
             (self.api.memcpy_dtod)(dst, src, len)
-        })
-    }
-
-    /// Synchronous device-to-host copy into `dst`.
-    fn copy_dtoh(&self, dst: &mut [u8], src: u64) -> DResult<()> {
-        self.bind()?;
-        // SAFETY: `dst` is a live, exclusively borrowed buffer of `dst.len()` bytes for the
-        // duration of the (synchronous) call.
-        check("cuMemcpyDtoH", unsafe {
-            (self.api.memcpy_dtoh)(dst.as_mut_ptr().cast::<c_void>(), src, dst.len())
         })
     }
 }

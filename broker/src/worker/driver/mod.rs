@@ -16,6 +16,7 @@
 pub mod api;
 mod calls;
 mod granules;
+mod keying;
 pub mod loader;
 mod memory;
 
@@ -49,6 +50,9 @@ pub enum DeviceError {
     /// An argument the broker could not pass (e.g. a size that does not fit).
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
+    /// Host memory the worker needed for itself could not be had.
+    #[error("host memory: {0}")]
+    Host(String),
 }
 
 impl DeviceError {
@@ -60,6 +64,7 @@ impl DeviceError {
             DeviceError::Load(_) => code::ERROR_NOT_INITIALIZED,
             DeviceError::NoDevice => code::ERROR_NO_DEVICE,
             DeviceError::Invalid(_) => code::ERROR_INVALID_VALUE,
+            DeviceError::Host(_) => code::ERROR_OUT_OF_MEMORY,
         }
     }
 }
@@ -220,6 +225,8 @@ pub struct Driver {
     /// Whether granules are created exportable as POSIX file descriptors (cleared the first
     /// time the driver refuses, so deduplication then stays within this worker).
     shareable: std::sync::atomic::AtomicBool,
+    /// Pinned buffers for reading granules back to key them ([`keying`]), reused.
+    read_buffers: Mutex<Vec<keying::ReadBuffer>>,
 }
 
 impl std::fmt::Debug for Driver {

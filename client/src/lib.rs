@@ -48,4 +48,4 @@ pub use proto::{
 };
 pub use ring::{Command, Consumer, Producer, RecordBuf};
 pub use shm::{HostBuffer, Region, ShmConfig, ShmLayout};
-pub use wait::{SeqWord, WaitPolicy};
+pub use wait::{AdaptiveSpin, SeqWord, WaitPolicy};

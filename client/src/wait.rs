@@ -95,6 +95,62 @@ impl WaitPolicy {
     }
 }
 
+/// Waits in a row that outlasted the spin budget before [`AdaptiveSpin`] stops spinning.
+const MISSES_TO_SLEEP: u32 = 8;
+/// While [`AdaptiveSpin`] sleeps at once, one wait in this many spins again (a probe).
+const PROBE_EVERY: u32 = 16;
+
+/// A waiting loop's spin budget, adapted to whether spinning pays. A thread whose work arrives
+/// every hundred µs or so (a bulk upload's chunks, a long kernel's slices) spins its whole budget
+/// and sleeps anyway each time: on a 2-CPU host three such threads burned about half a CPU that a
+/// latency-sensitive tenant's threads needed (docs/benchmarks.md). After [`MISSES_TO_SLEEP`]
+/// waits in a row that outlasted the budget it sleeps at once; one wait in [`PROBE_EVERY`] spins
+/// again, and a wait that ends within the budget (a hit) restores spinning.
+#[derive(Clone, Copy, Debug)]
+pub struct AdaptiveSpin {
+    base: WaitPolicy,
+    misses: u32,
+    waits: u32,
+}
+
+impl AdaptiveSpin {
+    /// Spinning as `base` says until it stops paying.
+    pub fn new(base: WaitPolicy) -> AdaptiveSpin {
+        AdaptiveSpin {
+            base,
+            misses: 0,
+            waits: 0,
+        }
+    }
+
+    /// True while waits spin (for tests and figures).
+    pub fn is_spinning(&self) -> bool {
+        self.misses < MISSES_TO_SLEEP
+    }
+
+    /// The policy for the next wait.
+    fn next_policy(&mut self) -> WaitPolicy {
+        self.waits = self.waits.wrapping_add(1);
+        if self.is_spinning() || self.waits.is_multiple_of(PROBE_EVERY) {
+            self.base
+        } else {
+            WaitPolicy {
+                spin: Duration::ZERO,
+                ..self.base
+            }
+        }
+    }
+
+    /// Records how long a wait took: within the spin budget is a hit.
+    fn record(&mut self, waited: Duration) {
+        if waited <= self.base.spin {
+            self.misses = 0;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+        }
+    }
+}
+
 /// A cancellation condition for long waits: cancelled once a [`SeqWord`] (typically the
 /// region's session state) no longer holds its "open" value. The default never cancels.
 #[derive(Clone, Debug, Default)]
@@ -218,6 +274,21 @@ impl SeqWord {
         self.wait_until_or(ready, policy, || false)
     }
 
+    /// [`SeqWord::wait_until_or`] with `spin`'s adapted budget (and what the wait took
+    /// recorded in it).
+    pub fn wait_adaptive(
+        &self,
+        ready: impl FnMut(u64) -> bool,
+        spin: &mut AdaptiveSpin,
+        cancelled: impl Fn() -> bool,
+    ) -> Result<u64, WaitError> {
+        let policy = spin.next_policy();
+        let start = Instant::now();
+        let r = self.wait_until_or(ready, &policy, cancelled);
+        spin.record(start.elapsed());
+        r
+    }
+
     /// Waits until `ready(value)` holds, giving up with [`WaitError::Cancelled`] when
     /// `cancelled()` returns true (checked after the spin and after every sleep slice).
     pub fn wait_until_or(
@@ -332,5 +403,42 @@ mod tests {
         assert_eq!(w.compare_publish(0, 5), Err(9));
         assert_eq!(w.compare_publish(9, 5), Ok(()));
         assert_eq!(w.load(), 5);
+    }
+
+    #[test]
+    fn adaptive_spin_stops_when_it_never_pays_and_comes_back_when_it_does() {
+        let mut a = AdaptiveSpin::new(WaitPolicy::default());
+        assert!(a.is_spinning());
+        for _ in 0..MISSES_TO_SLEEP {
+            assert_eq!(a.next_policy().spin, DEFAULT_SPIN);
+            a.record(DEFAULT_SPIN * 5);
+        }
+        assert!(!a.is_spinning());
+        let spins = (0..PROBE_EVERY)
+            .filter(|_| !a.next_policy().spin.is_zero())
+            .count();
+        assert_eq!(spins, 1, "one probe in {PROBE_EVERY} waits spins");
+        a.record(DEFAULT_SPIN / 4);
+        assert!(a.is_spinning(), "a hit restores spinning");
+
+        // End to end: a word published long after each wait began.
+        let w = SeqWord::standalone().unwrap();
+        let mut a = AdaptiveSpin::new(WaitPolicy::default());
+        for i in 1..=MISSES_TO_SLEEP as u64 {
+            let w2 = w.clone();
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                w2.publish(i);
+            });
+            assert_eq!(w.wait_adaptive(|v| v == i, &mut a, || false).unwrap(), i);
+            t.join().unwrap();
+        }
+        assert!(!a.is_spinning());
+        // Already there: a hit.
+        assert_eq!(
+            w.wait_adaptive(|_| true, &mut a, || false).unwrap(),
+            MISSES_TO_SLEEP as u64
+        );
+        assert!(a.is_spinning());
     }
 }

@@ -4,7 +4,7 @@
 //! (pieces) has `BLAKE3("gpushare granule pieces" ‖ (offset, length, BLAKE3(piece))…)` over its
 //! pieces in address order: computable from the pieces as they pass, without the whole granule
 //! at hand; the worker computes the same function over the device's bytes to verify a copy
-//! (`worker::serve`'s `GranuleKey`). Equal keys mean equal content as long as BLAKE3 is
+//! (`worker::serve`'s `HandleKey`). Equal keys mean equal content as long as BLAKE3 is
 //! collision resistant (128-bit security): the reasoning is in docs/dedup.md. Two tenants that
 //! upload the same bytes cut into different pieces get different keys: a missed share, never a
 //! wrong one.

@@ -44,14 +44,6 @@ impl Device {
             _ => Err(unexpected("cuMemCreate")),
         }
     }
-
-    /// The content key of the device's bytes of the granule at `addr` cut into `pieces`.
-    pub fn granule_key(&self, addr: u64, pieces: Vec<(u64, u64)>) -> DResult<Key> {
-        match self.call("cuMemcpyDtoH", Q::GranuleKey { addr, pieces })? {
-            R::Key(k) => Ok(k),
-            _ => Err(unexpected("cuMemcpyDtoH")),
-        }
-    }
 }
 
 impl Device {

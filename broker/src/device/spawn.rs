@@ -16,7 +16,7 @@ use gpushare_client::frame;
 use gpushare_client::proto as wire;
 use gpushare_client::ring::{Command, RecordBuf};
 use gpushare_client::shm::{Region, ShmConfig};
-use gpushare_client::wait::{SeqWord, WaitError, WaitPolicy};
+use gpushare_client::wait::{AdaptiveSpin, SeqWord, WaitError, WaitPolicy};
 
 use super::{DResult, Device, DeviceError, Link};
 use crate::worker::proto::{DriverChoice, FromWorker, ToWorker, WORKER_PROTOCOL};
@@ -189,7 +189,7 @@ fn events_loop(link: &Arc<Link>) {
     let Ok(head) = SeqWord::at(region.mapping(), region.layout().notify_ring_ctl as usize) else {
         return;
     };
-    let policy = WaitPolicy::default();
+    let mut spin = AdaptiveSpin::new(WaitPolicy::default());
     let mut buf = RecordBuf::new();
     loop {
         match consumer.try_pop(&mut buf) {
@@ -203,7 +203,8 @@ fn events_loop(link: &Arc<Link>) {
                 ),
             },
             Ok(None) => {
-                match head.wait_until_or(|_| !consumer.is_empty(), &policy, || !region.is_open()) {
+                match head.wait_adaptive(|_| !consumer.is_empty(), &mut spin, || !region.is_open())
+                {
                     Ok(_) | Err(WaitError::TimedOut) => {}
                     Err(_) => return,
                 }

@@ -205,8 +205,6 @@ pub enum WorkerRequest {
     /// Copy-on-write: a private copy of the granule at `addr` mapped read-write in place of
     /// the shared one; answered with its handle.
     GranulePrivatize { addr: u64 },
-    /// The content key of the device's bytes of the granule at `addr` cut into `pieces`.
-    GranuleKey { addr: u64, pieces: Vec<(u64, u64)> },
     /// The content key of physical granule `handle` cut into `pieces` (read through a private
     /// read-only mapping).
     HandleKey {
@@ -274,7 +272,6 @@ impl WorkerRequest {
                 | WorkerRequest::VmmFreeGranules { .. }
                 | WorkerRequest::GranuleJoin { .. }
                 | WorkerRequest::GranulePrivatize { .. }
-                | WorkerRequest::GranuleKey { .. }
                 | WorkerRequest::HandleKey { .. }
                 | WorkerRequest::MemUnmap { .. }
         )

@@ -21,7 +21,7 @@ use gpushare_client::proto as wire;
 use gpushare_client::ring::record::{AsyncError, Call, HostFnReady};
 use gpushare_client::ring::{Command, Consumer, Producer, RecordBuf};
 use gpushare_client::shm::{Region, ReplySlots};
-use gpushare_client::wait::{SeqWord, WaitError, WaitPolicy};
+use gpushare_client::wait::{AdaptiveSpin, SeqWord, WaitError, WaitPolicy};
 
 use super::driver::Stream;
 use super::driver::{AccessFlags, DResult, DeviceError, Driver, VmmAlloc};
@@ -144,7 +144,7 @@ fn ring(ctx: &Ctx, mut consumer: Consumer, calls: Sender<Job>) {
         tracing::error!("command ring head unreadable");
         return;
     };
-    let policy = WaitPolicy::default();
+    let mut spin = AdaptiveSpin::new(WaitPolicy::default());
     let mut buf = RecordBuf::new();
     loop {
         match consumer.try_pop(&mut buf) {
@@ -159,8 +159,11 @@ fn ring(ctx: &Ctx, mut consumer: Consumer, calls: Sender<Job>) {
                 }
             }
             Ok(None) => {
-                let waited =
-                    head.wait_until_or(|_| !consumer.is_empty(), &policy, || !ctx.region.is_open());
+                let waited = head.wait_adaptive(
+                    |_| !consumer.is_empty(),
+                    &mut spin,
+                    || !ctx.region.is_open(),
+                );
                 match waited {
                     Ok(_) | Err(WaitError::TimedOut) => {}
                     Err(WaitError::Cancelled) => return,
@@ -406,7 +409,6 @@ fn execute_vmm(d: &Driver, req: WorkerRequest) -> WorkerReply {
         R::VmmFreeGranules { ptr, handles } => done(d.vmm_free_granules(ptr, &handles)),
         R::GranuleJoin { addr, old, shared } => done(d.granule_join(addr, old, shared)),
         R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
-        R::GranuleKey { addr, pieces } => reply(d.granule_key(addr, &pieces), WorkerReply::Key),
         R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), WorkerReply::Key),
         // `execute` routes only VMM requests here.
         _ => WorkerReply::Failed(code::ERROR_NOT_SUPPORTED),
@@ -433,7 +435,6 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
         | R::VmmFreeGranules { .. }
         | R::GranuleJoin { .. }
         | R::GranulePrivatize { .. }
-        | R::GranuleKey { .. }
         | R::HandleKey { .. }) => execute_vmm(d, req),
         R::ModuleLoad {
             region,

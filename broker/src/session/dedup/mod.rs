@@ -283,14 +283,16 @@ fn key_after(t: &Tenant, stream: Arc<Stream>, covered: Vec<Completed>) -> Op {
 
 fn key_covered(t: &Tenant, covered: Vec<Completed>) {
     // Granules hashed on their way keep that key (a second user verifies it); the others are
-    // keyed from the device's bytes.
+    // keyed from the device's bytes, read through the physical granule (not the tenant's
+    // address, which the tenant may free meanwhile: a read of unmapped memory is a fault that
+    // loses the group's context).
     let keyed: Vec<Completed> = covered
         .into_iter()
         .filter_map(|c| {
             if c.key.is_some() {
                 return Some(c);
             }
-            match t.dev.granule_key(c.addr, c.pieces.clone()) {
+            match t.dev.handle_key(c.handle, c.pieces.clone()) {
                 Ok(k) => Some(Completed { key: Some(k), ..c }),
                 Err(e) => {
                     tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");

@@ -32,12 +32,14 @@ pub(super) struct ReadBuffer {
 }
 
 impl Driver {
-    /// The content key ([`crate::dedup::granule_key`]) of the granule at `addr` cut into
+    /// The content key ([`crate::dedup::granule_key`]) of the granule mapped at `addr` cut into
     /// `pieces` (`(offset, length)`, contiguous, in order, from 0), from the device's bytes.
     /// Pieces that stop short of the granule's end (an allocation's last granule) leave a tail
     /// no upload wrote: when it is not all zeros it is keyed as one more piece, so the key
     /// matches no upload's and the granule is never shared (docs/dedup.md, "What is shared").
-    pub fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
+    /// Only through this worker's own mapping ([`Driver::handle_key`]): an address a tenant
+    /// holds may be unmapped by its free meanwhile, and reading it would fault the context.
+    fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
         let g = self.granularity().max(1);
         let mut buf = self.read_buffer(g)?;
         let key = self
@@ -48,8 +50,8 @@ impl Driver {
     }
 
     /// The content key of physical granule `handle` cut into `pieces`, read through a mapping
-    /// of its own (read-only, at an address no tenant has), so no tenant's mapping changes
-    /// what is read.
+    /// of its own (read-only, at an address no tenant has), so no tenant's mapping — or free —
+    /// changes what is read; the mapping keeps the granule alive while it is read.
     pub fn handle_key(&self, handle: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
         let g = self.granularity().max(1);
         let temp = self.address_reserve(g, 0, 0, 0)?;

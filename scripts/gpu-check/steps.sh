@@ -71,6 +71,7 @@ E2E_TABLE=(
     "linker|linker||||"
     "occupancy|occupancy||||"
     "procaddress|procaddress||||"
+    "free_while_keying|free_while_keying||||"
     "cudart_launch|cudart_launch||||"
     "cudart_register|cudart_register||||"
     "cudart_register_eager|cudart_register||||CUDA_MODULE_LOADING=EAGER"

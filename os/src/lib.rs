@@ -12,8 +12,6 @@
 //! - [`futex`]: non-private `FUTEX_WAIT` / `FUTEX_WAKE`, so waits work across processes on a
 //!   word in a `MAP_SHARED` mapping.
 //! - [`identity`]: the effective uid, the descriptor limit.
-//! - [`thread`](mod@thread): the calling thread's nice value (background work at a lower CPU
-//!   priority).
 //! - [`socket`]: `SCM_RIGHTS` descriptor passing, `send(MSG_NOSIGNAL)`, and `poll` for the
 //!   peer's hang-up on Unix stream sockets (and `SO_PEERCRED`, whose code is in [`raw`]).
 //!
@@ -49,7 +47,6 @@ pub mod identity;
 #[allow(unsafe_code)]
 pub mod raw;
 pub mod socket;
-pub mod thread;
 
 #[cfg(test)]
 mod tests;
@@ -66,4 +63,3 @@ pub use raw::vm::{
 pub use socket::{
     peer_credentials, recv_fds, send_all, send_fds, wait_hangup, PeerCredentials, MAX_FDS,
 };
-pub use thread::{lower_thread_priority, thread_nice, NICE_MAX};

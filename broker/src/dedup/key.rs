@@ -4,12 +4,10 @@
 //! (pieces) has `BLAKE3("gpushare granule pieces" ‖ (offset, length, BLAKE3(piece))…)` over its
 //! pieces in address order: computable from the pieces as they pass, without the whole granule
 //! at hand; the worker computes the same function over the device's bytes to verify a copy
-//! (`worker::serve`'s `HandleKey`). Equal keys mean equal content as long as BLAKE3 is
+//! (`worker::serve`'s `GranuleKey`). Equal keys mean equal content as long as BLAKE3 is
 //! collision resistant (128-bit security): the reasoning is in docs/dedup.md. Two tenants that
 //! upload the same bytes cut into different pieces get different keys: a missed share, never a
 //! wrong one.
-
-use std::sync::OnceLock;
 
 /// A 256-bit BLAKE3 hash.
 pub type Hash = [u8; 32];
@@ -18,44 +16,18 @@ pub type Hash = [u8; 32];
 pub type Key = [u8; 32];
 
 /// Pieces below this size are hashed on the calling thread; larger ones with BLAKE3's
-/// multi-threaded mode (worth it from about a MiB) on the hashing pool.
+/// multi-threaded mode (worth it from about a MiB).
 const PARALLEL_FROM: usize = 1 << 20;
-
-/// How many nice levels below the process the hashing pool's threads run.
-const HASH_NICE_BELOW: i32 = 10;
-
-/// The hashing pool: one thread per CPU, each [`HASH_NICE_BELOW`] nice levels below the process,
-/// so a model load's hashing (hundreds of MiB, every CPU) yields to the threads on other
-/// tenants' request paths instead of competing with them (docs/dedup.md, "Cost"). `None` when
-/// no thread could be started: hashing then stays on the calling thread.
-fn pool() -> Option<&'static rayon_core::ThreadPool> {
-    static POOL: OnceLock<Option<rayon_core::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon_core::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("gpushare-hash{i}"))
-            .start_handler(|_| {
-                if let Err(e) = gpushare_client::os::lower_thread_priority(HASH_NICE_BELOW) {
-                    tracing::debug!("hashing thread keeps its priority: {e}");
-                }
-            })
-            .build()
-            .map_err(|e| tracing::warn!("no hashing threads ({e}); hashing on callers' threads"))
-            .ok()
-    })
-    .as_ref()
-}
 
 /// BLAKE3 of `bytes`.
 pub fn hash_bytes(bytes: &[u8]) -> Hash {
-    if bytes.len() < PARALLEL_FROM {
-        return *blake3::hash(bytes).as_bytes();
+    if bytes.len() >= PARALLEL_FROM {
+        let mut h = blake3::Hasher::new();
+        h.update_rayon(bytes);
+        *h.finalize().as_bytes()
+    } else {
+        *blake3::hash(bytes).as_bytes()
     }
-    let mut h = blake3::Hasher::new();
-    match pool() {
-        Some(p) => p.install(|| h.update_rayon(bytes)),
-        None => h.update(bytes),
-    };
-    *h.finalize().as_bytes()
 }
 
 /// The key of a granule covered exactly by `pieces` — `(offset, length, hash)` in address
@@ -99,18 +71,6 @@ mod tests {
             hash_bytes(&big),
             *blake3::hash(&big).as_bytes(),
             "rayon mode agrees"
-        );
-    }
-
-    #[test]
-    fn large_hashes_run_below_the_callers_priority() {
-        let mine = gpushare_client::os::thread_nice().expect("getpriority");
-        let theirs = pool()
-            .expect("hashing pool")
-            .install(|| gpushare_client::os::thread_nice().expect("getpriority"));
-        assert_eq!(
-            theirs,
-            (mine + HASH_NICE_BELOW).min(gpushare_client::os::NICE_MAX)
         );
     }
 }

@@ -59,10 +59,10 @@ pub trait FailureSink: Send + Sync {
 /// device.
 ///
 /// Each [`Timing`] given to an operation is told exactly once: by the link's events thread when
-/// the worker reports the operation done (`OP_DONE`, in the worker's submission order); on the
-/// submitting thread, with `None`, when the submission fails (so do not hold a lock `completed`
-/// takes while submitting) and right after the submission for an operation of a kind that is
-/// not timed; by the supervisor, with `None`, when the worker dies. No lock of the link is held
+/// the worker reports the operation done (`OP_DONE`: in submission order per engine, the
+/// engines independently of each other); on the submitting thread, with `None`, when the
+/// submission fails (so do not hold a lock `completed` takes while submitting) and right after
+/// the submission for an operation of a kind that is not timed; by the supervisor, with `None`, when the worker dies. No lock of the link is held
 /// while it is told: it may take the scheduler's lock and submit more work.
 pub trait CompletionSink: Send + Sync {
     /// The operation the dispatcher numbered `ticket` completed after `device_ns` nanoseconds

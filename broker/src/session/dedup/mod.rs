@@ -283,22 +283,14 @@ fn key_after(t: &Tenant, stream: Arc<Stream>, covered: Vec<Completed>) -> Op {
 
 fn key_covered(t: &Tenant, covered: Vec<Completed>) {
     // Granules hashed on their way keep that key (a second user verifies it); the others are
-    // keyed from the device's bytes, read through the physical granule (not the tenant's
-    // address, which the tenant may free meanwhile: a read of unmapped memory is a fault that
-    // loses the group's context).
+    // keyed from the device's bytes.
     let keyed: Vec<Completed> = covered
         .into_iter()
         .filter_map(|c| {
             if c.key.is_some() {
                 return Some(c);
             }
-            match t.dev.handle_key(c.handle, c.pieces.clone()) {
-                Ok(k) => Some(Completed { key: Some(k), ..c }),
-                Err(e) => {
-                    tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
-                    None
-                }
-            }
+            device_key(t, &c).map(|k| Completed { key: Some(k), ..c })
         })
         .collect();
     let mut guard = t.state();
@@ -326,6 +318,32 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
     let (joins, _) = place(t, granules, still);
     if !joins.is_empty() && t.enqueue(0, vec![remap::joins(t, 0, joins)]).is_err() {
         tracing::debug!(session = t.info.id, "joins dropped: session closing");
+    }
+}
+
+/// The key of covered granule `c` from the device's bytes, read through the physical granule
+/// — not the tenant's address, which the tenant may free meanwhile (a read of unmapped memory
+/// is a fault that loses the group's context) — while that handle provably stays the
+/// granule's: checked under the tenant's tables, then the device's remap lock held across the
+/// read (frees, joins and copy-on-write release handles only under it), so it cannot be
+/// released, and reused by another allocation, mid-read. `None` when the granule changed or
+/// the read failed.
+fn device_key(t: &Tenant, c: &Completed) -> Option<Key> {
+    let _remap = {
+        let mut guard = t.state();
+        let granules = guard.as_mut()?.granules.as_mut()?;
+        match granules.granule_at(c.addr) {
+            Some((a, Granule::Private { handle, .. })) if a == c.addr && *handle == c.handle => {}
+            _ => return None,
+        }
+        t.dev.remap_lock()
+    };
+    match t.dev.handle_key(c.handle, c.pieces.clone()) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
+            None
+        }
     }
 }
 

@@ -177,6 +177,15 @@ fn a_worker_killed_by_a_signal_costs_only_its_group() {
             .expect("g2's worker");
         // SAFETY: kill(2) on a worker process of our broker; it touches no memory of ours.
         unsafe { libc::kill(g2.pid as libc::pid_t, signal) };
+        // The bystander asks only once the broker has seen the worker die: asked earlier, on a
+        // loaded host its first call could still be served, and the error come one call later.
+        let reason = format!("signal {signal}");
+        b.wait_status("g2's worker seen dead", SETTLE, |s| {
+            s.workers
+                .iter()
+                .any(|w| w.group == "g2" && w.last_fault.contains(&reason))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         let lost = bystander.check(1);
         assert_eq!(
             lost,
@@ -186,7 +195,6 @@ fn a_worker_killed_by_a_signal_costs_only_its_group() {
         );
         assert_eq!(victim.check(round + 1), "check ok");
         fresh_session_works(&b, "fresh");
-        let reason = format!("signal {signal}");
         b.wait_status("g2's worker replaced", SETTLE, |s| {
             s.workers.iter().any(|w| {
                 w.group == "g2" && w.restarts > round as u64 && w.last_fault.contains(&reason)

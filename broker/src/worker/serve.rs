@@ -369,10 +369,11 @@ fn access(a: u8) -> AccessFlags {
 }
 
 /// The VMM requests of [`execute`]: address ranges, physical allocations, mappings, access,
-/// VMM-backed allocations, and deduplication's granule operations.
-fn execute_vmm(d: &Driver, req: WorkerRequest) -> WorkerReply {
+/// VMM-backed allocations, and deduplication's granule operations; any other request comes
+/// back as `Err`.
+fn execute_vmm(d: &Driver, req: WorkerRequest) -> Result<WorkerReply, WorkerRequest> {
     use WorkerRequest as R;
-    match req {
+    Ok(match req {
         R::AddressReserve {
             size,
             align,
@@ -410,32 +411,54 @@ fn execute_vmm(d: &Driver, req: WorkerRequest) -> WorkerReply {
         R::GranuleJoin { addr, old, shared } => done(d.granule_join(addr, old, shared)),
         R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
         R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), WorkerReply::Key),
-        // `execute` routes only VMM requests here.
-        _ => WorkerReply::Failed(code::ERROR_NOT_SUPPORTED),
-    }
+        other => return Err(other),
+    })
+}
+
+/// The stream and event requests of [`execute`]; any other request comes back as `Err`.
+fn execute_streams(o: &Objects, req: WorkerRequest) -> Result<WorkerReply, WorkerRequest> {
+    use WorkerRequest as R;
+    let d = &o.drv;
+    Ok(match req {
+        R::StreamCreate { flags, priority } => {
+            reply(o.add_stream(flags, priority), WorkerReply::Value)
+        }
+        R::StreamDestroy { stream } => done(o.remove_stream(stream)),
+        R::StreamQuery { stream } => reply(
+            o.stream(stream).and_then(|s| d.stream_query(&s)),
+            WorkerReply::Flag,
+        ),
+        R::StreamSynchronize { stream } => {
+            done(o.stream(stream).and_then(|s| d.stream_synchronize(&s)))
+        }
+        R::EventCreate { flags } => reply(o.add_event(flags), WorkerReply::Value),
+        R::EventDestroy { event } => done(o.remove_event(event)),
+        R::EventQuery { event } => reply(
+            o.event(event).and_then(|e| d.event_query(&e)),
+            WorkerReply::Flag,
+        ),
+        R::EventSynchronize { event } => done(o.event(event).and_then(|e| d.event_synchronize(&e))),
+        R::EventElapsed { start, end } => {
+            let ms = o
+                .event(start)
+                .and_then(|a| d.event_elapsed(&a, &*o.event(end)?));
+            reply(ms, WorkerReply::Millis)
+        }
+        other => return Err(other),
+    })
 }
 
 /// Runs one synchronous request.
 fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
     use WorkerRequest as R;
     let d = &o.drv;
+    let req = match execute_vmm(d, req).or_else(|req| execute_streams(o, req)) {
+        Ok(reply) => return reply,
+        Err(req) => req,
+    };
     match req {
         R::MemGetInfo => reply(d.mem_get_info(), |(f, t)| WorkerReply::Pair(f, t)),
         R::Granularity { option } => reply(d.allocation_granularity(option), WorkerReply::Value),
-        req @ (R::AddressReserve { .. }
-        | R::AddressFree { .. }
-        | R::MemCreate { .. }
-        | R::MemRelease { .. }
-        | R::MemMap { .. }
-        | R::MemUnmap { .. }
-        | R::MemSetAccess { .. }
-        | R::VmmAlloc { .. }
-        | R::VmmFree { .. }
-        | R::VmmAllocGranules { .. }
-        | R::VmmFreeGranules { .. }
-        | R::GranuleJoin { .. }
-        | R::GranulePrivatize { .. }
-        | R::HandleKey { .. }) => execute_vmm(d, req),
         R::ModuleLoad {
             region,
             offset,
@@ -480,31 +503,9 @@ fn execute(o: &Objects, req: WorkerRequest) -> WorkerReply {
             o.function(function)
                 .and_then(|f| d.func_set_attribute(f.raw, attribute, value)),
         ),
-        R::StreamCreate { flags, priority } => {
-            reply(o.add_stream(flags, priority), WorkerReply::Value)
-        }
-        R::StreamDestroy { stream } => done(o.remove_stream(stream)),
-        R::StreamQuery { stream } => reply(
-            o.stream(stream).and_then(|s| d.stream_query(&s)),
-            WorkerReply::Flag,
-        ),
-        R::StreamSynchronize { stream } => {
-            done(o.stream(stream).and_then(|s| d.stream_synchronize(&s)))
-        }
-        R::EventCreate { flags } => reply(o.add_event(flags), WorkerReply::Value),
-        R::EventDestroy { event } => done(o.remove_event(event)),
-        R::EventQuery { event } => reply(
-            o.event(event).and_then(|e| d.event_query(&e)),
-            WorkerReply::Flag,
-        ),
-        R::EventSynchronize { event } => done(o.event(event).and_then(|e| d.event_synchronize(&e))),
-        R::EventElapsed { start, end } => {
-            let ms = o
-                .event(start)
-                .and_then(|a| d.event_elapsed(&a, &*o.event(end)?));
-            reply(ms, WorkerReply::Millis)
-        }
         R::CtxGetLimit { limit } => reply(d.ctx_get_limit(limit), WorkerReply::Value),
         R::CtxSetLimit { limit, value } => done(d.ctx_set_limit(limit, value)),
+        // The VMM, stream and event requests, answered above.
+        _ => WorkerReply::Failed(code::ERROR_NOT_SUPPORTED),
     }
 }

@@ -13,6 +13,8 @@
 #      waited for): p99 alone and beside a tenant uploading 512 MiB of weights again and again,
 #      with the latency tenant of high and of equal priority (run it with "f"; not in the default)
 # Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
+# GPUSHARE_BENCH_PHASES=1: f's latency tenant prints (stderr) where its slowest requests spent
+# their time: upload, kernel, download (device events) and the rest (host side).
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
 set -euo pipefail
@@ -118,7 +120,7 @@ awk -v d="$(device_s capped 1000000)" -v e="$(elapsed capped)" 'BEGIN { printf "
 fi
 if want f; then
 echo "== f) latency tenant (64 KiB up, 1 ms kernel, 64 KiB down every 20 ms) beside a 512 MiB upload loop"
-request="--ns 1000000 --period-us 20000 --copy-kib 64"
+request="--ns 1000000 --period-us 20000 --copy-kib 64 ${GPUSHARE_BENCH_PHASES:+--phases 1}"
 start_broker '[tenants.lat]\npriority = "high"'
 tenant lat $request
 wait_tenants

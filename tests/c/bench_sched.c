@@ -13,7 +13,10 @@
  *                      with --copy-kib K each request is an upload of K KiB, the launch and a
  *                      download of K KiB (pinned memory, on the stream), measured likewise;
  *   --upload-mib M:    no kernels: uploads M MiB from pinned memory again and again (a model
- *                      load), each waited for; prints "uploads" and "upload_gbps".
+ *                      load), each waited for; prints "uploads" and "upload_gbps";
+ *   --phases 1:        (periodic with --copy-kib) records events between the request's upload,
+ *                      kernel and download, and prints to stderr where the slowest 1 % of the
+ *                      requests spent their time (a diagnostic: the events add device work).
  *
  * Output (one per line, "KEY VALUE"; nothing else on stdout):
  *   launches     kernels completed within the run
@@ -33,12 +36,27 @@ typedef struct {
     size_t copy;
     CUdeviceptr dcopy;
     unsigned char *hcopy;
+    CUevent phase[4]; /* with --phases: before the upload, after it, after the kernel, at the end */
+    int phases;
+    double submit_us; /* with --phases: the last request's time in its calls before the wait */
+    double start_us;  /* with --phases: when the last request started (CLOCK_MONOTONIC) */
 } Request;
+
+/* Where one request's time went (--phases), in µs. */
+typedef struct {
+    double wall, up, kernel, down, host, submit, at;
+} Phases;
+
+static int cmp_phases(const void *a, const void *b)
+{
+    double x = ((const Phases *)a)->wall, y = ((const Phases *)b)->wall;
+    return (x > y) - (x < y);
+}
 
 static Request request_new(CUfunction f, unsigned blocks, unsigned threads, unsigned shared,
                            void **params, size_t copy)
 {
-    Request r = {f, blocks, threads, shared, params, copy, 0, NULL};
+    Request r = {f, blocks, threads, shared, params, copy, 0, NULL, {NULL}, 0, 0, 0};
     if (copy > 0) {
         CHECK(cuMemAlloc(&r.dcopy, copy));
         CHECK(cuMemAllocHost((void **)&r.hcopy, copy));
@@ -50,14 +68,59 @@ static Request request_new(CUfunction f, unsigned blocks, unsigned threads, unsi
 /* Runs one request on `s` and waits for it. */
 static void request_run(Request *r, CUstream s)
 {
+    double t0 = now_us();
+    r->start_us = t0;
+    if (r->phases) {
+        CHECK(cuEventRecord(r->phase[0], s));
+    }
     if (r->copy > 0) {
         CHECK(cuMemcpyHtoDAsync(r->dcopy, r->hcopy, r->copy, s));
     }
+    if (r->phases) {
+        CHECK(cuEventRecord(r->phase[1], s));
+    }
     CHECK(cuLaunchKernel(r->f, r->blocks, 1, 1, r->threads, 1, 1, r->shared, s, r->params, NULL));
+    if (r->phases) {
+        CHECK(cuEventRecord(r->phase[2], s));
+    }
     if (r->copy > 0) {
         CHECK(cuMemcpyDtoHAsync(r->hcopy, r->dcopy, r->copy, s));
     }
+    if (r->phases) {
+        CHECK(cuEventRecord(r->phase[3], s));
+    }
+    r->submit_us = now_us() - t0;
     CHECK(cuStreamSynchronize(s));
+}
+
+/* The device-side phases of the request just run (--phases); `wall` is its measured latency. */
+static Phases request_phases(const Request *r, double wall)
+{
+    float ms[3];
+    for (int i = 0; i < 3; i++) {
+        CHECK(cuEventElapsedTime(&ms[i], r->phase[i], r->phase[i + 1]));
+    }
+    double device = 1000.0 * ((double)ms[0] + (double)ms[1] + (double)ms[2]);
+    return (Phases){wall, 1000.0 * ms[0], 1000.0 * ms[1], 1000.0 * ms[2], wall - device,
+                    r->submit_us, r->start_us};
+}
+
+/* Prints the slowest 1 % of the requests' phases and the median request's (--phases). */
+static void report_phases(Phases *ph, size_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    qsort(ph, n, sizeof *ph, cmp_phases);
+    size_t from = n - (n + 99) / 100;
+    fprintf(stderr, "phases (us): wall upload kernel download host-side (of which submitting), start (CLOCK_MONOTONIC s)\n");
+    for (size_t i = from; i < n; i++) {
+        fprintf(stderr, "slow %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %.6f\n", ph[i].wall, ph[i].up,
+                ph[i].kernel, ph[i].down, ph[i].host, ph[i].submit, ph[i].at / 1e6);
+    }
+    const Phases *m = &ph[(n - 1) / 2];
+    fprintf(stderr, "median %6.1f %8.1f %8.1f %8.1f %8.1f %8.1f\n", m->wall, m->up, m->kernel,
+            m->down, m->host, m->submit);
 }
 
 static void request_free(Request *r)
@@ -140,10 +203,15 @@ int main(int argc, char **argv)
         return upload_loop(s, upload, seconds);
     }
     Request req = request_new(f, blocks, threads, shared, params, copy);
+    req.phases = opt(argc, argv, "--phases", 0) > 0 && period > 0;
+    for (int i = 0; req.phases && i < 4; i++) {
+        CHECK(cuEventCreate(&req.phase[i], 0));
+    }
 
     size_t cap = period > 0 ? (size_t)(seconds * 1e6 / period) + 16 : 1;
     double *lat = calloc(cap, sizeof *lat);
-    EXPECT(lat != NULL, "calloc");
+    Phases *ph = calloc(cap, sizeof *ph);
+    EXPECT(lat != NULL && ph != NULL, "calloc");
     size_t samples = 0;
     CUevent ev[2];
     CHECK(cuEventCreate(&ev[0], 0));
@@ -162,7 +230,11 @@ int main(int argc, char **argv)
             double start = now_us();
             request_run(&req, s);
             if (samples < cap) {
-                lat[samples++] = now_us() - start;
+                lat[samples] = now_us() - start;
+                if (req.phases) {
+                    ph[samples] = request_phases(&req, lat[samples]);
+                }
+                samples++;
             }
             launches++;
             next += period;
@@ -184,7 +256,11 @@ int main(int argc, char **argv)
         CHECK(cuStreamSynchronize(s));
     }
     report(launches, (now_us() - t0) / 1e6, lat, samples);
+    if (req.phases) {
+        report_phases(ph, samples);
+    }
     free(lat);
+    free(ph);
     request_free(&req);
     CHECK(cuMemFree(out));
     CHECK(cuStreamDestroy(s));

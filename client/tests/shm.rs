@@ -129,6 +129,31 @@ fn staging_allocates_contiguous_runs() {
 }
 
 #[test]
+fn staging_hands_out_the_lowest_free_run() {
+    let (region, fd) = Region::create(&small(), false).unwrap();
+    let tenant = Region::open(fd.as_fd(), region.layout(), false).unwrap();
+    let st = tenant.staging();
+    // A pipeline of two 2-chunk pieces: each piece freed is the next one handed out, so the
+    // pipeline cycles through the same 4 chunks (a next-fit allocator walks all 8).
+    let mut spans = [
+        st.try_alloc(8192).unwrap().unwrap(),
+        st.try_alloc(8192).unwrap().unwrap(),
+    ];
+    assert_eq!((spans[0].offset, spans[1].offset), (0, 8192));
+    for k in 0..6 {
+        region.staging().free(spans[k % 2]).unwrap();
+        spans[k % 2] = st.try_alloc(8192).unwrap().unwrap();
+        assert_eq!(spans[k % 2].offset, 8192 * (k as u64 % 2), "piece {k}");
+    }
+    // A run that does not fit below a taken chunk is looked for above it.
+    st.free(spans[0]).unwrap();
+    let one = st.try_alloc(10).unwrap().unwrap();
+    let three = st.try_alloc(3 * 4096).unwrap().unwrap();
+    assert_eq!((one.offset, three.offset), (0, 4 * 4096));
+    assert_eq!(st.chunks_in_use(), 6);
+}
+
+#[test]
 fn staging_alloc_waits_for_frees() {
     let (region, _fd) = Region::create(&small(), false).unwrap();
     let region = Arc::new(region);

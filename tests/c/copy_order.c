@@ -6,6 +6,9 @@
  *  - copies on one stream land in order, piece by piece: a later copy's bytes win, also where it
  *    overlaps only the last piece of an earlier one, and a device-to-device copy or a kernel
  *    queued after an upload sees all of it;
+ *  - an asynchronous pageable upload returns once staged, without waiting for the stream: behind
+ *    a long kernel it returns while the kernel runs, whatever its number of pieces (a synchronous
+ *    one keeps only a few pieces in flight, since it waits for the stream anyway);
  *  - cuMemcpyDtoD and cuMemsetD* of device memory need no host synchronisation, but what follows
  *    on the stream sees them.
  * Run with pacing (GPUSHARE_CPU_PACING=1) so that device copies take modelled time.
@@ -91,6 +94,35 @@ static void ordered_uploads(CUdeviceptr d, CUdeviceptr d2, unsigned char *buf, u
     OK("uploads land in order, piece by piece, before what follows on the stream");
 }
 
+/* An asynchronous pageable upload queued behind a 500 ms kernel returns while the kernel runs,
+ * and its buffer may be reused at once. */
+static void async_upload_does_not_wait(CUdeviceptr d, unsigned char *buf, unsigned char *out,
+                                       size_t n)
+{
+    CUmodule m = load_module("busy_sleep");
+    CUfunction busy_sleep = get_function(m, "busy_sleep");
+    CUstream s;
+    CUdeviceptr scratch;
+    CHECK(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+    CHECK(cuMemAlloc(&scratch, 32 * sizeof(unsigned)));
+    CUevent kernel_done;
+    CHECK(cuEventCreate(&kernel_done, CU_EVENT_DISABLE_TIMING));
+    fill(buf, n, 12);
+    launch_sleep(busy_sleep, s, scratch, 100000, 5000, 32);
+    CHECK(cuEventRecord(kernel_done, s));
+    CHECK(cuMemcpyHtoDAsync(d, buf, n, s));
+    EXPECT_ERR(cuEventQuery(kernel_done), CUDA_ERROR_NOT_READY);
+    memset(buf, 0xcc, n);
+    CHECK(cuStreamSynchronize(s));
+    CHECK(cuMemcpyDtoH(out, d, n));
+    expect_pattern(out, n, 12, "async upload behind a kernel, buffer reused after return");
+    CHECK(cuEventDestroy(kernel_done));
+    CHECK(cuMemFree(scratch));
+    CHECK(cuStreamDestroy(s));
+    CHECK(cuModuleUnload(m));
+    OK("an asynchronous pageable upload returns once staged, before the kernel ahead of it ends");
+}
+
 /* A memset of device memory returns without waiting; what follows sees it. */
 static void memset_then_read(CUdeviceptr d, unsigned char *out, size_t n)
 {
@@ -149,6 +181,7 @@ int main(int argc, char **argv)
 
     reuse_after_return(d, buf, out, n);
     ordered_uploads(d, d2, buf, out, n);
+    async_upload_does_not_wait(d, buf, out, n);
     memset_then_read(d, out, n);
     pinned_round_trip(d, d2, n);
 

@@ -45,7 +45,7 @@ use crate::runtime::{ctx_rt, runtime, HostMemory, Runtime, StreamState};
 mod family;
 mod staged;
 
-use staged::{batched, dtoh_pipelined, host_record, htod_released};
+use staged::{batched, dtoh_pipelined, host_record, htod_released, UPLOAD_DEPTH};
 
 /// How an entry point waits, and which default stream a NULL stream names.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,7 +129,7 @@ unsafe fn sync_linear(rt: &Runtime, r: &CopyShape, run: Run, ds: DefaultStream) 
             None => {
                 let before = s.last.load(Ordering::Acquire);
                 // SAFETY: the caller's source buffer, readable for `len` bytes per the contract.
-                unsafe { htod_released(rt, &s, run)? };
+                unsafe { htod_released(rt, &s, run, Some(UPLOAD_DEPTH))? };
                 if host_backed {
                     rt.wait_stream(&s)?;
                 } else {
@@ -179,7 +179,7 @@ unsafe fn host_on_stream(
         }
         HostMemory::Pageable => match runs.as_slice() {
             // SAFETY: the host run is the caller's source buffer, readable per the contract.
-            [run] if htod => unsafe { htod_released(rt, s, *run) },
+            [run] if htod => unsafe { htod_released(rt, s, *run, None) },
             // SAFETY: the host run is the caller's destination, writable and no one else's.
             [run] => unsafe { dtoh_pipelined(rt, s, *run) },
             // SAFETY: the host runs are the caller's buffers, valid per the contract.

@@ -162,13 +162,12 @@ impl Executor {
     fn run_callbacks(&self) {
         Self::mark_internal_thread();
         while let Some(d) = self.next_deferred() {
+            let state = Arc::clone(&d.state);
             self.run_deferred(d);
             if let Ok(mut q) = self.callbacks.lock() {
                 q.running = None;
             }
-            // Publish: take the lock so that a waiter between its check and its wait is not missed.
-            drop(self.done_lock.lock());
-            self.done_cv.notify_all();
+            self.publish(&state);
         }
     }
 
@@ -242,6 +241,7 @@ impl Executor {
                 Ok(())
             };
         }
+        let _general = self.general_wait();
         let mut g = self.done_lock.lock().map_err(|_| CuError::UNKNOWN)?;
         while pending() {
             g = self.done_cv.wait(g).map_err(|_| CuError::UNKNOWN)?;

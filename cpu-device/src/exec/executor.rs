@@ -13,6 +13,7 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +25,15 @@ use super::work::{run_copy, run_memset, CopyWork, KernelWork, MemsetWork, Work};
 use super::Executor;
 use crate::context::Context;
 use crate::error::{CuError, CuResult};
+
+/// A thread counted among the executor's general waiters ([`Executor::general_wait`]).
+pub(crate) struct GeneralWait<'a>(&'a Executor);
+
+impl Drop for GeneralWait<'_> {
+    fn drop(&mut self) {
+        self.0.general_waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
 
 pub(crate) struct Op {
     state: Arc<OpState>,
@@ -152,6 +162,7 @@ impl Executor {
     /// Waits until every op of `blockers` is done (the executor, before device work that depends
     /// on a deferred host function).
     fn wait_for(&self, blockers: &[Arc<OpState>]) {
+        let _general = self.general_wait();
         let Ok(mut g) = self.done_lock.lock() else {
             return;
         };
@@ -160,6 +171,27 @@ impl Executor {
                 Ok(g) => g,
                 Err(_) => return,
             };
+        }
+    }
+
+    /// Counts the calling thread among the general waiters (woken by every completion) until
+    /// the guard drops. The fence pairs with [`Executor::publish`]'s.
+    pub(crate) fn general_wait(&self) -> GeneralWait<'_> {
+        self.general_waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        GeneralWait(self)
+    }
+
+    /// Wakes the threads waiting for `op`, now done, and the general waiters; none if there are
+    /// none. The completer's store of `done` and the waiter's count are ordered against each
+    /// other's loads by `SeqCst` fences (Dekker), so a waiter either sees the op done before it
+    /// sleeps or is seen here and woken.
+    pub(crate) fn publish(&self, op: &OpState) {
+        fence(Ordering::SeqCst);
+        if op.is_watched() || self.general_waiters.load(Ordering::SeqCst) != 0 {
+            // Take the lock so that a waiter between its check and its wait is not missed.
+            drop(self.done_lock.lock());
+            self.done_cv.notify_all();
         }
     }
 
@@ -173,11 +205,21 @@ impl Executor {
             tracing::error!("a host function or stream callback waited for device work (CUDA forbids API calls there)");
             return Err(CuError::NOT_PERMITTED);
         }
-        let mut g = self.done_lock.lock().map_err(|_| CuError::UNKNOWN)?;
-        while !op.is_done() {
-            g = self.done_cv.wait(g).map_err(|_| CuError::UNKNOWN)?;
+        op.watch();
+        fence(Ordering::SeqCst);
+        let waited = self.done_lock.lock().map(|mut g| {
+            while !op.is_done() {
+                g = match self.done_cv.wait(g) {
+                    Ok(g) => g,
+                    Err(_) => return false,
+                };
+            }
+            true
+        });
+        op.unwatch();
+        if !matches!(waited, Ok(true)) {
+            return Err(CuError::UNKNOWN);
         }
-        drop(g);
         if self.pacing {
             match until {
                 Until::End => self.sleep_until(op.span().end),
@@ -236,9 +278,7 @@ impl Executor {
                     state.finish(Span::default(), 0, Some(CuError::UNKNOWN));
                 }
             }
-            // Publish: take the lock so that a waiter between its check and its wait is not missed.
-            drop(self.done_lock.lock());
-            self.done_cv.notify_all();
+            self.publish(&state);
         }
     }
 

@@ -24,6 +24,7 @@ pub mod timing;
 pub mod work;
 
 use std::collections::VecDeque;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
 use dashmap::DashMap;
@@ -65,6 +66,9 @@ pub struct Executor {
     pub(crate) queue_cv: Condvar,
     pub(crate) done_lock: Mutex<()>,
     pub(crate) done_cv: Condvar,
+    /// Threads waiting on `done_cv` for something other than one op (deferred ops of a context,
+    /// an executor's blockers): every completion wakes them.
+    pub(crate) general_waiters: AtomicU32,
     /// Set once the executor thread is started (false if it could not be).
     pub(crate) worker: OnceLock<bool>,
     /// Ops deferred to the host-callback thread.
@@ -132,6 +136,7 @@ impl Executor {
             queue_cv: Condvar::new(),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
+            general_waiters: AtomicU32::new(0),
             worker: OnceLock::new(),
             callbacks: Mutex::new(callback::CallbackQueue::default()),
             callbacks_cv: Condvar::new(),

@@ -1,6 +1,10 @@
 //! Completion records: one [`OpState`] per submitted operation, written once by the executor
 //! thread (or, for host functions, stream callbacks and what waits on them, by the host-callback
 //! thread) and read by waiters, streams (their last op) and events (their recorded marker).
+//!
+//! An op counts the threads waiting for it, so that its completion wakes waiters only when it
+//! has some ([`super::Executor::publish`]): with one wake-up per completed op, a thread waiting
+//! for an event woke for the copy and the other events before it too.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
@@ -17,6 +21,7 @@ pub struct OpState {
     end: AtomicU64,
     horizon: AtomicU64,
     error: AtomicU32,
+    waiters: AtomicU32,
 }
 
 impl OpState {
@@ -28,6 +33,7 @@ impl OpState {
             end: AtomicU64::new(0),
             horizon: AtomicU64::new(0),
             error: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
         }
     }
 
@@ -52,6 +58,23 @@ impl OpState {
     /// The error the op failed with, if any.
     pub fn error(&self) -> Option<CuError> {
         CuError::from_code(self.error.load(Ordering::Acquire))
+    }
+
+    /// Counts a thread about to wait for the op (until [`OpState::unwatch`]). `SeqCst`, paired
+    /// with the fence in [`super::Executor::publish`]: either the completer sees the count or
+    /// the waiter sees the op done.
+    pub(crate) fn watch(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Uncounts a waiter counted by [`OpState::watch`].
+    pub(crate) fn unwatch(&self) {
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Whether a thread waits for the op.
+    pub(crate) fn is_watched(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) != 0
     }
 
     /// Records the modelled interval and horizon before the op is done (an op handed to the

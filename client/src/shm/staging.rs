@@ -7,8 +7,9 @@
 //! each word and bumps the region's "staging freed" counter, which a tenant waiting for space
 //! sleeps on.
 //!
-//! Allocation is lowest-first: a run freed is the next one handed out, so the staging a copy
-//! pipeline cycles through stays a few MiB that live in the CPU caches. (Next-fit, which this
+//! Allocation is lowest-first: the lowest free run is handed out, so a copy pipeline that frees
+//! its pieces as it goes gets the same few MiB of staging again and again, which stay in the
+//! CPU caches. (Next-fit, which this
 //! replaced, walked the whole 64 MiB area: every piece went through DRAM twice more, and a
 //! pipelined pageable copy ran at 9 GB/s instead of 13–15 on the CPU device; docs/benchmarks.md.)
 //!
@@ -144,10 +145,13 @@ impl Staging {
         while i + k <= n {
             let mut j = i;
             while j < i + k {
-                let claimed = self
-                    .state(j)?
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok();
+                // A load first: most chunks below the free run are taken, and a failing
+                // compare-and-swap would take their cache lines from the side that frees them.
+                let word = self.state(j)?;
+                let claimed = word.load(Ordering::Relaxed) == 0
+                    && word
+                        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok();
                 if !claimed {
                     break;
                 }

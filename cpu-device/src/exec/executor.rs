@@ -206,7 +206,6 @@ impl Executor {
             return Err(CuError::NOT_PERMITTED);
         }
         op.watch();
-        fence(Ordering::SeqCst);
         let waited = self.done_lock.lock().map(|mut g| {
             while !op.is_done() {
                 g = match self.done_cv.wait(g) {

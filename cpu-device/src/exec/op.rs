@@ -6,7 +6,7 @@
 //! has some ([`super::Executor::publish`]): with one wake-up per completed op, a thread waiting
 //! for an event woke for the copy and the other events before it too.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use super::timing::{Nanos, Span};
 use crate::error::CuError;
@@ -60,11 +60,13 @@ impl OpState {
         CuError::from_code(self.error.load(Ordering::Acquire))
     }
 
-    /// Counts a thread about to wait for the op (until [`OpState::unwatch`]). `SeqCst`, paired
-    /// with the fence in [`super::Executor::publish`]: either the completer sees the count or
-    /// the waiter sees the op done.
+    /// Counts a thread about to wait for the op (until [`OpState::unwatch`]); the caller checks
+    /// [`OpState::is_done`] after this. The fence pairs with the one in
+    /// [`super::Executor::publish`] (Dekker): either the completer sees the count or the waiter
+    /// sees the op done.
     pub(crate) fn watch(&self) {
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
     }
 
     /// Uncounts a waiter counted by [`OpState::watch`].

@@ -20,7 +20,8 @@
 //! - device to device and memsets of device memory are records: no host synchronisation;
 //! - pageable host to device is pipelined and returns once the last piece is staged and the work
 //!   before it on the stream is done (CUDA synchronises the stream first); the tenant may reuse
-//!   its buffer at once, the device copy may still run;
+//!   its buffer at once, the copy of its last pieces may still run (four pieces at most are in
+//!   flight: the call waits for the oldest before staging more);
 //! - pageable device to host is pipelined and returns when the bytes are in place;
 //! - copies from and to pinned memory, and memsets of it, are synchronous requests (CUDA's are
 //!   synchronous with respect to the host); so is any copy or memset whose device side is host

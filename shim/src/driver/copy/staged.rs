@@ -14,7 +14,8 @@
 //! allocated lowest-first, so a few pieces in flight means the same few MiB of staging again and
 //! again, which stay in the CPU caches; both sides' copies then touch DRAM only for the
 //! application's and the device's bytes. An asynchronous upload stages as far ahead as staging
-//! allows instead: it must not wait for the device (CUDA returns once the bytes are staged).
+//! allows instead: gpushare's asynchronous pageable uploads never wait for the device (CUDA
+//! allows them to be synchronous; returning once staged is what lets them overlap).
 use gpushare_client::proto::STAGING_REGION;
 use std::collections::VecDeque;
 
@@ -99,10 +100,12 @@ pub(super) fn host_record(
     }
 }
 
-/// A copy from one pageable run: staging pieces the broker frees. With `depth`, at most that
-/// many pieces are in flight: before staging another, the tenant waits for the oldest to be
-/// copied (a synchronous upload, which waits for the stream anyway); without, it stages as far
-/// ahead as staging allows.
+/// A copy from one pageable run: staging pieces the broker frees. With `depth` (a synchronous
+/// upload), at most that many pieces are in flight: before staging another, the tenant waits
+/// for the oldest to be copied, so the call returns with all but the last `depth` pieces
+/// copied (CUDA lets a synchronous pageable upload return before or after its DMA; it
+/// synchronises with the stream's earlier work either way). Without (an asynchronous upload),
+/// it stages as far ahead as staging allows and never waits for the device.
 ///
 /// # Safety
 /// `[run.src, run.src + run.len)` must be readable host memory for the call.
@@ -143,7 +146,8 @@ pub(super) unsafe fn htod_released(
                 rt.submit_on(s, &cmd)
             });
         match pushed {
-            Ok(seq) => in_flight.push_back(seq),
+            Ok(seq) if depth.is_some() => in_flight.push_back(seq),
+            Ok(_) => {}
             Err(e) => {
                 // Not pushed: the span is still ours.
                 let _ = st.free(span);
@@ -158,6 +162,10 @@ pub(super) unsafe fn htod_released(
 /// A device-to-host copy into one pageable run, pipelined (see the module documentation);
 /// returns once every byte is in place.
 ///
+/// With pieces in flight it never blocks on staging: its own pieces may be what fills it (the
+/// tenant frees them, not the broker), e.g. with several threads downloading at once; it reads
+/// out its oldest piece instead, which frees one.
+///
 /// # Safety
 /// `[run.dst, run.dst + run.len)` must be writable host memory no one else uses during the call.
 pub(super) unsafe fn dtoh_pipelined(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
@@ -168,35 +176,30 @@ pub(super) unsafe fn dtoh_pipelined(rt: &Runtime, s: &StreamState, run: Run) -> 
     loop {
         if off < run.len && in_flight.len() < DOWNLOAD_DEPTH && result.is_ok() {
             let n = (run.len - off).min(piece);
-            let part = Run {
-                dst: run.dst + off,
-                src: run.src + off,
-                len: n,
+            let span = if in_flight.is_empty() {
+                staging_alloc(rt, st, n).map(Some)
+            } else {
+                st.try_alloc(n)
+                    .map_err(|e| rt.transport_error(ClientError::Staging(e)))
             };
-            off += n;
-            let pushed = staging_alloc(rt, st, n).and_then(|span| {
-                let rec = host_record(
-                    s,
-                    false,
-                    part.src,
-                    STAGING_REGION,
-                    span.offset,
-                    n,
-                    COPY_MARK,
-                );
-                match rt.submit_on(s, &rec) {
-                    Ok(seq) => {
-                        in_flight.push_back((part, span, seq));
-                        Ok(())
+            match span {
+                Ok(Some(span)) => {
+                    let part = Run {
+                        dst: run.dst + off,
+                        src: run.src + off,
+                        len: n,
+                    };
+                    off += n;
+                    match push_download(rt, s, st, part, span) {
+                        Ok(seq) => in_flight.push_back((part, span, seq)),
+                        Err(e) => result = Err(e),
                     }
-                    Err(e) => {
-                        let _ = st.free(span);
-                        Err(e)
-                    }
+                    continue;
                 }
-            });
-            result = result.and(pushed);
-            continue;
+                // Staging is full: read the oldest piece out first.
+                Ok(None) => {}
+                Err(e) => result = Err(e),
+            }
         }
         let Some((part, span, seq)) = in_flight.pop_front() else {
             return result;
@@ -213,6 +216,28 @@ pub(super) unsafe fn dtoh_pipelined(rt: &Runtime, s: &StreamState, run: Run) -> 
         }
         let _ = st.free(span);
     }
+}
+
+/// Pushes the record of one download piece into `span`; frees the span if it was not pushed.
+fn push_download(
+    rt: &Runtime,
+    s: &StreamState,
+    st: &Staging,
+    part: Run,
+    span: StagingSpan,
+) -> CuResult<u64> {
+    let rec = host_record(
+        s,
+        false,
+        part.src,
+        STAGING_REGION,
+        span.offset,
+        part.len,
+        COPY_MARK,
+    );
+    rt.submit_on(s, &rec).inspect_err(|_| {
+        let _ = st.free(span);
+    })
 }
 
 /// Copies pageable runs through staging in batches: each batch is staged, its records are

@@ -166,6 +166,11 @@ impl Staging {
             for m in i..j {
                 self.state(m)?.store(0, Ordering::Release);
             }
+            if j > i {
+                // Another allocator may have found these chunks taken and gone to sleep: they
+                // are free again, so wake it as a free would.
+                self.freed.publish_add(1);
+            }
             // Chunk j is taken: no run starting at or before it fits, go on after it.
             i = j + 1;
         }

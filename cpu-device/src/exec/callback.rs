@@ -229,13 +229,16 @@ impl Executor {
     /// Waits until no deferred op (host function, or what waits on one) of context `ctx` that was
     /// submitted up to sequence number `seq` is pending.
     pub(crate) fn wait_deferred(&self, ctx: u64, seq: u64) -> CuResult {
+        // A poisoned queue (a panic in this module while it was held) would stay "pending"
+        // forever: an error instead of a hang.
         let pending = || {
             self.callbacks
                 .lock()
-                .map_or(true, |q| q.has_pending(ctx, seq))
+                .map(|q| q.has_pending(ctx, seq))
+                .map_err(|_| CuError::UNKNOWN)
         };
         if Self::on_executor_thread() {
-            return if pending() {
+            return if pending()? {
                 Err(CuError::NOT_PERMITTED)
             } else {
                 Ok(())
@@ -243,7 +246,7 @@ impl Executor {
         }
         let _general = self.general_wait();
         let mut g = self.done_lock.lock().map_err(|_| CuError::UNKNOWN)?;
-        while pending() {
+        while pending()? {
             g = self.done_cv.wait(g).map_err(|_| CuError::UNKNOWN)?;
         }
         Ok(())

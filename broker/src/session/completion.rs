@@ -36,6 +36,9 @@ pub struct OpenBatch {
     pub ops: u64,
     /// Staging spans to free once the batch completed.
     pub releases: Vec<StagingSpan>,
+    /// Functions to run once the batch completed (on the driver thread that runs its marker:
+    /// no driver calls), e.g. an upload's keying.
+    pub after: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 #[derive(Default)]
@@ -84,6 +87,7 @@ impl Completion {
             last: seq,
             ops: 0,
             releases: Vec::new(),
+            after: Vec::new(),
         });
         if b.ops == 0 {
             *c.incomplete.entry(b.first).or_insert(0) += 1;
@@ -95,6 +99,23 @@ impl Completion {
             c.open.remove(&key)
         } else {
             None
+        }
+    }
+
+    /// Has `f` run once the open batch of stream `key` completed, i.e. after every command
+    /// tracked in it so far; hands `f` back when the stream has no open batch (a full one
+    /// was just closed, or another thread closed it).
+    pub fn after(
+        &self,
+        key: u64,
+        f: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        match self.lock().open.get_mut(&key) {
+            Some(b) => {
+                b.after.push(f);
+                Ok(())
+            }
+            None => Err(f),
         }
     }
 

@@ -222,7 +222,21 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
                 stream,
             }]);
         }
-        Ok(dedup::upload_ops(t, st, seq, c.device_ptr, host, stream))
+        let (mut ops, keying) =
+            dedup::upload_ops_then(t, st, seq, c.device_ptr, host, Arc::clone(&stream));
+        // The keying rides on the batch's completion marker (this command is in the open
+        // batch); a host function of its own only when the batch was just closed.
+        if let Some(f) = keying {
+            let key = if TenantState::is_legacy(c.stream) {
+                0
+            } else {
+                c.stream
+            };
+            if let Err(f) = t.after_batch(key, f) {
+                ops.push(dedup::after_copy(stream, f));
+            }
+        }
+        Ok(ops)
     })?;
     if c.flags & COPY_MARK != 0 {
         t.close_batches();

@@ -128,31 +128,51 @@ pub fn upload_ops(
     src: HostMem,
     stream: Arc<Stream>,
 ) -> Vec<Op> {
+    let (mut ops, keying) = upload_ops_then(t, st, seq, dst, src, Arc::clone(&stream));
+    if let Some(f) = keying {
+        ops.push(after_copy(stream, f));
+    }
+    ops
+}
+
+/// What must run once an upload's copy completed: queueing the granules it covered for their
+/// keys ([`key_from_device`]). A completion marker after the copy may run it (one marker per
+/// piece of a pipelined upload instead of two), or [`after_copy`] makes it a host function.
+pub type Keying = Box<dyn FnOnce() + Send>;
+
+/// [`upload_ops`], with the keying to run after the copy handed back rather than queued.
+pub fn upload_ops_then(
+    t: &Tenant,
+    st: &mut TenantState,
+    seq: u64,
+    dst: u64,
+    src: HostMem,
+    stream: Arc<Stream>,
+) -> (Vec<Op>, Option<Keying>) {
     if hash_later(t, st, dst, &src) {
         // Large and not resident: copied without hashing; once the stream has done the copy,
         // the covered granules are keyed from the device's bytes.
         let len = src.len() as u64;
-        let mut ops = copy_ops(t, st, dst, src, Arc::clone(&stream));
+        let ops = copy_ops(t, st, dst, src, stream);
         let covered = uploaded_unhashed(st, dst, len);
-        if !covered.is_empty() {
-            ops.push(key_after(t, stream, covered));
-        }
-        return ops;
+        let keying = (!covered.is_empty()).then(|| keying(t, covered));
+        return (ops, keying);
     }
     let plan = upload(t, st, seq, dst, &src);
-    let register = (!plan.fresh.is_empty()).then(|| key_after(t, Arc::clone(&stream), plan.fresh));
+    let keying = (!plan.fresh.is_empty()).then(|| keying(t, plan.fresh));
     let copy = Op::CopyHtoD {
         dst,
         src,
         stream,
         skip: plan.skip,
     };
-    plan.before
+    let ops = plan
+        .before
         .into_iter()
         .chain([copy])
         .chain(plan.after)
-        .chain(register)
-        .collect()
+        .collect();
+    (ops, keying)
 }
 
 /// Uploads smaller than this are hashed before their copy is queued (a thread to overlap
@@ -266,17 +286,23 @@ fn drain_keys(weak: &std::sync::Weak<Tenant>) {
 /// A marker on `stream` that starts [`key_from_device`] for `covered` once the stream has
 /// reached it (the copies that covered them are done). Runs on a driver thread: it only
 /// starts a thread.
-fn key_after(t: &Tenant, stream: Arc<Stream>, covered: Vec<Completed>) -> Op {
+/// The keying of `covered` ([`key_from_device`]), for when the copy that covered them is done.
+fn keying(t: &Tenant, covered: Vec<Completed>) -> Keying {
     let weak = t.weak();
+    Box::new(move || {
+        if let Some(t) = weak.upgrade() {
+            if !t.is_closing() {
+                key_from_device(&t, covered);
+            }
+        }
+    })
+}
+
+/// A host function running `f` once `stream`'s earlier work (the copy) is done.
+pub fn after_copy(stream: Arc<Stream>, f: Keying) -> Op {
     Op::HostFn {
         stream,
-        f: Box::new(move || {
-            if let Some(t) = weak.upgrade() {
-                if !t.is_closing() {
-                    key_from_device(&t, covered);
-                }
-            }
-        }),
+        f,
         gate: false,
     }
 }

@@ -26,6 +26,16 @@ impl Tenant {
         }
     }
 
+    /// Has `f` run once the open batch of stream `key` completed (see
+    /// [`crate::session::completion::Completion::after`]); hands `f` back if there is none.
+    pub fn after_batch(
+        &self,
+        key: u64,
+        f: Box<dyn FnOnce() + Send>,
+    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+        self.completion.after(key, f)
+    }
+
     /// Submits a marker for every open batch.
     pub fn close_batches(&self) {
         for b in self.completion.take_open() {
@@ -37,6 +47,7 @@ impl Tenant {
         let weak = self.me.clone();
         let stream = Arc::clone(&b.stream);
         let (first, last, ops, slot, releases) = (b.first, b.last, b.ops, b.slot, b.releases);
+        let after = b.after;
         let marked = Arc::clone(&stream);
         let f = Box::new(move || {
             if let Some(t) = weak.upgrade() {
@@ -50,6 +61,9 @@ impl Tenant {
                     t.async_error(last, code);
                 }
                 t.batch_done(first, last, ops, slot, &releases);
+            }
+            for f in after {
+                f();
             }
         });
         if self

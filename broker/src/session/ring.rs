@@ -144,7 +144,7 @@ fn submit(
         }
     };
     let key = if TenantState::is_legacy(h) { 0 } else { h };
-    t.track(key, &stream, slot, seq, release);
+    let full = t.track(key, &stream, slot, seq, release);
     let failed = match build(st, stream) {
         Ok(built) => {
             ops.extend(built);
@@ -153,6 +153,10 @@ fn submit(
         Err(code) => Some(code),
     };
     let queued = t.enqueue(seq, ops);
+    if let Some(b) = full {
+        // After the command's operations: the marker reports them complete.
+        t.close_full(b);
+    }
     drop(guard);
     if let Some(code) = failed {
         t.async_error(seq, code);

@@ -12,7 +12,10 @@ use crate::work::Op;
 
 impl Tenant {
     /// Adds command `seq` on stream `key` to the stream's open batch (with a staging span to
-    /// free once it completed); a full batch gets its marker.
+    /// free once it completed). Returns the batch when `seq` filled it: the caller closes it
+    /// ([`Tenant::close_full`]) once `seq`'s operations are queued, so that its marker comes
+    /// after them (a marker queued before them reported `seq` complete before it ran).
+    #[must_use = "a full batch must be closed after its last command's operations are queued"]
     pub fn track(
         &self,
         key: u64,
@@ -20,10 +23,13 @@ impl Tenant {
         slot: u32,
         seq: u64,
         release: Option<StagingSpan>,
-    ) {
-        if let Some(full) = self.completion.track(key, stream, slot, seq, release) {
-            self.submit_marker(full);
-        }
+    ) -> Option<OpenBatch> {
+        self.completion.track(key, stream, slot, seq, release)
+    }
+
+    /// Submits the marker of a batch [`Tenant::track`] returned full.
+    pub fn close_full(&self, full: OpenBatch) {
+        self.submit_marker(full);
     }
 
     /// Has `f` run once the open batch of stream `key` completed (see

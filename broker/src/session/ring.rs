@@ -227,7 +227,7 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
             }]);
         }
         let (mut ops, keying) =
-            dedup::upload_ops_then(t, st, seq, c.device_ptr, host, Arc::clone(&stream));
+            dedup::upload_ops(t, st, seq, c.device_ptr, host, Arc::clone(&stream));
         // The keying rides on the batch's completion marker (this command is in the open
         // batch); a host function of its own only when the batch was just closed.
         if let Some(f) = keying {

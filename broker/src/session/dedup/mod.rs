@@ -119,29 +119,15 @@ pub fn copy_ops(
     cow_first.into_iter().chain([copy]).collect()
 }
 
-/// A host-to-device copy with what deduplication adds around it (or instead of it), in order.
-pub fn upload_ops(
-    t: &Tenant,
-    st: &mut TenantState,
-    seq: u64,
-    dst: u64,
-    src: HostMem,
-    stream: Arc<Stream>,
-) -> Vec<Op> {
-    let (mut ops, keying) = upload_ops_then(t, st, seq, dst, src, Arc::clone(&stream));
-    if let Some(f) = keying {
-        ops.push(after_copy(stream, f));
-    }
-    ops
-}
-
 /// What must run once an upload's copy completed: queueing the granules it covered for their
 /// keys ([`key_from_device`]). A completion marker after the copy may run it (one marker per
 /// piece of a pipelined upload instead of two), or [`after_copy`] makes it a host function.
 pub type Keying = Box<dyn FnOnce() + Send>;
 
-/// [`upload_ops`], with the keying to run after the copy handed back rather than queued.
-pub fn upload_ops_then(
+/// A host-to-device copy with what deduplication adds around it (or instead of it), in order,
+/// and the keying to run once the copy completed, if any ([`Keying`]: the caller attaches it to
+/// a completion marker, or queues it with [`after_copy`]).
+pub fn upload_ops(
     t: &Tenant,
     st: &mut TenantState,
     seq: u64,

@@ -32,7 +32,10 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
                 upload_keyed_later(t, dst, host)?;
             } else {
                 sync_op(t, |st, stream| {
-                    dedup::upload_ops(t, st, 0, dst, host, stream)
+                    let (mut ops, keying) =
+                        dedup::upload_ops(t, st, 0, dst, host, Arc::clone(&stream));
+                    ops.extend(keying.map(|f| dedup::after_copy(stream, f)));
+                    ops
                 })?;
             }
             Ok(Reply::Empty)

@@ -173,6 +173,71 @@ static int upload_loop(CUstream s, size_t bytes, double seconds)
     return 0;
 }
 
+/* One request every `period` µs, each waited for; prints the latencies (and the phases). */
+static void run_periodic(Request *req, CUstream s, double seconds, double period)
+{
+    size_t cap = (size_t)(seconds * 1e6 / period) + 16;
+    double *lat = calloc(cap, sizeof *lat);
+    Phases *ph = calloc(cap, sizeof *ph);
+    EXPECT(lat != NULL && ph != NULL, "calloc");
+    size_t samples = 0;
+    unsigned long launches = 0;
+    double t0 = now_us(), end = t0 + seconds * 1e6, next = t0;
+    while (now_us() < end) {
+        double t = now_us();
+        if (t < next) {
+            sleep_ms((unsigned)((next - t) / 1000.0));
+            while (now_us() < next) {
+            }
+        }
+        double start = now_us();
+        request_run(req, s);
+        if (samples < cap) {
+            lat[samples] = now_us() - start;
+            if (req->phases) {
+                ph[samples] = request_phases(req, lat[samples]);
+            }
+            samples++;
+        }
+        launches++;
+        next += period;
+    }
+    report(launches, (now_us() - t0) / 1e6, lat, samples);
+    if (req->phases) {
+        report_phases(ph, samples);
+    }
+    free(lat);
+    free(ph);
+}
+
+/* Two batches of `depth` launches always queued (launch batch k+1, then wait for batch k). */
+static void run_saturating(const Request *req, CUstream s, double seconds, unsigned depth)
+{
+    CUevent ev[2];
+    CHECK(cuEventCreate(&ev[0], 0));
+    CHECK(cuEventCreate(&ev[1], 0));
+    unsigned long batch = 0;
+    unsigned long launches = 0;
+    double t0 = now_us(), end = t0 + seconds * 1e6;
+    while (now_us() < end) {
+        for (unsigned i = 0; i < depth; i++) {
+            CHECK(cuLaunchKernel(req->f, req->blocks, 1, 1, req->threads, 1, 1, req->shared, s,
+                                 req->params, NULL));
+        }
+        CHECK(cuEventRecord(ev[batch % 2], s));
+        if (batch > 0) {
+            CHECK(cuEventSynchronize(ev[(batch - 1) % 2]));
+            launches += depth;
+        }
+        batch++;
+    }
+    if (batch > 0) {
+        /* The last batch ran past the end: not counted. */
+        CHECK(cuStreamSynchronize(s));
+    }
+    report(launches, (now_us() - t0) / 1e6, NULL, 0);
+}
+
 int main(int argc, char **argv)
 {
     double seconds = opt(argc, argv, "--seconds", 5);
@@ -208,59 +273,11 @@ int main(int argc, char **argv)
         CHECK(cuEventCreate(&req.phase[i], 0));
     }
 
-    size_t cap = period > 0 ? (size_t)(seconds * 1e6 / period) + 16 : 1;
-    double *lat = calloc(cap, sizeof *lat);
-    Phases *ph = calloc(cap, sizeof *ph);
-    EXPECT(lat != NULL && ph != NULL, "calloc");
-    size_t samples = 0;
-    CUevent ev[2];
-    CHECK(cuEventCreate(&ev[0], 0));
-    CHECK(cuEventCreate(&ev[1], 0));
-    unsigned long batch = 0;
-    unsigned long launches = 0;
-    double t0 = now_us(), end = t0 + seconds * 1e6, next = t0;
-    while (now_us() < end) {
-        if (period > 0) {
-            double t = now_us();
-            if (t < next) {
-                sleep_ms((unsigned)((next - t) / 1000.0));
-                while (now_us() < next) {
-                }
-            }
-            double start = now_us();
-            request_run(&req, s);
-            if (samples < cap) {
-                lat[samples] = now_us() - start;
-                if (req.phases) {
-                    ph[samples] = request_phases(&req, lat[samples]);
-                }
-                samples++;
-            }
-            launches++;
-            next += period;
-        } else {
-            /* Two batches in flight: launch batch k+1, then wait for batch k. */
-            for (unsigned i = 0; i < depth; i++) {
-                CHECK(cuLaunchKernel(f, blocks, 1, 1, threads, 1, 1, shared, s, params, NULL));
-            }
-            CHECK(cuEventRecord(ev[batch % 2], s));
-            if (batch > 0) {
-                CHECK(cuEventSynchronize(ev[(batch - 1) % 2]));
-                launches += depth;
-            }
-            batch++;
-        }
+    if (period > 0) {
+        run_periodic(&req, s, seconds, period);
+    } else {
+        run_saturating(&req, s, seconds, depth);
     }
-    if (period <= 0 && batch > 0) {
-        /* The last batch ran past the end: not counted. */
-        CHECK(cuStreamSynchronize(s));
-    }
-    report(launches, (now_us() - t0) / 1e6, lat, samples);
-    if (req.phases) {
-        report_phases(ph, samples);
-    }
-    free(lat);
-    free(ph);
     request_free(&req);
     CHECK(cuMemFree(out));
     CHECK(cuStreamDestroy(s));

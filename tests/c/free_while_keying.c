@@ -3,9 +3,10 @@
  * bytes, docs/dedup.md): uploads of 1 MiB or more are keyed by a broker thread 100–200 ms after
  * the tenant's uploads pause, by reading the device's bytes back. Each round allocates 64 MiB,
  * uploads it, downloads it again and again for a different time across that window, and frees
- * it, so some frees land while the keys are being read. A read of memory the free unmapped would be an illegal address,
- * which loses the whole group's context; the keys are read through the worker's own mapping of
- * each granule instead. At the end a kernel must still run and a copy come back intact.
+ * it, so some frees land while the keys are being read. A read of memory the free unmapped
+ * would be an illegal address, which loses the whole group's context; the keys are read through
+ * the worker's own mapping of each granule instead. At the end a kernel must still run and a
+ * copy come back intact.
  * Prints "rounds N" and exits 0.
  */
 #include "common.h"

@@ -62,8 +62,9 @@ pub trait FailureSink: Send + Sync {
 /// the worker reports the operation done (`OP_DONE`: in submission order per engine, the
 /// engines independently of each other); on the submitting thread, with `None`, when the
 /// submission fails (so do not hold a lock `completed` takes while submitting) and right after
-/// the submission for an operation of a kind that is not timed; by the supervisor, with `None`, when the worker dies. No lock of the link is held
-/// while it is told: it may take the scheduler's lock and submit more work.
+/// the submission for an operation of a kind that is not timed; by the supervisor, with `None`,
+/// when the worker dies. No lock of the link is held while it is told: it may take the
+/// scheduler's lock and submit more work.
 pub trait CompletionSink: Send + Sync {
     /// The operation the dispatcher numbered `ticket` completed after `device_ns` nanoseconds
     /// of device time (`None`: it failed, never ran, its time could not be read, or its worker

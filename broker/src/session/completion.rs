@@ -22,6 +22,10 @@ use crate::device::Stream;
 /// Commands per batch before a marker is forced.
 pub const BATCH_MAX: u64 = 256;
 
+/// A function run once a batch completed, on the driver thread that runs its marker (so no
+/// driver calls): e.g. an upload's keying.
+pub type AfterBatch = Box<dyn FnOnce() + Send>;
+
 /// A batch of commands on one stream waiting for its marker.
 pub struct OpenBatch {
     /// The stream.
@@ -36,9 +40,8 @@ pub struct OpenBatch {
     pub ops: u64,
     /// Staging spans to free once the batch completed.
     pub releases: Vec<StagingSpan>,
-    /// Functions to run once the batch completed (on the driver thread that runs its marker:
-    /// no driver calls), e.g. an upload's keying.
-    pub after: Vec<Box<dyn FnOnce() + Send>>,
+    /// Functions to run once the batch completed.
+    pub after: Vec<AfterBatch>,
 }
 
 #[derive(Default)]
@@ -105,11 +108,7 @@ impl Completion {
     /// Has `f` run once the open batch of stream `key` completed, i.e. after every command
     /// tracked in it so far; hands `f` back when the stream has no open batch (a full one
     /// was just closed, or another thread closed it).
-    pub fn after(
-        &self,
-        key: u64,
-        f: Box<dyn FnOnce() + Send>,
-    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+    pub fn after(&self, key: u64, f: AfterBatch) -> Result<(), AfterBatch> {
         match self.lock().open.get_mut(&key) {
             Some(b) => {
                 b.after.push(f);

@@ -119,6 +119,15 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
     }
 }
 
+/// The key of stream handle `h`'s batches (the legacy stream's is 0, whatever its handle).
+fn batch_key(h: u64) -> u64 {
+    if TenantState::is_legacy(h) {
+        0
+    } else {
+        h
+    }
+}
+
 /// Submits one command on stream `h`: resolves the stream (with legacy joins), tracks the
 /// command for completion, then queues `build`'s operation or records its error.
 fn submit(
@@ -143,7 +152,7 @@ fn submit(
             return Ok(());
         }
     };
-    let key = if TenantState::is_legacy(h) { 0 } else { h };
+    let key = batch_key(h);
     let full = t.track(key, &stream, slot, seq, release);
     let failed = match build(st, stream) {
         Ok(built) => {
@@ -231,12 +240,7 @@ fn copy_host(t: &Arc<Tenant>, seq: u64, c: &CopyHost, htod: bool) -> RResult {
         // The keying rides on the batch's completion marker (this command is in the open
         // batch); a host function of its own only when the batch was just closed.
         if let Some(f) = keying {
-            let key = if TenantState::is_legacy(c.stream) {
-                0
-            } else {
-                c.stream
-            };
-            if let Err(f) = t.after_batch(key, f) {
+            if let Err(f) = t.after_batch(batch_key(c.stream), f) {
                 ops.push(dedup::after_copy(stream, f));
             }
         }

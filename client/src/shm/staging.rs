@@ -9,9 +9,9 @@
 //!
 //! Allocation is lowest-first: the lowest free run is handed out, so a copy pipeline that frees
 //! its pieces as it goes gets the same few MiB of staging again and again, which stay in the
-//! CPU caches. (Next-fit, which this
-//! replaced, walked the whole 64 MiB area: every piece went through DRAM twice more, and a
-//! pipelined pageable copy ran at 9 GB/s instead of 13–15 on the CPU device; docs/benchmarks.md.)
+//! CPU caches. (Next-fit, which this replaced, walked the whole 64 MiB area: every piece went
+//! through DRAM twice more, and pipelined 64 MiB pageable copies ran at a median of 8.8–8.9
+//! GB/s instead of 10.8–12.2 on the CPU device; docs/benchmarks.md.)
 //!
 //! Ownership rule (one side frees each allocation, never both):
 //! - an asynchronous copy command with `COPY_RELEASE_STAGING` hands the span to the broker, which

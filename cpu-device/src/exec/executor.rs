@@ -205,20 +205,12 @@ impl Executor {
             tracing::error!("a host function or stream callback waited for device work (CUDA forbids API calls there)");
             return Err(CuError::NOT_PERMITTED);
         }
-        op.watch();
-        let waited = self.done_lock.lock().map(|mut g| {
-            while !op.is_done() {
-                g = match self.done_cv.wait(g) {
-                    Ok(g) => g,
-                    Err(_) => return false,
-                };
-            }
-            true
-        });
-        op.unwatch();
-        if !matches!(waited, Ok(true)) {
-            return Err(CuError::UNKNOWN);
+        let watch = op.watch();
+        let mut g = self.done_lock.lock().map_err(|_| CuError::UNKNOWN)?;
+        while !op.is_done() {
+            g = self.done_cv.wait(g).map_err(|_| CuError::UNKNOWN)?;
         }
+        drop((g, watch));
         if self.pacing {
             match until {
                 Until::End => self.sleep_until(op.span().end),

@@ -11,6 +11,15 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use super::timing::{Nanos, Span};
 use crate::error::CuError;
 
+/// A thread counted as waiting for an op ([`OpState::watch`]).
+pub(crate) struct Watch<'a>(&'a OpState);
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Completion record of one submitted operation.
 #[derive(Debug)]
 pub struct OpState {
@@ -60,18 +69,14 @@ impl OpState {
         CuError::from_code(self.error.load(Ordering::Acquire))
     }
 
-    /// Counts a thread about to wait for the op (until [`OpState::unwatch`]); the caller checks
+    /// Counts a thread about to wait for the op, until the guard drops; the caller checks
     /// [`OpState::is_done`] after this. The fence pairs with the one in
     /// [`super::Executor::publish`] (Dekker): either the completer sees the count or the waiter
     /// sees the op done.
-    pub(crate) fn watch(&self) {
+    pub(crate) fn watch(&self) -> Watch<'_> {
         self.waiters.fetch_add(1, Ordering::SeqCst);
         fence(Ordering::SeqCst);
-    }
-
-    /// Uncounts a waiter counted by [`OpState::watch`].
-    pub(crate) fn unwatch(&self) {
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        Watch(self)
     }
 
     /// Whether a thread waits for the op.

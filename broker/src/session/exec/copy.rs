@@ -23,21 +23,7 @@ use crate::work::{memset_extent, Op};
 pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
     match req {
         CopyRequest::MemcpyHtoD { dst, src } => {
-            let host = resolve_host(t, src)?;
-            let later = with_state(t, |st| {
-                st.memory.check(dst, src.len)?;
-                Ok(dedup::hash_later(t, st, dst, &host))
-            })?;
-            if later {
-                upload_keyed_later(t, dst, host)?;
-            } else {
-                sync_op(t, |st, stream| {
-                    let (mut ops, keying) =
-                        dedup::upload_ops(t, st, 0, dst, host, Arc::clone(&stream));
-                    ops.extend(keying.map(|f| dedup::after_copy(stream, f)));
-                    ops
-                })?;
-            }
+            upload(t, dst, resolve_host(t, src)?)?;
             Ok(Reply::Empty)
         }
         CopyRequest::MemcpyDtoH { dst, src } => {
@@ -102,6 +88,22 @@ pub fn execute(t: &Tenant, req: CopyRequest) -> ExecResult {
             Ok(Reply::Empty)
         }
     }
+}
+
+/// A synchronous upload, with what deduplication adds to it.
+fn upload(t: &Tenant, dst: u64, host: HostMem) -> Result<(), ExecError> {
+    let later = with_state(t, |st| {
+        st.memory.check(dst, host.len() as u64)?;
+        Ok(dedup::hash_later(t, st, dst, &host))
+    })?;
+    if later {
+        return upload_keyed_later(t, dst, host);
+    }
+    sync_op(t, |st, stream| {
+        let (mut ops, keying) = dedup::upload_ops(t, st, 0, dst, host, Arc::clone(&stream));
+        ops.extend(keying.map(|f| dedup::after_copy(stream, f)));
+        ops
+    })
 }
 
 /// A large synchronous upload: copied without hashing on the way; once the copy is done, the

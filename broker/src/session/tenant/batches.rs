@@ -7,7 +7,7 @@ use gpushare_client::shm::StagingSpan;
 
 use super::Tenant;
 use crate::device::Stream;
-use crate::session::completion::OpenBatch;
+use crate::session::completion::{AfterBatch, OpenBatch};
 use crate::work::Op;
 
 impl Tenant {
@@ -34,11 +34,7 @@ impl Tenant {
 
     /// Has `f` run once the open batch of stream `key` completed (see
     /// [`crate::session::completion::Completion::after`]); hands `f` back if there is none.
-    pub fn after_batch(
-        &self,
-        key: u64,
-        f: Box<dyn FnOnce() + Send>,
-    ) -> Result<(), Box<dyn FnOnce() + Send>> {
+    pub fn after_batch(&self, key: u64, f: AfterBatch) -> Result<(), AfterBatch> {
         self.completion.after(key, f)
     }
 

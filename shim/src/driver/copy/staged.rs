@@ -16,6 +16,7 @@
 //! application's and the device's bytes. An asynchronous upload stages as far ahead as staging
 //! allows instead: gpushare's asynchronous pageable uploads never wait for the device (CUDA
 //! allows them to be synchronous; returning once staged is what lets them overlap).
+
 use gpushare_client::proto::STAGING_REGION;
 use std::collections::VecDeque;
 
@@ -120,9 +121,8 @@ pub(super) unsafe fn htod_released(
     let mut in_flight = VecDeque::new();
     let mut off = 0;
     while off < run.len {
-        if let Some(depth) = depth {
-            while in_flight.len() >= depth {
-                let oldest = in_flight.pop_front().unwrap_or(0);
+        if depth.is_some_and(|d| in_flight.len() >= d) {
+            if let Some(oldest) = in_flight.pop_front() {
                 rt.wait_for(&s.slot, oldest, s.handle)?;
             }
         }

@@ -206,6 +206,7 @@ fn worker_rows(s: &StatusReport) -> Vec<Vec<String>> {
                 human_bytes(w.memory_bytes),
                 w.faults.to_string(),
                 w.restarts.to_string(),
+                format!("{}/{}/{}", w.streamed[0], w.streamed[1], w.streamed[2]),
                 if w.last_fault.is_empty() {
                     "-".to_string()
                 } else {
@@ -270,6 +271,7 @@ pub fn format_status(s: &StatusReport) -> String {
             "MEMORY",
             "FAULTS",
             "RESTARTS",
+            "STREAMED ok/declined/aborted",
             "LAST FAULT",
         ];
         out += &table(&header, &worker_rows(s));

@@ -217,6 +217,7 @@ impl Groups {
                     memory_bytes: 0,
                     faults: g.faults + faults,
                     restarts: g.restarts,
+                    streamed: link.streamed().counts(),
                     last_fault: reason.or_else(|| g.last_fault.clone()).unwrap_or_default(),
                 });
             }

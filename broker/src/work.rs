@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use gpushare_client::proto::ParamInfo;
 
-use crate::device::{DResult, Event, FunctionRaw, HostMem, Origin, Stream};
+use crate::device::{DResult, Event, FunctionRaw, HostMem, Origin, Stream, StreamedCopy};
 
 /// Errors of work submission are [`crate::device::DeviceError`]s; this module defines no others.
 pub type WorkResult = DResult<()>;
@@ -78,6 +78,17 @@ pub enum Op {
         dst: HostMem,
         /// Source.
         src: u64,
+        /// Stream.
+        stream: Arc<Stream>,
+    },
+    /// A run of a streamed copy's pieces (`STREAMED_COPY`): `len` bytes from piece `first`.
+    Streamed {
+        /// The copy.
+        copy: Arc<StreamedCopy>,
+        /// Its first piece.
+        first: u64,
+        /// Bytes.
+        len: u64,
         /// Stream.
         stream: Arc<Stream>,
     },
@@ -184,6 +195,7 @@ impl Op {
             Op::Launch { .. } => "launch",
             Op::CopyHtoD { .. } => "memcpy_htod",
             Op::CopyDtoH { .. } => "memcpy_dtoh",
+            Op::Streamed { .. } => "streamed_copy",
             Op::CopyDtoD { .. } => "memcpy_dtod",
             Op::Memset { .. } => "memset",
             Op::WriteValue { .. } => "write_value",
@@ -221,9 +233,11 @@ impl Op {
             } => stream
                 .device()
                 .launch(function, grid, block, shared, &stream, &params, origin),
-            Op::CopyHtoD { .. } | Op::CopyDtoH { .. } | Op::CopyDtoD { .. } | Op::Memset { .. } => {
-                self.execute_transfer(origin)
-            }
+            Op::CopyHtoD { .. }
+            | Op::CopyDtoH { .. }
+            | Op::Streamed { .. }
+            | Op::CopyDtoD { .. }
+            | Op::Memset { .. } => self.execute_transfer(origin),
             Op::WriteValue {
                 addr,
                 value,
@@ -287,6 +301,14 @@ impl Op {
             Op::CopyDtoH { dst, src, stream } => {
                 stream.device().memcpy_dtoh_async(dst, src, &stream, origin)
             }
+            Op::Streamed {
+                copy,
+                first,
+                len,
+                stream,
+            } => stream
+                .device()
+                .streamed_copy(&copy, first, len, &stream, origin),
             Op::CopyDtoD {
                 dst,
                 src,

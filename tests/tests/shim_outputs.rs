@@ -155,6 +155,7 @@ const PROGRAMS: &[Program] = &[
     prog("graph", Kind::Driver, "graph"),
     prog("copy_order", Kind::Driver, "copy_order").env(SMALL_PACED),
     prog("stream_batches", Kind::Driver, "stream_batches").env(SMALL_PACED),
+    prog("streamed_copy", Kind::Driver, "streamed_copy"),
     prog("vmm", Kind::Driver, "vmm").skip(
         "exports physical memory with cuMemExportToShareableHandle(POSIX fd) — no protocol \
          request exists for it — and ends with a faulting kernel whose sticky error is, through \

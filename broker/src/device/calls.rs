@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use gpushare_client::proto::{DeviceInfo, ParamInfo};
 
+use super::spawn::WorkerReady;
 use super::{
     AccessFlags, Attachment, DResult, Device, DeviceError, Event, FunctionRaw, HostRegistration,
     Link, ModuleRaw, Peers, Stream, VmmAlloc,
@@ -25,23 +26,16 @@ pub(super) fn unexpected(call: &'static str) -> DeviceError {
 
 impl Device {
     /// A device over a started worker's link.
-    pub(super) fn new(
-        link: Arc<Link>,
-        info: DeviceInfo,
-        driver_version: i32,
-        granularity: u64,
-        backend: String,
-        priorities: (i32, i32),
-        peers: Arc<Peers>,
-    ) -> Device {
+    pub(super) fn new(link: Arc<Link>, ready: WorkerReady, peers: Arc<Peers>) -> Device {
         let peer_id = peers.next_id();
         Device {
             link,
-            info,
-            driver_version,
-            granularity,
-            backend,
-            priorities,
+            info: ready.info,
+            driver_version: ready.driver_version,
+            granularity: ready.granularity,
+            backend: ready.backend,
+            priorities: ready.priorities,
+            streamed_copies: ready.streamed_copies,
             dedup: Default::default(),
             peers,
             peer_id,
@@ -51,6 +45,11 @@ impl Device {
     /// The link (state, group, watchdog).
     pub fn link(&self) -> &Arc<Link> {
         &self.link
+    }
+
+    /// Whether the worker's driver can run streamed copies (`STREAMED_COPY`).
+    pub fn streamed_copies(&self) -> bool {
+        self.streamed_copies
     }
 
     /// The library the worker uses.
@@ -122,14 +121,14 @@ impl Device {
         map: Arc<gpushare_client::os::Mapping>,
     ) -> DResult<Arc<Attachment>> {
         let len = map.len() as u64;
-        let id = match self.link.attach(fd, len, true) {
-            Ok((id, _)) => id,
+        let (id, registered) = match self.link.attach(fd, len, true) {
+            Ok((id, _)) => (id, true),
             Err(e) if self.link.is_alive() => {
                 tracing::warn!(
                     group = self.link.group(),
                     "region not registered with the driver ({e}); copies will be pageable"
                 );
-                self.link.attach(fd, len, false)?.0
+                (self.link.attach(fd, len, false)?.0, false)
             }
             Err(e) => return Err(e),
         };
@@ -137,6 +136,7 @@ impl Device {
             id,
             map,
             link: Arc::clone(&self.link),
+            registered,
         }))
     }
 
@@ -152,6 +152,7 @@ impl Device {
             id,
             map,
             link: Arc::clone(&self.link),
+            registered: true,
         });
         let device_ptr = ptr.ok_or(DeviceError::Invalid("registration without an address"))?;
         Ok(HostRegistration { att, device_ptr })

@@ -33,6 +33,7 @@ use gpushare_client::shm::{Region, ReplySlots, SessionState};
 use gpushare_client::wait::{Cancel, WaitPolicy};
 
 use super::marker_ledger::MarkerLedger;
+use super::streamed::StreamedCopies;
 use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin, Timing};
 use crate::worker::proto::{is_timed, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME};
 
@@ -104,6 +105,8 @@ pub struct Link {
     timeout_ms: AtomicU64,
     /// Counters for status.
     pub counters: LinkCounters,
+    /// Streamed copies running on the worker, watched for stalls.
+    streamed: StreamedCopies,
 }
 
 impl Link {
@@ -137,10 +140,16 @@ impl Link {
             progress_ms: AtomicU64::new(0),
             timeout_ms: AtomicU64::new(0),
             counters: LinkCounters::default(),
+            streamed: StreamedCopies::default(),
             group,
             pid,
             region,
         })
+    }
+
+    /// The streamed copies running on the worker.
+    pub fn streamed(&self) -> &StreamedCopies {
+        &self.streamed
     }
 
     /// The isolation group.

@@ -27,6 +27,7 @@ mod marker_ledger;
 mod ops;
 mod peers;
 mod spawn;
+mod streamed;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +39,7 @@ pub use crate::worker::driver::{AccessFlags, DResult, DeviceChoice, DeviceError,
 pub use link::{Link, WorkerState};
 pub use peers::{PeerId, Peers};
 pub use spawn::{worker_exe, WorkerConfig};
+pub use streamed::{StreamedCopies, StreamedCopy, STALL_LIMIT};
 
 pub use crate::worker::proto::is_timed;
 
@@ -101,6 +103,8 @@ pub struct Attachment {
     id: u32,
     map: Arc<Mapping>,
     link: Arc<Link>,
+    /// Registered with the worker's driver (device-mapped: a stream can wait on its words).
+    registered: bool,
 }
 
 impl std::fmt::Debug for Attachment {
@@ -113,6 +117,11 @@ impl Attachment {
     /// The broker's own mapping.
     pub fn mapping(&self) -> &Arc<Mapping> {
         &self.map
+    }
+
+    /// Whether the worker's driver has it registered (device-mapped).
+    pub fn is_registered(&self) -> bool {
+        self.registered
     }
 }
 
@@ -145,6 +154,16 @@ impl HostMem {
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.len as usize
+    }
+
+    /// The attachment the span is part of.
+    pub fn attachment(&self) -> &Arc<Attachment> {
+        &self.att
+    }
+
+    /// Offset of the span in its attachment.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// `[offset, offset + len)` of this span (`None` when it reaches past its end).
@@ -310,6 +329,8 @@ pub struct Device {
     granularity: u64,
     backend: String,
     priorities: (i32, i32),
+    /// The worker's driver has stream memory operations (streamed copies).
+    streamed_copies: bool,
     /// The worker's deduplicated copies (a leaf lock: taken with no other device lock, and
     /// after a tenant's tables when both are held).
     dedup: std::sync::Mutex<crate::dedup::ContentIndex>,

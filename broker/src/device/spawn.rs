@@ -87,7 +87,7 @@ impl Device {
             layout: *region.layout(),
         };
         let ready = handshake(&mut socket, &hello, fd);
-        let (info, driver_version, granularity, backend, priorities) = match ready {
+        let ready = match ready {
             Ok(r) => r,
             Err(e) => {
                 reap(child);
@@ -97,11 +97,7 @@ impl Device {
         let link = Arc::new(Link::new(group.to_string(), pid, region, socket)?);
         let dev = Arc::new(Device::new(
             Arc::clone(&link),
-            info,
-            driver_version,
-            granularity,
-            backend,
-            priorities,
+            ready,
             Arc::clone(&cfg.peers),
         ));
         cfg.peers.add(&dev);
@@ -137,15 +133,17 @@ fn spawn_process(exe: &Path, group: &str, socket: UnixStream) -> DResult<Child> 
         .map_err(|e| load_err(format!("{}: {e}", exe.display())))
 }
 
-type Ready = (
-    gpushare_client::proto::DeviceInfo,
-    i32,
-    u64,
-    String,
-    (i32, i32),
-);
+/// What a worker's `Ready` says about its driver and device.
+pub(super) struct WorkerReady {
+    pub info: gpushare_client::proto::DeviceInfo,
+    pub driver_version: i32,
+    pub granularity: u64,
+    pub backend: String,
+    pub priorities: (i32, i32),
+    pub streamed_copies: bool,
+}
 
-fn handshake(socket: &mut UnixStream, hello: &ToWorker, fd: OwnedFd) -> DResult<Ready> {
+fn handshake(socket: &mut UnixStream, hello: &ToWorker, fd: OwnedFd) -> DResult<WorkerReady> {
     let bytes = wire::encode(hello).map_err(load_err)?;
     frame::send_frame_with_fds(socket, &bytes, &[fd.as_fd()]).map_err(load_err)?;
     let _ = socket.set_read_timeout(Some(START_TIMEOUT));
@@ -159,9 +157,15 @@ fn handshake(socket: &mut UnixStream, hello: &ToWorker, fd: OwnedFd) -> DResult<
             granularity,
             backend,
             priorities,
-        } if protocol == WORKER_PROTOCOL => {
-            Ok((info, driver_version, granularity, backend, priorities))
-        }
+            streamed_copies,
+        } if protocol == WORKER_PROTOCOL => Ok(WorkerReady {
+            info,
+            driver_version,
+            granularity,
+            backend,
+            priorities,
+            streamed_copies,
+        }),
         FromWorker::Failed { code, reason } => {
             tracing::warn!("worker could not open the driver: {reason}");
             Err(match code {
@@ -217,7 +221,8 @@ fn events_loop(link: &Arc<Link>) {
     }
 }
 
-/// Waits for the worker's exit, killing it when the watchdog fires.
+/// Waits for the worker's exit, killing it when the watchdog fires; aborts stalled streamed
+/// copies on the way.
 fn supervise(link: &Link, mut child: Child) {
     let mut timed_out = None;
     let status = loop {
@@ -229,6 +234,7 @@ fn supervise(link: &Link, mut child: Child) {
                 break None;
             }
         }
+        link.streamed().check();
         if timed_out.is_none() {
             if let Some(idle) = link.overdue() {
                 tracing::error!(group = link.group(), pid = link.pid(),

@@ -56,6 +56,7 @@ impl Work for Job {
     fn split(self, parts: u32) -> Result<Vec<Job>, Job> {
         let pieces = match &self.op {
             Op::CopyHtoD { .. } | Op::CopyDtoH { .. } => copy_chunks(&self.op, parts),
+            Op::Streamed { .. } => streamed_runs(&self.op, parts),
             _ => slices(&self, parts),
         };
         match pieces {
@@ -187,6 +188,37 @@ fn copy_chunks(op: &Op, parts: u32) -> Option<Vec<Op>> {
         .collect()
 }
 
+/// A streamed copy's run cut into `parts` runs of whole pieces in order, on the same stream;
+/// `None` for other operations or one run.
+fn streamed_runs(op: &Op, parts: u32) -> Option<Vec<Op>> {
+    let Op::Streamed {
+        copy,
+        first,
+        len,
+        stream,
+    } = op
+    else {
+        return None;
+    };
+    let piece = gpushare_client::shm::channel::PIECE;
+    let chunk = len
+        .div_ceil(u64::from(parts.max(1)))
+        .next_multiple_of(piece);
+    if parts < 2 || chunk >= *len {
+        return None;
+    }
+    Some(
+        (0..len.div_ceil(chunk))
+            .map(|k| Op::Streamed {
+                copy: Arc::clone(copy),
+                first: first + k * chunk / piece,
+                len: chunk.min(len - k * chunk),
+                stream: Arc::clone(stream),
+            })
+            .collect(),
+    )
+}
+
 /// The sink of a slice before the last: failures go to the tenant, the submission is counted
 /// once, by the last slice.
 struct SliceSink(Arc<dyn JobSink>);
@@ -232,6 +264,10 @@ pub fn op_class(op: &Op) -> CostClass {
             engine: Engine::D2H,
             bytes: dst.len() as u64,
         },
+        Op::Streamed { copy, len, .. } => CostClass::Transfer {
+            engine: if copy.htod { Engine::H2D } else { Engine::D2H },
+            bytes: *len,
+        },
         Op::CopyDtoD { len, .. } => CostClass::Transfer {
             engine: Engine::Compute,
             bytes: len.saturating_mul(2),
@@ -275,6 +311,7 @@ fn op_stream(op: &Op) -> Option<&Arc<Stream>> {
         Op::Launch { stream, .. }
         | Op::CopyHtoD { stream, .. }
         | Op::CopyDtoH { stream, .. }
+        | Op::Streamed { stream, .. }
         | Op::CopyDtoD { stream, .. }
         | Op::Memset { stream, .. }
         | Op::HostFn { stream, .. }

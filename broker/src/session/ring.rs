@@ -105,6 +105,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
         Command::MemcpyDtoD(c) => copy_device(t, seq, &c),
         Command::Memset(m) => memset(t, seq, &m),
         Command::WriteValue(w) => write_value(t, seq, &w),
+        Command::StreamedCopy(c) => super::streamed::streamed_copy(t, seq, &c),
         Command::EventRecord(e) => event_record(t, seq, &e),
         Command::StreamWaitEvent(w) => stream_wait(t, seq, &w),
         Command::HostFn(h) => host_fn(t, seq, &h),
@@ -120,7 +121,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
 }
 
 /// The key of stream handle `h`'s batches (the legacy stream's is 0, whatever its handle).
-fn batch_key(h: u64) -> u64 {
+pub(super) fn batch_key(h: u64) -> u64 {
     if TenantState::is_legacy(h) {
         0
     } else {
@@ -130,7 +131,7 @@ fn batch_key(h: u64) -> u64 {
 
 /// Submits one command on stream `h`: resolves the stream (with legacy joins), tracks the
 /// command for completion, then queues `build`'s operation or records its error.
-fn submit(
+pub(super) fn submit(
     t: &Arc<Tenant>,
     seq: u64,
     h: u64,

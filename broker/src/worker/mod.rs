@@ -108,6 +108,7 @@ pub fn run(mut link: UnixStream) -> Result<(), WorkerError> {
         granularity: drv.granularity(),
         backend: drv.backend().to_string(),
         priorities: drv.stream_priority_range().unwrap_or((0, 0)),
+        streamed_copies: drv.has_streamed_copies(),
     };
     frame::send_message(&mut link, &ready)?;
     let objects = Arc::new(Objects::new(Arc::clone(&drv)));

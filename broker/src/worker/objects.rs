@@ -238,6 +238,19 @@ impl Objects {
         HostMem::new(map, offset, len).ok_or(DeviceError::Invalid("host span outside its region"))
     }
 
+    /// The device address of byte `offset` of region `id`, which must be registered.
+    pub fn host_device_ptr(&self, id: u32, offset: u64) -> DResult<u64> {
+        read(&self.regions)
+            .get(&id)
+            .ok_or_else(|| unknown("region"))?
+            .registration
+            .as_ref()
+            .map(|r| r.device_ptr() + offset)
+            .ok_or(DeviceError::Invalid(
+                "region not registered with the driver",
+            ))
+    }
+
     /// Copies `len` bytes at `offset` of region `id` out (module images).
     pub fn read_region(&self, id: u32, offset: u64, len: u64) -> DResult<Vec<u8>> {
         let map = read(&self.regions)

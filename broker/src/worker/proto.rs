@@ -5,7 +5,8 @@
 //!
 //! - **command ring** (broker → worker): the asynchronous device operations as the tenant
 //!   protocol's fixed-layout records, with worker-side ids in place of tenant handles — `LAUNCH`
-//!   (function id, stream id), `MEMCPY_*` (`host_region` = an attached region id), `MEMSET`,
+//!   (function id, stream id), `MEMCPY_*` (`host_region` = an attached region id),
+//!   `STREAMED_COPY` (a run of a streamed copy's pieces), `MEMSET`,
 //!   `WRITE_VALUE`, `EVENT_RECORD`, `STREAM_WAIT_EVENT`, `HOST_FN` (a completion marker: `token`
 //!   names the broker-side callback) — and `CALL` records carrying a postcard [`WorkerRequest`],
 //!   answered in a reply slot with a postcard [`WorkerReply`].
@@ -13,9 +14,9 @@
 //!   (`seq` = 0, or the driver error that made the marker run early after a synchronisation) and
 //!   `ASYNC_ERROR{seq, code}` when the asynchronous operation with command-ring sequence number
 //!   `seq` failed; `OP_DONE{seq, device_ns}` when the *timed* operation `seq` ([`is_timed`]:
-//!   launches, copies, memsets) completed — exactly one per timed record, with its device time
-//!   from events recorded around it, or [`NO_DEVICE_TIME`] when it has none (it failed at
-//!   submission, an event call failed, the context faulted).
+//!   launches, copies, streamed copies' runs, memsets) completed — exactly one per timed record,
+//!   with its device time from events recorded around it, or [`NO_DEVICE_TIME`] when it has
+//!   none (it failed at submission, an event call failed, the context faulted).
 //! - **socket** (frames of [`ToWorker`] / [`FromWorker`]): the hello and the device snapshot,
 //!   and everything that carries a file descriptor — attaching a tenant's region or host buffer,
 //!   exporting and importing a deduplicated granule (SCM_RIGHTS) — answered in order. Its end is the worker's end: a worker exits when the
@@ -27,18 +28,20 @@ use gpushare_client::shm::ShmLayout;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol (the worker is the broker's own executable, so both always match;
-/// checked anyway). 3: `OP_DONE` for every timed operation; 4: granule export and import.
-pub const WORKER_PROTOCOL: u32 = 4;
+/// checked anyway). 3: `OP_DONE` for every timed operation; 4: granule export and import; 5:
+/// `STREAMED_COPY` runs and [`FromWorker::Ready`]'s `streamed_copies`.
+pub const WORKER_PROTOCOL: u32 = 5;
 
 pub use gpushare_client::ring::record::NO_DEVICE_TIME;
 
 /// The worker stream of a *timed* command-ring record — one whose completion and device time
 /// the worker reports with `OP_DONE`: `LAUNCH`, `MEMCPY_HTOD`, `MEMCPY_DTOH`, `MEMCPY_DTOD`,
-/// `MEMSET`. `None` for every other kind. The one list both ends use.
+/// `STREAMED_COPY`, `MEMSET`. `None` for every other kind. The one list both ends use.
 pub fn timed_stream(cmd: &Command<'_>) -> Option<u64> {
     match cmd {
         Command::Launch(l) => Some(l.stream),
         Command::MemcpyHtoD(c) | Command::MemcpyDtoH(c) => Some(c.stream),
+        Command::StreamedCopy(c) => Some(c.stream),
         Command::MemcpyDtoD(c) => Some(c.stream),
         Command::Memset(m) => Some(m.stream),
         Command::WriteValue(_)
@@ -133,6 +136,8 @@ pub enum FromWorker {
         backend: String,
         /// `cuCtxGetStreamPriorityRange`: (least, greatest).
         priorities: (i32, i32),
+        /// The driver has the stream memory operations streamed copies are made of.
+        streamed_copies: bool,
     },
     /// The worker could not start (the driver did not load or has no device).
     Failed {

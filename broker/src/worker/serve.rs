@@ -18,13 +18,14 @@ use std::time::Instant;
 
 use gpushare_client::code;
 use gpushare_client::proto as wire;
-use gpushare_client::ring::record::{AsyncError, Call, HostFnReady};
+use gpushare_client::ring::record::{AsyncError, Call, HostFnReady, STREAMED_HTOD};
 use gpushare_client::ring::{Command, Consumer, Producer, RecordBuf};
+use gpushare_client::shm::channel::CHANNEL_BYTES;
 use gpushare_client::shm::{Region, ReplySlots};
 use gpushare_client::wait::{AdaptiveSpin, SeqWord, WaitError, WaitPolicy};
 
 use super::driver::Stream;
-use super::driver::{AccessFlags, DResult, DeviceError, Driver, VmmAlloc};
+use super::driver::{AccessFlags, DResult, DeviceError, Driver, StreamedRun, VmmAlloc};
 use super::objects::Objects;
 use super::proto::{timed_stream, WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
 use super::timing::Timer;
@@ -190,6 +191,7 @@ fn handle(ctx: &Ctx, seq: u64, cmd: Command<'_>, calls: &Sender<Job>) -> DResult
         | Command::MemcpyHtoD(_)
         | Command::MemcpyDtoH(_)
         | Command::MemcpyDtoD(_)
+        | Command::StreamedCopy(_)
         | Command::Memset(_) => timed(ctx, seq, &cmd),
         Command::WriteValue(w) => {
             d.write_value32(w.addr, w.value as u32, w.flags, &*o.stream(w.stream)?)
@@ -231,6 +233,8 @@ fn timed(ctx: &Ctx, seq: u64, cmd: &Command<'_>) -> DResult<()> {
     let engine = match cmd {
         Command::MemcpyHtoD(_) => 1,
         Command::MemcpyDtoH(_) => 2,
+        Command::StreamedCopy(c) if c.flags & STREAMED_HTOD != 0 => 1,
+        Command::StreamedCopy(_) => 2,
         _ => 0,
     };
     ctx.timer.finish(seq, engine, &s, start, submitted.is_ok());
@@ -263,6 +267,17 @@ fn submit(ctx: &Ctx, cmd: &Command<'_>, s: &Stream) -> DResult<()> {
             d.memcpy_dtoh_async(dst, c.device_ptr, s)
         }
         Command::MemcpyDtoD(c) => d.memcpy_dtod_async(c.dst, c.src, c.len, s),
+        Command::StreamedCopy(c) => {
+            let run = StreamedRun {
+                htod: c.flags & STREAMED_HTOD != 0,
+                dev: c.device_ptr,
+                channel: o.host_mem(c.host_region, c.channel, CHANNEL_BYTES)?,
+                channel_dptr: o.host_device_ptr(c.host_region, c.channel)?,
+                first: c.first_piece,
+                len: c.len,
+            };
+            d.streamed_copy(run, s)
+        }
         Command::Memset(m) => d.memset_async(
             m.dst,
             m.pitch,

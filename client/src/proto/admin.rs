@@ -34,6 +34,8 @@ pub struct WorkerStatus {
     pub faults: u64,
     /// Workers its group replaced.
     pub restarts: u64,
+    /// Streamed copies (`STREAMED_COPY`) its worker ran, declined and aborted.
+    pub streamed: [u64; 3],
     /// The last fault or death reason in its group.
     pub last_fault: String,
 }

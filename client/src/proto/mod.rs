@@ -23,10 +23,11 @@ pub use request::{
     AccessDesc, Family, HostSpan, Request, RequestEnvelope, Routed, REQUESTS, STAGING_REGION,
 };
 
-/// Version of the control protocol and of the shared-memory formats it negotiates.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version of the control protocol and of the shared-memory formats it negotiates (3: the
+/// `STREAMED_COPY` record and its channel, and the workers' streamed-copy counts in status).
+pub const PROTOCOL_VERSION: u32 = 3;
 /// Oldest client version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
 /// Largest encoded message (and frame payload): 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 

@@ -60,6 +60,9 @@ record_kinds! {
     /// Stream memory operation: a 32-bit write in stream order (`cuStreamWriteValue32`).
     WRITE_VALUE = 12, command ring, WriteValue(WriteValue),
         check write_value_size: "`size` = 4";
+    /// A synchronous pageable copy streamed through a channel in staging (`shm::channel`).
+    STREAMED_COPY = 13, command ring, StreamedCopy(StreamedCopy),
+        check streamed_copy_flags: "`flags` ⊆ `STREAMED_*`, `len` > 0";
     /// A stream reached a host function; the tenant must run it.
     HOST_FN_READY = 32, notify ring, HostFnReady(HostFnReady);
     /// An asynchronous error.
@@ -91,6 +94,9 @@ pub enum RecordError {
     /// A memset element size other than 1, 2 or 4, or a write-value size other than 4.
     #[error("element size {0} not allowed for this record")]
     BadElementSize(u32),
+    /// A streamed copy with unknown flags or nothing to copy.
+    #[error("streamed copy with flags {0:#x} or no bytes")]
+    BadStreamedCopy(u32),
     /// The record would exceed the ring's largest record.
     #[error("record of {len} bytes exceeds the largest record ({max})")]
     TooLarge {
@@ -156,6 +162,34 @@ fixed_layout! {
         /// Host region id (0 = this region's staging area).
         pub host_region: u32,
         /// [`COPY_RELEASE_STAGING`] or 0.
+        pub flags: u32,
+    }
+}
+
+/// [`StreamedCopy::flags`]: host to device (else device to host).
+pub const STREAMED_HTOD: u32 = 1;
+/// Every [`StreamedCopy::flags`] bit.
+pub const STREAMED_FLAGS: u32 = STREAMED_HTOD;
+
+fixed_layout! {
+    /// A copy between device memory and pageable host memory, streamed piece by piece through
+    /// a channel in staging (`crate::shm::channel`): the tenant and the device hand the pieces
+    /// over through the channel's two counters; the broker frees the channel once the copy is
+    /// done. To a worker, the same record names a run of the copy's pieces.
+    pub struct StreamedCopy {
+        /// Stream handle.
+        pub stream: u64,
+        /// Device address of the copy's first byte (of piece `first_piece`, to a worker).
+        pub device_ptr: u64,
+        /// Offset of the channel in the host region.
+        pub channel: u64,
+        /// Bytes (the whole copy; to a worker, its run of pieces).
+        pub len: u64,
+        /// Index of the record's first piece (0 from a tenant).
+        pub first_piece: u64,
+        /// Host region id (0 = the staging area, the only one a tenant may name).
+        pub host_region: u32,
+        /// [`STREAMED_HTOD`] or 0.
         pub flags: u32,
     }
 }
@@ -332,6 +366,14 @@ pub struct Call<'a> {
     pub slot: u32,
     /// Postcard-encoded `RequestEnvelope`.
     pub payload: &'a [u8],
+}
+
+/// STREAMED_COPY's check: known flags, something to copy.
+fn streamed_copy_flags(c: &StreamedCopy) -> Result<(), RecordError> {
+    if c.flags & !STREAMED_FLAGS != 0 || c.len == 0 {
+        return Err(RecordError::BadStreamedCopy(c.flags));
+    }
+    Ok(())
 }
 
 /// WRITE_VALUE's check: 32-bit writes only.

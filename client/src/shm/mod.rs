@@ -12,6 +12,7 @@
 //! (`cuMemHostAlloc`): the tenant creates and seals it, sends it with `HostRegister`, and the
 //! broker maps it with [`HostBuffer::open`], which refuses unsealed files.
 
+pub mod channel;
 pub mod layout;
 pub mod reply;
 pub mod staging;

@@ -243,6 +243,12 @@ impl Staging {
         Ok(self.map.read(at, out)?)
     }
 
+    /// The streamed-copy channel at the start of `span` ([`super::channel`]).
+    pub fn channel(&self, span: StagingSpan) -> Result<super::channel::Channel, StagingError> {
+        let at = self.check(span.offset, super::channel::CHANNEL_BYTES)?;
+        Ok(super::channel::Channel::at(&self.map, at)?)
+    }
+
     /// The address of `[offset, offset + len)` in this process's mapping (for the broker: to
     /// register the area with the driver and to name host memory in asynchronous copies).
     pub fn ptr(&self, offset: u64, len: u64) -> Result<*mut u8, StagingError> {

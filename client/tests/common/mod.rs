@@ -270,6 +270,7 @@ pub fn status() -> StatusReport {
             memory_bytes: 3 << 30,
             faults: 0,
             restarts: 1,
+            streamed: [5, 1, 0],
             last_fault: "worker killed by signal 9".into(),
         }],
     }

@@ -233,6 +233,7 @@ fn set_2d(
         height: size.1 as u64,
         elem,
         value,
+        wake: false,
     };
     memset(what, w, mode)
 }

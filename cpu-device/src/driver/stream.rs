@@ -19,6 +19,7 @@ use super::resolve::{any_stream, event, raw, work_stream};
 use crate::context::Context;
 use crate::error::{CuError, CuResult};
 use crate::exec::stream::{PRIORITY_GREATEST, PRIORITY_LEAST};
+use crate::exec::value_wait::{Condition, ValueWait};
 use crate::exec::work::{MemsetWork, SendPtr, Work};
 use crate::exec::{Stream, StreamKind};
 use crate::state;
@@ -42,6 +43,45 @@ fn destroy(stream: CUstream) -> CuResult {
     // Pending work still completes (the ops hold the stream); the model forgets it afterwards.
     d.exec.submit_forget(Some(s.key), None);
     Ok(())
+}
+
+/// `cuStreamWaitValue32` (`wide`: `64`): queues a wait for the word at `addr` (aligned device
+/// memory or registered host memory) to meet the condition `flags` names.
+fn wait_value(
+    stream: CUstream,
+    default_stream: DefaultStream,
+    addr: CUdeviceptr,
+    value: u64,
+    flags: u32,
+    wide: bool,
+) -> CuResult {
+    let (what, len) = if wide {
+        ("cuStreamWaitValue64", 8)
+    } else {
+        ("cuStreamWaitValue32", 4)
+    };
+    let (d, ctx, s) = work_stream(stream, default_stream)?;
+    let cond = Condition::from_flags(flags).ok_or_else(|| {
+        tracing::warn!("{what}: flags {flags:#x} name no wait condition");
+        CuError::INVALID_VALUE
+    })?;
+    if !addr.is_multiple_of(len) {
+        tracing::warn!("{what}: address {addr:#x} is not {len}-byte aligned");
+        return Err(CuError::INVALID_VALUE);
+    }
+    d.memory.device_range(addr, len, false).inspect_err(|_| {
+        tracing::warn!("{what}: {addr:#x} is not device memory");
+    })?;
+    if let Some(refused) = capture::not_capturable(stream, default_stream, what) {
+        return refused;
+    }
+    let w = ValueWait {
+        addr,
+        value,
+        cond,
+        wide,
+    };
+    d.exec.submit(&ctx, &s, Work::WaitValue(w)).map(|_| ())
 }
 
 /// Writes `f(context, stream)` for a getter.
@@ -137,8 +177,10 @@ gpushare_driver_abi::implement! {
             get(stream, default_stream, dev, |c, _| c.device)
         }
 
-        /// A 4-byte memset in stream order (the executor runs ops in order, so every write the
-        /// stream issued before is visible first, with or without the memory barrier).
+        /// A 4-byte write in stream order (the executor runs ops in order, so every write the
+        /// stream issued before is visible first, with or without the memory barrier), stored
+        /// atomically; it then wakes the futex waiters on the word (a thread or process sleeping on
+        /// it, a stream wait). Captured, it is a memset node (whose replays wake nobody).
         fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, _flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>, default_stream: DefaultStream) -> CuResult {
             let (d, ctx, s) = work_stream(stream, default_stream)?;
             if !addr.is_multiple_of(4) {
@@ -152,8 +194,20 @@ gpushare_driver_abi::implement! {
             if let Some(captured) = capture::record(stream, default_stream, node) {
                 return captured;
             }
-            let w = MemsetWork { dst: addr, pitch: 4, width: 1, height: 1, elem: 4, value };
+            let w = MemsetWork { dst: addr, pitch: 4, width: 1, height: 1, elem: 4, value, wake: true };
             d.exec.submit(&ctx, &s, Work::Memset(w)).map(|_| ())
+        }
+
+        /// Later work on the stream waits, off the executor thread, until the word meets the
+        /// condition (GEQ, EQ, AND or NOR; FLUSH is accepted). Not capturable.
+        fn stream_wait_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: u32, default_stream: DefaultStream) -> CuResult {
+            wait_value(stream, default_stream, addr, u64::from(value), flags, false)
+        }
+
+        /// As `cuStreamWaitValue32`, on an 8-byte aligned 64-bit word (sleeping on its first 32
+        /// bits).
+        fn stream_wait_value64(stream: CUstream, addr: CUdeviceptr, value: u64, flags: u32, default_stream: DefaultStream) -> CuResult {
+            wait_value(stream, default_stream, addr, value, flags, true)
         }
     }
 }

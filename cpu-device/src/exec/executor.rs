@@ -3,13 +3,14 @@
 //!
 //! Submission order is always a valid CUDA order (stream FIFO, legacy-stream barriers and event
 //! waits all point backwards), so the functional result is right without a dependency graph; the
-//! timing model supplies the overlap a GPU would have. Host functions and stream callbacks are
-//! handed to the host-callback thread ([`super::callback`]) and run there at their modelled start
-//! with pacing; device work that depends on one not yet run (same stream, an event recorded
-//! after it, a legacy-stream barrier) waits for it, everything else goes on. Completion is tracked
-//! per op ([`OpState`]); waiters block on a condition variable, and with pacing
-//! (`GPUSHARE_CPU_PACING=1`) an op is only complete once the driver clock has also passed its
-//! modelled end.
+//! timing model supplies the overlap a GPU would have. Host functions, stream callbacks and stream
+//! memory-operation waits are handed to the host-callback thread ([`super::callback`]) and run
+//! there at their modelled start with pacing; device work that depends on one not yet done (same
+//! stream, an event recorded after it, a legacy-stream barrier) waits for it, everything else goes
+//! on (a kernel waits on this thread, so a kernel behind a stream wait holds back every stream's
+//! later work until the wait is over). Completion is tracked per op ([`OpState`]); waiters block
+//! on a condition variable, and with pacing (`GPUSHARE_CPU_PACING=1`) an op is only complete once
+//! the driver clock has also passed its modelled end.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -335,7 +336,7 @@ impl Executor {
             return;
         }
         let error = skipped(&ctx);
-        let action = self.deferred_action(&mut m, work, error);
+        let action = self.deferred_action(&mut m, work, error, blockers.is_empty());
         let span = timeline.schedule(&m);
         let horizon = timeline.context_horizon(ctx.id());
         if matches!(action, Action::Complete) && blockers.is_empty() {
@@ -349,13 +350,29 @@ impl Executor {
             ctx,
             error,
             action,
+            after: blockers,
         });
     }
 
     /// What the host-callback thread does for `work` (not a kernel) when it is deferred, with the
     /// engine and duration of a copy or memset filled in; `error` is the context's sticky error.
-    fn deferred_action(&self, m: &mut ModelOp, work: Work, error: Option<CuError>) -> Action {
+    /// `ready`: nothing the op depends on is pending, so a stream wait whose condition holds
+    /// already completes at once.
+    fn deferred_action(
+        &self,
+        m: &mut ModelOp,
+        work: Work,
+        error: Option<CuError>,
+        ready: bool,
+    ) -> Action {
         match work {
+            Work::WaitValue(w) if error.is_none() => {
+                if ready && matches!(w.check(&self.memory), Ok(None)) {
+                    Action::Complete
+                } else {
+                    Action::WaitValue(w)
+                }
+            }
             Work::HostFn(f, data) if error.is_none() => Action::HostFn(f, data),
             // Stream callbacks still run after an error, and are told about it.
             Work::Callback(f, handle, data) => {

@@ -1,7 +1,8 @@
 //! Streams, events, modules and the executor that runs queued work and models its timing.
 //!
 //! - [`executor`]: the executor thread and ops; [`op`]: their completion records;
-//!   [`callback`]: the host-callback thread (host functions, stream callbacks).
+//!   [`callback`]: the host-callback thread (host functions, stream callbacks); [`value_wait`]:
+//!   stream memory-operation waits (served there) and the wake-up of stream writes.
 //! - [`timing`]: the timing model (pure).
 //! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
 //! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.
@@ -21,13 +22,14 @@ pub mod module;
 pub mod op;
 pub mod stream;
 pub mod timing;
+pub mod value_wait;
 pub mod work;
 
 use std::collections::VecDeque;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 
-use dashmap::DashMap;
+use dashmap::{DashMap, DashSet};
 
 use crate::clock::Clock;
 use crate::context::Context;
@@ -76,6 +78,8 @@ pub struct Executor {
     pub(crate) callbacks_cv: Condvar,
     /// Set once the host-callback thread is started (false if it could not be).
     pub(crate) callback_worker: OnceLock<bool>,
+    /// Contexts being released: their pending stream waits end with an error.
+    pub(crate) closing: DashSet<u64>,
     /// Created streams.
     pub streams: HandleTable<Stream>,
     /// Events.
@@ -141,6 +145,7 @@ impl Executor {
             callbacks: Mutex::new(callback::CallbackQueue::default()),
             callbacks_cv: Condvar::new(),
             callback_worker: OnceLock::new(),
+            closing: DashSet::new(),
             streams: HandleTable::new(HandleKind::Stream),
             events: HandleTable::new(HandleKind::Event),
             modules: HandleTable::new(HandleKind::Module),
@@ -173,8 +178,11 @@ impl Executor {
     }
 
     /// Drains the work of context `ctx`, then destroys its streams, events and modules (freeing
-    /// module variables).
+    /// module variables). Its stream waits still pending end with `CONTEXT_IS_DESTROYED` (which
+    /// poisons the context, so the work queued behind them is skipped).
     pub fn release_context(&self, ctx: u64) {
+        self.closing.insert(ctx);
+        self.nudge_callbacks();
         let cs = self.contexts.get(&ctx).map(|c| Arc::clone(c.value()));
         if let Some(cs) = &cs {
             let last = cs.last.lock().ok().and_then(|l| l.clone());
@@ -194,6 +202,7 @@ impl Executor {
         if let Some(cs) = cs {
             forgotten.extend(cs.streams().iter().map(|s| s.key));
         }
+        self.closing.remove(&ctx);
         self.events.remove_where(|e| e.ctx == ctx);
         self.release_modules(ctx);
         self.contexts.remove(&ctx);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::module::LoadedModule;
 use super::op::OpState;
 use super::timing::CopyKind;
+use super::value_wait::{self, ValueWait};
 use crate::error::{CuError, CuResult};
 use crate::memory::DeviceMemory;
 
@@ -57,6 +58,9 @@ pub(crate) struct MemsetWork {
     pub height: u64,
     pub elem: u8,
     pub value: u32,
+    /// A stream write (`cuStreamWriteValue32`, one 4-byte element): stored atomically, then the
+    /// word's futex waiters are woken.
+    pub wake: bool,
 }
 
 /// What an op does.
@@ -70,6 +74,8 @@ pub(crate) enum Work {
     Marker,
     /// Stream wait on an event record.
     Wait(Arc<OpState>),
+    /// Stream wait on a word in memory (`cuStreamWaitValue32`/`64`).
+    WaitValue(ValueWait),
     /// Drop timeline state of a destroyed stream or released context.
     Forget {
         stream: Option<u64>,
@@ -120,6 +126,9 @@ pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
 }
 
 pub(crate) fn run_memset(memory: &DeviceMemory, s: &MemsetWork) -> CuResult {
+    if s.wake {
+        return value_wait::write_and_wake(memory, s.dst, s.value);
+    }
     let row_bytes = s.width * u64::from(s.elem);
     for row in 0..s.height {
         let p = side(memory, s.dst + row * s.pitch, row_bytes, true, true)?;

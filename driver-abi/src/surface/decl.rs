@@ -181,6 +181,13 @@ macro_rules! driver_surface {
             /// `cuStreamWriteValue32`: writes `value` to `addr` (4-byte aligned device memory) when
             /// the stream reaches it; `CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER` may be given.
             fn stream_write_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: Flags<{ CU_STREAM_WRITE_VALUE_NO_MEMORY_BARRIER }>) { cuStreamWriteValue32_v2 | cuStreamWriteValue32_v2_ptsz, cuStreamWriteValue32 | cuStreamWriteValue32_ptsz }
+            /// `cuStreamWaitValue32`: later work on the stream waits until the 32-bit word at `addr`
+            /// (4-byte aligned device memory) meets the condition `flags` names
+            /// (`CU_STREAM_WAIT_VALUE_GEQ`/`EQ`/`AND`/`NOR`, optionally `| CU_STREAM_WAIT_VALUE_FLUSH`).
+            fn stream_wait_value32(stream: CUstream, addr: CUdeviceptr, value: u32, flags: u32) { cuStreamWaitValue32_v2 | cuStreamWaitValue32_v2_ptsz, cuStreamWaitValue32 | cuStreamWaitValue32_ptsz }
+            /// `cuStreamWaitValue64`: as `cuStreamWaitValue32`, on the 64-bit word at `addr`
+            /// (8-byte aligned).
+            fn stream_wait_value64(stream: CUstream, addr: CUdeviceptr, value: u64, flags: u32) { cuStreamWaitValue64_v2 | cuStreamWaitValue64_v2_ptsz, cuStreamWaitValue64 | cuStreamWaitValue64_ptsz }
         }
 
         /// Events.

@@ -98,10 +98,8 @@ macro_rules! __surface_undeclared {
                 cuStreamBatchMemOp_v2 cuStreamBatchMemOp_v2_ptsz cuStreamCopyAttributes
                 cuStreamCopyAttributes_ptsz cuStreamGetAttribute cuStreamGetAttribute_ptsz
                 cuStreamGetGreenCtx cuStreamSetAttribute cuStreamSetAttribute_ptsz
-                cuStreamWaitValue32 cuStreamWaitValue32_ptsz cuStreamWaitValue32_v2
-                cuStreamWaitValue32_v2_ptsz cuStreamWaitValue64 cuStreamWaitValue64_ptsz
-                cuStreamWaitValue64_v2 cuStreamWaitValue64_v2_ptsz cuStreamWriteValue64
-                cuStreamWriteValue64_ptsz cuStreamWriteValue64_v2 cuStreamWriteValue64_v2_ptsz
+                cuStreamWriteValue64 cuStreamWriteValue64_ptsz cuStreamWriteValue64_v2
+                cuStreamWriteValue64_v2_ptsz
                 cuSurfObjectCreate cuSurfObjectDestroy cuSurfObjectGetResourceDesc cuSurfRefGetArray
                 cuSurfRefSetArray cuTensorMapEncodeIm2col cuTensorMapEncodeIm2colWide
                 cuTensorMapEncodeTiled cuTensorMapReplaceAddress cuTexObjectCreate

@@ -45,8 +45,10 @@ use crate::runtime::{ctx_rt, runtime, HostMemory, Runtime, StreamState};
 
 mod family;
 mod staged;
+mod streamed;
 
 use staged::{batched, dtoh_pipelined, host_record, htod_released, UPLOAD_DEPTH};
+use streamed::{Streamed, STREAM_FROM};
 
 /// How an entry point waits, and which default stream a NULL stream names.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,8 +131,17 @@ unsafe fn sync_linear(rt: &Runtime, r: &CopyShape, run: Run, ds: DefaultStream) 
             Some(src) => rt.call_empty(Request::MemcpyHtoD { dst, src })?,
             None => {
                 let before = s.last.load(Ordering::Acquire);
-                // SAFETY: the caller's source buffer, readable for `len` bytes per the contract.
-                unsafe { htod_released(rt, &s, run, Some(UPLOAD_DEPTH))? };
+                let streamed = if len >= STREAM_FROM {
+                    // SAFETY: the caller's source buffer, readable for `len` bytes per the
+                    // contract.
+                    unsafe { streamed::htod(rt, &s, run)? }
+                } else {
+                    Streamed::Declined
+                };
+                if let Streamed::Declined = streamed {
+                    // SAFETY: as above.
+                    unsafe { htod_released(rt, &s, run, Some(UPLOAD_DEPTH))? };
+                }
                 if host_backed {
                     rt.wait_stream(&s)?;
                 } else {
@@ -142,10 +153,26 @@ unsafe fn sync_linear(rt: &Runtime, r: &CopyShape, run: Run, ds: DefaultStream) 
             Some(dst) => rt.call_empty(Request::MemcpyDtoH { dst, src })?,
             // SAFETY: the caller's destination buffer, writable for `len` bytes and no one
             // else's during the call, per the contract.
-            None => unsafe { dtoh_pipelined(rt, &s, run)? },
+            None => unsafe { dtoh_pageable(rt, &s, run)? },
         },
     }
     rt.sticky()
+}
+
+/// A device-to-host copy into one pageable run, streamed when it is large (and the broker
+/// accepts), else pipelined; returns once every byte is in place.
+///
+/// # Safety
+/// `[run.dst, run.dst + run.len)` must be writable host memory no one else uses during the call.
+unsafe fn dtoh_pageable(rt: &Runtime, s: &StreamState, run: Run) -> CuResult {
+    if run.len >= STREAM_FROM {
+        // SAFETY: per the caller's contract.
+        if let Streamed::Done = unsafe { streamed::dtoh(rt, s, run)? } {
+            return Ok(());
+        }
+    }
+    // SAFETY: per the caller's contract.
+    unsafe { dtoh_pipelined(rt, s, run) }
 }
 
 /// Runs a checked copy between the device and host memory on stream `s`.
@@ -182,7 +209,7 @@ unsafe fn host_on_stream(
             // SAFETY: the host run is the caller's source buffer, readable per the contract.
             [run] if htod => unsafe { htod_released(rt, s, *run, None) },
             // SAFETY: the host run is the caller's destination, writable and no one else's.
-            [run] => unsafe { dtoh_pipelined(rt, s, *run) },
+            [run] => unsafe { dtoh_pageable(rt, s, *run) },
             // SAFETY: the host runs are the caller's buffers, valid per the contract.
             _ => unsafe { batched(rt, s, &runs, htod) },
         },

@@ -171,10 +171,16 @@ const HASH_LATER_FROM: u64 = 1 << 20;
 /// granule is resident (then the copy may be skipped, which needs the keys first:
 /// [`upload_ops`]).
 pub fn hash_later(t: &Tenant, st: &mut TenantState, dst: u64, src: &HostMem) -> bool {
+    decide_later(t, st, dst, src.len() as u64, src)
+}
+
+/// [`hash_later`] for an upload of `len` bytes whose first bytes are `first` (at least its
+/// first granule, or the probe finds nothing resident).
+fn decide_later(t: &Tenant, st: &mut TenantState, dst: u64, len: u64, first: &HostMem) -> bool {
     let Some(granules) = st.granules.as_mut() else {
         return false;
     };
-    let (g, len) = (granules.granule(), src.len() as u64);
+    let g = granules.granule();
     if len < HASH_LATER_FROM {
         return false;
     }
@@ -188,11 +194,38 @@ pub fn hash_later(t: &Tenant, st: &mut TenantState, dst: u64, src: &HostMem) -> 
     }
     let later = !dst.is_multiple_of(g)
         || !len.is_multiple_of(g)
-        || src
+        || first
             .hash(0, g as usize)
             .is_none_or(|first| !copies::resident(&t.dev, &first, granules.across_groups));
     granules.probe = Some((dst.saturating_add(len), later));
     later
+}
+
+/// A streamed upload of `len` bytes to `dst` whose first bytes are `first` (tables locked;
+/// `dst` checked): the operations around `copy` and the keying to run once it completed, or
+/// `None` when the upload must be hashed on its way (its content may be resident, so the copy
+/// may be skipped), which a streamed copy cannot be: the broker then declines it.
+pub fn streamed_upload_ops(
+    t: &Tenant,
+    st: &mut TenantState,
+    dst: u64,
+    len: u64,
+    first: &HostMem,
+    copy: Op,
+) -> Option<(Vec<Op>, Option<Keying>)> {
+    if st.granules.is_none() {
+        return Some((vec![copy], None));
+    }
+    if len < HASH_LATER_FROM || !decide_later(t, st, dst, len, first) {
+        return None;
+    }
+    let cow_first = st
+        .granules
+        .as_mut()
+        .and_then(|granules| cow(t, granules, 0, dst, len));
+    let covered = uploaded_unhashed(st, dst, len);
+    let keying = (!covered.is_empty()).then(|| keying(t, covered));
+    Some((cow_first.into_iter().chain([copy]).collect(), keying))
 }
 
 /// After the copy of a large upload ([`hash_later`]) completed (tables locked): records its

@@ -34,6 +34,8 @@ impl Tenant {
         };
         drop(exclusive);
         let dev = &self.dev;
+        // A streamed copy waits on the tenant, who will not feed it any more.
+        dev.link().streamed().abort_session(self.info.id);
         let charged = st.memory.charged();
         for s in st.all_streams() {
             if let Err(e) = dev.stream_synchronize(&s) {

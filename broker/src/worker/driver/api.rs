@@ -7,7 +7,8 @@
 //! can never become an invalid enum value.
 //!
 //! Required symbols missing from the library make loading fail with their names; optional ones
-//! (`cuFuncGetParamInfo`, CUDA 12.4+) are `None` and the caller falls back.
+//! (`cuFuncGetParamInfo`, CUDA 12.4+; `cuStreamWaitValue32_v2`, CUDA 11.7+, which streamed copies
+//! need) are `None` and the caller falls back.
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
@@ -139,5 +140,6 @@ driver_api! {
     }
     optional {
         func_get_param_info = "cuFuncGetParamInfo": fn(CUfunction, usize, *mut usize, *mut usize);
+        stream_wait_value32 = "cuStreamWaitValue32_v2": fn(CUstream, CUdeviceptr, u32, c_uint);
     }
 }

@@ -19,6 +19,7 @@ mod granules;
 mod keying;
 pub mod loader;
 mod memory;
+mod streamed;
 
 use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,6 +30,7 @@ use gpushare_client::proto::DeviceInfo;
 
 pub use loader::{Backend, DeviceChoice};
 pub use memory::{AccessFlags, VmmAlloc};
+pub use streamed::StreamedRun;
 
 /// Errors of the device layer. [`DeviceError::code`] gives the `CUresult` for replies.
 #[derive(Debug, thiserror::Error)]

@@ -29,11 +29,11 @@ use gpushare_driver_abi::error::{CuError, CuResult};
 use super::Run;
 use crate::runtime::{Runtime, StreamState};
 
-fn staging(rt: &Runtime) -> CuResult<&Staging> {
+pub(super) fn staging(rt: &Runtime) -> CuResult<&Staging> {
     rt.client.staging().ok_or(CuError::UNKNOWN)
 }
 
-fn staging_alloc(rt: &Runtime, st: &Staging, len: u64) -> CuResult<StagingSpan> {
+pub(super) fn staging_alloc(rt: &Runtime, st: &Staging, len: u64) -> CuResult<StagingSpan> {
     st.alloc(len, &rt.policy, &rt.cancel)
         .map_err(|e| rt.transport_error(ClientError::Staging(e)))
 }

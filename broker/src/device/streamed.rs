@@ -1,0 +1,239 @@
+//! Streamed copies on the broker's side (`STREAMED_COPY`; the channel's layout and protocol
+//! are `gpushare_client::shm::channel`'s): the copy and its channel, the runs of its pieces
+//! pushed to the worker, and the watch that aborts a copy its tenant stopped feeding.
+//!
+//! A streamed copy holds its stream, on the worker, at the channel's words: the device waits for
+//! the tenant to hand each piece over. A tenant that stops (stopped, killed, or hostile) would
+//! hold its stream, and the copy engine's queue behind it, for ever; so every running copy is
+//! watched ([`StreamedCopies`], checked by the worker's supervisor every few milliseconds) and
+//! aborted when the device has waited on the tenant for [`STALL_LIMIT`] without progress, or at
+//! once when the tenant's session ends. Aborting sets the state word and raises the tenant's
+//! count past the last piece, which releases every wait of the device; the copy's remaining
+//! pieces then carry whatever the slots hold, into the tenant's own memory only, and the tenant
+//! (if it is still there) gets an error from its copy call.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTOD};
+use gpushare_client::ring::Command;
+use gpushare_client::shm::channel::{
+    self, device_waits_for, reached, Channel, ABORTED, CHANNEL_BYTES, PIECE,
+};
+
+use super::{DResult, Device, HostMem, Origin, Stream};
+
+/// Longest the device may wait on a tenant that hands no piece over before the copy is aborted.
+pub const STALL_LIMIT: Duration = Duration::from_secs(2);
+
+/// One streamed copy (shared by its runs' operations and the watch).
+pub struct StreamedCopy {
+    /// The tenant's session.
+    pub session: u64,
+    /// Host to device (else device to host).
+    pub htod: bool,
+    /// Device address of the copy's first byte.
+    pub dev: u64,
+    /// Bytes.
+    pub len: u64,
+    host: HostMem,
+    channel: Channel,
+    /// The watch's view: see [`Watched`].
+    watched: Mutex<Watched>,
+}
+
+/// What the watch knows of a copy.
+struct Watched {
+    /// The tenant's count when last seen, and since when it has been that.
+    seen: (u32, Instant),
+    /// The copy's commands completed: its channel may be freed and reused at any time, so
+    /// nothing may touch its words any more.
+    finished: bool,
+}
+
+impl std::fmt::Debug for StreamedCopy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StreamedCopy({} bytes, session {})",
+            self.len, self.session
+        )
+    }
+}
+
+impl StreamedCopy {
+    /// The copy whose channel is `host` (a [`CHANNEL_BYTES`] span of a tenant's staging).
+    pub fn new(session: u64, htod: bool, dev: u64, len: u64, host: HostMem) -> Option<Self> {
+        if host.len() as u64 != CHANNEL_BYTES {
+            return None;
+        }
+        let at = usize::try_from(host.offset()).ok()?;
+        let channel = Channel::at(host.attachment().mapping(), at).ok()?;
+        Some(StreamedCopy {
+            session,
+            htod,
+            dev,
+            len,
+            host,
+            channel,
+            watched: Mutex::new(Watched {
+                seen: (0, Instant::now()),
+                finished: false,
+            }),
+        })
+    }
+
+    /// The copy's pieces.
+    pub fn pieces(&self) -> u64 {
+        channel::pieces(self.len)
+    }
+
+    /// The channel (its first piece's bytes, for deduplication's probe).
+    pub fn host(&self) -> &HostMem {
+        &self.host
+    }
+
+    /// Tells the tenant the broker's answer ([`StreamedCopies::settle`]).
+    fn settle(&self, state: u32) {
+        self.channel.settle(state, self.pieces());
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.watched.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The copy's commands completed (its batch's marker ran): the watch lets go of it before
+    /// its channel is freed.
+    pub fn finish(&self) {
+        self.watched().finished = true;
+    }
+
+    /// Aborts the copy unless it finished (see the module documentation); whether it did.
+    fn abort(&self, why: &str) -> bool {
+        let w = self.watched();
+        if w.finished || self.channel.state().load(Ordering::SeqCst) == ABORTED {
+            return false;
+        }
+        tracing::warn!(
+            session = self.session,
+            "streamed copy of {} bytes aborted: {why}",
+            self.len
+        );
+        self.channel.settle(ABORTED, self.pieces());
+        true
+    }
+
+    /// Whether the device is waiting on the tenant now.
+    fn waits_on_tenant(&self) -> bool {
+        let device = u64::from(self.channel.device().load(Ordering::SeqCst));
+        let tenant = self.channel.tenant().load(Ordering::SeqCst);
+        device < self.pieces()
+            && device_waits_for(self.htod, device).is_some_and(|t| !reached(tenant, t))
+    }
+
+    /// One look of the watch: (still to be watched, aborted now).
+    fn check(&self, now: Instant) -> (bool, bool) {
+        let mut w = self.watched();
+        if w.finished || self.channel.state().load(Ordering::SeqCst) == ABORTED {
+            return (false, false);
+        }
+        let tenant = self.channel.tenant().load(Ordering::SeqCst);
+        if w.seen.0 != tenant || !self.waits_on_tenant() {
+            w.seen = (tenant, now);
+            return (true, false);
+        }
+        if now.duration_since(w.seen.1) < STALL_LIMIT {
+            return (true, false);
+        }
+        drop(w);
+        let aborted = self.abort("its tenant handed no piece over for 2 s");
+        (!aborted, aborted)
+    }
+}
+
+/// The streamed copies running on one worker, and how many it ran, declined and aborted.
+#[derive(Default)]
+pub struct StreamedCopies {
+    running: Mutex<Vec<Arc<StreamedCopy>>>,
+    accepted: AtomicU64,
+    declined: AtomicU64,
+    aborted: AtomicU64,
+}
+
+impl StreamedCopies {
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<Arc<StreamedCopy>>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers `copy` (`ACCEPTED`: watches it until it is over, `DECLINED`, or `ABORTED` when
+    /// its command failed) and counts the answer.
+    pub fn settle(&self, copy: &Arc<StreamedCopy>, answer: u32) {
+        let counter = match answer {
+            channel::ACCEPTED => {
+                self.list().push(Arc::clone(copy));
+                &self.accepted
+            }
+            channel::DECLINED => &self.declined,
+            _ => &self.aborted,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        copy.settle(answer);
+    }
+
+    /// Copies run, declined and aborted so far.
+    pub fn counts(&self) -> [u64; 3] {
+        [&self.accepted, &self.declined, &self.aborted].map(|c| c.load(Ordering::Relaxed))
+    }
+
+    /// One look at every copy: forgets those that are over, aborts stalled ones.
+    pub fn check(&self) {
+        let now = Instant::now();
+        let mut aborted = 0;
+        self.list().retain(|c| {
+            let (keep, abort) = c.check(now);
+            aborted += u64::from(abort);
+            keep
+        });
+        self.aborted.fetch_add(aborted, Ordering::Relaxed);
+    }
+
+    /// Aborts every copy of `session` (its session ended).
+    pub fn abort_session(&self, session: u64) {
+        let mut aborted = 0;
+        self.list().retain(|c| {
+            if c.session != session {
+                return true;
+            }
+            aborted += u64::from(c.abort("its session ended"));
+            false
+        });
+        self.aborted.fetch_add(aborted, Ordering::Relaxed);
+    }
+}
+
+impl Device {
+    /// Pushes the run of `copy`'s pieces from piece `first`, `len` bytes, on `s`.
+    pub fn streamed_copy(
+        &self,
+        copy: &StreamedCopy,
+        first: u64,
+        len: u64,
+        s: &Stream,
+        origin: &Origin,
+    ) -> DResult<()> {
+        let rec = StreamedRecord {
+            stream: s.id,
+            device_ptr: copy.dev + first * PIECE,
+            channel: copy.host.offset(),
+            len,
+            first_piece: first,
+            host_region: copy.host.attachment().id,
+            flags: if copy.htod { STREAMED_HTOD } else { 0 },
+        };
+        self.link
+            .push(&Command::StreamedCopy(rec), Some(origin), "streamed copy")?;
+        s.keep(copy.host.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! A tenant's `STREAMED_COPY` record on the ring thread: the channel checked, the copy accepted
+//! (queued as one [`Op::Streamed`], which the scheduler may cut into runs of whole pieces, and
+//! watched for stalls) or declined, and the answer written into the channel's state word.
+//!
+//! The broker declines a streamed copy the worker cannot run (a driver without stream memory
+//! operations, a staging area the driver did not register) and an upload deduplication must
+//! hash on its way (its first granule is resident, so the copy may be skipped: the bytes must be
+//! at hand before the copy is queued, and a streamed copy's are not). The tenant then copies the
+//! same bytes the ordinary way. The tenant writes its first pieces before it pushes the record,
+//! which is what deduplication's probe reads.
+
+use std::sync::Arc;
+
+use gpushare_client::code;
+use gpushare_client::proto::STAGING_REGION;
+use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTOD};
+use gpushare_client::shm::channel::{self, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER};
+use gpushare_client::shm::StagingSpan;
+
+use super::completion::AfterBatch;
+use super::dedup;
+use super::error::Violation;
+use super::host::host_mem;
+use super::ring::{batch_key, submit};
+use super::tenant::Tenant;
+use crate::device::StreamedCopy;
+use crate::work::Op;
+
+/// Handles a `STREAMED_COPY` record (see the module documentation).
+pub fn streamed_copy(t: &Arc<Tenant>, seq: u64, c: &StreamedRecord) -> Result<(), Violation> {
+    if c.host_region != STAGING_REGION || c.first_piece != 0 {
+        return Err(Violation(
+            "a streamed copy's channel must be in staging, from piece 0".into(),
+        ));
+    }
+    if channel::pieces(c.len) > u64::from(u32::MAX / 2) {
+        return Err(Violation(format!(
+            "streamed copy of {} bytes: too many pieces",
+            c.len
+        )));
+    }
+    let host = {
+        let guard = t.state();
+        let Some(st) = guard.as_ref() else {
+            return Ok(());
+        };
+        host_mem(t, st, STAGING_REGION, c.channel, CHANNEL_BYTES)?
+    };
+    let htod = c.flags & STREAMED_HTOD != 0;
+    let copy = StreamedCopy::new(t.info.id, htod, c.device_ptr, c.len, host)
+        .map(Arc::new)
+        .ok_or_else(|| Violation("a streamed copy's channel is misaligned".into()))?;
+    let mut answer = channel::ABORTED;
+    submit(t, seq, c.stream, None, |st, stream| {
+        // The command's batch is open while it is built; were it not, the channel would stay
+        // allocated until the session ends rather than be freed under a running copy.
+        if t.after_batch(batch_key(c.stream), finished(t, &copy, c.channel))
+            .is_err()
+        {
+            tracing::error!(
+                session = t.info.id,
+                "a streamed copy's batch was closed early"
+            );
+        }
+        st.memory.check(c.device_ptr, c.len).map_err(|e| e.code())?;
+        if !stream.device().streamed_copies() || !copy.host().attachment().is_registered() {
+            answer = DECLINED;
+            return Ok(Vec::new());
+        }
+        let op = Op::Streamed {
+            copy: Arc::clone(&copy),
+            first: 0,
+            len: c.len,
+            stream: Arc::clone(&stream),
+        };
+        if !htod {
+            answer = ACCEPTED;
+            return Ok(vec![op]);
+        }
+        let first = copy
+            .host()
+            .sub(HEADER, CHANNEL_BYTES - HEADER)
+            .ok_or(code::ERROR_INVALID_VALUE)?;
+        let Some((mut ops, keying)) =
+            dedup::streamed_upload_ops(t, st, c.device_ptr, c.len, &first, op)
+        else {
+            answer = DECLINED;
+            return Ok(Vec::new());
+        };
+        if let Some(f) = keying {
+            if let Err(f) = t.after_batch(batch_key(c.stream), f) {
+                ops.push(dedup::after_copy(stream, f));
+            }
+        }
+        answer = ACCEPTED;
+        Ok(ops)
+    })?;
+    // ABORTED: the stream or the device range was refused (an asynchronous error says which).
+    t.dev.link().streamed().settle(&copy, answer);
+    Ok(())
+}
+
+/// What runs once the copy's commands completed (its batch's marker): the watch lets go of it,
+/// then, for an upload, its channel is freed (a download's tenant frees it once it has read
+/// every piece out and seen the command complete).
+fn finished(t: &Tenant, copy: &Arc<StreamedCopy>, channel: u64) -> AfterBatch {
+    let (copy, staging) = (Arc::clone(copy), t.staging.clone());
+    Box::new(move || {
+        copy.finish();
+        if copy.htod {
+            let span = StagingSpan {
+                offset: channel,
+                len: CHANNEL_BYTES,
+            };
+            if let Err(e) = staging.free(span) {
+                tracing::warn!(
+                    session = copy.session,
+                    "freeing a streamed copy's channel: {e}"
+                );
+            }
+        }
+    })
+}

@@ -1,0 +1,271 @@
+//! A streamed copy's channel: a span of staging through which a synchronous pageable copy's
+//! pieces go between the tenant and the device with no record per piece (`STREAMED_COPY`,
+//! docs/protocol.md §6, "Streamed copies").
+//!
+//! ```text
+//! +0      tenant  u32  pieces the tenant has written (to the device) or read out (from it)
+//! +64     device  u32  pieces the device has copied out of (to it) or into (from it) the slots
+//! +128    state   u32  PENDING, then ACCEPTED or DECLINED by the broker; ABORTED on a stall
+//! +4096   SLOTS slots of PIECE bytes; piece k uses slot k mod SLOTS
+//! ```
+//!
+//! Host to device, piece `k` is written by the tenant once `device ≥ k + 1 − SLOTS` and copied
+//! by the device once `tenant ≥ k + 1`; device to host, the device fills piece `k` once
+//! `tenant ≥ k + 1 − SLOTS` and the tenant reads it out once `device ≥ k + 1`. Counts compare
+//! modulo 2³² (`cuStreamWaitValue32`'s `GEQ`). Each side wakes the other's futex on the word it
+//! bumps (the CPU device's stream writes wake; a GPU's do not, so a waiter re-checks on a short
+//! timeout). The words are on their own cache lines so the two sides do not share one.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::os::{futex_wait, futex_wake, Mapping, OsError};
+use crate::wait::Cancel;
+
+/// Bytes per piece: small enough that the slots stay in the CPU's caches (on the CPU device both
+/// copies then touch DRAM only for the application's and the device's bytes), large enough that
+/// a hand-off's cost vanishes.
+pub const PIECE: u64 = 1 << 20;
+/// Slots: pieces one side may run ahead of the other.
+pub const SLOTS: u64 = 4;
+/// Bytes before the first slot.
+pub const HEADER: u64 = 4096;
+/// A channel's bytes in staging.
+pub const CHANNEL_BYTES: u64 = HEADER + SLOTS * PIECE;
+
+/// Offset of the tenant's count.
+pub const TENANT_WORD: u64 = 0;
+/// Offset of the device's count.
+pub const DEVICE_WORD: u64 = 64;
+/// Offset of the state word.
+pub const STATE_WORD: u64 = 128;
+
+/// [`STATE_WORD`]: the broker has not seen the record yet.
+pub const PENDING: u32 = 0;
+/// [`STATE_WORD`]: the copy is queued.
+pub const ACCEPTED: u32 = 1;
+/// [`STATE_WORD`]: the broker will not stream this copy (the tenant copies it another way).
+pub const DECLINED: u32 = 2;
+/// [`STATE_WORD`]: the broker gave up on the copy (a side stopped handing pieces over); the
+/// device's waits were released and the copy's bytes are undefined.
+pub const ABORTED: u32 = 3;
+
+/// The number of pieces of a `len`-byte copy.
+pub fn pieces(len: u64) -> u64 {
+    len.div_ceil(PIECE)
+}
+
+/// Offset of piece `k`'s slot from the channel's start.
+pub fn slot(k: u64) -> u64 {
+    HEADER + (k % SLOTS) * PIECE
+}
+
+/// Bytes of piece `k` of a `len`-byte copy.
+pub fn piece_len(len: u64, k: u64) -> u64 {
+    len.saturating_sub(k * PIECE).min(PIECE)
+}
+
+/// The tenant count the device waits for before piece `k` (`None`: no wait).
+pub fn device_waits_for(htod: bool, k: u64) -> Option<u32> {
+    if htod {
+        Some((k + 1) as u32)
+    } else {
+        (k >= SLOTS).then(|| (k + 1 - SLOTS) as u32)
+    }
+}
+
+/// `value ≥ target` modulo 2³² (`CU_STREAM_WAIT_VALUE_GEQ`).
+pub fn reached(value: u32, target: u32) -> bool {
+    (value.wrapping_sub(target) as i32) >= 0
+}
+
+/// Why a wait on a channel ended without its count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ChannelError {
+    /// The broker declined the copy.
+    #[error("the broker declined the streamed copy")]
+    Declined,
+    /// The broker aborted the copy.
+    #[error("the broker aborted the streamed copy")]
+    Aborted,
+    /// The session closed.
+    #[error("the session closed during a streamed copy")]
+    Cancelled,
+}
+
+/// Longest futex sleep before a waiter re-checks (a GPU's stream writes wake no one).
+const RECHECK: Duration = Duration::from_micros(100);
+/// Spin before sleeping: about one piece's copy.
+const SPIN: Duration = Duration::from_micros(30);
+
+/// One channel, at a fixed offset of a region's mapping.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    map: Arc<Mapping>,
+    base: usize,
+}
+
+impl Channel {
+    /// The channel at `base` (an offset in `map`, 64-byte aligned, [`CHANNEL_BYTES`] long).
+    pub fn at(map: &Arc<Mapping>, base: usize) -> Result<Channel, OsError> {
+        map.ptr_at(base, CHANNEL_BYTES as usize)?;
+        for w in [TENANT_WORD, DEVICE_WORD, STATE_WORD] {
+            map.atomic_ref::<AtomicU32>(base + w as usize)?;
+        }
+        Ok(Channel {
+            map: Arc::clone(map),
+            base,
+        })
+    }
+
+    fn word(&self, at: u64) -> &AtomicU32 {
+        // Checked in `at`.
+        self.map
+            .atomic_ref(self.base + at as usize)
+            .expect("channel word checked when the channel was made")
+    }
+
+    /// The tenant's count.
+    pub fn tenant(&self) -> &AtomicU32 {
+        self.word(TENANT_WORD)
+    }
+
+    /// The device's count.
+    pub fn device(&self) -> &AtomicU32 {
+        self.word(DEVICE_WORD)
+    }
+
+    /// The state word.
+    pub fn state(&self) -> &AtomicU32 {
+        self.word(STATE_WORD)
+    }
+
+    /// Zeroes the counts and the state (the tenant, before it names the channel in a record).
+    pub fn reset(&self) {
+        for w in [self.tenant(), self.device(), self.state()] {
+            w.store(0, Ordering::SeqCst);
+        }
+    }
+
+    /// Stores `value` in `word` and wakes whoever sleeps on it.
+    pub fn publish(word: &AtomicU32, value: u32) {
+        word.store(value, Ordering::SeqCst);
+        let _ = futex_wake(word, u32::MAX);
+    }
+
+    /// Ends the copy as `state` (the broker: [`ACCEPTED`], [`DECLINED`], or [`ABORTED`], which
+    /// also releases every wait of the device on a copy of `pieces` pieces) and wakes the
+    /// tenant.
+    pub fn settle(&self, state: u32, pieces: u64) {
+        if state == ABORTED {
+            Self::publish(self.tenant(), pieces as u32);
+        }
+        self.state().store(state, Ordering::SeqCst);
+        let _ = futex_wake(self.device(), u32::MAX);
+        let _ = futex_wake(self.state(), u32::MAX);
+    }
+
+    /// Waits until the device's count reaches `target` (the tenant); fails when the broker
+    /// declines or aborts the copy or `cancel` fires.
+    pub fn wait_device(&self, target: u32, cancel: &Cancel) -> Result<(), ChannelError> {
+        let (word, start) = (self.device(), Instant::now());
+        loop {
+            let seen = word.load(Ordering::SeqCst);
+            match self.state().load(Ordering::SeqCst) {
+                DECLINED => return Err(ChannelError::Declined),
+                ABORTED => return Err(ChannelError::Aborted),
+                _ => {}
+            }
+            if reached(seen, target) {
+                return Ok(());
+            }
+            if cancel.is_cancelled() {
+                return Err(ChannelError::Cancelled);
+            }
+            if start.elapsed() < SPIN {
+                std::hint::spin_loop();
+                continue;
+            }
+            let _ = futex_wait(word, seen, Some(RECHECK));
+        }
+    }
+
+    /// Waits until the broker has seen the record (the state leaves [`PENDING`]); `Ok` when it
+    /// accepted it.
+    pub fn wait_settled(&self, cancel: &Cancel) -> Result<(), ChannelError> {
+        let word = self.state();
+        loop {
+            match word.load(Ordering::SeqCst) {
+                ACCEPTED => return Ok(()),
+                DECLINED => return Err(ChannelError::Declined),
+                ABORTED => return Err(ChannelError::Aborted),
+                seen => {
+                    if cancel.is_cancelled() {
+                        return Err(ChannelError::Cancelled);
+                    }
+                    let _ = futex_wait(word, seen, Some(RECHECK));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_arithmetic_covers_the_copy_once() {
+        let len = 5 * PIECE + 7;
+        assert_eq!(pieces(len), 6);
+        let total: u64 = (0..pieces(len)).map(|k| piece_len(len, k)).sum();
+        assert_eq!(total, len);
+        assert_eq!(piece_len(len, 5), 7);
+        assert_eq!(slot(SLOTS), slot(0));
+        assert_ne!(slot(1), slot(0));
+        assert!(slot(SLOTS - 1) + PIECE <= CHANNEL_BYTES);
+    }
+
+    #[test]
+    fn the_device_waits_for_the_right_counts() {
+        assert_eq!(device_waits_for(true, 0), Some(1));
+        assert_eq!(device_waits_for(false, SLOTS - 1), None);
+        assert_eq!(device_waits_for(false, SLOTS), Some(1));
+        assert!(reached(5, 5) && reached(6, 5) && !reached(4, 5));
+        assert!(reached(2, u32::MAX), "counts compare modulo 2^32");
+    }
+
+    #[test]
+    fn an_abort_releases_a_waiting_tenant() {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        ch.reset();
+        let waiter = {
+            let ch = ch.clone();
+            std::thread::spawn(move || ch.wait_device(3, &Cancel::never()))
+        };
+        std::thread::sleep(Duration::from_millis(20));
+        ch.settle(ABORTED, 9);
+        assert_eq!(waiter.join().unwrap(), Err(ChannelError::Aborted));
+        assert_eq!(ch.tenant().load(Ordering::SeqCst), 9);
+    }
+
+    #[test]
+    fn the_device_count_releases_a_waiting_tenant() {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        ch.reset();
+        ch.settle(ACCEPTED, 4);
+        let waiter = {
+            let ch = ch.clone();
+            std::thread::spawn(move || ch.wait_device(2, &Cancel::never()))
+        };
+        Channel::publish(ch.device(), 1);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(!waiter.is_finished(), "one piece is not two");
+        Channel::publish(ch.device(), 2);
+        assert_eq!(waiter.join().unwrap(), Ok(()));
+        assert_eq!(ch.wait_settled(&Cancel::never()), Ok(()));
+    }
+}

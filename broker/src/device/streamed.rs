@@ -3,14 +3,25 @@
 //! pushed to the worker, and the watch that aborts a copy its tenant stopped feeding.
 //!
 //! A streamed copy holds its stream, on the worker, at the channel's words: the device waits for
-//! the tenant to hand each piece over. A tenant that stops (stopped, killed, or hostile) would
-//! hold its stream, and the copy engine's queue behind it, for ever; so every running copy is
-//! watched ([`StreamedCopies`], checked by the worker's supervisor every few milliseconds) and
-//! aborted when the device has waited on the tenant for [`STALL_LIMIT`] without progress, or at
-//! once when the tenant's session ends. Aborting sets the state word and raises the tenant's
-//! count past the last piece, which releases every wait of the device; the copy's remaining
-//! pieces then carry whatever the slots hold, into the tenant's own memory only, and the tenant
-//! (if it is still there) gets an error from its copy call.
+//! the tenant to hand each piece over. A tenant that stops (stopped, killed, reading its source
+//! from a slow disk, or hostile) would hold its stream for ever, and on the CPU device a kernel
+//! queued behind it holds the worker's executor; so every accepted copy is watched
+//! ([`StreamedCopies`], checked by the worker's supervisor every 20 ms) until its commands
+//! complete, and aborted
+//! - when its tenant's count has not grown for [`STALL_LIMIT`] while the device waits for it
+//!   (judged from the channel's device count), or while the copy is overdue: [`STALL_LIMIT`]
+//!   plus [`PER_PIECE`] a piece since its first run was sent to the worker (the counts live in
+//!   the tenant's memory, so a hostile tenant could fake the device's; the deadline is the
+//!   broker's own);
+//! - at once when its tenant's session ends.
+//!
+//! Aborting sets the state word and raises the tenant's count to the copy's last piece, which
+//! releases every wait of the device; the watch raises it again on every look until the copy's
+//! commands complete (a tenant that resumes, or a hostile one, may lower it). The remaining
+//! pieces carry whatever the slots hold, into the tenant's own memory only; the tenant, if it
+//! is still there, sees the abort and copies the same bytes again the ordinary way (a copy
+//! aborted for a slow source still arrives). The state word is the tenant's to write too, so
+//! the watch keeps its own record of what it did.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,6 +37,8 @@ use super::{DResult, Device, HostMem, Origin, Stream};
 
 /// Longest the device may wait on a tenant that hands no piece over before the copy is aborted.
 pub const STALL_LIMIT: Duration = Duration::from_secs(2);
+/// Time allowed per piece on top of [`STALL_LIMIT`], from the copy's first run on (100 MB/s).
+pub const PER_PIECE: Duration = Duration::from_millis(10);
 
 /// One streamed copy (shared by its runs' operations and the watch).
 pub struct StreamedCopy {
@@ -45,8 +58,12 @@ pub struct StreamedCopy {
 
 /// What the watch knows of a copy.
 struct Watched {
-    /// The tenant's count when last seen, and since when it has been that.
+    /// The tenant's highest count seen, and when it was first seen.
     seen: (u32, Instant),
+    /// When its first run was sent to the worker.
+    sent: Option<Instant>,
+    /// The broker aborted it.
+    aborted: bool,
     /// The copy's commands completed: its channel may be freed and reused at any time, so
     /// nothing may touch its words any more.
     finished: bool,
@@ -79,6 +96,8 @@ impl StreamedCopy {
             channel,
             watched: Mutex::new(Watched {
                 seen: (0, Instant::now()),
+                sent: None,
+                aborted: false,
                 finished: false,
             }),
         })
@@ -104,17 +123,21 @@ impl StreamedCopy {
     }
 
     /// The copy's commands completed (its batch's marker ran): the watch lets go of it before
-    /// its channel is freed.
-    pub fn finish(&self) {
-        self.watched().finished = true;
+    /// its channel is freed. Whether the copy was not aborted (its tenant frees an aborted
+    /// copy's channel).
+    pub fn finish(&self) -> bool {
+        let mut w = self.watched();
+        w.finished = true;
+        !w.aborted
     }
 
-    /// Aborts the copy unless it finished (see the module documentation); whether it did.
+    /// Aborts the copy unless it finished or was aborted; whether it did.
     fn abort(&self, why: &str) -> bool {
-        let w = self.watched();
-        if w.finished || self.channel.state().load(Ordering::SeqCst) == ABORTED {
+        let mut w = self.watched();
+        if w.finished || w.aborted {
             return false;
         }
+        w.aborted = true;
         tracing::warn!(
             session = self.session,
             "streamed copy of {} bytes aborted: {why}",
@@ -124,7 +147,7 @@ impl StreamedCopy {
         true
     }
 
-    /// Whether the device is waiting on the tenant now.
+    /// Whether the device waits on the tenant now, by the channel's counts.
     fn waits_on_tenant(&self) -> bool {
         let device = u64::from(self.channel.device().load(Ordering::SeqCst));
         let tenant = self.channel.tenant().load(Ordering::SeqCst);
@@ -135,20 +158,35 @@ impl StreamedCopy {
     /// One look of the watch: (still to be watched, aborted now).
     fn check(&self, now: Instant) -> (bool, bool) {
         let mut w = self.watched();
-        if w.finished || self.channel.state().load(Ordering::SeqCst) == ABORTED {
+        if w.finished {
             return (false, false);
         }
+        if w.aborted {
+            // Keeps the device's waits released until the commands complete.
+            self.channel
+                .tenant()
+                .fetch_max(self.pieces() as u32, Ordering::SeqCst);
+            return (true, false);
+        }
         let tenant = self.channel.tenant().load(Ordering::SeqCst);
-        if w.seen.0 != tenant || !self.waits_on_tenant() {
+        if tenant > w.seen.0 {
             w.seen = (tenant, now);
             return (true, false);
         }
-        if now.duration_since(w.seen.1) < STALL_LIMIT {
+        let stalled = now.duration_since(w.seen.1) >= STALL_LIMIT;
+        let allowed = STALL_LIMIT + PER_PIECE * u32::try_from(self.pieces()).unwrap_or(u32::MAX);
+        let overdue = w.sent.is_some_and(|t| now.duration_since(t) >= allowed);
+        if !(stalled && (overdue || self.waits_on_tenant())) {
             return (true, false);
         }
         drop(w);
         let aborted = self.abort("its tenant handed no piece over for 2 s");
-        (!aborted, aborted)
+        (true, aborted)
+    }
+
+    /// Its first run goes to the worker now.
+    fn sent(&self) {
+        self.watched().sent.get_or_insert_with(Instant::now);
     }
 }
 
@@ -198,17 +236,15 @@ impl StreamedCopies {
         self.aborted.fetch_add(aborted, Ordering::Relaxed);
     }
 
-    /// Aborts every copy of `session` (its session ended).
+    /// Aborts every copy of `session` (its session ended); they stay watched until their
+    /// commands complete.
     pub fn abort_session(&self, session: u64) {
-        let mut aborted = 0;
-        self.list().retain(|c| {
-            if c.session != session {
-                return true;
-            }
-            aborted += u64::from(c.abort("its session ended"));
-            false
-        });
-        self.aborted.fetch_add(aborted, Ordering::Relaxed);
+        let aborted = self
+            .list()
+            .iter()
+            .filter(|c| c.session == session && c.abort("its session ended"))
+            .count();
+        self.aborted.fetch_add(aborted as u64, Ordering::Relaxed);
     }
 }
 
@@ -231,6 +267,7 @@ impl Device {
             host_region: copy.host.attachment().id,
             flags: if copy.htod { STREAMED_HTOD } else { 0 },
         };
+        copy.sent();
         self.link
             .push(&Command::StreamedCopy(rec), Some(origin), "streamed copy")?;
         s.keep(copy.host.clone());

@@ -106,7 +106,7 @@ impl Completion {
     }
 
     /// Has `f` run once the open batch of stream `key` completed, i.e. after every command
-    /// tracked in it so far; hands `f` back when the stream has no open batch (a full one
+    /// tracked in it so far (before the stream's slot says so); hands `f` back when the stream has no open batch (a full one
     /// was just closed, or another thread closed it).
     pub fn after(&self, key: u64, f: AfterBatch) -> Result<(), AfterBatch> {
         match self.lock().open.get_mut(&key) {

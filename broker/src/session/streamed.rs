@@ -11,10 +11,10 @@
 
 use std::sync::Arc;
 
-use gpushare_client::code;
+use gpushare_client::code::{self, CuCode};
 use gpushare_client::proto::STAGING_REGION;
 use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTOD};
-use gpushare_client::shm::channel::{self, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER};
+use gpushare_client::shm::channel::{self, ABORTED, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER};
 use gpushare_client::shm::StagingSpan;
 
 use super::completion::AfterBatch;
@@ -22,8 +22,9 @@ use super::dedup;
 use super::error::Violation;
 use super::host::host_mem;
 use super::ring::{batch_key, submit};
+use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::device::StreamedCopy;
+use crate::device::{Stream, StreamedCopy};
 use crate::work::Op;
 
 /// Handles a `STREAMED_COPY` record (see the module documentation).
@@ -50,64 +51,76 @@ pub fn streamed_copy(t: &Arc<Tenant>, seq: u64, c: &StreamedRecord) -> Result<()
     let copy = StreamedCopy::new(t.info.id, htod, c.device_ptr, c.len, host)
         .map(Arc::new)
         .ok_or_else(|| Violation("a streamed copy's channel is misaligned".into()))?;
-    let mut answer = channel::ABORTED;
     submit(t, seq, c.stream, None, |st, stream| {
-        // The command's batch is open while it is built; were it not, the channel would stay
-        // allocated until the session ends rather than be freed under a running copy.
-        if t.after_batch(batch_key(c.stream), finished(t, &copy, c.channel))
-            .is_err()
-        {
-            tracing::error!(
-                session = t.info.id,
-                "a streamed copy's batch was closed early"
-            );
-        }
-        st.memory.check(c.device_ptr, c.len).map_err(|e| e.code())?;
-        if !stream.device().streamed_copies() || !copy.host().attachment().is_registered() {
-            answer = DECLINED;
-            return Ok(Vec::new());
-        }
-        let op = Op::Streamed {
-            copy: Arc::clone(&copy),
-            first: 0,
-            len: c.len,
-            stream: Arc::clone(&stream),
+        let planned = plan(t, st, c, &copy, &stream);
+        let answer = match &planned {
+            Ok(ops) if ops.is_empty() => DECLINED,
+            Ok(_) => ACCEPTED,
+            // The stream or the device range was refused (an asynchronous error says which).
+            Err(_) => ABORTED,
         };
-        if !htod {
-            answer = ACCEPTED;
-            return Ok(vec![op]);
-        }
-        let first = copy
-            .host()
-            .sub(HEADER, CHANNEL_BYTES - HEADER)
-            .ok_or(code::ERROR_INVALID_VALUE)?;
-        let Some((mut ops, keying)) =
-            dedup::streamed_upload_ops(t, st, c.device_ptr, c.len, &first, op)
-        else {
-            answer = DECLINED;
-            return Ok(Vec::new());
-        };
-        if let Some(f) = keying {
-            if let Err(f) = t.after_batch(batch_key(c.stream), f) {
+        // Answered before anything is queued, so before the copy can complete and its channel be
+        // freed. A channel not accepted is the tenant's to free.
+        t.dev.link().streamed().settle(&copy, answer);
+        let mut ops = planned?;
+        if answer == ACCEPTED {
+            let done = finished(t, &copy, c.channel);
+            if let Err(f) = t.after_batch(batch_key(c.stream), done) {
+                // A full batch was closed as this command was tracked.
                 ops.push(dedup::after_copy(stream, f));
             }
         }
-        answer = ACCEPTED;
         Ok(ops)
-    })?;
-    // ABORTED: the stream or the device range was refused (an asynchronous error says which).
-    t.dev.link().streamed().settle(&copy, answer);
-    Ok(())
+    })
 }
 
-/// What runs once the copy's commands completed (its batch's marker): the watch lets go of it,
-/// then, for an upload, its channel is freed (a download's tenant frees it once it has read
-/// every piece out and seen the command complete).
+/// The operations of an accepted copy; none when the broker declines it (see the module
+/// documentation).
+fn plan(
+    t: &Tenant,
+    st: &mut TenantState,
+    c: &StreamedRecord,
+    copy: &Arc<StreamedCopy>,
+    stream: &Arc<Stream>,
+) -> Result<Vec<Op>, CuCode> {
+    st.memory.check(c.device_ptr, c.len).map_err(|e| e.code())?;
+    if !stream.device().streamed_copies() || !copy.host().attachment().is_registered() {
+        return Ok(Vec::new());
+    }
+    let op = Op::Streamed {
+        copy: Arc::clone(copy),
+        first: 0,
+        len: c.len,
+        stream: Arc::clone(stream),
+    };
+    if !copy.htod {
+        return Ok(vec![op]);
+    }
+    let first = copy
+        .host()
+        .sub(HEADER, CHANNEL_BYTES - HEADER)
+        .ok_or(code::ERROR_INVALID_VALUE)?;
+    let Some((mut ops, keying)) =
+        dedup::streamed_upload_ops(t, st, c.device_ptr, c.len, &first, op)
+    else {
+        return Ok(Vec::new());
+    };
+    if let Some(f) = keying {
+        if let Err(f) = t.after_batch(batch_key(c.stream), f) {
+            ops.push(dedup::after_copy(Arc::clone(stream), f));
+        }
+    }
+    Ok(ops)
+}
+
+/// What runs once an accepted copy's commands completed (its batch's marker): the watch lets go
+/// of it, then an upload's channel is freed, unless the copy was aborted (its tenant frees an
+/// aborted copy's channel, once it has seen the abort; and a download's, once it has read every
+/// piece out and seen the command complete).
 fn finished(t: &Tenant, copy: &Arc<StreamedCopy>, channel: u64) -> AfterBatch {
     let (copy, staging) = (Arc::clone(copy), t.staging.clone());
     Box::new(move || {
-        copy.finish();
-        if copy.htod {
+        if copy.finish() && copy.htod {
             let span = StagingSpan {
                 offset: channel,
                 len: CHANNEL_BYTES,

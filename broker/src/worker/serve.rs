@@ -228,13 +228,16 @@ fn timed(ctx: &Ctx, seq: u64, cmd: &Command<'_>) -> DResult<()> {
             return Err(e);
         }
     };
+    if let Command::StreamedCopy(_) = cmd {
+        let submitted = submit(ctx, cmd, &s);
+        ctx.timer.untimed(seq, submitted.is_ok().then_some(&s));
+        return submitted;
+    }
     let start = ctx.timer.start(&s);
     let submitted = submit(ctx, cmd, &s);
     let engine = match cmd {
         Command::MemcpyHtoD(_) => 1,
         Command::MemcpyDtoH(_) => 2,
-        Command::StreamedCopy(c) if c.flags & STREAMED_HTOD != 0 => 1,
-        Command::StreamedCopy(_) => 2,
         _ => 0,
     };
     ctx.timer.finish(seq, engine, &s, start, submitted.is_ok());

@@ -173,7 +173,15 @@ impl Timer {
                  until the device catches up"
             );
         }
-        let seq = p.seq;
+        self.untimed(p.seq, stream);
+    }
+
+    /// Operation `seq`'s `OP_DONE`, without a time: posted by a host function once `stream`
+    /// reaches it (at once without a stream: it failed at submission). A streamed copy's runs
+    /// go this way: they wait for their tenant, and an engine's timing thread waiting behind
+    /// one would hold every later completion of that engine, other tenants' too.
+    pub fn untimed(&self, seq: u64, stream: Option<&Arc<Stream>>) {
+        let sh = &self.shared;
         let Some(s) = stream else {
             return post(&sh.notify, seq, NO_DEVICE_TIME);
         };

@@ -95,6 +95,15 @@ pub(crate) fn all_kinds(params: &[u8]) -> Vec<Command<'_>> {
             slot: 2,
             payload: params,
         }),
+    ]
+    .into_iter()
+    .chain(notify_kinds())
+    .collect()
+}
+
+/// One record of each notify-ring kind.
+fn notify_kinds() -> [Command<'static>; 3] {
+    [
         Command::HostFnReady(HostFnReady {
             stream: 8,
             token: 77,

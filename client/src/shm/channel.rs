@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::os::{futex_wait, futex_wake, Mapping, OsError};
-use crate::wait::Cancel;
+use crate::os::{futex_wait, futex_wake, Mapping, OsError, SharedAtomic};
 
 /// Bytes per piece: small enough that the slots stay in the CPU's caches (on the CPU device both
 /// copies then touch DRAM only for the application's and the device's bytes), large enough that
@@ -89,8 +88,8 @@ pub enum ChannelError {
     /// The broker aborted the copy.
     #[error("the broker aborted the streamed copy")]
     Aborted,
-    /// The session closed.
-    #[error("the session closed during a streamed copy")]
+    /// The session closed or the tenant's context failed.
+    #[error("the session closed or the context failed during a streamed copy")]
     Cancelled,
 }
 
@@ -99,46 +98,39 @@ const RECHECK: Duration = Duration::from_micros(100);
 /// Spin before sleeping: about one piece's copy.
 const SPIN: Duration = Duration::from_micros(30);
 
-/// One channel, at a fixed offset of a region's mapping.
+/// One channel, at a fixed offset of a region's mapping: handles to its three words.
 #[derive(Clone, Debug)]
 pub struct Channel {
-    map: Arc<Mapping>,
-    base: usize,
+    tenant: SharedAtomic<AtomicU32>,
+    device: SharedAtomic<AtomicU32>,
+    state: SharedAtomic<AtomicU32>,
 }
 
 impl Channel {
     /// The channel at `base` (an offset in `map`, 64-byte aligned, [`CHANNEL_BYTES`] long).
     pub fn at(map: &Arc<Mapping>, base: usize) -> Result<Channel, OsError> {
         map.ptr_at(base, CHANNEL_BYTES as usize)?;
-        for w in [TENANT_WORD, DEVICE_WORD, STATE_WORD] {
-            map.atomic_ref::<AtomicU32>(base + w as usize)?;
-        }
+        let word = |at: u64| map.atomic::<AtomicU32>(base + at as usize);
         Ok(Channel {
-            map: Arc::clone(map),
-            base,
+            tenant: word(TENANT_WORD)?,
+            device: word(DEVICE_WORD)?,
+            state: word(STATE_WORD)?,
         })
-    }
-
-    fn word(&self, at: u64) -> &AtomicU32 {
-        // Checked in `at`.
-        self.map
-            .atomic_ref(self.base + at as usize)
-            .expect("channel word checked when the channel was made")
     }
 
     /// The tenant's count.
     pub fn tenant(&self) -> &AtomicU32 {
-        self.word(TENANT_WORD)
+        &self.tenant
     }
 
     /// The device's count.
     pub fn device(&self) -> &AtomicU32 {
-        self.word(DEVICE_WORD)
+        &self.device
     }
 
     /// The state word.
     pub fn state(&self) -> &AtomicU32 {
-        self.word(STATE_WORD)
+        &self.state
     }
 
     /// Zeroes the counts and the state (the tenant, before it names the channel in a record).
@@ -148,9 +140,10 @@ impl Channel {
         }
     }
 
-    /// Stores `value` in `word` and wakes whoever sleeps on it.
+    /// Raises `word` to `value` (never lowers it: after an abort the broker has raised the
+    /// tenant's count past the last piece) and wakes whoever sleeps on it.
     pub fn publish(word: &AtomicU32, value: u32) {
-        word.store(value, Ordering::SeqCst);
+        word.fetch_max(value, Ordering::SeqCst);
         let _ = futex_wake(word, u32::MAX);
     }
 
@@ -167,8 +160,9 @@ impl Channel {
     }
 
     /// Waits until the device's count reaches `target` (the tenant); fails when the broker
-    /// declines or aborts the copy or `cancel` fires.
-    pub fn wait_device(&self, target: u32, cancel: &Cancel) -> Result<(), ChannelError> {
+    /// declines or aborts the copy or `stop` says so (the session closed, the tenant's context
+    /// failed: a failed command never moves the count).
+    pub fn wait_device(&self, target: u32, stop: &dyn Fn() -> bool) -> Result<(), ChannelError> {
         let (word, start) = (self.device(), Instant::now());
         loop {
             let seen = word.load(Ordering::SeqCst);
@@ -180,7 +174,7 @@ impl Channel {
             if reached(seen, target) {
                 return Ok(());
             }
-            if cancel.is_cancelled() {
+            if stop() {
                 return Err(ChannelError::Cancelled);
             }
             if start.elapsed() < SPIN {
@@ -193,7 +187,7 @@ impl Channel {
 
     /// Waits until the broker has seen the record (the state leaves [`PENDING`]); `Ok` when it
     /// accepted it.
-    pub fn wait_settled(&self, cancel: &Cancel) -> Result<(), ChannelError> {
+    pub fn wait_settled(&self, stop: &dyn Fn() -> bool) -> Result<(), ChannelError> {
         let word = self.state();
         loop {
             match word.load(Ordering::SeqCst) {
@@ -201,7 +195,7 @@ impl Channel {
                 DECLINED => return Err(ChannelError::Declined),
                 ABORTED => return Err(ChannelError::Aborted),
                 seen => {
-                    if cancel.is_cancelled() {
+                    if stop() {
                         return Err(ChannelError::Cancelled);
                     }
                     let _ = futex_wait(word, seen, Some(RECHECK));
@@ -243,12 +237,18 @@ mod tests {
         ch.reset();
         let waiter = {
             let ch = ch.clone();
-            std::thread::spawn(move || ch.wait_device(3, &Cancel::never()))
+            std::thread::spawn(move || ch.wait_device(3, &|| false))
         };
         std::thread::sleep(Duration::from_millis(20));
         ch.settle(ABORTED, 9);
         assert_eq!(waiter.join().unwrap(), Err(ChannelError::Aborted));
         assert_eq!(ch.tenant().load(Ordering::SeqCst), 9);
+        Channel::publish(ch.tenant(), 4);
+        assert_eq!(
+            ch.tenant().load(Ordering::SeqCst),
+            9,
+            "a late store never lowers it"
+        );
     }
 
     #[test]
@@ -259,13 +259,13 @@ mod tests {
         ch.settle(ACCEPTED, 4);
         let waiter = {
             let ch = ch.clone();
-            std::thread::spawn(move || ch.wait_device(2, &Cancel::never()))
+            std::thread::spawn(move || ch.wait_device(2, &|| false))
         };
         Channel::publish(ch.device(), 1);
         std::thread::sleep(Duration::from_millis(5));
         assert!(!waiter.is_finished(), "one piece is not two");
         Channel::publish(ch.device(), 2);
         assert_eq!(waiter.join().unwrap(), Ok(()));
-        assert_eq!(ch.wait_settled(&Cancel::never()), Ok(()));
+        assert_eq!(ch.wait_settled(&|| false), Ok(()));
     }
 }

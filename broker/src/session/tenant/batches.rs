@@ -62,10 +62,16 @@ impl Tenant {
                     }
                     t.async_error(last, code);
                 }
+                // Before the slot says "complete": a tenant that saw it may free and reuse what
+                // these let go of (a streamed download's channel).
+                for f in after {
+                    f();
+                }
                 t.batch_done(first, last, ops, slot, &releases);
-            }
-            for f in after {
-                f();
+            } else {
+                for f in after {
+                    f();
+                }
             }
         });
         if self

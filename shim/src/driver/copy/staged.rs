@@ -33,7 +33,7 @@ pub(super) fn staging(rt: &Runtime) -> CuResult<&Staging> {
     rt.client.staging().ok_or(CuError::UNKNOWN)
 }
 
-pub(super) fn staging_alloc(rt: &Runtime, st: &Staging, len: u64) -> CuResult<StagingSpan> {
+fn staging_alloc(rt: &Runtime, st: &Staging, len: u64) -> CuResult<StagingSpan> {
     st.alloc(len, &rt.policy, &rt.cancel)
         .map_err(|e| rt.transport_error(ClientError::Staging(e)))
 }

@@ -8,17 +8,19 @@
 //! its DMA) and the broker has accepted the copy. Device to host, it pushes the record and reads
 //! each piece out as soon as the device has copied it in, then tells the device the slot is
 //! free. The broker may decline a copy (deduplication needs an upload hashed on its way; the
-//! worker cannot run streamed copies): the caller then copies the same bytes the ordinary way.
+//! worker cannot run streamed copies), and it aborts one whose pieces were not handed over in
+//! time (the process was stopped, its source is read from a slow disk): the caller then copies
+//! the same bytes the ordinary way. So does it when staging has no room for a channel now.
 
 use gpushare_client::proto::STAGING_REGION;
 use gpushare_client::ring::record::{StreamedCopy, STREAMED_HTOD};
 use gpushare_client::ring::Command;
 use gpushare_client::shm::channel::{self, Channel, ChannelError, CHANNEL_BYTES, SLOTS};
-use gpushare_client::shm::{Staging, StagingSpan};
+use gpushare_client::shm::{Staging, StagingError, StagingSpan};
 use gpushare_client::ClientError;
 use gpushare_driver_abi::error::{CuError, CuResult};
 
-use super::staged::{host_bytes, host_bytes_mut, staging, staging_alloc};
+use super::staged::{host_bytes, host_bytes_mut, staging};
 use super::Run;
 use crate::runtime::{Runtime, StreamState};
 
@@ -29,36 +31,61 @@ pub(super) const STREAM_FROM: u64 = 8 << 20;
 pub(super) enum Streamed {
     /// Every byte is staged (host to device) or in place (device to host).
     Done,
-    /// The broker declined it before the device touched it: copy it another way.
+    /// The broker declined the copy, or aborted it (its source or destination was not handed
+    /// over in time): copy the same bytes another way.
     Declined,
 }
 
-/// A channel's end as the copy's outcome.
-fn ended(rt: &Runtime, e: ChannelError) -> CuResult<Streamed> {
+/// What stops a wait on a channel: the session closed, or the context failed (a failed command
+/// never moves the channel's counts).
+fn stop(rt: &Runtime) -> impl Fn() -> bool + '_ {
+    move || rt.sticky().is_err()
+}
+
+/// The outcome of a channel that did not end in `Done`, once the tenant is done with it: a
+/// declined or aborted copy's channel is the tenant's to free (an aborted one once its command
+/// is complete: the device may still be copying); a failed one stays (the session or context is
+/// lost).
+fn ended(
+    rt: &Runtime,
+    s: &StreamState,
+    st: &Staging,
+    span: StagingSpan,
+    seq: u64,
+    e: ChannelError,
+) -> CuResult<Streamed> {
     match e {
-        ChannelError::Declined => Ok(Streamed::Declined),
+        ChannelError::Declined => {
+            let _ = st.free(span);
+            Ok(Streamed::Declined)
+        }
         ChannelError::Aborted => {
             crate::log(|| {
-                tracing::error!(
+                tracing::warn!(
                     target: "gpushare::shim",
-                    "the broker aborted a streamed copy (no piece handed over for too long)"
+                    "the broker aborted a streamed copy (no piece handed over in time); copying it again in pieces"
                 )
             });
-            Err(CuError::UNKNOWN)
+            rt.wait_for(&s.slot, seq, s.handle)?;
+            let _ = st.free(span);
+            Ok(Streamed::Declined)
         }
-        ChannelError::Cancelled => Err(rt.transport_error(ClientError::Ring(
-            gpushare_client::ring::RingError::Wait(gpushare_client::wait::WaitError::Cancelled),
-        ))),
+        ChannelError::Cancelled => Err(rt.sticky().err().unwrap_or(CuError::UNKNOWN)),
     }
 }
 
-/// A channel in fresh staging, reset.
-fn open(rt: &Runtime, st: &Staging) -> CuResult<(StagingSpan, Channel)> {
-    let span = staging_alloc(rt, st, CHANNEL_BYTES)?;
+/// A channel in fresh staging, reset; `None` when staging has no room for one now (the caller
+/// copies the ordinary way, which waits for staging).
+fn open(rt: &Runtime, st: &Staging) -> CuResult<Option<(StagingSpan, Channel)>> {
+    let span = match st.try_alloc(CHANNEL_BYTES) {
+        Ok(Some(span)) => span,
+        Ok(None) | Err(StagingError::TooLarge { .. }) => return Ok(None),
+        Err(e) => return Err(rt.transport_error(ClientError::Staging(e))),
+    };
     match st.channel(span) {
         Ok(ch) => {
             ch.reset();
-            Ok((span, ch))
+            Ok(Some((span, ch)))
         }
         Err(e) => {
             let _ = st.free(span);
@@ -96,45 +123,47 @@ fn push(
 ///
 /// # Safety
 /// `run.src` must be readable for `run.len` bytes.
-unsafe fn stage(rt: &Runtime, st: &Staging, span: StagingSpan, run: Run, k: u64) -> CuResult {
+unsafe fn stage(st: &Staging, span: StagingSpan, run: Run, k: u64) {
     let n = channel::piece_len(run.len, k);
     // SAFETY: piece k of the caller's source, readable per the contract.
     let bytes = unsafe { host_bytes(run.src + k * channel::PIECE, n) };
-    st.write(span.offset + channel::slot(k), bytes)
-        .map_err(|e| rt.transport_error(ClientError::Staging(e)))
+    // The span was checked when the channel was made; a slot lies inside it.
+    let _ = st.write(span.offset + channel::slot(k), bytes);
 }
 
-/// A synchronous pageable host-to-device copy of `run`, streamed.
+/// A synchronous pageable host-to-device copy of `run`, streamed. The broker frees the channel
+/// of a copy it accepted and did not abort.
 ///
 /// # Safety
 /// `[run.src, run.src + run.len)` must be readable host memory for the call.
 pub(super) unsafe fn htod(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<Streamed> {
     let st = staging(rt)?;
-    let (span, ch) = open(rt, st)?;
+    let Some((span, ch)) = open(rt, st)? else {
+        return Ok(Streamed::Declined);
+    };
     let n = channel::pieces(run.len);
     let first = n.min(SLOTS);
     for k in 0..first {
         // SAFETY: per the caller's contract.
-        if let Err(e) = unsafe { stage(rt, st, span, run, k) } {
-            let _ = st.free(span);
-            return Err(e);
-        }
+        unsafe { stage(st, span, run, k) };
     }
     // The broker reads the first pieces (deduplication's probe) when it sees the record.
     Channel::publish(ch.tenant(), first as u32);
-    push(rt, s, st, span, run, true)?;
-    // From here on the broker frees the span.
+    let seq = push(rt, s, st, span, run, true)?;
+    let stop = stop(rt);
+    let mut fed = Ok(());
     for k in first..n {
-        if let Err(e) = ch.wait_device((k + 1 - SLOTS) as u32, &rt.cancel) {
-            return ended(rt, e);
+        fed = ch.wait_device((k + 1 - SLOTS) as u32, &stop);
+        if fed.is_err() {
+            break;
         }
         // SAFETY: per the caller's contract.
-        unsafe { stage(rt, st, span, run, k)? };
+        unsafe { stage(st, span, run, k) };
         Channel::publish(ch.tenant(), (k + 1) as u32);
     }
-    match ch.wait_settled(&rt.cancel) {
+    match fed.and_then(|()| ch.wait_settled(&stop)) {
         Ok(()) => Ok(Streamed::Done),
-        Err(e) => ended(rt, e),
+        Err(e) => ended(rt, s, st, span, seq, e),
     }
 }
 
@@ -148,16 +177,20 @@ pub(super) unsafe fn htod(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<S
 /// `[run.dst, run.dst + run.len)` must be writable host memory no one else uses during the call.
 pub(super) unsafe fn dtoh(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<Streamed> {
     let st = staging(rt)?;
-    let (span, ch) = open(rt, st)?;
+    let Some((span, ch)) = open(rt, st)? else {
+        return Ok(Streamed::Declined);
+    };
     let seq = push(rt, s, st, span, run, false)?;
+    let stop = stop(rt);
     // SAFETY: per the caller's contract.
-    let read = unsafe { read_out(rt, st, span, &ch, run) };
-    let outcome = read.and_then(|()| ch.wait_settled(&rt.cancel));
-    rt.wait_for(&s.slot, seq, s.handle)?;
-    let _ = st.free(span);
-    match outcome {
-        Ok(()) => Ok(Streamed::Done),
-        Err(e) => ended(rt, e),
+    let read = unsafe { read_out(st, span, &ch, run, &stop) };
+    match read.and_then(|()| ch.wait_settled(&stop)) {
+        Ok(()) => {
+            rt.wait_for(&s.slot, seq, s.handle)?;
+            let _ = st.free(span);
+            Ok(Streamed::Done)
+        }
+        Err(e) => ended(rt, s, st, span, seq, e),
     }
 }
 
@@ -166,21 +199,19 @@ pub(super) unsafe fn dtoh(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<S
 /// # Safety
 /// As for [`dtoh`].
 unsafe fn read_out(
-    rt: &Runtime,
     st: &Staging,
     span: StagingSpan,
     ch: &Channel,
     run: Run,
+    stop: &dyn Fn() -> bool,
 ) -> Result<(), ChannelError> {
     for k in 0..channel::pieces(run.len) {
-        ch.wait_device((k + 1) as u32, &rt.cancel)?;
+        ch.wait_device((k + 1) as u32, stop)?;
         let n = channel::piece_len(run.len, k);
         // SAFETY: piece k of the caller's destination, writable and no one else's.
         let out = unsafe { host_bytes_mut(run.dst + k * channel::PIECE, n) };
-        if st.read(span.offset + channel::slot(k), out).is_err() {
-            // The span was checked when the channel was made.
-            return Err(ChannelError::Cancelled);
-        }
+        // The span was checked when the channel was made; a slot lies inside it.
+        let _ = st.read(span.offset + channel::slot(k), out);
         Channel::publish(ch.tenant(), (k + 1) as u32);
     }
     Ok(())

@@ -34,7 +34,6 @@ pub mod registry;
 pub mod ring;
 pub mod socket;
 pub mod state;
-pub mod streamed;
 pub mod tenant;
 pub mod waits;
 

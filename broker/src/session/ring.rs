@@ -26,6 +26,8 @@ use gpushare_client::shm::StagingSpan;
 use gpushare_client::wait::WaitError;
 use gpushare_client::{Command, Consumer, RecordBuf, ReplyEnvelope, SeqWord, WaitPolicy};
 
+mod streamed;
+
 use super::dedup;
 use super::error::Violation;
 use super::exec::{self, CallJob};
@@ -105,7 +107,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
         Command::MemcpyDtoD(c) => copy_device(t, seq, &c),
         Command::Memset(m) => memset(t, seq, &m),
         Command::WriteValue(w) => write_value(t, seq, &w),
-        Command::StreamedCopy(c) => super::streamed::streamed_copy(t, seq, &c),
+        Command::StreamedCopy(c) => streamed::streamed_copy(t, seq, &c),
         Command::EventRecord(e) => event_record(t, seq, &e),
         Command::StreamWaitEvent(w) => stream_wait(t, seq, &w),
         Command::HostFn(h) => host_fn(t, seq, &h),
@@ -121,7 +123,7 @@ fn handle(t: &Arc<Tenant>, seq: u64, cmd: Command<'_>, calls: &Sender<CallJob>) 
 }
 
 /// The key of stream handle `h`'s batches (the legacy stream's is 0, whatever its handle).
-pub(super) fn batch_key(h: u64) -> u64 {
+fn batch_key(h: u64) -> u64 {
     if TenantState::is_legacy(h) {
         0
     } else {
@@ -131,7 +133,7 @@ pub(super) fn batch_key(h: u64) -> u64 {
 
 /// Submits one command on stream `h`: resolves the stream (with legacy joins), tracks the
 /// command for completion, then queues `build`'s operation or records its error.
-pub(super) fn submit(
+fn submit(
     t: &Arc<Tenant>,
     seq: u64,
     h: u64,

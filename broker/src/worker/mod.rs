@@ -18,6 +18,7 @@
 //! - driver threads run completion markers, which post `HOST_FN_READY` on the notify ring.
 
 pub mod driver;
+mod gates;
 mod globals;
 pub mod image;
 mod objects;

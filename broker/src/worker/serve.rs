@@ -10,11 +10,9 @@
 //! never stops the ring, and everything the ring submitted before a call is in the driver's
 //! streams before the call runs.
 
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use gpushare_client::code;
 use gpushare_client::proto as wire;
@@ -26,6 +24,7 @@ use gpushare_client::wait::{AdaptiveSpin, SeqWord, WaitError, WaitPolicy};
 
 use super::driver::Stream;
 use super::driver::{AccessFlags, DResult, DeviceError, Driver, StreamedRun, VmmAlloc};
+use super::gates::Gates;
 use super::objects::Objects;
 use super::proto::{timed_stream, WorkerReply, WorkerRequest, GATED, GATE_LIMIT};
 use super::timing::Timer;
@@ -50,42 +49,6 @@ struct Ctx {
     timer: Timer,
 }
 
-/// Gates the broker has opened (`HOST_FN_DONE{token}`) and the streams waiting at them.
-#[derive(Default)]
-struct Gates {
-    open: Mutex<HashSet<u64>>,
-    opened: Condvar,
-}
-
-impl Gates {
-    /// The broker opened gate `token` (before or after its stream reached it).
-    fn open(&self, token: u64) {
-        lock(&self.open).insert(token);
-        self.opened.notify_all();
-    }
-
-    /// Holds the calling stream until gate `token` opens, at most [`GATE_LIMIT`]; false if it
-    /// did not.
-    fn pass(&self, token: u64) -> bool {
-        let deadline = Instant::now() + GATE_LIMIT;
-        let mut open = lock(&self.open);
-        loop {
-            if open.remove(&token) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            open = self
-                .opened
-                .wait_timeout(open, deadline - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-    }
-}
-
 /// Starts the ring thread and the executors.
 pub fn spawn(obj: Arc<Objects>, region: Arc<Region>) -> std::io::Result<()> {
     let notify = region.notify_producer().map_err(std::io::Error::other)?;
@@ -95,7 +58,7 @@ pub fn spawn(obj: Arc<Objects>, region: Arc<Region>) -> std::io::Result<()> {
     let ctx = Arc::new(Ctx {
         replies: region.replies(),
         notify,
-        gates: Arc::default(),
+        gates: Gates::new(&obj.drv),
         timer,
         obj,
         region,
@@ -300,6 +263,11 @@ fn submit(ctx: &Ctx, cmd: &Command<'_>, s: &Stream) -> DResult<()> {
 fn marker(ctx: &Ctx, stream: u64, token: u64) -> DResult<()> {
     let s = ctx.obj.stream(stream)?;
     let (notify, gates) = (Arc::clone(&ctx.notify), Arc::clone(&ctx.gates));
+    // A gate waits in the stream when it can (see `gates`), else in the host function.
+    let in_stream = (token & GATED != 0)
+        .then(|| gates.reserve(stream, token))
+        .flatten();
+    let blocking = token & GATED != 0 && in_stream.is_none();
     ctx.obj.drv.launch_host_fn(
         &s,
         Box::new(move |code| {
@@ -309,14 +277,18 @@ fn marker(ctx: &Ctx, stream: u64, token: u64) -> DResult<()> {
                 tracing::error!("notify ring: {e}");
                 return;
             }
-            if token & GATED != 0 && !gates.pass(token) {
+            if blocking && !gates.pass(token) {
                 tracing::error!(
                     token,
                     "a host function's gate stayed closed for {GATE_LIMIT:?}; the stream goes on"
                 );
             }
         }),
-    )
+    )?;
+    match in_stream {
+        Some(r) => ctx.gates.queue(&ctx.obj.drv, &s, token, r),
+        None => Ok(()),
+    }
 }
 
 fn call(ctx: &Ctx, c: &Call<'_>, calls: &Sender<Job>) -> DResult<()> {
@@ -332,6 +304,9 @@ fn call(ctx: &Ctx, c: &Call<'_>, calls: &Sender<Job>) -> DResult<()> {
             return Ok(());
         }
     };
+    if let WorkerRequest::StreamDestroy { stream } = req {
+        ctx.gates.forget_stream(stream);
+    }
     if req.blocks() {
         let job = Job {
             slot: c.slot,

@@ -68,28 +68,29 @@ impl Driver {
         result.and(unregistered)
     }
 
-    /// Queues `run` on `stream` (see the module documentation).
-    pub fn streamed_copy(&self, run: StreamedRun, stream: &Stream) -> DResult<()> {
+    /// `cuStreamWaitValue32(stream, addr, value, GEQ)`: `stream`'s later work waits until the
+    /// word at device address `addr` reaches `value` (modulo 2³²).
+    pub fn stream_wait_value32(&self, stream: &Stream, addr: u64, value: u32) -> DResult<()> {
         let wait = self.api.stream_wait_value32.ok_or(DeviceError::Invalid(
             "the driver has no cuStreamWaitValue32",
         ))?;
         self.bind()?;
+        // SAFETY: plain values; `addr` is a word of a registration its owner keeps alive while
+        // waits on it may be pending (a streamed copy's channel: its stream keeps the span;
+        // a gate's page: the worker's gates, for the worker's life).
+        check("cuStreamWaitValue32", unsafe {
+            wait(stream.raw as _, addr, value, WAIT_GEQ)
+        })
+    }
+
+    /// Queues `run` on `stream` (see the module documentation).
+    pub fn streamed_copy(&self, run: StreamedRun, stream: &Stream) -> DResult<()> {
         let mut off = 0;
         let mut k = run.first;
         while off < run.len {
             let n = (run.len - off).min(PIECE);
             if let Some(target) = device_waits_for(run.htod, k) {
-                // SAFETY: plain values; the word's address lies in the channel's registered,
-                // device-mapped span (the broker checked the channel against its region).
-                let rc = unsafe {
-                    wait(
-                        stream.raw as _,
-                        run.channel_dptr + TENANT_WORD,
-                        target,
-                        WAIT_GEQ,
-                    )
-                };
-                check("cuStreamWaitValue32", rc)?;
+                self.stream_wait_value32(stream, run.channel_dptr + TENANT_WORD, target)?;
             }
             let piece = run.channel.sub(slot(k), n)?;
             if run.htod {

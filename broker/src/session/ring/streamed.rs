@@ -17,14 +17,14 @@ use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTO
 use gpushare_client::shm::channel::{self, ABORTED, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER};
 use gpushare_client::shm::StagingSpan;
 
-use super::completion::AfterBatch;
-use super::dedup;
-use super::error::Violation;
-use super::host::host_mem;
-use super::ring::{batch_key, submit};
-use super::state::TenantState;
-use super::tenant::Tenant;
+use super::{batch_key, submit};
 use crate::device::{Stream, StreamedCopy};
+use crate::session::completion::AfterBatch;
+use crate::session::dedup;
+use crate::session::error::Violation;
+use crate::session::host::host_mem;
+use crate::session::state::TenantState;
+use crate::session::tenant::Tenant;
 use crate::work::Op;
 
 /// Handles a `STREAMED_COPY` record (see the module documentation).

@@ -52,7 +52,7 @@ die() { echo "gpu-check: $*" >&2; exit 2; }
 
 DRIVER_PROGRAMS="init_version context memory host_memory managed module launch legacy_launch
 linker occupancy procaddress free_while_keying graph group_faults shim_isolation shim_loop
-bench_sched dedup bench_pipeline bench_shim"
+bench_sched dedup bench_pipeline bench_shim streamed_copy"
 CUDART_PROGRAMS="cudart_launch cudart_register cudart_stream_event cudart_graph"
 # The CUDA 13 runtimes the libcudart programs are also built against (<program>@<version>).
 CUDART13_VERSIONS="13.0 13.5"

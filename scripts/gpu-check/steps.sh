@@ -72,6 +72,7 @@ E2E_TABLE=(
     "occupancy|occupancy||||"
     "procaddress|procaddress||||"
     "free_while_keying|free_while_keying||||"
+    "streamed_copy|streamed_copy||||"
     "cudart_launch|cudart_launch||||"
     "cudart_register|cudart_register||||"
     "cudart_register_eager|cudart_register||||CUDA_MODULE_LOADING=EAGER"

@@ -15,6 +15,10 @@
 //!   broker's own);
 //! - at once when its tenant's session ends.
 //!
+//! A copy whose tenant has handed every piece over (the watch saw its count reach the last) is
+//! never aborted for a stall: the device no longer waits on the tenant, and the tenant may have
+//! returned (an upload) or let go of the channel (a download).
+//!
 //! Aborting sets the state word and raises the tenant's count to the copy's last piece, which
 //! releases every wait of the device; the watch raises it again on every look until the copy's
 //! commands complete (a tenant that resumes, or a hostile one, may lower it). The remaining
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTOD};
 use gpushare_client::ring::Command;
 use gpushare_client::shm::channel::{
-    self, device_waits_for, reached, Channel, ABORTED, CHANNEL_BYTES, PIECE,
+    self, device_waits_for, reached, Channel, CHANNEL_BYTES, PIECE,
 };
 
 use super::{DResult, Device, HostMem, Origin, Stream};
@@ -131,10 +135,22 @@ impl StreamedCopy {
         !w.aborted
     }
 
-    /// Aborts the copy unless it finished or was aborted; whether it did.
+    /// The broker is done with a download's channel ([`Channel::let_go`]): whether the tenant
+    /// was too, so the broker frees it.
+    pub fn let_go(&self) -> bool {
+        self.channel.let_go()
+    }
+
+    /// Aborts the copy unless it finished, was aborted, or its tenant completed it first;
+    /// whether it did.
     fn abort(&self, why: &str) -> bool {
         let mut w = self.watched();
         if w.finished || w.aborted {
+            return false;
+        }
+        if !self.channel.abort(self.pieces()) {
+            // The tenant handed the last piece over just now.
+            w.seen = (self.pieces() as u32, Instant::now());
             return false;
         }
         w.aborted = true;
@@ -143,7 +159,6 @@ impl StreamedCopy {
             "streamed copy of {} bytes aborted: {why}",
             self.len
         );
-        self.channel.settle(ABORTED, self.pieces());
         true
     }
 
@@ -161,11 +176,12 @@ impl StreamedCopy {
         if w.finished {
             return (false, false);
         }
-        if w.aborted {
-            // Keeps the device's waits released until the commands complete.
-            self.channel
-                .tenant()
-                .fetch_max(self.pieces() as u32, Ordering::SeqCst);
+        let last = self.pieces() as u32;
+        if w.aborted || w.seen.0 >= last {
+            // Keeps the device's waits released until the commands complete: after an abort, or
+            // once the tenant has handed every piece over (it may have let go of the channel, so
+            // the copy is never aborted then; a tenant that lowers its count gets it back).
+            self.channel.tenant().fetch_max(last, Ordering::SeqCst);
             return (true, false);
         }
         let tenant = self.channel.tenant().load(Ordering::SeqCst);

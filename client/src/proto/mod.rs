@@ -24,10 +24,11 @@ pub use request::{
 };
 
 /// Version of the control protocol and of the shared-memory formats it negotiates (3: the
-/// `STREAMED_COPY` record and its channel, and the workers' streamed-copy counts in status).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// `STREAMED_COPY` record and its channel, and the workers' streamed-copy counts in status; 4:
+/// the channel's `DONE` state and `release` word, and uploads probed from two pieces).
+pub const PROTOCOL_VERSION: u32 = 4;
 /// Oldest client version this build accepts.
-pub const MIN_PROTOCOL_VERSION: u32 = 3;
+pub const MIN_PROTOCOL_VERSION: u32 = 4;
 /// Largest encoded message (and frame payload): 1 MiB.
 pub const MAX_FRAME: usize = 1 << 20;
 

@@ -5,7 +5,9 @@
 //! ```text
 //! +0      tenant  u32  pieces the tenant has written (to the device) or read out (from it)
 //! +64     device  u32  pieces the device has copied out of (to it) or into (from it) the slots
-//! +128    state   u32  PENDING, then ACCEPTED or DECLINED by the broker; ABORTED on a stall
+//! +128    state   u32  PENDING, then ACCEPTED or DECLINED by the broker; then DONE by the
+//!                      tenant or ABORTED by the broker, whichever comes first
+//! +192    release u32  a download's two owners letting go of it (the second frees it)
 //! +4096   SLOTS slots of PIECE bytes; piece k uses slot k mod SLOTS
 //! ```
 //!
@@ -39,6 +41,12 @@ pub const TENANT_WORD: u64 = 0;
 pub const DEVICE_WORD: u64 = 64;
 /// Offset of the state word.
 pub const STATE_WORD: u64 = 128;
+/// Offset of the release word.
+pub const RELEASE_WORD: u64 = 192;
+
+/// Pieces an upload's tenant writes before it pushes the record (at most the copy's): the
+/// broker's deduplication probe reads them (a first granule larger than this is not probed).
+pub const PROBED_PIECES: u64 = 2;
 
 /// [`STATE_WORD`]: the broker has not seen the record yet.
 pub const PENDING: u32 = 0;
@@ -49,6 +57,9 @@ pub const DECLINED: u32 = 2;
 /// [`STATE_WORD`]: the broker gave up on the copy (a side stopped handing pieces over); the
 /// device's waits were released and the copy's bytes are undefined.
 pub const ABORTED: u32 = 3;
+/// [`STATE_WORD`]: the tenant handed every piece over (written, or read out) while the copy was
+/// accepted; from then on the broker never aborts it.
+pub const DONE: u32 = 4;
 
 /// The number of pieces of a `len`-byte copy.
 pub fn pieces(len: u64) -> u64 {
@@ -104,6 +115,7 @@ pub struct Channel {
     tenant: SharedAtomic<AtomicU32>,
     device: SharedAtomic<AtomicU32>,
     state: SharedAtomic<AtomicU32>,
+    release: SharedAtomic<AtomicU32>,
 }
 
 impl Channel {
@@ -115,6 +127,7 @@ impl Channel {
             tenant: word(TENANT_WORD)?,
             device: word(DEVICE_WORD)?,
             state: word(STATE_WORD)?,
+            release: word(RELEASE_WORD)?,
         })
     }
 
@@ -133,11 +146,20 @@ impl Channel {
         &self.state
     }
 
-    /// Zeroes the counts and the state (the tenant, before it names the channel in a record).
+    /// Zeroes the counts, the state and the release word (the tenant, before it names the
+    /// channel in a record).
     pub fn reset(&self) {
-        for w in [self.tenant(), self.device(), self.state()] {
+        for w in [self.tenant(), self.device(), self.state(), &self.release] {
             w.store(0, Ordering::SeqCst);
         }
+    }
+
+    /// One of an accepted download's two owners is done with its channel: the tenant once it
+    /// has read every piece out, the broker once the copy's commands completed (the device's
+    /// last write to the channel is behind it). Whether the caller was the second, which frees
+    /// the channel: neither waits for the other.
+    pub fn let_go(&self) -> bool {
+        self.release.fetch_add(1, Ordering::AcqRel) == 1
     }
 
     /// Raises `word` to `value` (never lowers it: after an abort the broker has raised the
@@ -157,6 +179,41 @@ impl Channel {
         self.state().store(state, Ordering::SeqCst);
         let _ = futex_wake(self.device(), u32::MAX);
         let _ = futex_wake(self.state(), u32::MAX);
+    }
+
+    /// Aborts an accepted copy of `pieces` pieces (the broker): releases every wait of the
+    /// device and wakes the tenant; `false`, doing nothing, when the tenant completed the copy
+    /// first ([`DONE`] with its count at the last piece: the two agree on how the copy ended).
+    pub fn abort(&self, pieces: u64) -> bool {
+        let last = pieces as u32;
+        match self
+            .state()
+            .compare_exchange(ACCEPTED, ABORTED, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {}
+            Err(DONE) if reached(self.tenant().load(Ordering::SeqCst), last) => return false,
+            // A state the tenant wrote out of turn: the broker's word stands.
+            Err(_) => self.state().store(ABORTED, Ordering::SeqCst),
+        }
+        Self::publish(self.tenant(), last);
+        let _ = futex_wake(self.device(), u32::MAX);
+        let _ = futex_wake(self.state(), u32::MAX);
+        true
+    }
+
+    /// The tenant has handed every piece over: waits for the broker's answer, then marks the
+    /// copy [`DONE`] unless the broker aborted it first (then `Aborted`: the copy's bytes are
+    /// undefined, and the channel is the tenant's to free once the command is complete).
+    pub fn complete(&self, stop: &dyn Fn() -> bool) -> Result<(), ChannelError> {
+        self.wait_settled(stop)?;
+        match self
+            .state()
+            .compare_exchange(ACCEPTED, DONE, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) | Err(DONE) => Ok(()),
+            Err(DECLINED) => Err(ChannelError::Declined),
+            Err(_) => Err(ChannelError::Aborted),
+        }
     }
 
     /// Waits until the device's count reaches `target` (the tenant); fails when the broker
@@ -191,7 +248,7 @@ impl Channel {
         let word = self.state();
         loop {
             match word.load(Ordering::SeqCst) {
-                ACCEPTED => return Ok(()),
+                ACCEPTED | DONE => return Ok(()),
                 DECLINED => return Err(ChannelError::Declined),
                 ABORTED => return Err(ChannelError::Aborted),
                 seen => {
@@ -267,5 +324,46 @@ mod tests {
         Channel::publish(ch.device(), 2);
         assert_eq!(waiter.join().unwrap(), Ok(()));
         assert_eq!(ch.wait_settled(&|| false), Ok(()));
+    }
+
+    #[test]
+    fn the_tenant_and_the_broker_agree_on_how_a_copy_ended() {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        ch.reset();
+        ch.settle(ACCEPTED, 4);
+        Channel::publish(ch.tenant(), 4);
+        assert_eq!(ch.complete(&|| false), Ok(()));
+        assert!(!ch.abort(4), "a completed copy is not aborted");
+        assert_eq!(ch.state().load(Ordering::SeqCst), DONE);
+
+        ch.reset();
+        ch.settle(ACCEPTED, 4);
+        assert!(ch.abort(4));
+        assert_eq!(ch.complete(&|| false), Err(ChannelError::Aborted));
+
+        // DONE written before every piece was handed over does not stop an abort.
+        ch.reset();
+        ch.settle(ACCEPTED, 4);
+        Channel::publish(ch.tenant(), 2);
+        ch.state().store(DONE, Ordering::SeqCst);
+        assert!(ch.abort(4));
+        assert_eq!(ch.state().load(Ordering::SeqCst), ABORTED);
+        assert_eq!(ch.tenant().load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn exactly_the_second_owner_to_let_go_frees() {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        for _ in 0..2 {
+            ch.reset();
+            let other = {
+                let ch = ch.clone();
+                std::thread::spawn(move || ch.let_go())
+            };
+            let mine = ch.let_go();
+            assert!(mine != other.join().unwrap(), "one of the two frees");
+        }
     }
 }

@@ -6,15 +6,17 @@
 //! operations, a staging area the driver did not register) and an upload deduplication must
 //! hash on its way (its first granule is resident, so the copy may be skipped: the bytes must be
 //! at hand before the copy is queued, and a streamed copy's are not). The tenant then copies the
-//! same bytes the ordinary way. The tenant writes its first pieces before it pushes the record,
-//! which is what deduplication's probe reads.
+//! same bytes the ordinary way. The tenant writes its first [`PROBED_PIECES`] before it pushes
+//! the record, which is what deduplication's probe reads.
 
 use std::sync::Arc;
 
 use gpushare_client::code::{self, CuCode};
 use gpushare_client::proto::STAGING_REGION;
 use gpushare_client::ring::record::{StreamedCopy as StreamedRecord, STREAMED_HTOD};
-use gpushare_client::shm::channel::{self, ABORTED, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER};
+use gpushare_client::shm::channel::{
+    self, ABORTED, ACCEPTED, CHANNEL_BYTES, DECLINED, HEADER, PIECE, PROBED_PIECES,
+};
 use gpushare_client::shm::StagingSpan;
 
 use super::{batch_key, submit};
@@ -98,7 +100,7 @@ fn plan(
     }
     let first = copy
         .host()
-        .sub(HEADER, CHANNEL_BYTES - HEADER)
+        .sub(HEADER, PROBED_PIECES * PIECE)
         .ok_or(code::ERROR_INVALID_VALUE)?;
     let Some((mut ops, keying)) =
         dedup::streamed_upload_ops(t, st, c.device_ptr, c.len, &first, op)
@@ -114,13 +116,13 @@ fn plan(
 }
 
 /// What runs once an accepted copy's commands completed (its batch's marker): the watch lets go
-/// of it, then an upload's channel is freed, unless the copy was aborted (its tenant frees an
-/// aborted copy's channel, once it has seen the abort; and a download's, once it has read every
-/// piece out and seen the command complete).
+/// of it, then an upload's channel is freed, and a download's if its tenant has read every piece
+/// out already (else the tenant frees it once it has); unless the copy was aborted (its tenant
+/// frees an aborted copy's channel, once it has seen the abort and the command complete).
 fn finished(t: &Tenant, copy: &Arc<StreamedCopy>, channel: u64) -> AfterBatch {
     let (copy, staging) = (Arc::clone(copy), t.staging.clone());
     Box::new(move || {
-        if copy.finish() && copy.htod {
+        if copy.finish() && (copy.htod || copy.let_go()) {
             let span = StagingSpan {
                 offset: channel,
                 len: CHANNEL_BYTES,

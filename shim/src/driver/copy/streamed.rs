@@ -15,7 +15,9 @@
 use gpushare_client::proto::STAGING_REGION;
 use gpushare_client::ring::record::{StreamedCopy, STREAMED_HTOD};
 use gpushare_client::ring::Command;
-use gpushare_client::shm::channel::{self, Channel, ChannelError, CHANNEL_BYTES, SLOTS};
+use gpushare_client::shm::channel::{
+    self, Channel, ChannelError, CHANNEL_BYTES, PROBED_PIECES, SLOTS,
+};
 use gpushare_client::shm::{Staging, StagingError, StagingSpan};
 use gpushare_client::ClientError;
 use gpushare_driver_abi::error::{CuError, CuResult};
@@ -142,36 +144,41 @@ pub(super) unsafe fn htod(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<S
         return Ok(Streamed::Declined);
     };
     let n = channel::pieces(run.len);
-    let first = n.min(SLOTS);
+    let first = n.min(PROBED_PIECES);
     for k in 0..first {
         // SAFETY: per the caller's contract.
         unsafe { stage(st, span, run, k) };
     }
-    // The broker reads the first pieces (deduplication's probe) when it sees the record.
+    // The broker reads these (deduplication's probe) when it sees the record; the rest of the
+    // slots fill while the record travels.
     Channel::publish(ch.tenant(), first as u32);
     let seq = push(rt, s, st, span, run, true)?;
     let stop = stop(rt);
     let mut fed = Ok(());
     for k in first..n {
-        fed = ch.wait_device((k + 1 - SLOTS) as u32, &stop);
-        if fed.is_err() {
-            break;
+        if k >= SLOTS {
+            fed = ch.wait_device((k + 1 - SLOTS) as u32, &stop);
+            if fed.is_err() {
+                break;
+            }
         }
         // SAFETY: per the caller's contract.
         unsafe { stage(st, span, run, k) };
         Channel::publish(ch.tenant(), (k + 1) as u32);
     }
-    match fed.and_then(|()| ch.wait_settled(&stop)) {
+    match fed.and_then(|()| ch.complete(&stop)) {
         Ok(()) => Ok(Streamed::Done),
         Err(e) => ended(rt, s, st, span, seq, e),
     }
 }
 
 /// A synchronous pageable device-to-host copy into `run`, streamed; returns once every byte is
-/// in place.
+/// in place, without waiting for the command's completion to come back.
 ///
-/// The tenant frees a download's channel, once the command is complete (its last piece read
-/// out is not the device's last touch of the channel: the device writes its count after it).
+/// An accepted download's channel has two owners: the tenant until it has read every piece out,
+/// the broker until the copy's commands completed (the device writes its count after the last
+/// piece, and the broker's watch looks at the channel until then). The second to let go frees
+/// it ([`Channel::let_go`]).
 ///
 /// # Safety
 /// `[run.dst, run.dst + run.len)` must be writable host memory no one else uses during the call.
@@ -184,10 +191,11 @@ pub(super) unsafe fn dtoh(rt: &Runtime, s: &StreamState, run: Run) -> CuResult<S
     let stop = stop(rt);
     // SAFETY: per the caller's contract.
     let read = unsafe { read_out(st, span, &ch, run, &stop) };
-    match read.and_then(|()| ch.wait_settled(&stop)) {
+    match read.and_then(|()| ch.complete(&stop)) {
         Ok(()) => {
-            rt.wait_for(&s.slot, seq, s.handle)?;
-            let _ = st.free(span);
+            if ch.let_go() {
+                let _ = st.free(span);
+            }
             Ok(Streamed::Done)
         }
         Err(e) => ended(rt, s, st, span, seq, e),

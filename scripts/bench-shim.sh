@@ -8,6 +8,9 @@
 #        scripts/bench-shim.sh --pipeline [bench_pipeline options]   (tests/c/bench_pipeline.c:
 #        seed 001's upload/kernel/download batches, one stream vs two, on the small profile with
 #        pacing, so overlap is the CPU device's modelled engines')
+#        scripts/bench-shim.sh --streamed-floor [--copy-mib M --copy-reps R]   (tests/c/
+#        bench_streamed_floor.c, directly only: a streamed copy's hand-over in one process, the
+#        floor of what the shim's streamed copies can reach on this driver)
 # GPUSHARE_BENCH_POLICY=FILE: the broker's policy (e.g. [scheduler] policy = "fifo").
 # Builds what it needs (release: gpushare-cpu, gpushare-broker, gpushare-shim) into
 # ${CARGO_TARGET_DIR:-target} (GPUSHARE_BENCH_NO_BUILD=1: use what is there). Figures depend on the
@@ -19,6 +22,9 @@ root=$PWD
 program=bench_shim
 if [ "${1:-}" = --pipeline ]; then
     program=bench_pipeline
+    shift
+elif [ "${1:-}" = --streamed-floor ]; then
+    program=bench_streamed_floor
     shift
 fi
 scripts/setup-cuda-deps.sh >/dev/null
@@ -46,7 +52,7 @@ mkdir -p "$work/lib"
 ln -s "$rel/libgpushare_cpu.so" "$work/lib/libcuda.so.1"
 ln -s libcuda.so.1 "$work/lib/libcuda.so"
 gcc -std=gnu11 -O2 -Wall -Werror -I "$root/.deps/cuda/nvidia/cuda_runtime/include" -I tests/c \
-    "tests/c/$program.c" -o "$work/bench_shim" -L "$work/lib" -lcuda -lm
+    "tests/c/$program.c" -o "$work/bench_shim" -L "$work/lib" -lcuda -lm -lpthread
 
 # Same conditions for both runs: default CPU-device profile, no pacing, no logging.
 unset GPUSHARE_CPU_PROFILE GPUSHARE_CPU_PACING GPUSHARE_CPU_THREADS GPUSHARE_LOG LD_PRELOAD
@@ -57,6 +63,11 @@ export GPUSHARE_KERNELS_DIR=$root/examples/kernels
 
 echo "bench-shim: direct on the CPU device ..." >&2
 LD_LIBRARY_PATH=$work/lib "$work/bench_shim" "$@" >"$work/direct.txt"
+if [ "$program" = bench_streamed_floor ]; then
+    # A tenant's own stream waits are not forwarded: this one runs directly only.
+    cat "$work/direct.txt"
+    exit 0
+fi
 
 echo "bench-shim: through gpushare run (shim + broker on the CPU device) ..." >&2
 GPUSHARE_CPU_LIB=$rel/libgpushare_cpu.so GPUSHARE_LOG=warn \

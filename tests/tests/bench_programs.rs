@@ -1,6 +1,6 @@
-//! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`) run, small, directly
-//! on the CPU device and through shim + broker, and print every figure they promise as a finite
-//! number. Their figures are printed, never asserted (docs/benchmarks.md records them).
+//! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`,
+//! and directly only `bench_streamed_floor.c`) run, small, directly on the CPU device and through
+//! shim + broker, and print every figure they promise as a finite number. Their figures are printed, never asserted (docs/benchmarks.md records them).
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
 
@@ -45,6 +45,15 @@ const BENCH_SHIM_TINY: &[&str] = &[
     "--rate-reps",
     "2",
 ];
+
+const BENCH_STREAMED_FLOOR_KEYS: &[&str] = &[
+    "h2d_pageable_gbps",
+    "h2d_streamed_gbps",
+    "submit_us",
+    "first_piece_us",
+];
+
+const BENCH_STREAMED_FLOOR_TINY: &[&str] = &["--copy-mib", "9", "--copy-reps", "2"];
 
 const BENCH_PIPELINE_KEYS: &[&str] = &["serial_ms", "pipelined_ms", "speedup"];
 
@@ -111,6 +120,20 @@ fn both_ways(program: &str, args: &[&str], keys: &[&str]) {
 #[test]
 fn bench_shim_runs_directly_and_through_the_shim() {
     both_ways("bench_shim", BENCH_SHIM_TINY, BENCH_SHIM_KEYS);
+}
+
+/// Directly only (a tenant's own stream waits are not forwarded); it checks the device's bytes
+/// itself.
+#[test]
+fn bench_streamed_floor_runs_directly() {
+    let _g = shared();
+    let exe = compile_c("bench_streamed_floor");
+    let out = run_program(&exe, BENCH_STREAMED_FLOOR_TINY, &[], RUN);
+    let figures = parse_figures(&out, BENCH_STREAMED_FLOOR_KEYS)
+        .unwrap_or_else(|e| panic!("bench_streamed_floor: {e}"));
+    for (k, v) in figures {
+        println!("{k:<22} direct {v:>12.3}");
+    }
 }
 
 /// It checks every batch's bytes itself.

@@ -85,6 +85,10 @@ pub(crate) struct CallbackQueue {
     parked: Vec<Parked>,
     /// The address of the word the thread sleeps on (a parked wait's), to wake it for new work.
     sleeping_on: Option<u64>,
+    /// The thread waits on the condition variable (no op may run now): a new op must notify it.
+    /// A busy thread looks at the queue again anyway, so the executor need not wake it for
+    /// every op it defers (a system call each, and a thread woken to contend for this lock).
+    idle: bool,
 }
 
 impl CallbackQueue {
@@ -193,17 +197,19 @@ impl Executor {
             return;
         }
         let key = (d.state.span().start, d.state.seq);
-        let sleeping_on = match self.callbacks.lock() {
+        let (sleeping_on, idle) = match self.callbacks.lock() {
             Ok(mut q) => {
                 q.ops.insert(key, d);
-                q.sleeping_on
+                (q.sleeping_on, q.idle)
             }
             Err(_) => {
                 d.state.complete(Some(CuError::UNKNOWN));
-                None
+                (None, false)
             }
         };
-        self.callbacks_cv.notify_one();
+        if idle {
+            self.callbacks_cv.notify_one();
+        }
         if let Some(addr) = sleeping_on {
             value_wait::wake(&self.memory, addr);
         }
@@ -286,10 +292,12 @@ impl Executor {
                 let timeout = due.map_or(RECHECK, |t| t.min(RECHECK));
                 return Some(Next::Sleep(wait, seen, timeout));
             }
+            q.idle = true;
             q = match due {
                 None => self.callbacks_cv.wait(q).ok()?,
                 Some(t) => self.callbacks_cv.wait_timeout(q, t).ok()?.0,
             };
+            q.idle = false;
         }
     }
 

@@ -100,8 +100,11 @@ impl Executor {
             submit,
             work,
         });
+        let idle = q.idle;
         drop(q);
-        self.queue_cv.notify_one();
+        if idle {
+            self.queue_cv.notify_one();
+        }
         self.ensure_thread()?;
         Ok(state)
     }
@@ -254,10 +257,12 @@ impl Executor {
                     if let Some(op) = q.ops.pop_front() {
                         break op;
                     }
+                    q.idle = true;
                     q = match self.queue_cv.wait(q) {
                         Ok(q) => q,
                         Err(_) => return,
                     };
+                    q.idle = false;
                 }
             };
             let state = Arc::clone(&op.state);

@@ -48,6 +48,9 @@ pub use stream::{Stream, StreamKind};
 pub(crate) struct Queue {
     pub(crate) ops: VecDeque<executor::Op>,
     pub(crate) next_seq: u64,
+    /// The executor thread waits for work: a new op must notify it (a busy one takes the next
+    /// op without being woken, so a burst of submissions costs no system call each).
+    pub(crate) idle: bool,
 }
 
 /// Executes queued work and models its timing; owns streams, events, modules and libraries.

@@ -102,6 +102,50 @@ static void *producer(void *unused)
     return NULL;
 }
 
+/* The channel, in registered host memory; returns its device address. */
+static CUdeviceptr open_channel(void)
+{
+    const size_t channel_bytes = HEADER + SLOTS * PIECE;
+    channel = aligned_alloc(4096, channel_bytes);
+    EXPECT(channel != NULL, "aligned_alloc");
+    memset(channel, 0, channel_bytes);
+    CHECK(cuMemHostRegister(channel, channel_bytes, CU_MEMHOSTREGISTER_DEVICEMAP));
+    CUdeviceptr words = 0;
+    CHECK(cuMemHostGetDevicePointer(&words, channel, 0));
+    tenant_count = (_Atomic unsigned *)channel;
+    device_count = (_Atomic unsigned *)(channel + 64);
+    return words;
+}
+
+/* reps + 1 streamed copies into `dev` (the first a warm-up): each starts the producer, queues
+ * every piece's wait, copy and count on `s`, and ends when the producer has written its last
+ * piece; the stream is synchronised after the timed part. */
+static void streamed_runs(CUstream s, CUdeviceptr dev, CUdeviceptr words, unsigned long reps,
+                          double *gbps, double *submit, double *first)
+{
+    for (unsigned r = 0; r <= reps; r++) {
+        unsigned base = r * pieces;
+        double t0 = now_us();
+        atomic_store(&started, r + 1);
+        wake(&started);
+        for (unsigned k = 0; k < pieces; k++) {
+            CHECK(cuStreamWaitValue32(s, words, base + k + 1, CU_STREAM_WAIT_VALUE_GEQ));
+            CHECK(cuMemcpyHtoDAsync(dev + (size_t)k * PIECE,
+                                    channel + HEADER + (k % SLOTS) * PIECE, PIECE, s));
+            CHECK(cuStreamWriteValue32(s, words + 64, base + k + 1, 0));
+        }
+        double submitted = now_us();
+        wait_for(&finished, r + 1);
+        double t1 = now_us();
+        CHECK(cuStreamSynchronize(s));
+        if (r > 0) {
+            gbps[r - 1] = (double)pieces * PIECE / (t1 - t0) / 1e3;
+            first[r - 1] = first_piece_us;
+            submit[r - 1] = submitted - t0;
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     const unsigned long copy_mib = (unsigned long)opt(argc, argv, "--copy-mib", 64);
@@ -124,15 +168,7 @@ int main(int argc, char **argv)
     memset(src, 0x11, bytes);
     source = src;
 
-    const size_t channel_bytes = HEADER + SLOTS * PIECE;
-    channel = aligned_alloc(4096, channel_bytes);
-    EXPECT(channel != NULL, "aligned_alloc");
-    memset(channel, 0, channel_bytes);
-    CHECK(cuMemHostRegister(channel, channel_bytes, CU_MEMHOSTREGISTER_DEVICEMAP));
-    CUdeviceptr words = 0;
-    CHECK(cuMemHostGetDevicePointer(&words, channel, 0));
-    tenant_count = (_Atomic unsigned *)channel;
-    device_count = (_Atomic unsigned *)(channel + 64);
+    CUdeviceptr words = open_channel();
 
     double *direct = calloc(reps, sizeof *direct);
     double *streamed = calloc(reps, sizeof *streamed);
@@ -150,27 +186,7 @@ int main(int argc, char **argv)
     CHECK(cuMemsetD8(dev, 0, bytes));
     pthread_t th;
     EXPECT(pthread_create(&th, NULL, producer, NULL) == 0, "pthread_create");
-    for (unsigned r = 0; r <= reps; r++) {
-        unsigned base = r * pieces;
-        double t0 = now_us();
-        atomic_store(&started, r + 1);
-        wake(&started);
-        for (unsigned k = 0; k < pieces; k++) {
-            CHECK(cuStreamWaitValue32(s, words, base + k + 1, CU_STREAM_WAIT_VALUE_GEQ));
-            CHECK(cuMemcpyHtoDAsync(dev + (size_t)k * PIECE,
-                                    channel + HEADER + (k % SLOTS) * PIECE, PIECE, s));
-            CHECK(cuStreamWriteValue32(s, words + 64, base + k + 1, 0));
-        }
-        double submitted = now_us();
-        wait_for(&finished, r + 1);
-        double t1 = now_us();
-        CHECK(cuStreamSynchronize(s));
-        if (r > 0) {
-            streamed[r - 1] = (double)bytes / (t1 - t0) / 1e3;
-            first[r - 1] = first_piece_us;
-            submit[r - 1] = submitted - t0;
-        }
-    }
+    streamed_runs(s, dev, words, reps, streamed, submit, first);
     /* The device holds the source's bytes. */
     unsigned char *back = malloc(bytes);
     EXPECT(back != NULL, "malloc");

@@ -19,9 +19,12 @@
 //! never aborted for a stall: the device no longer waits on the tenant, and the tenant may have
 //! returned (an upload) or let go of the channel (a download).
 //!
-//! Aborting sets the state word and raises the tenant's count to the copy's last piece, which
-//! releases every wait of the device; the watch raises it again on every look until the copy's
-//! commands complete (a tenant that resumes, or a hostile one, may lower it). The remaining
+//! Aborting sets the state word and the tenant's count to the copy's last piece (unless the count
+//! already releases every wait: counts compare modulo 2³², so one past 2³¹ is behind them, and
+//! is never taken for progress either), which releases every wait of the device; the watch does
+//! it again on every look until the copy's commands complete (a tenant that resumes, or a
+//! hostile one, may rewrite it; one that does so for ever holds its own stream until the
+//! group's `kernel_timeout` watchdog acts). The remaining
 //! pieces carry whatever the slots hold, into the tenant's own memory only; the tenant, if it
 //! is still there, sees the abort and copies the same bytes again the ordinary way (a copy
 //! aborted for a slow source still arrives). The state word is the tenant's to write too, so
@@ -73,6 +76,65 @@ struct Watched {
     finished: bool,
 }
 
+/// What one look of the watch decides.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// The copy's commands completed: forget it.
+    Forget,
+    /// Look again later.
+    Keep,
+    /// Abort it.
+    Abort,
+}
+
+impl Watched {
+    fn new(now: Instant) -> Self {
+        Watched {
+            seen: (0, now),
+            sent: None,
+            aborted: false,
+            finished: false,
+        }
+    }
+
+    /// One look at a copy of `pieces` pieces (host to device when `htod`) through its channel.
+    fn look(&mut self, ch: &Channel, htod: bool, pieces: u64, now: Instant) -> Look {
+        if self.finished {
+            return Look::Forget;
+        }
+        let last = pieces as u32;
+        if self.aborted || self.seen.0 >= last {
+            // Keeps the device's waits released until the commands complete: after an abort, or
+            // once the tenant has handed every piece over (it may have let go of the channel, so
+            // the copy is never aborted then; a tenant that rewrites its count gets it back).
+            ch.release_device(pieces);
+            return Look::Keep;
+        }
+        let tenant = ch.tenant().load(Ordering::SeqCst);
+        // Progress is a count that grew and stays within the copy (modulo 2^32 a larger one
+        // is behind the device's waits: a hostile tenant's, to be treated as a stall).
+        if tenant > self.seen.0 && tenant <= last {
+            self.seen = (tenant, now);
+            return Look::Keep;
+        }
+        let stalled = now.duration_since(self.seen.1) >= STALL_LIMIT;
+        let allowed = STALL_LIMIT + PER_PIECE * u32::try_from(pieces).unwrap_or(u32::MAX);
+        let overdue = self.sent.is_some_and(|t| now.duration_since(t) >= allowed);
+        if stalled && (overdue || waits_on_tenant(ch, htod, pieces)) {
+            Look::Abort
+        } else {
+            Look::Keep
+        }
+    }
+}
+
+/// Whether the device waits on the tenant now, by the channel's counts.
+fn waits_on_tenant(ch: &Channel, htod: bool, pieces: u64) -> bool {
+    let device = u64::from(ch.device().load(Ordering::SeqCst));
+    let tenant = ch.tenant().load(Ordering::SeqCst);
+    device < pieces && device_waits_for(htod, device).is_some_and(|t| !reached(tenant, t))
+}
+
 impl std::fmt::Debug for StreamedCopy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -98,12 +160,7 @@ impl StreamedCopy {
             len,
             host,
             channel,
-            watched: Mutex::new(Watched {
-                seen: (0, Instant::now()),
-                sent: None,
-                aborted: false,
-                finished: false,
-            }),
+            watched: Mutex::new(Watched::new(Instant::now())),
         })
     }
 
@@ -162,42 +219,17 @@ impl StreamedCopy {
         true
     }
 
-    /// Whether the device waits on the tenant now, by the channel's counts.
-    fn waits_on_tenant(&self) -> bool {
-        let device = u64::from(self.channel.device().load(Ordering::SeqCst));
-        let tenant = self.channel.tenant().load(Ordering::SeqCst);
-        device < self.pieces()
-            && device_waits_for(self.htod, device).is_some_and(|t| !reached(tenant, t))
-    }
-
     /// One look of the watch: (still to be watched, aborted now).
     fn check(&self, now: Instant) -> (bool, bool) {
         let mut w = self.watched();
-        if w.finished {
-            return (false, false);
+        match w.look(&self.channel, self.htod, self.pieces(), now) {
+            Look::Forget => (false, false),
+            Look::Keep => (true, false),
+            Look::Abort => {
+                drop(w);
+                (true, self.abort("its tenant handed no piece over for 2 s"))
+            }
         }
-        let last = self.pieces() as u32;
-        if w.aborted || w.seen.0 >= last {
-            // Keeps the device's waits released until the commands complete: after an abort, or
-            // once the tenant has handed every piece over (it may have let go of the channel, so
-            // the copy is never aborted then; a tenant that lowers its count gets it back).
-            self.channel.tenant().fetch_max(last, Ordering::SeqCst);
-            return (true, false);
-        }
-        let tenant = self.channel.tenant().load(Ordering::SeqCst);
-        if tenant > w.seen.0 {
-            w.seen = (tenant, now);
-            return (true, false);
-        }
-        let stalled = now.duration_since(w.seen.1) >= STALL_LIMIT;
-        let allowed = STALL_LIMIT + PER_PIECE * u32::try_from(self.pieces()).unwrap_or(u32::MAX);
-        let overdue = w.sent.is_some_and(|t| now.duration_since(t) >= allowed);
-        if !(stalled && (overdue || self.waits_on_tenant())) {
-            return (true, false);
-        }
-        drop(w);
-        let aborted = self.abort("its tenant handed no piece over for 2 s");
-        (true, aborted)
     }
 
     /// Its first run goes to the worker now.
@@ -252,6 +284,18 @@ impl StreamedCopies {
         self.aborted.fetch_add(aborted, Ordering::Relaxed);
     }
 
+    /// Forgets every copy of `session` once its streams were synchronised at teardown: their
+    /// commands are over, and a copy whose finishing work was dropped with the session (its
+    /// batch never closed) would otherwise stay watched, holding the tenant's staging mapped.
+    pub fn forget_session(&self, session: u64) {
+        self.list().retain(|c| {
+            if c.session == session {
+                c.watched().finished = true;
+            }
+            c.session != session
+        });
+    }
+
     /// Aborts every copy of `session` (its session ended); they stay watched until their
     /// commands complete.
     pub fn abort_session(&self, session: u64) {
@@ -288,5 +332,62 @@ impl Device {
             .push(&Command::StreamedCopy(rec), Some(origin), "streamed copy")?;
         s.keep(copy.host.clone());
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gpushare_client::os::Mapping;
+
+    fn channel() -> Channel {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        ch.reset();
+        ch
+    }
+
+    #[test]
+    fn a_count_behind_the_waits_is_a_stall_not_progress() {
+        let (ch, t0) = (channel(), Instant::now());
+        let mut w = Watched::new(t0);
+        ch.tenant().store(3, Ordering::SeqCst);
+        assert_eq!(w.look(&ch, true, 8, t0), Look::Keep);
+        // Piece 2 was copied; the tenant then writes a count that compares as behind.
+        ch.device().store(3, Ordering::SeqCst);
+        ch.tenant().store(u32::MAX, Ordering::SeqCst);
+        assert_eq!(
+            w.look(&ch, true, 8, t0 + Duration::from_secs(1)),
+            Look::Keep
+        );
+        assert_eq!(w.look(&ch, true, 8, t0 + STALL_LIMIT), Look::Abort);
+    }
+
+    #[test]
+    fn a_copy_whose_tenant_handed_every_piece_over_is_never_aborted() {
+        let (ch, t0) = (channel(), Instant::now());
+        let mut w = Watched::new(t0);
+        w.sent = Some(t0);
+        ch.tenant().store(8, Ordering::SeqCst);
+        assert_eq!(w.look(&ch, true, 8, t0), Look::Keep);
+        // Long overdue, the device still copying, the tenant rewriting its count: the watch
+        // puts it back and keeps looking.
+        ch.tenant().store(2, Ordering::SeqCst);
+        assert_eq!(w.look(&ch, true, 8, t0 + STALL_LIMIT * 10), Look::Keep);
+        assert_eq!(ch.tenant().load(Ordering::SeqCst), 8);
+        w.finished = true;
+        assert_eq!(w.look(&ch, true, 8, t0 + STALL_LIMIT * 10), Look::Forget);
+    }
+
+    #[test]
+    fn a_download_whose_tenant_reads_on_is_not_a_stall() {
+        let (ch, t0) = (channel(), Instant::now());
+        let mut w = Watched::new(t0);
+        // The device has filled every slot and waits for the tenant to read piece 0 out.
+        ch.device().store(4, Ordering::SeqCst);
+        assert_eq!(w.look(&ch, false, 8, t0 + STALL_LIMIT), Look::Abort);
+        let mut w = Watched::new(t0);
+        ch.tenant().store(1, Ordering::SeqCst);
+        assert_eq!(w.look(&ch, false, 8, t0 + STALL_LIMIT), Look::Keep);
     }
 }

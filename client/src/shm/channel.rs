@@ -90,6 +90,13 @@ pub fn reached(value: u32, target: u32) -> bool {
     (value.wrapping_sub(target) as i32) >= 0
 }
 
+/// Whether a tenant count of `value` satisfies every wait of the device on a copy whose last
+/// piece is `last` (`1 ≤ last < 2³¹`; the waits are for 1 ..= `last`, compared modulo 2³²):
+/// `last ≤ value ≤ 2³¹`. A larger count is *behind* the waits, not past them.
+pub fn releases_all(value: u32, last: u32) -> bool {
+    reached(value, last) && reached(value, 1)
+}
+
 /// Why a wait on a channel ended without its count.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ChannelError {
@@ -109,7 +116,7 @@ const RECHECK: Duration = Duration::from_micros(100);
 /// Spin before sleeping: about one piece's copy.
 const SPIN: Duration = Duration::from_micros(30);
 
-/// One channel, at a fixed offset of a region's mapping: handles to its three words.
+/// One channel, at a fixed offset of a region's mapping: handles to its four words.
 #[derive(Clone, Debug)]
 pub struct Channel {
     tenant: SharedAtomic<AtomicU32>,
@@ -174,11 +181,23 @@ impl Channel {
     /// tenant.
     pub fn settle(&self, state: u32, pieces: u64) {
         if state == ABORTED {
-            Self::publish(self.tenant(), pieces as u32);
+            self.release_device(pieces);
         }
         self.state().store(state, Ordering::SeqCst);
         let _ = futex_wake(self.device(), u32::MAX);
         let _ = futex_wake(self.state(), u32::MAX);
+    }
+
+    /// Releases every wait of the device on a copy of `pieces` pieces (the broker, after an
+    /// abort): the tenant's count becomes the last piece unless it releases every wait already
+    /// ([`releases_all`]; a count the tenant wrote out of range is overwritten, and a tenant's
+    /// concurrent raise cannot lower it), then whoever sleeps on it is woken.
+    pub fn release_device(&self, pieces: u64) {
+        let (word, last) = (self.tenant(), pieces as u32);
+        if !releases_all(word.load(Ordering::SeqCst), last) {
+            word.store(last, Ordering::SeqCst);
+        }
+        let _ = futex_wake(word, u32::MAX);
     }
 
     /// Aborts an accepted copy of `pieces` pieces (the broker): releases every wait of the
@@ -191,11 +210,11 @@ impl Channel {
             .compare_exchange(ACCEPTED, ABORTED, Ordering::SeqCst, Ordering::SeqCst)
         {
             Ok(_) => {}
-            Err(DONE) if reached(self.tenant().load(Ordering::SeqCst), last) => return false,
+            Err(DONE) if releases_all(self.tenant().load(Ordering::SeqCst), last) => return false,
             // A state the tenant wrote out of turn: the broker's word stands.
             Err(_) => self.state().store(ABORTED, Ordering::SeqCst),
         }
-        Self::publish(self.tenant(), last);
+        self.release_device(pieces);
         let _ = futex_wake(self.device(), u32::MAX);
         let _ = futex_wake(self.state(), u32::MAX);
         true
@@ -342,14 +361,37 @@ mod tests {
         assert!(ch.abort(4));
         assert_eq!(ch.complete(&|| false), Err(ChannelError::Aborted));
 
-        // DONE written before every piece was handed over does not stop an abort.
+        // DONE written before every piece was handed over does not stop an abort, nor does a
+        // count that compares as behind the device's waits.
+        for bogus in [2, u32::MAX, 4 + (1 << 31) - 1] {
+            ch.reset();
+            ch.settle(ACCEPTED, 4);
+            ch.tenant().store(bogus, Ordering::SeqCst);
+            ch.state().store(DONE, Ordering::SeqCst);
+            assert!(ch.abort(4), "count {bogus:#x}");
+            assert_eq!(ch.state().load(Ordering::SeqCst), ABORTED);
+            assert_eq!(ch.tenant().load(Ordering::SeqCst), 4, "count {bogus:#x}");
+        }
+    }
+
+    #[test]
+    fn only_counts_from_the_last_piece_to_two_to_the_31_release_every_wait() {
+        assert!(releases_all(9, 9) && releases_all(1 << 31, 9));
+        assert!(!releases_all(8, 9) && !releases_all(u32::MAX, 9));
+        assert!(!releases_all((1 << 31) + 1, 9) && !releases_all(0, 9));
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
         ch.reset();
-        ch.settle(ACCEPTED, 4);
-        Channel::publish(ch.tenant(), 2);
-        ch.state().store(DONE, Ordering::SeqCst);
-        assert!(ch.abort(4));
-        assert_eq!(ch.state().load(Ordering::SeqCst), ABORTED);
-        assert_eq!(ch.tenant().load(Ordering::SeqCst), 4);
+        ch.tenant().store(u32::MAX, Ordering::SeqCst);
+        ch.release_device(9);
+        assert_eq!(ch.tenant().load(Ordering::SeqCst), 9);
+        ch.tenant().store(12, Ordering::SeqCst);
+        ch.release_device(9);
+        assert_eq!(
+            ch.tenant().load(Ordering::SeqCst),
+            12,
+            "a count past the last stays"
+        );
     }
 
     #[test]

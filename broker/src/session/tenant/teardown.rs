@@ -42,6 +42,7 @@ impl Tenant {
                 tracing::warn!(session = self.info.id, "teardown: {e}");
             }
         }
+        dev.link().streamed().forget_session(self.info.id);
         let mut errors = 0u32;
         let mut note = |r: crate::device::DResult<()>| {
             if let Err(e) = r {

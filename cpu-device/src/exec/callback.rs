@@ -197,6 +197,10 @@ impl Executor {
             return;
         }
         let key = (d.state.span().start, d.state.seq);
+        // An op behind another that is not done waits for the callback thread to finish that one
+        // (only it completes deferred ops), so a thread asleep on a parked wait's word need not
+        // be woken for it: a streamed copy's run queues three ops a piece behind such a wait.
+        let ready = d.after.iter().all(|a| a.is_done());
         let (sleeping_on, idle) = match self.callbacks.lock() {
             Ok(mut q) => {
                 q.ops.insert(key, d);
@@ -210,7 +214,7 @@ impl Executor {
         if idle {
             self.callbacks_cv.notify_one();
         }
-        if let Some(addr) = sleeping_on {
+        if let Some(addr) = sleeping_on.filter(|_| ready) {
             value_wait::wake(&self.memory, addr);
         }
     }

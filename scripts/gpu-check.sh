@@ -42,6 +42,7 @@ STEPS=(
     "bench-dedup 90 deduplication benchmark (scripts/bench-dedup.sh)"
     "bench-pipeline 45 transfer overlap benchmark (scripts/bench-shim.sh --pipeline)"
     "bench-shim 45 launch and copy costs (scripts/bench-shim.sh)"
+    "bench-floor 30 a streamed copy's hand-over in one process, directly (scripts/bench-shim.sh --streamed-floor)"
 )
 
 die() { echo "gpu-check: $*" >&2; exit 2; }
@@ -367,7 +368,7 @@ report_folding() {
   differ and by how much), and the torch and python-clients results (versions from the
   environment step; each failing check with its error).
 - `docs/benchmarks.md`: under each benchmark, a "real GPU" column or paragraph with the figures
-  of bench-sched, bench-dedup, bench-pipeline and bench-shim above, naming the GPU, the driver
+  of bench-sched, bench-dedup, bench-pipeline, bench-shim and bench-floor above, naming the GPU, the driver
   and the settings printed in each section (short runs: repeat a figure before quoting it as a
   goal met).
 - README.md's status table: "GPU figures pending" becomes the measured state.

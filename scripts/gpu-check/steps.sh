@@ -475,3 +475,12 @@ step_bench_shim() {
         bench bench-shim.sh --launches 2000 --copy-mib 64 --copy-reps 5
     fi
 }
+
+step_bench_floor() {
+    bench_ready
+    if [ "$GC_QUICK" = 1 ]; then
+        bench bench-shim.sh --streamed-floor --copy-mib 16 --copy-reps 3
+    else
+        bench bench-shim.sh --streamed-floor --copy-mib 64 --copy-reps 15
+    fi
+}

@@ -36,6 +36,7 @@ const MUST_PASS: &[&str] = &[
     "bench-dedup",
     "bench-pipeline",
     "bench-shim",
+    "bench-floor",
 ];
 
 fn script(args: &[&str], timeout: Duration) -> RunOutput {

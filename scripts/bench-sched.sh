@@ -15,6 +15,8 @@
 # Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
 # GPUSHARE_BENCH_PHASES=1: f's latency tenant prints (stderr) where its slowest requests spent
 # their time: upload, kernel, download (device events) and the rest (host side).
+# GPUSHARE_BENCH_PAGEABLE=1: f's loader uploads from pageable memory with synchronous copies (what
+# `tensor.cuda()` does without pinned memory; through the shim, streamed copies).
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
 set -euo pipefail
@@ -129,7 +131,7 @@ echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us"
 for prio in high normal; do
     start_broker "[tenants.lat]\npriority = \"$prio\""
     tenant lat $request
-    tenant loader --upload-mib 512
+    tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
     wait_tenants
     awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \

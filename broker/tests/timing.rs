@@ -20,6 +20,7 @@ use gpushare_broker::device::{
 use gpushare_broker::worker::proto::DriverChoice;
 use gpushare_client::code;
 use gpushare_client::os::{memfd_create, Mapping};
+use gpushare_client::ring::record::UNMEASURED_DEVICE_TIME;
 
 const WAIT: Duration = Duration::from_secs(60);
 const MIB: u64 = 1 << 20;
@@ -57,6 +58,11 @@ impl CompletionSink for Recorder {
     fn completed(&self, ticket: u64, device_ns: Option<u64>) {
         self.done.lock().unwrap().push((ticket, device_ns));
         self.changed.notify_all();
+    }
+
+    /// Recorded as [`UNMEASURED_DEVICE_TIME`].
+    fn completed_unmeasured(&self, ticket: u64) {
+        self.completed(ticket, Some(UNMEASURED_DEVICE_TIME));
     }
 }
 

@@ -14,6 +14,9 @@
  *                      download of K KiB (pinned memory, on the stream), measured likewise;
  *   --upload-mib M:    no kernels: uploads M MiB from pinned memory again and again (a model
  *                      load), each waited for; prints "uploads" and "upload_gbps";
+ *   --pageable 1:      (with --upload-mib) from malloc'd memory with cuMemcpyHtoD instead (what
+ *                      `tensor.cuda()` does without pinned memory: through the shim, a streamed
+ *                      copy);
  *   --phases 1:        (periodic with --copy-kib) records events between the request's upload,
  *                      kernel and download, and prints to stderr where the slowest 1 % of the
  *                      requests spent their time (a diagnostic: the events add device work).
@@ -144,13 +147,19 @@ static void report(unsigned long launches, double elapsed, double *lat, size_t s
     }
 }
 
-/* Uploads `bytes` from pinned memory on `s` again and again for `seconds`, each waited for. */
-static int upload_loop(CUstream s, size_t bytes, double seconds)
+/* Uploads `bytes` from pinned memory on `s` again and again for `seconds`, each waited for; from
+ * pageable memory with synchronous copies when `pageable`. */
+static int upload_loop(CUstream s, size_t bytes, double seconds, int pageable)
 {
     CUdeviceptr d;
     unsigned char *h;
     CHECK(cuMemAlloc(&d, bytes));
-    CHECK(cuMemAllocHost((void **)&h, bytes));
+    if (pageable) {
+        h = malloc(bytes);
+        EXPECT(h != NULL, "malloc %zu", bytes);
+    } else {
+        CHECK(cuMemAllocHost((void **)&h, bytes));
+    }
     /* Contents like a model's weights: no two granules alike (one byte value everywhere would
      * make every granule one shared copy, remapped at each upload, which no model does). */
     unsigned state = 12345u;
@@ -161,14 +170,22 @@ static int upload_loop(CUstream s, size_t bytes, double seconds)
     unsigned long uploads = 0;
     double t0 = now_us(), end = t0 + seconds * 1e6;
     while (now_us() < end) {
-        CHECK(cuMemcpyHtoDAsync(d, h, bytes, s));
-        CHECK(cuStreamSynchronize(s));
+        if (pageable) {
+            CHECK(cuMemcpyHtoD(d, h, bytes));
+        } else {
+            CHECK(cuMemcpyHtoDAsync(d, h, bytes, s));
+            CHECK(cuStreamSynchronize(s));
+        }
         uploads++;
     }
     double elapsed = (now_us() - t0) / 1e6;
     printf("launches 0\nelapsed_s %.3f\nuploads %lu\nupload_gbps %.3f\n", elapsed, uploads,
            (double)uploads * (double)bytes / elapsed / 1e9);
-    CHECK(cuMemFreeHost(h));
+    if (pageable) {
+        free(h);
+    } else {
+        CHECK(cuMemFreeHost(h));
+    }
     CHECK(cuMemFree(d));
     return 0;
 }
@@ -265,7 +282,7 @@ int main(int argc, char **argv)
     CHECK(cuMemAlloc(&out, (size_t)n * 4));
     void *params[] = {&out, &ns, &iters, &n};
     if (upload > 0) {
-        return upload_loop(s, upload, seconds);
+        return upload_loop(s, upload, seconds, opt(argc, argv, "--pageable", 0) > 0);
     }
     Request req = request_new(f, blocks, threads, shared, params, copy);
     req.phases = opt(argc, argv, "--phases", 0) > 0 && period > 0;

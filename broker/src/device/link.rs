@@ -35,7 +35,9 @@ use gpushare_client::wait::{Cancel, WaitPolicy};
 use super::marker_ledger::MarkerLedger;
 use super::streamed::StreamedCopies;
 use super::{lock, DResult, DeviceError, FailureSink, HostMem, Origin, Timing};
-use crate::worker::proto::{is_timed, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME};
+use crate::worker::proto::{
+    is_timed, WorkerReply, WorkerRequest, GATED, NO_DEVICE_TIME, UNMEASURED_DEVICE_TIME,
+};
 
 mod socket;
 
@@ -291,8 +293,11 @@ impl Link {
         let Some(t) = lock(&self.timings).remove(&seq) else {
             return;
         };
-        let ns = (device_ns != NO_DEVICE_TIME).then_some(device_ns);
-        t.sink.completed(t.ticket, ns);
+        match device_ns {
+            UNMEASURED_DEVICE_TIME => t.sink.completed_unmeasured(t.ticket),
+            NO_DEVICE_TIME => t.sink.completed(t.ticket, None),
+            ns => t.sink.completed(t.ticket, Some(ns)),
+        }
     }
 
     /// Timed operations waiting for their `OP_DONE` (for tests and status).

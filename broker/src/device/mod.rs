@@ -73,6 +73,12 @@ pub trait CompletionSink: Send + Sync {
     /// died). The time is what events recorded around it on its stream measure (on the CPU
     /// device, its modelled time), so it includes any wait for its engine behind other streams.
     fn completed(&self, ticket: u64, device_ns: Option<u64>);
+
+    /// The operation `ticket` ran but its device time was not measured (its completion came
+    /// from a host function after it: a streamed copy's run, or an operation the worker did
+    /// not time because its timing threads were far behind): its charge stays what was
+    /// estimated, unlike `completed(ticket, None)`, which takes it back.
+    fn completed_unmeasured(&self, ticket: u64);
 }
 
 /// Where a timed operation's completion goes.

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use super::cost::{CostClass, CostModel, Engine, Nanos, Shape};
-use super::queue::{FairQueue, Lane, Pick, QueueConfig, Work};
+use super::queue::{Charge, FairQueue, Lane, Pick, QueueConfig, Work};
 use super::{
     Job, JobSink, Next, SchedError, Scheduler, TenantId, TenantParams, TenantReport, MAX_QUEUED,
 };
@@ -380,7 +380,14 @@ impl Fair {
 impl CompletionSink for Fair {
     fn completed(&self, ticket: u64, device_ns: Option<u64>) {
         let now = self.now();
-        self.lock().queue.complete(ticket, device_ns, now);
+        let charge = device_ns.map_or(Charge::Refund, Charge::Measured);
+        self.lock().queue.complete(ticket, charge, now);
+        self.work.notify_all();
+    }
+
+    fn completed_unmeasured(&self, ticket: u64) {
+        let now = self.now();
+        self.lock().queue.complete(ticket, Charge::Estimate, now);
         self.work.notify_all();
     }
 }

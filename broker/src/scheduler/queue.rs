@@ -8,7 +8,8 @@
 //! tenant's previous operation and `v` the system's virtual time (the start tag of the latest
 //! dispatched operation); the head with the smallest `S` goes first, and its finish tag is
 //! `S + cost / weight`. When the device measured the operation, the tenant's `F` moves by
-//! `(measured − estimated) / weight`, so shares follow measured time, not guesses. A tenant back
+//! `(measured − estimated) / weight`, so shares follow measured time, not guesses; an operation
+//! that ran unmeasured keeps its estimate, one that never ran gets it back ([`Charge`]). A tenant back
 //! from idle starts at `v`: it is served at once, with no credit for its idle time (no burst).
 //!
 //! **Submitted ahead.** Per engine (compute, host-to-device, device-to-host), at most about one
@@ -47,7 +48,10 @@ use super::ops::{Ops, Queued};
 use super::stats::{TenantReport, TenantStats};
 use super::{TenantId, TenantParams};
 
+mod completion;
 mod slicing;
+
+pub use completion::Charge;
 
 /// Default quantum.
 pub const DEFAULT_QUANTUM_NS: Nanos = 2_000_000;
@@ -490,47 +494,6 @@ impl<J: Work> FairQueue<J> {
             tenant: id,
             job: q.job,
             ticket: Some(ticket),
-        }
-    }
-
-    /// The operation `ticket` completed at `now` after `measured` ns of device time (`None`:
-    /// it failed or never ran). Unknown tickets (already completed) are ignored.
-    pub fn complete(&mut self, ticket: u64, measured: Option<Nanos>, now: Nanos) {
-        let Some(tk) = self.tickets.remove(&ticket) else {
-            return;
-        };
-        if let Some(e) = tk.class.engine() {
-            let order = &mut self.order[e.index()];
-            if order.front() == Some(&ticket) {
-                order.pop_front();
-            } else {
-                order.retain(|&t| t != ticket);
-            }
-            // Completions out of order leave stale entries behind the front; drop them.
-            while order.front().is_some_and(|t| !self.tickets.contains_key(t)) {
-                order.pop_front();
-            }
-        }
-        if tk.counted {
-            if let Some(e) = tk.class.engine() {
-                let w = &mut self.in_flight[e.index()];
-                *w = w.saturating_sub(tk.counted_ns);
-            }
-        }
-        let obs = measured.map(|m| self.model.observe(&tk.class, m));
-        let Some(t) = self.tenants.get_mut(&tk.tenant) else {
-            return;
-        };
-        t.in_flight = t.in_flight.saturating_sub(1);
-        let actual = obs.map_or(0, |o| o.measured);
-        let delta = actual as f64 - tk.estimate as f64;
-        t.finish += delta / f64::from(t.params.weight.max(1));
-        if t.params.max_share.is_some() {
-            t.tokens -= delta;
-        }
-        if let Some(o) = obs {
-            let kernel = matches!(tk.class, CostClass::Kernel(_));
-            t.stats.completed(now, kernel, o);
         }
     }
 

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use super::cost::{CostClass, CostModel, Engine, Nanos, Shape};
-use super::queue::{FairQueue, Pick, QueueConfig, Work};
+use super::queue::{Charge, FairQueue, Pick, QueueConfig, Work};
 use super::{TenantId, TenantParams};
 use crate::policy::Priority;
 
@@ -130,6 +130,8 @@ pub(super) struct Tenant {
     /// (completion time, device ns) of each completed job.
     done: Vec<(Nanos, Nanos)>,
     pub(super) latencies: Vec<Nanos>,
+    /// Its completions carry no device time ([`Charge::Estimate`]: a streamed copy's runs).
+    pub(super) unmeasured: bool,
 }
 
 struct Running {
@@ -178,6 +180,7 @@ impl Sim {
                 busy_ns: 0,
                 done: Vec::new(),
                 latencies: Vec::new(),
+                unmeasured: false,
             },
         );
     }
@@ -302,8 +305,13 @@ impl Sim {
             let Some(r) = self.running[e].take_if(|r| r.end <= now) else {
                 continue;
             };
-            self.q.complete(r.ticket, Some(r.job.ns), r.end);
             let t = self.tenants.get_mut(&r.job.tenant).expect("tenant");
+            let charge = if t.unmeasured {
+                Charge::Estimate
+            } else {
+                Charge::Measured(r.job.ns)
+            };
+            self.q.complete(r.ticket, charge, r.end);
             t.busy_ns += r.job.ns;
             t.done.push((r.end, r.job.ns));
             if r.job.last {

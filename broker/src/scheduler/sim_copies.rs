@@ -164,3 +164,39 @@ fn another_streams_copy_passes_kernels_waiting_for_the_compute_engine() {
     assert_eq!(copy_latency, MS, "the copy waited: {l:?}");
     assert_eq!(l[3..], [4 * MS, 8 * MS, 12 * MS, 16 * MS], "{l:?}");
 }
+
+/// Two tenants of equal weight keep the upload engine busy with 4 MiB copies; tenant 2's
+/// completions carry no device time (a streamed copy's runs, completed by a host function) and
+/// are charged their estimate. Returns the copies each completed in the first 100 ms.
+fn uploads_measured_and_not(unmeasured: super::queue::Charge) -> (usize, usize) {
+    let mut sim = Sim::new(QueueConfig::default());
+    sim.tenant(1, params(1, Priority::Normal, None), idle());
+    sim.tenant(2, params(1, Priority::Normal, None), idle());
+    sim.tenants.get_mut(&2).expect("tenant").unmeasured =
+        unmeasured == super::queue::Charge::Estimate;
+    // Teach the model the engine's bandwidth first, as earlier copies would.
+    push(&mut sim, copy(1, 4 << 20, false, 0));
+    sim.run(MS);
+    let at = sim.now;
+    for _ in 0..200 {
+        push(&mut sim, copy(1, 4 << 20, false, at));
+        push(&mut sim, copy(2, 4 << 20, false, at));
+    }
+    sim.run(at + 100 * MS);
+    let done = |t: TenantId| sim.tenants[&t].latencies.len();
+    (done(1) - 1, done(2))
+}
+
+#[test]
+fn copies_whose_time_is_not_measured_are_still_charged() {
+    let (measured, unmeasured) = uploads_measured_and_not(super::queue::Charge::Estimate);
+    assert!(
+        measured > 50,
+        "the engine ran: {measured} and {unmeasured} copies"
+    );
+    let ratio = unmeasured as f64 / measured as f64;
+    assert!(
+        (0.8..=1.25).contains(&ratio),
+        "equal weights, equal shares: {measured} measured copies against {unmeasured} unmeasured"
+    );
+}

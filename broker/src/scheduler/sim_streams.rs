@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::cost::{CostClass, CostModel, Nanos, Shape};
-use super::queue::{FairQueue, Lane, Pick, QueueConfig, Work};
+use super::queue::{Charge, FairQueue, Lane, Pick, QueueConfig, Work};
 use super::TenantParams;
 use crate::policy::Priority;
 
@@ -82,7 +82,7 @@ fn run(jobs: Vec<(Nanos, Kernel)>) -> Vec<(u32, Nanos)> {
         now = next.max(now);
         if let Some((ticket, k, end)) = running.take_if(|r| r.2 <= now) {
             if let Some(t) = ticket {
-                q.complete(t, Some(k.ns), end);
+                q.complete(t, Charge::Measured(k.ns), end);
             }
             done.push((k.name, end));
         }

@@ -66,18 +66,24 @@ impl TenantStats {
 
     /// A timed operation completed at `now` (`obs`: its prediction and measurement).
     pub fn completed(&mut self, now: Nanos, kernel: bool, obs: Observation) {
-        self.device_ns += obs.measured;
-        self.kernels += u64::from(kernel);
-        let bucket = now / BUCKET_NS;
-        match self.recent.back_mut() {
-            Some((b, ns)) if *b == bucket => *ns += obs.measured,
-            _ => self.recent.push_back((bucket, obs.measured)),
-        }
-        self.trim(now);
+        self.ran_unmeasured(now, kernel, obs.measured);
         if self.errors.len() == ERROR_SAMPLES {
             self.errors.pop_front();
         }
         self.errors.push_back(obs.relative_error());
+    }
+
+    /// An operation completed at `now` after `ns` of device time, measured or (an untimed one)
+    /// estimated: its time counts, it says nothing about the model's error.
+    pub fn ran_unmeasured(&mut self, now: Nanos, kernel: bool, ns: Nanos) {
+        self.device_ns += ns;
+        self.kernels += u64::from(kernel);
+        let bucket = now / BUCKET_NS;
+        match self.recent.back_mut() {
+            Some((b, n)) if *b == bucket => *n += ns,
+            _ => self.recent.push_back((bucket, ns)),
+        }
+        self.trim(now);
     }
 
     fn trim(&mut self, now: Nanos) {

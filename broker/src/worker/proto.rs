@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// `STREAMED_COPY` runs and [`FromWorker::Ready`]'s `streamed_copies`.
 pub const WORKER_PROTOCOL: u32 = 5;
 
-pub use gpushare_client::ring::record::NO_DEVICE_TIME;
+pub use gpushare_client::ring::record::{NO_DEVICE_TIME, UNMEASURED_DEVICE_TIME};
 
 /// The worker stream of a *timed* command-ring record — one whose completion and device time
 /// the worker reports with `OP_DONE`: `LAUNCH`, `MEMCPY_HTOD`, `MEMCPY_DTOH`, `MEMCPY_DTOD`,

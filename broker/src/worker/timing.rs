@@ -35,7 +35,7 @@ use gpushare_client::ring::record::OpDone;
 use gpushare_client::ring::{Command, Producer};
 
 use super::driver::{Driver, Event, Stream};
-use super::proto::NO_DEVICE_TIME;
+use super::proto::{NO_DEVICE_TIME, UNMEASURED_DEVICE_TIME};
 
 /// Most timed operations waiting for the timing thread (see the module documentation).
 pub const QUEUE_LIMIT: usize = 1 << 16;
@@ -177,9 +177,10 @@ impl Timer {
     }
 
     /// Operation `seq`'s `OP_DONE`, without a time: posted by a host function once `stream`
-    /// reaches it (at once without a stream: it failed at submission). A streamed copy's runs
-    /// go this way: they wait for their tenant, and an engine's timing thread waiting behind
-    /// one would hold every later completion of that engine, other tenants' too.
+    /// reaches it, as [`UNMEASURED_DEVICE_TIME`] (it ran: the scheduler keeps its charge), or at
+    /// once as [`NO_DEVICE_TIME`] without a stream (it failed at submission). A streamed copy's
+    /// runs go this way: they wait for their tenant, and an engine's timing thread waiting
+    /// behind one would hold every later completion of that engine, other tenants' too.
     pub fn untimed(&self, seq: u64, stream: Option<&Arc<Stream>>) {
         let sh = &self.shared;
         let Some(s) = stream else {
@@ -187,9 +188,10 @@ impl Timer {
         };
         let notify = Arc::clone(&sh.notify);
         // On failure the driver layer synchronises the stream and runs the function here.
-        let _ = sh
-            .drv
-            .launch_host_fn(s, Box::new(move |_| post(&notify, seq, NO_DEVICE_TIME)));
+        let _ = sh.drv.launch_host_fn(
+            s,
+            Box::new(move |_| post(&notify, seq, UNMEASURED_DEVICE_TIME)),
+        );
     }
 }
 

@@ -328,6 +328,10 @@ fixed_layout! {
 
 /// [`OpDone::device_ns`] of an operation that has no device time (it failed, or its events did).
 pub const NO_DEVICE_TIME: u64 = u64::MAX;
+/// [`OpDone::device_ns`] of an operation that ran but was not timed (its completion was posted
+/// by a host function after it: a streamed copy's run, or any operation while the timing
+/// threads are far behind): the scheduler keeps charging it what it estimated.
+pub const UNMEASURED_DEVICE_TIME: u64 = u64::MAX - 1;
 
 fixed_layout! {
     /// Notify ring of a worker link: the timed operation (a launch, copy or memset) with command
@@ -335,7 +339,8 @@ fixed_layout! {
     pub struct OpDone {
         /// Sequence number of the operation's command.
         pub seq: u64,
-        /// Its device time in nanoseconds (from events around it), or [`NO_DEVICE_TIME`].
+        /// Its device time in nanoseconds (from events around it), [`NO_DEVICE_TIME`] or
+        /// [`UNMEASURED_DEVICE_TIME`].
         pub device_ns: u64,
     }
 }

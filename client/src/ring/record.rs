@@ -67,7 +67,7 @@ record_kinds! {
     HOST_FN_READY = 32, notify ring, HostFnReady(HostFnReady);
     /// An asynchronous error.
     ASYNC_ERROR = 33, notify ring, AsyncError(AsyncError);
-    /// A timed operation completed (worker links only): its device time, or `u64::MAX` for none.
+    /// Timed operation done (worker links): device ns, `u64::MAX` failed, `u64::MAX − 1` untimed.
     OP_DONE = 34, notify ring, OpDone(OpDone);
 }
 

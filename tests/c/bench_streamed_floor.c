@@ -34,13 +34,6 @@
 #define SLOTS 4u
 #define HEADER 4096u
 
-/* The median of v[0..n), sorting v. */
-static double median(double *v, size_t n)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    return v[n / 2];
-}
-
 /* The channel: the producer's count at +0, the device's at +64, slots from +4096. */
 static unsigned char *channel;
 static _Atomic unsigned *tenant_count, *device_count;

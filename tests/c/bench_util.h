@@ -1,6 +1,6 @@
 /*
  * Helpers the benchmark programs share: a monotonic clock in microseconds, a comparison for
- * qsort of doubles, and `--name value` options.
+ * qsort of doubles, a median, and `--name value` options.
  */
 #ifndef GPUSHARE_TESTS_BENCH_UTIL_H
 #define GPUSHARE_TESTS_BENCH_UTIL_H
@@ -20,6 +20,13 @@ static inline int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* The median of v[0..n) (n > 0), sorting v. */
+static inline double median(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
 }
 
 /* The number after `name` among the arguments, else `dflt`. */

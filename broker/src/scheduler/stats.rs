@@ -66,7 +66,7 @@ impl TenantStats {
 
     /// A timed operation completed at `now` (`obs`: its prediction and measurement).
     pub fn completed(&mut self, now: Nanos, kernel: bool, obs: Observation) {
-        self.ran_unmeasured(now, kernel, obs.measured);
+        self.add_device_time(now, kernel, obs.measured);
         if self.errors.len() == ERROR_SAMPLES {
             self.errors.pop_front();
         }
@@ -74,8 +74,9 @@ impl TenantStats {
     }
 
     /// An operation completed at `now` after `ns` of device time, measured or (an untimed one)
-    /// estimated: its time counts, it says nothing about the model's error.
-    pub fn ran_unmeasured(&mut self, now: Nanos, kernel: bool, ns: Nanos) {
+    /// estimated: its time counts; only [`TenantStats::completed`] also records the model's
+    /// error.
+    pub fn add_device_time(&mut self, now: Nanos, kernel: bool, ns: Nanos) {
         self.device_ns += ns;
         self.kernels += u64::from(kernel);
         let bucket = now / BUCKET_NS;

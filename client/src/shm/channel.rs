@@ -212,11 +212,9 @@ impl Channel {
             Ok(_) => {}
             Err(DONE) if releases_all(self.tenant().load(Ordering::SeqCst), last) => return false,
             // A state the tenant wrote out of turn: the broker's word stands.
-            Err(_) => self.state().store(ABORTED, Ordering::SeqCst),
+            Err(_) => {}
         }
-        self.release_device(pieces);
-        let _ = futex_wake(self.device(), u32::MAX);
-        let _ = futex_wake(self.state(), u32::MAX);
+        self.settle(ABORTED, pieces);
         true
     }
 
@@ -285,6 +283,14 @@ impl Channel {
 mod tests {
     use super::*;
 
+    /// A channel in an anonymous mapping, reset.
+    fn channel() -> Channel {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
+        let ch = Channel::at(&map, 0).unwrap();
+        ch.reset();
+        ch
+    }
+
     #[test]
     fn piece_arithmetic_covers_the_copy_once() {
         let len = 5 * PIECE + 7;
@@ -308,9 +314,7 @@ mod tests {
 
     #[test]
     fn an_abort_releases_a_waiting_tenant() {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
+        let ch = channel();
         let waiter = {
             let ch = ch.clone();
             std::thread::spawn(move || ch.wait_device(3, &|| false))
@@ -329,9 +333,7 @@ mod tests {
 
     #[test]
     fn the_device_count_releases_a_waiting_tenant() {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
+        let ch = channel();
         ch.settle(ACCEPTED, 4);
         let waiter = {
             let ch = ch.clone();
@@ -347,9 +349,7 @@ mod tests {
 
     #[test]
     fn the_tenant_and_the_broker_agree_on_how_a_copy_ended() {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
+        let ch = channel();
         ch.settle(ACCEPTED, 4);
         Channel::publish(ch.tenant(), 4);
         assert_eq!(ch.complete(&|| false), Ok(()));
@@ -379,9 +379,7 @@ mod tests {
         assert!(releases_all(9, 9) && releases_all(1 << 31, 9));
         assert!(!releases_all(8, 9) && !releases_all(u32::MAX, 9));
         assert!(!releases_all((1 << 31) + 1, 9) && !releases_all(0, 9));
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
+        let ch = channel();
         ch.tenant().store(u32::MAX, Ordering::SeqCst);
         ch.release_device(9);
         assert_eq!(ch.tenant().load(Ordering::SeqCst), 9);
@@ -396,8 +394,7 @@ mod tests {
 
     #[test]
     fn exactly_the_second_owner_to_let_go_frees() {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
+        let ch = channel();
         for _ in 0..2 {
             ch.reset();
             let other = {

@@ -42,19 +42,18 @@ impl<J: Work> FairQueue<J> {
                 *w = w.saturating_sub(tk.counted_ns);
             }
         }
-        let obs = match charge {
-            Charge::Measured(m) => Some(self.model.observe(&tk.class, m)),
-            Charge::Estimate | Charge::Refund => None,
+        let (actual, obs) = match charge {
+            Charge::Measured(m) => {
+                let o = self.model.observe(&tk.class, m);
+                (o.measured, Some(o))
+            }
+            Charge::Estimate => (tk.estimate, None),
+            Charge::Refund => (0, None),
         };
         let Some(t) = self.tenants.get_mut(&tk.tenant) else {
             return;
         };
         t.in_flight = t.in_flight.saturating_sub(1);
-        let actual = match (charge, obs) {
-            (_, Some(o)) => o.measured,
-            (Charge::Estimate, None) => tk.estimate,
-            (_, None) => 0,
-        };
         let delta = actual as f64 - tk.estimate as f64;
         t.finish += delta / f64::from(t.params.weight.max(1));
         if t.params.max_share.is_some() {
@@ -63,7 +62,7 @@ impl<J: Work> FairQueue<J> {
         let kernel = matches!(tk.class, CostClass::Kernel(_));
         match (charge, obs) {
             (_, Some(o)) => t.stats.completed(now, kernel, o),
-            (Charge::Estimate, None) => t.stats.ran_unmeasured(now, kernel, tk.estimate),
+            (Charge::Estimate, None) => t.stats.add_device_time(now, kernel, actual),
             (_, None) => {}
         }
     }

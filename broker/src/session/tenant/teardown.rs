@@ -10,19 +10,7 @@ impl Tenant {
     /// are released. Runs on the socket thread once the ring thread and executor have stopped.
     pub fn teardown(&self) {
         self.close(SessionState::ClosedByBroker);
-        if let Some(r) = self.env.sched.report(self.info.id) {
-            tracing::info!(
-                session = self.info.id,
-                "session ended: tenant {:?}, device time {:.3} ms, kernels {}, queue delay p50 {} us p99 {} us, prediction error {}",
-                self.info.name,
-                r.device_ns as f64 / 1e6,
-                r.kernels,
-                r.queue_p50_ns / 1000,
-                r.queue_p99_ns / 1000,
-                r.prediction_error
-                    .map_or("-".to_string(), |e| format!("{:.2}%", e * 100.0)),
-            );
-        }
+        self.log_report();
         drop(self.env.sched.remove_tenant(self.info.id));
         self.completion.clear_open();
         self.host_fns.clear();
@@ -88,5 +76,22 @@ impl Tenant {
             "session resources freed"
         );
         self.leave_group();
+    }
+
+    /// Logs the scheduler's figures of the session that ends.
+    fn log_report(&self) {
+        if let Some(r) = self.env.sched.report(self.info.id) {
+            tracing::info!(
+                session = self.info.id,
+                "session ended: tenant {:?}, device time {:.3} ms, kernels {}, queue delay p50 {} us p99 {} us, prediction error {}",
+                self.info.name,
+                r.device_ns as f64 / 1e6,
+                r.kernels,
+                r.queue_p50_ns / 1000,
+                r.queue_p99_ns / 1000,
+                r.prediction_error
+                    .map_or("-".to_string(), |e| format!("{:.2}%", e * 100.0)),
+            );
+        }
     }
 }

@@ -338,13 +338,9 @@ impl Device {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gpushare_client::os::Mapping;
 
     fn channel() -> Channel {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
-        ch
+        Channel::anonymous().unwrap()
     }
 
     #[test]

@@ -138,6 +138,15 @@ impl Channel {
         })
     }
 
+    /// A channel of its own in anonymous memory, reset: no other process sees it (tests of
+    /// either side's logic).
+    pub fn anonymous() -> Result<Channel, OsError> {
+        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize)?);
+        let ch = Channel::at(&map, 0)?;
+        ch.reset();
+        Ok(ch)
+    }
+
     /// The tenant's count.
     pub fn tenant(&self) -> &AtomicU32 {
         &self.tenant
@@ -283,12 +292,8 @@ impl Channel {
 mod tests {
     use super::*;
 
-    /// A channel in an anonymous mapping, reset.
     fn channel() -> Channel {
-        let map = Arc::new(Mapping::anonymous(CHANNEL_BYTES as usize).unwrap());
-        let ch = Channel::at(&map, 0).unwrap();
-        ch.reset();
-        ch
+        Channel::anonymous().unwrap()
     }
 
     #[test]

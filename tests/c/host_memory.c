@@ -12,8 +12,12 @@
  *    not registered -> CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED.
  *  - Pointer attributes of page-locked memory: CU_MEMORYTYPE_HOST, HOST_POINTER = the pointer.
  *  - cuMemFreeHost of memory not from cuMemHostAlloc/cuMemAllocHost -> CUDA_ERROR_INVALID_VALUE.
+ *  - Page-locked memory is resident from its allocation on (the driver pins its pages): its first
+ *    use takes no page faults, and mincore(2) reports every page in memory before any is touched.
  */
 #include "common.h"
+
+#include <sys/mman.h>
 
 static void launch_vector_add(CUfunction f, CUdeviceptr a, CUdeviceptr b, CUdeviceptr c, int n)
 {
@@ -29,6 +33,34 @@ static void expect_host_memtype(void *p, const char *what)
     EXPECT(mt == CU_MEMORYTYPE_HOST, "%s: memory type %u, want CU_MEMORYTYPE_HOST", what, mt);
     CHECK(cuPointerGetAttribute(&hp, CU_POINTER_ATTRIBUTE_HOST_POINTER, (CUdeviceptr)(uintptr_t)p));
     EXPECT(hp == p, "%s: host pointer %p, want %p", what, hp, p);
+}
+
+/* Every page of `bytes` at `p` is resident (mincore), none of them touched by this program. */
+static void expect_resident(void *p, size_t bytes, const char *what)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (bytes + page - 1) / page, in = 0;
+    unsigned char *vec = calloc(pages, 1);
+    EXPECT(vec != NULL, "calloc");
+    EXPECT(mincore(p, bytes, vec) == 0, "%s: mincore: %s", what, strerror(errno));
+    for (size_t i = 0; i < pages; i++) {
+        in += vec[i] & 1;
+    }
+    EXPECT(in == pages, "%s: %zu of %zu pages resident before first use", what, in, pages);
+    free(vec);
+}
+
+/* Page-locked memory is resident once allocated, before the program touches it. */
+static void page_locked_is_resident(void)
+{
+    const size_t bytes = (size_t)4 << 20;
+    void *a = NULL, *b = NULL;
+    CHECK(cuMemAllocHost(&a, bytes));
+    expect_resident(a, bytes, "cuMemAllocHost");
+    CHECK(cuMemHostAlloc(&b, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
+    expect_resident(b, bytes, "cuMemHostAlloc");
+    CHECK(cuMemFreeHost(a));
+    CHECK(cuMemFreeHost(b));
+    OK("page-locked memory is resident from its allocation on");
 }
 
 int main(void)
@@ -158,6 +190,8 @@ int main(void)
     EXPECT_ERR(cuMemHostRegister(x, 0, 0), CUDA_ERROR_INVALID_VALUE);
     EXPECT_ERR(cuMemFreeHost(y), CUDA_ERROR_INVALID_VALUE);
     OK("register/unregister error cases");
+
+    page_locked_is_resident();
 
     free(reg);
     free(y);

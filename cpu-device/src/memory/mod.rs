@@ -278,6 +278,7 @@ impl DeviceMemory {
             return Err(CuError::OUT_OF_MEMORY);
         }
         let id = self.new_id();
+        let page_locked = matches!(kind, RegionKind::Host { .. });
         st.regions.insert(
             base,
             Region {
@@ -291,6 +292,14 @@ impl DeviceMemory {
                 kind,
             },
         );
+        drop(st);
+        if page_locked {
+            // Page-locked memory is resident from its allocation on, as CUDA's is: its first use
+            // (a copy, a kernel) takes no page faults. Outside the lock: nobody has the pointer yet.
+            if let Err(e) = os::populate(base, mapped) {
+                tracing::debug!("page-locked allocation {base:#x} left to fault in: {e}");
+            }
+        }
         Ok(base)
     }
 

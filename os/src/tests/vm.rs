@@ -4,9 +4,9 @@
 use std::os::fd::AsFd;
 
 use crate::{
-    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, memfd_create, protect,
-    range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved, Mapping, OsError,
-    Prot, PAGE,
+    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, memfd_create, populate,
+    protect, range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved, Mapping,
+    OsError, Prot, PAGE,
 };
 
 /// A free range of `len` bytes: reserved, then released. Another thread may take it before the
@@ -131,6 +131,32 @@ fn anonymous_memory_inside_a_reservation() {
     unsafe { map_anonymous_fixed(base, PAGE, Prot::ReadWrite) }.unwrap();
     // SAFETY: mapped again, fresh: its old contents are gone.
     assert_eq!(unsafe { p.read_volatile() }, 0);
+    // SAFETY: reserved above by this test, unused.
+    unsafe { release(base, len) }.unwrap();
+}
+
+#[test]
+fn populating_keeps_the_bytes_and_refuses_unwritable_ranges() {
+    let len = 4 * PAGE;
+    let base = reserve_aligned(len, PAGE).unwrap();
+    let p = base as usize as *mut u64;
+    // SAFETY: inside this test's reservation, unused.
+    unsafe { map_anonymous_fixed(base, len, Prot::ReadWrite) }.unwrap();
+    // SAFETY: mapped read-write just above; aligned; nothing else uses it.
+    unsafe { p.write_volatile(42) };
+    populate(base, len).unwrap();
+    // SAFETY: still mapped read-write.
+    unsafe {
+        assert_eq!(p.read_volatile(), 42);
+        assert_eq!(p.add(PAGE as usize / 8).read_volatile(), 0);
+    }
+    // SAFETY: as above.
+    unsafe { protect(base, len, Prot::Read) }.unwrap();
+    assert!(
+        populate(base, len).is_err(),
+        "populated a read-only range for writing"
+    );
+    assert!(populate(base, 0).is_err());
     // SAFETY: reserved above by this test, unused.
     unsafe { release(base, len) }.unwrap();
 }

@@ -270,6 +270,42 @@ pub fn populate(addr: u64, len: u64) -> Result<(), OsError> {
         .map_err(|e| OsError::sys("madvise(MADV_POPULATE_WRITE)", e))
 }
 
+/// Which pages of the mapped range `[addr, addr + len)` (`addr` page-aligned) are resident,
+/// whichever process brought them in (`mincore`): one entry per page.
+pub fn resident_pages(addr: u64, len: u64) -> Result<Vec<bool>, OsError> {
+    let (ptr, l) = page_span(addr, len)?;
+    let mut vec = vec![0u8; l / PAGE as usize];
+    // SAFETY: mincore reads no byte of the range; it writes one byte per page of it into `vec`,
+    // which holds exactly that many (`l` is a whole number of pages).
+    if unsafe { libc::mincore(ptr, l, vec.as_mut_ptr()) } != 0 {
+        return Err(OsError::Io {
+            op: "mincore",
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(vec.iter().map(|b| b & 1 != 0).collect())
+}
+
+/// Maps into this process's page tables the pages of the writable shared mapping `[addr, addr +
+/// len)` that are resident already — a file's pages another process brought in — and leaves the
+/// others alone: this process's first use of them then takes no page faults, and nothing is
+/// allocated for pages nobody touched. Returns the pages made present. (A page the file's other
+/// users drop between the check and the mapping is allocated again: at most the range.)
+pub fn populate_resident(addr: u64, len: u64) -> Result<u64, OsError> {
+    let resident = resident_pages(addr, len)?;
+    let mut mapped = 0;
+    let mut k = 0;
+    while k < resident.len() {
+        let run = resident[k..].iter().take_while(|&&r| r).count();
+        if run > 0 {
+            populate(addr + k as u64 * PAGE, run as u64 * PAGE)?;
+            mapped += run as u64;
+        }
+        k += run + resident[k + run..].iter().take_while(|&&r| !r).count();
+    }
+    Ok(mapped)
+}
+
 /// True when every page of `[addr, addr + len)` is mapped in this process. `msync(MS_ASYNC)`
 /// reports `ENOMEM` for unmapped pages and has no other effect. An empty range is mapped.
 pub fn range_is_mapped(addr: u64, len: u64) -> bool {

@@ -17,6 +17,8 @@
 # their time: upload, kernel, download (device events) and the rest (host side).
 # GPUSHARE_BENCH_PAGEABLE=1: f's loader uploads from pageable memory with synchronous copies (what
 # `tensor.cuda()` does without pinned memory; through the shim, streamed copies).
+# GPUSHARE_BENCH_LAT_DELAY=S: f's latency tenant starts S seconds after the loader (which then runs
+# SECONDS + S), so that it meets the load in its steady state rather than at its start.
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
 set -euo pipefail
@@ -130,8 +132,10 @@ alone=$(field lat lat_p99_us)
 echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us"
 for prio in high normal; do
     start_broker "[tenants.lat]\npriority = \"$prio\""
+    delay=${GPUSHARE_BENCH_LAT_DELAY:-0}
+    secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+    sleep "$delay"
     tenant lat $request
-    tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
     wait_tenants
     awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \

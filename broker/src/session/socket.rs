@@ -11,7 +11,7 @@
 //! Admin sessions get no region: `Status`, `PolicyReload` ([`crate::reload`]) and `Ping` on the
 //! socket; anything else is `CUDA_ERROR_NOT_PERMITTED`.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -206,6 +206,64 @@ fn catch_up(env: &Env, seen: &Arc<Policy>, t: &Tenant) {
     }
 }
 
+/// A tenant session the handshake opened: the tenant, its `Welcome` and its region's memfd.
+struct OpenedTenant {
+    tenant: Arc<Tenant>,
+    welcome: Welcome,
+    fd: OwnedFd,
+}
+
+/// Places a tenant in its isolation group (starting the group's worker if needed), creates its
+/// shared-memory region and its `Tenant`; on failure leaves the group again and says why.
+fn open_tenant(
+    env: &Arc<Env>,
+    id: u64,
+    creds: Option<os::PeerCredentials>,
+    hello: &Hello,
+    rules: &Rules,
+    writer: &UnixStream,
+) -> Result<OpenedTenant, String> {
+    let uid = creds.map_or(0, |c| c.uid);
+    let group = GroupKey::of(rules, uid, id);
+    let dev = env
+        .groups
+        .join(&group, rules.kernel_timeout)
+        .map_err(|e| format!("no worker for isolation group {group}: {e}"))?;
+    let leave = || env.groups.leave(&group, &dev, rules.kernel_timeout);
+    let (info, mut welcome) = welcome(env, id, creds, hello, rules, Some(&dev));
+    let (region, fd) = Region::create(&env.shm, false).map_err(|e| {
+        leave();
+        format!("cannot create the shared-memory region: {e}")
+    })?;
+    welcome.shm = Some(*region.layout());
+    let w = writer.try_clone().map_err(|e| {
+        leave();
+        format!("cannot clone the socket: {e}")
+    })?;
+    let placement = Placement {
+        dev: Arc::clone(&dev),
+        group: group.clone(),
+        timeout: rules.kernel_timeout,
+    };
+    let tenant = Tenant::create(
+        Arc::clone(env),
+        info,
+        placement,
+        (region, fd.as_fd()),
+        w,
+        rules,
+    )
+    .map_err(|e: SessionError| {
+        leave();
+        e.to_string()
+    })?;
+    Ok(OpenedTenant {
+        tenant,
+        welcome,
+        fd,
+    })
+}
+
 /// Serves one connection until it ends (registered in `registry` while it is open; `pending`
 /// is its admission slot, which becomes a session slot once the peer is known).
 pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream, pending: Pending) {
@@ -238,43 +296,10 @@ pub fn serve(env: Arc<Env>, registry: Arc<Registry>, mut stream: UnixStream, pen
                 Ok((welcome, None))
             }
             SessionKind::Tenant => {
-                let uid = creds.map_or(0, |c| c.uid);
-                let group = GroupKey::of(&rules, uid, id);
-                let dev = env
-                    .groups
-                    .join(&group, rules.kernel_timeout)
-                    .map_err(|e| format!("no worker for isolation group {group}: {e}"))?;
-                let placement = Placement {
-                    dev: Arc::clone(&dev),
-                    group,
-                    timeout: rules.kernel_timeout,
-                };
-                let (info, mut welcome) = welcome(&env, id, creds, hello, &rules, Some(&dev));
-                info_out = Some(info.clone());
-                let (region, fd) = Region::create(&env.shm, false).map_err(|e| {
-                    env.groups
-                        .leave(&placement.group, &dev, rules.kernel_timeout);
-                    format!("cannot create the shared-memory region: {e}")
-                })?;
-                welcome.shm = Some(*region.layout());
-                let w = writer
-                    .try_clone()
-                    .map_err(|e| format!("cannot clone the socket: {e}"))?;
-                let (group, timeout) = (placement.group.clone(), placement.timeout);
-                let t = Tenant::create(
-                    Arc::clone(&env),
-                    info,
-                    placement,
-                    (region, fd.as_fd()),
-                    w,
-                    &rules,
-                )
-                .map_err(|e: SessionError| {
-                    env.groups.leave(&group, &dev, timeout);
-                    e.to_string()
-                })?;
-                tenant = Some(t);
-                Ok((welcome, Some(fd)))
+                let opened = open_tenant(&env, id, creds, hello, &rules, &writer)?;
+                info_out = Some(opened.tenant.info.clone());
+                tenant = Some(opened.tenant);
+                Ok((opened.welcome, Some(opened.fd)))
             }
         }
     });

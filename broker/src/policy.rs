@@ -17,6 +17,7 @@
 //! max_modules = 16384         #   flight; past one, CUDA_ERROR_OUT_OF_MEMORY (see [`Limits`])
 //! max_module_bytes = "4GiB"
 //! max_host_fns = 65536
+//! max_pinned_bytes = "0"      # page-locked host memory registered (0 = no bound)
 //!
 //! [users.alice]               # a user name or a numeric uid ([users.1000])
 //! priority = "low"

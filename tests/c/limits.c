@@ -25,6 +25,10 @@
  *   hold_modules N
  *       loads N modules, prints "loaded", waits for a line on stdin and exits without unloading
  *       them (the broker frees them when the session ends): for measuring the broker's memory.
+ *   pinned N
+ *       N page-locked buffers of 1 MiB (cuMemHostAlloc) fit max_pinned_bytes, the next fails
+ *       with OUT_OF_MEMORY (CUDA's answer when it cannot pin), the buffers held still work (a
+ *       round trip through the device), and freeing one makes room for one more.
  */
 #include "common.h"
 
@@ -237,6 +241,30 @@ static void host_fns(int n)
     OK("host_fns %d: the one past the bound failed with OUT_OF_MEMORY", n);
 }
 
+static void pinned(int n)
+{
+    const size_t mib = (size_t)1 << 20;
+    void *buf[MAX_OBJECTS] = {0}, *extra = NULL;
+    EXPECT(n > 0 && n < MAX_OBJECTS, "pinned %d: 1 .. %d", n, MAX_OBJECTS - 1);
+    for (int i = 0; i < n; i++) {
+        CHECK(cuMemHostAlloc(&buf[i], mib, 0));
+    }
+    EXPECT_ERR(cuMemHostAlloc(&extra, mib, 0), CUDA_ERROR_OUT_OF_MEMORY);
+    CUdeviceptr d;
+    CHECK(cuMemAlloc(&d, mib));
+    memset(buf[0], 0x5a, mib);
+    CHECK(cuMemcpyHtoD(d, buf[0], mib));
+    CHECK(cuMemcpyDtoH(buf[n - 1], d, mib));
+    EXPECT(((unsigned char *)buf[n - 1])[mib - 1] == 0x5a, "round trip through held buffers");
+    CHECK(cuMemFreeHost(buf[0]));
+    CHECK(cuMemHostAlloc(&buf[0], mib, 0));
+    for (int i = 0; i < n; i++) {
+        CHECK(cuMemFreeHost(buf[i]));
+    }
+    CHECK(cuMemFree(d));
+    OK("pinned %d: the one past the bound failed with OUT_OF_MEMORY, freeing one made room", n);
+}
+
 static void hold_modules(int n)
 {
     CUmodule m;
@@ -256,7 +284,7 @@ int main(int argc, char **argv)
     watchdog(60);
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc < 2) {
-        FAIL_AT("usage: limits objects|module_bytes|globals|host_fns ...");
+        FAIL_AT("usage: limits objects|module_bytes|globals|host_fns|pinned ...");
     }
     CUdevice dev;
     CUcontext ctx = init_primary(&dev);
@@ -274,6 +302,8 @@ int main(int argc, char **argv)
         hold_modules(atoi(argv[2]));
     } else if (strcmp(mode, "host_fns") == 0 && argc >= 3) {
         host_fns(atoi(argv[2]));
+    } else if (strcmp(mode, "pinned") == 0 && argc >= 3) {
+        pinned(atoi(argv[2]));
     } else {
         FAIL_AT("bad arguments");
     }

@@ -6,7 +6,8 @@
 //!   `CUDA_ERROR_OUT_OF_MEMORY`, the session keeps working, destroying an object makes room
 //!   again, the broker logs each bound once per session, and a tenant without those bounds,
 //!   running meanwhile, creates more of each.
-//! - `max_module_bytes` bounds the images' bytes; `max_host_fns` the host functions in flight.
+//! - `max_module_bytes` bounds the images' bytes; `max_host_fns` the host functions in flight;
+//!   `max_pinned_bytes` the page-locked host buffers registered.
 //! - A module whose `.global` exceeds what is left of the memory quota fails with
 //!   `CUDA_ERROR_OUT_OF_MEMORY` and charges nothing; one that fits is charged until unloaded.
 //! - The broker's memory after a session with many modules ends (figures printed; `--ignored`).
@@ -119,6 +120,30 @@ fn host_functions_in_flight_are_bounded() {
     assert_ok(&again, &b);
     let other = b.run_tenant("other", &exe(), &["objects", "2", "2", "2", "0"], &[], RUN);
     assert_ok(&other, &b);
+}
+
+#[test]
+fn pinned_host_memory_is_bounded() {
+    // Room for three 1 MiB buffers, not four.
+    let policy = "[tenants.pinned]\nmax_pinned_bytes = \"3MiB\"\n";
+    let b = Broker::start_with_policy(Some(policy), &[]);
+    let out = b.run_tenant("pinned", &exe(), &["pinned", "3"], &[], RUN);
+    assert_ok(&out, &b);
+    assert!(
+        b.log_text()
+            .contains("tenant reached max_pinned_bytes = 3145728"),
+        "{}",
+        b.log_tail(20)
+    );
+    // Another tenant is not bounded by it.
+    let other = b.run_tenant("other", &exe(), &["objects", "2", "2", "2", "0"], &[], RUN);
+    assert_ok(&other, &b);
+    // Without the bound, the buffer `pinned 3` expects to be refused is not.
+    let unbounded = b.run_tenant("other", &exe(), &["pinned", "3"], &[], RUN);
+    assert!(
+        !unbounded.success() && unbounded.to_string().contains("-> CUDA_SUCCESS"),
+        "{unbounded}"
+    );
 }
 
 /// Resident set size of process `pid`, KiB.

@@ -1,7 +1,9 @@
 //! Per-tenant bounds on the driver objects a session may hold at once (`max_streams`,
 //! `max_events`, `max_modules`, `max_module_bytes`, `max_host_fns`): a tenant cannot make the
 //! broker or its worker hold unbounded host memory. Each is far above what real programs use;
-//! `0` means no bound. Past a bound the call fails as CUDA fails when it runs out of room
+//! `0` means no bound. `max_pinned_bytes` bounds the page-locked host memory a session has
+//! registered (its pinned, managed and mapped buffers), which the worker's driver pins; it has
+//! no bound by default, as `memory_quota` has none. Past a bound the call fails as CUDA fails when it runs out of room
 //! (`CUDA_ERROR_OUT_OF_MEMORY`) and the session goes on; see docs/policy.md.
 
 /// The bounds in force for one tenant.
@@ -17,6 +19,8 @@ pub struct Limits {
     pub module_bytes: u64,
     /// Host functions launched whose stream has not passed them yet.
     pub host_fns: u32,
+    /// Bytes of host buffers registered (page-locked) and not unregistered.
+    pub pinned_bytes: u64,
 }
 
 /// Default `max_streams`: CUDA programs use a few to a few dozen streams (framework pools
@@ -42,6 +46,7 @@ impl Default for Limits {
             modules: DEFAULT_MAX_MODULES,
             module_bytes: DEFAULT_MAX_MODULE_BYTES,
             host_fns: DEFAULT_MAX_HOST_FNS,
+            pinned_bytes: 0,
         }
     }
 }
@@ -54,6 +59,7 @@ pub(super) struct LimitOverrides {
     pub modules: Option<u32>,
     pub module_bytes: Option<u64>,
     pub host_fns: Option<u32>,
+    pub pinned_bytes: Option<u64>,
 }
 
 impl LimitOverrides {
@@ -65,6 +71,7 @@ impl LimitOverrides {
             modules: self.modules.unwrap_or(base.modules),
             module_bytes: self.module_bytes.unwrap_or(base.module_bytes),
             host_fns: self.host_fns.unwrap_or(base.host_fns),
+            pinned_bytes: self.pinned_bytes.unwrap_or(base.pinned_bytes),
         }
     }
 }

@@ -32,6 +32,7 @@ struct RawRules {
     max_modules: Option<u32>,
     max_module_bytes: Option<Spanned<Size>>,
     max_host_fns: Option<u32>,
+    max_pinned_bytes: Option<Spanned<Size>>,
     /// Only in `[tenants.*]`: who may use the name.
     users: Option<Vec<Spanned<RawPrincipal>>>,
 }
@@ -191,7 +192,8 @@ fn max_share(raw: &RawRules, what: &str) -> Result<Option<f64>, Invalid> {
     }
 }
 
-/// A size key (`memory_quota`, `max_module_bytes`): bytes, or text with a unit.
+/// A size key (`memory_quota`, `max_module_bytes`, `max_pinned_bytes`): bytes, or text with a
+/// unit.
 fn size(value: Option<&Spanned<Size>>, key: &str, what: &str) -> Result<Option<u64>, Invalid> {
     let Some(q) = value else {
         return Ok(None);
@@ -212,6 +214,7 @@ fn limits(raw: &RawRules, what: &str) -> Result<LimitOverrides, Invalid> {
         modules: raw.max_modules,
         module_bytes: size(raw.max_module_bytes.as_ref(), "max_module_bytes", what)?,
         host_fns: raw.max_host_fns,
+        pinned_bytes: size(raw.max_pinned_bytes.as_ref(), "max_pinned_bytes", what)?,
     })
 }
 

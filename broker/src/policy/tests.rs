@@ -263,7 +263,7 @@ fn summary_and_syntax_errors() {
 fn object_limits_default_layer_and_fail_at_their_place() {
     let p = parse(
         "[default]\nmax_streams = 64\nmax_module_bytes = \"256MiB\"\n\
-         [users.7]\nmax_events = 10\n\
+         [users.7]\nmax_events = 10\nmax_pinned_bytes = \"1GiB\"\n\
          [tenants.a]\nmax_modules = 3\nmax_host_fns = 0\nmax_module_bytes = 1000\n",
     );
     let (a, u, z) = (
@@ -281,6 +281,7 @@ fn object_limits_default_layer_and_fail_at_their_place() {
         }
     );
     assert_eq!(u.limits.events, 10, "[users.UID] over [default]");
+    assert_eq!(u.limits.pinned_bytes, 1 << 30);
     assert_eq!(
         a.limits,
         Limits {
@@ -289,13 +290,21 @@ fn object_limits_default_layer_and_fail_at_their_place() {
             modules: 3,
             module_bytes: 1000,
             host_fns: 0,
+            pinned_bytes: 1 << 30,
         },
         "[tenants.NAME] over both, field by field"
     );
     assert_eq!(Policy::default().rules_for("x", 0).limits, d);
     assert_eq!(
-        (d.streams, d.events, d.modules, d.module_bytes, d.host_fns),
-        (4096, 65_536, 16_384, 4 << 30, 65_536)
+        (
+            d.streams,
+            d.events,
+            d.modules,
+            d.module_bytes,
+            d.host_fns,
+            d.pinned_bytes
+        ),
+        (4096, 65_536, 16_384, 4 << 30, 65_536, 0)
     );
     error_at("[default]\nmax_streams = -1\n", 2, 15);
     error_at("[default]\nmax_events = \"many\"\n", 2, 14);
@@ -303,6 +312,8 @@ fn object_limits_default_layer_and_fail_at_their_place() {
     let e = error_at("[tenants.x]\nmax_module_bytes = \"lots\"\n", 2, 20);
     assert!(e.contains("bad max_module_bytes"), "{e}");
     error_at("[default]\nmax_host_fns = 1.5\n", 2, 16);
+    let e = error_at("[users.7]\nmax_pinned_bytes = \"8 cows\"\n", 2, 20);
+    assert!(e.contains("bad max_pinned_bytes"), "{e}");
 }
 
 /// A user database for the access tests: uid 1000 is alice.

@@ -5,7 +5,8 @@
 //! ([`Limiter::host_fn`], [`HostFnSlot`]).
 //!
 //! A refusal is `CUDA_ERROR_OUT_OF_MEMORY` — what CUDA returns when it has no room for a
-//! stream, an event, a module or a host function — and the session goes on. The first refusal
+//! stream, an event, a module or a host function, or cannot pin host memory — and the session
+//! goes on. The first refusal
 //! of each bound in a session is logged at `warn` (naming the tenant, the bound and its value),
 //! later ones at `debug`, so a tenant looping on a full table cannot flood the log. Everything
 //! here is atomics: no lock, so it sits outside the tenant's lock order.
@@ -30,14 +31,17 @@ pub enum Limit {
     ModuleBytes = 3,
     /// `max_host_fns`.
     HostFns = 4,
+    /// `max_pinned_bytes`.
+    PinnedBytes = 5,
 }
 
-const ALL: [Limit; 5] = [
+const ALL: [Limit; 6] = [
     Limit::Streams,
     Limit::Events,
     Limit::Modules,
     Limit::ModuleBytes,
     Limit::HostFns,
+    Limit::PinnedBytes,
 ];
 
 impl Limit {
@@ -49,6 +53,7 @@ impl Limit {
             Limit::Modules => "max_modules",
             Limit::ModuleBytes => "max_module_bytes",
             Limit::HostFns => "max_host_fns",
+            Limit::PinnedBytes => "max_pinned_bytes",
         }
     }
 
@@ -59,6 +64,7 @@ impl Limit {
             Limit::Modules => u64::from(l.modules),
             Limit::ModuleBytes => l.module_bytes,
             Limit::HostFns => u64::from(l.host_fns),
+            Limit::PinnedBytes => l.pinned_bytes,
         }
     }
 }
@@ -85,8 +91,8 @@ impl LimitError {
 pub struct Limiter {
     session: u64,
     tenant: String,
-    max: [AtomicU64; 5],
-    warned: [AtomicBool; 5],
+    max: [AtomicU64; 6],
+    warned: [AtomicBool; 6],
     host_fns: Arc<AtomicU64>,
 }
 
@@ -171,6 +177,7 @@ mod tests {
             modules: n,
             module_bytes: u64::from(n) * 100,
             host_fns: n,
+            pinned_bytes: u64::from(n) << 20,
         }
     }
 
@@ -185,6 +192,8 @@ mod tests {
         );
         assert!(l.check(Limit::ModuleBytes, 150, 50).is_ok());
         assert!(l.check(Limit::ModuleBytes, 150, 51).is_err());
+        assert!(l.check(Limit::PinnedBytes, 1 << 20, 1 << 20).is_ok());
+        assert!(l.check(Limit::PinnedBytes, 1 << 20, (1 << 20) + 1).is_err());
         l.set(&limits(0));
         assert!(l.check(Limit::Streams, u64::MAX, 1).is_ok(), "0: no bound");
     }

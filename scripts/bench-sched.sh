@@ -17,7 +17,7 @@
 # their time: upload, kernel, download (device events) and the rest (host side).
 # GPUSHARE_BENCH_PAGEABLE=1: f's loader uploads from pageable memory with synchronous copies (what
 # `tensor.cuda()` does without pinned memory; through the shim, streamed copies).
-# GPUSHARE_BENCH_LAT_DELAY=S: f's latency tenant starts S seconds after the loader (which then runs
+# GPUSHARE_BENCH_LAT_DELAY=S (whole seconds): f's latency tenant starts S seconds after the loader (which then runs
 # SECONDS + S), so that it meets the load in its steady state rather than at its start.
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
@@ -26,6 +26,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 secs=${1:-5}
 only=${2:-a b c d}
+case "${GPUSHARE_BENCH_LAT_DELAY:-0}" in
+    *[!0-9]*) echo "bench-sched: GPUSHARE_BENCH_LAT_DELAY must be whole seconds" >&2; exit 2 ;;
+esac
 want() { case " $only " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 . "$root/scripts/lib/bench-broker.sh"
@@ -133,9 +136,14 @@ echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us"
 for prio in high normal; do
     start_broker "[tenants.lat]\npriority = \"$prio\""
     delay=${GPUSHARE_BENCH_LAT_DELAY:-0}
-    secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
-    sleep "$delay"
-    tenant lat $request
+    if [ "$delay" = 0 ]; then
+        tenant lat $request
+        tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+    else
+        secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+        sleep "$delay"
+        tenant lat $request
+    fi
     wait_tenants
     awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \

@@ -32,8 +32,7 @@
 //!
 //! # `libc`
 //!
-//! Two calls only. `mincore` ([`resident_pages`]), which rustix does not wrap. And
-//! `getsockopt(SO_PEERCRED)` ([`peer_credentials`], in [`raw::peercred`]).
+//! One call only: `getsockopt(SO_PEERCRED)` ([`peer_credentials`], in [`raw::peercred`]).
 //! rustix's `socket_peercred` returns the peer's pid as a non-zero `Pid`, but the kernel reports
 //! pid 0 for a peer in another pid namespace (a containerised tenant), which that type cannot
 //! hold. Everything else goes through rustix (its `linux_raw` backend issues the system calls
@@ -58,9 +57,8 @@ pub use futex::{futex_wait, futex_wake, FutexWait};
 pub use identity::{effective_uid, raise_descriptor_limit};
 pub use raw::mapping::{AtomicWord, Mapping, SharedAtomic};
 pub use raw::vm::{
-    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, populate,
-    populate_resident, protect, range_is_mapped, release, reserve_aligned, reserve_fixed,
-    resident_pages, unmap_to_reserved, Prot, PAGE,
+    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, populate, protect,
+    range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved, Prot, PAGE,
 };
 pub use socket::{
     peer_credentials, recv_fds, send_all, send_fds, wait_hangup, PeerCredentials, MAX_FDS,

@@ -12,8 +12,9 @@
  *    not registered -> CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED.
  *  - Pointer attributes of page-locked memory: CU_MEMORYTYPE_HOST, HOST_POINTER = the pointer.
  *  - cuMemFreeHost of memory not from cuMemHostAlloc/cuMemAllocHost -> CUDA_ERROR_INVALID_VALUE.
- *  - Page-locked memory is resident from its allocation on (the driver pins its pages): its first
- *    use takes no page faults, and mincore(2) reports every page in memory before any is touched.
+ *  - Page-locked memory is resident from its allocation on (the driver pins its pages): before
+ *    the program touches it, mincore(2) reports every page in memory and /proc/self/pagemap every
+ *    page present in this process's page tables (so its first use takes no page faults).
  */
 #include "common.h"
 
@@ -35,17 +36,32 @@ static void expect_host_memtype(void *p, const char *what)
     EXPECT(hp == p, "%s: host pointer %p, want %p", what, hp, p);
 }
 
-/* Every page of `bytes` at `p` is resident (mincore), none of them touched by this program. */
+/* Every page of `bytes` at `p`, none of them touched by this program, is resident (mincore) and
+ * present in this process's page tables (/proc/self/pagemap, bit 63). */
 static void expect_resident(void *p, size_t bytes, const char *what)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (bytes + page - 1) / page, in = 0;
     unsigned char *vec = calloc(pages, 1);
-    EXPECT(vec != NULL, "calloc");
+    uint64_t *map = calloc(pages, sizeof *map);
+    EXPECT(vec != NULL && map != NULL, "calloc");
     EXPECT(mincore(p, bytes, vec) == 0, "%s: mincore: %s", what, strerror(errno));
     for (size_t i = 0; i < pages; i++) {
         in += vec[i] & 1;
     }
     EXPECT(in == pages, "%s: %zu of %zu pages resident before first use", what, in, pages);
+    FILE *f = fopen("/proc/self/pagemap", "rb");
+    EXPECT(f != NULL, "/proc/self/pagemap: %s", strerror(errno));
+    EXPECT(fseek(f, (long)((uintptr_t)p / page * sizeof *map), SEEK_SET) == 0 &&
+               fread(map, sizeof *map, pages, f) == pages,
+           "reading /proc/self/pagemap");
+    fclose(f);
+    size_t present = 0;
+    for (size_t i = 0; i < pages; i++) {
+        present += (size_t)(map[i] >> 63);
+    }
+    EXPECT(present == pages, "%s: %zu of %zu pages mapped here before first use", what, present,
+           pages);
+    free(map);
     free(vec);
 }
 

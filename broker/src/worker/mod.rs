@@ -32,7 +32,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
 use gpushare_client::frame::{self, FrameError};
-use gpushare_client::os::{self, Mapping};
+use gpushare_client::os::Mapping;
 use gpushare_client::proto as wire;
 use gpushare_client::shm::{Region, ShmLayout};
 
@@ -202,14 +202,6 @@ fn attach(
             return failed(gpushare_client::code::ERROR_OPERATING_SYSTEM);
         }
     };
-    if register {
-        // Page-locked memory the tenant made resident (a pinned buffer: the shim populates it)
-        // is mapped here now, so the device's first copy from or to it takes no page faults;
-        // pages the tenant never touched (a staging area, managed memory) stay unallocated.
-        if let Err(e) = os::populate_resident(map.as_ptr() as u64, size as u64) {
-            tracing::debug!("region {id}: its resident pages left to fault in: {e}");
-        }
-    }
     match objects.attach(id, map, register) {
         Ok(device_ptr) => FromWorker::Attached { device_ptr },
         Err(e) => failed(e.code()),

@@ -294,13 +294,28 @@ impl DeviceMemory {
         );
         drop(st);
         if page_locked {
-            // Page-locked memory is resident from its allocation on, as CUDA's is: its first use
-            // (a copy, a kernel) takes no page faults. Outside the lock: nobody has the pointer yet.
-            if let Err(e) = os::populate(base, mapped) {
-                tracing::debug!("page-locked allocation {base:#x} left to fault in: {e}");
-            }
+            self.make_resident(base, mapped)?;
         }
         Ok(base)
+    }
+
+    /// Makes the new page-locked allocation at `base` resident, as CUDA's is: its first use (a
+    /// copy, a kernel) takes no page faults. Outside the lock: nobody has the pointer yet. When
+    /// the host has no room for it the allocation is undone, `OUT_OF_MEMORY` (as when CUDA
+    /// cannot pin); on a kernel without `MADV_POPULATE_WRITE` the pages fault in at first use.
+    fn make_resident(&self, base: u64, len: u64) -> CuResult {
+        match os::populate(base, len) {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                tracing::debug!("page-locked allocation {base:#x} left to fault in");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!("cannot make a {len}-byte page-locked allocation resident: {e}");
+                self.remove_region(&mut self.write(), base);
+                Err(CuError::OUT_OF_MEMORY)
+            }
+        }
     }
 
     /// Removes a region (not a VMM reservation) and gives back its pages and address space.

@@ -10,7 +10,6 @@
 //!   `MAP_FIXED_NOREPLACE`, cannot disturb memory in use, so those functions are safe. Replacing
 //!   (`MAP_FIXED`), re-protecting or unmapping a range can, so those are `unsafe fn`s whose
 //!   `# Safety` section states what the caller must own.
-//!   [`vm::resident_pages`] asks `mincore` through `libc` (rustix does not wrap it).
 //! - [`peercred`]: `SO_PEERCRED` through `libc` (rustix's wrapper cannot represent the pid 0 the
 //!   kernel reports for a peer in another pid namespace).
 //!

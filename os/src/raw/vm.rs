@@ -262,48 +262,21 @@ pub unsafe fn protect(addr: u64, len: u64, prot: Prot) -> Result<(), OsError> {
 /// The bytes read are unchanged: the kernel takes the write faults a store would, without
 /// storing (fresh pages stay zero; a private copy-on-write page becomes a private copy of the
 /// same bytes, so later writes to a privately mapped file no longer show through it).
-pub fn populate(addr: u64, len: u64) -> Result<(), OsError> {
+///
+/// `Ok(true)`: resident. `Ok(false)`: the kernel cannot populate the range (`EINVAL`: a kernel
+/// before 5.14, or a part of the range not mapped writable), so its pages fault in at first
+/// touch as before. An error (`ENOMEM`, `EFAULT`): the host has no room for the pages, or a
+/// part of the range is not mapped at all.
+pub fn populate(addr: u64, len: u64) -> Result<bool, OsError> {
     let (ptr, l) = span(addr, len)?;
-    // SAFETY: MADV_POPULATE_WRITE changes no byte of any mapping (see above); on a range that is
-    // not mapped writable it fails (`EFAULT`/`ENOMEM`) and does nothing.
-    unsafe { mm::madvise(ptr, l, mm::Advice::LinuxPopulateWrite) }
-        .map_err(|e| OsError::sys("madvise(MADV_POPULATE_WRITE)", e))
-}
-
-/// Which pages of the mapped range `[addr, addr + len)` (`addr` page-aligned) are resident,
-/// whichever process brought them in (`mincore`): one entry per page.
-pub fn resident_pages(addr: u64, len: u64) -> Result<Vec<bool>, OsError> {
-    let (ptr, l) = page_span(addr, len)?;
-    let mut vec = vec![0u8; l / PAGE as usize];
-    // SAFETY: mincore reads no byte of the range; it writes one byte per page of it into `vec`,
-    // which holds exactly that many (`l` is a whole number of pages).
-    if unsafe { libc::mincore(ptr, l, vec.as_mut_ptr()) } != 0 {
-        return Err(OsError::Io {
-            op: "mincore",
-            source: std::io::Error::last_os_error(),
-        });
+    // SAFETY: MADV_POPULATE_WRITE changes no byte of any mapping (see above); on a range it cannot
+    // populate it fails, having populated at most the pages before the one it could not, their
+    // bytes unchanged too.
+    match unsafe { mm::madvise(ptr, l, mm::Advice::LinuxPopulateWrite) } {
+        Ok(()) => Ok(true),
+        Err(Errno::INVAL) => Ok(false),
+        Err(e) => Err(OsError::sys("madvise(MADV_POPULATE_WRITE)", e)),
     }
-    Ok(vec.iter().map(|b| b & 1 != 0).collect())
-}
-
-/// Maps into this process's page tables the pages of the writable shared mapping `[addr, addr +
-/// len)` that are resident already — a file's pages another process brought in — and leaves the
-/// others alone: this process's first use of them then takes no page faults, and nothing is
-/// allocated for pages nobody touched. Returns the pages made present. (A page the file's other
-/// users drop between the check and the mapping is allocated again: at most the range.)
-pub fn populate_resident(addr: u64, len: u64) -> Result<u64, OsError> {
-    let resident = resident_pages(addr, len)?;
-    let mut mapped = 0;
-    let mut k = 0;
-    while k < resident.len() {
-        let run = resident[k..].iter().take_while(|&&r| r).count();
-        if run > 0 {
-            populate(addr + k as u64 * PAGE, run as u64 * PAGE)?;
-            mapped += run as u64;
-        }
-        k += run + resident[k + run..].iter().take_while(|&&r| !r).count();
-    }
-    Ok(mapped)
 }
 
 /// True when every page of `[addr, addr + len)` is mapped in this process. `msync(MS_ASYNC)`

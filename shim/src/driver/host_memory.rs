@@ -59,9 +59,8 @@ fn log_debug(msg: std::fmt::Arguments<'_>) {
     crate::log(|| tracing::debug!(target: "gpushare::shim", "{msg}"));
 }
 
-/// Maps `buffer` a second time at `addr` (shared, read-write), if that range is free here;
-/// with `populate`, its pages mapped now (`MAP_POPULATE`) rather than at their first touch.
-fn alias_at(buffer: &HostBuffer, addr: u64, populate: bool) -> bool {
+/// Maps `buffer` a second time at `addr` (shared, read-write), if that range is free here.
+fn alias_at(buffer: &HostBuffer, addr: u64) -> bool {
     let len = buffer.len() as usize;
     if addr == 0
         || !(addr as usize).is_multiple_of(PAGE_SIZE)
@@ -77,9 +76,7 @@ fn alias_at(buffer: &HostBuffer, addr: u64, populate: bool) -> bool {
             addr as usize as *mut c_void,
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED
-                | libc::MAP_FIXED_NOREPLACE
-                | if populate { libc::MAP_POPULATE } else { 0 },
+            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
             buffer.fd().as_raw_fd(),
             0,
         )
@@ -152,16 +149,9 @@ fn remember(rt: &Runtime, ptr: usize, alloc: Arc<HostAlloc>, len: u64) {
 }
 
 /// Creates a sealed buffer of `size` bytes and registers it with the broker: the buffer, its
-/// region id and device address. A `page_locked` buffer is resident from now on, as CUDA's
-/// pinned memory is (its first use takes no page faults); a managed one faults in on use.
-fn new_buffer(
-    rt: &Runtime,
-    what: &str,
-    size: u64,
-    flags: u32,
-    page_locked: bool,
-) -> CuResult<(HostBuffer, u32, u64)> {
-    let buffer = HostBuffer::create(size, page_locked).map_err(|e| {
+/// region id and device address.
+fn new_buffer(rt: &Runtime, what: &str, size: u64, flags: u32) -> CuResult<(HostBuffer, u32, u64)> {
+    let buffer = HostBuffer::create(size, false).map_err(|e| {
         crate::log(|| tracing::warn!(target: "gpushare::shim", "{what}({size}): {e}"));
         CuError::OUT_OF_MEMORY
     })?;
@@ -177,8 +167,8 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
         ));
         return Err(CuError::INVALID_VALUE);
     }
-    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemHostAlloc", size, flags, true)?;
-    let ptr = if alias_at(&buffer, device_ptr, true) {
+    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemHostAlloc", size, flags)?;
+    let ptr = if alias_at(&buffer, device_ptr) {
         device_ptr as usize
     } else {
         log_debug(format_args!(
@@ -189,7 +179,29 @@ fn host_alloc(pp: Out<'_, *mut c_void>, size: u64, flags: u32) -> CuResult {
     };
     let alloc = host_alloc_of(region, buffer, device_ptr, flags, false);
     remember(rt, ptr, alloc, size);
+    if let Err(e) = make_resident(ptr, size) {
+        let _ = free_host(ptr as *mut c_void);
+        return Err(e);
+    }
     pp.write(ptr as *mut c_void)
+}
+
+/// Makes a new pinned buffer resident, as page-locked memory is: the tenant's pages, allocated
+/// now (after the broker has checked `max_pinned_bytes`), so that its first use takes no page
+/// faults. `OUT_OF_MEMORY` when the host has no room for it, as when CUDA cannot pin; on a
+/// kernel without `MADV_POPULATE_WRITE` the pages fault in at first use instead.
+fn make_resident(ptr: usize, size: u64) -> CuResult {
+    match gpushare_client::os::populate(ptr as u64, size) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            log_debug(format_args!("cuMemHostAlloc({size}): left to fault in"));
+            Ok(())
+        }
+        Err(e) => {
+            crate::log(|| tracing::warn!(target: "gpushare::shim", "cuMemHostAlloc({size}): {e}"));
+            Err(CuError::OUT_OF_MEMORY)
+        }
+    }
 }
 
 /// `cuMemAllocManaged`: a shared buffer registered with the worker and mapped here at its device
@@ -208,8 +220,8 @@ pub(super) fn alloc_managed(size: u64, flags: u32) -> CuResult<u64> {
         return Err(CuError::INVALID_VALUE);
     }
     let mapped = CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP;
-    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemAllocManaged", size, mapped, false)?;
-    if !alias_at(&buffer, device_ptr, false) {
+    let (buffer, region, device_ptr) = new_buffer(rt, "cuMemAllocManaged", size, mapped)?;
+    if !alias_at(&buffer, device_ptr) {
         let _ = rt.call_empty(Request::HostUnregister { region });
         crate::log(|| {
             tracing::warn!(target: "gpushare::shim",

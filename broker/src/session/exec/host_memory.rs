@@ -54,6 +54,9 @@ fn may_register(t: &Tenant, st: &TenantState, region: u32, size: u64) -> Result<
     if st.host_regions.contains_key(&region) {
         return Err(ExecError::Code(code::ERROR_HOST_MEMORY_ALREADY_REGISTERED));
     }
+    if t.limits.max(Limit::PinnedBytes) == 0 {
+        return Ok(());
+    }
     let pinned = st.host_regions.values().map(|e| e.size).sum();
     t.limits
         .check(Limit::PinnedBytes, pinned, size)

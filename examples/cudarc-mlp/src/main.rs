@@ -197,15 +197,131 @@ fn scratch(stream: &Arc<CudaStream>, len: usize, what: &str) -> Result<CudaSlice
     unsafe { stream.alloc::<f32>(len) }.context(|| format!("allocating {what}"))
 }
 
-fn run(dir: &OsStr, name: &OsStr, batches: i32) -> Result<bool, Failure> {
-    let mut lcg = Lcg(12345);
-    let w1 = lcg.fill(IN * HIDDEN, 0.2);
-    let b1 = lcg.fill(HIDDEN, 0.1);
-    let w2 = lcg.fill(HIDDEN * CLASSES, 0.3);
-    let mut h = vec![0.0f32; BATCH * HIDDEN];
-    let mut logits = vec![0.0f32; BATCH * CLASSES];
-    let mut probs = vec![0.0f32; BATCH * CLASSES];
+/// `bias_relu` over the hidden layer: `out = max(h + bias, 0)`.
+fn bias_relu(
+    stream: &Arc<CudaStream>,
+    f: &CudaFunction,
+    h: &CudaSlice<f32>,
+    bias: &CudaSlice<f32>,
+    out: &mut CudaSlice<f32>,
+) -> Result<(), cudarc::driver::DriverError> {
+    let (rows, cols) = (BATCH as i32, HIDDEN as i32);
+    let mut launch = stream.launch_builder(f);
+    launch.arg(h).arg(bias).arg(out).arg(&rows).arg(&cols);
+    let cfg = LaunchConfig {
+        grid_dim: (HIDDEN.div_ceil(16) as u32, BATCH.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the arguments match `bias_relu(const float* in, const float* bias, float* out,
+    // int rows, int cols)`; in and out hold rows·cols floats and bias cols, and the kernel
+    // bounds-checks r < rows and c < cols.
+    unsafe { launch.launch(cfg) }.map(drop)
+}
 
+/// `softmax_rows` over the logits, one warp per row.
+fn softmax(
+    stream: &Arc<CudaStream>,
+    f: &CudaFunction,
+    logits: &CudaSlice<f32>,
+    probs: &mut CudaSlice<f32>,
+) -> Result<(), cudarc::driver::DriverError> {
+    let (rows, classes) = (BATCH as i32, CLASSES as i32);
+    let mut launch = stream.launch_builder(f);
+    launch.arg(logits).arg(probs).arg(&rows).arg(&classes);
+    let cfg = LaunchConfig {
+        grid_dim: ((BATCH / 4) as u32, 1, 1),
+        block_dim: (128, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    // SAFETY: the arguments match `softmax_rows(const float* in, float* out, int rows, int
+    // cols)`; both buffers hold rows·cols floats. 128 threads are 4 warps, one row each, and
+    // BATCH/4 blocks cover exactly the BATCH rows (the kernel also checks row < rows).
+    unsafe { launch.launch(cfg) }.map(drop)
+}
+
+/// One batch checked against the CPU reference.
+struct Checked {
+    ok: bool,
+    checksum: f64,
+    first_classes: [usize; 4],
+}
+
+/// Computes the batch on the CPU (`h` and `logits` are scratch) and compares the device's
+/// probabilities with it: within 1e-4, as mlp.c; the checksum and first rows' classes as it
+/// prints them.
+fn check(
+    x: &[f32],
+    (w1, b1, w2): (&[f32], &[f32], &[f32]),
+    probs: &[f32],
+    (h, logits): (&mut [f32], &mut [f32]),
+) -> Checked {
+    cpu_sgemm(x, w1, h, BATCH, HIDDEN, IN);
+    for (i, v) in h.iter_mut().enumerate() {
+        let s = *v + b1[i % HIDDEN];
+        *v = if s > 0.0 { s } else { 0.0 };
+    }
+    cpu_sgemm(h, w2, logits, BATCH, CLASSES, HIDDEN);
+    let mut checksum = 0.0f64;
+    let mut max_err = 0.0f64;
+    let mut first_classes = [0usize; 4];
+    for r in 0..BATCH {
+        let row = &logits[r * CLASSES..(r + 1) * CLASSES];
+        let got_row = &probs[r * CLASSES..(r + 1) * CLASSES];
+        let mx = row.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
+        let mut sum = 0.0f32;
+        for &l in row {
+            sum += (l - mx).exp();
+        }
+        let mut arg = 0;
+        for (c, (&l, &got)) in row.iter().zip(got_row).enumerate() {
+            let reference = (l - mx).exp() / sum;
+            let err = (f64::from(reference) - f64::from(got)).abs();
+            if err > max_err {
+                max_err = err;
+            }
+            if got > got_row[arg] {
+                arg = c;
+            }
+            // C: `checksum += got * (c + 1);` multiplies in float, then adds in double.
+            checksum += f64::from(got * (c + 1) as f32);
+        }
+        if r < 4 {
+            first_classes[r] = arg;
+        }
+    }
+    Checked {
+        ok: max_err < 1e-4,
+        checksum,
+        first_classes,
+    }
+}
+
+/// Prints batch `b`'s line as mlp.c does, the tenant's name as raw bytes.
+fn report(out: &mut impl Write, name: &OsStr, b: i32, checked: &Checked) -> Result<(), Failure> {
+    let mut line = Vec::new();
+    line.extend_from_slice(b"[");
+    line.extend_from_slice(name.as_bytes());
+    let [c0, c1, c2, c3] = checked.first_classes;
+    line.extend_from_slice(
+        format!(
+            "] batch {b}: classes {c0} {c1} {c2} {c3}  checksum {}  {}\n",
+            c_fixed3(checked.checksum),
+            if checked.ok {
+                "matches CPU reference"
+            } else {
+                "MISMATCH"
+            }
+        )
+        .as_bytes(),
+    );
+    out.write_all(&line)
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure(format!("writing to stdout: {e}")))
+}
+
+/// Device 0's primary context, with a clear error when the driver library cannot be loaded.
+fn open_device() -> Result<Arc<CudaContext>, Failure> {
     // SAFETY: checking for the library only dlopen()s the candidate names (and closes them).
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err(Failure(
@@ -215,6 +331,19 @@ fn run(dir: &OsStr, name: &OsStr, batches: i32) -> Result<bool, Failure> {
         ));
     }
     let ctx = CudaContext::new(0).context(|| "initialising device 0".into())?;
+    Ok(ctx)
+}
+
+fn run(dir: &OsStr, name: &OsStr, batches: i32) -> Result<bool, Failure> {
+    let mut lcg = Lcg(12345);
+    let w1 = lcg.fill(IN * HIDDEN, 0.2);
+    let b1 = lcg.fill(HIDDEN, 0.1);
+    let w2 = lcg.fill(HIDDEN * CLASSES, 0.3);
+    let mut h = vec![0.0f32; BATCH * HIDDEN];
+    let mut logits = vec![0.0f32; BATCH * CLASSES];
+    let mut probs = vec![0.0f32; BATCH * CLASSES];
+
+    let ctx = open_device()?;
     let (m_gemm, f_gemm) = load(&ctx, dir, "sgemm_tiled")?;
     let (m_bias, f_bias) = load(&ctx, dir, "bias_relu")?;
     let (m_soft, f_soft) = load(&ctx, dir, "softmax_rows")?;
@@ -246,23 +375,8 @@ fn run(dir: &OsStr, name: &OsStr, batches: i32) -> Result<bool, Failure> {
             .memcpy_htod(&x, &mut d_x)
             .context(|| format!("batch {b}: uploading x"))?;
         sgemm(&stream, &f_gemm, &d_x, &d_w1, &mut d_h, BATCH, HIDDEN, IN)?;
-        let (rows, cols, classes) = (BATCH as i32, HIDDEN as i32, CLASSES as i32);
-        let mut launch = stream.launch_builder(&f_bias);
-        launch
-            .arg(&d_h)
-            .arg(&d_b1)
-            .arg(&mut d_hr)
-            .arg(&rows)
-            .arg(&cols);
-        let cfg = LaunchConfig {
-            grid_dim: (HIDDEN.div_ceil(16) as u32, BATCH.div_ceil(16) as u32, 1),
-            block_dim: (16, 16, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: the arguments match `bias_relu(const float* in, const float* bias, float* out,
-        // int rows, int cols)`; in and out hold rows·cols floats and bias cols, and the kernel
-        // bounds-checks r < rows and c < cols.
-        unsafe { launch.launch(cfg) }.context(|| format!("batch {b}: launching bias_relu"))?;
+        bias_relu(&stream, &f_bias, &d_h, &d_b1, &mut d_hr)
+            .context(|| format!("batch {b}: launching bias_relu"))?;
         sgemm(
             &stream,
             &f_gemm,
@@ -273,86 +387,19 @@ fn run(dir: &OsStr, name: &OsStr, batches: i32) -> Result<bool, Failure> {
             CLASSES,
             HIDDEN,
         )?;
-        let mut launch = stream.launch_builder(&f_soft);
-        launch
-            .arg(&d_logits)
-            .arg(&mut d_probs)
-            .arg(&rows)
-            .arg(&classes);
-        let cfg = LaunchConfig {
-            grid_dim: ((BATCH / 4) as u32, 1, 1),
-            block_dim: (128, 1, 1),
-            shared_mem_bytes: 0,
-        };
-        // SAFETY: the arguments match `softmax_rows(const float* in, float* out, int rows, int
-        // cols)`; both buffers hold rows·cols floats. 128 threads are 4 warps, one row each, and
-        // BATCH/4 blocks cover exactly the BATCH rows (the kernel also checks row < rows).
-        unsafe { launch.launch(cfg) }.context(|| format!("batch {b}: launching softmax_rows"))?;
+        softmax(&stream, &f_soft, &d_logits, &mut d_probs)
+            .context(|| format!("batch {b}: launching softmax_rows"))?;
         stream
             .memcpy_dtoh(&d_probs, &mut probs)
             .context(|| format!("batch {b}: downloading probabilities"))?;
         stream
             .synchronize()
             .context(|| format!("batch {b}: synchronising the stream"))?;
-
-        // CPU reference.
-        cpu_sgemm(&x, &w1, &mut h, BATCH, HIDDEN, IN);
-        for (i, v) in h.iter_mut().enumerate() {
-            let s = *v + b1[i % HIDDEN];
-            *v = if s > 0.0 { s } else { 0.0 };
-        }
-        cpu_sgemm(&h, &w2, &mut logits, BATCH, CLASSES, HIDDEN);
-        let mut checksum = 0.0f64;
-        let mut max_err = 0.0f64;
-        let mut first_classes = [0usize; 4];
-        for r in 0..BATCH {
-            let row = &logits[r * CLASSES..(r + 1) * CLASSES];
-            let got_row = &probs[r * CLASSES..(r + 1) * CLASSES];
-            let mx = row.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l));
-            let mut sum = 0.0f32;
-            for &l in row {
-                sum += (l - mx).exp();
-            }
-            let mut arg = 0;
-            for (c, (&l, &got)) in row.iter().zip(got_row).enumerate() {
-                let reference = (l - mx).exp() / sum;
-                let err = (f64::from(reference) - f64::from(got)).abs();
-                if err > max_err {
-                    max_err = err;
-                }
-                if got > got_row[arg] {
-                    arg = c;
-                }
-                // C: `checksum += got * (c + 1);` multiplies in float, then adds in double.
-                checksum += f64::from(got * (c + 1) as f32);
-            }
-            if r < 4 {
-                first_classes[r] = arg;
-            }
-        }
-        let ok = max_err < 1e-4;
-        if !ok {
+        let checked = check(&x, (&w1, &b1, &w2), &probs, (&mut h, &mut logits));
+        if !checked.ok {
             failures += 1;
         }
-        let mut line = Vec::new();
-        line.extend_from_slice(b"[");
-        line.extend_from_slice(name.as_bytes());
-        let [c0, c1, c2, c3] = first_classes;
-        line.extend_from_slice(
-            format!(
-                "] batch {b}: classes {c0} {c1} {c2} {c3}  checksum {}  {}\n",
-                c_fixed3(checksum),
-                if ok {
-                    "matches CPU reference"
-                } else {
-                    "MISMATCH"
-                }
-            )
-            .as_bytes(),
-        );
-        out.write_all(&line)
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure(format!("writing to stdout: {e}")))?;
+        report(&mut out, name, b, &checked)?;
     }
 
     // Free, destroy and unload explicitly (cudarc does it on drop and records any error in the

@@ -1,6 +1,7 @@
 //! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`,
 //! and directly only `bench_streamed_floor.c`) run, small, directly on the CPU device and through
-//! shim + broker, and print every figure they promise as a finite number. Their figures are printed, never asserted (docs/benchmarks.md records them).
+//! shim + broker, and print every figure they promise as a finite number. Their figures are
+//! printed, never asserted (docs/benchmarks.md records them).
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
 

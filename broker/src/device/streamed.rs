@@ -339,13 +339,9 @@ impl Device {
 mod tests {
     use super::*;
 
-    fn channel() -> Channel {
-        Channel::anonymous().unwrap()
-    }
-
     #[test]
     fn a_count_behind_the_waits_is_a_stall_not_progress() {
-        let (ch, t0) = (channel(), Instant::now());
+        let (ch, t0) = (Channel::anonymous().unwrap(), Instant::now());
         let mut w = Watched::new(t0);
         ch.tenant().store(3, Ordering::SeqCst);
         assert_eq!(w.look(&ch, true, 8, t0), Look::Keep);
@@ -361,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_copy_whose_tenant_handed_every_piece_over_is_never_aborted() {
-        let (ch, t0) = (channel(), Instant::now());
+        let (ch, t0) = (Channel::anonymous().unwrap(), Instant::now());
         let mut w = Watched::new(t0);
         w.sent = Some(t0);
         ch.tenant().store(8, Ordering::SeqCst);
@@ -377,7 +373,7 @@ mod tests {
 
     #[test]
     fn a_download_whose_tenant_reads_on_is_not_a_stall() {
-        let (ch, t0) = (channel(), Instant::now());
+        let (ch, t0) = (Channel::anonymous().unwrap(), Instant::now());
         let mut w = Watched::new(t0);
         // The device has filled every slot and waits for the tenant to read piece 0 out.
         ch.device().store(4, Ordering::SeqCst);

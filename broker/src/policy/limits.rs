@@ -3,8 +3,9 @@
 //! broker or its worker hold unbounded host memory. Each is far above what real programs use;
 //! `0` means no bound. `max_pinned_bytes` bounds the page-locked host memory a session has
 //! registered (its pinned, managed and mapped buffers), which the worker's driver pins; it has
-//! no bound by default, as `memory_quota` has none. Past a bound the call fails as CUDA fails when it runs out of room
-//! (`CUDA_ERROR_OUT_OF_MEMORY`) and the session goes on; see docs/policy.md.
+//! no bound by default, as `memory_quota` has none. Past a bound the call fails as CUDA fails
+//! when it runs out of room (`CUDA_ERROR_OUT_OF_MEMORY`) and the session goes on; see
+//! docs/policy.md.
 
 /// The bounds in force for one tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

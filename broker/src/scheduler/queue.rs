@@ -9,8 +9,9 @@
 //! dispatched operation); the head with the smallest `S` goes first, and its finish tag is
 //! `S + cost / weight`. When the device measured the operation, the tenant's `F` moves by
 //! `(measured − estimated) / weight`, so shares follow measured time, not guesses; an operation
-//! that ran unmeasured keeps its estimate, one that never ran gets it back ([`Charge`]). A tenant back
-//! from idle starts at `v`: it is served at once, with no credit for its idle time (no burst).
+//! that ran unmeasured keeps its estimate, one that never ran gets it back ([`Charge`]). A tenant
+//! back from idle starts at `v`: it is served at once, with no credit for its idle time (no
+//! burst).
 //!
 //! **Submitted ahead.** Per engine (compute, host-to-device, device-to-host), at most about one
 //! quantum of estimated work waits in the device behind what runs (the oldest operation in

@@ -168,12 +168,11 @@ fn another_streams_copy_passes_kernels_waiting_for_the_compute_engine() {
 /// Two tenants of equal weight keep the upload engine busy with 4 MiB copies; tenant 2's
 /// completions carry no device time (a streamed copy's runs, completed by a host function) and
 /// are charged their estimate. Returns the copies each completed in the first 100 ms.
-fn uploads_measured_and_not(unmeasured: super::queue::Charge) -> (usize, usize) {
+fn uploads_measured_and_not() -> (usize, usize) {
     let mut sim = Sim::new(QueueConfig::default());
     sim.tenant(1, params(1, Priority::Normal, None), idle());
     sim.tenant(2, params(1, Priority::Normal, None), idle());
-    sim.tenants.get_mut(&2).expect("tenant").unmeasured =
-        unmeasured == super::queue::Charge::Estimate;
+    sim.tenants.get_mut(&2).expect("tenant").unmeasured = true;
     // Teach the model the engine's bandwidth first, as earlier copies would.
     push(&mut sim, copy(1, 4 << 20, false, 0));
     sim.run(MS);
@@ -189,7 +188,7 @@ fn uploads_measured_and_not(unmeasured: super::queue::Charge) -> (usize, usize) 
 
 #[test]
 fn copies_whose_time_is_not_measured_are_still_charged() {
-    let (measured, unmeasured) = uploads_measured_and_not(super::queue::Charge::Estimate);
+    let (measured, unmeasured) = uploads_measured_and_not();
     assert!(
         measured > 50,
         "the engine ran: {measured} and {unmeasured} copies"

@@ -6,10 +6,10 @@
 //!
 //! A refusal is `CUDA_ERROR_OUT_OF_MEMORY` — what CUDA returns when it has no room for a
 //! stream, an event, a module or a host function, or cannot pin host memory — and the session
-//! goes on. The first refusal
-//! of each bound in a session is logged at `warn` (naming the tenant, the bound and its value),
-//! later ones at `debug`, so a tenant looping on a full table cannot flood the log. Everything
-//! here is atomics: no lock, so it sits outside the tenant's lock order.
+//! goes on. The first refusal of each bound in a session is logged at `warn` (naming the tenant,
+//! the bound and its value), later ones at `debug`, so a tenant looping on a full table cannot
+//! flood the log. Everything here is atomics: no lock, so it sits outside the tenant's lock
+//! order.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

@@ -18,8 +18,7 @@ use super::support::{sync_tenant, with_state};
 use crate::memory::{Owner, Range};
 use crate::session::error::{ExecError, ExecResult};
 use crate::session::limits::Limit;
-use crate::session::state::HostRegionEntry;
-use crate::session::state::TenantState;
+use crate::session::state::{HostRegionEntry, TenantState};
 use crate::session::tenant::Tenant;
 
 /// Executes a `host_memory` request.

@@ -11,6 +11,8 @@
 #        scripts/bench-shim.sh --streamed-floor [--copy-mib M --copy-reps R]   (tests/c/
 #        bench_streamed_floor.c, directly only: a streamed copy's hand-over in one process, the
 #        floor of what the shim's streamed copies can reach on this driver)
+#        scripts/bench-shim.sh --first-touch [--mib M --reps R]   (tests/c/bench_first_touch.c:
+#        what the first touch of fresh pinned and device memory costs, 512 MiB by default)
 # GPUSHARE_BENCH_POLICY=FILE: the broker's policy (e.g. [scheduler] policy = "fifo").
 # Builds what it needs (release: gpushare-cpu, gpushare-broker, gpushare-shim) into
 # ${CARGO_TARGET_DIR:-target} (GPUSHARE_BENCH_NO_BUILD=1: use what is there). Figures depend on the
@@ -25,6 +27,9 @@ if [ "${1:-}" = --pipeline ]; then
     shift
 elif [ "${1:-}" = --streamed-floor ]; then
     program=bench_streamed_floor
+    shift
+elif [ "${1:-}" = --first-touch ]; then
+    program=bench_first_touch
     shift
 fi
 scripts/setup-cuda-deps.sh >/dev/null

@@ -57,8 +57,9 @@ pub use futex::{futex_wait, futex_wake, FutexWait};
 pub use identity::{effective_uid, raise_descriptor_limit};
 pub use raw::mapping::{AtomicWord, Mapping, SharedAtomic};
 pub use raw::vm::{
-    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, populate, protect,
-    range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved, Prot, PAGE,
+    advise_huge_pages, map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed,
+    populate, protect, range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved,
+    Prot, PAGE,
 };
 pub use socket::{
     peer_credentials, recv_fds, send_all, send_fds, wait_hangup, PeerCredentials, MAX_FDS,

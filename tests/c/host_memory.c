@@ -15,6 +15,11 @@
  *  - Page-locked memory is resident from its allocation on (the driver pins its pages): before
  *    the program touches it, mincore(2) reports every page in memory and /proc/self/pagemap every
  *    page present in this process's page tables (so its first use takes no page faults).
+ *  - gpushare's own choice, not CUDA's: the CPU device's page-locked buffers of 2 MiB and more
+ *    ask for huge pages (madvise MADV_HUGEPAGE), so their pages cost a fault per 2 MiB. Checked
+ *    where the host gives them to private memory that asks (transparent_hugepage/enabled is
+ *    "madvise"; /proc/self/smaps "THPeligible"). The shim's buffers are shared memory (a memfd),
+ *    which does not ask (docs/cpu-device.md, "Memory").
  */
 #include "common.h"
 
@@ -65,6 +70,42 @@ static void expect_resident(void *p, size_t bytes, const char *what)
     free(vec);
 }
 
+/* True when the file `path` holds `word` (e.g. "[madvise]"). */
+static int file_has(const char *path, const char *word)
+{
+    char buf[256] = {0};
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    return strstr(buf, word) != NULL;
+}
+
+/* The mapping holding `p`, if private, may have huge pages where the host allows it. */
+static void expect_huge_page_eligible(void *p, const char *what)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    EXPECT(f != NULL, "/proc/self/smaps: %s", strerror(errno));
+    char line[512];
+    int inside = 0, shared = 0, eligible = -1;
+    while (eligible < 0 && fgets(line, sizeof line, f) != NULL) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            inside = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+            shared = strstr(line, "memfd:") != NULL;
+        } else if (inside && strncmp(line, "THPeligible:", 12) == 0) {
+            eligible = atoi(line + 12);
+        }
+    }
+    fclose(f);
+    if (!shared && file_has("/sys/kernel/mm/transparent_hugepage/enabled", "[madvise]")) {
+        EXPECT(eligible == 1, "%s: no huge pages asked for (THPeligible %d)", what, eligible);
+    }
+}
+
 /* Page-locked memory is resident once allocated, before the program touches it. */
 static void page_locked_is_resident(void)
 {
@@ -74,6 +115,8 @@ static void page_locked_is_resident(void)
     expect_resident(a, bytes, "cuMemAllocHost");
     CHECK(cuMemHostAlloc(&b, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
     expect_resident(b, bytes, "cuMemHostAlloc");
+    expect_huge_page_eligible(a, "cuMemAllocHost");
+    expect_huge_page_eligible(b, "cuMemHostAlloc");
     CHECK(cuMemFreeHost(a));
     CHECK(cuMemFreeHost(b));
     OK("page-locked memory is resident from its allocation on");

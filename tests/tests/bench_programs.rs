@@ -1,7 +1,7 @@
 //! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`,
-//! and directly only `bench_streamed_floor.c`) run, small, directly on the CPU device and through
-//! shim + broker, and print every figure they promise as a finite number. Their figures are
-//! printed, never asserted (docs/benchmarks.md records them).
+//! `bench_first_touch.c`, and directly only `bench_streamed_floor.c`) run, small, directly on the
+//! CPU device and through shim + broker, and print every figure they promise as a finite number.
+//! Their figures are printed, never asserted (docs/benchmarks.md records them).
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
 
@@ -55,6 +55,10 @@ const BENCH_STREAMED_FLOOR_KEYS: &[&str] = &[
 ];
 
 const BENCH_STREAMED_FLOOR_TINY: &[&str] = &["--copy-mib", "9", "--copy-reps", "2"];
+
+const BENCH_FIRST_TOUCH_KEYS: &[&str] = &["pinned_alloc_ms", "first_upload_ms", "again_upload_ms"];
+
+const BENCH_FIRST_TOUCH_TINY: &[&str] = &["--mib", "4", "--reps", "2"];
 
 const BENCH_PIPELINE_KEYS: &[&str] = &["serial_ms", "pipelined_ms", "speedup"];
 
@@ -135,6 +139,16 @@ fn bench_streamed_floor_runs_directly() {
     for (k, v) in figures {
         println!("{k:<22} direct {v:>12.3}");
     }
+}
+
+/// It checks the device's last byte each round itself.
+#[test]
+fn bench_first_touch_runs_directly_and_through_the_shim() {
+    both_ways(
+        "bench_first_touch",
+        BENCH_FIRST_TOUCH_TINY,
+        BENCH_FIRST_TOUCH_KEYS,
+    );
 }
 
 /// It checks every batch's bytes itself.

@@ -277,6 +277,7 @@ impl DeviceMemory {
             tracing::warn!("cannot back a {size}-byte allocation: {e}");
             return Err(CuError::OUT_OF_MEMORY);
         }
+        prefer_huge_pages(base, mapped);
         let id = self.new_id();
         let page_locked = matches!(kind, RegionKind::Host { .. });
         st.regions.insert(
@@ -537,6 +538,23 @@ impl DeviceMemory {
             return Ok(addr as *mut u8);
         }
         Err(MemFault { addr, len, write })
+    }
+}
+
+/// Asks for huge pages behind a new allocation of at least [`GRANULARITY`] (which the arena
+/// aligns to 2 MiB): its first touch then costs a fault per 2 MiB instead of one per page — on a
+/// 2-vCPU virtual machine, 85 ms instead of 250 for 512 MiB of fresh device memory — and kernels
+/// take fewer TLB misses. A GPU's device memory has no first touch at all; this is the nearest the
+/// CPU device gets without committing memory up front. Pages are still committed as they are
+/// touched, so a modelled device larger than the host keeps working. VMM memory (memfds) is not
+/// advised: measured, and not kept (docs/cpu-device.md, "Memory").
+fn prefer_huge_pages(base: u64, len: u64) {
+    if len < GRANULARITY {
+        return;
+    }
+    match os::advise_huge_pages(base, len) {
+        Ok(_) => {}
+        Err(e) => tracing::debug!("no huge pages for {base:#x}+{len:#x}: {e}"),
     }
 }
 

@@ -241,6 +241,54 @@ fn managed_memory_is_host_accessible() {
     m.free(p).unwrap();
 }
 
+/// Whether the kernel may back the mapping that holds `addr` with huge pages (`THPeligible` in
+/// `/proc/self/smaps`).
+fn huge_page_eligible(addr: u64) -> bool {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+    let mut inside = false;
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((lo, hi)) = range.split_once('-') {
+                if let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16))
+                {
+                    inside = (lo..hi).contains(&addr);
+                    continue;
+                }
+            }
+        }
+        if inside {
+            if let Some(v) = line.strip_prefix("THPeligible:") {
+                return v.trim() == "1";
+            }
+        }
+    }
+    false
+}
+
+#[test]
+fn large_allocations_ask_for_huge_pages() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+    if !thp.is_ok_and(|t| t.contains("[madvise]")) {
+        return; // nothing to see: huge pages are off, or given to every mapping unasked
+    }
+    let m = mem();
+    let device = m.alloc(1, 2 * GRANULARITY).unwrap();
+    let host = m.host_alloc(1, GRANULARITY, 0).unwrap();
+    let managed = m.alloc_managed(1, 3 * GRANULARITY).unwrap();
+    let small = m.alloc(1, GRANULARITY / 2).unwrap();
+    assert!(huge_page_eligible(device), "device memory");
+    assert!(huge_page_eligible(host), "page-locked memory");
+    assert!(huge_page_eligible(managed), "managed memory");
+    assert!(
+        !huge_page_eligible(small),
+        "below 2 MiB there is no huge page to take"
+    );
+    for p in [device, managed, small] {
+        m.free(p).unwrap();
+    }
+    m.host_free(host).unwrap();
+}
+
 fn vmm_setup(m: &DeviceMemory, size: u64, types: u32) -> (u64, u64) {
     let va = m.reserve(1, size, 0, 0).unwrap();
     let h = m.create(size, types).unwrap();

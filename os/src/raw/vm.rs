@@ -4,7 +4,8 @@
 //!
 //! - the CPU device keeps all device memory in one arena it reserved ([`reserve_aligned`]) and
 //!   maps, re-protects and unmaps ranges inside it ([`map_anonymous_fixed`], [`map_fd_fixed`],
-//!   [`protect`], [`unmap_to_reserved`]), and makes page-locked ranges resident ([`populate`]);
+//!   [`protect`], [`unmap_to_reserved`]), backs large ranges with huge pages
+//!   ([`advise_huge_pages`]) and makes page-locked ranges resident ([`populate`]);
 //! - the shim reserves each of the tenant's device ranges `PROT_NONE` in the tenant's own address
 //!   space ([`reserve_fixed`]) so that no host allocation lands there, and maps pinned buffers at
 //!   their device address ([`map_shared_fixed`]).
@@ -276,6 +277,24 @@ pub fn populate(addr: u64, len: u64) -> Result<bool, OsError> {
         Ok(()) => Ok(true),
         Err(Errno::INVAL) => Ok(false),
         Err(e) => Err(OsError::sys("madvise(MADV_POPULATE_WRITE)", e)),
+    }
+}
+
+/// Asks the kernel to back `[addr, addr + len)` with transparent huge pages where it can
+/// (`madvise(MADV_HUGEPAGE)`): each aligned 2 MiB of the range then faults in at once, one fault
+/// and one zeroing instead of 512, and kernels reading it take fewer TLB misses. It commits
+/// nothing by itself: pages are still committed as they are touched, 2 MiB at a time.
+///
+/// `Ok(true)`: advised. `Ok(false)`: the kernel has no transparent huge pages (`EINVAL`); the
+/// range keeps its small pages, which is only slower. An error: the range is not mapped.
+pub fn advise_huge_pages(addr: u64, len: u64) -> Result<bool, OsError> {
+    let (ptr, l) = span(addr, len)?;
+    // SAFETY: MADV_HUGEPAGE changes no byte of any mapping, only how the kernel backs the range's
+    // future faults (and lets khugepaged merge its resident pages, preserving their bytes).
+    match unsafe { mm::madvise(ptr, l, mm::Advice::LinuxHugepage) } {
+        Ok(()) => Ok(true),
+        Err(Errno::INVAL) => Ok(false),
+        Err(e) => Err(OsError::sys("madvise(MADV_HUGEPAGE)", e)),
     }
 }
 

@@ -4,9 +4,9 @@
 use std::os::fd::AsFd;
 
 use crate::{
-    map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed, memfd_create, populate,
-    protect, range_is_mapped, release, reserve_aligned, reserve_fixed, unmap_to_reserved, Mapping,
-    OsError, Prot, PAGE,
+    advise_huge_pages, map_anonymous, map_anonymous_fixed, map_fd_fixed, map_shared_fixed,
+    memfd_create, populate, protect, range_is_mapped, release, reserve_aligned, reserve_fixed,
+    unmap_to_reserved, Mapping, OsError, Prot, PAGE,
 };
 
 /// A free range of `len` bytes: reserved, then released. Another thread may take it before the
@@ -159,6 +159,75 @@ fn populating_keeps_the_bytes_and_refuses_unwritable_ranges() {
     assert!(populate(base, 0).is_err());
     // SAFETY: reserved above by this test, unused.
     unsafe { release(base, len) }.unwrap();
+}
+
+/// How many of the pages of `[addr, addr + len)` are resident (`mincore`).
+fn resident_pages(addr: u64, len: u64) -> usize {
+    let mut vec = vec![0u8; (len / PAGE) as usize];
+    // SAFETY: mincore only reads the page tables of the range and writes `len / PAGE` bytes into
+    // `vec`, which has exactly that many.
+    let rc = unsafe {
+        libc::mincore(
+            addr as usize as *mut libc::c_void,
+            len as usize,
+            vec.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    vec.iter().filter(|&&v| v & 1 != 0).count()
+}
+
+/// The kernel's count of huge-page faults that fell back to small pages.
+fn huge_page_fallbacks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/vmstat").unwrap_or_default();
+    stat.lines()
+        .find_map(|l| l.strip_prefix("thp_fault_fallback "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn huge_page_advice_backs_an_aligned_range_at_its_first_touch() {
+    const HUGE: u64 = 2 << 20;
+    let len = 2 * HUGE;
+    let base = reserve_aligned(len, HUGE).unwrap();
+    let p = base as usize as *mut u8;
+    // SAFETY: this test's reservation, unused.
+    unsafe { map_anonymous_fixed(base, len, Prot::ReadWrite) }.unwrap();
+    let advised = advise_huge_pages(base, len).unwrap();
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
+    assert_eq!(
+        advised,
+        thp.is_ok(),
+        "a kernel with huge pages takes the advice"
+    );
+    let usable = thp.is_ok_and(|t| !t.contains("[never]"));
+    let fallbacks = huge_page_fallbacks();
+    // SAFETY: mapped read-write just above; nothing else uses it.
+    unsafe { p.write_volatile(7) };
+    if usable && huge_page_fallbacks() == fallbacks {
+        assert_eq!(
+            resident_pages(base, HUGE),
+            (HUGE / PAGE) as usize,
+            "one touch, 2 MiB"
+        );
+    }
+    assert_eq!(
+        resident_pages(base + HUGE, HUGE),
+        0,
+        "the untouched half commits nothing"
+    );
+    // SAFETY: still mapped read-write.
+    unsafe {
+        assert_eq!(p.read_volatile(), 7);
+        assert_eq!(p.add(HUGE as usize - 1).read_volatile(), 0);
+    }
+    // SAFETY: reserved above by this test, unused.
+    unsafe { release(base, len) }.unwrap();
+    assert!(
+        advise_huge_pages(free_range(HUGE), HUGE).is_err(),
+        "an unmapped range"
+    );
 }
 
 #[test]

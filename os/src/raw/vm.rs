@@ -269,15 +269,7 @@ pub unsafe fn protect(addr: u64, len: u64, prot: Prot) -> Result<(), OsError> {
 /// touch as before. An error (`ENOMEM`, `EFAULT`): the host has no room for the pages, or a
 /// part of the range is not mapped at all.
 pub fn populate(addr: u64, len: u64) -> Result<bool, OsError> {
-    let (ptr, l) = span(addr, len)?;
-    // SAFETY: MADV_POPULATE_WRITE changes no byte of any mapping (see above); on a range it cannot
-    // populate it fails, having populated at most the pages before the one it could not, their
-    // bytes unchanged too.
-    match unsafe { mm::madvise(ptr, l, mm::Advice::LinuxPopulateWrite) } {
-        Ok(()) => Ok(true),
-        Err(Errno::INVAL) => Ok(false),
-        Err(e) => Err(OsError::sys("madvise(MADV_POPULATE_WRITE)", e)),
-    }
+    advise_keeping_bytes(addr, len, KeepsBytes::PopulateWrite)
 }
 
 /// Asks the kernel to back `[addr, addr + len)` with transparent huge pages where it can
@@ -288,13 +280,37 @@ pub fn populate(addr: u64, len: u64) -> Result<bool, OsError> {
 /// `Ok(true)`: advised. `Ok(false)`: the kernel has no transparent huge pages (`EINVAL`); the
 /// range keeps its small pages, which is only slower. An error: the range is not mapped.
 pub fn advise_huge_pages(addr: u64, len: u64) -> Result<bool, OsError> {
+    advise_keeping_bytes(addr, len, KeepsBytes::HugePages)
+}
+
+/// The `madvise` advice that changes no byte of any mapping, which is what makes
+/// [`advise_keeping_bytes`] safe.
+#[derive(Clone, Copy)]
+enum KeepsBytes {
+    /// `MADV_POPULATE_WRITE`: takes the write faults a store would, without storing; on a range
+    /// it cannot populate it fails, having populated at most the pages before, bytes unchanged.
+    PopulateWrite,
+    /// `MADV_HUGEPAGE`: only how the kernel backs the range's future faults (and lets khugepaged
+    /// merge its resident pages, preserving their bytes).
+    HugePages,
+}
+
+/// `madvise(advice)` over `[addr, addr + len)`: `Ok(true)` done, `Ok(false)` the kernel cannot
+/// (`EINVAL`), an error otherwise.
+fn advise_keeping_bytes(addr: u64, len: u64, advice: KeepsBytes) -> Result<bool, OsError> {
     let (ptr, l) = span(addr, len)?;
-    // SAFETY: MADV_HUGEPAGE changes no byte of any mapping, only how the kernel backs the range's
-    // future faults (and lets khugepaged merge its resident pages, preserving their bytes).
-    match unsafe { mm::madvise(ptr, l, mm::Advice::LinuxHugepage) } {
+    let (advice, name) = match advice {
+        KeepsBytes::PopulateWrite => (
+            mm::Advice::LinuxPopulateWrite,
+            "madvise(MADV_POPULATE_WRITE)",
+        ),
+        KeepsBytes::HugePages => (mm::Advice::LinuxHugepage, "madvise(MADV_HUGEPAGE)"),
+    };
+    // SAFETY: every `KeepsBytes` advice changes no byte of any mapping (see each variant).
+    match unsafe { mm::madvise(ptr, l, advice) } {
         Ok(()) => Ok(true),
         Err(Errno::INVAL) => Ok(false),
-        Err(e) => Err(OsError::sys("madvise(MADV_HUGEPAGE)", e)),
+        Err(e) => Err(OsError::sys(name, e)),
     }
 }
 

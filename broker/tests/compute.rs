@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use common::*;
 use gpushare_client::code;
-use gpushare_client::proto::{Reply, Request};
+use gpushare_client::proto::{Reply, ReplyEnvelope, Request};
 use gpushare_client::ring::record::{CopyHost, EventRecord, StreamWait};
 use gpushare_client::shm::LEGACY_STREAM_SLOT;
 use gpushare_client::wait::Cancel;
@@ -154,22 +154,9 @@ fn events_streams_and_legacy_semantics() {
     let (s1, slot1) = stream(&c, 0);
     let (s2, _) = stream(&c, 1);
     let (e0, e1) = (event(&c, 0), event(&c, 0));
-    c.submit(&Cmd::EventRecord(EventRecord {
-        event: e0,
-        stream: s1,
-        flags: 0,
-        reserved: 0,
-    }))
-    .unwrap();
+    record(&c, e0, s1);
     launch(&c, f, s1, grid, [256, 1, 1], 0, &p(da, db, dc));
-    let s1_last = c
-        .submit(&Cmd::EventRecord(EventRecord {
-            event: e1,
-            stream: s1,
-            flags: 0,
-            reserved: 0,
-        }))
-        .unwrap();
+    let s1_last = record(&c, e1, s1);
     let seq = launch(&c, f, 0, grid, [256, 1, 1], 0, &p(dc, dc, dd));
     // A non-blocking stream ordered by an explicit wait on e1: a = c + d.
     c.submit(&Cmd::StreamWaitEvent(StreamWait {
@@ -206,9 +193,30 @@ fn events_streams_and_legacy_semantics() {
         assert_eq!(a2[i], cv + d[i], "the waiting stream saw the event ({i})");
     }
     assert_eq!(sticky(&c), 0);
-    // Memset and device-to-device copy on the synchronous lane.
+    memset_then_copy_on_the_sync_lane(&c, dd, dc, n);
+    // Status sees the tenant's streams and memory.
+    let st = b.status();
+    let me = st.tenants.iter().find(|t| t.name == "events").unwrap();
+    assert_eq!(me.streams, 2);
+    assert!(me.memory_bytes >= 4 * bytes);
+    assert!(me.completed_ops >= 3, "{me:?}");
+}
+
+/// Records `event` on `stream` (ring lane); the record's sequence number.
+fn record(c: &Client, event: u64, stream: u64) -> u64 {
+    c.submit(&Cmd::EventRecord(EventRecord {
+        event,
+        stream,
+        flags: 0,
+        reserved: 0,
+    }))
+    .unwrap()
+}
+
+/// Memset (1.0 into `dd`) and device-to-device copy (`dd` to `dc`) on the synchronous lane.
+fn memset_then_copy_on_the_sync_lane(c: &Client, dd: u64, dc: u64, n: usize) {
     ok(
-        &c,
+        c,
         Request::Memset {
             dst: dd,
             pitch: 0,
@@ -219,20 +227,14 @@ fn events_streams_and_legacy_semantics() {
         },
     );
     ok(
-        &c,
+        c,
         Request::MemcpyDtoD {
             dst: dc,
             src: dd,
-            len: bytes,
+            len: (n * 4) as u64,
         },
     );
-    assert!(download_f32(&c, dc, n).iter().all(|&x| x == 1.0));
-    // Status sees the tenant's streams and memory.
-    let st = b.status();
-    let me = st.tenants.iter().find(|t| t.name == "events").unwrap();
-    assert_eq!(me.streams, 2);
-    assert!(me.memory_bytes >= 4 * bytes);
-    assert!(me.completed_ops >= 3, "{me:?}");
+    assert!(download_f32(c, dc, n).iter().all(|&x| x == 1.0));
 }
 
 #[test]
@@ -365,32 +367,14 @@ fn registered_host_buffers() {
     let buf = HostBuffer::create(len, false).unwrap();
     let pattern: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
     buf.mapping().write(0, &pattern).unwrap();
-    let r = c
-        .call_socket(
-            Request::HostRegister {
-                region: 1,
-                size: len,
-                flags: 0,
-            },
-            &[buf.fd()],
-        )
-        .unwrap();
+    let r = host_register(&c, 1, len, &buf).unwrap();
     let device_ptr = match r.into_result() {
         Ok(Reply::HostRegion { device_ptr }) => device_ptr,
         other => panic!("HostRegister replied {other:?}"),
     };
     assert_ne!(device_ptr, 0);
     // The same id twice is refused; so is HostRegister without a descriptor (ring lane).
-    let again = c
-        .call_socket(
-            Request::HostRegister {
-                region: 1,
-                size: len,
-                flags: 0,
-            },
-            &[buf.fd()],
-        )
-        .unwrap();
+    let again = host_register(&c, 1, len, &buf).unwrap();
     assert_eq!(again.code, code::ERROR_HOST_MEMORY_ALREADY_REGISTERED);
     let no_fd = call(
         &c,
@@ -445,15 +429,25 @@ fn registered_host_buffers() {
     assert_eq!(sticky(&c), 0);
     // A descriptor of the wrong size is a protocol violation.
     let small = HostBuffer::create(4096, false).unwrap();
-    let r = c.call_socket(
+    let r = host_register(&c, 3, 8192, &small);
+    assert!(r.is_err(), "{r:?}");
+}
+
+/// `HostRegister` of `buf` as region `region` of `size` bytes, on the socket lane.
+fn host_register(
+    c: &Client,
+    region: u32,
+    size: u64,
+    buf: &gpushare_client::HostBuffer,
+) -> Result<ReplyEnvelope, gpushare_client::ClientError> {
+    c.call_socket(
         Request::HostRegister {
-            region: 3,
-            size: 8192,
+            region,
+            size,
             flags: 0,
         },
-        &[small.fd()],
-    );
-    assert!(r.is_err(), "{r:?}");
+        &[buf.fd()],
+    )
 }
 
 #[test]

@@ -6,45 +6,13 @@ mod common;
 use common::*;
 use gpushare_client::code;
 use gpushare_client::proto::{Reply, Request};
+use gpushare_client::Client;
 
 #[test]
 fn tenant_vmm_and_module_globals() {
     let b = BrokerProc::start();
     let c = b.tenant("vmm");
-    let g = match ok(
-        &c,
-        Request::MemGetAllocationGranularity {
-            device: 0,
-            option: 0,
-        },
-    ) {
-        Reply::Value(v) => v,
-        other => panic!("{other:?}"),
-    };
-    let size = 2 * g;
-    let va = match ok(
-        &c,
-        Request::MemAddressReserve {
-            size: 2 * size,
-            alignment: 0,
-            addr: 0,
-            flags: 0,
-        },
-    ) {
-        Reply::DevicePtr { ptr } => ptr,
-        other => panic!("{other:?}"),
-    };
-    let h = match ok(
-        &c,
-        Request::MemCreate {
-            size,
-            device: 0,
-            flags: 0,
-        },
-    ) {
-        Reply::MemHandle { handle } => handle,
-        other => panic!("{other:?}"),
-    };
+    let (size, va, h) = reserve_and_create(&c);
     // Mapping outside the reservation, or before mapping, copies fail.
     assert_eq!(
         call(
@@ -113,10 +81,54 @@ fn tenant_vmm_and_module_globals() {
     );
     assert_eq!(b.used_mem(), 0);
 
-    // Module globals are the tenant's memory.
-    let m = load_module(&c, "device_global");
+    module_globals_are_the_tenants_memory(&c);
+}
+
+/// The granularity `g`; a reservation of `4 g` and a physical allocation of `2 g`: (`2 g`, the
+/// reservation's address, the allocation's handle).
+fn reserve_and_create(c: &Client) -> (u64, u64, u64) {
+    let g = match ok(
+        c,
+        Request::MemGetAllocationGranularity {
+            device: 0,
+            option: 0,
+        },
+    ) {
+        Reply::Value(v) => v,
+        other => panic!("{other:?}"),
+    };
+    let size = 2 * g;
+    let va = match ok(
+        c,
+        Request::MemAddressReserve {
+            size: 2 * size,
+            alignment: 0,
+            addr: 0,
+            flags: 0,
+        },
+    ) {
+        Reply::DevicePtr { ptr } => ptr,
+        other => panic!("{other:?}"),
+    };
+    let h = match ok(
+        c,
+        Request::MemCreate {
+            size,
+            device: 0,
+            flags: 0,
+        },
+    ) {
+        Reply::MemHandle { handle } => handle,
+        other => panic!("{other:?}"),
+    };
+    (size, va, h)
+}
+
+/// Module globals are the tenant's memory: readable while the module is loaded, gone after.
+fn module_globals_are_the_tenants_memory(c: &Client) {
+    let m = load_module(c, "device_global");
     let (ptr, gsize) = match ok(
-        &c,
+        c,
         Request::ModuleGetGlobal {
             module: m,
             name: "dev_counter".into(),
@@ -129,7 +141,7 @@ fn tenant_vmm_and_module_globals() {
     let mut w = [0u8; 4];
     assert_eq!(c.copy_from_device(&mut w, ptr).unwrap(), code::SUCCESS);
     assert_eq!(i32::from_le_bytes(w), 7);
-    ok(&c, Request::ModuleUnload { module: m });
+    ok(c, Request::ModuleUnload { module: m });
     assert_eq!(
         c.copy_from_device(&mut w, ptr).unwrap(),
         code::ERROR_INVALID_VALUE

@@ -127,20 +127,11 @@ static void page_locked_is_resident(void)
     OK("page-locked memory is resident from its allocation on");
 }
 
-int main(void)
+/* cuMemHostAlloc, mapped: used by a kernel and by copies; allocates *dd_out, the device buffer the
+ * later sections share. */
+static void mapped_host_alloc(CUfunction vadd, CUdeviceptr *dd_out, int n)
 {
-    watchdog(120);
-    CUdevice dev;
-    init_primary(&dev);
-    CUmodule m = load_module("vector_add");
-    CUfunction vadd = get_function(m, "vector_add");
-    CUmodule ms = load_module("saxpy");
-    CUfunction saxpy = get_function(ms, "saxpy");
-
-    const int n = 10000;
     const size_t bytes = (size_t)n * sizeof(float);
-
-    /* --- cuMemHostAlloc, mapped --- */
     float *ha = NULL, *hb = NULL, *hc = NULL;
     CHECK(cuMemHostAlloc((void **)&ha, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
     CHECK(cuMemHostAlloc((void **)&hb, bytes, CU_MEMHOSTALLOC_PORTABLE | CU_MEMHOSTALLOC_DEVICEMAP));
@@ -176,6 +167,7 @@ int main(void)
     /* Copies from/to pinned memory (as a plain host pointer). */
     CUdeviceptr dd = 0;
     CHECK(cuMemAlloc(&dd, bytes));
+    *dd_out = dd;
     CHECK(cuMemcpyHtoD(dd, ha, bytes));
     memset(hc, 0, bytes);
     CHECK(cuMemcpyDtoH(hc, dd, bytes));
@@ -190,8 +182,12 @@ int main(void)
     CHECK(cuMemFreeHost(ha));
     CHECK(cuMemFreeHost(hb));
     CHECK(cuMemFreeHost(hc));
+}
 
-    /* --- cuMemAllocHost --- */
+/* cuMemAllocHost / cuMemFreeHost: a round trip through `dd`. */
+static void alloc_host(CUdeviceptr dd, int n)
+{
+    const size_t bytes = (size_t)n * sizeof(float);
     float *pinned = NULL;
     CHECK(cuMemAllocHost((void **)&pinned, bytes));
     EXPECT(pinned != NULL, "cuMemAllocHost NULL");
@@ -210,8 +206,13 @@ int main(void)
     EXPECT(dpinned == (CUdeviceptr)(uintptr_t)pinned, "UVA: cuMemAllocHost device pointer");
     CHECK(cuMemFreeHost(pinned));
     OK("cuMemAllocHost / cuMemFreeHost");
+}
 
-    /* --- cuMemHostRegister on malloc'd memory --- */
+/* cuMemHostRegister on malloc'd memory: used by a kernel (saxpy) and a copy, then the error
+ * cases. */
+static void host_register(CUfunction saxpy, CUdeviceptr dd, int n)
+{
+    const size_t bytes = (size_t)n * sizeof(float);
     float *reg = (float *)malloc(bytes + 3 * sizeof(float));
     float *y = (float *)malloc(bytes);
     EXPECT(reg && y, "malloc");
@@ -254,11 +255,27 @@ int main(void)
     EXPECT_ERR(cuMemHostRegister(x, 0, 0), CUDA_ERROR_INVALID_VALUE);
     EXPECT_ERR(cuMemFreeHost(y), CUDA_ERROR_INVALID_VALUE);
     OK("register/unregister error cases");
-
-    page_locked_is_resident();
-
     free(reg);
     free(y);
+}
+
+int main(void)
+{
+    watchdog(120);
+    CUdevice dev;
+    init_primary(&dev);
+    CUmodule m = load_module("vector_add");
+    CUfunction vadd = get_function(m, "vector_add");
+    CUmodule ms = load_module("saxpy");
+    CUfunction saxpy = get_function(ms, "saxpy");
+
+    const int n = 10000;
+    CUdeviceptr dd = 0;
+    mapped_host_alloc(vadd, &dd, n);
+    alloc_host(dd, n);
+    host_register(saxpy, dd, n);
+    page_locked_is_resident();
+
     CHECK(cuMemFree(dd));
     CHECK(cuModuleUnload(m));
     CHECK(cuModuleUnload(ms));

@@ -10,7 +10,7 @@
 //! the notify ring. One thread per engine, because an engine runs its work in order but engines
 //! run side by side: with one thread for all, a download's completion waited behind an upload
 //! submitted before it and still running, the download engine's window stayed full meanwhile,
-//! and chunked copies of a two-stream pipeline lost about 10 % to it (docs/benchmarks.md). On
+//! and chunked copies of a two-stream pipeline lost about 10 % to it (docs/benchmarks-transfers.md). On
 //! the CPU device the events carry its modelled timestamps, so `device_ns` is the modelled time
 //! (`docs/cpu-device.md`, "Events").
 //!

@@ -11,7 +11,7 @@
 //! its pieces as it goes gets the same few MiB of staging again and again, which stay in the
 //! CPU caches. (Next-fit, which this replaced, walked the whole 64 MiB area: every piece went
 //! through DRAM twice more, and pipelined 64 MiB pageable copies ran at a median of 8.8–8.9
-//! GB/s instead of 10.8–12.2 on the CPU device; docs/benchmarks.md.)
+//! GB/s instead of 10.8–12.2 on the CPU device; docs/benchmarks-transfers.md.)
 //!
 //! Ownership rule (one side frees each allocation, never both):
 //! - an asynchronous copy command with `COPY_RELEASE_STAGING` hands the span to the broker, which

@@ -174,12 +174,8 @@ fn sgemm(
             c.len()
         )));
     }
+    let cfg = tiles_16x16(m, n);
     let (m, n, k) = (m as i32, n as i32, k as i32);
-    let cfg = LaunchConfig {
-        grid_dim: ((n + 15) as u32 / 16, (m + 15) as u32 / 16, 1),
-        block_dim: (16, 16, 1),
-        shared_mem_bytes: 0,
-    };
     let mut launch = stream.launch_builder(f);
     launch.arg(a).arg(b).arg(c).arg(&m).arg(&n).arg(&k);
     // SAFETY: the arguments match `sgemm_tiled(const float* A, const float* B, float* C, int M,
@@ -187,6 +183,16 @@ fn sgemm(
     // bounds-checks every access against M, N and K. The block is the 16×16 it requires.
     unsafe { launch.launch(cfg) }.context(|| format!("launching sgemm_tiled {m}x{n}x{k}"))?;
     Ok(())
+}
+
+/// One 16×16 block per 16×16 tile of a `rows`×`cols` matrix (grid ⌈cols/16⌉×⌈rows/16⌉), as
+/// mlp.c launches `sgemm_tiled` and `bias_relu`.
+fn tiles_16x16(rows: usize, cols: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (cols.div_ceil(16) as u32, rows.div_ceil(16) as u32, 1),
+        block_dim: (16, 16, 1),
+        shared_mem_bytes: 0,
+    }
 }
 
 /// An uninitialised device buffer of `len` floats, for activations that every batch fully writes
@@ -208,11 +214,7 @@ fn bias_relu(
     let (rows, cols) = (BATCH as i32, HIDDEN as i32);
     let mut launch = stream.launch_builder(f);
     launch.arg(h).arg(bias).arg(out).arg(&rows).arg(&cols);
-    let cfg = LaunchConfig {
-        grid_dim: (HIDDEN.div_ceil(16) as u32, BATCH.div_ceil(16) as u32, 1),
-        block_dim: (16, 16, 1),
-        shared_mem_bytes: 0,
-    };
+    let cfg = tiles_16x16(BATCH, HIDDEN);
     // SAFETY: the arguments match `bias_relu(const float* in, const float* bias, float* out,
     // int rows, int cols)`; in and out hold rows·cols floats and bias cols, and the kernel
     // bounds-checks r < rows and c < cols.

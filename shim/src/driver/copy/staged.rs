@@ -51,7 +51,7 @@ pub(super) const PIPELINE_PIECE: u64 = 4 << 20;
 const DOWNLOAD_DEPTH: usize = 3;
 /// Host-to-device pieces of a synchronous upload in flight at once (16 MiB of staging): measured
 /// on the CPU device, 4 × 4 MiB ran at 12.6–13.1 GB/s where staging the whole 64 MiB ahead ran
-/// at 9.4 (docs/benchmarks.md).
+/// at 9.4 (docs/benchmarks-transfers.md).
 pub(super) const UPLOAD_DEPTH: usize = 4;
 
 fn pipeline_piece(st: &Staging) -> u64 {

@@ -14,6 +14,12 @@ use gpushare_tests::{compile_c, cpu_lib};
 /// busy_sleep of 100 µs, 1 block: the `small` profile models 5 µs launch latency + the sleep.
 const KERNEL_NS: u64 = 105_000;
 const SMALL: &[(&str, &str)] = &[("GPUSHARE_CPU_PROFILE", "small")];
+/// How much longer than modelled a tenant's kernels may be on average. The worker times a
+/// kernel from its start event, so a worker descheduled between recording that event and
+/// submitting the launch adds its pause to that kernel (0.3–5 ms each, about one kernel in 250,
+/// with two busy loops beside this test on two cores). Charging a kernel for its wait behind
+/// the other tenant's, the error this test guards against, added 33–240 % in seven runs.
+const HOST_PAUSE_SLACK: u64 = KERNEL_NS / 10;
 
 #[test]
 fn status_reports_device_time_share_and_prediction_error() {
@@ -29,7 +35,7 @@ fn status_reports_device_time_share_and_prediction_error() {
         .collect();
     let status = broker
         .wait_status("both tenants measured", Duration::from_secs(20), |s| {
-            s.tenants.len() == 2 && s.tenants.iter().all(|t| t.kernels >= 50)
+            s.tenants.len() == 2 && s.tenants.iter().all(|t| t.kernels >= 500)
         })
         .expect("both tenants' kernels are measured");
     let shares: u64 = status.tenants.iter().map(|t| u64::from(t.share_ppm)).sum();
@@ -41,8 +47,9 @@ fn status_reports_device_time_share_and_prediction_error() {
     assert!(status.devices[0].busy_permille > 0, "{status:?}");
     for t in &status.tenants {
         let per_kernel = t.gpu_time_ns / t.kernels;
+        let modelled = KERNEL_NS - KERNEL_NS / 50..=KERNEL_NS + HOST_PAUSE_SLACK;
         assert!(
-            per_kernel.abs_diff(KERNEL_NS) <= KERNEL_NS / 50,
+            modelled.contains(&per_kernel),
             "{}: {per_kernel} ns per kernel, modelled {KERNEL_NS}",
             t.name
         );

@@ -29,6 +29,13 @@ pub const COPY_LATENCY_NS: Nanos = 2_000;
 const EWMA_SHIFT: u32 = 2;
 /// Measurements kept per key before the average moves slowly (the first few set it fast).
 const WARM_SAMPLES: u64 = 4;
+/// Once warm, a measurement counts for at most this many times the average. Measured device
+/// time can only be too long, never too short: it runs from the start event to the end event,
+/// so a worker descheduled between recording the start event and submitting the operation adds
+/// its pause (milliseconds on a loaded host, against a 100 µs kernel). One such sample then
+/// moves the estimate by at most 1.75×, not 12×; a kernel that really became slower is
+/// learned within a few samples all the same. The tenant is still charged what was measured.
+const OUTLIER_FACTOR: f64 = 4.0;
 
 /// Errors of profile files.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +138,28 @@ struct Average {
 impl Average {
     fn seeded(value: f64, samples: u64) -> Average {
         Average { value, samples }
+    }
+
+    /// Adds a measured time; once warm, one longer than [`OUTLIER_FACTOR`] × the average
+    /// counts as that.
+    fn add_time(&mut self, ns: f64) {
+        let cap = self.value * OUTLIER_FACTOR;
+        self.add(if self.is_warm() { ns.min(cap) } else { ns });
+    }
+
+    /// Adds a measured rate (bytes per ns); once warm, one slower than the average over
+    /// [`OUTLIER_FACTOR`] counts as that.
+    fn add_rate(&mut self, rate: f64) {
+        let floor = self.value / OUTLIER_FACTOR;
+        self.add(if self.is_warm() {
+            rate.max(floor)
+        } else {
+            rate
+        });
+    }
+
+    fn is_warm(&self) -> bool {
+        self.samples >= WARM_SAMPLES
     }
 
     fn add(&mut self, x: f64) {
@@ -238,11 +267,11 @@ impl CostModel {
                 self.shapes
                     .entry(shape.clone())
                     .or_default()
-                    .add(measured as f64);
+                    .add_time(measured as f64);
                 self.per_block
                     .entry(Arc::clone(&shape.kernel))
                     .or_default()
-                    .add(measured as f64 / shape.blocks() as f64);
+                    .add_time(measured as f64 / shape.blocks() as f64);
             }
             CostClass::Transfer { engine, bytes } => {
                 let moving = measured.saturating_sub(COPY_LATENCY_NS).max(1);
@@ -252,7 +281,7 @@ impl CostModel {
                     if bw.samples == 0 {
                         *bw = Average::default();
                     }
-                    bw.add(*bytes as f64 / moving as f64);
+                    bw.add_rate(*bytes as f64 / moving as f64);
                 }
             }
         }
@@ -445,6 +474,56 @@ mod tests {
         }
         let e = m.estimate(&shape("k", 10));
         assert!((59_000..=60_000).contains(&e), "converges: {e}");
+    }
+
+    #[test]
+    fn one_slow_measurement_moves_a_warm_estimate_little() {
+        let mut m = CostModel::new();
+        let k = shape("k", 1);
+        for _ in 0..8 {
+            m.observe(&k, 100_000);
+        }
+        // A worker descheduled for 5 ms between the start event and the launch.
+        let hiccup = m.observe(&k, 5_100_000);
+        assert_eq!(
+            hiccup.measured, 5_100_000,
+            "the observation keeps what was measured"
+        );
+        assert_eq!(m.estimate(&k), 175_000, "counted as 4× the average");
+        for _ in 0..12 {
+            m.observe(&k, 100_000);
+        }
+        assert!(m.estimate(&k) < 103_000, "back: {}", m.estimate(&k));
+        // A kernel that really became 10× slower is learned within a few samples (10 here,
+        // against 8 when every sample counted in full).
+        let mut n = 0;
+        while m.estimate(&k) < 900_000 {
+            m.observe(&k, 1_000_000);
+            n += 1;
+            assert!(n <= 10, "still {} after {n} samples", m.estimate(&k));
+        }
+        // The first samples are taken as they are (nothing to compare them with yet).
+        let fresh = shape("fresh", 1);
+        m.observe(&fresh, 100_000);
+        m.observe(&fresh, 900_000);
+        assert_eq!(m.estimate(&fresh), 500_000);
+    }
+
+    #[test]
+    fn one_slow_copy_moves_a_warm_bandwidth_little() {
+        let mut m = CostModel::new();
+        let copy = CostClass::Transfer {
+            engine: Engine::H2D,
+            bytes: 1 << 20,
+        };
+        // 10 GB/s, then one copy that took 100× as long.
+        for _ in 0..8 {
+            m.observe(&copy, COPY_LATENCY_NS + 104_858);
+        }
+        m.observe(&copy, COPY_LATENCY_NS + 10_485_800);
+        let e = m.estimate(&copy) - COPY_LATENCY_NS;
+        // The sample counts as 2.5 GB/s: 10 → 8.125 GB/s.
+        assert!(e.abs_diff(129_056) < 100, "{e}");
     }
 
     #[test]

@@ -16,9 +16,12 @@
 //!
 //! Every timed record gets exactly one `OP_DONE`. It has no time ([`NO_DEVICE_TIME`]) when the
 //! operation failed at submission, when an event call failed (a sticky context error), or when
-//! waiting for its end event failed (the context faulted). `device_ns` is what the events see:
-//! from the moment the stream reached the operation to its end, so it includes any time the
-//! operation waited for its engine behind other streams' work.
+//! waiting for its end event failed (the context faulted). `device_ns` runs from the later of
+//! the start event and the end of the engine's previous timed operation to the end event: a
+//! wait for the engine behind another stream's timed work is not counted, but a wait behind
+//! untimed work (a streamed copy's runs) is, and so is any pause of this worker between
+//! recording the start event and submitting the operation (the cost model caps what one such
+//! sample teaches it: `scheduler/cost.rs`).
 //!
 //! In steady state nothing is allocated per operation: events come from the pool and the queue
 //! keeps its capacity. The ring thread never waits for the timing thread: past [`QUEUE_LIMIT`]

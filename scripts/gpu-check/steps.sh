@@ -452,6 +452,13 @@ step_bench_sched() {
     if [ "$GC_QUICK" = 1 ]; then bench bench-sched.sh 1 "a d"; else bench bench-sched.sh 3 "a b c d"; fi
 }
 
+# Issue 12's figure (c): the high-priority latency tenant's p99 beside a 512 MiB upload loop,
+# against alone (and at equal priority).
+step_bench_latency() {
+    bench_ready
+    if [ "$GC_QUICK" = 1 ]; then bench bench-sched.sh 1 "f"; else bench bench-sched.sh 10 "f"; fi
+}
+
 step_bench_dedup() {
     bench_ready
     if [ "$GC_QUICK" = 1 ]; then bench bench-dedup.sh 2 "a"; else bench bench-dedup.sh 8 "a c d"; fi

@@ -33,6 +33,7 @@ const MUST_PASS: &[&str] = &[
     "broker-death",
     "corpus",
     "bench-sched",
+    "bench-latency",
     "bench-dedup",
     "bench-pipeline",
     "bench-shim",

@@ -1,7 +1,7 @@
 //! [`launch`]: configuration checks, per-launch register templates, and the
 //! worker pool that hands out blocks.
 
-use super::program::{Class, Counters, Env, Init, Special, LANES};
+use super::program::{Class, Counters, Env, Init, Program, Special, LANES};
 use super::warp::{BlockRunner, LaunchCtx};
 use super::{
     ExecOptions, GlobalMemory, LaunchConfig, LaunchStats, MAX_SHARED_BYTES_PER_BLOCK,
@@ -92,25 +92,22 @@ fn check_config(
     Ok(())
 }
 
-/// Run `kernel` over the grid described by `cfg`.
-///
-/// `params` is the packed parameter buffer (see [`Kernel::params`]);
-/// `global_addrs[i]` is the device address of `module.globals()[i]`.
-pub fn launch<M: GlobalMemory>(
-    module: &Module,
-    kernel: &Kernel,
+/// Registers with launch-uniform values, and registers holding block- or lane-dependent
+/// specials.
+type LaunchInits = (Vec<(u32, u64)>, Vec<(u32, Special)>);
+
+/// Per-launch register initialisers of `prog`: the values uniform over the whole launch,
+/// and the specials that depend on the block or lane (materialised at warp start).
+#[inline]
+fn launch_inits(
+    prog: &Program,
     cfg: &LaunchConfig,
-    params: &[u8],
     global_addrs: &[u64],
-    mem: &M,
     opts: &ExecOptions,
-) -> Result<LaunchStats, ExecError> {
-    check_config(module, kernel, cfg, params, global_addrs)?;
-    let prog = &kernel.prog;
-    let threads = cfg.block.iter().product::<u32>();
-    let nwarps = threads.div_ceil(LANES as u32);
-    let static_sh = prog.static_shared.next_multiple_of(16);
-    let shared_bytes = (static_sh + cfg.dynamic_shared_bytes) as usize;
+    nwarps: u32,
+    static_sh: u32,
+    shared_bytes: usize,
+) -> LaunchInits {
     let mut uniform = Vec::new();
     let mut specials = Vec::new();
     for &(r, init) in &prog.inits {
@@ -137,6 +134,37 @@ pub fn launch<M: GlobalMemory>(
         };
         uniform.push((r, v));
     }
+    (uniform, specials)
+}
+
+/// Run `kernel` over the grid described by `cfg`.
+///
+/// `params` is the packed parameter buffer (see [`Kernel::params`]);
+/// `global_addrs[i]` is the device address of `module.globals()[i]`.
+pub fn launch<M: GlobalMemory>(
+    module: &Module,
+    kernel: &Kernel,
+    cfg: &LaunchConfig,
+    params: &[u8],
+    global_addrs: &[u64],
+    mem: &M,
+    opts: &ExecOptions,
+) -> Result<LaunchStats, ExecError> {
+    check_config(module, kernel, cfg, params, global_addrs)?;
+    let prog = &kernel.prog;
+    let threads = cfg.block.iter().product::<u32>();
+    let nwarps = threads.div_ceil(LANES as u32);
+    let static_sh = prog.static_shared.next_multiple_of(16);
+    let shared_bytes = (static_sh + cfg.dynamic_shared_bytes) as usize;
+    let (uniform, specials) = launch_inits(
+        prog,
+        cfg,
+        global_addrs,
+        opts,
+        nwarps,
+        static_sh,
+        shared_bytes,
+    );
     let lc = LaunchCtx {
         prog,
         kernel: &kernel.name,
@@ -157,64 +185,26 @@ pub fn launch<M: GlobalMemory>(
         executed: AtomicU64::new(0),
     };
     let nblocks = cfg.grid.iter().map(|&g| g as u64).product::<u64>();
+    let workers = opts.worker_threads.max(1).min(nblocks.min(1024) as usize);
+    let results = run_workers(&lc, cfg.grid, nblocks, workers)?;
+    Ok(tally_stats(results, nblocks, threads))
+}
+
+/// What one worker reports: its counters, longest sleep, and sum of per-block longest sleeps.
+type WorkerResult = (Counters, u64, u64);
+
+/// Run the grid's `nblocks` blocks on `workers` threads (the calling one included); the
+/// first error any of them hits, or every worker's result.
+fn run_workers(
+    lc: &LaunchCtx<'_>,
+    grid: [u32; 3],
+    nblocks: u64,
+    workers: usize,
+) -> Result<Vec<WorkerResult>, ExecError> {
     let next = AtomicU64::new(0);
     let error: Mutex<Option<ExecError>> = Mutex::new(None);
-    let fail = |e: ExecError| {
-        lc.abort.store(true, Relaxed);
-        let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
-        let replace = match &*slot {
-            None => true,
-            Some(ExecError::Aborted { .. }) => !matches!(e, ExecError::Aborted { .. }),
-            Some(_) => false,
-        };
-        if replace {
-            *slot = Some(e);
-        }
-    };
-    let worker = || -> (Counters, u64, u64) {
-        let mut runner = match BlockRunner::new(&lc) {
-            Ok(r) => r,
-            Err(e) => {
-                fail(e);
-                return (Counters::default(), 0, 0);
-            }
-        };
-        loop {
-            if lc.abort.load(Relaxed) {
-                break;
-            }
-            let b = next.fetch_add(1, Relaxed);
-            if b >= nblocks {
-                break;
-            }
-            let [gx, gy, _] = cfg.grid;
-            let ctaid = [
-                (b % gx as u64) as u32,
-                ((b / gx as u64) % gy as u64) as u32,
-                (b / (gx as u64 * gy as u64)) as u32,
-            ];
-            let res =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run_block(ctaid)))
-                    .unwrap_or_else(|p| {
-                        let what = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_default();
-                        Err(ExecError::Aborted {
-                            kernel: kernel.name.clone(),
-                            msg: format!("internal interpreter error: {what}"),
-                        })
-                    });
-            if let Err(e) = res {
-                fail(e);
-                break;
-            }
-        }
-        (runner.cnt.clone(), runner.sleep_max, runner.sleep_block_sum)
-    };
-    let workers = opts.worker_threads.max(1).min(nblocks.min(1024) as usize);
-    let results: Vec<(Counters, u64, u64)> = if workers <= 1 {
+    let worker = || run_worker(lc, grid, nblocks, &next, &error);
+    let results: Vec<WorkerResult> = if workers <= 1 {
         vec![worker()]
     } else {
         std::thread::scope(|s| {
@@ -227,7 +217,7 @@ pub fn launch<M: GlobalMemory>(
                         let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
                         if slot.is_none() {
                             *slot = Some(ExecError::Aborted {
-                                kernel: kernel.name.clone(),
+                                kernel: lc.kernel.to_string(),
                                 msg: "internal error: worker thread panicked".into(),
                             });
                         }
@@ -240,6 +230,84 @@ pub fn launch<M: GlobalMemory>(
     if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(e);
     }
+    Ok(results)
+}
+
+/// One worker: take blocks from `next` until the grid is done or the launch aborts.
+fn run_worker(
+    lc: &LaunchCtx<'_>,
+    grid: [u32; 3],
+    nblocks: u64,
+    next: &AtomicU64,
+    error: &Mutex<Option<ExecError>>,
+) -> WorkerResult {
+    let mut runner = match BlockRunner::new(lc) {
+        Ok(r) => r,
+        Err(e) => {
+            record_failure(lc, error, e);
+            return (Counters::default(), 0, 0);
+        }
+    };
+    loop {
+        if lc.abort.load(Relaxed) {
+            break;
+        }
+        let b = next.fetch_add(1, Relaxed);
+        if b >= nblocks {
+            break;
+        }
+        let [gx, gy, _] = grid;
+        let ctaid = [
+            (b % gx as u64) as u32,
+            ((b / gx as u64) % gy as u64) as u32,
+            (b / (gx as u64 * gy as u64)) as u32,
+        ];
+        if let Err(e) = run_block_caught(&mut runner, ctaid, lc.kernel) {
+            record_failure(lc, error, e);
+            break;
+        }
+    }
+    (runner.cnt.clone(), runner.sleep_max, runner.sleep_block_sum)
+}
+
+/// Run block `ctaid`, turning an interpreter panic into [`ExecError::Aborted`].
+#[inline]
+fn run_block_caught(
+    runner: &mut BlockRunner<'_>,
+    ctaid: [u32; 3],
+    kernel: &str,
+) -> Result<(), ExecError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runner.run_block(ctaid)))
+        .unwrap_or_else(|p| {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ExecError::Aborted {
+                kernel: kernel.to_string(),
+                msg: format!("internal interpreter error: {what}"),
+            })
+        })
+}
+
+/// Abort the launch and keep `e` as its error, unless one is already kept (a real error
+/// replaces an abort, not the other way round).
+fn record_failure(lc: &LaunchCtx<'_>, error: &Mutex<Option<ExecError>>, e: ExecError) {
+    lc.abort.store(true, Relaxed);
+    let mut slot = error.lock().unwrap_or_else(|p| p.into_inner());
+    let replace = match &*slot {
+        None => true,
+        Some(ExecError::Aborted { .. }) => !matches!(e, ExecError::Aborted { .. }),
+        Some(_) => false,
+    };
+    if replace {
+        *slot = Some(e);
+    }
+}
+
+/// Launch statistics: the grid's shape plus the workers' summed counters.
+fn tally_stats(results: Vec<WorkerResult>, nblocks: u64, threads: u32) -> LaunchStats {
     let mut st = LaunchStats {
         blocks: nblocks,
         threads: nblocks * threads as u64,
@@ -265,5 +333,5 @@ pub fn launch<M: GlobalMemory>(
         st.sleep_ns_max = st.sleep_ns_max.max(smax);
         st.sleep_ns_block_max_sum += ssum;
     }
-    Ok(st)
+    st
 }

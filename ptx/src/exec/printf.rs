@@ -180,6 +180,136 @@ fn fmt_float(v: f64, conv: char, sp: &Spec) -> String {
     format!("{sign}{body}")
 }
 
+/// Parse the flags, width, precision and length modifier of a conversion specification
+/// starting at `fmt[*i]` (a `*` width or precision is taken from `args`), leaving `*i` at
+/// the conversion character.
+fn parse_spec(fmt: &[u8], i: &mut usize, args: &mut Args<'_, '_>) -> Result<Spec, Fault> {
+    let mut sp = Spec::default();
+    while *i < fmt.len() {
+        match fmt[*i] {
+            b'-' => sp.left = true,
+            b'+' => sp.plus = true,
+            b' ' => sp.space = true,
+            b'#' => sp.alt = true,
+            b'0' => sp.zero = true,
+            _ => break,
+        }
+        *i += 1;
+    }
+    if *i < fmt.len() && fmt[*i] == b'*' {
+        let w = args.next(4)? as i32;
+        sp.left |= w < 0;
+        sp.width = w.unsigned_abs() as usize;
+        *i += 1;
+    }
+    while *i < fmt.len() && fmt[*i].is_ascii_digit() {
+        sp.width = sp.width * 10 + (fmt[*i] - b'0') as usize;
+        *i += 1;
+    }
+    if *i < fmt.len() && fmt[*i] == b'.' {
+        *i += 1;
+        let mut p = 0usize;
+        if *i < fmt.len() && fmt[*i] == b'*' {
+            p = (args.next(4)? as i32).max(0) as usize;
+            *i += 1;
+        }
+        while *i < fmt.len() && fmt[*i].is_ascii_digit() {
+            p = p * 10 + (fmt[*i] - b'0') as usize;
+            *i += 1;
+        }
+        sp.prec = Some(p);
+    }
+    while *i < fmt.len() && matches!(fmt[*i], b'h' | b'l' | b'L' | b'z' | b'j' | b't' | b'q') {
+        if matches!(fmt[*i], b'l' | b'z' | b'j' | b't' | b'q' | b'L') {
+            sp.long = true;
+        }
+        *i += 1;
+    }
+    // keep pathological field widths from allocating unbounded memory
+    sp.width = sp.width.min(MAX_FIELD);
+    sp.prec = sp.prec.map(|p| p.min(MAX_FIELD));
+    Ok(sp)
+}
+
+/// `%d` / `%i` of the raw argument `raw`.
+fn fmt_signed(raw: u64, sp: &Spec) -> String {
+    let v = if sp.long {
+        raw as i64
+    } else {
+        raw as u32 as i32 as i64
+    };
+    let digits = v.unsigned_abs().to_string();
+    let digits = match sp.prec {
+        Some(p) if digits.len() < p => "0".repeat(p - digits.len()) + &digits,
+        _ => digits,
+    };
+    let sign = if v < 0 {
+        "-"
+    } else if sp.plus {
+        "+"
+    } else if sp.space {
+        " "
+    } else {
+        ""
+    };
+    pad(format!("{sign}{digits}"), sp, sp.prec.is_none())
+}
+
+/// `%u` / `%x` / `%X` / `%o` (per `conv`) of the raw argument `raw`.
+fn fmt_unsigned(raw: u64, conv: u8, sp: &Spec) -> String {
+    let v = if sp.long { raw } else { raw as u32 as u64 };
+    let mut digits = match conv {
+        b'u' => v.to_string(),
+        b'x' => format!("{v:x}"),
+        b'X' => format!("{v:X}"),
+        _ => format!("{v:o}"),
+    };
+    if let Some(p) = sp.prec {
+        if digits.len() < p {
+            digits = "0".repeat(p - digits.len()) + &digits;
+        }
+    }
+    if sp.alt && v != 0 {
+        digits = match conv {
+            b'x' => format!("0x{digits}"),
+            b'X' => format!("0X{digits}"),
+            b'o' => format!("0{digits}"),
+            _ => digits,
+        };
+    }
+    pad(digits, sp, sp.prec.is_none())
+}
+
+/// Conversion `conv` with specification `sp`, its argument (if any) taken from `args`;
+/// `None` for an unknown conversion character.
+fn format_conv(conv: u8, sp: &Spec, args: &mut Args<'_, '_>) -> Result<Option<String>, Fault> {
+    let size = if sp.long { 8 } else { 4 };
+    Ok(Some(match conv {
+        b'%' => "%".to_string(),
+        b'd' | b'i' => fmt_signed(args.next(size)?, sp),
+        b'u' | b'x' | b'X' | b'o' => fmt_unsigned(args.next(size)?, conv, sp),
+        b'c' => pad(((args.next(4)? as u8) as char).to_string(), sp, false),
+        b'p' => pad(format!("0x{:x}", args.next(8)?), sp, false),
+        b's' => {
+            let p = args.next(8)?;
+            let mut s = if p == 0 {
+                "(null)".to_string()
+            } else {
+                String::from_utf8_lossy(&read_cstr(args.cx, args.lane, p)?).into_owned()
+            };
+            if let Some(pr) = sp.prec {
+                s = s.chars().take(pr).collect();
+            }
+            pad(s, sp, false)
+        }
+        b'f' | b'F' | b'e' | b'E' | b'g' | b'G' | b'a' | b'A' => {
+            let v = f64::from_bits(args.next(8)?);
+            pad(fmt_float(v, conv as char, sp), sp, v.is_finite())
+        }
+        _ => return Ok(None),
+    }))
+}
+
 /// Format one `printf` call.
 fn format(fmt: &[u8], args: &mut Args<'_, '_>) -> Result<String, Fault> {
     let mut out = String::new();
@@ -191,126 +321,15 @@ fn format(fmt: &[u8], args: &mut Args<'_, '_>) -> Result<String, Fault> {
             out.push(c as char);
             continue;
         }
-        let mut sp = Spec::default();
-        while i < fmt.len() {
-            match fmt[i] {
-                b'-' => sp.left = true,
-                b'+' => sp.plus = true,
-                b' ' => sp.space = true,
-                b'#' => sp.alt = true,
-                b'0' => sp.zero = true,
-                _ => break,
-            }
-            i += 1;
-        }
-        if i < fmt.len() && fmt[i] == b'*' {
-            let w = args.next(4)? as i32;
-            sp.left |= w < 0;
-            sp.width = w.unsigned_abs() as usize;
-            i += 1;
-        }
-        while i < fmt.len() && fmt[i].is_ascii_digit() {
-            sp.width = sp.width * 10 + (fmt[i] - b'0') as usize;
-            i += 1;
-        }
-        if i < fmt.len() && fmt[i] == b'.' {
-            i += 1;
-            let mut p = 0usize;
-            if i < fmt.len() && fmt[i] == b'*' {
-                p = (args.next(4)? as i32).max(0) as usize;
-                i += 1;
-            }
-            while i < fmt.len() && fmt[i].is_ascii_digit() {
-                p = p * 10 + (fmt[i] - b'0') as usize;
-                i += 1;
-            }
-            sp.prec = Some(p);
-        }
-        while i < fmt.len() && matches!(fmt[i], b'h' | b'l' | b'L' | b'z' | b'j' | b't' | b'q') {
-            if matches!(fmt[i], b'l' | b'z' | b'j' | b't' | b'q' | b'L') {
-                sp.long = true;
-            }
-            i += 1;
-        }
-        // keep pathological field widths from allocating unbounded memory
-        sp.width = sp.width.min(MAX_FIELD);
-        sp.prec = sp.prec.map(|p| p.min(MAX_FIELD));
+        let sp = parse_spec(fmt, &mut i, args)?;
         let Some(&conv) = fmt.get(i) else { break };
         i += 1;
-        let size = if sp.long { 8 } else { 4 };
-        let s = match conv {
-            b'%' => "%".to_string(),
-            b'd' | b'i' => {
-                let raw = args.next(size)?;
-                let v = if sp.long {
-                    raw as i64
-                } else {
-                    raw as u32 as i32 as i64
-                };
-                let digits = v.unsigned_abs().to_string();
-                let digits = match sp.prec {
-                    Some(p) if digits.len() < p => "0".repeat(p - digits.len()) + &digits,
-                    _ => digits,
-                };
-                let sign = if v < 0 {
-                    "-"
-                } else if sp.plus {
-                    "+"
-                } else if sp.space {
-                    " "
-                } else {
-                    ""
-                };
-                pad(format!("{sign}{digits}"), &sp, sp.prec.is_none())
+        match format_conv(conv, &sp, args)? {
+            Some(s) => out.push_str(&s),
+            None => {
+                let _ = write!(out, "%{}", conv as char);
             }
-            b'u' | b'x' | b'X' | b'o' => {
-                let raw = args.next(size)?;
-                let v = if sp.long { raw } else { raw as u32 as u64 };
-                let mut digits = match conv {
-                    b'u' => v.to_string(),
-                    b'x' => format!("{v:x}"),
-                    b'X' => format!("{v:X}"),
-                    _ => format!("{v:o}"),
-                };
-                if let Some(p) = sp.prec {
-                    if digits.len() < p {
-                        digits = "0".repeat(p - digits.len()) + &digits;
-                    }
-                }
-                if sp.alt && v != 0 {
-                    digits = match conv {
-                        b'x' => format!("0x{digits}"),
-                        b'X' => format!("0X{digits}"),
-                        b'o' => format!("0{digits}"),
-                        _ => digits,
-                    };
-                }
-                pad(digits, &sp, sp.prec.is_none())
-            }
-            b'c' => pad(((args.next(4)? as u8) as char).to_string(), &sp, false),
-            b'p' => pad(format!("0x{:x}", args.next(8)?), &sp, false),
-            b's' => {
-                let p = args.next(8)?;
-                let mut s = if p == 0 {
-                    "(null)".to_string()
-                } else {
-                    String::from_utf8_lossy(&read_cstr(args.cx, args.lane, p)?).into_owned()
-                };
-                if let Some(pr) = sp.prec {
-                    s = s.chars().take(pr).collect();
-                }
-                pad(s, &sp, false)
-            }
-            b'f' | b'F' | b'e' | b'E' | b'g' | b'G' | b'a' | b'A' => {
-                let v = f64::from_bits(args.next(8)?);
-                pad(fmt_float(v, conv as char, &sp), &sp, v.is_finite())
-            }
-            other => {
-                let _ = write!(out, "%{}", other as char);
-                continue;
-            }
-        };
-        out.push_str(&s);
+        }
     }
     Ok(out)
 }

@@ -7,6 +7,31 @@ use crate::parse::ast::{AstInst, Function, Linkage, Operand, RegDecl, Space, Stm
 use crate::types::Ty;
 use std::collections::HashMap;
 
+/// An inlined callee's scope, and the `(outer, inner, type)` registers to copy back after
+/// its body.
+type CallBindings = (HashMap<String, Sym>, Vec<(u32, u32, Ty)>);
+
+/// Return operands, callee name and parameter operands of a `call`.
+fn call_operands(ai: &AstInst) -> Res<(&[Operand], &String, &[Operand])> {
+    let mut args = ai.args.iter().peekable();
+    let rets: &[Operand] = match args.peek() {
+        Some(Operand::List(v)) => {
+            args.next();
+            v
+        }
+        _ => &[],
+    };
+    let Some(Operand::Name(callee)) = args.next() else {
+        return unsupported(ai, "indirect calls are not supported");
+    };
+    let params: &[Operand] = match args.next() {
+        Some(Operand::List(v)) => v,
+        None => &[],
+        Some(_) => return unsupported(ai, "call through a prototype"),
+    };
+    Ok((rets, callee, params))
+}
+
 impl KLower<'_> {
     /// Lower a function body into the current code stream with `frame` bindings.
     pub fn lower_function_body(&mut self, f: &Function, mut frame: Frame) -> Res<()> {
@@ -236,23 +261,9 @@ impl KLower<'_> {
         Ok(())
     }
 
+    /// `call`: inline the body of a device function (or lower a call to a known extern).
     fn lower_call(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
-        let mut args = ai.args.iter().peekable();
-        let rets: &[Operand] = match args.peek() {
-            Some(Operand::List(v)) => {
-                args.next();
-                v
-            }
-            _ => &[],
-        };
-        let Some(Operand::Name(callee)) = args.next() else {
-            return unsupported(ai, "indirect calls are not supported");
-        };
-        let params: &[Operand] = match args.next() {
-            Some(Operand::List(v)) => v,
-            None => &[],
-            Some(_) => return unsupported(ai, "call through a prototype"),
-        };
+        let (rets, callee, params) = call_operands(ai)?;
         if matches!(self.lookup(frame, callee), Some(Sym::Reg(..))) {
             return unsupported(ai, "indirect calls are not supported");
         }
@@ -262,46 +273,10 @@ impl KLower<'_> {
         if f.body.is_none() {
             return self.lower_extern_call(frame, ai, callee, rets, params);
         }
-        if self.call_stack.iter().any(|c| c == callee) {
-            return unsupported(ai, format!("recursive call to `{callee}`"));
-        }
-        if self.call_stack.len() >= crate::limits::MAX_CALL_DEPTH {
-            let max = crate::limits::MAX_CALL_DEPTH;
-            return unsupported(ai, format!("calls nested deeper than {max} levels"));
-        }
-        // A caller may expect a value from a function defined without one (numba declares
-        // `void` C-ABI functions with a return parameter): the value is left undefined.
-        let rets_ok = f.rets.len() == rets.len() || f.rets.is_empty();
-        if f.params.len() != params.len() || !rets_ok {
-            return invalid(
-                ai.line,
-                format!("wrong number of arguments in call to `{callee}`"),
-            );
-        }
-        let guard = self.guard;
-        let skip = if guard != NO_GUARD {
-            self.guard = guard ^ PRED_NEG;
-            let i = self.emit(I::new(crate::exec::program::h_nop, Class::Control).ctl(Ctl::Bra));
-            self.guard = NO_GUARD;
-            Some(i)
-        } else {
-            None
-        };
+        self.check_inlinable(ai, callee, f, rets, params)?;
+        let skip = self.emit_guard_skip();
         self.emit(I::new(crate::exec::program::h_nop, Class::Control));
-        let mut scope = HashMap::new();
-        for (formal, actual) in f.params.iter().zip(params) {
-            let sym = self.bind_formal(frame, ai, formal, actual, true)?;
-            scope.insert(formal.name.clone(), sym);
-        }
-        let mut copy_out = Vec::new();
-        for (formal, actual) in f.rets.iter().zip(rets) {
-            let sym = self.bind_formal(frame, ai, formal, actual, false)?;
-            if let (Sym::Reg(inner, ty), Operand::Name(_)) = (sym, actual) {
-                let outer = self.dst(frame, ai, actual)?;
-                copy_out.push((outer, inner, ty));
-            }
-            scope.insert(formal.name.clone(), sym);
-        }
+        let (scope, copy_out) = self.bind_call_args(frame, ai, f, rets, params)?;
         let callee_frame = Frame {
             scopes: vec![scope],
             labels: HashMap::new(),
@@ -329,6 +304,76 @@ impl KLower<'_> {
             self.code[i].imm = self.code.len() as i64;
         }
         Ok(())
+    }
+
+    /// Reject a call to `f` that cannot be inlined: recursion, nesting past
+    /// [`crate::limits::MAX_CALL_DEPTH`], or mismatched argument counts.
+    fn check_inlinable(
+        &self,
+        ai: &AstInst,
+        callee: &str,
+        f: &Function,
+        rets: &[Operand],
+        params: &[Operand],
+    ) -> Res<()> {
+        if self.call_stack.iter().any(|c| c == callee) {
+            return unsupported(ai, format!("recursive call to `{callee}`"));
+        }
+        if self.call_stack.len() >= crate::limits::MAX_CALL_DEPTH {
+            let max = crate::limits::MAX_CALL_DEPTH;
+            return unsupported(ai, format!("calls nested deeper than {max} levels"));
+        }
+        // A caller may expect a value from a function defined without one (numba declares
+        // `void` C-ABI functions with a return parameter): the value is left undefined.
+        let rets_ok = f.rets.len() == rets.len() || f.rets.is_empty();
+        if f.params.len() != params.len() || !rets_ok {
+            return invalid(
+                ai.line,
+                format!("wrong number of arguments in call to `{callee}`"),
+            );
+        }
+        Ok(())
+    }
+
+    /// For a guarded call, emit a branch over the inlined body taken when the guard
+    /// fails, and clear the guard; returns the branch's index for patching.
+    fn emit_guard_skip(&mut self) -> Option<usize> {
+        let guard = self.guard;
+        if guard != NO_GUARD {
+            self.guard = guard ^ PRED_NEG;
+            let i = self.emit(I::new(crate::exec::program::h_nop, Class::Control).ctl(Ctl::Bra));
+            self.guard = NO_GUARD;
+            Some(i)
+        } else {
+            None
+        }
+    }
+
+    /// Bind the callee's formals to the call's arguments: the callee's scope, and the
+    /// `(outer, inner, type)` registers to copy back from register return values.
+    fn bind_call_args(
+        &mut self,
+        frame: &Frame,
+        ai: &AstInst,
+        f: &Function,
+        rets: &[Operand],
+        params: &[Operand],
+    ) -> Res<CallBindings> {
+        let mut scope = HashMap::new();
+        for (formal, actual) in f.params.iter().zip(params) {
+            let sym = self.bind_formal(frame, ai, formal, actual, true)?;
+            scope.insert(formal.name.clone(), sym);
+        }
+        let mut copy_out = Vec::new();
+        for (formal, actual) in f.rets.iter().zip(rets) {
+            let sym = self.bind_formal(frame, ai, formal, actual, false)?;
+            if let (Sym::Reg(inner, ty), Operand::Name(_)) = (sym, actual) {
+                let outer = self.dst(frame, ai, actual)?;
+                copy_out.push((outer, inner, ty));
+            }
+            scope.insert(formal.name.clone(), sym);
+        }
+        Ok((scope, copy_out))
     }
 
     /// Bind a formal parameter of an inlined callee to the caller's argument.

@@ -16,6 +16,7 @@ fn h_fence(_: &Inst, _: &mut Cx<'_>, _: u32) -> R {
 }
 
 impl KLower<'_> {
+    /// Lower a control, synchronisation or warp-collective instruction.
     pub(super) fn lower_control(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
         let mut m = Mods::new(&ai.mods);
         match ai.op.as_str() {
@@ -43,58 +44,8 @@ impl KLower<'_> {
                 self.emit(I::new(h_nanosleep, Class::Misc).r([NONE, a, NONE, NONE]));
             }
             "bar" | "barrier" => return self.lower_bar(frame, ai, m),
-            "shfl" => {
-                m.has("sync");
-                let mode = match m.one_of(&["up", "down", "bfly", "idx"]) {
-                    Some("up") => 0,
-                    Some("down") => 1,
-                    Some("bfly") => 2,
-                    Some(_) => 3,
-                    None => return invalid(ai.line, "shfl needs a mode"),
-                };
-                m.types();
-                finish(&m, ai)?;
-                if !(4..=5).contains(&ai.args.len()) {
-                    return invalid(ai.line, "shfl expects 4 or 5 operands");
-                }
-                let (d, p) = self.dst_pair(frame, ai, &ai.args[0])?;
-                let a = self.src(frame, ai, &ai.args[1], Ty::B32)?;
-                let b = self.src(frame, ai, &ai.args[2], Ty::B32)?;
-                let c = self.src(frame, ai, &ai.args[3], Ty::B32)?;
-                self.emit(
-                    I::new(h_shfl, Class::Control)
-                        .r([d, a, b, c])
-                        .x([p, NONE, NONE, NONE])
-                        .aux(mode),
-                );
-            }
-            "vote" => {
-                m.has("sync");
-                let mode = match m.one_of(&["all", "any", "uni", "ballot"]) {
-                    Some("all") => 0,
-                    Some("any") => 1,
-                    Some("uni") => 2,
-                    Some(_) => 3,
-                    None => return invalid(ai.line, "vote needs a mode"),
-                };
-                m.types();
-                finish(&m, ai)?;
-                if !(2..=3).contains(&ai.args.len()) {
-                    return invalid(ai.line, "vote expects 2 or 3 operands");
-                }
-                let d = if mode == 3 {
-                    self.dst(frame, ai, &ai.args[0])?
-                } else {
-                    self.pred_dst(frame, ai, &ai.args[0])?
-                };
-                let p = self.pred_src(frame, ai, &ai.args[1])?;
-                self.emit(
-                    I::new(h_vote, Class::Control)
-                        .r([d, NONE, NONE, NONE])
-                        .x([p, NONE, NONE, NONE])
-                        .aux(mode),
-                );
-            }
+            "shfl" => self.lower_shfl(frame, ai, &mut m)?,
+            "vote" => self.lower_vote(frame, ai, &mut m)?,
             "activemask" => {
                 m.types();
                 finish(&m, ai)?;
@@ -102,52 +53,8 @@ impl KLower<'_> {
                 let d = self.dst(frame, ai, &ai.args[0])?;
                 self.emit(I::new(h_activemask, Class::Control).r([d, NONE, NONE, NONE]));
             }
-            "match" => {
-                m.has("sync");
-                let mode = match m.one_of(&["any", "all"]) {
-                    Some("any") => 0,
-                    Some(_) => 1,
-                    None => return invalid(ai.line, "match needs .any or .all"),
-                };
-                let t = m.types();
-                finish(&m, ai)?;
-                let w64 = matches!(t.as_slice(), [Ty::B64 | Ty::U64 | Ty::S64]);
-                nargs(ai, 3)?;
-                let (d, p) = self.dst_pair(frame, ai, &ai.args[0])?;
-                let a = self.src(frame, ai, &ai.args[1], if w64 { Ty::B64 } else { Ty::B32 })?;
-                let aux = mode | if w64 { 0x100 } else { 0 };
-                self.emit(
-                    I::new(h_match, Class::Control)
-                        .r([d, a, NONE, NONE])
-                        .x([p, NONE, NONE, NONE])
-                        .aux(aux),
-                );
-            }
-            "redux" => {
-                m.has("sync");
-                let op = m.one_of(&["add", "min", "max", "and", "or", "xor"]);
-                let t = m.types();
-                finish(&m, ai)?;
-                let aux = match (op, t.as_slice()) {
-                    (Some("add"), [Ty::U32 | Ty::S32]) => 0,
-                    (Some("min"), [Ty::U32]) => 1,
-                    (Some("max"), [Ty::U32]) => 2,
-                    (Some("min"), [Ty::S32]) => 3,
-                    (Some("max"), [Ty::S32]) => 4,
-                    (Some("and"), [Ty::B32]) => 5,
-                    (Some("or"), [Ty::B32]) => 6,
-                    (Some("xor"), [Ty::B32]) => 7,
-                    _ => return unsupported(ai, "operation/type"),
-                };
-                nargs(ai, 3)?;
-                let d = self.dst(frame, ai, &ai.args[0])?;
-                let a = self.src(frame, ai, &ai.args[1], Ty::B32)?;
-                self.emit(
-                    I::new(h_redux, Class::Control)
-                        .r([d, a, NONE, NONE])
-                        .aux(aux),
-                );
-            }
+            "match" => self.lower_match(frame, ai, &mut m)?,
+            "redux" => self.lower_redux(frame, ai, &mut m)?,
             "elect" => {
                 m.has("sync");
                 finish(&m, ai)?;
@@ -162,6 +69,116 @@ impl KLower<'_> {
             _ => return unsupported(ai, "instruction not implemented"),
         }
         finish(&m, ai)
+    }
+
+    /// `shfl{.sync}.{up,down,bfly,idx}`: exchange a register between lanes.
+    fn lower_shfl(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
+        m.has("sync");
+        let mode = match m.one_of(&["up", "down", "bfly", "idx"]) {
+            Some("up") => 0,
+            Some("down") => 1,
+            Some("bfly") => 2,
+            Some(_) => 3,
+            None => return invalid(ai.line, "shfl needs a mode"),
+        };
+        m.types();
+        finish(m, ai)?;
+        if !(4..=5).contains(&ai.args.len()) {
+            return invalid(ai.line, "shfl expects 4 or 5 operands");
+        }
+        let (d, p) = self.dst_pair(frame, ai, &ai.args[0])?;
+        let a = self.src(frame, ai, &ai.args[1], Ty::B32)?;
+        let b = self.src(frame, ai, &ai.args[2], Ty::B32)?;
+        let c = self.src(frame, ai, &ai.args[3], Ty::B32)?;
+        self.emit(
+            I::new(h_shfl, Class::Control)
+                .r([d, a, b, c])
+                .x([p, NONE, NONE, NONE])
+                .aux(mode),
+        );
+        Ok(())
+    }
+
+    /// `vote{.sync}.{all,any,uni,ballot}`: warp-wide predicate vote.
+    fn lower_vote(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
+        m.has("sync");
+        let mode = match m.one_of(&["all", "any", "uni", "ballot"]) {
+            Some("all") => 0,
+            Some("any") => 1,
+            Some("uni") => 2,
+            Some(_) => 3,
+            None => return invalid(ai.line, "vote needs a mode"),
+        };
+        m.types();
+        finish(m, ai)?;
+        if !(2..=3).contains(&ai.args.len()) {
+            return invalid(ai.line, "vote expects 2 or 3 operands");
+        }
+        let d = if mode == 3 {
+            self.dst(frame, ai, &ai.args[0])?
+        } else {
+            self.pred_dst(frame, ai, &ai.args[0])?
+        };
+        let p = self.pred_src(frame, ai, &ai.args[1])?;
+        self.emit(
+            I::new(h_vote, Class::Control)
+                .r([d, NONE, NONE, NONE])
+                .x([p, NONE, NONE, NONE])
+                .aux(mode),
+        );
+        Ok(())
+    }
+
+    /// `match{.sync}.{any,all}`: lanes holding the same value.
+    fn lower_match(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
+        m.has("sync");
+        let mode = match m.one_of(&["any", "all"]) {
+            Some("any") => 0,
+            Some(_) => 1,
+            None => return invalid(ai.line, "match needs .any or .all"),
+        };
+        let t = m.types();
+        finish(m, ai)?;
+        let w64 = matches!(t.as_slice(), [Ty::B64 | Ty::U64 | Ty::S64]);
+        nargs(ai, 3)?;
+        let (d, p) = self.dst_pair(frame, ai, &ai.args[0])?;
+        let a = self.src(frame, ai, &ai.args[1], if w64 { Ty::B64 } else { Ty::B32 })?;
+        let aux = mode | if w64 { 0x100 } else { 0 };
+        self.emit(
+            I::new(h_match, Class::Control)
+                .r([d, a, NONE, NONE])
+                .x([p, NONE, NONE, NONE])
+                .aux(aux),
+        );
+        Ok(())
+    }
+
+    /// `redux{.sync}.op.type`: warp-wide integer reduction.
+    fn lower_redux(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
+        m.has("sync");
+        let op = m.one_of(&["add", "min", "max", "and", "or", "xor"]);
+        let t = m.types();
+        finish(m, ai)?;
+        let aux = match (op, t.as_slice()) {
+            (Some("add"), [Ty::U32 | Ty::S32]) => 0,
+            (Some("min"), [Ty::U32]) => 1,
+            (Some("max"), [Ty::U32]) => 2,
+            (Some("min"), [Ty::S32]) => 3,
+            (Some("max"), [Ty::S32]) => 4,
+            (Some("and"), [Ty::B32]) => 5,
+            (Some("or"), [Ty::B32]) => 6,
+            (Some("xor"), [Ty::B32]) => 7,
+            _ => return unsupported(ai, "operation/type"),
+        };
+        nargs(ai, 3)?;
+        let d = self.dst(frame, ai, &ai.args[0])?;
+        let a = self.src(frame, ai, &ai.args[1], Ty::B32)?;
+        self.emit(
+            I::new(h_redux, Class::Control)
+                .r([d, a, NONE, NONE])
+                .aux(aux),
+        );
+        Ok(())
     }
 
     /// `d|p` destination (either part may be `_`); plain `d` gives no predicate.

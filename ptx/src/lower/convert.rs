@@ -115,23 +115,62 @@ fn fast_cvt(
     })
 }
 
+/// Rounding, `.ftz` and `.sat` modifiers of a packed `cvt`.
+#[derive(Clone, Copy)]
+struct PackMods {
+    rnd: Option<Rnd>,
+    ftz: bool,
+    sat: bool,
+}
+
+/// The rounding modifier of a `cvt` and whether it is an integer rounding (`.rni` etc.).
+fn cvt_rounding(m: &mut Mods<'_>) -> (Option<Rnd>, bool) {
+    match m.one_of(&["rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi"]) {
+        None => (None, false),
+        Some("rn") => (Some(Rnd::Rn), false),
+        Some("rz") => (Some(Rnd::Rz), false),
+        Some("rm") => (Some(Rnd::Rm), false),
+        Some("rp") => (Some(Rnd::Rp), false),
+        Some("rni") => (Some(Rnd::Rn), true),
+        Some("rzi") => (Some(Rnd::Rz), true),
+        Some("rmi") => (Some(Rnd::Rm), true),
+        Some(_) => (Some(Rnd::Rp), true),
+    }
+}
+
+/// Statistics class of a conversion between `dst` and `src`.
+fn cvt_class(dst: Ty, src: Ty) -> Class {
+    if dst == Ty::F64 || src == Ty::F64 {
+        Class::Fp64
+    } else if dst.is_float() || src.is_float() {
+        Class::Fp32
+    } else {
+        Class::Int
+    }
+}
+
+/// Handler of an integer-to-integer conversion without `.sat`.
+fn cvt_int_fn(dst: Ty, src: Ty) -> ExecFn {
+    match dst {
+        Ty::U8 | Ty::B8 => cvt_int_pick!(u8, src),
+        Ty::S8 => cvt_int_pick!(i8, src),
+        Ty::U16 | Ty::B16 => cvt_int_pick!(u16, src),
+        Ty::S16 => cvt_int_pick!(i16, src),
+        Ty::U32 | Ty::B32 => cvt_int_pick!(u32, src),
+        Ty::S32 => cvt_int_pick!(i32, src),
+        Ty::S64 => cvt_int_pick!(i64, src),
+        _ => cvt_int_pick!(u64, src),
+    }
+}
+
 impl KLower<'_> {
+    /// Lower `cvt`: packed, integer, fast specialised or general conversion.
     pub(super) fn lower_cvt(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
         let mut m = Mods::new(&ai.mods);
         let ftz = m.has("ftz");
         let sat = m.has("sat");
         let relu = m.has("relu");
-        let (rnd, int_rnd) = match m.one_of(&["rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi"]) {
-            None => (None, false),
-            Some("rn") => (Some(Rnd::Rn), false),
-            Some("rz") => (Some(Rnd::Rz), false),
-            Some("rm") => (Some(Rnd::Rm), false),
-            Some("rp") => (Some(Rnd::Rp), false),
-            Some("rni") => (Some(Rnd::Rn), true),
-            Some("rzi") => (Some(Rnd::Rz), true),
-            Some("rmi") => (Some(Rnd::Rm), true),
-            Some(_) => (Some(Rnd::Rp), true),
-        };
+        let (rnd, int_rnd) = cvt_rounding(&mut m);
         let tys = m.types();
         finish(&m, ai)?;
         let (dst, src) = match tys.as_slice() {
@@ -142,28 +181,8 @@ impl KLower<'_> {
             return unsupported(ai, ".relu");
         }
         if matches!(dst, Ty::F16x2 | Ty::Bf16x2) {
-            if src != Ty::F32 {
-                return unsupported(ai, "packed conversion source");
-            }
-            nargs(ai, 3)?;
-            let d = self.dst(frame, ai, &ai.args[0])?;
-            let a = self.src(frame, ai, &ai.args[1], src)?;
-            let b = self.src(frame, ai, &ai.args[2], src)?;
-            let one = if dst == Ty::F16x2 { Ty::F16 } else { Ty::Bf16 };
-            let spec = CvtSpec {
-                dst: one,
-                src,
-                rnd: rnd.unwrap_or(Rnd::Rn),
-                int_rnd: false,
-                ftz,
-                sat,
-            };
-            self.emit(
-                I::new(h_cvt_pack2, Class::Fp32)
-                    .r([d, a, b, NONE])
-                    .aux(spec.pack()),
-            );
-            return Ok(());
+            let pm = PackMods { rnd, ftz, sat };
+            return self.lower_cvt_pack2(frame, ai, dst, src, pm);
         }
         if matches!(src, Ty::F16x2 | Ty::Bf16x2 | Ty::B128 | Ty::Pred)
             || matches!(dst, Ty::B128 | Ty::Pred)
@@ -173,24 +192,9 @@ impl KLower<'_> {
         nargs(ai, 2)?;
         let d = self.dst(frame, ai, &ai.args[0])?;
         let a = self.src(frame, ai, &ai.args[1], src)?;
-        let class = if dst == Ty::F64 || src == Ty::F64 {
-            Class::Fp64
-        } else if dst.is_float() || src.is_float() {
-            Class::Fp32
-        } else {
-            Class::Int
-        };
+        let class = cvt_class(dst, src);
         if dst.is_int() && src.is_int() && !sat {
-            let f = match dst {
-                Ty::U8 | Ty::B8 => cvt_int_pick!(u8, src),
-                Ty::S8 => cvt_int_pick!(i8, src),
-                Ty::U16 | Ty::B16 => cvt_int_pick!(u16, src),
-                Ty::S16 => cvt_int_pick!(i16, src),
-                Ty::U32 | Ty::B32 => cvt_int_pick!(u32, src),
-                Ty::S32 => cvt_int_pick!(i32, src),
-                Ty::S64 => cvt_int_pick!(i64, src),
-                _ => cvt_int_pick!(u64, src),
-            };
+            let f = cvt_int_fn(dst, src);
             self.emit(I::new(f, class).r([d, a, NONE, NONE]));
             return Ok(());
         }
@@ -212,6 +216,39 @@ impl KLower<'_> {
             sat,
         };
         self.emit(I::new(h_cvt, class).r([d, a, NONE, NONE]).aux(spec.pack()));
+        Ok(())
+    }
+
+    /// `cvt` to `.f16x2`/`.bf16x2` from two `.f32` sources.
+    fn lower_cvt_pack2(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        dst: Ty,
+        src: Ty,
+        pm: PackMods,
+    ) -> Res<()> {
+        if src != Ty::F32 {
+            return unsupported(ai, "packed conversion source");
+        }
+        nargs(ai, 3)?;
+        let d = self.dst(frame, ai, &ai.args[0])?;
+        let a = self.src(frame, ai, &ai.args[1], src)?;
+        let b = self.src(frame, ai, &ai.args[2], src)?;
+        let one = if dst == Ty::F16x2 { Ty::F16 } else { Ty::Bf16 };
+        let spec = CvtSpec {
+            dst: one,
+            src,
+            rnd: pm.rnd.unwrap_or(Rnd::Rn),
+            int_rnd: false,
+            ftz: pm.ftz,
+            sat: pm.sat,
+        };
+        self.emit(
+            I::new(h_cvt_pack2, Class::Fp32)
+                .r([d, a, b, NONE])
+                .aux(spec.pack()),
+        );
         Ok(())
     }
 }

@@ -52,6 +52,45 @@ fn vec_mod(m: &mut Mods<'_>) -> usize {
     }
 }
 
+/// Handler space of a `ld`/`st`: from the space modifier `sp`, else from the addressed
+/// variable `var` (a `.param` access outside the entry function is a local one).
+fn ldst_space(ai: &AstInst, sp: Option<&str>, var: Option<VarLoc>, is_entry: bool) -> Res<u8> {
+    Ok(match (sp, var) {
+        (Some("param"), Some(VarLoc::Param(_))) => sp::PARAM,
+        (Some("param"), Some(VarLoc::Local(_))) => sp::LOCAL,
+        (Some("param"), _) => {
+            if is_entry {
+                sp::PARAM
+            } else {
+                sp::LOCAL
+            }
+        }
+        (Some("global" | "const"), _) => sp::GLOBAL,
+        (Some("shared"), _) => sp::SHARED,
+        (Some("local"), _) => sp::LOCAL,
+        (None, Some(VarLoc::Shared(_) | VarLoc::DynShared)) => sp::SHARED,
+        (None, Some(VarLoc::Local(_))) => sp::LOCAL,
+        (None, Some(VarLoc::Param(_))) => sp::PARAM,
+        (None, _) => sp::GENERIC,
+        _ => return unsupported(ai, "state space"),
+    })
+}
+
+/// `ld`/`st` handler for `space` and element `size` (`None` for an unsupported size).
+fn ldst_handler(load: bool, space: u8, size: u32) -> Option<ExecFn> {
+    match (load, space) {
+        (true, sp::GLOBAL) => mem_pick!(h_ld_global, size),
+        (true, sp::SHARED) => mem_pick!(h_ld_shared, size),
+        (true, sp::LOCAL) => mem_pick!(h_ld_local, size),
+        (true, sp::PARAM) => mem_pick!(h_ld_param, size),
+        (true, _) => mem_pick!(h_ld_generic, size),
+        (false, sp::GLOBAL) => mem_pick!(h_st_global, size),
+        (false, sp::SHARED) => mem_pick!(h_st_shared, size),
+        (false, sp::LOCAL) => mem_pick!(h_st_local, size),
+        (false, _) => mem_pick!(h_st_generic, size),
+    }
+}
+
 impl KLower<'_> {
     pub(super) fn lower_data(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {
         match ai.op.as_str() {
@@ -191,6 +230,7 @@ impl KLower<'_> {
         Ok(())
     }
 
+    /// `ld`/`ldu` (`load`) or `st`: scalar or vector access in a resolved state space.
     fn lower_ldst(&mut self, frame: &mut Frame, ai: &AstInst, load: bool) -> Res<()> {
         let mut m = Mods::new(&ai.mods);
         let sp = space_mod(&mut m);
@@ -213,41 +253,11 @@ impl KLower<'_> {
             return unsupported(ai, "vector or element size");
         }
         let (base, off, addr32, var) = self.addr(frame, ai, addr_op)?;
-        // Decide the handler's space.
-        let space = match (sp, var) {
-            (Some("param"), Some(VarLoc::Param(_))) => sp::PARAM,
-            (Some("param"), Some(VarLoc::Local(_))) => sp::LOCAL,
-            (Some("param"), _) => {
-                if frame.is_entry {
-                    sp::PARAM
-                } else {
-                    sp::LOCAL
-                }
-            }
-            (Some("global" | "const"), _) => sp::GLOBAL,
-            (Some("shared"), _) => sp::SHARED,
-            (Some("local"), _) => sp::LOCAL,
-            (None, Some(VarLoc::Shared(_) | VarLoc::DynShared)) => sp::SHARED,
-            (None, Some(VarLoc::Local(_))) => sp::LOCAL,
-            (None, Some(VarLoc::Param(_))) => sp::PARAM,
-            (None, _) => sp::GENERIC,
-            _ => return unsupported(ai, "state space"),
-        };
+        let space = ldst_space(ai, sp, var, frame.is_entry)?;
         if space == sp::PARAM && !load {
             return unsupported(ai, "store to kernel parameter space");
         }
-        let f = match (load, space) {
-            (true, sp::GLOBAL) => mem_pick!(h_ld_global, size),
-            (true, sp::SHARED) => mem_pick!(h_ld_shared, size),
-            (true, sp::LOCAL) => mem_pick!(h_ld_local, size),
-            (true, sp::PARAM) => mem_pick!(h_ld_param, size),
-            (true, _) => mem_pick!(h_ld_generic, size),
-            (false, sp::GLOBAL) => mem_pick!(h_st_global, size),
-            (false, sp::SHARED) => mem_pick!(h_st_shared, size),
-            (false, sp::LOCAL) => mem_pick!(h_st_local, size),
-            (false, _) => mem_pick!(h_st_generic, size),
-        };
-        let Some(f) = f else {
+        let Some(f) = ldst_handler(load, space, size) else {
             return unsupported(ai, "element size");
         };
         let class = match (space, load) {
@@ -256,6 +266,35 @@ impl KLower<'_> {
             (_, true) => Class::GlobalLd,
             (_, false) => Class::GlobalSt,
         };
+        let (x, dw) = self.ldst_data_regs(frame, ai, data_op, n, load, ty)?;
+        let mut aux = (n as u32) << lf::N_SHIFT;
+        if ty.is_signed() {
+            aux |= lf::SIGNED | (dw << lf::DW_SHIFT);
+        }
+        if addr32 {
+            aux |= lf::ADDR32;
+        }
+        self.emit(
+            I::new(f, class)
+                .r([NONE, base, NONE, NONE])
+                .x(x)
+                .imm(off)
+                .aux(aux),
+        );
+        Ok(())
+    }
+
+    /// Registers of the `n` data operands of a `ld`/`st` (`_` discards a loaded element),
+    /// and the width in bits of the last typed load destination (64 if none).
+    fn ldst_data_regs(
+        &mut self,
+        frame: &Frame,
+        ai: &AstInst,
+        data_op: &Operand,
+        n: usize,
+        load: bool,
+        ty: Ty,
+    ) -> Res<([u32; 4], u32)> {
         let elems: Vec<&Operand> = match data_op {
             Operand::Vec(v) => v.iter().collect(),
             o => vec![o],
@@ -283,21 +322,7 @@ impl KLower<'_> {
                 self.src(frame, ai, e, ty)?
             };
         }
-        let mut aux = (n as u32) << lf::N_SHIFT;
-        if ty.is_signed() {
-            aux |= lf::SIGNED | (dw << lf::DW_SHIFT);
-        }
-        if addr32 {
-            aux |= lf::ADDR32;
-        }
-        self.emit(
-            I::new(f, class)
-                .r([NONE, base, NONE, NONE])
-                .x(x)
-                .imm(off)
-                .aux(aux),
-        );
-        Ok(())
+        Ok((x, dw))
     }
 
     fn lower_atom(&mut self, frame: &mut Frame, ai: &AstInst) -> Res<()> {

@@ -185,7 +185,74 @@ fn check_float_mods(
     Ok(())
 }
 
+/// Soft-float operation code, source count and class of a directed-rounding
+/// (`.rz`/`.rm`/`.rp`) f32/f64 instruction.
+fn directed_farith_op(ai: &AstInst, class: Class) -> Res<(u32, usize, Class)> {
+    Ok(match ai.op.as_str() {
+        "add" => (fa::ADD, 2, class),
+        "sub" => (fa::SUB, 2, class),
+        "mul" => (fa::MUL, 2, class),
+        "fma" | "mad" => (fa::FMA, 3, class),
+        "div" => (fa::DIV, 2, Class::Sfu),
+        "sqrt" => (fa::SQRT, 1, Class::Sfu),
+        "rcp" => (fa::RCP, 1, Class::Sfu),
+        _ => return unsupported(ai, "rounding modifier on this instruction"),
+    })
+}
+
+/// Typed handler (`None` for an unsupported type/modifier combination), source types and
+/// class of an f32/f64 instruction without directed rounding.
+fn float_pick(
+    ai: &AstInst,
+    m: &mut Mods<'_>,
+    ty: Ty,
+    ftz: bool,
+    sat: bool,
+    class: Class,
+) -> Res<(Option<ExecFn>, Vec<Ty>, Class)> {
+    let p = Ty::Pred;
+    let op = ai.op.as_str();
+    Ok(match op {
+        "add" => (flt_pick!(h2, FAdd, ty, ftz, sat), vec![p, p], class),
+        "sub" => (flt_pick!(h2, FSub, ty, ftz, sat), vec![p, p], class),
+        "mul" => (flt_pick!(h2, FMul, ty, ftz, sat), vec![p, p], class),
+        "fma" | "mad" => (flt_pick!(h3, FFma, ty, ftz, sat), vec![p, p, p], class),
+        "div" => (flt_pick!(h2, FDiv, ty, ftz, sat), vec![p, p], Class::Sfu),
+        "min" | "max" => {
+            let nan = m.has("NaN");
+            if m.has("xorsign") {
+                return unsupported(ai, ".xorsign.abs");
+            }
+            let f = match (op, nan) {
+                ("min", false) => flt_pick!(h2, FMin, ty, ftz, sat),
+                ("max", false) => flt_pick!(h2, FMax, ty, ftz, sat),
+                ("min", true) => flt_pick!(h2, FMinNan, ty, ftz, sat),
+                _ => flt_pick!(h2, FMaxNan, ty, ftz, sat),
+            };
+            (f, vec![p, p], class)
+        }
+        "abs" => (flt_pick!(h1, FAbs, ty, ftz, false), vec![p], class),
+        "neg" => (flt_pick!(h1, FNeg, ty, ftz, false), vec![p], class),
+        "copysign" => (
+            flt_pick!(h2, FCopysign, ty, false, false),
+            vec![p, p],
+            class,
+        ),
+        "sqrt" => (flt_pick!(h1, FSqrt, ty, ftz, false), vec![p], Class::Sfu),
+        "rcp" => (flt_pick!(h1, FRcp, ty, ftz, false), vec![p], Class::Sfu),
+        "rsqrt" => (flt_pick!(h1, FRsqrt, ty, ftz, false), vec![p], Class::Sfu),
+        "sin" => (flt_pick!(h1, FSin, ty, ftz, false), vec![p], Class::Sfu),
+        "cos" => (flt_pick!(h1, FCos, ty, ftz, false), vec![p], Class::Sfu),
+        "lg2" => (flt_pick!(h1, FLg2, ty, ftz, false), vec![p], Class::Sfu),
+        "ex2" => (flt_pick!(h1, FEx2, ty, ftz, false), vec![p], Class::Sfu),
+        "tanh" => (flt_pick!(h1, FTanh, ty, ftz, false), vec![p], Class::Sfu),
+        _ => return unsupported(ai, "floating-point form"),
+    })
+}
+
 impl KLower<'_> {
+    /// Lower an f32/f64 instruction: directed rounding goes to the soft-float handler,
+    /// everything else to the typed handlers.
     pub(super) fn lower_float(
         &mut self,
         frame: &mut Frame,
@@ -199,22 +266,12 @@ impl KLower<'_> {
         let rnd = rnd_mod(&mut m);
         let approx = m.has("approx");
         let full = m.has("full");
-        let p = Ty::Pred;
         let directed = matches!(rnd, Some(1..=3));
         check_float_mods(ai, op, ty, rnd, ftz, sat, approx, full)?;
         let r = rnd.unwrap_or(0);
         let class = fclass(ty);
         if directed {
-            let (code, srcs, class) = match op {
-                "add" => (fa::ADD, vec![p, p], class),
-                "sub" => (fa::SUB, vec![p, p], class),
-                "mul" => (fa::MUL, vec![p, p], class),
-                "fma" | "mad" => (fa::FMA, vec![p, p, p], class),
-                "div" => (fa::DIV, vec![p, p], Class::Sfu),
-                "sqrt" => (fa::SQRT, vec![p], Class::Sfu),
-                "rcp" => (fa::RCP, vec![p], Class::Sfu),
-                _ => return unsupported(ai, "rounding modifier on this instruction"),
-            };
+            let (code, n, class) = directed_farith_op(ai, class)?;
             finish(&m, ai)?;
             let flag = |on: bool, f: u32| if on { f } else { 0 };
             let aux = code
@@ -222,74 +279,51 @@ impl KLower<'_> {
                 | flag(ftz, fa::FTZ)
                 | flag(sat, fa::SAT)
                 | flag(ty == Ty::F64, fa::F64);
-            return self.emit_farith(frame, ai, aux, class, ty, srcs.len());
+            return self.emit_farith(frame, ai, aux, class, ty, n);
         }
-        let (f, srcs, class): (Option<ExecFn>, Vec<Ty>, Class) = match op {
-            "add" => (flt_pick!(h2, FAdd, ty, ftz, sat), vec![p, p], class),
-            "sub" => (flt_pick!(h2, FSub, ty, ftz, sat), vec![p, p], class),
-            "mul" => (flt_pick!(h2, FMul, ty, ftz, sat), vec![p, p], class),
-            "fma" | "mad" => (flt_pick!(h3, FFma, ty, ftz, sat), vec![p, p, p], class),
-            "div" => (flt_pick!(h2, FDiv, ty, ftz, sat), vec![p, p], Class::Sfu),
-            "min" | "max" => {
-                let nan = m.has("NaN");
-                if m.has("xorsign") {
-                    return unsupported(ai, ".xorsign.abs");
-                }
-                let f = match (op, nan) {
-                    ("min", false) => flt_pick!(h2, FMin, ty, ftz, sat),
-                    ("max", false) => flt_pick!(h2, FMax, ty, ftz, sat),
-                    ("min", true) => flt_pick!(h2, FMinNan, ty, ftz, sat),
-                    _ => flt_pick!(h2, FMaxNan, ty, ftz, sat),
-                };
-                (f, vec![p, p], class)
-            }
-            "abs" => (flt_pick!(h1, FAbs, ty, ftz, false), vec![p], class),
-            "neg" => (flt_pick!(h1, FNeg, ty, ftz, false), vec![p], class),
-            "copysign" => (
-                flt_pick!(h2, FCopysign, ty, false, false),
-                vec![p, p],
-                class,
-            ),
-            "sqrt" => (flt_pick!(h1, FSqrt, ty, ftz, false), vec![p], Class::Sfu),
-            "rcp" => (flt_pick!(h1, FRcp, ty, ftz, false), vec![p], Class::Sfu),
-            "rsqrt" => (flt_pick!(h1, FRsqrt, ty, ftz, false), vec![p], Class::Sfu),
-            "sin" => (flt_pick!(h1, FSin, ty, ftz, false), vec![p], Class::Sfu),
-            "cos" => (flt_pick!(h1, FCos, ty, ftz, false), vec![p], Class::Sfu),
-            "lg2" => (flt_pick!(h1, FLg2, ty, ftz, false), vec![p], Class::Sfu),
-            "ex2" => (flt_pick!(h1, FEx2, ty, ftz, false), vec![p], Class::Sfu),
-            "tanh" => (flt_pick!(h1, FTanh, ty, ftz, false), vec![p], Class::Sfu),
-            "testp" => {
-                let c = match m.one_of(&[
-                    "finite",
-                    "infinite",
-                    "number",
-                    "notanumber",
-                    "normal",
-                    "subnormal",
-                ]) {
-                    Some("finite") => 0,
-                    Some("infinite") => 1,
-                    Some("number") => 2,
-                    Some("notanumber") => 3,
-                    Some("normal") => 4,
-                    Some(_) => 5,
-                    None => return invalid(ai.line, "testp needs a class"),
-                };
-                finish(&m, ai)?;
-                nargs(ai, 2)?;
-                let d = self.pred_dst(frame, ai, &ai.args[0])?;
-                let a = self.src(frame, ai, &ai.args[1], ty)?;
-                let aux = c | if ty == Ty::F64 { 0x100 } else { 0 };
-                self.emit(I::new(h_testp, class).r([d, a, NONE, NONE]).aux(aux));
-                return Ok(());
-            }
-            _ => return unsupported(ai, "floating-point form"),
-        };
+        if op == "testp" {
+            return self.lower_testp(frame, ai, m, ty, class);
+        }
+        let (f, srcs, class) = float_pick(ai, &mut m, ty, ftz, sat, class)?;
         finish(&m, ai)?;
         let Some(f) = f else {
             return unsupported(ai, "type/modifier combination");
         };
         self.emit_n(frame, ai, f, class, ty, &srcs)
+    }
+
+    /// `testp.class`: test a float for a class (finite, NaN, subnormal...).
+    fn lower_testp(
+        &mut self,
+        frame: &mut Frame,
+        ai: &AstInst,
+        mut m: Mods<'_>,
+        ty: Ty,
+        class: Class,
+    ) -> Res<()> {
+        let c = match m.one_of(&[
+            "finite",
+            "infinite",
+            "number",
+            "notanumber",
+            "normal",
+            "subnormal",
+        ]) {
+            Some("finite") => 0,
+            Some("infinite") => 1,
+            Some("number") => 2,
+            Some("notanumber") => 3,
+            Some("normal") => 4,
+            Some(_) => 5,
+            None => return invalid(ai.line, "testp needs a class"),
+        };
+        finish(&m, ai)?;
+        nargs(ai, 2)?;
+        let d = self.pred_dst(frame, ai, &ai.args[0])?;
+        let a = self.src(frame, ai, &ai.args[1], ty)?;
+        let aux = c | if ty == Ty::F64 { 0x100 } else { 0 };
+        self.emit(I::new(h_testp, class).r([d, a, NONE, NONE]).aux(aux));
+        Ok(())
     }
 
     /// Emits [`h_farith`] with `n` sources of type `ty`.

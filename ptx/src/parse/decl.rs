@@ -464,67 +464,23 @@ impl Parser {
         self.nested(Self::operand_inner)
     }
 
+    /// One operand, dispatched on its first token.
     fn operand_inner(&mut self) -> Result<Operand, PtxError> {
         match self.peek().clone() {
             Tok::P('[') => {
                 self.pos += 1;
-                let mut base = None;
-                let mut offset = 0i64;
-                match self.peek().clone() {
-                    Tok::Ident(_) => base = Some(self.name_operand()?),
-                    Tok::Int(v) => {
-                        self.pos += 1;
-                        offset = v as i64;
-                    }
-                    t => return self.err(format!("bad address operand {}", describe(&t))),
-                }
-                while self.is_p('+') || self.is_p('-') {
-                    let mut neg = self.eat_p('-');
-                    if !neg {
-                        self.pos += 1;
-                        neg = self.eat_p('-');
-                    }
-                    let v = self.int()? as i64;
-                    offset = offset.wrapping_add(if neg { v.wrapping_neg() } else { v });
-                }
-                if self.eat_p(',') {
-                    // texture / surface form `[tex, {coords}]`
-                    let mut v = vec![Operand::Addr { base, offset }];
-                    loop {
-                        v.push(self.operand()?);
-                        if self.eat_p(']') {
-                            return Ok(Operand::List(v));
-                        }
-                        self.expect_p(',')?;
-                    }
-                }
-                self.expect_p(']')?;
-                Ok(Operand::Addr { base, offset })
+                self.address_operand()
             }
             Tok::P('{') => {
                 self.pos += 1;
-                let mut v = Vec::new();
-                loop {
-                    v.push(self.operand()?);
-                    if self.eat_p('}') {
-                        return Ok(Operand::Vec(v));
-                    }
-                    self.expect_p(',')?;
-                }
+                Ok(Operand::Vec(self.operands_until('}', Vec::new())?))
             }
             Tok::P('(') => {
                 self.pos += 1;
-                let mut v = Vec::new();
                 if self.eat_p(')') {
-                    return Ok(Operand::List(v));
+                    return Ok(Operand::List(Vec::new()));
                 }
-                loop {
-                    v.push(self.operand()?);
-                    if self.eat_p(')') {
-                        return Ok(Operand::List(v));
-                    }
-                    self.expect_p(',')?;
-                }
+                Ok(Operand::List(self.operands_until(')', Vec::new())?))
             }
             Tok::P('!') => {
                 self.pos += 1;
@@ -532,16 +488,7 @@ impl Parser {
             }
             Tok::P('-') => {
                 self.pos += 1;
-                match self.bump() {
-                    Tok::Int(v) => Ok(Operand::Int(-(v as i128))),
-                    Tok::F32(b) => Ok(Operand::F32(b ^ 0x8000_0000)),
-                    Tok::F64(b) => Ok(Operand::F64(b ^ (1 << 63))),
-                    Tok::Float(f) => Ok(Operand::Float(-f)),
-                    t => {
-                        self.pos -= 1;
-                        self.err(format!("expected number after `-`, found {}", describe(&t)))
-                    }
-                }
+                self.negated_number()
             }
             Tok::Int(v) => {
                 self.pos += 1;
@@ -559,25 +506,87 @@ impl Parser {
                 self.pos += 1;
                 Ok(Operand::Float(f))
             }
-            Tok::Ident(_) => {
-                let a = self.name_operand()?;
-                if self.eat_p('|') {
-                    let b = self.name_operand()?;
-                    return Ok(Operand::Pair(a, b));
-                }
-                if self.is_p('+') {
-                    // `sym+8` as a plain operand (e.g. `mov.u64 %rd1, sym+8`)
-                    self.pos += 1;
-                    let neg = self.eat_p('-');
-                    let v = self.int()? as i64;
-                    return Ok(Operand::Addr {
-                        base: Some(a),
-                        offset: if neg { v.wrapping_neg() } else { v },
-                    });
-                }
-                Ok(Operand::Name(a))
-            }
+            Tok::Ident(_) => self.named_operand(),
             t => self.err(format!("unexpected {} in operand", describe(&t))),
         }
+    }
+
+    /// Operands separated by `,` up to the `close` token, appended to `v`.
+    fn operands_until(
+        &mut self,
+        close: char,
+        mut v: Vec<Operand>,
+    ) -> Result<Vec<Operand>, PtxError> {
+        loop {
+            v.push(self.operand()?);
+            if self.eat_p(close) {
+                return Ok(v);
+            }
+            self.expect_p(',')?;
+        }
+    }
+
+    /// `[base+off]` address after the `[` (or the texture / surface form `[tex, {coords}]`).
+    fn address_operand(&mut self) -> Result<Operand, PtxError> {
+        let mut base = None;
+        let mut offset = 0i64;
+        match self.peek().clone() {
+            Tok::Ident(_) => base = Some(self.name_operand()?),
+            Tok::Int(v) => {
+                self.pos += 1;
+                offset = v as i64;
+            }
+            t => return self.err(format!("bad address operand {}", describe(&t))),
+        }
+        while self.is_p('+') || self.is_p('-') {
+            let mut neg = self.eat_p('-');
+            if !neg {
+                self.pos += 1;
+                neg = self.eat_p('-');
+            }
+            let v = self.int()? as i64;
+            offset = offset.wrapping_add(if neg { v.wrapping_neg() } else { v });
+        }
+        if self.eat_p(',') {
+            // texture / surface form `[tex, {coords}]`
+            let v = vec![Operand::Addr { base, offset }];
+            return Ok(Operand::List(self.operands_until(']', v)?));
+        }
+        self.expect_p(']')?;
+        Ok(Operand::Addr { base, offset })
+    }
+
+    /// Numeric literal after a `-`, negated.
+    fn negated_number(&mut self) -> Result<Operand, PtxError> {
+        match self.bump() {
+            Tok::Int(v) => Ok(Operand::Int(-(v as i128))),
+            Tok::F32(b) => Ok(Operand::F32(b ^ 0x8000_0000)),
+            Tok::F64(b) => Ok(Operand::F64(b ^ (1 << 63))),
+            Tok::Float(f) => Ok(Operand::Float(-f)),
+            t => {
+                self.pos -= 1;
+                self.err(format!("expected number after `-`, found {}", describe(&t)))
+            }
+        }
+    }
+
+    /// Operand starting with a name: `name`, `d|p` pair, or `sym+off` address.
+    fn named_operand(&mut self) -> Result<Operand, PtxError> {
+        let a = self.name_operand()?;
+        if self.eat_p('|') {
+            let b = self.name_operand()?;
+            return Ok(Operand::Pair(a, b));
+        }
+        if self.is_p('+') {
+            // `sym+8` as a plain operand (e.g. `mov.u64 %rd1, sym+8`)
+            self.pos += 1;
+            let neg = self.eat_p('-');
+            let v = self.int()? as i64;
+            return Ok(Operand::Addr {
+                base: Some(a),
+                offset: if neg { v.wrapping_neg() } else { v },
+            });
+        }
+        Ok(Operand::Name(a))
     }
 }

@@ -48,106 +48,53 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, PtxError> {
     while i < b.len() {
         let c = b[i];
         let col = (i - line_start + 1) as u32;
-        match c {
+        let tok = match c {
             b'\n' => {
                 line += 1;
                 i += 1;
                 line_start = i;
+                continue;
             }
-            b' ' | b'\t' | b'\r' | 0x0c => i += 1,
+            b' ' | b'\t' | b'\r' | 0x0c => {
+                i += 1;
+                continue;
+            }
             b'/' if b.get(i + 1) == Some(&b'/') => {
                 while i < b.len() && b[i] != b'\n' {
                     i += 1;
                 }
+                continue;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
                 let (sl, sc) = (line, col);
-                i += 2;
-                loop {
-                    if i + 1 >= b.len() {
-                        return Err(err(sl, sc as usize, "unterminated block comment".into()));
-                    }
-                    if b[i] == b'*' && b[i + 1] == b'/' {
-                        i += 2;
-                        break;
-                    }
-                    if b[i] == b'\n' {
-                        line += 1;
-                        line_start = i + 1;
-                    }
-                    i += 1;
-                }
+                i = skip_block_comment(b, i + 2, &mut line, &mut line_start)
+                    .ok_or_else(|| err(sl, sc as usize, "unterminated block comment".into()))?;
+                continue;
             }
             b'"' => {
-                let start = i + 1;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    if i < b.len() && b[i] == b'\n' {
-                        return Err(err(line, col as usize, "unterminated string".into()));
-                    }
-                    i += 1;
-                }
-                if i >= b.len() {
-                    return Err(err(line, col as usize, "unterminated string".into()));
-                }
-                let s = String::from_utf8_lossy(&b[start..i]).into_owned();
-                i += 1;
-                out.push(Token {
-                    tok: Tok::Str(s),
-                    line,
-                    col,
-                });
+                let (s, end) = lex_string(b, i)
+                    .ok_or_else(|| err(line, col as usize, "unterminated string".into()))?;
+                i = end;
+                Tok::Str(s)
             }
             b'.' if b.get(i + 1).is_some_and(|&n| is_follow(n)) => {
                 let start = i + 1;
-                i += 1;
-                loop {
-                    while i < b.len() && is_follow(b[i]) {
-                        i += 1;
-                    }
-                    // cache-policy modifiers such as `.L2::evict_last`
-                    if i + 2 < b.len() && b[i] == b':' && b[i + 1] == b':' && is_follow(b[i + 2]) {
-                        i += 2;
-                        continue;
-                    }
-                    break;
-                }
-                let s = std::str::from_utf8(&b[start..i]).unwrap_or("").to_string();
-                out.push(Token {
-                    tok: Tok::Dot(s),
-                    line,
-                    col,
-                });
+                i = dot_name_end(b, start);
+                Tok::Dot(std::str::from_utf8(&b[start..i]).unwrap_or("").to_string())
             }
             b'0'..=b'9' => {
                 let (tok, n) = lex_number(&b[i..]).map_err(|m| err(line, col as usize, m))?;
                 i += n;
-                out.push(Token { tok, line, col });
+                tok
             }
             c if c.is_ascii_alphabetic() || c == b'_' || c == b'$' || c == b'%' => {
                 let start = i;
-                i += 1;
-                while i < b.len() && is_follow(b[i]) {
-                    i += 1;
-                }
-                let s = std::str::from_utf8(&b[start..i]).unwrap_or("").to_string();
-                out.push(Token {
-                    tok: Tok::Ident(s),
-                    line,
-                    col,
-                });
+                i = follow_end(b, i + 1);
+                Tok::Ident(std::str::from_utf8(&b[start..i]).unwrap_or("").to_string())
             }
-            b',' | b';' | b':' | b'{' | b'}' | b'[' | b']' | b'(' | b')' | b'<' | b'>' | b'+'
-            | b'-' | b'|' | b'!' | b'@' | b'=' | b'*' | b'~' | b'&' | b'^' | b'/' => {
-                out.push(Token {
-                    tok: Tok::P(c as char),
-                    line,
-                    col,
-                });
+            c if is_punct(c) => {
                 i += 1;
+                Tok::P(c as char)
             }
             _ => {
                 let ch = src[i..].chars().next().unwrap_or('?');
@@ -157,9 +104,80 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, PtxError> {
                     format!("unexpected character {ch:?}"),
                 ));
             }
-        }
+        };
+        out.push(Token { tok, line, col });
     }
     Ok(out)
+}
+
+/// Single-character punctuation tokens.
+fn is_punct(c: u8) -> bool {
+    b",;:{}[]()<>+-|!@=*~&^/".contains(&c)
+}
+
+/// End of the run of identifier bytes ([`is_follow`]) starting at `i`.
+fn follow_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_follow(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// End of a `.name` whose name starts at `i`, `::`-joined parts included (cache-policy
+/// modifiers such as `.L2::evict_last`).
+fn dot_name_end(b: &[u8], mut i: usize) -> usize {
+    loop {
+        i = follow_end(b, i);
+        if i + 2 < b.len() && b[i] == b':' && b[i + 1] == b':' && is_follow(b[i + 2]) {
+            i += 2;
+            continue;
+        }
+        return i;
+    }
+}
+
+/// Index just past the `*/` closing a block comment whose body starts at `i`, counting
+/// the line breaks it spans into `line` and `line_start`; `None` if it is unterminated.
+fn skip_block_comment(
+    b: &[u8],
+    mut i: usize,
+    line: &mut u32,
+    line_start: &mut usize,
+) -> Option<usize> {
+    loop {
+        if i + 1 >= b.len() {
+            return None;
+        }
+        if b[i] == b'*' && b[i + 1] == b'/' {
+            return Some(i + 2);
+        }
+        if b[i] == b'\n' {
+            *line += 1;
+            *line_start = i + 1;
+        }
+        i += 1;
+    }
+}
+
+/// The text of the string literal whose opening quote is at `b[i]`, and the index just
+/// past its closing quote; `None` if it is unterminated or contains a line break.
+fn lex_string(b: &[u8], mut i: usize) -> Option<(String, usize)> {
+    let start = i + 1;
+    i += 1;
+    while i < b.len() && b[i] != b'"' {
+        if b[i] == b'\\' {
+            i += 1;
+        }
+        if i < b.len() && b[i] == b'\n' {
+            return None;
+        }
+        i += 1;
+    }
+    if i >= b.len() {
+        return None;
+    }
+    let s = String::from_utf8_lossy(&b[start..i]).into_owned();
+    Some((s, i + 1))
 }
 
 fn hex_val(s: &[u8]) -> Option<u64> {

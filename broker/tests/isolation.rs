@@ -8,42 +8,73 @@ mod common;
 
 use common::*;
 use gpushare_client::code;
-use gpushare_client::proto::{HostSpan, Reply, Request};
+use gpushare_client::proto::{HostSpan, ParamInfo, Reply, Request};
 use gpushare_client::ring::record::{CopyDevice, EventRecord, Memset};
-use gpushare_client::Command as Cmd;
+use gpushare_client::{Client, Command as Cmd};
 
-#[test]
-fn foreign_handles_and_memory() {
-    let b = BrokerProc::start();
-    let a = b.tenant("victim");
-    let x = b.tenant("intruder");
-    // The victim's resources.
-    let module = load_module(&a, "vector_add");
-    let (f, layout) = function(&a, module, "vector_add");
-    let stream = match ok(
-        &a,
-        Request::StreamCreate {
-            flags: 1,
-            priority: 0,
-        },
-    ) {
-        Reply::Stream { stream, .. } => stream,
-        other => panic!("{other:?}"),
-    };
-    let event = match ok(&a, Request::EventCreate { flags: 0 }) {
-        Reply::Event { event } => event,
-        other => panic!("{other:?}"),
-    };
-    let n = 1024usize;
-    let secret = data(n, 42);
-    let pa = alloc(&a, (n * 4) as u64);
-    upload_f32(&a, pa, &secret);
+/// What the victim owns: a module, its kernel, a stream, an event and memory holding a secret.
+struct Victim {
+    module: u64,
+    function: u64,
+    layout: Vec<ParamInfo>,
+    stream: u64,
+    event: u64,
+    ptr: u64,
+    secret: Vec<f32>,
+}
 
-    // The intruder's own memory, so that copies have a valid side.
-    let px = alloc(&x, (n * 4) as u64);
+const N: usize = 1024;
+
+impl Victim {
+    fn create(a: &Client) -> Victim {
+        let module = load_module(a, "vector_add");
+        let (function, layout) = function(a, module, "vector_add");
+        let stream = match ok(
+            a,
+            Request::StreamCreate {
+                flags: 1,
+                priority: 0,
+            },
+        ) {
+            Reply::Stream { stream, .. } => stream,
+            other => panic!("{other:?}"),
+        };
+        let event = match ok(a, Request::EventCreate { flags: 0 }) {
+            Reply::Event { event } => event,
+            other => panic!("{other:?}"),
+        };
+        let secret = data(N, 42);
+        let ptr = alloc(a, (N * 4) as u64);
+        upload_f32(a, ptr, &secret);
+        Victim {
+            module,
+            function,
+            layout,
+            stream,
+            event,
+            ptr,
+            secret,
+        }
+    }
+
+    /// Its data and handles are intact and still work.
+    fn check_intact(&self, a: &Client) {
+        assert_eq!(download_f32(a, self.ptr, N), self.secret);
+        let stream = self.stream;
+        assert_eq!(call(a, Request::StreamQuery { stream }).code, code::SUCCESS);
+        let event = self.event;
+        assert_eq!(call(a, Request::EventQuery { event }).code, code::SUCCESS);
+        let (f2, _) = function(a, self.module, "vector_add");
+        assert_eq!(f2, self.function, "the same kernel gets the same handle");
+    }
+}
+
+/// Requests naming the victim's handles or memory, each with the error an intruder gets.
+fn foreign_requests(v: &Victim, own: u64) -> Vec<(Request, u32)> {
+    let (module, stream, event, pa) = (v.module, v.stream, v.event, v.ptr);
     let handle = code::ERROR_INVALID_HANDLE;
     let value = code::ERROR_INVALID_VALUE;
-    let checks: Vec<(Request, u32)> = vec![
+    vec![
         (
             Request::ModuleGetFunction {
                 module,
@@ -54,7 +85,7 @@ fn foreign_handles_and_memory() {
         (Request::ModuleUnload { module }, handle),
         (
             Request::FuncGetAttribute {
-                function: f,
+                function: v.function,
                 attribute: 0,
             },
             handle,
@@ -66,7 +97,7 @@ fn foreign_handles_and_memory() {
         (Request::EventDestroy { event }, handle),
         (
             Request::MemcpyDtoD {
-                dst: px,
+                dst: own,
                 src: pa,
                 len: 64,
             },
@@ -75,7 +106,7 @@ fn foreign_handles_and_memory() {
         (
             Request::MemcpyDtoD {
                 dst: pa,
-                src: px,
+                src: own,
                 len: 64,
             },
             value,
@@ -106,45 +137,40 @@ fn foreign_handles_and_memory() {
         // Running past the end of its own allocation is no better.
         (
             Request::MemcpyDtoD {
-                dst: px,
-                src: px + 1024,
+                dst: own,
+                src: own + 1024,
                 len: 4 << 20,
             },
             value,
         ),
         (Request::Status, code::ERROR_NOT_PERMITTED),
-    ];
-    for (req, want) in checks {
-        let what = format!("{req:?}");
-        assert_eq!(call(&x, req).code, want, "{what}");
-    }
-    // Synchronous copies into or out of the victim's memory.
-    let mut buf = vec![0u8; 64];
-    assert_eq!(x.copy_from_device(&mut buf, pa).unwrap(), value);
-    assert_eq!(x.copy_to_device(pa, &[0u8; 64]).unwrap(), value);
+    ]
+}
 
-    // Asynchronous commands naming the victim's handles or memory become the intruder's own
-    // asynchronous errors; the victim sees none.
+/// Asynchronous commands naming the victim's handles or memory, from the intruder's `own`
+/// memory: a launch of the victim's kernel, a copy, a memset, an event record, and then an
+/// upload into its own memory on the victim's stream.
+fn submit_foreign_commands(x: &Client, v: &Victim, own: u64) {
     let params = pack(
-        &layout,
+        &v.layout,
         &[
-            &px.to_le_bytes(),
-            &px.to_le_bytes(),
-            &pa.to_le_bytes(),
-            &(n as i32).to_le_bytes(),
+            &own.to_le_bytes(),
+            &own.to_le_bytes(),
+            &v.ptr.to_le_bytes(),
+            &(N as i32).to_le_bytes(),
         ],
     );
-    launch(&x, f, 0, [4, 1, 1], [256, 1, 1], 0, &params);
+    launch(x, v.function, 0, [4, 1, 1], [256, 1, 1], 0, &params);
     x.submit(&Cmd::MemcpyDtoD(CopyDevice {
         stream: 0,
-        dst: pa,
-        src: px,
+        dst: v.ptr,
+        src: own,
         len: 256,
     }))
     .unwrap();
     x.submit(&Cmd::Memset(Memset {
         stream: 0,
-        dst: pa,
+        dst: v.ptr,
         pitch: 0,
         width: 256,
         height: 1,
@@ -153,30 +179,44 @@ fn foreign_handles_and_memory() {
     }))
     .unwrap();
     x.submit(&Cmd::EventRecord(EventRecord {
-        event,
+        event: v.event,
         stream: 0,
         flags: 0,
         reserved: 0,
     }))
     .unwrap();
-    upload_async(&x, stream, px, &[1u8; 64]);
+    upload_async(x, v.stream, own, &[1u8; 64]);
+}
+
+#[test]
+fn foreign_handles_and_memory() {
+    let b = BrokerProc::start();
+    let a = b.tenant("victim");
+    let x = b.tenant("intruder");
+    let victim = Victim::create(&a);
+    // The intruder's own memory, so that copies have a valid side.
+    let px = alloc(&x, (N * 4) as u64);
+    for (req, want) in foreign_requests(&victim, px) {
+        let what = format!("{req:?}");
+        assert_eq!(call(&x, req).code, want, "{what}");
+    }
+    // Synchronous copies into or out of the victim's memory.
+    let value = code::ERROR_INVALID_VALUE;
+    let mut buf = vec![0u8; 64];
+    assert_eq!(x.copy_from_device(&mut buf, victim.ptr).unwrap(), value);
+    assert_eq!(x.copy_to_device(victim.ptr, &[0u8; 64]).unwrap(), value);
+
+    // Asynchronous commands naming the victim's handles or memory become the intruder's own
+    // asynchronous errors; the victim sees none.
+    submit_foreign_commands(&x, &victim, px);
     sync(&x);
     assert_eq!(
         sticky(&x),
-        u64::from(handle),
+        u64::from(code::ERROR_INVALID_HANDLE),
         "first async error is the launch's"
     );
     assert_eq!(sticky(&a), 0, "the victim has no error");
-
-    // The victim's data and handles are intact and still work.
-    assert_eq!(download_f32(&a, pa, n), secret);
-    assert_eq!(
-        call(&a, Request::StreamQuery { stream }).code,
-        code::SUCCESS
-    );
-    assert_eq!(call(&a, Request::EventQuery { event }).code, code::SUCCESS);
-    let (f2, _) = function(&a, module, "vector_add");
-    assert_eq!(f2, f, "the same kernel gets the same handle");
+    victim.check_intact(&a);
 
     // Host spans outside shared memory are protocol violations: the intruder's session closes.
     let r = x.call(Request::MemcpyHtoD {

@@ -65,7 +65,46 @@ fn killed_tenant_is_cleaned_up() {
         other => panic!("{other:?}"),
     };
     let free_before = device_free();
+    let mut child = spawn_doomed_child(&b);
+    assert!(
+        device_free() <= free_before - (64 << 20),
+        "the child's memory shows on the device"
+    );
+    // The survivor computes while the child dies.
+    let stop = Arc::new(AtomicBool::new(false));
+    let bystander = spawn_bystander(&b, &stop);
+    child.kill().expect("SIGKILL the child tenant");
+    let _ = child.wait();
+    let start = Instant::now();
+    loop {
+        let st = b.status();
+        if !st.tenants.iter().any(|t| t.name == "doomed") && st.devices[0].used_mem == baseline {
+            break;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "memory did not return to baseline: {st:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let rounds = bystander.join().expect("the bystander computed correctly");
+    assert!(rounds >= 2);
+    // The device itself (not only the broker's accounting) is back where it was.
+    let start = Instant::now();
+    while device_free() != free_before {
+        assert!(start.elapsed() < WAIT, "device memory not released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The survivor's own memory and session are untouched.
+    ok(&survivor, Request::MemFree { ptr: keep });
+    assert_eq!(b.used_mem(), 0);
+    assert!(b.log_text().contains("session resources freed"));
+}
 
+/// Starts the child tenant "doomed" (`child_tenant_entry`) and waits until it holds 64 MiB and
+/// is launching.
+fn spawn_doomed_child(b: &BrokerProc) -> std::process::Child {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -95,53 +134,24 @@ fn killed_tenant_is_cleaned_up() {
         assert!(start.elapsed() < WAIT, "child tenant never got going");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(
-        device_free() <= free_before - (64 << 20),
-        "the child's memory shows on the device"
-    );
-    // The survivor computes while the child dies.
-    let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let stop = Arc::clone(&stop);
-        let socket = b.socket.clone();
-        std::thread::spawn(move || {
-            let c = tenant_at(&socket, "bystander");
-            let mut rounds = 0;
-            while !stop.load(Ordering::Relaxed) || rounds < 2 {
-                vector_add_roundtrip(&c, 4096, rounds);
-                rounds += 1;
-            }
-            c.goodbye("done").unwrap();
-            rounds
-        })
-    };
-    child.kill().expect("SIGKILL the child tenant");
-    let _ = child.wait();
-    let start = Instant::now();
-    loop {
-        let st = b.status();
-        if !st.tenants.iter().any(|t| t.name == "doomed") && st.devices[0].used_mem == baseline {
-            break;
+    child
+}
+
+/// A tenant "bystander" computing vector additions (checked) until `stop`, at least two;
+/// returns how many it ran.
+fn spawn_bystander(b: &BrokerProc, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
+    let stop = Arc::clone(stop);
+    let socket = b.socket.clone();
+    std::thread::spawn(move || {
+        let c = tenant_at(&socket, "bystander");
+        let mut rounds = 0;
+        while !stop.load(Ordering::Relaxed) || rounds < 2 {
+            vector_add_roundtrip(&c, 4096, rounds);
+            rounds += 1;
         }
-        assert!(
-            start.elapsed() < WAIT,
-            "memory did not return to baseline: {st:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop.store(true, Ordering::Relaxed);
-    let rounds = worker.join().expect("the bystander computed correctly");
-    assert!(rounds >= 2);
-    // The device itself (not only the broker's accounting) is back where it was.
-    let start = Instant::now();
-    while device_free() != free_before {
-        assert!(start.elapsed() < WAIT, "device memory not released");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // The survivor's own memory and session are untouched.
-    ok(&survivor, Request::MemFree { ptr: keep });
-    assert_eq!(b.used_mem(), 0);
-    assert!(b.log_text().contains("session resources freed"));
+        c.goodbye("done").unwrap();
+        rounds
+    })
 }
 
 #[test]
@@ -197,37 +207,36 @@ fn goodbye_in(bytes: &[u8]) -> bool {
     )
 }
 
-#[test]
-fn bad_frames_close_only_that_session() {
-    let b = BrokerProc::start();
-    let good = b.tenant("good");
-    let p = alloc(&good, 1 << 20);
-
+/// Malformed, truncated and oversized frames and a second Hello each close their session.
+fn bad_frames_each_close_their_session(b: &BrokerProc) {
     // Malformed: a complete frame whose payload is no message.
-    let mut s = raw_tenant(&b);
+    let mut s = raw_tenant(b);
     s.write_all(&[5, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff])
         .unwrap();
     assert!(goodbye_in(&read_to_close(s)), "Goodbye before closing");
 
     // Truncated: the stream ends inside a frame.
-    let mut s = raw_tenant(&b);
+    let mut s = raw_tenant(b);
     s.write_all(&[100, 0, 0, 0, 1, 2, 3]).unwrap();
     s.shutdown(std::net::Shutdown::Write).unwrap();
     read_to_close(s);
 
     // Oversized: a length prefix above 1 MiB.
-    let mut s = raw_tenant(&b);
+    let mut s = raw_tenant(b);
     s.write_all(&(4u32 << 20).to_le_bytes()).unwrap();
     assert!(goodbye_in(&read_to_close(s)));
 
     // A second Hello.
-    let mut s = raw_tenant(&b);
+    let mut s = raw_tenant(b);
     gpushare_client::frame::send_message(&mut s, &ClientMessage::Hello(Hello::tenant("again")))
         .unwrap();
     read_to_close(s);
+}
 
-    // A request of a newer protocol (unknown variant, readable id): answered, not fatal.
-    let mut s = raw_tenant(&b);
+/// A request of a newer protocol (unknown variant, readable id) is answered, not fatal: the
+/// session goes on.
+fn newer_request_is_answered(b: &BrokerProc) {
+    let mut s = raw_tenant(b);
     let mut payload = proto::encode(&ClientMessage::Request(RequestEnvelope {
         id: 77,
         fence: 0,
@@ -254,8 +263,10 @@ fn bad_frames_close_only_that_session() {
         BrokerMessage::Reply(r) => assert_eq!((r.id, r.body), (78, Reply::Pong)),
         other => panic!("{other:?}"),
     }
+}
 
-    // A CALL record naming a reply slot that does not exist (ring lane).
+/// A CALL record naming a reply slot that does not exist (ring lane) closes the session.
+fn bad_reply_slot_closes_the_session(b: &BrokerProc) {
     let bad = b.tenant("bad-call");
     let payload = proto::encode(&RequestEnvelope {
         id: 1,
@@ -273,6 +284,16 @@ fn bad_frames_close_only_that_session() {
     state
         .wait_until(|v| v == SessionState::ClosedByBroker as u64, &policy())
         .expect("the session is closed by the broker");
+}
+
+#[test]
+fn bad_frames_close_only_that_session() {
+    let b = BrokerProc::start();
+    let good = b.tenant("good");
+    let p = alloc(&good, 1 << 20);
+    bad_frames_each_close_their_session(&b);
+    newer_request_is_answered(&b);
+    bad_reply_slot_closes_the_session(&b);
 
     // The well-behaved tenant is unaffected.
     assert!(matches!(ok(&good, Request::Ping), Reply::Pong));

@@ -86,15 +86,8 @@ fn spawn_broker(mut sock: UnixStream) -> std::thread::JoinHandle<(Hello, (u64, u
     })
 }
 
-#[test]
-fn tenant_session_over_both_lanes() {
-    let (a, b) = UnixStream::pair().unwrap();
-    let broker = spawn_broker(b);
-    let client = Client::from_stream(a, &Hello::tenant("llama"), ClientOptions::default()).unwrap();
-    assert_eq!(client.welcome().devices[0].name, "NVIDIA H200");
-    assert!(client.region().is_some());
-
-    // Ring lane calls.
+/// Calls on the ring lane: 1000 allocations, then replies with error codes.
+fn ring_lane_calls(client: &Client) {
     for i in 0..1000u64 {
         let r = client.call(Request::MemAlloc { size: i }).unwrap();
         assert_eq!(
@@ -108,8 +101,10 @@ fn tenant_session_over_both_lanes() {
     assert_eq!(r.code, code::ERROR_NOT_READY);
     let r = client.call(Request::EventCreate { flags: 0 }).unwrap();
     assert_eq!(r.code, code::ERROR_NOT_SUPPORTED);
+}
 
-    // Bytes through staging: HtoD (broker sums them), DtoH (broker fills them).
+/// Bytes through staging: HtoD (the broker sums them), DtoH (the broker fills them).
+fn bytes_through_staging(client: &Client) {
     let staging = client.staging().unwrap();
     let span = staging.try_alloc(300_000).unwrap().unwrap();
     staging.write(span.offset, &vec![3u8; 300_000]).unwrap();
@@ -131,8 +126,11 @@ fn tenant_session_over_both_lanes() {
     staging.read(span.offset, &mut back).unwrap();
     assert!(back.iter().all(|&b| b == 0x42));
     staging.free(span).unwrap();
+}
 
-    // Asynchronous commands, then calls from several threads at once.
+/// 10 000 launches and a copy as asynchronous commands, then 500 calls from each of four
+/// threads at once.
+fn commands_then_concurrent_calls(client: &Client) {
     let params = [0u8; 8];
     for i in 0..10_000u64 {
         let seq = client
@@ -152,7 +150,6 @@ fn tenant_session_over_both_lanes() {
         .unwrap();
     std::thread::scope(|s| {
         for t in 0..4u64 {
-            let client = &client;
             s.spawn(move || {
                 for i in 0..500 {
                     let r = client
@@ -168,8 +165,10 @@ fn tenant_session_over_both_lanes() {
             });
         }
     });
+}
 
-    // Socket lane: plain, oversized-for-the-ring, and with a descriptor.
+/// The socket lane: plain, oversized for the ring, and with a descriptor.
+fn socket_lane_calls(client: &Client) {
     let r = client.call_socket(Request::Ping, &[]).unwrap();
     assert_eq!(r.body, Reply::Pong);
     let long = Request::ModuleGetFunction {
@@ -191,6 +190,19 @@ fn tenant_session_over_both_lanes() {
         )
         .unwrap();
     assert_eq!(r.body, Reply::HostRegion { device_ptr: 0xABC });
+}
+
+#[test]
+fn tenant_session_over_both_lanes() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let broker = spawn_broker(b);
+    let client = Client::from_stream(a, &Hello::tenant("llama"), ClientOptions::default()).unwrap();
+    assert_eq!(client.welcome().devices[0].name, "NVIDIA H200");
+    assert!(client.region().is_some());
+    ring_lane_calls(&client);
+    bytes_through_staging(&client);
+    commands_then_concurrent_calls(&client);
+    socket_lane_calls(&client);
 
     client.goodbye("done").unwrap();
     let (hello, (calls, others)) = broker.join().unwrap();

@@ -145,45 +145,47 @@ fn pitch_and_managed_allocations() {
     }
 }
 
-#[test]
-fn pointer_attributes() {
-    let (_g, ctx) = setup();
-    let mut p = 0u64;
-    // SAFETY: valid out-pointers and arguments throughout.
-    unsafe {
-        assert_eq!(cuMemAlloc_v2(&mut p, 8192), 0);
-        assert_eq!(attr_u32(2, p + 100), Ok(2), "MEMORY_TYPE device");
-        assert_eq!(attr_u64(3, p + 100), Ok(p + 100), "DEVICE_POINTER");
-        assert_eq!(attr_u64(1, p + 100), Ok(ctx as u64), "CONTEXT");
-        assert_eq!(
-            attr_u64(4, p),
-            Err(code(CuError::INVALID_VALUE)),
-            "no host pointer"
-        );
-        assert_eq!(attr_u64(11, p + 100), Ok(p), "RANGE_START_ADDR");
-        assert_eq!(attr_u64(12, p + 100), Ok(8192), "RANGE_SIZE");
-        assert_eq!(attr_u32(9, p), Ok(0), "DEVICE_ORDINAL");
-        assert_eq!(attr_u32(13, p), Ok(1), "MAPPED");
-        assert_eq!(attr_u32(16, p), Ok(3), "ACCESS_FLAGS");
-        let id = attr_u64(7, p).unwrap();
-        assert_eq!(
-            attr_u64(5, p),
-            Err(code(CuError::NOT_SUPPORTED)),
-            "P2P tokens"
-        );
+/// Single attributes of device pointer `p + 100` (an 8 KiB allocation of context `ctx`);
+/// returns the buffer id.
+fn device_pointer_attributes(p: u64, ctx: *mut c_void) -> u64 {
+    assert_eq!(attr_u32(2, p + 100), Ok(2), "MEMORY_TYPE device");
+    assert_eq!(attr_u64(3, p + 100), Ok(p + 100), "DEVICE_POINTER");
+    assert_eq!(attr_u64(1, p + 100), Ok(ctx as u64), "CONTEXT");
+    assert_eq!(
+        attr_u64(4, p),
+        Err(code(CuError::INVALID_VALUE)),
+        "no host pointer"
+    );
+    assert_eq!(attr_u64(11, p + 100), Ok(p), "RANGE_START_ADDR");
+    assert_eq!(attr_u64(12, p + 100), Ok(8192), "RANGE_SIZE");
+    assert_eq!(attr_u32(9, p), Ok(0), "DEVICE_ORDINAL");
+    assert_eq!(attr_u32(13, p), Ok(1), "MAPPED");
+    assert_eq!(attr_u32(16, p), Ok(3), "ACCESS_FLAGS");
+    assert_eq!(
+        attr_u64(5, p),
+        Err(code(CuError::NOT_SUPPORTED)),
+        "P2P tokens"
+    );
+    attr_u64(7, p).unwrap()
+}
 
-        let stack = 0u64;
-        let unknown = &stack as *const u64 as u64;
-        assert_eq!(attr_u32(2, unknown), Err(code(CuError::INVALID_VALUE)));
-        let attrs = [2i32, 1, 11, 12, 9];
-        let (mut mt, mut c, mut start, mut size, mut ord) = (77u32, 1usize, 1u64, 1usize, 5i32);
-        let mut data: [*mut c_void; 5] = [
-            (&mut mt as *mut u32).cast(),
-            (&mut c as *mut usize).cast(),
-            (&mut start as *mut u64).cast(),
-            (&mut size as *mut usize).cast(),
-            (&mut ord as *mut i32).cast(),
-        ];
+/// `cuPointerGetAttributes` on device pointer `p + 8` and on `unknown` memory (defaults, not
+/// errors).
+fn attribute_lists(p: u64, ctx: *mut c_void, unknown: u64) {
+    let attrs = [2i32, 1, 11, 12, 9];
+    let (mut mt, mut c, mut start, mut size, mut ord) = (77u32, 1usize, 1u64, 1usize, 5i32);
+    let mut data: [*mut c_void; 5] = [
+        (&mut mt as *mut u32).cast(),
+        (&mut c as *mut usize).cast(),
+        (&mut start as *mut u64).cast(),
+        (&mut size as *mut usize).cast(),
+        (&mut ord as *mut i32).cast(),
+    ];
+    let host_attr = [4i32];
+    let mut hp = 1usize;
+    let mut hdata: [*mut c_void; 1] = [(&mut hp as *mut usize).cast()];
+    // SAFETY: each data pointer points at a live local of the attribute's size.
+    unsafe {
         assert_eq!(
             cuPointerGetAttributes(5, attrs.as_ptr(), data.as_mut_ptr(), p + 8),
             0
@@ -198,19 +200,33 @@ fn pointer_attributes() {
             (0, 0, 0, 0, -2),
             "defaults for unknown memory"
         );
-        let host_attr = [4i32];
-        let mut hp = 1usize;
-        let mut hdata: [*mut c_void; 1] = [(&mut hp as *mut usize).cast()];
         assert_eq!(
             cuPointerGetAttributes(1, host_attr.as_ptr(), hdata.as_mut_ptr(), p),
             0
         );
-        assert_eq!(
-            hp, 0,
-            "device memory has no host pointer: NULL, not an error"
-        );
+    }
+    assert_eq!(
+        hp, 0,
+        "device memory has no host pointer: NULL, not an error"
+    );
+}
 
-        let on = 1u32;
+#[test]
+fn pointer_attributes() {
+    let (_g, ctx) = setup();
+    let mut p = 0u64;
+    let stack = 0u64;
+    let unknown = &stack as *const u64 as u64;
+    // SAFETY: valid out-pointers and arguments throughout.
+    unsafe {
+        assert_eq!(cuMemAlloc_v2(&mut p, 8192), 0);
+    }
+    let id = device_pointer_attributes(p, ctx);
+    assert_eq!(attr_u32(2, unknown), Err(code(CuError::INVALID_VALUE)));
+    attribute_lists(p, ctx, unknown);
+    let on = 1u32;
+    // SAFETY: valid pointers and arguments throughout.
+    unsafe {
         assert_eq!(cuPointerSetAttribute((&on as *const u32).cast(), 6, p), 0);
         assert_eq!(attr_u32(6, p), Ok(1), "SYNC_MEMOPS");
         assert_eq!(
@@ -221,7 +237,6 @@ fn pointer_attributes() {
             cuPointerSetAttribute((&on as *const u32).cast(), 6, unknown),
             code(CuError::INVALID_VALUE)
         );
-
         assert_eq!(cuMemFree_v2(p), 0);
         assert_eq!(cuMemAlloc_v2(&mut p, 8192), 0);
         assert_ne!(attr_u64(7, p).unwrap(), id, "buffer ids are not reused");
@@ -352,17 +367,14 @@ unsafe fn map_rw(handle: u64, size: usize) -> u64 {
     va
 }
 
-#[test]
-fn vmm_lifecycle_export_and_import() {
-    let (_g, _ctx) = setup();
-    let free0 = mem_info().0;
-    let prop = device_prop(POSIX_FD);
+/// The VMM granularity (minimum and recommended: 2 MiB) and its argument checks.
+fn vmm_granularity(prop: &CUmemAllocationProp) -> usize {
     let mut g = 0usize;
-    // SAFETY: valid out-pointers and arguments throughout.
+    // SAFETY: valid out-pointers and property structs; NULL is the case under test.
     unsafe {
-        assert_eq!(cuMemGetAllocationGranularity(&mut g, &prop, 0), 0);
+        assert_eq!(cuMemGetAllocationGranularity(&mut g, prop, 0), 0);
         assert_eq!(g, 2 * MIB);
-        assert_eq!(cuMemGetAllocationGranularity(&mut g, &prop, 1), 0);
+        assert_eq!(cuMemGetAllocationGranularity(&mut g, prop, 1), 0);
         assert_eq!(g, 2 * MIB);
         assert_eq!(
             cuMemGetAllocationGranularity(&mut g, null(), 0),
@@ -370,24 +382,33 @@ fn vmm_lifecycle_export_and_import() {
         );
         let bad_dev = CUmemAllocationProp {
             location: CUmemLocation { type_: 1, id: 3 },
-            ..prop
+            ..*prop
         };
         assert_eq!(
             cuMemGetAllocationGranularity(&mut g, &bad_dev, 0),
             code(CuError::INVALID_DEVICE)
         );
+    }
+    g
+}
 
-        let mut h = 0u64;
-        assert_eq!(cuMemCreate(&mut h, 2 * g, &prop, 0), 0);
+/// Creates `2 × g` of physical memory exportable as a POSIX descriptor, maps it read-write,
+/// checks what the driver reports about it and writes a word at byte 800; returns the handle
+/// and the address.
+fn vmm_create_and_map(prop: &CUmemAllocationProp, g: usize, free0: usize) -> (u64, u64) {
+    let mut h = 0u64;
+    // SAFETY: valid out-pointers and property structs; `va` maps `2 × g` bytes read-write.
+    unsafe {
+        assert_eq!(cuMemCreate(&mut h, 2 * g, prop, 0), 0);
         assert_eq!(mem_info().0 + 2 * g, free0, "physical memory is charged");
+        let mut odd = 0u64;
         assert_eq!(
-            cuMemCreate(&mut h, g + 4096, &prop, 0),
+            cuMemCreate(&mut odd, g + 4096, prop, 0),
             code(CuError::INVALID_VALUE)
         );
         let fabric = device_prop(8);
-        let mut hf = 0u64;
         assert_eq!(
-            cuMemCreate(&mut hf, g, &fabric, 0),
+            cuMemCreate(&mut odd, g, &fabric, 0),
             code(CuError::NOT_SUPPORTED)
         );
         let va = map_rw(h, 2 * g);
@@ -408,7 +429,6 @@ fn vmm_lifecycle_export_and_import() {
             (got.type_, got.requested_handle_types, got.location),
             (1, POSIX_FD, loc)
         );
-
         let mut h2 = 0u64;
         assert_eq!(
             cuMemRetainAllocationHandle(&mut h2, (va + 4096) as *mut c_void),
@@ -416,9 +436,18 @@ fn vmm_lifecycle_export_and_import() {
         );
         assert_eq!(h2, h);
         assert_eq!(cuMemRelease(h2), 0);
+        (h, va)
+    }
+}
 
-        // Export, import back, map a second time: both addresses show the same bytes.
-        let mut fd = -1i32;
+/// Exports `h` (mapped at `va`), imports it back and maps it a second time: both addresses
+/// show the same bytes. Returns the imported handle and its address.
+fn vmm_export_and_import(h: u64, va: u64, g: usize) -> (u64, u64) {
+    let mut fd = -1i32;
+    let mut imported = 0u64;
+    // SAFETY: valid out-pointers; `va` maps `2 × g` bytes of `h`, written at byte 800 by
+    // vmm_create_and_map; `fd` is the descriptor just exported.
+    unsafe {
         assert_eq!(
             cuMemExportToShareableHandle((&mut fd as *mut i32).cast(), h, POSIX_FD, 0),
             0
@@ -428,7 +457,6 @@ fn vmm_lifecycle_export_and_import() {
             cuMemExportToShareableHandle((&mut fd as *mut i32).cast(), h, 8, 0),
             code(CuError::NOT_SUPPORTED)
         );
-        let mut imported = 0u64;
         assert_eq!(
             cuMemImportFromShareableHandle(&mut imported, fd as usize as *mut c_void, POSIX_FD),
             0
@@ -438,8 +466,16 @@ fn vmm_lifecycle_export_and_import() {
         assert_eq!((va2 as *const u64).add(100).read(), 0x0123_4567_89ab_cdef);
         (va2 as *mut u32).write(42);
         assert_eq!((va as *const u32).read(), 42);
+        (imported, va2)
+    }
+}
 
-        // Read-only access.
+/// Read-only access to `2 × g` bytes at `va` (whose first word is 42).
+fn vmm_read_only_access(va: u64, g: usize) {
+    let loc = CUmemLocation { type_: 1, id: 0 };
+    let mut flags = 0u64;
+    // SAFETY: `va` maps `2 × g` bytes, readable in every access mode set here.
+    unsafe {
         let ro = CUmemAccessDesc { flags: 1, ..RW };
         assert_eq!(cuMemSetAccess(va, 2 * g, &ro, 1), 0);
         assert_eq!(cuMemGetAccess(&mut flags, &loc, va), 0);
@@ -450,7 +486,20 @@ fn vmm_lifecycle_export_and_import() {
             cuMemSetAccess(va, 2 * g, &bad, 1),
             code(CuError::INVALID_VALUE)
         );
+    }
+}
 
+#[test]
+fn vmm_lifecycle_export_and_import() {
+    let (_g, _ctx) = setup();
+    let free0 = mem_info().0;
+    let prop = device_prop(POSIX_FD);
+    let g = vmm_granularity(&prop);
+    let (h, va) = vmm_create_and_map(&prop, g, free0);
+    let (imported, va2) = vmm_export_and_import(h, va, g);
+    vmm_read_only_access(va, g);
+    // SAFETY: unmapping and releasing what this test mapped and created.
+    unsafe {
         for (va, h) in [(va, h), (va2, imported)] {
             assert_eq!(
                 cuMemAddressFree(va, 2 * g),
@@ -462,8 +511,8 @@ fn vmm_lifecycle_export_and_import() {
             assert_eq!(cuMemAddressFree(va, 2 * g), 0);
         }
         assert_eq!(cuMemRelease(h), code(CuError::INVALID_VALUE));
-        assert_eq!(mem_info().0, free0);
     }
+    assert_eq!(mem_info().0, free0);
 }
 
 /// Environment variable naming the parent's `pid:fd` for [`vmm_child_process`].

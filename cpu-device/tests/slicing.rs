@@ -84,17 +84,14 @@ fn case(file: &str, kernel: &'static str, grid: [u32; 3], block: [u32; 3], args:
 /// Every corpus kernel, with inputs that make its output independent of block order (the
 /// float atomics of `reduce_sum` add small integers: exact in any order).
 fn corpus_cases() -> Vec<Case> {
-    let struct_p: Vec<u8> = [1.5f32.to_le_bytes(), 3i32.to_le_bytes()]
-        .into_iter()
-        .chain([0.25f32, -0.5, 0.75, 1.0].map(f32::to_le_bytes))
-        .flatten()
-        .collect();
-    let daxpy_y: Vec<u8> = (0..700)
-        .flat_map(|i| f64::from(i % 13).to_le_bytes())
-        .collect();
-    let daxpy_x: Vec<u8> = noise(700, 5)
-        .flat_map(|v| f64::from(v).to_le_bytes())
-        .collect();
+    let mut cases = math_cases();
+    cases.extend(parameter_cases());
+    cases.extend(control_cases());
+    cases
+}
+
+/// The corpus's element-wise, matrix and reduction kernels.
+fn math_cases() -> Vec<Case> {
     let mut reduce = case(
         "reduce_sum",
         "reduce_sum",
@@ -172,6 +169,23 @@ fn corpus_cases() -> Vec<Case> {
             ],
         ),
         reduce,
+    ]
+}
+
+/// The corpus's kernels about grids and parameters.
+fn parameter_cases() -> Vec<Case> {
+    let struct_p: Vec<u8> = [1.5f32.to_le_bytes(), 3i32.to_le_bytes()]
+        .into_iter()
+        .chain([0.25f32, -0.5, 0.75, 1.0].map(f32::to_le_bytes))
+        .flatten()
+        .collect();
+    let daxpy_y: Vec<u8> = (0..700)
+        .flat_map(|i| f64::from(i % 13).to_le_bytes())
+        .collect();
+    let daxpy_x: Vec<u8> = noise(700, 5)
+        .flat_map(|v| f64::from(v).to_le_bytes())
+        .collect();
+    vec![
         case(
             "grid3d",
             "grid3d",
@@ -203,6 +217,12 @@ fn corpus_cases() -> Vec<Case> {
                 i32v(700),
             ],
         ),
+    ]
+}
+
+/// The corpus's kernels about sleeping, empty blocks, faults and module globals.
+fn control_cases() -> Vec<Case> {
+    vec![
         case(
             "busy_sleep",
             "busy_sleep",

@@ -195,21 +195,37 @@ fn step_f64(x: f64, up: bool) -> f64 {
     f64::from_bits(if (x > 0.0) == up { b + 1 } else { b - 1 })
 }
 
-#[test]
-fn directed_rounding_intrinsics() {
+/// `v` rounded to f32 toward zero, up and down.
+fn f32_rz(v: f64) -> f32 {
+    let (lo, hi) = f32_bounds(v);
+    if v >= 0.0 {
+        lo
+    } else {
+        hi
+    }
+}
+
+fn f32_ru(v: f64) -> f32 {
+    f32_bounds(v).1
+}
+
+fn f32_rd(v: f64) -> f32 {
+    f32_bounds(v).0
+}
+
+/// The outputs of `rounding_ops` over `n` threads: 12 f32, 6 f64 and 6 i32 per thread.
+struct RoundingOutputs {
+    f: Vec<f32>,
+    d: Vec<f64>,
+    k: Vec<i32>,
+}
+
+/// Runs `rounding_ops` on `a` (f32 inputs) and `b` (f64 inputs).
+fn run_rounding_ops(a: &[f32], b: &[f64]) -> RoundingOutputs {
     let m = module();
-    let n = 64usize;
-    let mut r = Rng(77);
-    // multiples of 2^-8 below 64: products and sums are exact in f64
-    let a: Vec<f32> = (0..n)
-        .map(|_| ((r.next_u32() % 32768) as f32 - 16384.0) / 256.0)
-        .map(|v| if v == 0.0 { 0.75 } else { v })
-        .collect();
-    let b: Vec<f64> = (0..n)
-        .map(|_| (r.next_u32() as f64 - 2e9) / 3.7e4)
-        .collect();
+    let n = a.len();
     let mut mem = VecMem::new(1 << 20);
-    let (pa, pb) = (mem.alloc_f32(&a), mem.alloc_f64(&b));
+    let (pa, pb) = (mem.alloc_f32(a), mem.alloc_f64(b));
     let (pf, pd, pi) = (
         mem.alloc(n * 12 * 4),
         mem.alloc(n * 6 * 8),
@@ -232,120 +248,139 @@ fn directed_rounding_intrinsics() {
         1,
     )
     .unwrap();
-    let f = mem.read_f32(pf, n * 12);
-    let d = mem.read_f64(pd, n * 6);
-    let k = mem.read_i32(pi, n * 6);
-    let rz = |v: f64| {
-        let (lo, hi) = f32_bounds(v);
-        if v >= 0.0 {
-            lo
-        } else {
-            hi
-        }
+    RoundingOutputs {
+        f: mem.read_f32(pf, n * 12),
+        d: mem.read_f64(pd, n * 6),
+        k: mem.read_i32(pi, n * 6),
+    }
+}
+
+/// Thread `i`'s f32 results `o` from inputs `x`, `y` (f32) and `p` (f64).
+fn check_f32_rounding(i: usize, x: f32, y: f32, p: f64, o: &[f32]) {
+    let (xd, yd) = (x as f64, y as f64);
+    assert_eq!(o[0], f32_rz(xd + yd), "fadd_rz {x} {y}");
+    assert_eq!(o[1], f32_ru(xd + yd), "fadd_ru {x} {y}");
+    assert_eq!(o[2], f32_rd(xd * yd), "fmul_rd {x} {y}");
+    assert_eq!(o[3], f32_rz(xd * yd + 1.0), "fmaf_rz {x} {y}");
+    assert_eq!(o[4], x / y, "fdiv_rn {x} {y}");
+    let qn = x / y;
+    let is_exact = (qn as f64) * yd == xd;
+    let (lo, hi) = f32_bounds(xd / yd);
+    assert!(
+        o[5] == hi || (o[5] == lo && is_exact),
+        "fdiv_ru {x} {y}: {} not in ({lo}, {hi})",
+        o[5]
+    );
+    let (rlo, rhi) = f32_bounds(1.0 / yd);
+    assert!(
+        o[6] == rlo || (o[6] == rhi && rlo == rhi),
+        "frcp_rd {y}: {}",
+        o[6]
+    );
+    let s = (x.abs() as f64).sqrt();
+    let (slo, shi) = f32_bounds(s);
+    let sq_exact = (slo as f64) * (slo as f64) == x.abs() as f64;
+    assert!(
+        o[7] == shi || (sq_exact && o[7] == slo),
+        "fsqrt_ru {x}: {} ({slo}, {shi})",
+        o[7]
+    );
+    assert_eq!(
+        o[8],
+        f32_rz((i as i64 * 16_777_217) as i32 as f64),
+        "int2float_rz"
+    );
+    let ll = i as i64 * 0x1_2345_6789;
+    assert_eq!(o[9], f32_ru(ll as f64), "ll2float_ru {ll}");
+    assert_eq!(o[10], f32_rd(p), "double2float_rd {p}");
+    assert_eq!(o[11], (x * 0.5).clamp(0.0, 1.0), "saturate");
+}
+
+/// Thread `i`'s f64 results `dd` from inputs `p`, `q`.
+fn check_f64_rounding(i: usize, p: f64, q: f64, dd: &[f64]) {
+    let s = p + q;
+    let e = (p - (s - (s - p))) + (q - (s - p));
+    assert_eq!(
+        dd[0],
+        if e > 0.0 { step_f64(s, true) } else { s },
+        "dadd_ru {p} {q}"
+    );
+    let pr = p * q;
+    let pe = p.mul_add(q, -pr);
+    let want = if (pr > 0.0 && pe < 0.0) || (pr < 0.0 && pe > 0.0) {
+        step_f64(pr, pe > 0.0)
+    } else {
+        pr
     };
-    let ru = |v: f64| f32_bounds(v).1;
-    let rd = |v: f64| f32_bounds(v).0;
+    assert_eq!(dd[1], want, "dmul_rz {p} {q}");
+    let qq = p / q;
+    let rem = (-qq).mul_add(q, p);
+    let below = (rem < 0.0) == (q > 0.0) && rem != 0.0;
+    assert_eq!(
+        dd[2],
+        if below { step_f64(qq, false) } else { qq },
+        "ddiv_rd {p} {q}"
+    );
+    let sq = p.abs().sqrt();
+    let srem = (-sq).mul_add(sq, p.abs());
+    assert_eq!(
+        dd[3],
+        if srem > 0.0 { step_f64(sq, true) } else { sq },
+        "dsqrt_ru {p}"
+    );
+    let fm = p.mul_add(q, 0.1);
+    assert!(
+        dd[4] == fm || dd[4] == step_f64(fm, false),
+        "fma_rd {p} {q}: {} vs {fm}",
+        dd[4]
+    );
+    assert_eq!(dd[5], (u64::MAX - i as u64) as f64, "ull2double_rn");
+}
+
+/// The integer and half results `kk` from inputs `x` (f32) and `p` (f64).
+fn check_int_conversions(x: f32, p: f64, kk: &[i32]) {
+    assert_eq!(kk[0], p.floor() as i32, "double2int_rd {p}");
+    assert_eq!(kk[1], p.ceil() as i32, "double2int_ru {p}");
+    assert_eq!(
+        kk[2],
+        (x * 3.3f32).round_ties_even() as i32,
+        "float2int_rn {x}"
+    );
+    assert_eq!(kk[3], (x.abs() * 100.0) as u32 as i32, "float2uint_rz {x}");
+    assert_eq!(
+        kk[4],
+        (x.to_bits() as i32) ^ ((p.to_bits() >> 32) as i32),
+        "as_int ^ hiint"
+    );
+    let (hlo, hhi) = f16_bounds(x as f64);
+    let hz = if x >= 0.0 { hlo } else { hhi };
+    let hu = hhi;
+    assert_eq!(
+        kk[5],
+        (hz as i32) | ((hu as i32) << 16),
+        "float2half_rz/ru {x}"
+    );
+}
+
+#[test]
+fn directed_rounding_intrinsics() {
+    let n = 64usize;
+    let mut r = Rng(77);
+    // multiples of 2^-8 below 64: products and sums are exact in f64
+    let a: Vec<f32> = (0..n)
+        .map(|_| ((r.next_u32() % 32768) as f32 - 16384.0) / 256.0)
+        .map(|v| if v == 0.0 { 0.75 } else { v })
+        .collect();
+    let b: Vec<f64> = (0..n)
+        .map(|_| (r.next_u32() as f64 - 2e9) / 3.7e4)
+        .collect();
+    let out = run_rounding_ops(&a, &b);
     for i in 0..n {
         let (x, y) = (a[i], a[(i + 1) % n]);
         let (p, q) = (b[i], b[(i + 1) % n]);
-        let (xd, yd) = (x as f64, y as f64);
-        let o = &f[i * 12..i * 12 + 12];
-        assert_eq!(o[0], rz(xd + yd), "fadd_rz {x} {y}");
-        assert_eq!(o[1], ru(xd + yd), "fadd_ru {x} {y}");
-        assert_eq!(o[2], rd(xd * yd), "fmul_rd {x} {y}");
-        assert_eq!(o[3], rz(xd * yd + 1.0), "fmaf_rz {x} {y}");
-        assert_eq!(o[4], x / y, "fdiv_rn {x} {y}");
-        let qn = x / y;
-        let is_exact = (qn as f64) * yd == xd;
-        let (lo, hi) = f32_bounds(xd / yd);
-        assert!(
-            o[5] == hi || (o[5] == lo && is_exact),
-            "fdiv_ru {x} {y}: {} not in ({lo}, {hi})",
-            o[5]
-        );
-        let (rlo, rhi) = f32_bounds(1.0 / yd);
-        assert!(
-            o[6] == rlo || (o[6] == rhi && rlo == rhi),
-            "frcp_rd {y}: {}",
-            o[6]
-        );
-        let s = (x.abs() as f64).sqrt();
-        let (slo, shi) = f32_bounds(s);
-        let sq_exact = (slo as f64) * (slo as f64) == x.abs() as f64;
-        assert!(
-            o[7] == shi || (sq_exact && o[7] == slo),
-            "fsqrt_ru {x}: {} ({slo}, {shi})",
-            o[7]
-        );
-        assert_eq!(
-            o[8],
-            rz((i as i64 * 16_777_217) as i32 as f64),
-            "int2float_rz"
-        );
-        let ll = i as i64 * 0x1_2345_6789;
-        assert_eq!(o[9], ru(ll as f64), "ll2float_ru {ll}");
-        assert_eq!(o[10], rd(p), "double2float_rd {p}");
-        assert_eq!(o[11], (x * 0.5).clamp(0.0, 1.0), "saturate");
-        let dd = &d[i * 6..i * 6 + 6];
-        let s = p + q;
-        let e = (p - (s - (s - p))) + (q - (s - p));
-        assert_eq!(
-            dd[0],
-            if e > 0.0 { step_f64(s, true) } else { s },
-            "dadd_ru {p} {q}"
-        );
-        let pr = p * q;
-        let pe = p.mul_add(q, -pr);
-        let want = if (pr > 0.0 && pe < 0.0) || (pr < 0.0 && pe > 0.0) {
-            step_f64(pr, pe > 0.0)
-        } else {
-            pr
-        };
-        assert_eq!(dd[1], want, "dmul_rz {p} {q}");
-        let qq = p / q;
-        let rem = (-qq).mul_add(q, p);
-        let below = (rem < 0.0) == (q > 0.0) && rem != 0.0;
-        assert_eq!(
-            dd[2],
-            if below { step_f64(qq, false) } else { qq },
-            "ddiv_rd {p} {q}"
-        );
-        let sq = p.abs().sqrt();
-        let srem = (-sq).mul_add(sq, p.abs());
-        assert_eq!(
-            dd[3],
-            if srem > 0.0 { step_f64(sq, true) } else { sq },
-            "dsqrt_ru {p}"
-        );
-        let fm = p.mul_add(q, 0.1);
-        assert!(
-            dd[4] == fm || dd[4] == step_f64(fm, false),
-            "fma_rd {p} {q}: {} vs {fm}",
-            dd[4]
-        );
-        assert_eq!(dd[5], (u64::MAX - i as u64) as f64, "ull2double_rn");
-        let kk = &k[i * 6..i * 6 + 6];
-        assert_eq!(kk[0], p.floor() as i32, "double2int_rd {p}");
-        assert_eq!(kk[1], p.ceil() as i32, "double2int_ru {p}");
-        assert_eq!(
-            kk[2],
-            (x * 3.3f32).round_ties_even() as i32,
-            "float2int_rn {x}"
-        );
-        assert_eq!(kk[3], (x.abs() * 100.0) as u32 as i32, "float2uint_rz {x}");
-        assert_eq!(
-            kk[4],
-            (x.to_bits() as i32) ^ ((p.to_bits() >> 32) as i32),
-            "as_int ^ hiint"
-        );
-        let (hlo, hhi) = f16_bounds(xd);
-        let hz = if xd >= 0.0 { hlo } else { hhi };
-        let hu = hhi;
-        assert_eq!(
-            kk[5],
-            (hz as i32) | ((hu as i32) << 16),
-            "float2half_rz/ru {x}"
-        );
+        check_f32_rounding(i, x, y, p, &out.f[i * 12..i * 12 + 12]);
+        check_f64_rounding(i, p, q, &out.d[i * 6..i * 6 + 6]);
+        check_int_conversions(x, p, &out.k[i * 6..i * 6 + 6]);
     }
 }
 

@@ -261,6 +261,83 @@ fn half_math_library() {
     }
 }
 
+/// Words 0–9 of lane `t` of `misc_ops`: control flow, carries, bit fields, selects,
+/// predicates and a predicated call.
+fn check_misc_scalar_ops(t: u32, r: &[u32]) {
+    assert_eq!(r[0], [100, 200, 300][(t % 3) as usize], "brx t={t}");
+    let wide = t as u64 + 0xffff_ffff;
+    assert_eq!(
+        (r[1], r[2]),
+        (wide as u32, (wide >> 32) as u32),
+        "addc t={t}"
+    );
+    let x = t.wrapping_mul(0x1234567);
+    assert_eq!(
+        r[3],
+        (((x >> 4) & 0xff) as u8 as i8) as i32 as u32,
+        "bfe t={t}"
+    );
+    assert_eq!(r[4], if t >= 16 { 1 } else { 2 }, "slct t={t}");
+    assert_eq!(r[5], if t < 5 { u32::MAX } else { 0 }, "set t={t}");
+    assert_eq!(
+        r[6],
+        (t != 3) as u32 + if t == 0 { 2 } else { 0 },
+        "testp t={t}"
+    );
+    let p6 = (t % 2 == 0) ^ (t < 8);
+    assert_eq!(
+        r[7],
+        if p6 { 10 } else { 0 } + (t % 2 == 0) as u32,
+        "pred logic t={t}"
+    );
+    assert_eq!(
+        r[8],
+        if t < 10 { t * t } else { 5 },
+        "predicated call t={t}"
+    );
+    assert_eq!(r[9], 3, "isspacep t={t}");
+}
+
+/// Words 10–14 of lane `t` of `misc_ops`: warp collectives, f64 sign operations, byte
+/// operations, a block reduction and sin/cos.
+fn check_misc_warp_and_byte_ops(t: u32, r: &[u32]) {
+    // match.all over 31 lanes of the same key -> mask 0x7fffffff; elect leader 0
+    assert_eq!(
+        r[10],
+        if t == 0 { 1000u32 } else { 0 } ^ 0x7fff_ffff ^ 0x7fff_ffff,
+        "collectives t={t}"
+    );
+    let d = t as i32 - 16;
+    assert_eq!(r[11] as i32, d, "f64 sign ops t={t}");
+    let x = t.wrapping_mul(0x1234567);
+    let bytes_a = x.to_le_bytes();
+    let bytes_b = 0x01FF_0102u32.to_le_bytes();
+    let dp: i32 = 7
+        + (0..4)
+            .map(|k| bytes_a[k] as i32 * (bytes_b[k] as i8) as i32)
+            .sum::<i32>();
+    let cat = ((t as u64) << 32) | x as u64;
+    let f4e = (0..4).fold(0u32, |acc, k| {
+        acc | (((cat >> ((1 + k) * 8)) & 0xff) as u32) << (k * 8)
+    });
+    let bf = if x == 0 {
+        u32::MAX
+    } else {
+        31 - x.leading_zeros()
+    };
+    assert_eq!(
+        r[12],
+        ((dp as u32) ^ f4e).wrapping_add(bf),
+        "dp4a/prmt/bfind t={t}"
+    );
+    assert_eq!(r[13], 11, "bar.red.popc t={t}");
+    let a = t as f32 * 0.1f32;
+    assert!(
+        (r[14] as i32 - ((a.sin() + a.cos()) * 1000.0).round() as i32).abs() <= 1,
+        "sin/cos t={t}"
+    );
+}
+
 #[test]
 fn handwritten_ops() {
     let m = Module::load(&fixture("handwritten.ptx")).unwrap();
@@ -284,71 +361,7 @@ fn handwritten_ops() {
             assert!(r[..15].iter().all(|&v| v == 0), "lane 31 exited");
             continue;
         }
-        assert_eq!(r[0], [100, 200, 300][(t % 3) as usize], "brx t={t}");
-        let wide = t as u64 + 0xffff_ffff;
-        assert_eq!(
-            (r[1], r[2]),
-            (wide as u32, (wide >> 32) as u32),
-            "addc t={t}"
-        );
-        let x = t.wrapping_mul(0x1234567);
-        assert_eq!(
-            r[3],
-            (((x >> 4) & 0xff) as u8 as i8) as i32 as u32,
-            "bfe t={t}"
-        );
-        assert_eq!(r[4], if t >= 16 { 1 } else { 2 }, "slct t={t}");
-        assert_eq!(r[5], if t < 5 { u32::MAX } else { 0 }, "set t={t}");
-        assert_eq!(
-            r[6],
-            (t != 3) as u32 + if t == 0 { 2 } else { 0 },
-            "testp t={t}"
-        );
-        let p6 = (t % 2 == 0) ^ (t < 8);
-        assert_eq!(
-            r[7],
-            if p6 { 10 } else { 0 } + (t % 2 == 0) as u32,
-            "pred logic t={t}"
-        );
-        assert_eq!(
-            r[8],
-            if t < 10 { t * t } else { 5 },
-            "predicated call t={t}"
-        );
-        assert_eq!(r[9], 3, "isspacep t={t}");
-        // match.all over 31 lanes of the same key -> mask 0x7fffffff; elect leader 0
-        assert_eq!(
-            r[10],
-            if t == 0 { 1000u32 } else { 0 } ^ 0x7fff_ffff ^ 0x7fff_ffff,
-            "collectives t={t}"
-        );
-        let d = t as i32 - 16;
-        assert_eq!(r[11] as i32, d, "f64 sign ops t={t}");
-        let bytes_a = x.to_le_bytes();
-        let bytes_b = 0x01FF_0102u32.to_le_bytes();
-        let dp: i32 = 7
-            + (0..4)
-                .map(|k| bytes_a[k] as i32 * (bytes_b[k] as i8) as i32)
-                .sum::<i32>();
-        let cat = ((t as u64) << 32) | x as u64;
-        let f4e = (0..4).fold(0u32, |acc, k| {
-            acc | (((cat >> ((1 + k) * 8)) & 0xff) as u32) << (k * 8)
-        });
-        let bf = if x == 0 {
-            u32::MAX
-        } else {
-            31 - x.leading_zeros()
-        };
-        assert_eq!(
-            r[12],
-            ((dp as u32) ^ f4e).wrapping_add(bf),
-            "dp4a/prmt/bfind t={t}"
-        );
-        assert_eq!(r[13], 11, "bar.red.popc t={t}");
-        let a = t as f32 * 0.1f32;
-        assert!(
-            (r[14] as i32 - ((a.sin() + a.cos()) * 1000.0).round() as i32).abs() <= 1,
-            "sin/cos t={t}"
-        );
+        check_misc_scalar_ops(t, r);
+        check_misc_warp_and_byte_ops(t, r);
     }
 }

@@ -1,6 +1,6 @@
 /*
  * Tenant isolation as a CUDA program sees it: for the shim + broker end-to-end tests
- * (tests/tests/shim.rs). Two processes: an owner and an intruder that is handed the owner's
+ * (tests/tests/shim_isolation.rs). Two processes: an owner and an intruder that is handed the owner's
  * device pointer and handle values.
  *
  * Usage: shim_isolation owner

@@ -13,7 +13,7 @@
  *  5. the same content uploaded twice to the same fresh allocation, with a pause after
  *     each (with deduplication on, the first upload's granules are keyed in the pause, so the
  *     second upload's first granule is resident: the broker declines to stream it and the shim
- *     copies it in pieces; tests/tests/shim.rs checks the broker's count), then a different
+ *     copies it in pieces; tests/tests/streamed.rs checks the broker's count), then a different
  *     content over it.
  */
 #include "common.h"

@@ -140,6 +140,16 @@ pub fn tenant_env(cmd: &mut Command, env: &[(&str, &str)]) {
     }
 }
 
+/// A command that runs `exe` directly on the CPU device (as [`crate::run_program`] does), for
+/// background processes.
+pub fn direct_command(exe: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    tenant_env(&mut cmd, &[]);
+    cmd.env("LD_LIBRARY_PATH", crate::lib_dir());
+    cmd
+}
+
 /// One tenant session as the broker logged it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoggedSession {

@@ -10,13 +10,24 @@ use gpushare_client::ring::{Command, Consumer, RecordBuf};
 use gpushare_client::shm::{ReplySlots, Staging};
 use gpushare_client::{code, Region};
 
-/// One sample of every `Request` variant (checked exhaustively by `request_index`).
+/// One sample of every `Request` variant (checked exhaustively by `request_index`), in the
+/// order of their indices.
 pub fn all_requests() -> Vec<Request> {
     let span = HostSpan {
         region: STAGING_REGION,
         offset: 4096,
         len: 1234,
     };
+    let mut all = context_requests();
+    all.extend(memory_requests());
+    all.extend(vmm_requests());
+    all.extend(copy_and_module_requests(span));
+    all.extend(stream_and_event_requests());
+    all
+}
+
+/// Device and context requests.
+fn context_requests() -> Vec<Request> {
     vec![
         Request::Ping,
         Request::GetDeviceInfo { device: 0 },
@@ -34,6 +45,12 @@ pub fn all_requests() -> Vec<Request> {
             value: 1 << 20,
         },
         Request::CtxGetStreamPriorityRange,
+    ]
+}
+
+/// Allocation, pointer and host-registration requests.
+fn memory_requests() -> Vec<Request> {
+    vec![
         Request::MemAlloc { size: 1 << 30 },
         Request::MemAllocPitch {
             width: 1000,
@@ -57,6 +74,12 @@ pub fn all_requests() -> Vec<Request> {
             flags: 0,
         },
         Request::HostUnregister { region: 3 },
+    ]
+}
+
+/// Virtual memory management requests.
+fn vmm_requests() -> Vec<Request> {
+    vec![
         Request::MemAddressReserve {
             size: 1 << 21,
             alignment: 0,
@@ -97,6 +120,12 @@ pub fn all_requests() -> Vec<Request> {
             device: 0,
             option: 0,
         },
+    ]
+}
+
+/// Copies, memsets, modules and functions (host data in `span`).
+fn copy_and_module_requests(span: HostSpan) -> Vec<Request> {
+    vec![
         Request::MemcpyHtoD {
             dst: 0x2000,
             src: span,
@@ -137,6 +166,12 @@ pub fn all_requests() -> Vec<Request> {
             attribute: 8,
             value: 65536,
         },
+    ]
+}
+
+/// Streams, events and the admin requests.
+fn stream_and_event_requests() -> Vec<Request> {
+    vec![
         Request::StreamCreate {
             flags: 1,
             priority: -1,

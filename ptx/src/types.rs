@@ -159,6 +159,12 @@ impl<'a> Mods<'a> {
         None
     }
 
+    /// Like [`Mods::one_of`], as the position of the modifier found in `names` (a mode number).
+    pub fn index_of(&mut self, names: &[&'static str]) -> Option<u32> {
+        let found = self.one_of(names)?;
+        names.iter().position(|n| *n == found).map(|i| i as u32)
+    }
+
     /// Consume every modifier in `names` (accepted and ignored).
     pub fn ignore(&mut self, names: &[&str]) {
         for it in self.items.iter_mut() {

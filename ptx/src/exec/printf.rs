@@ -119,9 +119,9 @@ fn fmt_e(v: f64, prec: usize, upper: bool) -> String {
     }
 }
 
-fn fmt_float(v: f64, conv: char, sp: &Spec) -> String {
-    let upper = conv.is_ascii_uppercase();
-    let sign = if v.is_sign_negative() && !v.is_nan() {
+/// The sign a signed conversion prints: `-`, or `+` / space as the flags ask, or nothing.
+fn sign_prefix(negative: bool, sp: &Spec) -> &'static str {
+    if negative {
         "-"
     } else if sp.plus {
         "+"
@@ -129,7 +129,12 @@ fn fmt_float(v: f64, conv: char, sp: &Spec) -> String {
         " "
     } else {
         ""
-    };
+    }
+}
+
+fn fmt_float(v: f64, conv: char, sp: &Spec) -> String {
+    let upper = conv.is_ascii_uppercase();
+    let sign = sign_prefix(v.is_sign_negative() && !v.is_nan(), sp);
     if !v.is_finite() {
         let t = if v.is_nan() { "nan" } else { "inf" };
         return format!(
@@ -243,15 +248,7 @@ fn fmt_signed(raw: u64, sp: &Spec) -> String {
         Some(p) if digits.len() < p => "0".repeat(p - digits.len()) + &digits,
         _ => digits,
     };
-    let sign = if v < 0 {
-        "-"
-    } else if sp.plus {
-        "+"
-    } else if sp.space {
-        " "
-    } else {
-        ""
-    };
+    let sign = sign_prefix(v < 0, sp);
     pad(format!("{sign}{digits}"), sp, sp.prec.is_none())
 }
 

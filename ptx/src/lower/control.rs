@@ -74,12 +74,8 @@ impl KLower<'_> {
     /// `shfl{.sync}.{up,down,bfly,idx}`: exchange a register between lanes.
     fn lower_shfl(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
         m.has("sync");
-        let mode = match m.one_of(&["up", "down", "bfly", "idx"]) {
-            Some("up") => 0,
-            Some("down") => 1,
-            Some("bfly") => 2,
-            Some(_) => 3,
-            None => return invalid(ai.line, "shfl needs a mode"),
+        let Some(mode) = m.index_of(&["up", "down", "bfly", "idx"]) else {
+            return invalid(ai.line, "shfl needs a mode");
         };
         m.types();
         finish(m, ai)?;
@@ -102,12 +98,8 @@ impl KLower<'_> {
     /// `vote{.sync}.{all,any,uni,ballot}`: warp-wide predicate vote.
     fn lower_vote(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
         m.has("sync");
-        let mode = match m.one_of(&["all", "any", "uni", "ballot"]) {
-            Some("all") => 0,
-            Some("any") => 1,
-            Some("uni") => 2,
-            Some(_) => 3,
-            None => return invalid(ai.line, "vote needs a mode"),
+        let Some(mode) = m.index_of(&["all", "any", "uni", "ballot"]) else {
+            return invalid(ai.line, "vote needs a mode");
         };
         m.types();
         finish(m, ai)?;
@@ -132,10 +124,8 @@ impl KLower<'_> {
     /// `match{.sync}.{any,all}`: lanes holding the same value.
     fn lower_match(&mut self, frame: &mut Frame, ai: &AstInst, m: &mut Mods<'_>) -> Res<()> {
         m.has("sync");
-        let mode = match m.one_of(&["any", "all"]) {
-            Some("any") => 0,
-            Some(_) => 1,
-            None => return invalid(ai.line, "match needs .any or .all"),
+        let Some(mode) = m.index_of(&["any", "all"]) else {
+            return invalid(ai.line, "match needs .any or .all");
         };
         let t = m.types();
         finish(m, ai)?;

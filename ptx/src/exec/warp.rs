@@ -325,6 +325,9 @@ impl<'a> BlockRunner<'a> {
         )
     }
 
+    /// The interpreter's inner loop, kept in one piece on purpose (it is the one function past
+    /// the project's 80-line guide): the warp's pc, convergence and lane masks live in locals
+    /// for the whole slice, where helpers would pass them through memory on every step.
     #[inline(always)]
     fn run_slice_impl(&mut self, w: usize) -> Result<bool, ExecError> {
         let code: &[Inst] = &self.lc.prog.code;

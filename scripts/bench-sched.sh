@@ -13,8 +13,11 @@
 #      waited for): p99 alone and beside a tenant uploading 512 MiB of weights again and again,
 #      with the latency tenant of high and of equal priority (run it with "f"; not in the default)
 # Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
-# GPUSHARE_BENCH_PHASES=1: f's latency tenant prints (stderr) where its slowest requests spent
-# their time: upload, kernel, download (device events) and the rest (host side).
+# GPUSHARE_BENCH_PHASES=1: f's latency tenant records events around its upload, kernel and
+# download: f also prints the p99 of the requests' device-side spans (first event to last:
+# queueing behind the loader, and pauses in submitting or forwarding the request's later records;
+# not the time before the first event nor the wake-up after the last), and the tenant prints
+# (stderr) where its slowest requests spent their time.
 # GPUSHARE_BENCH_PAGEABLE=1: f's loader uploads from pageable memory with synchronous copies (what
 # `tensor.cuda()` does without pinned memory; through the shim, streamed copies).
 # GPUSHARE_BENCH_LAT_DELAY=S (whole seconds): f's latency tenant starts S seconds after the loader (which then runs
@@ -131,8 +134,8 @@ request="--ns 1000000 --period-us 20000 --copy-kib 64 ${GPUSHARE_BENCH_PHASES:+-
 start_broker '[tenants.lat]\npriority = "high"'
 tenant lat $request
 wait_tenants
-alone=$(field lat lat_p99_us)
-echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us"
+alone=$(field lat lat_p99_us) dev_alone=$(field lat dev_p99_us)
+echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us${dev_alone:+; device side p99 $dev_alone us}"
 for prio in high normal; do
     start_broker "[tenants.lat]\npriority = \"$prio\""
     delay=${GPUSHARE_BENCH_LAT_DELAY:-0}
@@ -148,6 +151,10 @@ for prio in high normal; do
     awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \
         'BEGIN { printf "%s priority, beside the loader: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: %s uploads, %s GB/s\n", p, p50, s, s / a, u, g }'
+    if [ -n "$dev_alone" ]; then
+        awk -v a="$dev_alone" -v s="$(field lat dev_p99_us)" -v p="$prio" \
+            'BEGIN { printf "%s priority, device side (first event to last): p99 %s us = %.2f x alone\n", p, s, s / a }'
+    fi
 done
 fi
 stop_broker

@@ -456,7 +456,12 @@ step_bench_sched() {
 # against alone (and at equal priority).
 step_bench_latency() {
     bench_ready
-    if [ "$GC_QUICK" = 1 ]; then bench bench-sched.sh 1 "f"; else bench bench-sched.sh 10 "f"; fi
+    # PHASES: the device-side spans too (what the broker and the device made a request wait).
+    if [ "$GC_QUICK" = 1 ]; then
+        GPUSHARE_BENCH_PHASES=1 bench bench-sched.sh 1 "f"
+    else
+        GPUSHARE_BENCH_PHASES=1 bench bench-sched.sh 10 "f"
+    fi
 }
 
 step_bench_dedup() {

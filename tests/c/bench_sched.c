@@ -18,14 +18,17 @@
  *                      `tensor.cuda()` does without pinned memory: through the shim, a streamed
  *                      copy);
  *   --phases 1:        (periodic with --copy-kib) records events between the request's upload,
- *                      kernel and download, and prints to stderr where the slowest 1 % of the
- *                      requests spent their time (a diagnostic: the events add device work).
+ *                      kernel and download, prints the device-side spans' p50 and p99, and
+ *                      prints to stderr where the slowest 1 % of the requests spent their time
+ *                      (a diagnostic: the events add device work).
  *
  * Output (one per line, "KEY VALUE"; nothing else on stdout):
  *   launches     kernels completed within the run
  *   elapsed_s    wall-clock seconds of the run
  *   lat_p50_us   (periodic only) median launch-to-completion latency
  *   lat_p99_us   (periodic only) 99th percentile
+ *   dev_p50_us, dev_p99_us  (with --phases) the same of the requests' device-side spans: from
+ *                the event before the upload to the event after the download
  */
 #include "common.h"
 
@@ -108,12 +111,30 @@ static Phases request_phases(const Request *r, double wall)
                     r->submit_us, r->start_us};
 }
 
+/* Prints the p50 and p99 of the requests' device-side spans (--phases): from the event before
+ * the upload to the event after the download, as the device's clock saw them. The span counts
+ * the request's queueing behind other tenants' copies and kernels, and any pause in submitting
+ * or forwarding its later records (the stream waits for them); it leaves out the time before
+ * the first event reaches the device and after the last completes (the wake-up). */
+static void report_device_span(const Phases *ph, size_t n)
+{
+    double *span = calloc(n, sizeof *span);
+    EXPECT(span != NULL, "calloc");
+    for (size_t i = 0; i < n; i++) {
+        span[i] = ph[i].up + ph[i].kernel + ph[i].down;
+    }
+    printf("dev_p50_us %.1f\n", quantile(span, n, 0.5));
+    printf("dev_p99_us %.1f\n", quantile(span, n, 0.99));
+    free(span);
+}
+
 /* Prints the slowest 1 % of the requests' phases and the median request's (--phases). */
 static void report_phases(Phases *ph, size_t n)
 {
     if (n == 0) {
         return;
     }
+    report_device_span(ph, n);
     qsort(ph, n, sizeof *ph, cmp_phases);
     size_t from = n - (n + 99) / 100;
     fprintf(stderr, "phases (us): wall upload kernel download host-side (of which submitting), start (CLOCK_MONOTONIC s)\n");
@@ -141,9 +162,8 @@ static void report(unsigned long launches, double elapsed, double *lat, size_t s
 {
     printf("launches %lu\nelapsed_s %.3f\n", launches, elapsed);
     if (samples > 0) {
-        qsort(lat, samples, sizeof *lat, cmp_double);
-        printf("lat_p50_us %.1f\n", lat[(samples - 1) / 2]);
-        printf("lat_p99_us %.1f\n", lat[(size_t)((double)(samples - 1) * 0.99 + 0.5)]);
+        printf("lat_p50_us %.1f\n", quantile(lat, samples, 0.5));
+        printf("lat_p99_us %.1f\n", quantile(lat, samples, 0.99));
     }
 }
 

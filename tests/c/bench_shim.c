@@ -34,6 +34,8 @@
  */
 #include "common.h"
 
+#include "bench_util.h"
+
 #define MiB (1024ull * 1024ull)
 
 static double now_ns(void)
@@ -41,20 +43,6 @@ static double now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The q-quantile (0..1) of v[0..n), sorting v. */
-static double quantile(double *v, size_t n, double q)
-{
-    qsort(v, n, sizeof *v, cmp_double);
-    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-    return v[i < n ? i : n - 1];
 }
 
 static unsigned long arg(int argc, char **argv, const char *name, unsigned long dflt)

@@ -46,9 +46,8 @@ static double realtime_s(void)
 /* Sorts `v` and prints its p50 and p99 as NAME_p50_us / NAME_p99_us. */
 static void percentiles(const char *name, double *v, size_t n)
 {
-    qsort(v, n, sizeof *v, cmp_double);
-    printf("%s_p50_us %.2f us\n", name, v[(n - 1) / 2]);
-    printf("%s_p99_us %.2f us\n", name, v[(size_t)((double)(n - 1) * 0.99 + 0.5)]);
+    printf("%s_p50_us %.2f us\n", name, quantile(v, n, 0.5));
+    printf("%s_p99_us %.2f us\n", name, quantile(v, n, 0.99));
 }
 
 static void gap(unsigned gap_us)
@@ -183,8 +182,7 @@ static void batch_mode(CUfunction f, CUstream s, CUdeviceptr out, size_t bytes, 
     size_t n = batches < cap ? batches : cap;
     double p50 = 0;
     if (n > 0) {
-        qsort(lat, n, sizeof *lat, cmp_double);
-        p50 = lat[(n - 1) / 2];
+        p50 = quantile(lat, n, 0.5);
     }
     printf("batches %zu batches\n", batches);
     printf("elapsed_s %.3f s\n", elapsed);

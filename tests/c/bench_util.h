@@ -22,11 +22,18 @@ static inline int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The q-quantile (0..1) of v[0..n) (n > 0), sorting v: the element at q × (n - 1), rounded. */
+static inline double quantile(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
 /* The median of v[0..n) (n > 0), sorting v. */
 static inline double median(double *v, size_t n)
 {
-    qsort(v, n, sizeof *v, cmp_double);
-    return v[n / 2];
+    return quantile(v, n, 0.5);
 }
 
 /* The number after `name` among the arguments, else `dflt`. */

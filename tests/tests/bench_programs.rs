@@ -1,7 +1,9 @@
 //! The benchmark programs of `tests/c` (`bench_shim.c`, `bench_pipeline.c`, `bench_tenants.c`,
-//! `bench_first_touch.c`, and directly only `bench_streamed_floor.c`) run, small, directly on the
-//! CPU device and through shim + broker, and print every figure they promise as a finite number.
-//! Their figures are printed, never asserted (docs/benchmarks.md records them).
+//! `bench_first_touch.c`, `bench_sched.c`'s periodic requests with `--phases`, and directly only
+//! `bench_streamed_floor.c`) run, small, directly on the CPU device and through shim + broker,
+//! and print every figure they promise as a finite number. Their figures are printed, never
+//! asserted (docs/benchmarks.md records them); only a relation that holds by construction is
+//! (a request's device-side span lies within its wall-clock latency).
 //!
 //! Prerequisites: `cargo build --release -p gpushare-cpu -p gpushare-broker -p gpushare-shim`.
 
@@ -81,8 +83,35 @@ const BENCH_TENANTS_WAKE_KEYS: &[&str] = &[
 
 const BENCH_TENANTS_WAKE_TINY: &[&str] = &["--wake", "40", "--gap-us", "100", "--long-us", "100"];
 
-/// Parses a benchmark's output ("KEY VALUE UNIT" lines): exactly `keys`, in order, each a finite
-/// non-negative number.
+const BENCH_SCHED_PHASES_KEYS: &[&str] = &[
+    "launches",
+    "elapsed_s",
+    "lat_p50_us",
+    "lat_p99_us",
+    "dev_p50_us",
+    "dev_p99_us",
+];
+
+/// bench-sched.sh f's latency tenant, short: a 64 KiB upload, a 100 µs kernel and a 64 KiB
+/// download every 5 ms, with events between them.
+const BENCH_SCHED_PHASES_TINY: &[&str] = &[
+    "--seconds",
+    "0.3",
+    "--ns",
+    "100000",
+    "--period-us",
+    "5000",
+    "--copy-kib",
+    "64",
+    "--phases",
+    "1",
+];
+
+/// With pacing a request completes only once the device's clock has passed its last event.
+const PACING: &[(&str, &str)] = &[("GPUSHARE_CPU_PACING", "1")];
+
+/// Parses a benchmark's output ("KEY VALUE UNIT" lines, the unit optional): exactly `keys`, in
+/// order, each a finite non-negative number.
 fn parse_figures(out: &RunOutput, keys: &[&str]) -> Result<Vec<(String, f64)>, String> {
     if !out.success() {
         return Err(format!("the benchmark failed\n{out}"));
@@ -90,7 +119,7 @@ fn parse_figures(out: &RunOutput, keys: &[&str]) -> Result<Vec<(String, f64)>, S
     let mut figures = Vec::new();
     for line in out.stdout.lines() {
         let mut words = line.split_whitespace();
-        let (Some(key), Some(value), Some(_unit), None) =
+        let (Some(key), Some(value), _unit, None) =
             (words.next(), words.next(), words.next(), words.next())
         else {
             return Err(format!("unexpected line {line:?}\n{out}"));
@@ -170,4 +199,38 @@ fn bench_tenants_wake_runs_directly_and_through_the_shim() {
         BENCH_TENANTS_WAKE_TINY,
         BENCH_TENANTS_WAKE_KEYS,
     );
+}
+
+/// `bench_sched` periodic with `--phases` (it checks its request's bytes itself): the
+/// device-side spans' percentiles lie within the wall-clock latencies' (each request's span,
+/// first event to last, lies within its latency), directly and through the shim.
+#[test]
+fn bench_sched_phases_run_directly_and_through_the_shim() {
+    let _g = shared();
+    let exe = compile_c("bench_sched");
+    let args = BENCH_SCHED_PHASES_TINY;
+    let keys = BENCH_SCHED_PHASES_KEYS;
+    let direct = parse_figures(&run_program(&exe, args, PACING, RUN), keys)
+        .unwrap_or_else(|e| panic!("bench_sched: {e}"));
+    let broker = Broker::start(PACING);
+    let shim = parse_figures(&broker.run_tenant("lat", &exe, args, &[], RUN), keys)
+        .unwrap_or_else(|e| panic!("bench_sched through the shim: {e}"));
+    for (how, figures) in [("direct", &direct), ("through the shim", &shim)] {
+        let f = |k: &str| {
+            figures
+                .iter()
+                .find(|(key, _)| key == k)
+                .map_or(0.0, |p| p.1)
+        };
+        println!("{how}: {figures:?}");
+        // The printed figures are rounded to 0.1 µs.
+        for (dev, lat) in [("dev_p50_us", "lat_p50_us"), ("dev_p99_us", "lat_p99_us")] {
+            assert!(
+                f(dev) > 0.0 && f(dev) <= f(lat) + 0.1,
+                "{how}: {dev} {} against {lat} {}",
+                f(dev),
+                f(lat)
+            );
+        }
+    }
 }

@@ -1,7 +1,7 @@
 /*
  * Benchmark of the driver-API paths the shim forwards to the broker (run directly on a driver and
- * through `gpushare run` by scripts/bench-shim.sh; tests/tests/bench_programs.rs runs it with tiny counts only
- * to check that it works and that its output parses — figures are never asserted).
+ * through `gpushare run` by scripts/bench-shim.sh; tests/tests/bench_programs.rs runs it with tiny
+ * counts only to check that it works and that its output parses — figures are never asserted).
  *
  * Usage: bench_shim [--launches N] [--batches B] [--queries Q] [--copy-mib M] [--copy-reps R]
  *                   [--rate-launches L] [--rate-reps P]

@@ -1,7 +1,7 @@
 /*
  * Tenant isolation as a CUDA program sees it: for the shim + broker end-to-end tests
- * (tests/tests/shim_isolation.rs). Two processes: an owner and an intruder that is handed the owner's
- * device pointer and handle values.
+ * (tests/tests/shim_isolation.rs). Two processes: an owner and an intruder that is handed the
+ * owner's device pointer and handle values.
  *
  * Usage: shim_isolation owner
  *        shim_isolation intruder PTR STREAM EVENT MODULE FUNCTION   (values as the owner printed)

@@ -10,9 +10,9 @@
 //! the notify ring. One thread per engine, because an engine runs its work in order but engines
 //! run side by side: with one thread for all, a download's completion waited behind an upload
 //! submitted before it and still running, the download engine's window stayed full meanwhile,
-//! and chunked copies of a two-stream pipeline lost about 10 % to it (docs/benchmarks-transfers.md). On
-//! the CPU device the events carry its modelled timestamps, so `device_ns` is the modelled time
-//! (`docs/cpu-device.md`, "Events").
+//! and chunked copies of a two-stream pipeline lost about 10 % to it
+//! (docs/benchmarks-transfers.md). On the CPU device the events carry its modelled timestamps,
+//! so `device_ns` is the modelled time (`docs/cpu-device.md`, "Events").
 //!
 //! Every timed record gets exactly one `OP_DONE`. It has no time ([`NO_DEVICE_TIME`]) when the
 //! operation failed at submission, when an event call failed (a sticky context error), or when

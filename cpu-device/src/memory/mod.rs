@@ -545,9 +545,9 @@ impl DeviceMemory {
 /// aligns to 2 MiB): its first touch then costs a fault per 2 MiB instead of one per page — on a
 /// 2-vCPU virtual machine, 94–110 ms instead of 268–293 for 512 MiB of fresh device memory —
 /// and kernels take fewer TLB misses. A GPU's device memory has no first touch at all; this is
-/// the nearest the CPU device gets without committing memory up front. Pages are still committed as they are
-/// touched, so a modelled device larger than the host keeps working. VMM memory (memfds) is not
-/// advised: measured, and not kept (docs/cpu-device.md, "Memory").
+/// the nearest the CPU device gets without committing memory up front. Pages are still
+/// committed as they are touched, so a modelled device larger than the host keeps working. VMM
+/// memory (memfds) is not advised: measured, and not kept (docs/cpu-device.md, "Memory").
 fn prefer_huge_pages(base: u64, len: u64) {
     if len < GRANULARITY {
         return;

@@ -11,7 +11,9 @@
 #   e) the cost model's prediction error over the runs (from the broker's session-end log)
 #   f) (issue 12) a latency tenant (64 KiB up, 1 ms kernel, 64 KiB down every 20 ms, each
 #      waited for): p99 alone and beside a tenant uploading 512 MiB of weights again and again,
-#      with the latency tenant of high and of equal priority (run it with "f"; not in the default)
+#      with the latency tenant of high priority (starting with the loader, and in the loader's
+#      steady state) and of equal priority (steady state) (run it with "f"; not in the default);
+#      each phase also prints the hypervisor's steal time and the broker's and workers' CPU time
 # Usage: scripts/bench-sched.sh [SECONDS per run, default 5] [SCENARIOS, default "a b c d"].
 # GPUSHARE_BENCH_PHASES=1: f's latency tenant records events around its upload, kernel and
 # download: f also prints the p99 of the requests' device-side spans (first event to last:
@@ -20,8 +22,10 @@
 # (stderr) where its slowest requests spent their time.
 # GPUSHARE_BENCH_PAGEABLE=1: f's loader uploads from pageable memory with synchronous copies (what
 # `tensor.cuda()` does without pinned memory; through the shim, streamed copies).
-# GPUSHARE_BENCH_LAT_DELAY=S (whole seconds): f's latency tenant starts S seconds after the loader (which then runs
-# SECONDS + S), so that it meets the load in its steady state rather than at its start.
+# GPUSHARE_BENCH_LAT_DELAY=S (whole seconds, default 3): in the steady-state phases f's latency
+# tenant starts S seconds after the loader (which then runs SECONDS + S): past the loader's first
+# seconds, when it fills 512 MiB of host memory and its first upload touches fresh device memory
+# (docs/benchmarks-latency.md). 0: every phase starts both together.
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
 set -euo pipefail
@@ -132,28 +136,36 @@ if want f; then
 echo "== f) latency tenant (64 KiB up, 1 ms kernel, 64 KiB down every 20 ms) beside a 512 MiB upload loop"
 request="--ns 1000000 --period-us 20000 --copy-kib 64 ${GPUSHARE_BENCH_PHASES:+--phases 1}"
 start_broker '[tenants.lat]\npriority = "high"'
+host_begin
 tenant lat $request
 wait_tenants
+host_report alone
 alone=$(field lat lat_p99_us) dev_alone=$(field lat dev_p99_us)
 echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us${dev_alone:+; device side p99 $dev_alone us}"
-for prio in high normal; do
-    start_broker "[tenants.lat]\npriority = \"$prio\""
-    delay=${GPUSHARE_BENCH_LAT_DELAY:-0}
+# Phases beside the loader: "PRIORITY DELAY", the latency tenant starting DELAY s after it.
+steady=${GPUSHARE_BENCH_LAT_DELAY:-3}
+phases=("high $steady" "high 0" "normal $steady")
+[ "$steady" = 0 ] && phases=("high 0" "normal 0")
+for phase in "${phases[@]}"; do
+    read -r prio delay <<<"$phase"
     if [ "$delay" = 0 ]; then
-        tenant lat $request
-        tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+        label="$prio priority, from the loader's start"
     else
-        secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
-        sleep "$delay"
-        tenant lat $request
+        label="$prio priority, loader's steady state (from $delay s)"
     fi
+    start_broker "[tenants.lat]\npriority = \"$prio\""
+    host_begin
+    secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+    [ "$delay" = 0 ] || sleep "$delay"
+    tenant lat $request
     wait_tenants
-    awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v p="$prio" \
+    host_report "$label"
+    awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v l="$label" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \
-        'BEGIN { printf "%s priority, beside the loader: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: %s uploads, %s GB/s\n", p, p50, s, s / a, u, g }'
+        'BEGIN { printf "%s: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: %s uploads, %s GB/s\n", l, p50, s, s / a, u, g }'
     if [ -n "$dev_alone" ]; then
-        awk -v a="$dev_alone" -v s="$(field lat dev_p99_us)" -v p="$prio" \
-            'BEGIN { printf "%s priority, device side (first event to last): p99 %s us = %.2f x alone\n", p, s, s / a }'
+        awk -v a="$dev_alone" -v s="$(field lat dev_p99_us)" -v l="$label" \
+            'BEGIN { printf "%s, device side (first event to last): p99 %s us = %.2f x alone\n", l, s, s / a }'
     fi
 done
 fi

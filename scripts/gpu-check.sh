@@ -39,7 +39,7 @@ STEPS=(
     "torch 150 PyTorch directly and through the shim"
     "python-clients 120 numba-cuda, cuda-core, CuPy, PyCUDA directly and through the shim"
     "bench-sched 90 fairness and priority benchmark (scripts/bench-sched.sh)"
-    "bench-latency 60 a latency tenant beside a model load (scripts/bench-sched.sh f)"
+    "bench-latency 75 a latency tenant beside a model load (scripts/bench-sched.sh f)"
     "bench-dedup 90 deduplication benchmark (scripts/bench-dedup.sh)"
     "bench-pipeline 45 transfer overlap benchmark (scripts/bench-shim.sh --pipeline)"
     "bench-shim 45 launch and copy costs (scripts/bench-shim.sh)"
@@ -370,7 +370,7 @@ report_folding() {
   environment step; each failing check with its error).
 - `docs/benchmarks.md`: under each benchmark, a "real GPU" column or paragraph with the figures
   of bench-sched, bench-latency, bench-dedup, bench-pipeline, bench-shim and bench-floor above
-  (bench-latency in docs/benchmarks-transfers.md), naming the GPU, the driver
+  (bench-latency in docs/benchmarks-latency.md), naming the GPU, the driver
   and the settings printed in each section (short runs: repeat a figure before quoting it as a
   goal met).
 - README.md's status table: "GPU figures pending" becomes the measured state.

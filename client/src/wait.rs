@@ -103,7 +103,7 @@ const PROBE_EVERY: u32 = 16;
 /// A waiting loop's spin budget, adapted to whether spinning pays. A thread whose work arrives
 /// every hundred µs or so (a bulk upload's chunks, a long kernel's slices) spins its whole budget
 /// and sleeps anyway each time: on a 2-CPU host three such threads burned about half a CPU that a
-/// latency-sensitive tenant's threads needed (docs/benchmarks-transfers.md). After
+/// latency-sensitive tenant's threads needed (docs/benchmarks-latency.md). After
 /// [`MISSES_TO_SLEEP`] waits in a row that outlasted the budget it sleeps at once; one wait in
 /// [`PROBE_EVERY`] spins again, and a wait that ends within the budget (a hit) restores
 /// spinning.

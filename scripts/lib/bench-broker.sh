@@ -4,7 +4,9 @@
 # against the CPU device into `$work/PROGRAM`, and sets the tenants' environment (small profile,
 # pacing); `start_broker_with POLICY_TEXT LOG_LEVEL` starts one broker (isolation "shared": one
 # worker, one modelled device for every tenant; GPUSHARE_BENCH_DEFAULTS: more `[default]` keys, e.g.
-# `dedup = false`) and waits for its socket; `stop_broker` stops it.
+# `dedup = false`; GPUSHARE_BENCH_BROKER_WRAP: a command to start it under, e.g. `nice -n -15`) and
+# waits for its socket; `stop_broker` stops it; `host_begin`/`host_report` (below) print what the
+# host took during a phase.
 # shellcheck shell=bash
 
 broker_pid=
@@ -45,7 +47,7 @@ start_broker_with() {
     printf '[default]\nisolation = "shared"\n%b\n%b\n' "${GPUSHARE_BENCH_DEFAULTS:-}" "$1" \
         >"$work/policy.toml"
     rm -f "$work/sock"
-    GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-$2} "$rel/gpushare" broker --device cpu \
+    GPUSHARE_LOG=${GPUSHARE_BENCH_LOG:-$2} ${GPUSHARE_BENCH_BROKER_WRAP:-} "$rel/gpushare" broker --device cpu \
         --socket "$work/sock" --policy "$work/policy.toml" 2>>"$work/broker.log" &
     broker_pid=$!
     for _ in $(seq 600); do
@@ -56,4 +58,34 @@ start_broker_with() {
     echo "$bench_name: the broker did not start" >&2
     cat "$work/broker.log" >&2
     exit 1
+}
+
+# host_begin: starts counting what the host took during a phase: the hypervisor's steal time
+# (/proc/stat; a VM's vCPUs taken away, which no scheduling here can hide) and the CPU time of the
+# broker and its workers. host_report LABEL (before the broker stops) prints both for the phase.
+host_begin() {
+    host_t0=$(date +%s.%N) host_steal0=$(host_steal_ticks) host_cpu0=$(broker_cpu_ticks)
+}
+
+host_report() {
+    local t1 steal1 cpu1
+    t1=$(date +%s.%N) steal1=$(host_steal_ticks) cpu1=$(broker_cpu_ticks)
+    awk -v l="$1" -v t0="$host_t0" -v t1="$t1" -v s0="$host_steal0" -v s1="$steal1" \
+        -v c0="$host_cpu0" -v c1="$cpu1" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+        'BEGIN { w = t1 - t0; printf "%s: host steal %.1f %% of %d CPUs over %.1f s; broker and workers used %.2f CPU s\n",
+            l, 100 * (s1 - s0) / hz / (w * n), n, w, (c1 - c0) / hz }'
+}
+
+# host_steal_ticks: the steal column of /proc/stat's "cpu" line (0 where there is none).
+host_steal_ticks() { awk '$1 == "cpu" { print ($9 == "" ? 0 : $9); exit }' /proc/stat; }
+
+# broker_cpu_ticks: user + system ticks of the broker and its children (the workers) so far.
+broker_cpu_ticks() {
+    local p sum=0 t
+    for p in $broker_pid $(pgrep -P "$broker_pid" 2>/dev/null); do
+        # Fields after the ")" that ends the command name: utime and stime are the 12th and 13th.
+        t=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }') || t=0
+        sum=$((sum + ${t:-0}))
+    done
+    echo "$sum"
 }

@@ -7,7 +7,7 @@
 //! download waits behind at most one piece, not a whole granule. The host side is pinned
 //! (registered with the driver once, then reused: [`ReadBuffer`]), so a piece moves at the
 //! engine's full rate. A whole 2 MiB granule read into pageable memory kept a latency tenant's
-//! 64 KiB downloads waiting for milliseconds beside a model load (docs/benchmarks-transfers.md).
+//! 64 KiB downloads waiting for milliseconds beside a model load (docs/benchmarks-latency.md).
 //!
 //! Reads are synchronous copies on the context's legacy stream, after the zeroing of an
 //! allocation's last granule, which is also on it ([`Driver::vmm_alloc_granules`]). No broker

@@ -14,6 +14,8 @@
 #        scripts/bench-shim.sh --first-touch [--mib M --reps R]   (tests/c/bench_first_touch.c:
 #        what the first touch of fresh pinned and device memory costs, 512 MiB by default)
 # GPUSHARE_BENCH_POLICY=FILE: the broker's policy (e.g. [scheduler] policy = "fifo").
+# GPUSHARE_BENCH_ROUNDS=N: N rounds, directly and through the shim alternated (one broker), and
+# per figure the medians and the median of each round's ratio (the host drifts between runs).
 # Builds what it needs (release: gpushare-cpu, gpushare-broker, gpushare-shim) into
 # ${CARGO_TARGET_DIR:-target} (GPUSHARE_BENCH_NO_BUILD=1: use what is there). Figures depend on the
 # machine and its load; nothing is asserted.
@@ -66,6 +68,11 @@ if [ "$program" = bench_pipeline ]; then
 fi
 export GPUSHARE_KERNELS_DIR=$root/examples/kernels
 
+rounds=${GPUSHARE_BENCH_ROUNDS:-1}
+case "$rounds" in
+    '' | *[!0-9]* | 0) echo "bench-shim: GPUSHARE_BENCH_ROUNDS must be a positive whole number" >&2; exit 2 ;;
+esac
+
 echo "bench-shim: direct on the CPU device ..." >&2
 LD_LIBRARY_PATH=$work/lib "$work/bench_shim" "$@" >"$work/direct.txt"
 if [ "$program" = bench_streamed_floor ]; then
@@ -87,11 +94,52 @@ done
 [ -S "$work/sock" ] || { echo "bench-shim: the broker did not start" >&2; cat "$work/broker.log" >&2; exit 1; }
 # TMPDIR: a private library directory for `gpushare run`.
 status=0
-TMPDIR=$work GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so \
-    "$rel/gpushare" run --socket "$work/sock" --name bench -- "$work/bench_shim" "$@" \
-    >"$work/shim.txt" || status=$?
+# through_shim OUT ARGS...: bench_shim ARGS through `gpushare run`, its figures in $work/OUT.
+through_shim() {
+    local out=$1
+    shift
+    TMPDIR=$work GPUSHARE_SHIM_LIB=$rel/libgpushare_shim.so \
+        "$rel/gpushare" run --socket "$work/sock" --name bench -- "$work/bench_shim" "$@" \
+        >"$work/$out" || status=$?
+}
+
+# print_rounds: per figure, the median over the rounds directly and through the shim, and the
+# median (and range) of each round's ratio, through the shim over directly.
+print_rounds() {
+    echo
+    echo "over $rounds alternated rounds (medians; ratio: through the shim / directly, per round):"
+    printf '%-22s %14s %16s  %-6s %s\n' figure direct "through the shim" unit "ratio (range)"
+    for r in $(seq 1 "$rounds"); do
+        awk -v r="$r" 'NR == FNR { d[$1] = $2; u[$1] = $3; next }
+            ($1 in d) && d[$1] + 0 != 0 { print r, $1, d[$1], $2, $2 / d[$1], u[$1] }' \
+            "$work/direct.$r.txt" "$work/shim.$r.txt"
+    done | awk '
+        function isort(a, n,    i, j, v) {
+            for (i = 2; i <= n; i++) { v = a[i]; for (j = i - 1; j >= 1 && a[j] > v; j--) a[j + 1] = a[j]; a[j + 1] = v }
+        }
+        function median(a, n) { isort(a, n); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+        { k = $2; if (!(k in n)) order[++m] = k; i = ++n[k]; rat[k, i] = $5; dir[k, i] = $3
+          shm[k, i] = $4; u[k] = $6 }
+        END { for (j = 1; j <= m; j++) {
+                  k = order[j]; c = n[k]
+                  for (i = 1; i <= c; i++) { a[i] = rat[k, i]; b[i] = dir[k, i]; e[i] = shm[k, i] }
+                  lo = hi = a[1]
+                  for (i = 2; i <= c; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+                  printf "%-22s %14.2f %16.2f  %-6s %.2f (%.2f-%.2f)\n", k, median(b, c),
+                      median(e, c), u[k], median(a, c), lo, hi
+              } }'
+}
+through_shim shim.txt "$@"
+# More rounds: direct and through the shim alternate (round 1 above), so that the host's drift
+# (memory bandwidth moves by a third from one minute to the next here) falls on both alike.
+for r in $(seq 2 "$rounds"); do
+    echo "bench-shim: round $r of $rounds ..." >&2
+    LD_LIBRARY_PATH=$work/lib "$work/bench_shim" "$@" >"$work/direct.$r.txt"
+    through_shim "shim.$r.txt" "$@"
+done
 
 echo
+[ "$rounds" = 1 ] || echo "round 1:"
 printf '%-22s %14s %16s  %s\n' figure direct "through the shim" unit
 awk 'NR == FNR { d[$1] = $2; u[$1] = $3; order[++n] = $1; next }
      { s[$1] = $2 }
@@ -100,6 +148,11 @@ awk 'NR == FNR { d[$1] = $2; u[$1] = $3; order[++n] = $1; next }
                printf "%-22s %14s %16s  %s\n", k, d[k], (k in s ? s[k] : "-"), u[k]
            } }' \
     "$work/direct.txt" "$work/shim.txt"
+if [ "$rounds" -gt 1 ]; then
+    cp "$work/direct.txt" "$work/direct.1.txt"
+    cp "$work/shim.txt" "$work/shim.1.txt"
+    print_rounds
+fi
 if [ "$status" != 0 ]; then
     echo "bench-shim: the run through the shim failed (exit $status); broker log:" >&2
     cat "$work/broker.log" >&2

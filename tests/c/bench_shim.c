@@ -21,7 +21,8 @@
  *                       the shim a round trip that the broker forwards to the group's worker: two
  *                       hops, tenant -> broker -> worker and back)
  *  device_call_p99_us   ... and 99th percentile
- *  h2d_pageable_gbps    cuMemcpyHtoD of M MiB from malloc'd memory (median of R, after a warm-up)
+ *  h2d_pageable_gbps    cuMemcpyHtoD of M MiB from malloc'd memory (median of R, after a warm-up;
+ *                       each upload's content new: see stamp())
  *  d2h_pageable_gbps    cuMemcpyDtoH of M MiB into malloc'd memory
  *  h2d_pinned_gbps      the same from cuMemAllocHost memory
  *  d2h_pinned_gbps      the same into cuMemAllocHost memory
@@ -56,11 +57,24 @@ static unsigned long arg(int argc, char **argv, const char *name, unsigned long 
 }
 
 /* Median GB/s of `reps` synchronous copies of `bytes` (after one warm-up copy). */
+/* Before each upload (untimed), the rep's number in every 64 KiB of the source: every upload's
+ * content is new, as a model's layers are, rather than the same bytes again, which deduplication
+ * would recognise and which no model uploads. */
+static void stamp(void *host, size_t bytes, unsigned long rep)
+{
+    for (size_t at = 0; at + sizeof rep <= bytes; at += 64 << 10) {
+        memcpy((char *)host + at, &rep, sizeof rep);
+    }
+}
+
 static double copy_gbps(int h2d, CUdeviceptr dev, void *host, size_t bytes, unsigned long reps)
 {
     double *v = calloc(reps, sizeof *v);
     EXPECT(v != NULL, "calloc");
     for (unsigned long r = 0; r <= reps; r++) {
+        if (h2d) {
+            stamp(host, bytes, r);
+        }
         double t0 = now_ns();
         if (h2d) {
             CHECK(cuMemcpyHtoD(dev, host, bytes));

@@ -172,6 +172,7 @@ fn tenant_rows(s: &StatusReport) -> Vec<Vec<String>> {
                 t.group.clone(),
                 human_bytes(t.memory_bytes),
                 human_bytes(t.shared_bytes),
+                human_bytes(t.skipped_upload_bytes),
                 if t.memory_quota == 0 {
                     "-".to_string()
                 } else {
@@ -247,6 +248,7 @@ pub fn format_status(s: &StatusReport) -> String {
             "GROUP",
             "MEMORY",
             "SHARED",
+            "SKIPPED",
             "QUOTA",
             "STREAMS",
             "QUEUED",

@@ -64,6 +64,9 @@ pub struct Completed {
     pub key: Option<Key>,
     /// The pieces it was filled with.
     pub pieces: Pieces,
+    /// Its prefix key ([`crate::dedup::prefix_key`]) when it is one upload's, known (set by
+    /// whoever has the bytes at hand; `None`: unknown, or filled by several pieces).
+    pub prefix: Option<Hash>,
 }
 
 /// Granules waiting for their keys from the device's bytes, and when the last arrived: keys
@@ -230,6 +233,7 @@ impl TenantGranules {
                     handle: *handle,
                     key: hashed.then_some(key),
                     pieces,
+                    prefix: None,
                 });
             }
         }

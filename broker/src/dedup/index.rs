@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::key::Key;
+use super::key::{Hash, Key};
 /// A tenant (its session id).
 pub type TenantId = u64;
 
@@ -36,6 +36,9 @@ pub struct Entry {
     pub protected: bool,
     /// Found by its key.
     pub listed: bool,
+    /// Its prefix key ([`super::key::prefix_key`]) when it holds one upload's bytes and that
+    /// is known; counted in [`ContentIndex::may_hold`] while it is listed.
+    pub prefix: Option<Hash>,
     /// For a copy imported from another worker: that worker's id and its entry (told when
     /// this one goes, [`ContentIndex::unexport`]).
     pub origin: Option<(u64, EntryId)>,
@@ -76,10 +79,15 @@ pub struct CopyUse {
     pub tenants: Vec<TenantId>,
 }
 
+/// What a copy holds: its key, the pieces the key was computed over, and its prefix key.
+pub type Content = (Key, Vec<(u64, u64)>, Option<Hash>);
+
 /// One worker's entries.
 #[derive(Debug, Default)]
 pub struct ContentIndex {
     by_key: HashMap<Key, EntryId>,
+    /// Listed entries per prefix key.
+    by_prefix: HashMap<Hash, u32>,
     entries: HashMap<EntryId, Entry>,
     next: EntryId,
     faults: u64,
@@ -97,6 +105,14 @@ impl ContentIndex {
         self.entries.get(&id).map(|e| (id, e))
     }
 
+    /// Whether a listed entry may hold content whose prefix key is `prefix`: `false` means
+    /// none does (the content is not resident here), `true` only that the whole key must be
+    /// looked up. Entries whose prefix key is not known are not counted: content that only
+    /// they hold looks new (a copy not skipped, never a wrong share).
+    pub fn may_hold(&self, prefix: &Hash) -> bool {
+        self.by_prefix.contains_key(prefix)
+    }
+
     /// An entry.
     pub fn get(&self, id: EntryId) -> Option<&Entry> {
         self.entries.get(&id)
@@ -111,7 +127,7 @@ impl ContentIndex {
     /// `addr` (read-write, unverified). Unlists an older entry of the same key.
     pub fn register(
         &mut self,
-        (key, pieces): (Key, Vec<(u64, u64)>),
+        (key, pieces, prefix): Content,
         handle: u64,
         tenant: TenantId,
         addr: u64,
@@ -125,6 +141,7 @@ impl ContentIndex {
             verified: false,
             protected: false,
             listed: true,
+            prefix,
             origin: None,
             copy: None,
             exports: 0,
@@ -138,7 +155,7 @@ impl ContentIndex {
     /// [`ContentIndex::join_failed`] follows). Unlists an older entry of the same key.
     pub fn register_import(
         &mut self,
-        (key, pieces): (Key, Vec<(u64, u64)>),
+        (key, pieces, prefix): Content,
         handle: u64,
         (origin, copy): ((u64, EntryId), (u64, EntryId)),
     ) -> EntryId {
@@ -151,6 +168,7 @@ impl ContentIndex {
             verified: true,
             protected: true,
             listed: true,
+            prefix,
             origin: Some(origin),
             copy: Some(copy),
             exports: 0,
@@ -164,8 +182,13 @@ impl ContentIndex {
         let id = self.next;
         if let Some(old) = self.by_key.insert(entry.key, id) {
             if let Some(e) = self.entries.get_mut(&old) {
-                e.listed = false;
+                if std::mem::replace(&mut e.listed, false) {
+                    forget_prefix(&mut self.by_prefix, e.prefix);
+                }
             }
+        }
+        if let Some(p) = entry.prefix {
+            *self.by_prefix.entry(p).or_insert(0) += 1;
         }
         self.entries.insert(id, entry);
         id
@@ -224,7 +247,9 @@ impl ContentIndex {
     /// copy is leaving).
     pub fn unlist(&mut self, id: EntryId) {
         if let Some(e) = self.entries.get_mut(&id) {
-            e.listed = false;
+            if std::mem::replace(&mut e.listed, false) {
+                forget_prefix(&mut self.by_prefix, e.prefix);
+            }
             if self.by_key.get(&e.key) == Some(&id) {
                 self.by_key.remove(&e.key);
             }
@@ -298,6 +323,19 @@ impl ContentIndex {
     }
 }
 
+/// One listed entry of prefix key `prefix` (if any) is no longer listed.
+fn forget_prefix(by_prefix: &mut HashMap<Hash, u32>, prefix: Option<Hash>) {
+    let Some(p) = prefix else {
+        return;
+    };
+    if let std::collections::hash_map::Entry::Occupied(mut n) = by_prefix.entry(p) {
+        *n.get_mut() -= 1;
+        if *n.get() == 0 {
+            n.remove();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,10 +352,10 @@ mod tests {
         // Worker A: tenant 1's copy; worker B imports it for tenant 2.
         let (mut a, mut b) = (ContentIndex::new(), ContentIndex::new());
         let k = [3u8; 32];
-        let ea = a.register((k, vec![(0, 16)]), 10, 1, 0x1000);
+        let ea = a.register((k, vec![(0, 16)], None), 10, 1, 0x1000);
         assert!(a.begin_join(ea));
         a.exported(ea);
-        let eb = b.register_import((k, vec![(0, 16)]), 20, ((7, ea), (7, ea)));
+        let eb = b.register_import((k, vec![(0, 16)], None), 20, ((7, ea), (7, ea)));
         b.joined(eb, 2, 0x2000);
         assert_eq!(
             b.lookup(&k).map(|(i, _)| i),
@@ -352,7 +390,7 @@ mod tests {
     fn entries_live_while_used_and_are_found_while_listed() {
         let mut ix = ContentIndex::new();
         let k = [1u8; 32];
-        let id = ix.register((k, vec![(0, 16)]), 100, 1, 0x1000);
+        let id = ix.register((k, vec![(0, 16)], None), 100, 1, 0x1000);
         assert_eq!(ix.lookup(&k).map(|(i, _)| i), Some(id));
         assert!(ix.begin_join(id));
         assert!(ix.take_back(id).is_none(), "a join is under way");
@@ -368,7 +406,7 @@ mod tests {
     fn failed_joins_unlisting_and_reregistering() {
         let mut ix = ContentIndex::new();
         let k = [2u8; 32];
-        let a = ix.register((k, vec![(0, 16)]), 1, 1, 0x10);
+        let a = ix.register((k, vec![(0, 16)], None), 1, 1, 0x10);
         assert!(ix.begin_join(a));
         assert_eq!(ix.leave(a, 1, 0x10), None, "the join keeps it");
         assert_eq!(
@@ -376,13 +414,40 @@ mod tests {
             Some(freed(1)),
             "now unused: release its handle"
         );
-        let b = ix.register((k, vec![(0, 16)]), 2, 1, 0x20);
+        let b = ix.register((k, vec![(0, 16)], None), 2, 1, 0x20);
         ix.unlist(b);
         assert!(ix.lookup(&k).is_none());
-        let c = ix.register((k, vec![(0, 16)]), 3, 3, 0x30);
+        let c = ix.register((k, vec![(0, 16)], None), 3, 3, 0x30);
         assert_eq!(ix.lookup(&k).map(|(i, _)| i), Some(c));
         assert_eq!(ix.leave(b, 1, 0x20), Some(freed(2)));
         assert_eq!(ix.uses(9).len(), 1);
         assert!(!ix.begin_join(b), "gone");
+    }
+
+    #[test]
+    fn prefix_keys_are_counted_while_their_entries_are_listed() {
+        let mut ix = ContentIndex::new();
+        let (p, q) = ([7u8; 32], [8u8; 32]);
+        assert!(!ix.may_hold(&p), "empty");
+        // Two contents with one prefix key, one without a known prefix.
+        let a = ix.register(([1; 32], vec![(0, 16)], Some(p)), 1, 1, 0x10);
+        let b = ix.register(([2; 32], vec![(0, 16)], Some(p)), 2, 1, 0x20);
+        ix.register(([3; 32], vec![(0, 8), (8, 8)], None), 3, 1, 0x30);
+        assert!(ix.may_hold(&p) && !ix.may_hold(&q));
+        ix.unlist(a);
+        ix.unlist(a);
+        assert!(
+            ix.may_hold(&p),
+            "b is still listed; unlisting twice counts once"
+        );
+        assert_eq!(ix.leave(b, 1, 0x20), Some(freed(2)));
+        assert!(!ix.may_hold(&p), "its last listed entry left");
+        // A newer entry of the same key unlists the older: counted once.
+        let c = ix.register(([4; 32], vec![(0, 16)], Some(q)), 4, 1, 0x40);
+        let d = ix.register(([4; 32], vec![(0, 16)], Some(q)), 5, 2, 0x50);
+        assert_eq!(ix.lookup(&[4; 32]).map(|(i, _)| i), Some(d));
+        assert_eq!(ix.take_back(d), Some((5, false)));
+        assert!(!ix.may_hold(&q), "c was unlisted when d was registered");
+        assert_eq!(ix.leave(c, 1, 0x40), Some(freed(4)));
     }
 }

@@ -15,6 +15,19 @@ pub type Hash = [u8; 32];
 /// A granule's content key.
 pub type Key = [u8; 32];
 
+/// How much of a granule its *prefix key* covers ([`prefix_key`]).
+pub const PREFIX_LEN: usize = 64 << 10;
+
+/// The prefix key of a granule filled by one upload: the BLAKE3 of its first [`PREFIX_LEN`]
+/// bytes (all of them in a smaller granule). The index counts the prefix keys of its listed
+/// copies, so that the probe of a large upload (is its first granule resident?) can tell from
+/// 64 KiB, not the whole granule, that the content is new, which is what a model's first load
+/// is (docs/dedup.md, "Costs and limits"). Equal prefix keys say nothing about the rest: a match
+/// is followed by the whole key.
+pub fn prefix_key(granule: &[u8]) -> Hash {
+    *blake3::hash(&granule[..granule.len().min(PREFIX_LEN)]).as_bytes()
+}
+
 /// Pieces below this size are hashed on the calling thread; larger ones with BLAKE3's
 /// multi-threaded mode (worth it from about a MiB).
 const PARALLEL_FROM: usize = 1 << 20;

@@ -22,5 +22,5 @@ pub mod summary;
 
 pub use granules::{Completed, Fill, Granule, KeyQueue, Pieces, TenantGranules, UNHASHED};
 pub use index::{ContentIndex, CopyUse, EntryId, Freed};
-pub use key::{granule_key, hash_bytes, Hash, Key};
+pub use key::{granule_key, hash_bytes, prefix_key, Hash, Key, PREFIX_LEN};
 pub use summary::{summarize, Summary};

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::calls::unexpected;
 use super::{DResult, Device, PeerId, Peers};
-use crate::dedup::{ContentIndex, Freed, Key};
+use crate::dedup::{ContentIndex, Freed, Hash, Key};
 use crate::worker::proto::{WorkerReply as R, WorkerRequest as Q};
 
 impl Device {
@@ -47,10 +47,11 @@ impl Device {
 }
 
 impl Device {
-    /// The content key of physical granule `handle` cut into `pieces`.
-    pub fn handle_key(&self, handle: u64, pieces: Vec<(u64, u64)>) -> DResult<Key> {
+    /// The content key of physical granule `handle` cut into `pieces`, and its prefix key
+    /// ([`crate::dedup::prefix_key`]) when the pieces are one, the whole granule.
+    pub fn handle_key(&self, handle: u64, pieces: Vec<(u64, u64)>) -> DResult<(Key, Option<Hash>)> {
         match self.call("cuMemcpyDtoH", Q::HandleKey { handle, pieces })? {
-            R::Key(k) => Ok(k),
+            R::Key(k, prefix) => Ok((k, prefix)),
             _ => Err(unexpected("cuMemcpyDtoH")),
         }
     }

@@ -107,6 +107,7 @@ impl Registry {
                     uid: info.uid,
                     memory_bytes: mem.charged,
                     shared_bytes: mem.shared,
+                    skipped_upload_bytes: t.skipped_upload_bytes(),
                     memory_quota: mem.quota,
                     streams: mem.streams,
                     queued_ops,

@@ -147,6 +147,8 @@ pub struct Tenant {
     closing: AtomicBool,
     draining: AtomicBool,
     submitted_ops: AtomicU64,
+    /// Bytes of uploads deduplication did not copy (their content was resident).
+    skipped_uploads: AtomicU64,
     /// Held while the tenant's exclusive work (deduplication's remaps) runs, and by teardown:
     /// no remap runs on memory being freed. Taken before `tables`.
     pub(crate) exclusive: Mutex<()>,
@@ -252,6 +254,7 @@ impl Tenant {
             closing: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             submitted_ops: AtomicU64::new(0),
+            skipped_uploads: AtomicU64::new(0),
             exclusive: Mutex::new(()),
             read_only_faulted: AtomicBool::new(false),
             key_queue: Mutex::new(crate::dedup::KeyQueue::default()),
@@ -489,6 +492,16 @@ impl Tenant {
         let submitted = self.submitted_ops.load(Ordering::Relaxed);
         let completed = self.completion.completed_ops();
         (queued, submitted, completed)
+    }
+
+    /// Deduplication mapped resident copies in place of `bytes` of an upload, not copied.
+    pub fn skipped_upload(&self, bytes: u64) {
+        self.skipped_uploads.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Bytes of uploads not copied since the session began ([`Tenant::skipped_upload`]).
+    pub fn skipped_upload_bytes(&self) -> u64 {
+        self.skipped_uploads.load(Ordering::Relaxed)
     }
 
     /// Device memory charged, quota, streams; its shared bytes from the device's deduplication

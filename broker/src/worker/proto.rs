@@ -29,8 +29,9 @@ use serde::{Deserialize, Serialize};
 
 /// Version of this protocol (the worker is the broker's own executable, so both always match;
 /// checked anyway). 3: `OP_DONE` for every timed operation; 4: granule export and import; 5:
-/// `STREAMED_COPY` runs and [`FromWorker::Ready`]'s `streamed_copies`.
-pub const WORKER_PROTOCOL: u32 = 5;
+/// `STREAMED_COPY` runs and [`FromWorker::Ready`]'s `streamed_copies`; 6: a content key comes
+/// with its prefix key.
+pub const WORKER_PROTOCOL: u32 = 6;
 
 pub use gpushare_client::ring::record::{NO_DEVICE_TIME, UNMEASURED_DEVICE_TIME};
 
@@ -211,7 +212,7 @@ pub enum WorkerRequest {
     /// the shared one; answered with its handle.
     GranulePrivatize { addr: u64 },
     /// The content key of physical granule `handle` cut into `pieces` (read through a private
-    /// read-only mapping).
+    /// read-only mapping), and its prefix key when the pieces are one, the whole granule.
     HandleKey {
         handle: u64,
         pieces: Vec<(u64, u64)>,
@@ -298,8 +299,8 @@ pub enum WorkerReply {
     Alloc { ptr: u64, size: u64, handle: u64 },
     /// A granule-wise VMM allocation: its address and one handle per granule.
     Granules { ptr: u64, handles: Vec<u64> },
-    /// A content key.
-    Key([u8; 32]),
+    /// A content key and, for a granule of one piece, its prefix key.
+    Key([u8; 32], Option<[u8; 32]>),
     /// A boolean (query: idle / complete).
     Flag(bool),
     /// `cuFuncGetAttribute`.

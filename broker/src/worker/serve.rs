@@ -403,7 +403,9 @@ fn execute_vmm(d: &Driver, req: WorkerRequest) -> Result<WorkerReply, WorkerRequ
         R::VmmFreeGranules { ptr, handles } => done(d.vmm_free_granules(ptr, &handles)),
         R::GranuleJoin { addr, old, shared } => done(d.granule_join(addr, old, shared)),
         R::GranulePrivatize { addr } => reply(d.granule_privatize(addr), WorkerReply::Value),
-        R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), WorkerReply::Key),
+        R::HandleKey { handle, pieces } => reply(d.handle_key(handle, &pieces), |(key, prefix)| {
+            WorkerReply::Key(key, prefix)
+        }),
         other => return Err(other),
     })
 }

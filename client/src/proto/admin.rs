@@ -76,6 +76,9 @@ pub struct TenantStatus {
     pub memory_bytes: u64,
     /// Of `memory_bytes`, what is mapped onto copies other tenants map too (deduplication).
     pub shared_bytes: u64,
+    /// Bytes of uploads not copied: deduplication found their content resident and mapped
+    /// the copy instead (since the session began).
+    pub skipped_upload_bytes: u64,
     /// Memory quota (bytes, 0 = none).
     pub memory_quota: u64,
     /// Streams created.

@@ -282,6 +282,7 @@ pub fn status() -> StatusReport {
             uid: 1000,
             memory_bytes: 3 << 30,
             shared_bytes: 1 << 30,
+            skipped_upload_bytes: 1 << 30,
             memory_quota: 0,
             streams: 3,
             queued_ops: 5,

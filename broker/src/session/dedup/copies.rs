@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::MutexGuard;
 
 use crate::dedup::index::Entry;
-use crate::dedup::{EntryId, Key};
+use crate::dedup::{EntryId, Hash, Key};
 use crate::device::{AccessFlags, Device, WorkerState};
 use crate::session::tenant::Tenant;
 
@@ -57,6 +57,16 @@ pub fn resident(dev: &Device, key: &Key, across: bool) -> bool {
         || (across && running_peers(dev).iter().any(|p| found(p, exportable)))
 }
 
+/// Whether content whose prefix key is `prefix` may be [`resident`] for a tenant sharing
+/// `across` groups (or not): `false` means it is not, without the whole key.
+pub fn may_be_resident(dev: &Device, prefix: &Hash, across: bool) -> bool {
+    dev.dedup_index().may_hold(prefix)
+        || (across
+            && running_peers(dev)
+                .iter()
+                .any(|p| p.dedup_index().may_hold(prefix)))
+}
+
 /// Begins the join of tenant `t`'s granule to the copy of `key` (the device's remap lock
 /// held): the listed copy in its worker's index, else, for a tenant sharing `across` groups,
 /// another worker's exportable copy, imported — `(entry in the tenant's worker's index,
@@ -96,10 +106,10 @@ fn import(t: &Tenant, peer: &Arc<Device>, key: &Key) -> Option<EntryId> {
         give_up();
         return None;
     }
-    let Some((handle, pieces, copy)) = peer
+    let Some((handle, pieces, prefix, copy)) = peer
         .dedup_index()
         .get(entry)
-        .map(|e| (e.handle, e.pieces.clone(), e.copy))
+        .map(|e| (e.handle, e.pieces.clone(), e.prefix, e.copy))
     else {
         give_up();
         return None;
@@ -121,10 +131,11 @@ fn import(t: &Tenant, peer: &Arc<Device>, key: &Key) -> Option<EntryId> {
     };
     peer.dedup_index().exported(entry);
     let origin = (peer.peer_id(), entry);
-    let id =
-        t.dev
-            .dedup_index()
-            .register_import((*key, pieces), mine, (origin, copy.unwrap_or(origin)));
+    let id = t.dev.dedup_index().register_import(
+        (*key, pieces, prefix),
+        mine,
+        (origin, copy.unwrap_or(origin)),
+    );
     tracing::debug!(
         session = t.info.id,
         from = %peer.link().group(),
@@ -173,7 +184,7 @@ pub(super) fn verify(dev: &Device, session: u64, entry: EntryId, key: &Key) -> b
             e.protected = true;
         }
     }
-    let ok = protected && dev.handle_key(handle, pieces).is_ok_and(|k| k == *key);
+    let ok = protected && dev.handle_key(handle, pieces).is_ok_and(|(k, _)| k == *key);
     let mut index = dev.dedup_index();
     if ok {
         if let Some(e) = index.get_mut(entry) {

@@ -24,7 +24,8 @@ use gpushare_client::proto::ParamInfo;
 
 use super::state::TenantState;
 use super::tenant::Tenant;
-use crate::dedup::{Completed, Fill, Granule, Key, TenantGranules, UNHASHED};
+use crate::dedup::index::Content;
+use crate::dedup::{Completed, Fill, Granule, Hash, Key, TenantGranules, PREFIX_LEN, UNHASHED};
 use crate::device::{HostMem, Stream};
 use crate::work::Op;
 
@@ -69,6 +70,7 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
         return plan;
     }
     let g = granules.granule();
+    let completed = with_prefixes(completed, src, dst, g);
     let whole = dst.is_multiple_of(g) && len.is_multiple_of(g) && completed.len() as u64 == len / g;
     let (joins, unkeyed, fresh) = classify(t, granules, completed);
     plan.fresh = fresh;
@@ -94,6 +96,26 @@ pub fn upload(t: &Tenant, st: &mut TenantState, seq: u64, dst: u64, src: &HostMe
             .collect(),
     );
     plan
+}
+
+/// `completed` with the prefix keys of those granules the upload of `src` to `dst` filled whole
+/// in one piece (their bytes at hand in `src`).
+fn with_prefixes(mut completed: Vec<Completed>, src: &HostMem, dst: u64, g: u64) -> Vec<Completed> {
+    for c in &mut completed {
+        if c.key.is_some() && c.pieces == [(0, g)] {
+            let at = c
+                .addr
+                .checked_sub(dst)
+                .and_then(|a| usize::try_from(a).ok());
+            c.prefix = at.and_then(|at| src.hash(at, prefix_len(g)));
+        }
+    }
+    completed
+}
+
+/// How much of a granule of `g` bytes its prefix key covers.
+fn prefix_len(g: u64) -> usize {
+    usize::try_from(g).map_or(PREFIX_LEN, |g| g.min(PREFIX_LEN))
 }
 
 /// A host-to-device copy whose hashing waits ([`hash_later`]): copy-on-write of shared
@@ -192,11 +214,17 @@ fn decide_later(t: &Tenant, st: &mut TenantState, dst: u64, len: u64, first: &Ho
             return later;
         }
     }
+    // The prefix key first: most large uploads are new content (a model's first load), which
+    // 64 KiB tell, rather than the whole granule's 2 MiB.
+    let across = granules.across_groups;
     let later = !dst.is_multiple_of(g)
         || !len.is_multiple_of(g)
         || first
+            .hash(0, prefix_len(g))
+            .is_none_or(|prefix| !copies::may_be_resident(&t.dev, &prefix, across))
+        || first
             .hash(0, g as usize)
-            .is_none_or(|first| !copies::resident(&t.dev, &first, granules.across_groups));
+            .is_none_or(|first| !copies::resident(&t.dev, &first, across));
     granules.probe = Some((dst.saturating_add(len), later));
     later
 }
@@ -335,7 +363,11 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
             if c.key.is_some() {
                 return Some(c);
             }
-            device_key(t, &c).map(|k| Completed { key: Some(k), ..c })
+            device_key(t, &c).map(|(k, prefix)| Completed {
+                key: Some(k),
+                prefix,
+                ..c
+            })
         })
         .collect();
     let mut guard = t.state();
@@ -373,7 +405,7 @@ fn key_covered(t: &Tenant, covered: Vec<Completed>) {
 /// read (frees, joins and copy-on-write release handles only under it), so it cannot be
 /// released, and reused by another allocation, mid-read. `None` when the granule changed or
 /// the read failed.
-fn device_key(t: &Tenant, c: &Completed) -> Option<Key> {
+fn device_key(t: &Tenant, c: &Completed) -> Option<(Key, Option<Hash>)> {
     let _remap = {
         let mut guard = t.state();
         let granules = guard.as_mut()?.granules.as_mut()?;
@@ -384,7 +416,7 @@ fn device_key(t: &Tenant, c: &Completed) -> Option<Key> {
         t.dev.remap_lock()
     };
     match t.dev.handle_key(c.handle, c.pieces.clone()) {
-        Ok(k) => Some(k),
+        Ok(keyed) => Some(keyed),
         Err(e) => {
             tracing::debug!(session = t.info.id, addr = c.addr, "content key: {e}");
             None
@@ -422,7 +454,7 @@ fn place(
     let (joins, unkeyed, fresh) = classify(t, granules, completed);
     for c in fresh {
         let key = c.key.unwrap_or(UNHASHED);
-        let entry = register(t, granules, (key, c.pieces), c.handle, c.addr);
+        let entry = register(t, granules, (key, c.pieces, c.prefix), c.handle, c.addr);
         if let Some((_, g)) = granules.granule_at(c.addr) {
             *g = Granule::Shared { entry };
         }
@@ -435,7 +467,7 @@ fn place(
 fn register(
     t: &Tenant,
     granules: &TenantGranules,
-    key: (Key, Vec<(u64, u64)>),
+    key: Content,
     handle: u64,
     addr: u64,
 ) -> crate::dedup::EntryId {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use gpushare_client::code::{self, CuCode};
 
 use super::copies::{begin_any, verify};
-use crate::dedup::{EntryId, Fill, Freed, Granule, Key};
+use crate::dedup::{EntryId, Fill, Freed, Granule, Hash, Key};
 use crate::device::{AccessFlags, DeviceError};
 use crate::session::state::TenantState;
 use crate::session::tenant::Tenant;
@@ -149,6 +149,7 @@ pub fn prejoin(t: &Tenant, seq: u64, joins: Vec<(u64, Key)>, skip: Arc<AtomicBoo
             done.push((addr, entry));
         }
         skip.store(true, Ordering::Release);
+        t.skipped_upload(planned.len() as u64 * t.dev.granularity());
         Ok(())
     })
 }
@@ -233,19 +234,22 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
         )) => p.clone(),
         _ => return Ok(()),
     };
-    if !dev.handle_key(handle, pieces).is_ok_and(|k| k == key) {
-        if let Some((_, Granule::Private { fill, .. })) = granules.granule_at(addr) {
-            *fill = Fill::Dirty;
+    let prefix = match dev.handle_key(handle, pieces) {
+        Ok((k, prefix)) if k == key => prefix,
+        _ => {
+            if let Some((_, Granule::Private { fill, .. })) = granules.granule_at(addr) {
+                *fill = Fill::Dirty;
+            }
+            return Ok(());
         }
-        return Ok(());
-    }
+    };
     let Some((entry, verified)) = begin_any(t, &key, granules.across_groups) else {
-        return register(t, st, addr, key);
+        return register(t, st, addr, (key, prefix));
     };
     if !verified && !verify(dev, t.info.id, entry, &key) {
         let unused = dev.dedup_index().join_failed(entry);
         release(t, unused);
-        return register(t, st, addr, key);
+        return register(t, st, addr, (key, prefix));
     }
     let shared = dev.dedup_index().get(entry).map(|e| e.handle);
     let joined = match shared {
@@ -262,8 +266,13 @@ fn join_uploaded(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Resul
     Ok(())
 }
 
-/// The granule at `addr` becomes the listed copy of `key`.
-fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(), DeviceError> {
+/// The granule at `addr` becomes the listed copy of `key` (its prefix key `prefix`).
+fn register(
+    t: &Tenant,
+    st: &mut TenantState,
+    addr: u64,
+    (key, prefix): (Key, Option<Hash>),
+) -> Result<(), DeviceError> {
     let Some(granules) = st.granules.as_mut() else {
         return Ok(());
     };
@@ -277,7 +286,7 @@ fn register(t: &Tenant, st: &mut TenantState, addr: u64, key: Key) -> Result<(),
         )) if *k == key => (*handle, pieces.clone()),
         _ => return Ok(()),
     };
-    let entry = super::register(t, granules, (key, pieces), handle, addr);
+    let entry = super::register(t, granules, (key, pieces, prefix), handle, addr);
     if let Some((_, g)) = granules.granule_at(addr) {
         *g = Granule::Shared { entry };
     }

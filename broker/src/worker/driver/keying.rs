@@ -19,7 +19,7 @@ use gpushare_client::os::Mapping;
 
 use super::memory::usize_of;
 use super::{check, lock, AccessFlags, DResult, DeviceError, Driver, HostRegistration};
-use crate::dedup::{granule_key, hash_bytes, Key};
+use crate::dedup::{granule_key, hash_bytes, prefix_key, Hash, Key};
 
 /// How much of a granule one copy of a key read moves.
 pub(super) const READ_PIECE: u64 = 256 << 10;
@@ -39,12 +39,15 @@ impl Driver {
     /// matches no upload's and the granule is never shared (docs/dedup.md, "What is shared").
     /// Only through this worker's own mapping ([`Driver::handle_key`]): an address a tenant
     /// holds may be unmapped by its free meanwhile, and reading it would fault the context.
-    fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
+    /// With the key comes the granule's prefix key ([`prefix_key`]) when `pieces` are one
+    /// piece, the whole granule (what a probe compares an upload's first granule with).
+    fn granule_key(&self, addr: u64, pieces: &[(u64, u64)]) -> DResult<(Key, Option<Hash>)> {
         let g = self.granularity().max(1);
         let mut buf = self.read_buffer(g)?;
         let key = self
             .read_granule(&mut buf, addr, g)
-            .and_then(|()| key_of(&buf.bytes, pieces, g));
+            .and_then(|()| key_of(&buf.bytes, pieces, g))
+            .map(|key| (key, (pieces == [(0, g)]).then(|| prefix_key(&buf.bytes))));
         lock(&self.read_buffers).push(buf);
         key
     }
@@ -52,7 +55,7 @@ impl Driver {
     /// The content key of physical granule `handle` cut into `pieces`, read through a mapping
     /// of its own (read-only, at an address no tenant has), so no tenant's mapping — or free —
     /// changes what is read; the mapping keeps the granule alive while it is read.
-    pub fn handle_key(&self, handle: u64, pieces: &[(u64, u64)]) -> DResult<Key> {
+    pub fn handle_key(&self, handle: u64, pieces: &[(u64, u64)]) -> DResult<(Key, Option<Hash>)> {
         let g = self.granularity().max(1);
         let temp = self.address_reserve(g, 0, 0, 0)?;
         let keyed = self.mem_map(temp, g, 0, handle).and_then(|()| {

@@ -187,9 +187,21 @@ impl HostMem {
         self.len == 0
     }
 
-    /// BLAKE3 of `[offset, offset + len)` of the span (`None` outside it). The bytes are
-    /// copied out first (into a buffer kept per thread): the memory is shared with the tenant.
+    /// BLAKE3 of `[offset, offset + len)` of the span (`None` outside it).
     pub fn hash(&self, offset: usize, len: usize) -> Option<crate::dedup::Hash> {
+        self.with_copy(offset, len, crate::dedup::hash_bytes)
+    }
+
+    /// The prefix key ([`crate::dedup::prefix_key`]) of the granule of `granule` bytes at
+    /// `offset` of the span (`None` outside it): only its first bytes are read.
+    pub fn prefix_key(&self, offset: usize, granule: usize) -> Option<crate::dedup::Hash> {
+        let len = granule.min(crate::dedup::PREFIX_LEN);
+        self.with_copy(offset, len, crate::dedup::prefix_key)
+    }
+
+    /// `f` of a copy of `[offset, offset + len)` of the span (`None` outside it). The bytes are
+    /// copied out first (into a buffer kept per thread): the memory is shared with the tenant.
+    fn with_copy<T>(&self, offset: usize, len: usize, f: impl FnOnce(&[u8]) -> T) -> Option<T> {
         let end = offset.checked_add(len).filter(|&e| e <= self.len())?;
         thread_local! {
             static SCRATCH: std::cell::RefCell<Vec<u8>> =
@@ -202,7 +214,7 @@ impl HostMem {
                 .map
                 .read(self.offset as usize + offset, &mut buf)
                 .ok()?;
-            Some(crate::dedup::hash_bytes(&buf))
+            Some(f(&buf))
         })
     }
 }

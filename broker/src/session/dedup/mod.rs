@@ -25,7 +25,7 @@ use gpushare_client::proto::ParamInfo;
 use super::state::TenantState;
 use super::tenant::Tenant;
 use crate::dedup::index::Content;
-use crate::dedup::{Completed, Fill, Granule, Hash, Key, TenantGranules, PREFIX_LEN, UNHASHED};
+use crate::dedup::{Completed, Fill, Granule, Hash, Key, TenantGranules, UNHASHED};
 use crate::device::{HostMem, Stream};
 use crate::work::Op;
 
@@ -107,15 +107,10 @@ fn with_prefixes(mut completed: Vec<Completed>, src: &HostMem, dst: u64, g: u64)
                 .addr
                 .checked_sub(dst)
                 .and_then(|a| usize::try_from(a).ok());
-            c.prefix = at.and_then(|at| src.hash(at, prefix_len(g)));
+            c.prefix = at.and_then(|at| src.prefix_key(at, g as usize));
         }
     }
     completed
-}
-
-/// How much of a granule of `g` bytes its prefix key covers.
-fn prefix_len(g: u64) -> usize {
-    usize::try_from(g).map_or(PREFIX_LEN, |g| g.min(PREFIX_LEN))
 }
 
 /// A host-to-device copy whose hashing waits ([`hash_later`]): copy-on-write of shared
@@ -220,7 +215,7 @@ fn decide_later(t: &Tenant, st: &mut TenantState, dst: u64, len: u64, first: &Ho
     let later = !dst.is_multiple_of(g)
         || !len.is_multiple_of(g)
         || first
-            .hash(0, prefix_len(g))
+            .prefix_key(0, g as usize)
             .is_none_or(|prefix| !copies::may_be_resident(&t.dev, &prefix, across))
         || first
             .hash(0, g as usize)

@@ -3,7 +3,8 @@
 //! - [`executor`]: the executor thread and ops; [`op`]: their completion records;
 //!   [`callback`]: the host-callback thread (host functions, stream callbacks); [`value_wait`]:
 //!   stream memory-operation waits (served there) and the wake-up of stream writes.
-//! - [`timing`]: the timing model (pure).
+//! - [`timing`]: the timing model (pure); [`bulk_copy`]: large copies into device memory with
+//!   streaming stores.
 //! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
 //! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.
 //!
@@ -12,6 +13,7 @@
 //!
 //! See docs/cpu-device.md, sections "Execution" and "Timing model".
 
+pub mod bulk_copy;
 pub mod callback;
 pub mod decompress;
 pub mod event;

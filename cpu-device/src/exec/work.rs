@@ -5,6 +5,7 @@
 use std::ffi::c_void;
 use std::sync::Arc;
 
+use super::bulk_copy;
 use super::module::LoadedModule;
 use super::op::OpState;
 use super::timing::CopyKind;
@@ -108,6 +109,9 @@ pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
         CopyKind::D2D => (true, true),
         CopyKind::H2H => (false, false),
     };
+    // The copy engine's copies (from page-locked or staged host memory, or within the device) write
+    // device memory with streaming stores; a copy from pageable memory stays a CPU copy.
+    let engine_copy = dst_dev && (c.pinned || c.staged.is_some());
     for row in 0..c.height {
         let d = side(memory, c.dst + row * c.dst_pitch, c.width, dst_dev, true)?;
         let s: *const u8 = match &c.staged {
@@ -118,9 +122,15 @@ pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
             None => side(memory, c.src + row * c.src_pitch, c.width, src_dev, false)?,
         };
         // SAFETY: both ranges were validated (device sides through the memory module; host sides are
-        // the caller's buffers, valid until the copy completes per CUDA's rules). `copy` tolerates
-        // overlap (device-to-device copies within one allocation).
-        unsafe { std::ptr::copy(s, d, c.width as usize) };
+        // the caller's buffers, valid until the copy completes per CUDA's rules). Both copies
+        // tolerate overlap (device-to-device copies within one allocation).
+        unsafe {
+            if engine_copy {
+                bulk_copy::copy(d, s, c.width as usize)
+            } else {
+                std::ptr::copy(s, d, c.width as usize)
+            }
+        };
     }
     Ok(())
 }

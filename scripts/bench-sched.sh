@@ -26,6 +26,8 @@
 # tenant starts S seconds after the loader (which then runs SECONDS + S): past the loader's first
 # seconds, when it fills 512 MiB of host memory and its first upload touches fresh device memory
 # (docs/benchmarks-latency.md). 0: every phase starts both together.
+# GPUSHARE_BENCH_F_POLICY=TEXT: more policy for f's phases beside the loader (printf %b escapes),
+# e.g. '[tenants.loader]\ngroup = "bulk"' to give the loader a worker of its own.
 # Nothing is asserted (the properties
 # are asserted over modelled time by broker/src/scheduler/sim.rs).
 set -euo pipefail
@@ -153,7 +155,7 @@ for phase in "${phases[@]}"; do
     else
         label="$prio priority, loader's steady state (from $delay s)"
     fi
-    start_broker "[tenants.lat]\npriority = \"$prio\""
+    start_broker "[tenants.lat]\npriority = \"$prio\"${GPUSHARE_BENCH_F_POLICY:+\n$GPUSHARE_BENCH_F_POLICY}"
     host_begin
     secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
     [ "$delay" = 0 ] || sleep "$delay"

@@ -1,6 +1,6 @@
-//! The copy engine's bulk copies into device memory: rows of [`STREAMING_MIN`] bytes and more are
-//! written with non-temporal (streaming) stores, as a GPU's DMA engine writes device memory
-//! without passing through the CPU's caches.
+//! The copy engine's bulk copies: rows of [`STREAMING_MIN`] bytes and more are written with
+//! non-temporal (streaming) stores, as a GPU's DMA engine writes memory without passing through
+//! the CPU's caches.
 //!
 //! A plain `memcpy` of a large buffer reads every destination line before it overwrites it (a
 //! read for ownership) and fills the caches with bytes no one reads soon. On the 2-vCPU
@@ -8,20 +8,40 @@
 //! GB/s with streaming stores; from a cache-resident staging slot into device memory, at 12
 //! against 18 GB/s (docs/benchmarks-transfers.md, "Streaming stores").
 //!
-//! Which copies are the engine's is the caller's choice (`work::run_copy`): copies into device
-//! memory from page-locked host memory, from a driver staging buffer, or within the device — what
-//! a GPU does by DMA. A copy from pageable memory stays a CPU copy with ordinary stores, as
-//! CUDA's own copy of pageable memory into its staging buffers is; so pinned copies keep their
-//! edge over pageable ones, as on a GPU. Small rows keep ordinary stores too, so a kernel that
-//! reads a small upload right after it finds it in the cache.
+//! Which copies are the engine's ([`is_engine_copy`]): those a GPU does by DMA. Into device
+//! memory, copies from page-locked host memory, from a driver staging buffer, or within the
+//! device. Into page-locked host memory, rows of [`HOST_STREAMING_MIN`] and more only: a smaller
+//! download is likely read by the CPU right away, and may be a staging slot whose reader is
+//! another core (a streamed download's 1 MiB pieces), so it should stay in the cache. A copy
+//! from or to pageable memory stays a CPU copy with ordinary stores, as CUDA's own copy of
+//! pageable memory through its staging buffers is; so pinned copies keep their edge over pageable
+//! ones, as on a GPU.
 //!
 //! Streaming stores are weakly ordered: [`copy`] ends with a store fence, so whatever the caller
 //! publishes afterwards (an operation's completion, a stream write, a futex word) is seen after
 //! the bytes. SSE2 is part of the x86-64 baseline, so no feature detection is needed; other
 //! architectures copy with `ptr::copy`.
 
+use super::timing::CopyKind;
+
 /// Rows of at least this many bytes are copied with streaming stores.
 pub const STREAMING_MIN: usize = 256 << 10;
+
+/// Rows into page-locked host memory stream from this many bytes on: more than a core's cache
+/// keeps for the CPU that reads them next.
+pub const HOST_STREAMING_MIN: u64 = 4 << 20;
+
+/// Whether a copy of `kind` with rows of `width` bytes is the copy engine's (written with
+/// [`copy`]); `pinned`: its host side is page-locked (always true within the device); `staged`:
+/// its source was staged into a driver buffer at submission.
+pub fn is_engine_copy(kind: CopyKind, pinned: bool, staged: bool, width: u64) -> bool {
+    match kind {
+        CopyKind::H2D => pinned || staged,
+        CopyKind::D2D => true,
+        CopyKind::D2H => pinned && width >= HOST_STREAMING_MIN,
+        CopyKind::H2H => false,
+    }
+}
 
 /// Copies `len` bytes from `src` to `dst` (which may overlap: overlapping ranges, and rows shorter
 /// than [`STREAMING_MIN`], are copied with `ptr::copy`).
@@ -154,6 +174,20 @@ mod tests {
             unsafe { copy(p, p.add(shift), len) };
             assert_eq!(&back[..len], &orig[shift..shift + len]);
         }
+    }
+
+    /// Copies the engine makes (the module's rules): pageable sides never, small downloads never.
+    #[test]
+    fn engine_copies_are_the_dma_kinds() {
+        let big = HOST_STREAMING_MIN;
+        assert!(is_engine_copy(CopyKind::H2D, true, false, 1));
+        assert!(is_engine_copy(CopyKind::H2D, false, true, 1));
+        assert!(!is_engine_copy(CopyKind::H2D, false, false, big));
+        assert!(is_engine_copy(CopyKind::D2D, true, false, 1));
+        assert!(is_engine_copy(CopyKind::D2H, true, false, big));
+        assert!(!is_engine_copy(CopyKind::D2H, true, false, big - 1));
+        assert!(!is_engine_copy(CopyKind::D2H, false, false, big));
+        assert!(!is_engine_copy(CopyKind::H2H, true, false, big));
     }
 
     /// Short rows go through `ptr::copy` and are exact too.

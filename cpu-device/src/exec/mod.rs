@@ -3,7 +3,7 @@
 //! - [`executor`]: the executor thread and ops; [`op`]: their completion records;
 //!   [`callback`]: the host-callback thread (host functions, stream callbacks); [`value_wait`]:
 //!   stream memory-operation waits (served there) and the wake-up of stream writes.
-//! - [`timing`]: the timing model (pure); [`bulk_copy`]: large copies into device memory with
+//! - [`timing`]: the timing model (pure); [`bulk_copy`]: the copy engine's large copies, with
 //!   streaming stores.
 //! - [`stream`], [`event`]: streams (legacy, per-thread, created) and events.
 //! - [`module`], [`image`], [`fatbin`]: modules, libraries, functions and the images they come from.

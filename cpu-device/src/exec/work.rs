@@ -109,9 +109,7 @@ pub(crate) fn run_copy(memory: &DeviceMemory, c: &CopyWork) -> CuResult {
         CopyKind::D2D => (true, true),
         CopyKind::H2H => (false, false),
     };
-    // The copy engine's copies (from page-locked or staged host memory, or within the device) write
-    // device memory with streaming stores; a copy from pageable memory stays a CPU copy.
-    let engine_copy = dst_dev && (c.pinned || c.staged.is_some());
+    let engine_copy = bulk_copy::is_engine_copy(c.kind, c.pinned, c.staged.is_some(), c.width);
     for row in 0..c.height {
         let d = side(memory, c.dst + row * c.dst_pitch, c.width, dst_dev, true)?;
         let s: *const u8 = match &c.staged {

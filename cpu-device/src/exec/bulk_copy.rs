@@ -69,16 +69,17 @@ mod streaming {
     /// # Safety
     /// `src` valid for reads and `dst` for writes of `len` bytes; the ranges do not overlap.
     pub(super) unsafe fn copy_disjoint(dst: *mut u8, src: *const u8, len: usize) {
-        // Ordinary stores up to the destination's first 16-byte boundary: streaming stores of
-        // `__m128i` need an aligned address.
-        let head = dst.align_offset(16).min(len);
+        // Ordinary stores up to the destination's first cache-line boundary: streaming stores of
+        // `__m128i` need a 16-byte aligned address, and four of them then fill whole lines, which
+        // the write-combining buffers send out in one burst each.
+        let head = dst.align_offset(LINE).min(len);
         // SAFETY: `head <= len`, within both ranges, which do not overlap.
         unsafe { std::ptr::copy_nonoverlapping(src, dst, head) };
         let body = (len - head) / LINE * LINE;
         let mut i = head;
         while i < head + body {
             // SAFETY: `i + LINE <= len`, so the four loads and stores stay within the ranges;
-            // `dst + i` is 16-byte aligned (`head` aligned it, and `LINE` keeps it); the loads
+            // `dst + i` is line-aligned (`head` aligned it, and `LINE` keeps it); the loads
             // are unaligned loads.
             unsafe {
                 let s = src.add(i) as *const __m128i;

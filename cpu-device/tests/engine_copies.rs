@@ -5,17 +5,7 @@
 mod common;
 mod cuda;
 
-use std::ptr::null_mut;
-
 use common::*;
-use gpushare_cpu_device::sys::CUstream;
-
-fn new_stream() -> CUstream {
-    let mut s: CUstream = null_mut();
-    // SAFETY: valid out-pointer.
-    ok(unsafe { cuda::cuStreamCreate(&mut s, 0) });
-    s
-}
 
 /// Large rows from pinned memory, from a staged pageable buffer and within the device are the copy
 /// engine's (streaming stores, `exec::bulk_copy`): at odd offsets on both sides, disjoint and
@@ -24,7 +14,7 @@ fn new_stream() -> CUstream {
 fn large_engine_copies_land_exactly_at_odd_offsets() {
     setup();
     let n = 3 << 20;
-    let (a, b, s) = (alloc(n), alloc(n), new_stream());
+    let (a, b, s) = (alloc(n), alloc(n), new_stream(0));
     let pinned = alloc_pinned(n);
     let pattern = |seed: u8| -> Vec<u8> {
         (0..n)
@@ -75,7 +65,7 @@ fn large_downloads_into_pinned_memory_land_exactly() {
     setup();
     let n = (4 << 20) + 4096;
     let len = (4 << 20) + 33;
-    let (dev, s) = (alloc(n), new_stream());
+    let (dev, s) = (alloc(n), new_stream(0));
     let pinned = alloc_pinned(n);
     let src: Vec<u8> = (0..n)
         .map(|i| (i as u8).wrapping_mul(7) ^ (i >> 9) as u8)

@@ -17,13 +17,6 @@ const INVALID_VALUE: u32 = 1;
 const INVALID_HANDLE: u32 = 400;
 const ILLEGAL_ADDRESS: u32 = 700;
 
-fn new_stream(flags: u32) -> CUstream {
-    let mut s: CUstream = null_mut();
-    // SAFETY: valid out-pointer.
-    ok(unsafe { cuda::cuStreamCreate(&mut s, flags) });
-    s
-}
-
 fn new_event(flags: u32) -> CUevent {
     let mut e: CUevent = null_mut();
     // SAFETY: valid out-pointer.

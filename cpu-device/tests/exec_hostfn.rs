@@ -31,13 +31,6 @@ fn paced() -> MutexGuard<'static, ()> {
     guard
 }
 
-fn new_stream(flags: u32) -> CUstream {
-    let mut s: CUstream = null_mut();
-    // SAFETY: valid out-pointer.
-    ok(unsafe { cuda::cuStreamCreate(&mut s, flags) });
-    s
-}
-
 /// Launches a kernel of `ms` milliseconds of modelled time (busy_sleep) on `s`.
 fn sleep_kernel(s: CUstream, ms: i32) {
     let f = function(load("busy_sleep"), "busy_sleep");

@@ -37,13 +37,6 @@ fn serial() -> MutexGuard<'static, ()> {
     guard
 }
 
-fn new_stream() -> CUstream {
-    let mut s: CUstream = null_mut();
-    // SAFETY: valid out-pointer.
-    ok(unsafe { cuda::cuStreamCreate(&mut s, NON_BLOCKING) });
-    s
-}
-
 /// The 32-bit word at a device address (device addresses are host addresses on the CPU device).
 fn word(addr: u64) -> &'static AtomicU32 {
     // SAFETY: the tests pass 4-byte aligned device or pinned memory they never free.
@@ -106,7 +99,7 @@ fn filled(n: usize, byte: u8) -> u64 {
 #[test]
 fn a_copy_behind_a_wait_runs_once_another_stream_writes_the_word() {
     let _serial = serial();
-    let (a, b) = (new_stream(), new_stream());
+    let (a, b) = (new_stream(NON_BLOCKING), new_stream(NON_BLOCKING));
     let (flag, dst, src) = (filled(4, 0), filled(64, 0xAA), alloc_pinned(64));
     // SAFETY: 64 bytes of pinned memory.
     unsafe { std::ptr::write_bytes(src, 0x55, 64) };
@@ -137,7 +130,7 @@ unsafe extern "C" fn set_flag(data: *mut c_void) {
 #[test]
 fn other_streams_run_while_a_stream_waits() {
     let _serial = serial();
-    let (a, b) = (new_stream(), new_stream());
+    let (a, b) = (new_stream(NON_BLOCKING), new_stream(NON_BLOCKING));
     let flag = filled(4, 0);
     ok(wait32(a, flag, 1, GEQ));
     // B: memsets, a kernel, a host function and a memset deferred behind it.
@@ -181,7 +174,7 @@ fn other_streams_run_while_a_stream_waits() {
 #[test]
 fn a_kernel_behind_a_wait_sees_the_work_queued_before_it() {
     let _serial = serial();
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     let n = 64usize;
     let f = function(load("vector_add"), "vector_add");
     let (mut x, mut y, mut z, mut nn) = (alloc(n * 4), alloc(n * 4), alloc(n * 4), n as i32);
@@ -226,7 +219,7 @@ fn holds_until(s: CUstream, addr: u64, (initial, value, flags, opening): (u32, u
 #[test]
 fn wait_conditions_follow_cuda_and_bad_arguments_are_refused() {
     let _serial = serial();
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     let flag = filled(4, 0);
     holds_until(s, flag, (5, 6, EQ, 6));
     holds_until(s, flag, (0b0100, 0b0011, AND, 0b0010));
@@ -253,7 +246,7 @@ fn wait_conditions_follow_cuda_and_bad_arguments_are_refused() {
 #[test]
 fn wait_value64_compares_all_64_bits() {
     let _serial = serial();
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     let w = filled(8, 0);
     // SAFETY: `w` is 8 bytes of device memory, 8-byte aligned, never freed.
     let w64 = unsafe { AtomicU64::from_ptr(w as *mut u64) };
@@ -275,7 +268,7 @@ fn wait_value64_compares_all_64_bits() {
 #[test]
 fn a_stream_write_wakes_a_thread_sleeping_on_registered_host_memory() {
     let _serial = serial();
-    let (a, b) = (new_stream(), new_stream());
+    let (a, b) = (new_stream(NON_BLOCKING), new_stream(NON_BLOCKING));
     let mut buf = Box::new([0u32; 16]);
     let p = buf.as_mut_ptr();
     let mut dev = 0u64;
@@ -325,7 +318,7 @@ fn destroying_the_context_ends_a_pending_wait() {
     let mut ctx: CUcontext = null_mut();
     // SAFETY: valid out-pointer; the new context becomes current on this thread.
     ok(unsafe { cuda::cuCtxCreate_v2(&mut ctx, 0, 0) });
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     let (flag, buf) = (filled(4, 0), filled(4, 0));
     ok(wait32(s, flag, 1, GEQ));
     // SAFETY: valid stream and buffer.
@@ -347,7 +340,7 @@ fn destroying_the_context_ends_a_pending_wait() {
 #[test]
 fn waits_are_refused_while_capturing() {
     let _serial = serial();
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     let flag = filled(4, 0);
     // SAFETY: plain driver calls on a valid stream.
     unsafe {
@@ -363,7 +356,7 @@ fn waits_are_refused_while_capturing() {
 #[test]
 fn waits_and_writes_hand_pieces_over_with_a_host_thread() {
     let _serial = serial();
-    let s = new_stream();
+    let s = new_stream(NON_BLOCKING);
     const PIECES: u32 = 64;
     const LEN: usize = 256;
     let mut words = Box::new([0u32; 16]);

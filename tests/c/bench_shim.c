@@ -56,7 +56,6 @@ static unsigned long arg(int argc, char **argv, const char *name, unsigned long 
     return dflt;
 }
 
-/* Median GB/s of `reps` synchronous copies of `bytes` (after one warm-up copy). */
 /* Before each upload (untimed), the rep's number in every 64 KiB of the source: every upload's
  * content is new, as a model's layers are, rather than the same bytes again, which deduplication
  * would recognise and which no model uploads. */
@@ -67,6 +66,7 @@ static void stamp(void *host, size_t bytes, unsigned long rep)
     }
 }
 
+/* Median GB/s of `reps` synchronous copies of `bytes` (after one warm-up copy). */
 static double copy_gbps(int h2d, CUdeviceptr dev, void *host, size_t bytes, unsigned long reps)
 {
     double *v = calloc(reps, sizeof *v);

@@ -40,6 +40,14 @@ pub fn setup() -> CUcontext {
     ctx
 }
 
+/// A stream created with `flags` (`CU_STREAM_*`).
+pub fn new_stream(flags: u32) -> CUstream {
+    let mut s: CUstream = null_mut();
+    // SAFETY: valid out-pointer.
+    ok(unsafe { cuda::cuStreamCreate(&mut s, flags) });
+    s
+}
+
 /// Handle of this thread's current context.
 pub fn current_ctx() -> u64 {
     state::current_handle()

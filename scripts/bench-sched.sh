@@ -26,6 +26,10 @@
 # tenant starts S seconds after the loader (which then runs SECONDS + S): past the loader's first
 # seconds, when it fills 512 MiB of host memory and its first upload touches fresh device memory
 # (docs/benchmarks-latency.md). 0: every phase starts both together.
+# GPUSHARE_BENCH_START_PROBES=1: two more high-priority phases take the loader's start apart: the
+# loader only preparing (allocating and filling its 512 MiB buffer, no uploads), and its first
+# uploads without the preparation (prepared beforehand, uploading from the moment the latency tenant
+# starts, LAT_DELAY s after it, at least 3).
 # GPUSHARE_BENCH_F_POLICY=TEXT: more policy for f's phases beside the loader (printf %b escapes),
 # e.g. '[tenants.loader]\ngroup = "bulk"' to give the loader a worker of its own.
 # Nothing is asserted (the properties
@@ -144,27 +148,42 @@ wait_tenants
 host_report alone
 alone=$(field lat lat_p99_us) dev_alone=$(field lat dev_p99_us)
 echo "alone: p50 $(field lat lat_p50_us) us, p99 $alone us${dev_alone:+; device side p99 $dev_alone us}"
-# Phases beside the loader: "PRIORITY DELAY", the latency tenant starting DELAY s after it.
+# Phases beside the loader: "PRIORITY DELAY LOAD", the latency tenant starting DELAY s after it;
+# LOAD: "upload" (prepares, then uploads at once), "prepare" (prepares only), "hold" (prepares,
+# then uploads from DELAY s on).
 steady=${GPUSHARE_BENCH_LAT_DELAY:-3}
-phases=("high $steady" "high 0" "normal $steady")
-[ "$steady" = 0 ] && phases=("high 0" "normal 0")
+phases=("high $steady upload" "high 0 upload" "normal $steady upload")
+[ "$steady" = 0 ] && phases=("high 0 upload" "normal 0 upload")
+if [ "${GPUSHARE_BENCH_START_PROBES:-0}" = 1 ]; then
+    phases+=("high 0 prepare" "high $((steady > 3 ? steady : 3)) hold")
+fi
 for phase in "${phases[@]}"; do
-    read -r prio delay <<<"$phase"
-    if [ "$delay" = 0 ]; then
+    read -r prio delay load <<<"$phase"
+    loader_args=(--upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1})
+    loader_secs=$((secs + delay))
+    if [ "$load" = prepare ]; then
+        label="$prio priority, beside the loader's preparation only (no uploads)"
+        loader_args+=(--prepare-only 1)
+    elif [ "$load" = hold ]; then
+        label="$prio priority, from the loader's first upload (prepared before)"
+        loader_args+=(--hold-s "$delay")
+        loader_secs=$secs
+    elif [ "$delay" = 0 ]; then
         label="$prio priority, from the loader's start"
     else
         label="$prio priority, loader's steady state (from $delay s)"
     fi
     start_broker "[tenants.lat]\npriority = \"$prio\"${GPUSHARE_BENCH_F_POLICY:+\n$GPUSHARE_BENCH_F_POLICY}"
     host_begin
-    secs=$((secs + delay)) tenant loader --upload-mib 512 ${GPUSHARE_BENCH_PAGEABLE:+--pageable 1}
+    secs=$loader_secs tenant loader "${loader_args[@]}"
     [ "$delay" = 0 ] || sleep "$delay"
     tenant lat $request
     wait_tenants
     host_report "$label"
     awk -v a="$alone" -v s="$(field lat lat_p99_us)" -v p50="$(field lat lat_p50_us)" -v l="$label" \
         -v g="$(field loader upload_gbps)" -v u="$(field loader uploads)" \
-        'BEGIN { printf "%s: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: %s uploads, %s GB/s\n", l, p50, s, s / a, u, g }'
+        -v prep="$(field loader prepare_s)" \
+        'BEGIN { printf "%s: p50 %s us, p99 %s us = %.2f x alone (goal <= 1.2); loader: prepared in %s s, %s uploads, %s GB/s\n", l, p50, s, s / a, prep, u, g }'
     if [ -n "$dev_alone" ]; then
         awk -v a="$dev_alone" -v s="$(field lat dev_p99_us)" -v l="$label" \
             'BEGIN { printf "%s, device side (first event to last): p99 %s us = %.2f x alone\n", l, s, s / a }'

@@ -5,7 +5,7 @@
  *
  * Usage: bench_sched [--seconds S] [--ns NS] [--iters I] [--blocks B] [--threads T]
  *                    [--shared BYTES] [--period-us P] [--depth D] [--copy-kib K]
- *                    [--upload-mib M]
+ *                    [--upload-mib M [--pageable 1] [--hold-s H] [--prepare-only 1]]
  *   --period-us 0 (default): saturate — two batches of D launches always queued (launch batch
  *                      k+1, then wait for batch k);
  *   --period-us P > 0: one launch every P µs, each waited for (cuStreamSynchronize), latency
@@ -17,6 +17,12 @@
  *   --pageable 1:      (with --upload-mib) from malloc'd memory with cuMemcpyHtoD instead (what
  *                      `tensor.cuda()` does without pinned memory: through the shim, a streamed
  *                      copy);
+ *   --hold-s H:        (with --upload-mib) the first upload waits until H seconds after the
+ *                      program's start (its buffers allocated and filled before), so that a
+ *                      tenant started H seconds after it meets the first uploads without the
+ *                      preparation;
+ *   --prepare-only 1:  (with --upload-mib) allocates and fills the buffers, then idles for the
+ *                      run's seconds without uploading (the preparation's cost to other tenants);
  *   --phases 1:        (periodic with --copy-kib) records events between the request's upload,
  *                      kernel and download, prints the device-side spans' p50 and p99, and
  *                      prints to stderr where the slowest 1 % of the requests spent their time
@@ -29,6 +35,8 @@
  *   lat_p99_us   (periodic only) 99th percentile
  *   dev_p50_us, dev_p99_us  (with --phases) the same of the requests' device-side spans: from
  *                the event before the upload to the event after the download
+ *   prepare_s, uploads, upload_gbps  (with --upload-mib) seconds from the program's start to
+ *                the buffers filled; uploads completed; their rate
  */
 #include "common.h"
 
@@ -167,30 +175,61 @@ static void report(unsigned long launches, double elapsed, double *lat, size_t s
     }
 }
 
-/* Uploads `bytes` from pinned memory on `s` again and again for `seconds`, each waited for; from
- * pageable memory with synchronous copies when `pageable`. */
-static int upload_loop(CUstream s, size_t bytes, double seconds, int pageable)
+/* A model load: what the loader uploads and when. */
+typedef struct {
+    size_t bytes;        /* per upload */
+    double seconds;      /* of uploading (or of idling, with prepare_only) */
+    int pageable;        /* from malloc'd memory with cuMemcpyHtoD */
+    double started_us;   /* the program's start (now_us) */
+    double hold_s;       /* no upload before started_us + hold_s */
+    int prepare_only;    /* allocate and fill, then idle */
+} Load;
+
+/* Fills `bytes` at `h` like a model's weights: no two granules alike (one byte value everywhere
+ * would make every granule one shared copy, remapped at each upload, which no model does). */
+static void fill_weights(unsigned char *h, size_t bytes)
 {
-    CUdeviceptr d;
-    unsigned char *h;
-    CHECK(cuMemAlloc(&d, bytes));
-    if (pageable) {
-        h = malloc(bytes);
-        EXPECT(h != NULL, "malloc %zu", bytes);
-    } else {
-        CHECK(cuMemAllocHost((void **)&h, bytes));
-    }
-    /* Contents like a model's weights: no two granules alike (one byte value everywhere would
-     * make every granule one shared copy, remapped at each upload, which no model does). */
     unsigned state = 12345u;
     for (size_t i = 0; i < bytes; i += 4) {
         state = state * 1664525u + 1013904223u;
         memcpy(h + i, &state, bytes - i < 4 ? bytes - i : 4);
     }
+}
+
+/* Sleeps until now_us() reaches `t` (µs). */
+static void sleep_until(double t)
+{
+    double left = t - now_us();
+    if (left > 1000.0) {
+        sleep_ms((unsigned)(left / 1000.0));
+    }
+}
+
+/* Uploads the load's bytes from pinned memory on `s` again and again for its seconds, each waited
+ * for; from pageable memory with synchronous copies when `pageable`. */
+static int upload_loop(CUstream s, const Load *load)
+{
+    size_t bytes = load->bytes;
+    CUdeviceptr d;
+    unsigned char *h;
+    CHECK(cuMemAlloc(&d, bytes));
+    if (load->pageable) {
+        h = malloc(bytes);
+        EXPECT(h != NULL, "malloc %zu", bytes);
+    } else {
+        CHECK(cuMemAllocHost((void **)&h, bytes));
+    }
+    fill_weights(h, bytes);
+    printf("prepare_s %.3f\n", (now_us() - load->started_us) / 1e6);
+    sleep_until(load->started_us + load->hold_s * 1e6);
     unsigned long uploads = 0;
-    double t0 = now_us(), end = t0 + seconds * 1e6;
+    double t0 = now_us(), end = t0 + load->seconds * 1e6;
+    if (load->prepare_only) {
+        sleep_until(end);
+        end = 0; /* no uploads */
+    }
     while (now_us() < end) {
-        if (pageable) {
+        if (load->pageable) {
             CHECK(cuMemcpyHtoD(d, h, bytes));
         } else {
             CHECK(cuMemcpyHtoDAsync(d, h, bytes, s));
@@ -201,7 +240,7 @@ static int upload_loop(CUstream s, size_t bytes, double seconds, int pageable)
     double elapsed = (now_us() - t0) / 1e6;
     printf("launches 0\nelapsed_s %.3f\nuploads %lu\nupload_gbps %.3f\n", elapsed, uploads,
            (double)uploads * (double)bytes / elapsed / 1e9);
-    if (pageable) {
+    if (load->pageable) {
         free(h);
     } else {
         CHECK(cuMemFreeHost(h));
@@ -277,6 +316,7 @@ static void run_saturating(const Request *req, CUstream s, double seconds, unsig
 
 int main(int argc, char **argv)
 {
+    double started_us = now_us();
     double seconds = opt(argc, argv, "--seconds", 5);
     unsigned ns = (unsigned)opt(argc, argv, "--ns", 100000);
     int iters = (int)opt(argc, argv, "--iters", 1);
@@ -302,7 +342,15 @@ int main(int argc, char **argv)
     CHECK(cuMemAlloc(&out, (size_t)n * 4));
     void *params[] = {&out, &ns, &iters, &n};
     if (upload > 0) {
-        return upload_loop(s, upload, seconds, opt(argc, argv, "--pageable", 0) > 0);
+        Load load = {
+            .bytes = upload,
+            .seconds = seconds,
+            .pageable = opt(argc, argv, "--pageable", 0) > 0,
+            .started_us = started_us,
+            .hold_s = opt(argc, argv, "--hold-s", 0),
+            .prepare_only = opt(argc, argv, "--prepare-only", 0) > 0,
+        };
+        return upload_loop(s, &load);
     }
     Request req = request_new(f, blocks, threads, shared, params, copy);
     req.phases = opt(argc, argv, "--phases", 0) > 0 && period > 0;

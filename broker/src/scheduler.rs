@@ -28,6 +28,8 @@ mod sim;
 #[cfg(test)]
 mod sim_copies;
 #[cfg(test)]
+mod sim_estimates;
+#[cfg(test)]
 mod sim_streams;
 pub mod stats;
 

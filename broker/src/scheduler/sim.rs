@@ -366,6 +366,15 @@ fn jain(x: &[f64]) -> f64 {
     s * s / (x.len() as f64 * s2)
 }
 
+/// A tenant that submits only what the test pushes.
+pub(super) fn idle() -> Load {
+    Load::Burst {
+        ns: 0,
+        count: 0,
+        at: 0,
+    }
+}
+
 pub(super) fn saturate(ns: Nanos, blocks: u32, sliceable: bool) -> Load {
     Load::Saturate {
         ns,

@@ -4,21 +4,12 @@
 
 use super::cost::{Engine, Nanos};
 use super::queue::{QueueConfig, MIN_COPY_CHUNK, MIN_COPY_CHUNK_NS};
-use super::sim::{params, saturate, Load, Sim, SimJob, MS, US};
+use super::sim::{idle, params, saturate, Sim, SimJob, MS, US};
 use super::TenantId;
 use crate::policy::Priority;
 
 /// Bytes per modelled nanosecond of a copy (`SimJob`'s transfer class: 10 bytes per ns).
 const BYTES_PER_NS: u64 = 10;
-
-/// A tenant that submits only what the test pushes.
-fn idle() -> Load {
-    Load::Burst {
-        ns: 0,
-        count: 0,
-        at: 0,
-    }
-}
 
 fn copy(tenant: TenantId, bytes: u64, sliceable: bool, at: Nanos) -> SimJob {
     SimJob {

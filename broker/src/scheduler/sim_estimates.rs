@@ -22,7 +22,10 @@ fn push(sim: &mut Sim, t: TenantId, ns: Nanos, count: usize) {
     let at = sim.now;
     for _ in 0..count {
         sim.tenants.get_mut(&t).expect("tenant").outstanding += 1;
-        assert!(sim.q.push(t, Sim::kernel(t, "k", ns, 1, false, at), at).is_ok());
+        assert!(sim
+            .q
+            .push(t, Sim::kernel(t, "k", ns, 1, false, at), at)
+            .is_ok());
     }
 }
 
@@ -45,7 +48,11 @@ fn worst_beside_mispredicted_burst(victim: Priority) -> Nanos {
     sim.run(3000 * MS);
     assert_eq!(sim.tenants[&1].outstanding, 0, "the burst finished");
     let l = &sim.tenants[&2].latencies[before..];
-    assert!(l.len() >= 500, "the victim kept running: {} requests", l.len());
+    assert!(
+        l.len() >= 500,
+        "the victim kept running: {} requests",
+        l.len()
+    );
     let worst = l.iter().copied().max().expect("latencies");
     eprintln!(
         "sim: {victim:?} tenant beside 2000 kernels of {} us trained at {} us: worst {} us",

@@ -5,7 +5,8 @@
  * copies are the driver's own, and the two outputs must match.
  *
  *  1. round trips of sizes that are and are not whole pieces (1 MiB), into an unaligned
- *     destination too: every byte arrives;
+ *     destination too: every byte arrives, and none beside the destination changes (from 32 MiB
+ *     on the shim reads downloads out with streaming stores);
  *  2. early return: the source of a cuMemcpyHtoD is overwritten as soon as the call returns,
  *     and the device still gets the old bytes;
  *  3. stream order: a copy follows the legacy stream's earlier memset (both directions);
@@ -41,18 +42,26 @@ static size_t first_difference(const unsigned char *a, const unsigned char *b, s
     return n;
 }
 
+/* Bytes after a download's destination that must stay as they were. */
+#define GUARD 64
+
 /* Up and back through `dev`, `n` bytes with pattern `seed`; the download lands `skew` bytes
- * into its buffer. */
+ * into its buffer, and the bytes before and after it stay zero. */
 static void round_trip(CUdeviceptr dev, size_t n, unsigned seed, size_t skew)
 {
-    unsigned char *src = malloc(n), *back = malloc(n + skew);
+    unsigned char *src = malloc(n), *back = malloc(n + skew + GUARD);
     EXPECT(src && back, "malloc %zu", n);
     fill(src, n, seed);
-    memset(back, 0, n + skew);
+    memset(back, 0, n + skew + GUARD);
     CHECK(cuMemcpyHtoD(dev, src, n));
     CHECK(cuMemcpyDtoH(back + skew, dev, n));
     size_t at = first_difference(src, back + skew, n);
     EXPECT(at == n, "%zu bytes, seed %u: byte %zu differs after the round trip", n, seed, at);
+    for (size_t i = 0; i < skew + GUARD; i++) {
+        size_t j = i < skew ? i : n + i;
+        EXPECT(back[j] == 0, "%zu bytes, seed %u: byte %zu outside the download changed", n,
+               seed, j);
+    }
     free(src);
     free(back);
 }
@@ -91,7 +100,7 @@ int main(void)
     size_t max = 64 * MiB + 4096;
     CHECK(cuMemAlloc(&dev, max));
 
-    size_t sizes[] = {8 * MiB, 8 * MiB + 1, 13 * MiB + 12345, 64 * MiB + 4096};
+    size_t sizes[] = {8 * MiB, 8 * MiB + 1, 13 * MiB + 12345, 33 * MiB + 777, 64 * MiB + 4096};
     for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         round_trip(dev, sizes[i], i + 1, 0);
         round_trip(dev, sizes[i], i + 11, 3);

@@ -243,6 +243,13 @@ impl Staging {
         Ok(self.map.read(at, out)?)
     }
 
+    /// Copies bytes at `offset` out of the staging area with streaming stores
+    /// ([`Mapping::read_streaming`]): for a large `out` that no one reads soon.
+    pub fn read_streaming(&self, offset: u64, out: &mut [u8]) -> Result<(), StagingError> {
+        let at = self.check(offset, out.len() as u64)?;
+        Ok(self.map.read_streaming(at, out)?)
+    }
+
     /// The streamed-copy channel at the start of `span` ([`super::channel`]).
     pub fn channel(&self, span: StagingSpan) -> Result<super::channel::Channel, StagingError> {
         let at = self.check(span.offset, super::channel::CHANNEL_BYTES)?;

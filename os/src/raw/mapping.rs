@@ -146,6 +146,22 @@ impl Mapping {
         Ok(())
     }
 
+    /// Copies bytes at `offset` out of the mapping into `dst` with streaming stores
+    /// ([`super::streaming`]): for a large `dst` that no one reads soon.
+    pub fn read_streaming(&self, offset: usize, dst: &mut [u8]) -> Result<(), OsError> {
+        self.check(offset, dst.len())?;
+        // SAFETY: as in `read`: the source range is inside the live mapping (checked above) and
+        // `dst` is a Rust slice outside it, so the ranges do not overlap.
+        unsafe {
+            super::streaming::copy_nonoverlapping(
+                dst.as_mut_ptr(),
+                self.ptr.as_ptr().add(offset),
+                dst.len(),
+            )
+        };
+        Ok(())
+    }
+
     /// Fills `[offset, offset + len)` with `byte`.
     pub fn fill(&self, offset: usize, len: usize, byte: u8) -> Result<(), OsError> {
         self.check(offset, len)?;

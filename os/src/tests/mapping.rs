@@ -105,3 +105,32 @@ fn zero_length_mappings_are_refused() {
     ));
     assert!(matches!(Mapping::anonymous(0), Err(OsError::ZeroLength)));
 }
+
+/// Streaming reads (`raw::streaming`): bounds-checked like `read`, and exact at every alignment
+/// of source and destination, for lengths around a cache line and beyond, with nothing outside
+/// the destination touched.
+#[test]
+fn streaming_reads_are_exact_and_bounds_checked() {
+    let size = 1 << 20;
+    let fd = memfd_create("gpushare-test", size as u64, true).unwrap();
+    let map = Mapping::map_fd(fd.as_fd(), size, true).unwrap();
+    let pattern: Vec<u8> = (0..size).map(|i| (i * 7 + i / 251) as u8).collect();
+    map.write(0, &pattern).unwrap();
+    for len in [0, 1, 15, 63, 64, 65, 200, 4096 + 17, 300_000] {
+        for (from, to) in [(0, 0), (1, 0), (0, 1), (7, 13), (16, 3), (63, 64)] {
+            let mut out = vec![0xEEu8; len + 128];
+            map.read_streaming(from, &mut out[to..to + len]).unwrap();
+            assert_eq!(&out[to..to + len], &pattern[from..from + len], "len {len}");
+            assert!(out[..to].iter().all(|&b| b == 0xEE), "before, len {len}");
+            assert!(
+                out[to + len..].iter().all(|&b| b == 0xEE),
+                "after, len {len}"
+            );
+        }
+    }
+    let mut out = [0u8; 2];
+    assert!(matches!(
+        map.read_streaming(size - 1, &mut out),
+        Err(OsError::OutOfBounds { .. })
+    ));
+}

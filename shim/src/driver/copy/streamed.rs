@@ -29,6 +29,14 @@ use crate::runtime::{Runtime, StreamState};
 /// Copies from this size on are streamed (smaller ones have too few pieces to gain from it).
 pub(super) const STREAM_FROM: u64 = 8 << 20;
 
+/// Downloads from this size on are read out of their slots with streaming stores
+/// (`gpushare_os::raw::streaming`). Ordinary stores read each line of the application's buffer
+/// before they overwrite it and leave it in the cache; a destination this large, the size of a
+/// large CPU's last-level cache (or of one of its chiplets'), would not stay there anyway, so
+/// the read is wasted: a 64 MiB download ran at 15.2–15.6 GB/s with them against 10.1–11.8
+/// (docs/benchmarks-transfers.md, "Streaming stores").
+const READ_OUT_STREAMING_FROM: u64 = 32 << 20;
+
 /// How a streamed copy ended.
 pub(super) enum Streamed {
     /// Every byte is staged (host to device) or in place (device to host).
@@ -213,13 +221,19 @@ unsafe fn read_out(
     run: Run,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), ChannelError> {
+    let streaming = run.len >= READ_OUT_STREAMING_FROM;
     for k in 0..channel::pieces(run.len) {
         ch.wait_device((k + 1) as u32, stop)?;
         let n = channel::piece_len(run.len, k);
         // SAFETY: piece k of the caller's destination, writable and no one else's.
         let out = unsafe { host_bytes_mut(run.dst + k * channel::PIECE, n) };
         // The span was checked when the channel was made; a slot lies inside it.
-        let _ = st.read(span.offset + channel::slot(k), out);
+        let slot = span.offset + channel::slot(k);
+        let _ = if streaming {
+            st.read_streaming(slot, out)
+        } else {
+            st.read(slot, out)
+        };
         Channel::publish(ch.tenant(), (k + 1) as u32);
     }
     Ok(())

@@ -12,6 +12,7 @@
 //! - [`futex`]: non-private `FUTEX_WAIT` / `FUTEX_WAKE`, so waits work across processes on a
 //!   word in a `MAP_SHARED` mapping.
 //! - [`identity`]: the effective uid, the descriptor limit.
+//! - [`cache`]: the size of the CPU's last-level cache (sysfs files, read with `std::fs`).
 //! - [`socket`]: `SCM_RIGHTS` descriptor passing, `send(MSG_NOSIGNAL)`, and `poll` for the
 //!   peer's hang-up on Unix stream sockets (and `SO_PEERCRED`, whose code is in [`raw`]).
 //!
@@ -40,6 +41,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 mod error;
 pub mod file;
 pub mod futex;
@@ -51,6 +53,7 @@ pub mod socket;
 #[cfg(test)]
 mod tests;
 
+pub use cache::last_level_cache_bytes;
 pub use error::OsError;
 pub use file::{dup_fd, fd_seals, fd_size, is_shrink_sealed, memfd_create};
 pub use futex::{futex_wait, futex_wake, FutexWait};

@@ -12,6 +12,8 @@
 //! time (the process was stopped, its source is read from a slow disk): the caller then copies
 //! the same bytes the ordinary way. So does it when staging has no room for a channel now.
 
+use std::sync::OnceLock;
+
 use gpushare_client::proto::STAGING_REGION;
 use gpushare_client::ring::record::{StreamedCopy, STREAMED_HTOD};
 use gpushare_client::ring::Command;
@@ -29,13 +31,23 @@ use crate::runtime::{Runtime, StreamState};
 /// Copies from this size on are streamed (smaller ones have too few pieces to gain from it).
 pub(super) const STREAM_FROM: u64 = 8 << 20;
 
-/// Downloads from this size on are read out of their slots with streaming stores
-/// (`gpushare_os::raw::streaming`). Ordinary stores read each line of the application's buffer
-/// before they overwrite it and leave it in the cache; a destination this large, the size of a
-/// large CPU's last-level cache (or of one of its chiplets'), would not stay there anyway, so
-/// the read is wasted: a 64 MiB download ran at 15.2–15.6 GB/s with them against 10.1–11.8
-/// (docs/benchmarks-transfers.md, "Streaming stores").
-const READ_OUT_STREAMING_FROM: u64 = 32 << 20;
+/// Downloads from this size on, or from the size of the CPU's last-level cache where that is
+/// larger, are read out of their slots with streaming stores (`gpushare_os::raw::streaming`):
+/// [`read_out_streaming_from`]. Ordinary stores read each line of the application's buffer before
+/// they overwrite it and leave it in the cache; a destination larger than the cache would not
+/// stay there, so the read is wasted: a 64 MiB download ran at 15.2–15.6 GB/s with them against
+/// 10.1–11.8 (docs/benchmarks-transfers.md). Below the cache's size, what the application reads
+/// next may still be in the cache, so smaller downloads keep ordinary stores.
+const READ_OUT_STREAMING_MIN: u64 = 32 << 20;
+
+/// The size from which downloads are read out with streaming stores (found once).
+fn read_out_streaming_from() -> u64 {
+    static FROM: OnceLock<u64> = OnceLock::new();
+    *FROM.get_or_init(|| {
+        let cache = gpushare_client::os::last_level_cache_bytes().unwrap_or(0);
+        READ_OUT_STREAMING_MIN.max(cache)
+    })
+}
 
 /// How a streamed copy ended.
 pub(super) enum Streamed {
@@ -221,7 +233,7 @@ unsafe fn read_out(
     run: Run,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), ChannelError> {
-    let streaming = run.len >= READ_OUT_STREAMING_FROM;
+    let streaming = run.len >= read_out_streaming_from();
     for k in 0..channel::pieces(run.len) {
         ch.wait_device((k + 1) as u32, stop)?;
         let n = channel::piece_len(run.len, k);

@@ -19,8 +19,9 @@
 //! What cannot be safe lives in one audited module, [`raw`] — the only module allowed `unsafe`:
 //! the raw-pointer side of [`Mapping`] (bounds-checked copies, references to atomic words in
 //! shared memory), the functions that create, change or remove mappings at fixed addresses
-//! ([`raw::vm`]), copies with streaming stores ([`raw::streaming`]), and `SO_PEERCRED`. Every `unsafe` block there carries a `// SAFETY:` comment;
-//! every `unsafe fn` documents its contract under `# Safety`.
+//! ([`raw::vm`]), copies with streaming stores ([`raw::streaming`]), and `SO_PEERCRED`. Every
+//! `unsafe` block there carries a `// SAFETY:` comment; every `unsafe fn` documents its contract
+//! under `# Safety`.
 //!
 //! # Contract
 //!

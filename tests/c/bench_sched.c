@@ -224,11 +224,7 @@ static int upload_loop(CUstream s, const Load *load)
     sleep_until(load->started_us + load->hold_s * 1e6);
     unsigned long uploads = 0;
     double t0 = now_us(), end = t0 + load->seconds * 1e6;
-    if (load->prepare_only) {
-        sleep_until(end);
-        end = 0; /* no uploads */
-    }
-    while (now_us() < end) {
+    while (!load->prepare_only && now_us() < end) {
         if (load->pageable) {
             CHECK(cuMemcpyHtoD(d, h, bytes));
         } else {
@@ -237,6 +233,7 @@ static int upload_loop(CUstream s, const Load *load)
         }
         uploads++;
     }
+    sleep_until(end); /* a loader that only prepares idles out its time */
     double elapsed = (now_us() - t0) / 1e6;
     printf("launches 0\nelapsed_s %.3f\nuploads %lu\nupload_gbps %.3f\n", elapsed, uploads,
            (double)uploads * (double)bytes / elapsed / 1e9);
